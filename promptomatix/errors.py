@@ -1,0 +1,59 @@
+"""One exception root, so callers (and the CLI's single error boundary) can catch everything we raise.
+
+Every message is meant to be shown to a user as one line, and names the fix where there is one.
+"""
+
+from __future__ import annotations
+
+
+class PromptomatixError(Exception):
+    """Root of every error Promptomatix raises on purpose."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        self.message = message
+        self.hint = hint
+        super().__init__(f"{message} ({hint})" if hint else message)
+
+
+class ConfigurationError(PromptomatixError):
+    """A setting, flag or argument is wrong or missing."""
+
+
+class UsageError(ConfigurationError):
+    """The command line was used wrongly (exit code 2, like click)."""
+
+    exit_code = 2
+
+
+class ModelUnavailableError(PromptomatixError):
+    """The model cannot be reached, found or loaded."""
+
+
+class LMCallError(PromptomatixError):
+    """A model call failed after retries (provider error, bad response)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, retryable: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.retryable = retryable
+
+
+class BudgetExceeded(PromptomatixError):
+    """The run's budget (calls, tokens, USD or seconds) is spent; callers stop and keep the best so far."""
+
+    def __init__(self, message: str, *, limit: str = "", hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.limit = limit
+
+
+class DataError(PromptomatixError):
+    """User data is malformed: the message names the file, row/line and column."""
+
+
+class SessionError(PromptomatixError):
+    """A session cannot be found, read or written."""
+
+
+class MetricError(PromptomatixError):
+    """A metric is unknown or failed to compute."""
