@@ -1,0 +1,106 @@
+"""Model strings → clients → a run's LM boundary. The only place that decides which client serves a string."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+
+from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient, RetryPolicy, UsageReport
+from promptomatix.lm.cache import ResponseCache
+from promptomatix.lm.registry import DEFAULT_LOCAL_MODEL, KNOWN_MODELS
+
+DEFAULT_MODEL = f"local/{DEFAULT_LOCAL_MODEL}"
+
+
+class ModelSettings(BaseModel):
+    """Which models a run uses. The API key is a SecretStr and is excluded from every dump (sessions, logs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = DEFAULT_MODEL
+    teacher_model: str | None = None
+    judge_model: str | None = None
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    api_base: str | None = None
+    n_parallel: int = Field(default=4, ge=1, le=64)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.0, ge=0, le=2)
+
+
+def normalize_model_string(model: str) -> str:
+    """`smollm2-135m` → `local/smollm2-135m`; a path to a .gguf → `local:/path`; others unchanged."""
+    m = model.strip()
+    if m in KNOWN_MODELS:
+        return f"local/{m}"
+    if m.endswith(".gguf") and not m.startswith("local:"):
+        return f"local:{m}"
+    return m
+
+
+def is_local(model: str) -> bool:
+    m = normalize_model_string(model)
+    return m.startswith("local/") or m.startswith("local:")
+
+
+def create_client(
+    model: str,
+    *,
+    api_key: str | None = None,
+    api_base: str | None = None,
+    n_parallel: int = 4,
+    auto_pull: bool = True,
+    on_message: Callable[[str], None] | None = None,
+    **extra: Any,
+) -> ModelClient:
+    model = normalize_model_string(model)
+    if is_local(model):
+        from promptomatix.lm.local import LocalClient
+        from promptomatix.lm.registry import resolve_local_model
+
+        path = resolve_local_model(model, auto_pull=auto_pull, on_message=on_message)
+        return LocalClient(Path(path), model=model, n_parallel=n_parallel)
+    from promptomatix.lm.remote import RemoteClient
+
+    return RemoteClient(model, api_key=api_key, api_base=api_base, **extra)
+
+
+def build_boundary(
+    settings: ModelSettings,
+    *,
+    budget: Budget | None = None,
+    cache_path: Path | str | None = None,
+    clients: dict[str, ModelClient] | None = None,
+    retry: RetryPolicy | None = None,
+    on_call: Callable[[UsageReport], None] | None = None,
+    on_message: Callable[[str], None] | None = None,
+) -> LMBoundary:
+    """Build the boundary of one run. `clients` (e.g. FakeLMs) override model strings, for tests and benchmarks."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    built: dict[str, ModelClient] = dict(clients or {})
+    key = settings.api_key.get_secret_value() if settings.api_key else None
+    cache_by_string: dict[str, ModelClient] = {}
+
+    def client_for(model_string: str) -> ModelClient:
+        if model_string not in cache_by_string:
+            cache_by_string[model_string] = create_client(
+                model_string,
+                api_key=key,
+                api_base=settings.api_base,
+                n_parallel=settings.n_parallel,
+                on_message=on_message,
+            )
+        return cache_by_string[model_string]
+
+    if "task" not in built:
+        built["task"] = client_for(settings.model)
+    if "teacher" not in built:
+        built["teacher"] = client_for(settings.teacher_model) if settings.teacher_model else built["task"]
+    if "judge" not in built:
+        built["judge"] = client_for(settings.judge_model) if settings.judge_model else built["teacher"]
+    return LMBoundary(
+        built, budget=budget, cache=ResponseCache(cache_path), retry=retry, on_call=on_call
+    )

@@ -1,0 +1,176 @@
+"""Custom metrics and task types without editing the source.
+
+A `MetricRegistry` maps a task-type name to a training metric and, optionally, a separate final-eval metric.
+User code registers at import time into the module-level `default_registry` (that is what `--metric
+module:function` does); a MetricsManager reads it unless given its own `registry=`. Nothing else writes to it.
+
+A user metric is called as `fn(example, pred)` and may return a bool, a number in [0, 1], a MetricResult,
+a `(score, feedback)` tuple, a mapping with "score"/"feedback", or an object with `.score`/`.feedback`
+(e.g. a dspy.Prediction).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from promptomatix.errors import MetricError
+from promptomatix.metrics.result import MetricResult
+from promptomatix.spec.task_types import normalize_task_type_name
+
+UserMetric = Callable[..., Any]
+
+
+class MetricRegistry:
+    """Thread-safe map: task type -> (training metric, final-eval metric or None)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._train: dict[str, UserMetric] = {}
+        self._final: dict[str, UserMetric] = {}
+
+    def register(
+        self, task_type: str, fn: UserMetric, *, final: bool | UserMetric = False
+    ) -> UserMetric:
+        """Register `fn` as the training metric (and final metric unless one is set), or final-only.
+
+        `final=True` registers fn as the final-eval metric only; `final=<callable>` registers fn for training
+        and the callable for final evaluation.
+        """
+        if not callable(fn):
+            raise MetricError(f"metric for task type {task_type!r} is not callable: {fn!r}")
+        key = normalize_task_type_name(task_type)
+        with self._lock:
+            if final is True:
+                self._final[key] = fn
+            else:
+                self._train[key] = fn
+                if callable(final):
+                    self._final[key] = final
+        return fn
+
+    def metric(self, task_type: str, *, final: bool = False) -> Callable[[UserMetric], UserMetric]:
+        """Decorator form of `register`."""
+
+        def decorate(fn: UserMetric) -> UserMetric:
+            return self.register(task_type, fn, final=final)
+
+        return decorate
+
+    def get(self, task_type: str, *, final: bool = False) -> UserMetric | None:
+        """The registered metric; for final evaluation a final-only one wins, else the training one."""
+        key = normalize_task_type_name(task_type)
+        with self._lock:
+            if final and key in self._final:
+                return self._final[key]
+            return self._train.get(key)
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(set(self._train) | set(self._final))
+
+    def unregister(self, task_type: str) -> None:
+        key = normalize_task_type_name(task_type)
+        with self._lock:
+            self._train.pop(key, None)
+            self._final.pop(key, None)
+
+
+#: Registrations done at import by user code (and by `--metric module:function`).
+default_registry = MetricRegistry()
+
+
+def register_metric(
+    task_type: str,
+    fn: UserMetric | None = None,
+    *,
+    final: bool | UserMetric = False,
+    registry: MetricRegistry | None = None,
+) -> Any:
+    """Register a metric for a (possibly new) task type; without `fn`, return a decorator.
+
+    `register_metric("tone", my_fn)` or `@register_metric("tone")` above a function.
+    """
+    reg = registry or default_registry
+    if fn is None:
+        if callable(final):
+            raise MetricError("use register_metric(task_type, fn, final=final_fn), not the decorator form")
+        return reg.metric(task_type, final=bool(final))
+    return reg.register(task_type, fn, final=final)
+
+
+def coerce_result(value: Any, name: str = "metric") -> MetricResult:
+    """Turn whatever a user metric returned into a MetricResult, refusing values outside [0, 1]."""
+    if isinstance(value, MetricResult):
+        return value
+    feedback = ""
+    if isinstance(value, tuple) and len(value) == 2:
+        value, feedback = value
+    elif isinstance(value, Mapping) and "score" in value:
+        value, feedback = value["score"], value.get("feedback", "")
+    elif not isinstance(value, (bool, int, float)) and hasattr(value, "score"):
+        value, feedback = value.score, getattr(value, "feedback", "") or ""
+    if isinstance(value, bool):
+        score = float(value)
+    elif isinstance(value, (int, float)):
+        score = float(value)
+    else:
+        raise MetricError(f"{name} returned {value!r}; a metric must return a number in [0, 1] or a bool")
+    if not math.isfinite(score) or not 0.0 <= score <= 1.0:
+        raise MetricError(f"{name} returned {score}, outside [0, 1]", hint="scale the score to [0, 1]")
+    return MetricResult(score=score, feedback=str(feedback or ""))
+
+
+def _metric_name(fn: Any) -> str:
+    return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
+
+
+def load_metric_spec(spec: str) -> UserMetric:
+    """Import `module:function` (or `path/to/file.py:function`) and return the function.
+
+    Raises MetricError with a one-line fix when the spec is malformed, the module cannot be imported or the
+    attribute is missing or not callable.
+    """
+    example = "e.g. --metric mypackage.metrics:my_metric"
+    module_name, sep, attr = spec.strip().rpartition(":")
+    if not sep or not module_name or not attr:
+        raise MetricError(f"bad metric spec {spec!r}: expected module:function", hint=example)
+    try:
+        if module_name.endswith(".py"):
+            path = Path(module_name)
+            if not path.is_file():
+                raise MetricError(f"metric file {module_name!r} not found", hint="check the path")
+            mod_spec = importlib.util.spec_from_file_location(f"_promptomatix_metric_{path.stem}", path)
+            if mod_spec is None or mod_spec.loader is None:
+                raise MetricError(f"cannot load metric file {module_name!r}", hint=example)
+            module = importlib.util.module_from_spec(mod_spec)
+            sys.modules[mod_spec.name] = module
+            mod_spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(module_name)
+    except MetricError:
+        raise
+    except ImportError as exc:
+        raise MetricError(
+            f"cannot import metric module {module_name!r}: {exc}",
+            hint="run from the directory that contains it, add it to PYTHONPATH, or pip install it",
+        ) from exc
+    except Exception as exc:
+        raise MetricError(
+            f"importing metric module {module_name!r} failed: {type(exc).__name__}: {exc}",
+            hint="fix the error in that module",
+        ) from exc
+    fn = getattr(module, attr, None)
+    if fn is None:
+        raise MetricError(
+            f"module {module_name!r} has no attribute {attr!r}", hint="check the function name after ':'"
+        )
+    if not callable(fn):
+        raise MetricError(f"{spec!r} is not callable", hint="point --metric at a function")
+    return fn

@@ -1,0 +1,37 @@
+"""Session ids: generated, time-sortable, and strict enough that an id can never name a path outside the store."""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import datetime, timezone
+
+from promptomatix.errors import SessionError
+
+# Letters, digits, '-' and '_' only; starts with a letter or digit; at most 64 characters.
+# No dots and no separators, so '..', 'a/b', '/etc' and 'C:\\x' are all impossible.
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+_WINDOWS_RESERVED = frozenset(
+    {"con", "prn", "aux", "nul"} | {f"com{i}" for i in range(10)} | {f"lpt{i}" for i in range(10)}
+)
+ID_EXAMPLE = "20261122-043012-3f9a1c"
+
+
+def new_id(now: datetime | None = None) -> str:
+    """A new id like ``20261122-043012-3f9a1c``: UTC time to the second, then 24 random bits.
+
+    Ids sort by creation time as plain strings, which is what `promptomatix sessions list` shows.
+    """
+    moment = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    return f"{moment:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
+
+
+def validate_id(session_id: object) -> str:
+    """Return `session_id` if it is a well-formed id, else raise SessionError naming the expected shape."""
+    if (
+        not isinstance(session_id, str)
+        or not ID_PATTERN.fullmatch(session_id)
+        or session_id.lower() in _WINDOWS_RESERVED
+    ):
+        raise SessionError(f"invalid session id {session_id!r}: ids look like {ID_EXAMPLE}")
+    return session_id

@@ -1,0 +1,300 @@
+"""The session file's data model (schema version 1).
+
+A session is everything needed to understand, resume or continue an optimization: the task, the data
+(or where it lives), every prompt version with how it scored and what it cost, and the feedback given
+on those versions. `task_spec` and `data` are plain dicts so this package does not depend on the spec
+package; the caller converts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from promptomatix.errors import SessionError
+from promptomatix.sessions.ids import ID_EXAMPLE, ID_PATTERN
+
+SCHEMA_VERSION = 1
+MAX_EVENTS = 200  # the event log is a breadcrumb trail, not a full log; oldest entries are dropped
+
+SessionStatus = Literal["created", "running", "interrupted", "completed", "failed"]
+FeedbackSource = Literal["human", "generated"]
+FeedbackStatus = Literal["open", "applied", "dismissed"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Usage(_Model):
+    """Model usage of one step. `cost_usd` is None when the price is unknown (it is not 0 then)."""
+
+    calls: int = Field(default=0, ge=0)
+    cached_calls: int = Field(default=0, ge=0)
+    prompt_tokens: int = Field(default=0, ge=0)
+    completion_tokens: int = Field(default=0, ge=0)
+    cost_usd: float | None = Field(default=0.0, ge=0)
+    seconds: float = Field(default=0.0, ge=0)
+
+    def __add__(self, other: Usage) -> Usage:
+        cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
+        return Usage(
+            calls=self.calls + other.calls,
+            cached_calls=self.cached_calls + other.cached_calls,
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost_usd=cost,
+            seconds=self.seconds + other.seconds,
+        )
+
+
+class Score(_Model):
+    """A validation score: the metric as measured, and after any length penalty used for selection."""
+
+    raw: float | None = None
+    penalized: float | None = None
+
+    @property
+    def selection(self) -> float | None:
+        """The number candidates were ranked by: penalized when a penalty was applied, else raw."""
+        return self.penalized if self.penalized is not None else self.raw
+
+
+class TestScore(_Model):
+    """Held-out test score with a confidence interval (so small differences are not over-read)."""
+
+    __test__ = False  # not a pytest test class
+
+    mean: float
+    ci_low: float | None = None
+    ci_high: float | None = None
+    n: int = Field(default=0, ge=0)
+
+
+class PromptVersion(_Model):
+    """One prompt produced in the session, numbered from 1; `parent` is the version it started from."""
+
+    version: int = Field(ge=1)
+    parent: int | None = None
+    prompt: str  # exactly what the task model sees (rendered instructions + demos)
+    instructions: str | None = None
+    demos: list[dict[str, Any]] = Field(default_factory=list)
+    backend: str
+    settings: dict[str, Any] = Field(default_factory=dict)
+    valid: Score | None = None
+    test: TestScore | None = None
+    # Scores of the starting prompt measured in the same run, for before/after reports.
+    initial_valid: Score | None = None
+    initial_test: TestScore | None = None
+    usage: Usage = Field(default_factory=Usage)
+    created_at: datetime = Field(default_factory=utcnow)
+    duration_s: float | None = Field(default=None, ge=0)
+    feedback_applied: list[str] = Field(default_factory=list)
+    program_json: dict[str, Any] | None = None  # a saved DSPy program (`Module.dump_state()`)
+    candidates: list[dict[str, Any]] = Field(default_factory=list)  # every candidate tried, with scores
+
+
+class FeedbackItem(_Model):
+    """A comment on a prompt version: on a span of it (start/end), or on the whole prompt (general).
+
+    `source="generated"` items come from a critic model reading failures; `details` can hold the
+    evidence (example, expected, got). Status moves open -> applied (in version N) or dismissed.
+    """
+
+    id: str = Field(min_length=1, max_length=64)
+    comment: str
+    source: FeedbackSource = "human"
+    text: str | None = None  # the quoted span, prompt[start:end]
+    start: int | None = Field(default=None, ge=0)
+    end: int | None = Field(default=None, ge=0)
+    version: int | None = None  # the version the feedback is about (None: given before any version)
+    status: FeedbackStatus = "open"
+    applied_in: int | None = None
+    details: dict[str, Any] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    @field_validator("comment")
+    @classmethod
+    def _comment_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("feedback comment is empty")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FeedbackItem:
+        if (self.start is None) != (self.end is None):
+            raise ValueError("span feedback needs both start and end")
+        if self.start is not None and self.end is not None:
+            if self.start >= self.end:
+                raise ValueError(f"span start {self.start} must be before end {self.end}")
+            if self.text is None or len(self.text) != self.end - self.start:
+                raise ValueError("span feedback text must be prompt[start:end]")
+        if (self.status == "applied") != (self.applied_in is not None):
+            raise ValueError("applied_in is set exactly when status is 'applied'")
+        return self
+
+    @property
+    def kind(self) -> Literal["span", "general"]:
+        return "span" if self.start is not None else "general"
+
+
+_UNSET: Any = object()
+
+
+class Session(_Model):
+    """Everything about one optimization task; stored as `<root>/<id>/session.json`."""
+
+    schema_version: int = SCHEMA_VERSION
+    session_id: str
+    created_at: datetime = Field(default_factory=utcnow)
+    updated_at: datetime = Field(default_factory=utcnow)
+    # Bumped on every save; a save from a stale copy is refused instead of silently losing writes.
+    revision: int = Field(default=0, ge=0)
+    status: SessionStatus = "created"
+    description: str = ""  # one line for listings
+    raw_input: str = ""  # what the user typed, verbatim
+    task_spec: dict[str, Any] = Field(default_factory=dict)
+    data: dict[str, Any] = Field(default_factory=dict)  # {"train": [rows], ...} or a reference {"path": ...}
+    data_report: dict[str, Any] = Field(default_factory=dict)
+    run_config: dict[str, Any] = Field(default_factory=dict)  # settings to resume with, secrets removed
+    progress: dict[str, Any] = Field(default_factory=dict)  # written by backends: round, best so far...
+    versions: list[PromptVersion] = Field(default_factory=list)
+    feedback: list[FeedbackItem] = Field(default_factory=list)
+    events: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("session_id")
+    @classmethod
+    def _valid_id(cls, value: str) -> str:
+        if not ID_PATTERN.fullmatch(value):
+            raise ValueError(f"invalid session id {value!r}: ids look like {ID_EXAMPLE}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Session:
+        seen: set[int] = set()
+        for v in self.versions:
+            if seen and v.version <= max(seen):
+                raise ValueError(f"version numbers must increase (got {v.version} after {max(seen)})")
+            if v.parent is not None and v.parent not in seen:
+                raise ValueError(f"version {v.version} has parent {v.parent}, which is not an earlier version")
+            seen.add(v.version)
+        ids = [f.id for f in self.feedback]
+        if len(ids) != len(set(ids)):
+            raise ValueError("feedback ids must be unique")
+        for f in self.feedback:
+            for ref in (f.version, f.applied_in):
+                if ref is not None and ref not in seen:
+                    raise ValueError(f"feedback {f.id} refers to version {ref}, which does not exist")
+        return self
+
+    # --- versions -------------------------------------------------------------------------------
+
+    def latest_version(self) -> PromptVersion | None:
+        return self.versions[-1] if self.versions else None
+
+    def get_version(self, number: int | None = None) -> PromptVersion:
+        """Version `number`, or the latest when None; SessionError naming what exists otherwise."""
+        if not self.versions:
+            raise SessionError(f"session {self.session_id} has no prompt versions yet")
+        if number is None:
+            return self.versions[-1]
+        for v in self.versions:
+            if v.version == number:
+                return v
+        have = ", ".join(str(v.version) for v in self.versions)
+        raise SessionError(f"session {self.session_id} has no version {number} (it has: {have})")
+
+    def best_version(self) -> PromptVersion | None:
+        """The version with the highest validation selection score (ties: the later one)."""
+        scored = [v for v in self.versions if v.valid is not None and v.valid.selection is not None]
+        if not scored:
+            return None
+        return max(scored, key=lambda v: (v.valid.selection, v.version))  # type: ignore[union-attr]
+
+    def add_version(
+        self,
+        prompt: str,
+        *,
+        backend: str,
+        parent: int | None = _UNSET,
+        feedback_applied: list[str] | tuple[str, ...] = (),
+        **fields: Any,
+    ) -> PromptVersion:
+        """Append the next version (parent defaults to the latest) and mark `feedback_applied` as applied in it."""
+        latest = self.latest_version()
+        number = latest.version + 1 if latest else 1
+        if parent is _UNSET:
+            parent = latest.version if latest else None
+        elif parent is not None:
+            self.get_version(parent)
+        items = [self.get_feedback(fid) for fid in feedback_applied]
+        version = PromptVersion(
+            version=number,
+            parent=parent,
+            prompt=prompt,
+            backend=backend,
+            feedback_applied=list(feedback_applied),
+            **fields,
+        )
+        self.versions.append(version)
+        for item in items:
+            item.applied_in = number
+            item.status = "applied"
+        return version
+
+    # --- feedback -------------------------------------------------------------------------------
+
+    def open_feedback(self) -> list[FeedbackItem]:
+        return [f for f in self.feedback if f.status == "open"]
+
+    def get_feedback(self, feedback_id: str) -> FeedbackItem:
+        for f in self.feedback:
+            if f.id == feedback_id:
+                return f
+        raise SessionError(
+            f"session {self.session_id} has no feedback {feedback_id!r}",
+            hint=f"see `promptomatix feedback list {self.session_id}`",
+        )
+
+    def next_feedback_id(self) -> str:
+        """`fb1`, `fb2`, ... short enough to type; unique because feedback is never deleted (only dismissed)."""
+        taken = {f.id for f in self.feedback}
+        n = len(self.feedback) + 1
+        while f"fb{n}" in taken:
+            n += 1
+        return f"fb{n}"
+
+    # --- events ---------------------------------------------------------------------------------
+
+    def add_event(self, kind: str, **data: Any) -> None:
+        """Record a small breadcrumb (run started, interrupted, resumed...); keeps the last MAX_EVENTS."""
+        self.events.append({"at": utcnow().isoformat(), "kind": kind, **data})
+        if len(self.events) > MAX_EVENTS:
+            del self.events[: len(self.events) - MAX_EVENTS]
+
+
+class SessionSummary(BaseModel):
+    """One row of `promptomatix sessions list`; `error` is set (and the rest mostly empty) for unreadable files."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    session_id: str
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    status: str | None = None
+    description: str = ""
+    n_versions: int = 0
+    best_version: int | None = None
+    best_score: float | None = None
+    n_open_feedback: int = 0
+    error: str | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.error is None

@@ -1,0 +1,140 @@
+"""Remove credentials from JSON-like data before it is written anywhere.
+
+Upstream wrote `model_api_key` to every session file in clear text. Here every session write goes
+through `scrub`, and logs or exports can reuse it. Two layers, because either alone misses cases:
+
+1. keys whose *name* says "credential" are dropped (the value may be any shape);
+2. string *values* that look like a known key format, or that contain the value of a credential
+   environment variable, have that part replaced by ``[redacted]`` (catches keys pasted into a
+   prompt, a URL or a settings string).
+
+Key names come in two tiers. Unambiguous ones (``api_key``, ``authorization``, ``client_secret``...)
+are dropped everywhere. Ambiguous words (``password``, ``token``, ``secret``) are dropped in
+configuration, but a dataset may legitimately have a ``password`` or ``token`` column, so callers
+scrubbing user data pass ``keep_ambiguous_keys=True`` and rely on the value layer there.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+REDACTED = "[redacted]"
+
+# Dropped wherever they appear. Compared after lower-casing and mapping '-' to '_'.
+_STRONG_NAMES = frozenset(
+    {
+        "api_key",
+        "apikey",
+        "api_token",
+        "api_secret",
+        "authorization",
+        "proxy_authorization",
+        "x_api_key",
+        "access_token",
+        "refresh_token",
+        "auth_token",
+        "bearer_token",
+        "id_token",
+        "session_token",
+        "client_secret",
+        "secret_key",
+        "access_key",
+        "secret_access_key",
+        "private_key",
+    }
+)
+_STRONG_SUFFIXES = ("_api_key", "_apikey", "_api_token", "_api_secret", "_secret_key", "_access_key")
+
+# Dropped in configuration, kept in user data (see module docstring).
+_AMBIGUOUS_NAMES = frozenset({"password", "passwd", "token", "secret", "credentials", "auth", "cookie"})
+_AMBIGUOUS_SUFFIXES = ("_password", "_passwd", "_secret", "_token", "_credentials")
+# `max_token`, `prompt_token`... are counts, not credentials (plural `*_tokens` never matches anyway).
+_COUNT_PREFIXES = frozenset({"max", "min", "prompt", "completion", "total", "input", "output", "num", "n"})
+
+_VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    # OpenAI / Anthropic / OpenRouter style: sk-..., sk-proj-..., sk-ant-..., sk-or-...
+    (re.compile(r"(?<![A-Za-z0-9])sk-[A-Za-z0-9_\-]{16,}"), REDACTED),
+    (re.compile(r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{30,}"), REDACTED),  # Google
+    (re.compile(r"(?<![A-Za-z0-9])hf_[A-Za-z0-9]{20,}"), REDACTED),  # Hugging Face
+    (re.compile(r"(?<![A-Za-z0-9])xox[abposr]-[A-Za-z0-9\-]{10,}"), REDACTED),  # Slack
+    (re.compile(r"(?<![A-Za-z0-9])gh[pousr]_[A-Za-z0-9]{30,}"), REDACTED),  # GitHub
+    (re.compile(r"(?<![A-Za-z0-9])gsk_[A-Za-z0-9]{20,}"), REDACTED),  # Groq
+    (re.compile(r"(?<![A-Za-z0-9])r8_[A-Za-z0-9]{20,}"), REDACTED),  # Replicate
+    (re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"), REDACTED),  # AWS access key id
+    (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
+    # user:password@host in URLs
+    (re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + REDACTED + "@"),
+    # ?api_key=... / &token=... in URLs
+    (
+        re.compile(r"(?i)([?&](?:api[_\-]?key|key|token|access_token|auth|password|secret)=)[^&\s\"']+"),
+        r"\1" + REDACTED,
+    ),
+]
+
+_ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_PASSWORD", "_APIKEY")
+_MIN_ENV_SECRET_LEN = 8
+
+
+def _norm(name: str) -> str:
+    return name.strip().lower().replace("-", "_")
+
+
+def is_secret_key(name: str, *, keep_ambiguous: bool = False) -> bool:
+    """True if a mapping key names a credential (so its value must not be written)."""
+    key = _norm(name)
+    if key in _STRONG_NAMES or key.endswith(_STRONG_SUFFIXES):
+        return True
+    if keep_ambiguous:
+        return False
+    if key in _AMBIGUOUS_NAMES:
+        return True
+    if key.endswith(_AMBIGUOUS_SUFFIXES):
+        prefix = key.rsplit("_", 1)[0]
+        return prefix not in _COUNT_PREFIXES
+    return False
+
+
+def env_secret_values(environ: dict[str, str] | None = None) -> list[str]:
+    """Values of credential-looking environment variables, longest first (read at call time)."""
+    env = os.environ if environ is None else environ
+    values = {
+        v
+        for k, v in env.items()
+        if k.upper().endswith(_ENV_SUFFIXES) and isinstance(v, str) and len(v) >= _MIN_ENV_SECRET_LEN
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub_text(text: str, *, env_values: list[str] | None = None) -> str:
+    """Replace key-shaped substrings and credential env-var values in one string."""
+    for value in env_secret_values() if env_values is None else env_values:
+        if value in text:
+            text = text.replace(value, REDACTED)
+    for pattern, replacement in _VALUE_PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+def scrub(obj: Any, *, keep_ambiguous_keys: bool = False) -> Any:
+    """Return a copy of JSON-like `obj` with credential keys dropped and key-shaped strings redacted.
+
+    Dicts, lists and tuples are walked; strings are scrubbed; other values are returned as they are.
+    """
+    env_values = env_secret_values()
+    return _walk(obj, keep_ambiguous_keys, env_values)
+
+
+def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:
+    if isinstance(obj, str):
+        return scrub_text(obj, env_values=env_values)
+    if isinstance(obj, dict):
+        return {
+            k: _walk(v, keep_ambiguous, env_values)
+            for k, v in obj.items()
+            if not (isinstance(k, str) and is_secret_key(k, keep_ambiguous=keep_ambiguous))
+        }
+    if isinstance(obj, (list, tuple)):
+        return [_walk(v, keep_ambiguous, env_values) for v in obj]
+    return obj
