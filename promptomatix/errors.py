@@ -57,3 +57,14 @@ class SessionError(PromptomatixError):
 
 class MetricError(PromptomatixError):
     """A metric is unknown or failed to compute."""
+
+
+class BudgetStop(BaseException):  # noqa: N818 - a control-flow signal, not an error
+    """Carries BudgetExceeded through third-party code (DSPy) that turns every Exception into a scored failure.
+
+    Only the DSPy bridge raises it; the dspy backend catches it and stops with the best program so far.
+    """
+
+    def __init__(self, exceeded: BudgetExceeded) -> None:
+        super().__init__(str(exceeded))
+        self.exceeded = exceeded

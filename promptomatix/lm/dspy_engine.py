@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from promptomatix.errors import BudgetExceeded, BudgetStop
 from promptomatix.lm.boundary import RoleLM
 
 
@@ -40,9 +41,12 @@ class BoundaryEngine:
             schema = rf.get("schema")
         elif rf and rf.get("type") == "json_object":
             schema = {"type": "object"}
-        out = self.role_lm.complete(
-            messages, json_schema=schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature
-        )
+        try:
+            out = self.role_lm.complete(
+                messages, json_schema=schema, max_tokens=cfg.max_tokens, temperature=cfg.temperature
+            )
+        except BudgetExceeded as e:
+            raise BudgetStop(e) from e
         return Response(
             id=None,
             model=out.model or self.role_lm.model,

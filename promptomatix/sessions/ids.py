@@ -1,4 +1,4 @@
-"""Session ids: generated, time-sortable, and strict enough that an id can never name a path outside the store."""
+"""Session ids: generated, time-sortable, and too strict to ever name a path outside the store."""
 
 from __future__ import annotations
 

@@ -133,8 +133,9 @@ class FeedbackItem(_Model):
         if self.start is not None and self.end is not None:
             if self.start >= self.end:
                 raise ValueError(f"span start {self.start} must be before end {self.end}")
-            if self.text is None or len(self.text) != self.end - self.start:
-                raise ValueError("span feedback text must be prompt[start:end]")
+            if self.text is None:
+                # Length is not re-checked here: scrubbing a secret out of a span may change it.
+                raise ValueError("span feedback needs the quoted text")
         if (self.status == "applied") != (self.applied_in is not None):
             raise ValueError("applied_in is set exactly when status is 'applied'")
         return self
@@ -182,7 +183,9 @@ class Session(_Model):
             if seen and v.version <= max(seen):
                 raise ValueError(f"version numbers must increase (got {v.version} after {max(seen)})")
             if v.parent is not None and v.parent not in seen:
-                raise ValueError(f"version {v.version} has parent {v.parent}, which is not an earlier version")
+                raise ValueError(
+                    f"version {v.version} has parent {v.parent}, which is not an earlier version"
+                )
             seen.add(v.version)
         ids = [f.id for f in self.feedback]
         if len(ids) != len(set(ids)):
@@ -226,7 +229,7 @@ class Session(_Model):
         feedback_applied: list[str] | tuple[str, ...] = (),
         **fields: Any,
     ) -> PromptVersion:
-        """Append the next version (parent defaults to the latest) and mark `feedback_applied` as applied in it."""
+        """Append the next version (parent: the latest by default); mark `feedback_applied` applied in it."""
         latest = self.latest_version()
         number = latest.version + 1 if latest else 1
         if parent is _UNSET:
@@ -263,7 +266,7 @@ class Session(_Model):
         )
 
     def next_feedback_id(self) -> str:
-        """`fb1`, `fb2`, ... short enough to type; unique because feedback is never deleted (only dismissed)."""
+        """`fb1`, `fb2`, ...: short enough to type; unique as feedback is never deleted (only dismissed)."""
         taken = {f.id for f in self.feedback}
         n = len(self.feedback) + 1
         while f"fb{n}" in taken:
@@ -280,7 +283,7 @@ class Session(_Model):
 
 
 class SessionSummary(BaseModel):
-    """One row of `promptomatix sessions list`; `error` is set (and the rest mostly empty) for unreadable files."""
+    """One row of `promptomatix sessions list`; for an unreadable file, `error` is set and little else."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -1,0 +1,3 @@
+from promptomatix.cli.app import main
+
+main()

@@ -1,0 +1,374 @@
+"""The on-disk session store: one directory per session, holding a human-readable `session.json`.
+
+Layout: ``<root>/<id>/session.json`` (plus whatever the backends keep beside it, such as a cache or a
+saved program). Guarantees, because a session is the only record of a paid-for run:
+
+- writes are atomic (temp file in the same directory, fsync, rename, fsync of the directory), so a
+  crash leaves the previous file intact;
+- read-modify-write goes through `update`, under an exclusive inter-process lock per session, so two
+  processes adding feedback at once both land; a `save` from a stale copy is refused (`revision`);
+- a file that does not load (corrupt, or written by a newer schema) is reported and never overwritten;
+- ids are validated and resolved paths must stay directly inside the root;
+- every write is scrubbed of credentials (`secrets.scrub`).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from promptomatix.errors import ConfigurationError, SessionError
+from promptomatix.sessions.ids import ID_PATTERN, new_id, validate_id
+from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
+from promptomatix.sessions.secrets import scrub
+
+logger = logging.getLogger(__name__)
+
+SESSIONS_DIR_ENV = "PROMPTOMATIX_SESSIONS_DIR"
+DEFAULT_SESSIONS_DIR = "sessions"
+SESSION_FILE = "session.json"
+LOCK_FILE = ".lock"
+LOCK_TIMEOUT_S = 30.0
+ExportFormat = Literal["text", "json", "dspy"]
+
+# Sections holding user data (dataset rows, demos): a `password` or `token` column there is data, so
+# only unambiguous credential keys are dropped; key-shaped values are still redacted.
+_DATA_SECTIONS = frozenset({"data"})
+_VERSION_DATA_FIELDS = frozenset({"demos", "program_json", "candidates"})
+_FEEDBACK_DATA_FIELDS = frozenset({"details"})
+
+
+def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
+    """Scrub a dumped session: full scrubbing for configuration, data-safe scrubbing for user data."""
+
+    def fields(item: dict[str, Any], data_fields: frozenset[str]) -> dict[str, Any]:
+        return {k: scrub(v, keep_ambiguous_keys=k in data_fields) for k, v in item.items()}
+
+    out: dict[str, Any] = {}
+    for key, value in doc.items():
+        if key == "versions" and isinstance(value, list):
+            out[key] = [fields(v, _VERSION_DATA_FIELDS) for v in value]
+        elif key == "feedback" and isinstance(value, list):
+            out[key] = [fields(f, _FEEDBACK_DATA_FIELDS) for f in value]
+        else:
+            out[key] = scrub(value, keep_ambiguous_keys=key in _DATA_SECTIONS)
+    return out
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the rename itself durable. Not possible on every platform (Windows), hence best effort."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+class SessionStore:
+    """Sessions under `root` (default: $PROMPTOMATIX_SESSIONS_DIR, else ./sessions, fixed at construction)."""
+
+    def __init__(self, root: Path | str | None = None) -> None:
+        if root is None:
+            root = os.environ.get(SESSIONS_DIR_ENV) or DEFAULT_SESSIONS_DIR
+        self.root = Path(root).expanduser().absolute()
+
+    def __repr__(self) -> str:
+        return f"SessionStore({str(self.root)!r})"
+
+    # --- paths ----------------------------------------------------------------------------------
+
+    def session_dir(self, session_id: str) -> Path:
+        """The session's directory (which may not exist yet); never outside the root."""
+        validate_id(session_id)
+        root = self.root.resolve()
+        path = (root / session_id).resolve()
+        if path.parent != root:  # e.g. the entry is a symlink pointing elsewhere
+            raise SessionError(
+                f"session {session_id!r} resolves outside {_display(root)}; refusing to use it"
+            )
+        return path
+
+    def session_file(self, session_id: str) -> Path:
+        return self.session_dir(session_id) / SESSION_FILE
+
+    def exists(self, session_id: str) -> bool:
+        return self.session_file(session_id).is_file()
+
+    @contextmanager
+    def lock(self, session_id: str, timeout: float = LOCK_TIMEOUT_S) -> Iterator[None]:
+        """Exclusive inter-process lock on one session (flock on `<dir>/.lock`). Not re-entrant."""
+        directory = self.session_dir(session_id)
+        if not directory.is_dir():
+            raise self._missing(session_id)
+        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            deadline = time.monotonic() + timeout
+            delay = 0.002
+            while not _try_lock(fd):
+                if time.monotonic() > deadline:
+                    raise SessionError(
+                        f"session {session_id} is locked by another process",
+                        hint="wait for it to finish, or remove the stale .lock file if no process is running",
+                    )
+                time.sleep(delay)
+                delay = min(delay * 2, 0.05)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    # --- read -----------------------------------------------------------------------------------
+
+    def load(self, session_id: str) -> Session:
+        return self._read(session_id)
+
+    def _missing(self, session_id: str) -> SessionError:
+        return SessionError(
+            f"no session {session_id!r} in {_display(self.root)}",
+            hint="see `promptomatix sessions list`",
+        )
+
+    def _read(self, session_id: str) -> Session:
+        path = self.session_file(session_id)
+        shown = _display(path)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            raise self._missing(session_id) from None
+        except OSError as exc:
+            raise SessionError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+
+        def corrupt(where: str, why: str) -> SessionError:
+            return SessionError(
+                f"{shown} is corrupt ({where}): {why}; it was left untouched",
+                hint=f"fix it by hand or delete it with `promptomatix sessions delete {session_id}`",
+            )
+
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            raise corrupt(f"byte {exc.start}", "not UTF-8 text") from exc
+        except json.JSONDecodeError as exc:
+            raise corrupt(f"line {exc.lineno}", exc.msg) from exc
+        if not isinstance(doc, dict):
+            raise corrupt("line 1", "not a JSON object")
+        version = doc.get("schema_version")
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise corrupt("schema_version", f"missing or invalid schema_version {version!r}")
+        if version > SCHEMA_VERSION:
+            raise SessionError(
+                f"{shown} was written by a newer Promptomatix (schema {version}; this one reads up to "
+                f"{SCHEMA_VERSION}); it was left untouched",
+                hint="upgrade Promptomatix to open it",
+            )
+        try:
+            session = Session.model_validate(doc)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(p) for p in err["loc"]) or "top level"
+            raise corrupt(loc, err["msg"]) from exc
+        if session.session_id != session_id:
+            raise corrupt(
+                "session_id", f"the file says {session.session_id!r} but lives in directory {session_id!r}"
+            )
+        return session
+
+    # --- write ----------------------------------------------------------------------------------
+
+    def create(self, session: Session) -> Session:
+        """Write a new session; SessionError if one with that id already exists."""
+        directory = self.session_dir(session.session_id)
+        directory.mkdir(parents=True, exist_ok=True)
+        with self.lock(session.session_id):
+            if self.session_file(session.session_id).exists():
+                raise SessionError(f"session {session.session_id} already exists in {_display(self.root)}")
+            self._write(session)
+        return session
+
+    def new_session(self, **fields: Any) -> Session:
+        """Create a session with a freshly generated id (retrying on the unlikely collision)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for _ in range(10):
+            session_id = new_id()
+            try:
+                self.session_dir(session_id).mkdir()  # atomic claim of the id
+            except FileExistsError:
+                continue
+            return self.create(Session(session_id=session_id, **fields))
+        raise SessionError(f"could not allocate a new session id in {_display(self.root)}")
+
+    def save(self, session: Session, *, force: bool = False) -> Session:
+        """Atomically write `session`, bumping its revision.
+
+        Refused when the file on disk does not load (it is never overwritten) and, unless `force`, when
+        another process saved since this copy was loaded. Use `update` for read-modify-write.
+        """
+        with self.lock(session.session_id):
+            self._save_locked(session, force=force)
+        return session
+
+    def update(self, session_id: str, fn: Callable[[Session], Any]) -> Session:
+        """Load, apply `fn` (mutate in place, or return a new Session), save: all under the session lock."""
+        with self.lock(session_id):
+            session = self._read(session_id)
+            result = fn(session)
+            if isinstance(result, Session):
+                if result.session_id != session_id:
+                    raise SessionError(f"update of {session_id} returned session {result.session_id}")
+                session = result
+            self._save_locked(session, force=True)  # we hold the lock and just read it
+        return session
+
+    def _save_locked(self, session: Session, *, force: bool) -> None:
+        if not self.exists(session.session_id):
+            raise SessionError(
+                f"session {session.session_id} does not exist in {_display(self.root)}",
+                hint="create it first with SessionStore.create()",
+            )
+        current = self._read(session.session_id)  # raises for corrupt/newer files: never overwrite them
+        if not force and current.revision != session.revision:
+            raise SessionError(
+                f"session {session.session_id} was changed by another process since it was loaded "
+                f"(revision {current.revision} on disk, {session.revision} in memory); nothing was written",
+                hint="reload it, or make the change with SessionStore.update()",
+            )
+        self._write(session, revision=current.revision + 1)
+
+    def _write(self, session: Session, *, revision: int | None = None) -> None:
+        now = utcnow()
+        new_revision = session.revision + 1 if revision is None else revision
+        doc = session.model_dump(mode="json")
+        doc["revision"] = new_revision
+        doc["updated_at"] = now.isoformat().replace("+00:00", "Z")
+        text = self._serialize(doc)
+        _atomic_write(self.session_file(session.session_id), text)
+        session.revision = new_revision
+        session.updated_at = now
+
+    @staticmethod
+    def _serialize(doc: dict[str, Any]) -> str:
+        doc = scrub_session_payload(doc)
+        try:  # never write a file we could not read back
+            Session.model_validate(doc)
+        except ValidationError as exc:
+            raise SessionError(f"session {doc.get('session_id')} would not load back: {exc}") from exc
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+    def delete(self, session_id: str) -> None:
+        directory = self.session_dir(session_id)
+        if not directory.is_dir():
+            raise self._missing(session_id)
+        shutil.rmtree(directory)
+
+    # --- listing and export ---------------------------------------------------------------------
+
+    def list(self) -> list[SessionSummary]:
+        """Summaries, newest first. Unreadable sessions are listed with `error` set, not raised."""
+        if not self.root.is_dir():
+            return []
+        rows: list[tuple[datetime, SessionSummary]] = []
+        for entry in self.root.iterdir():
+            if not ID_PATTERN.fullmatch(entry.name) or not (entry / SESSION_FILE).is_file():
+                continue
+            try:
+                summary = _summarize(self._read(entry.name))
+                when = summary.created_at or datetime.min.replace(tzinfo=timezone.utc)
+            except SessionError as exc:
+                logger.warning("skipping unreadable session %s: %s", entry.name, exc)
+                mtime = datetime.fromtimestamp((entry / SESSION_FILE).stat().st_mtime, timezone.utc)
+                summary = SessionSummary(session_id=entry.name, updated_at=mtime, error=str(exc))
+                when = mtime
+            rows.append((when, summary))
+        rows.sort(key=lambda row: (row[0], row[1].session_id), reverse=True)
+        return [summary for _, summary in rows]
+
+    def export(self, session_id: str, format: ExportFormat = "text", version: int | None = None) -> str:
+        """The prompt as the model sees it (text), the session (json), or the saved DSPy program (dspy)."""
+        session = self.load(session_id)
+        if format == "json":
+            return self._serialize(session.model_dump(mode="json"))
+        if format not in ("text", "dspy"):
+            raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")
+        chosen = session.get_version(version)
+        if format == "text":
+            return chosen.prompt
+        if chosen.program_json is None:
+            raise SessionError(
+                f"version {chosen.version} of session {session_id} has no saved DSPy program "
+                f"(backend {chosen.backend})",
+                hint="export it with --format text instead",
+            )
+        return json.dumps(scrub(chosen.program_json, keep_ambiguous_keys=True), indent=2, ensure_ascii=False)
+
+
+def _summarize(session: Session) -> SessionSummary:
+    best = session.best_version()
+    description = session.description
+    if not description and session.raw_input.strip():
+        description = session.raw_input.strip().splitlines()[0]
+    return SessionSummary(
+        session_id=session.session_id,
+        created_at=session.created_at,
+        updated_at=session.updated_at,
+        status=session.status,
+        description=description[:100],
+        n_versions=len(session.versions),
+        best_version=best.version if best else None,
+        best_score=best.valid.selection if best and best.valid else None,
+        n_open_feedback=len(session.open_feedback()),
+    )

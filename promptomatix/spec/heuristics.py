@@ -1,0 +1,252 @@
+"""Deterministic fallbacks for spec inference, used when the teacher is absent or answers junk.
+
+A 135M teacher often cannot produce a usable spec; these rules make sure the pipeline still gets a valid one,
+and every caller records which parts came from here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from promptomatix.spec.models import FieldSpec, normalize_label
+from promptomatix.spec.task_types import TaskType
+
+# Order matters: the first matching rule wins ("classify customer questions" is classification, not qa).
+_TYPE_RULES: list[tuple[TaskType, tuple[str, ...]]] = [
+    (TaskType.TRANSLATION, ("translate", "translation")),
+    (TaskType.SUMMARIZATION, ("summarize", "summarise", "summary", "summarization", "tl;dr")),
+    (TaskType.MULTI_LABEL_CLASSIFICATION, ("multi-label", "multilabel", "all that apply", "all labels")),
+    (
+        TaskType.CLASSIFICATION,
+        ("classify", "classif", "sentiment", "categorize", "categorise", "label ", "spam", "detect whether"),
+    ),
+    (TaskType.INFORMATION_EXTRACTION, ("extract", "named entit", "pull out")),
+    (TaskType.PARAPHRASING, ("paraphrase", "rephrase", "reword")),
+    (TaskType.CODE_DEBUGGING, ("debug", "fix the bug", "fix bugs")),
+    (TaskType.CODE_EXPLANATION, ("explain code", "explain the code", "explain this code")),
+    (TaskType.CODE_GENERATION, ("python function", "write code", "write a function", "sql query")),
+    (TaskType.REASONING, ("solve", "math", "how many", "calculate", "arithmetic", "word problem")),
+    (TaskType.QA, ("question", "answer")),
+    (TaskType.CONVERSATION, ("chat", "conversation", "dialogue")),
+]
+
+#: Column names that usually hold the expected output when a user's data does not say.
+OUTPUT_COLUMN_HINTS = (
+    "label",
+    "labels",
+    "answer",
+    "output",
+    "target",
+    "summary",
+    "translation",
+    "sentiment",
+    "category",
+    "class",
+    "response",
+    "completion",
+    "y",
+)
+
+_DEFAULT_FIELDS: dict[TaskType, tuple[list[str], str]] = {
+    TaskType.CLASSIFICATION: (["text"], "label"),
+    TaskType.MULTI_LABEL_CLASSIFICATION: (["text"], "labels"),
+    TaskType.QA: (["question"], "answer"),
+    TaskType.REASONING: (["question"], "answer"),
+    TaskType.SUMMARIZATION: (["text"], "summary"),
+    TaskType.TRANSLATION: (["text"], "translation"),
+    TaskType.INFORMATION_EXTRACTION: (["text"], "extraction"),
+    TaskType.PARAPHRASING: (["text"], "paraphrase"),
+    TaskType.CONVERSATION: (["message"], "response"),
+    TaskType.CODE_GENERATION: (["request"], "code"),
+    TaskType.CODE_EXPLANATION: (["code"], "explanation"),
+    TaskType.CODE_COMPLETION: (["code"], "completion"),
+    TaskType.CODE_DEBUGGING: (["code"], "fixed_code"),
+}
+
+_LIST_INTRO = re.compile(
+    r"\b(?:as|into|between|among|from|one of|either|labels?|categories|classes)\b\s*:?\s*", re.IGNORECASE
+)
+_SENTENCE_END = re.compile(r"[.;!?\n](?:\s|$)|$")
+_PAREN_LIST = re.compile(r"\(([^()]{3,120})\)")
+_TRAILING = re.compile(
+    r"\s+(?:based|depending|according|given|using|with|by|for|from|in|on|if|when|so|that|which|where|because)\b.*$",
+    re.IGNORECASE,
+)
+_LEADING = re.compile(r"^(?:either|one of|a|an|the|being)\s+", re.IGNORECASE)
+
+
+def guess_task_type(description: str) -> TaskType:
+    """Keyword rules on the description; generation when nothing matches."""
+    text = f" {description.lower()} "
+    for task_type, needles in _TYPE_RULES:
+        if any(n in text for n in needles):
+            return task_type
+    return TaskType.GENERATION
+
+
+def _split_items(text: str, *, slash: bool = False) -> list[str] | None:
+    text = _TRAILING.sub("", text.strip())
+    parts = re.split(
+        r"\s*,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*\|\s*" + (r"|\s*/\s*" if slash else ""), text
+    )
+    items = []
+    for part in parts:
+        part = _LEADING.sub("", part.strip().strip("\"'`*").strip())
+        part = part.strip("\"'`*").strip()
+        if not part:
+            continue
+        if len(part.split()) > 3 or len(part) > 40:
+            return None
+        items.append(part)
+    unique = list(dict.fromkeys(items))
+    return unique if len(unique) >= 2 else None
+
+
+def extract_labels(description: str) -> list[str] | None:
+    """Label set spelled out in the description ("as positive or negative", "into A, B, or C", "(yes/no)")."""
+    for match in _PAREN_LIST.finditer(description):
+        items = _split_items(match.group(1), slash=True)
+        if items:
+            return items
+    # Latest intro word first: in "emails from customers into a, b, or c" the list follows "into".
+    for match in reversed(list(_LIST_INTRO.finditer(description))):
+        rest = description[match.end() :]
+        end = _SENTENCE_END.search(rest)
+        items = _split_items(rest[: end.start()] if end else rest)
+        if items:
+            return items
+    return None
+
+
+def guess_labels(description: str) -> list[str] | None:
+    """Conventional label sets for a few well-known tasks whose description does not list them."""
+    lowered = description.lower()
+    if "sentiment" in lowered:
+        return ["positive", "negative", "neutral"] if "neutral" in lowered else ["positive", "negative"]
+    if "spam" in lowered:
+        return ["spam", "not spam"]
+    return None
+
+
+def safe_field_name(name: str) -> str:
+    """An identifier DSPy can use as a signature field ("Review Text" → "review_text")."""
+    cleaned = re.sub(r"\W+", "_", str(name).strip().lower()).strip("_")
+    if not cleaned:
+        return "field"
+    return f"f_{cleaned}" if cleaned[0].isdigit() else cleaned
+
+
+def default_fields(task_type: TaskType, description: str = "") -> tuple[list[FieldSpec], list[FieldSpec]]:
+    """Conventional field names per task type, used when neither the user, data nor teacher gave any."""
+    inputs, output = _DEFAULT_FIELDS.get(task_type, (["request"], "response"))
+    if task_type == TaskType.QA and re.search(r"\b(context|passage|document|article)\b", description.lower()):
+        inputs = ["context", "question"]
+    return [FieldSpec(name=n) for n in inputs], [FieldSpec(name=output)]
+
+
+def value_type(values: Iterable[Any]) -> str:
+    """The narrowest field type that fits every non-null value (CSV values are text, so they stay str)."""
+    kinds = set()
+    for v in values:
+        if v is None:
+            continue
+        if isinstance(v, bool):
+            kinds.add("bool")
+        elif isinstance(v, int):
+            kinds.add("int")
+        elif isinstance(v, float):
+            kinds.add("float")
+        elif isinstance(v, list):
+            kinds.add("list")
+        elif isinstance(v, dict):
+            kinds.add("json")
+        else:
+            kinds.add("str")
+    if kinds == {"int", "float"}:
+        return "float"
+    return kinds.pop() if len(kinds) == 1 else "str"
+
+
+def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Union of keys in first-seen order."""
+    return list(dict.fromkeys(k for row in rows for k in row))
+
+
+def fields_from_rows(
+    rows: Sequence[dict[str, Any]],
+    input_names: list[str] | None,
+    output_names: list[str] | None,
+) -> tuple[list[str], list[str], str]:
+    """Pick input/output columns from data; returns (inputs, outputs, how) so the caller can record it."""
+    columns = columns_of(rows)
+    if input_names and output_names:
+        return input_names, output_names, "given"
+    if output_names:
+        return [c for c in columns if c not in output_names], output_names, "inputs = the other data columns"
+    if input_names:
+        rest = [c for c in columns if c not in input_names]
+        return input_names, rest[-1:], "output = the last other data column"
+    lowered = {c.lower(): c for c in columns}
+    for hint in OUTPUT_COLUMN_HINTS:
+        if hint in lowered and len(columns) > 1:
+            out = lowered[hint]
+            return [c for c in columns if c != out], [out], f"output column {out!r} recognised by name"
+    return columns[:-1], columns[-1:], "output = the last data column"
+
+
+def discover_labels(rows: Iterable[dict[str, Any]], field: str, *, multi: bool = False) -> list[str]:
+    """Distinct values of `field`, most frequent first (ties: first seen); multi splits comma lists."""
+    counts: Counter[str] = Counter()
+    spelled: dict[str, str] = {}
+    for row in rows:
+        value = row.get(field)
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else (str(value).split(",") if multi else [value])
+        for item in items:
+            text = str(item).strip()
+            key = normalize_label(text)
+            if not key:
+                continue
+            spelled.setdefault(key, text)
+            counts[key] += 1
+    order = {k: i for i, k in enumerate(spelled)}
+    return [spelled[k] for k in sorted(counts, key=lambda k: (-counts[k], order[k]))]
+
+
+def looks_like_labels(values: Sequence[Any], *, max_labels: int = 20) -> bool:
+    """Short, repeated values suggest a classification target."""
+    texts = [str(v).strip() for v in values if v is not None and str(v).strip()]
+    if len(texts) < 4:
+        return False
+    distinct = {normalize_label(t) for t in texts}
+    return (
+        len(distinct) <= max_labels
+        and len(distinct) <= len(texts) / 2
+        and all(len(t.split()) <= 3 for t in texts)
+    )
+
+
+def build_initial_prompt(
+    description: str,
+    *,
+    input_names: Sequence[str],
+    output_names: Sequence[str],
+    labels: Sequence[str] | None = None,
+    output_format: str | None = None,
+    constraints: Sequence[str] = (),
+) -> str:
+    """A plain baseline prompt that stays faithful to the user's words (the optimizer must beat it)."""
+    text = description.strip()
+    if text and text[-1] not in ".!?":
+        text += "."
+    lines = [text, f"Given: {', '.join(input_names)}. Produce: {', '.join(output_names)}."]
+    if labels:
+        lines.append(f"Answer with exactly one of: {', '.join(labels)}.")
+    if output_format:
+        lines.append(f"Output format: {output_format}")
+    lines.extend(f"- {c}" for c in constraints)
+    return "\n".join(lines)
