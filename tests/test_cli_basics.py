@@ -55,6 +55,7 @@ def test_usage_error_exits_2():
 def test_debug_shows_traceback(monkeypatch):
     code = "import sys\nfrom promptomatix.cli.app import main\nmain(sys.argv[1:])\n"
     env = {**__import__("os").environ, "PROMPTOMATIX_DEBUG": "1"}
-    r = subprocess.run([sys.executable, "-c", code, "models", "run", "nosuch", "x"], capture_output=True,
-                       text=True, env=env)
+    r = subprocess.run(
+        [sys.executable, "-c", code, "models", "run", "nosuch", "x"], capture_output=True, text=True, env=env
+    )
     assert "Traceback" in r.stderr

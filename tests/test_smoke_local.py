@@ -21,8 +21,21 @@ def boundary():
 def test_models_run_prints_a_real_answer():
     code = "import sys\nfrom promptomatix.cli.app import main\nmain(sys.argv[1:])\n"
     r = subprocess.run(
-        [sys.executable, "-c", code, "models", "run", "smollm2-135m", "Say hello.", "--json", "--max-tokens", "12"],
-        capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-c",
+            code,
+            "models",
+            "run",
+            "smollm2-135m",
+            "Say hello.",
+            "--json",
+            "--max-tokens",
+            "12",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -37,7 +50,9 @@ def test_json_schema_constrains_the_embedded_model(boundary):
         "required": ["sentiment"],
     }
     text = boundary.role("task").chat(
-        [{"role": "user", "content": "Review: 'A dull, boring mess.' Sentiment?"}], json_schema=schema, max_tokens=24
+        [{"role": "user", "content": "Review: 'A dull, boring mess.' Sentiment?"}],
+        json_schema=schema,
+        max_tokens=24,
     )
     assert json.loads(text)["sentiment"] in {"positive", "negative"}
 

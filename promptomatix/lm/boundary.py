@@ -279,4 +279,3 @@ class RoleLM:
 
     def __repr__(self) -> str:
         return f"RoleLM(role={self.role!r}, model={self.model!r})"
-

@@ -40,9 +40,7 @@ class ResponseCache:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value))
-            )
+            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
             self._db.commit()
 
     def __len__(self) -> int:

@@ -101,6 +101,4 @@ def build_boundary(
         built["teacher"] = client_for(settings.teacher_model) if settings.teacher_model else built["task"]
     if "judge" not in built:
         built["judge"] = client_for(settings.judge_model) if settings.judge_model else built["teacher"]
-    return LMBoundary(
-        built, budget=budget, cache=ResponseCache(cache_path), retry=retry, on_call=on_call
-    )
+    return LMBoundary(built, budget=budget, cache=ResponseCache(cache_path), retry=retry, on_call=on_call)

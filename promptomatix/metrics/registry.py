@@ -35,9 +35,7 @@ class MetricRegistry:
         self._train: dict[str, UserMetric] = {}
         self._final: dict[str, UserMetric] = {}
 
-    def register(
-        self, task_type: str, fn: UserMetric, *, final: bool | UserMetric = False
-    ) -> UserMetric:
+    def register(self, task_type: str, fn: UserMetric, *, final: bool | UserMetric = False) -> UserMetric:
         """Register `fn` as the training metric (and final metric unless one is set), or final-only.
 
         `final=True` registers fn as the final-eval metric only; `final=<callable>` registers fn for training
@@ -116,9 +114,7 @@ def coerce_result(value: Any, name: str = "metric") -> MetricResult:
         value, feedback = value["score"], value.get("feedback", "")
     elif not isinstance(value, (bool, int, float)) and hasattr(value, "score"):
         value, feedback = value.score, getattr(value, "feedback", "") or ""
-    if isinstance(value, bool):
-        score = float(value)
-    elif isinstance(value, (int, float)):
+    if isinstance(value, (bool, int, float)):
         score = float(value)
     else:
         raise MetricError(f"{name} returned {value!r}; a metric must return a number in [0, 1] or a bool")

@@ -127,7 +127,7 @@ def _present(record: Mapping[str, Any]) -> dict[str, tuple[str, Any]]:
 
 
 def field_f1(pred: Mapping[str, Any], gold: Mapping[str, Any]) -> tuple[float, float, float, str]:
-    """Field-level (precision, recall, F1, feedback) of two records: a field counts when key and value agree."""
+    """Field-level (precision, recall, F1, feedback): a field counts when its key and value both agree."""
     p, g = _present(pred), _present(gold)
     if not p and not g:
         return 1.0, 1.0, 1.0, "all fields correct (both empty)"

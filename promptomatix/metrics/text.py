@@ -28,7 +28,7 @@ def as_text(value: Any) -> str:
 
 
 def normalize_label(text: Any) -> str:
-    """Case-, whitespace- and punctuation-insensitive form of a label ("Very_Negative." -> "very negative")."""
+    """Case-, space- and punctuation-insensitive form of a label ("Very_Negative." -> "very negative")."""
     return " ".join(as_text(text).lower().translate(_PUNCT_TABLE).split())
 
 

@@ -26,12 +26,16 @@ def new_id(now: datetime | None = None) -> str:
     return f"{moment:%Y%m%d-%H%M%S}-{os.urandom(3).hex()}"
 
 
+def is_valid_id(session_id: object) -> bool:
+    return (
+        isinstance(session_id, str)
+        and ID_PATTERN.fullmatch(session_id) is not None
+        and session_id.lower() not in _WINDOWS_RESERVED
+    )
+
+
 def validate_id(session_id: object) -> str:
     """Return `session_id` if it is a well-formed id, else raise SessionError naming the expected shape."""
-    if (
-        not isinstance(session_id, str)
-        or not ID_PATTERN.fullmatch(session_id)
-        or session_id.lower() in _WINDOWS_RESERVED
-    ):
+    if not is_valid_id(session_id):
         raise SessionError(f"invalid session id {session_id!r}: ids look like {ID_EXAMPLE}")
     return session_id

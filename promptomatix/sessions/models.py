@@ -14,7 +14,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from promptomatix.errors import SessionError
-from promptomatix.sessions.ids import ID_EXAMPLE, ID_PATTERN
+from promptomatix.sessions.ids import ID_EXAMPLE, is_valid_id
 
 SCHEMA_VERSION = 1
 MAX_EVENTS = 200  # the event log is a breadcrumb trail, not a full log; oldest entries are dropped
@@ -172,7 +172,7 @@ class Session(_Model):
     @field_validator("session_id")
     @classmethod
     def _valid_id(cls, value: str) -> str:
-        if not ID_PATTERN.fullmatch(value):
+        if not is_valid_id(value):
             raise ValueError(f"invalid session id {value!r}: ids look like {ID_EXAMPLE}")
         return value
 

@@ -29,7 +29,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from promptomatix.errors import ConfigurationError, SessionError
-from promptomatix.sessions.ids import ID_PATTERN, new_id, validate_id
+from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
 from promptomatix.sessions.secrets import scrub
 
@@ -323,7 +323,7 @@ class SessionStore:
             return []
         rows: list[tuple[datetime, SessionSummary]] = []
         for entry in self.root.iterdir():
-            if not ID_PATTERN.fullmatch(entry.name) or not (entry / SESSION_FILE).is_file():
+            if not is_valid_id(entry.name) or not (entry / SESSION_FILE).is_file():
                 continue
             try:
                 summary = _summarize(self._read(entry.name))

@@ -70,5 +70,3 @@ def valid_prompt(value: Any) -> str | None:
     if not 15 <= len(text) <= 4000 or text[0] in "{[":
         return None
     return text
-
-

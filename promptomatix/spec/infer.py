@@ -1,30 +1,30 @@
 """Work out a TaskSpec from one sentence: keep what the user gave, ask the teacher for the rest, fall back.
 
-At most two teacher calls (spec, then sample rows / initial prompt), each with a JSON schema. Every answer
-part is validated on its own, so one junk part does not discard the good ones; whatever was not given is listed in
-`TaskSpec.assumptions` with where it came from.
+At most two teacher calls (spec, then sample rows / initial prompt), each with a JSON schema. Each answer
+part is validated on its own, so one junk part does not discard the good ones; whatever was not given is
+listed in `TaskSpec.assumptions` with where it came from.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import ValidationError
 
 from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
 from promptomatix.lm.types import ChatModel
 from promptomatix.spec import heuristics as h
+from promptomatix.spec.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_prompt, valid_row
 from promptomatix.spec.models import FieldSpec, TaskSpec
+from promptomatix.spec.overrides import SpecOverrides, as_fields, parse_sample_data, parse_task_type
 from promptomatix.spec.parsing import parse_json_loose
 from promptomatix.spec.task_types import TaskType, known_task_types, normalize_task_type_name
 
 log = logging.getLogger(__name__)
 
 CLASSIFICATION_TYPES = (TaskType.CLASSIFICATION, TaskType.MULTI_LABEL_CLASSIFICATION)
-_FIELD_TYPES = {"str", "int", "float", "bool", "list", "json"}
 _SYSTEM = "You design task specifications for prompt optimization. Reply with one JSON object only, no prose."
 
 
@@ -61,7 +61,7 @@ _FIELD_LIST_SCHEMA = {
     "items": _object_schema(
         {
             "name": {"type": "string"},
-            "type": {"type": "string", "enum": sorted(_FIELD_TYPES)},
+            "type": {"type": "string", "enum": sorted(FIELD_TYPES)},
             "description": {"type": "string"},
         }
     ),
@@ -98,10 +98,10 @@ def infer_task_spec(
         )
     given_parts.append("description")
 
-    task_type = _parse_task_type(g.task_type) if g.task_type else None
-    sample_rows = _parse_sample_data(g.sample_data) if g.sample_data else []
-    inputs = _as_fields(g.input_fields) if g.input_fields else None
-    outputs = _as_fields(g.output_fields) if g.output_fields else None
+    task_type = parse_task_type(g.task_type) if g.task_type else None
+    sample_rows = parse_sample_data(g.sample_data) if g.sample_data else []
+    inputs = as_fields(g.input_fields) if g.input_fields else None
+    outputs = as_fields(g.output_fields) if g.output_fields else None
     labels = list(g.labels) if g.labels else None
     if outputs and not labels:
         labels = next((f.labels for f in outputs if f.labels), None)
@@ -193,7 +193,7 @@ def infer_task_spec(
 
     default_in, default_out = h.default_fields(task_type, desc)
     if inputs is None:
-        inputs = _teacher_fields(answer.get("input_fields"), set())
+        inputs = teacher_fields(answer.get("input_fields"), set())
         if inputs:
             notes.append(f"input fields inferred by teacher ({', '.join(f.name for f in inputs)})")
         else:
@@ -201,7 +201,7 @@ def infer_task_spec(
             notes.append(f"input fields fell back to defaults for {task_type.value} ({inputs[0].name})")
     taken = {f.name for f in inputs}
     if outputs is None:
-        outputs = _teacher_fields(answer.get("output_fields"), taken)
+        outputs = teacher_fields(answer.get("output_fields"), taken)
         if outputs:
             notes.append(f"output fields inferred by teacher ({', '.join(f.name for f in outputs)})")
         else:
@@ -219,7 +219,7 @@ def infer_task_spec(
             labels = explicit_labels
             notes.append(f"labels read from the description ({', '.join(labels)})")
         if labels is None:
-            labels = _teacher_labels(answer.get("labels"))
+            labels = teacher_labels(answer.get("labels"))
             if labels:
                 notes.append(f"labels inferred by teacher ({', '.join(labels)})")
         if labels is None:
@@ -240,7 +240,7 @@ def infer_task_spec(
 
     fields = [*inputs, *outputs]
     if data and not sample_rows:
-        sample_rows = [r for r in (_valid_row(fields, row) for row in data[:10]) if r][:3]
+        sample_rows = [r for r in (valid_row(fields, row) for row in data[:10]) if r][:3]
     initial_prompt = g.initial_prompt
     # Call 2: sample rows and the initial prompt, only when still missing.
     if (not sample_rows or not initial_prompt) and teacher is not None:
@@ -269,7 +269,7 @@ def infer_task_spec(
         if "sample_rows" in props2:
             got = answer2.get("sample_rows")
             sample_rows = (
-                [r for r in (_valid_row(fields, row) for row in got or []) if r][:3]
+                [r for r in (valid_row(fields, row) for row in got or []) if r][:3]
                 if isinstance(got, list)
                 else []
             )
@@ -279,7 +279,7 @@ def infer_task_spec(
                 else "no usable sample rows"
             )
         if "initial_prompt" in props2:
-            initial_prompt = _valid_prompt(answer2.get("initial_prompt"))
+            initial_prompt = valid_prompt(answer2.get("initial_prompt"))
             if initial_prompt:
                 notes.append("initial prompt written by teacher")
     if not initial_prompt:

@@ -68,7 +68,7 @@ class FieldSpec(BaseModel):
         return None
 
     def coerce(self, value: Any) -> Any:
-        """Convert a raw value (CSV text, model JSON) to this field's type; ValueError says what was expected."""
+        """Convert a raw value (CSV text, model JSON) to this field's type; ValueError says what's wrong."""
         return coerce_value(value, self.type)
 
     def json_schema(self) -> dict[str, Any]:
@@ -147,7 +147,7 @@ def coerce_value(value: Any, type_: str) -> Any:
 
 
 class TaskSpec(BaseModel):
-    """Everything later stages need to know about the task; `given` and `assumptions` keep inference honest."""
+    """All later stages need to know about the task; `given` and `assumptions` keep inference honest."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -73,5 +73,3 @@ def parse_sample_data(value: list[dict[str, Any]] | str) -> list[dict[str, Any]]
 
 def as_fields(items: Sequence[str | FieldSpec]) -> list[FieldSpec]:
     return [f if isinstance(f, FieldSpec) else FieldSpec(name=str(f)) for f in items]
-
-

@@ -1,0 +1,146 @@
+"""What every backend shares: the run context it is handed, progress events, scoring, and the result shape.
+
+Backends follow DSPy's optimizer contract: hyperparameters in `__init__`, data in `compile`, and the input
+(the initial prompt/program) is never mutated. They see train and valid only (BackendData); the held-out test
+split is read by the final report, outside the backend.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+
+if TYPE_CHECKING:
+    from promptomatix.lm.boundary import LMBoundary, RoleLM
+    from promptomatix.metrics import EvalReport, MetricsManager
+    from promptomatix.spec.models import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+class ProgressEvent(BaseModel):
+    """One step of a run, for progress displays and logs."""
+
+    stage: str  # spec | data | baseline | round | candidate | final | done | stopped
+    message: str
+    round: int | None = None
+    total_rounds: int | None = None
+    best_score: float | None = None
+    calls: int | None = None
+    cost_usd: float | None = None
+
+
+ProgressFn = Callable[[ProgressEvent], None]
+
+
+@dataclass
+class RunContext:
+    """Everything a backend needs from the run. Passed down; nothing here is global."""
+
+    boundary: LMBoundary
+    metrics: MetricsManager
+    spec: TaskSpec
+    num_threads: int = 4
+    seed: int = 0
+    progress: ProgressFn | None = None
+    human_feedback: list[str] = field(default_factory=list)
+    max_errors: int | None = None
+
+    @property
+    def task_lm(self) -> RoleLM:
+        return self.boundary.role("task")
+
+    @property
+    def teacher_lm(self) -> RoleLM:
+        return self.boundary.role("teacher")
+
+    def emit(self, stage: str, message: str, **kw: Any) -> None:
+        log.info("%s: %s", stage, message)
+        if self.progress is None:
+            return
+        total = self.boundary.usage().total
+        self.progress(ProgressEvent(stage=stage, message=message, calls=total.calls, cost_usd=total.cost_usd, **kw))
+
+    def evaluate(
+        self, predict: Callable[[dict[str, Any]], Any], rows: Sequence[dict[str, Any]], *, final: bool = False
+    ) -> EvalReport:
+        """Score `predict` on rows (raw, no penalty: the caller multiplies by the candidate's penalty)."""
+        from promptomatix.metrics import Evaluator
+
+        evaluator = Evaluator(num_threads=self.num_threads, max_errors=self.max_errors, seed=self.seed)
+        return evaluator.run(
+            predict,
+            list(rows),
+            self.metrics.scorer(self.spec.task_type.value, final=final),
+            self.spec.input_names,
+            self.spec.output_names,
+            label_field=self.spec.label_field,
+        )
+
+
+def selection_score(report: EvalReport) -> float:
+    """What candidates are ranked by: balanced accuracy for classification (a constant label must not win)."""
+    return float(report.primary)
+
+
+class CandidateRecord(BaseModel):
+    """One candidate tried by a backend, with its scores (the session keeps all of them)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int
+    round: int
+    origin: str
+    prompt: str
+    instructions: str
+    n_demos: int = 0
+    length: int = 0
+    minibatch_score: float | None = None
+    valid_raw: float | None = None
+    valid_penalized: float | None = None
+    note: str = ""
+
+
+class BackendResult(BaseModel):
+    """The outcome of `compile`: the best prompt as the model sees it, its scores, and every candidate."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    backend: str
+    prompt: str  # the best prompt as the model sees it
+    instructions: str
+    demos: list[dict[str, Any]] = Field(default_factory=list)
+    format_line: str | None = None
+    valid_raw: float
+    valid_penalized: float
+    initial_prompt: str
+    initial_valid_raw: float
+    initial_valid_penalized: float
+    candidates: list[CandidateRecord] = Field(default_factory=list)
+    rounds_completed: int = 0
+    stop_reason: str = "completed"
+    program_json: dict[str, Any] | None = None
+    settings: dict[str, Any] = Field(default_factory=dict)
+    _best_predict: Callable[[dict[str, Any]], Any] | None = PrivateAttr(default=None)
+    _initial_predict: Callable[[dict[str, Any]], Any] | None = PrivateAttr(default=None)
+
+    def with_predictors(
+        self, best: Callable[[dict[str, Any]], Any], initial: Callable[[dict[str, Any]], Any]
+    ) -> BackendResult:
+        self._best_predict = best
+        self._initial_predict = initial
+        return self
+
+    @property
+    def best_predict(self) -> Callable[[dict[str, Any]], Any]:
+        assert self._best_predict is not None, "backend did not attach predictors"
+        return self._best_predict
+
+    @property
+    def initial_predict(self) -> Callable[[dict[str, Any]], Any]:
+        assert self._initial_predict is not None, "backend did not attach predictors"
+        return self._initial_predict

@@ -1,0 +1,258 @@
+"""The `simple_meta_prompt` backend: an OPRO/ProTeGi-style refinement loop with real selection.
+
+Each round the teacher sees the task, the best prompts so far with their scores, the current best's failures on
+a train minibatch (with metric feedback) and any human feedback, and proposes K candidates. Candidates are
+scored on the train minibatch first; only promising ones get the full valid split. The initial prompt is always
+in the pool, so the result never scores below it on valid. Budget exhaustion stops the loop, keeping the best.
+"""
+
+from __future__ import annotations
+
+import random
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.prompt import PromptCandidate, PromptProgram
+from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
+from promptomatix.errors import BudgetExceeded, LMCallError
+
+SearchType = Literal["quick", "moderate", "heavy"]
+
+
+class MetaSettings(BaseModel):
+    """Search hyperparameters. Presets set them; explicit values override."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rounds: int = Field(default=2, ge=0)
+    candidates_per_round: int = Field(default=3, ge=1)
+    minibatch_size: int = Field(default=6, ge=1)
+    patience: int = Field(default=2, ge=1)
+    top_k: int = Field(default=3, ge=1)
+    max_demos: int = Field(default=3, ge=0)
+    teacher_temperature: float = Field(default=0.7, ge=0, le=2)
+    strategies: list[str] = Field(
+        default_factory=lambda: [
+            "rewrite_from_failures",
+            "add_demos",
+            "format_line",
+            "rephrase",
+            "add_format",
+            "compress",
+        ]
+    )
+
+    @classmethod
+    def preset(cls, search_type: SearchType = "quick", **overrides: Any) -> MetaSettings:
+        presets = {
+            "quick": {"rounds": 2, "candidates_per_round": 3, "minibatch_size": 6, "patience": 2},
+            "moderate": {"rounds": 4, "candidates_per_round": 4, "minibatch_size": 10, "patience": 2},
+            "heavy": {"rounds": 8, "candidates_per_round": 6, "minibatch_size": 16, "patience": 3},
+        }
+        key = search_type.replace("_search", "")
+        if key not in presets:
+            from promptomatix.errors import ConfigurationError
+
+            raise ConfigurationError(f"unknown search type '{search_type}'", hint="use quick, moderate or heavy")
+        return cls(**{**presets[key], **{k: v for k, v in overrides.items() if v is not None}})
+
+    def estimate_calls(self, n_train: int, n_valid: int) -> int:
+        """Upper bound on LM calls: baseline + per round (teacher + minibatches + promoted valid evals)."""
+        m = min(self.minibatch_size, max(1, n_train))
+        k = self.candidates_per_round
+        return n_valid + self.rounds * (k + (k + 1) * m + k * n_valid)
+
+
+class _Scored:
+    def __init__(self, cid: int, rnd: int, cand: PromptCandidate) -> None:
+        self.id = cid
+        self.round = rnd
+        self.candidate = cand
+        self.minibatch: float | None = None
+        self.valid_raw: float | None = None
+        self.valid_penalized: float | None = None
+        self.valid_report: Any = None
+        self.note = ""
+
+
+class MetaPromptOptimizer:
+    """`compile(ctx, initial, data)` → BackendResult. Never mutates `initial`."""
+
+    name = "simple_meta_prompt"
+
+    def __init__(self, settings: MetaSettings | None = None, registry: StrategyRegistry | None = None) -> None:
+        self.settings = settings or MetaSettings()
+        self.registry = registry or StrategyRegistry.default()
+        for name in self.settings.strategies:
+            self.registry.get(name)  # fail fast on a typo
+
+    def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
+        s = self.settings
+        spec = ctx.spec
+        rng = random.Random(ctx.seed)
+        train, valid = list(data.train), list(data.valid)
+        if not valid:
+            valid = train
+        pool: list[_Scored] = []
+        tried: list[_Scored] = []
+        seen: set[str] = set()
+        stop_reason = "completed"
+        rounds_done = 0
+
+        def program(c: PromptCandidate) -> PromptProgram:
+            return PromptProgram(c, spec, ctx.task_lm)
+
+        def penalty(c: PromptCandidate) -> float:
+            return ctx.metrics.penalty(c.penalty_text(spec))
+
+        def score_valid(sc: _Scored) -> None:
+            report = ctx.evaluate(program(sc.candidate), valid)
+            sc.valid_report = report
+            sc.valid_raw = selection_score(report)
+            sc.valid_penalized = sc.valid_raw * penalty(sc.candidate)
+
+        base = _Scored(0, 0, initial.model_copy(update={"origin": "initial"}))
+        seen.add(base.candidate.key())
+        ctx.emit("baseline", f"scoring the initial prompt on {len(valid)} valid rows", total_rounds=s.rounds)
+        score_valid(base)  # BudgetExceeded here propagates: without a baseline there is nothing to return
+        pool.append(base)
+        tried.append(base)
+        best = base
+        ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
+        stale = 0
+        try:
+            for rnd in range(1, s.rounds + 1):
+                mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
+                best_mb_report = ctx.evaluate(program(best.candidate), mb)
+                best_mb = selection_score(best_mb_report) * penalty(best.candidate)
+                failures = _failures(best_mb_report, spec)
+                names = _round_strategies(s, rnd, rng)
+                pctx = ProposalContext(
+                    spec=spec,
+                    best=best.candidate,
+                    best_score=best.valid_penalized or 0.0,
+                    history=[(p.candidate.instructions, p.valid_penalized or 0.0) for p in pool],
+                    failures=failures,
+                    feedback=list(ctx.human_feedback),
+                    train=train,
+                    rng=random.Random(rng.random()),
+                    max_demos=s.max_demos,
+                    teacher=ctx.teacher_lm,
+                    temperature=s.teacher_temperature,
+                )
+                proposals = self._propose(names, pctx)
+                ctx.emit(
+                    "round",
+                    f"round {rnd}/{s.rounds}: {len(proposals)} candidates",
+                    round=rnd,
+                    total_rounds=s.rounds,
+                    best_score=best.valid_penalized,
+                )
+                for origin, cand, err in proposals:
+                    sc = _Scored(len(tried), rnd, cand or best.candidate.model_copy(update={"origin": origin}))
+                    tried.append(sc)
+                    if cand is None:
+                        sc.note = err or "teacher answer unusable"
+                        continue
+                    if cand.key() in seen:
+                        sc.note = "duplicate of an earlier candidate"
+                        continue
+                    seen.add(cand.key())
+                    mb_report = ctx.evaluate(program(cand), mb)
+                    sc.minibatch = selection_score(mb_report) * penalty(cand)
+                    if sc.minibatch + 1.0 / max(1, len(mb)) < best_mb:
+                        sc.note = f"minibatch {sc.minibatch:.2f} < best {best_mb:.2f}: not promoted"
+                        continue
+                    score_valid(sc)
+                    pool.append(sc)
+                pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
+                pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
+                new_best = pool[0]
+                rounds_done = rnd
+                if (new_best.valid_penalized or 0) > (best.valid_penalized or 0) + 1e-9:
+                    best, stale = new_best, 0
+                else:
+                    stale += 1
+                ctx.emit(
+                    "round",
+                    f"round {rnd} done: best valid {best.valid_penalized:.3f}",
+                    round=rnd,
+                    total_rounds=s.rounds,
+                    best_score=best.valid_penalized,
+                )
+                if stale >= s.patience:
+                    stop_reason = f"no improvement for {stale} rounds"
+                    break
+        except BudgetExceeded as e:
+            stop_reason = f"budget: {e.message}"
+            ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")
+        result = BackendResult(
+            backend=self.name,
+            prompt=best.candidate.render(spec),
+            instructions=best.candidate.instructions,
+            demos=best.candidate.demos,
+            format_line=best.candidate.format_line,
+            valid_raw=best.valid_raw or 0.0,
+            valid_penalized=best.valid_penalized or 0.0,
+            initial_prompt=base.candidate.render(spec),
+            initial_valid_raw=base.valid_raw or 0.0,
+            initial_valid_penalized=base.valid_penalized or 0.0,
+            candidates=[_record(t, spec, ctx) for t in tried],
+            rounds_completed=rounds_done,
+            stop_reason=stop_reason,
+            settings=s.model_dump(),
+        )
+        return result.with_predictors(program(best.candidate), program(base.candidate))
+
+    def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
+        """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""
+
+        def one(name: str) -> tuple[str, PromptCandidate | None, str]:
+            try:
+                return name, self.registry.get(name).propose(pctx), ""
+            except LMCallError as e:
+                return name, None, f"teacher call failed: {e.message}"
+
+        with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
+            return list(ex.map(one, names))
+
+
+def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
+    """Round 1 starts with the failure-driven rewrite; later rounds rotate through the rest."""
+    order = list(s.strategies)
+    start = (rnd - 1) * s.candidates_per_round
+    return [order[(start + i) % len(order)] for i in range(s.candidates_per_round)]
+
+
+def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in report.records:
+        if r.raw_score < 1.0:
+            out.append(
+                {
+                    "input": "; ".join(f"{k}: {v}" for k, v in r.inputs.items()),
+                    "expected": ", ".join(str(r.gold.get(n)) for n in spec.output_names),
+                    "got": r.error or ", ".join(str((r.output or {}).get(n)) for n in spec.output_names),
+                    "feedback": r.feedback,
+                }
+            )
+    return out
+
+
+def _record(t: _Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
+    return CandidateRecord(
+        id=t.id,
+        round=t.round,
+        origin=t.candidate.origin,
+        prompt=t.candidate.render(spec),
+        instructions=t.candidate.instructions,
+        n_demos=len(t.candidate.demos),
+        length=ctx.metrics.length(t.candidate.penalty_text(spec)),
+        minibatch_score=t.minibatch,
+        valid_raw=t.valid_raw,
+        valid_penalized=t.valid_penalized,
+        note=t.note,
+    )

@@ -1,0 +1,285 @@
+"""Evaluator: run a predictor over examples in parallel; report mean, bootstrap 95% CI and per-example rows.
+
+Decisions:
+- A predictor exception scores the example 0 and is counted (upstream swallowed them silently).
+- When `max_errors` is set and the error count reaches it, the run stops and returns `stopped_early=True`
+  with the records finished so far (not raising), so the caller can still show what happened.
+- BudgetExceeded always propagates at once: the caller stops the run and keeps the best so far.
+  MetricError from the score function (e.g. a gold field missing from the data) propagates too: it is a
+  data or configuration bug that would hit every example.
+- For classification (`label_field` given) the report adds accuracy, macro-F1 and balanced accuracy, because
+  a predictor that always answers one label gets a high accuracy on skewed data but not a high balanced one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from promptomatix.errors import BudgetExceeded, MetricError
+from promptomatix.metrics.manager import MISSING, get_field, record_items
+from promptomatix.metrics.result import MetricResult
+from promptomatix.metrics.text import normalize_label, shorten
+
+logger = logging.getLogger(__name__)
+
+ERROR_LABEL = "<error>"
+INVALID_LABEL = "<invalid>"
+
+
+class ExampleRecord(BaseModel):
+    index: int
+    inputs: dict[str, Any]
+    output: dict[str, Any] | None = None
+    gold: dict[str, Any]
+    score: float
+    raw_score: float
+    feedback: str = ""
+    error: str | None = None
+    details: dict[str, float] = Field(default_factory=dict)
+    predicted: str | None = None  # normalized label read by a classification metric ("" = unreadable)
+
+
+class LabelStats(BaseModel):
+    support: int  # gold examples with this label
+    predicted: int  # examples predicted as this label
+    correct: int
+    precision: float
+    recall: float
+    f1: float
+
+
+class EvalReport(BaseModel):
+    mean: float
+    mean_raw: float
+    ci_low: float
+    ci_high: float
+    n: int
+    n_errors: int
+    n_skipped: int = 0
+    stopped_early: bool = False
+    elapsed_s: float = 0.0
+    details: dict[str, float] = Field(default_factory=dict)  # mean of each MetricResult.details key
+    records: list[ExampleRecord] = Field(default_factory=list)
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    balanced_accuracy: float | None = None
+    label_counts: dict[str, int] = Field(default_factory=dict)
+    prediction_counts: dict[str, int] = Field(default_factory=dict)
+    per_label: dict[str, LabelStats] = Field(default_factory=dict)
+
+    @property
+    def primary(self) -> float:
+        """The headline number: balanced accuracy for classification, else the mean score."""
+        return self.balanced_accuracy if self.balanced_accuracy is not None else self.mean
+
+
+def bootstrap_ci(
+    scores: Sequence[float], n_bootstrap: int = 1000, seed: int = 0, alpha: float = 0.05
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean, deterministic for a seed; widened to contain the mean."""
+    if not scores:
+        return 0.0, 0.0
+    n = len(scores)
+    mean = sum(scores) / n
+    if n == 1 or n_bootstrap <= 0:
+        return mean, mean
+    rng = random.Random(seed)
+    means = sorted(sum(rng.choices(scores, k=n)) / n for _ in range(n_bootstrap))
+    lo = means[math.floor(alpha / 2 * n_bootstrap)]
+    hi = means[min(n_bootstrap - 1, math.ceil((1 - alpha / 2) * n_bootstrap) - 1)]
+    return min(lo, mean), max(hi, mean)
+
+
+def classification_stats(golds: Sequence[str], preds: Sequence[str]) -> dict[str, Any]:
+    """Accuracy, macro-F1 (over gold and predicted labels), balanced accuracy (mean recall per gold label)."""
+    n = len(golds)
+    pairs = list(zip(golds, preds, strict=True))
+    gold_counts, pred_counts = Counter(golds), Counter(preds)
+    correct = Counter(g for g, p in pairs if g == p)
+    classes = sorted(set(golds) | {p for p in preds if p not in (ERROR_LABEL, INVALID_LABEL)})
+    per_label: dict[str, LabelStats] = {}
+    for label in classes:
+        tp, support, predicted = correct[label], gold_counts[label], pred_counts[label]
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / support if support else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if tp else 0.0
+        per_label[label] = LabelStats(
+            support=support, predicted=predicted, correct=tp, precision=precision, recall=recall, f1=f1
+        )
+    gold_classes = [c for c in classes if gold_counts[c]]
+    return {
+        "accuracy": sum(correct.values()) / n if n else 0.0,
+        "macro_f1": sum(s.f1 for s in per_label.values()) / len(per_label) if per_label else 0.0,
+        "balanced_accuracy": (
+            sum(per_label[c].recall for c in gold_classes) / len(gold_classes) if gold_classes else 0.0
+        ),
+        "label_counts": dict(sorted(gold_counts.items())),
+        "prediction_counts": dict(sorted(pred_counts.items())),
+        "per_label": per_label,
+    }
+
+
+class Evaluator:
+    """Parallel evaluation with error accounting and a deterministic bootstrap CI."""
+
+    def __init__(
+        self, num_threads: int = 4, max_errors: int | None = None, n_bootstrap: int = 1000, seed: int = 0
+    ) -> None:
+        if num_threads < 1:
+            raise MetricError(f"num_threads must be >= 1, got {num_threads}")
+        self.num_threads = num_threads
+        self.max_errors = max_errors
+        self.n_bootstrap = n_bootstrap
+        self.seed = seed
+
+    def run(
+        self,
+        predict: Callable[[dict[str, Any]], Any],
+        examples: Sequence[Any],
+        score_fn: Callable[[Any, Any], MetricResult],
+        input_fields: Sequence[str],
+        output_fields: Sequence[str],
+        label_field: str | None = None,
+    ) -> EvalReport:
+        """Run `predict(inputs) -> outputs` on every example; score it with `score_fn(example, outputs)`."""
+        start = time.perf_counter()
+        stop = threading.Event()
+
+        def one(index: int, example: Any) -> ExampleRecord | None:
+            if stop.is_set():
+                return None
+            return self._one(index, example, predict, score_fn, input_fields, output_fields)
+
+        done: dict[int, ExampleRecord] = {}
+        n_errors, stopped = 0, False
+        pool = ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="promptomatix-eval")
+        futures: list[Future[ExampleRecord | None]] = []
+        try:
+            futures = [pool.submit(one, i, ex) for i, ex in enumerate(examples)]
+            for fut in as_completed(futures):
+                rec = fut.result()  # re-raises BudgetExceeded / MetricError from the worker
+                if rec is None:
+                    continue
+                done[rec.index] = rec
+                n_errors += rec.error is not None
+                if self.max_errors is not None and n_errors >= self.max_errors:
+                    stopped = True
+                    logger.warning(
+                        "evaluation stopped after %d errors (max_errors=%d)", n_errors, self.max_errors
+                    )
+                    break
+        except BaseException:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        for fut in futures:  # results that finished while we were stopping
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                rec = fut.result()
+                if rec is not None and rec.index not in done:
+                    done[rec.index] = rec
+        records = [done[i] for i in sorted(done)]
+        report = self._report(records, len(examples), stopped, label_field)
+        report.elapsed_s = time.perf_counter() - start
+        logger.info(
+            "evaluated %d examples: mean %.3f [%.3f, %.3f], %d errors",
+            report.n,
+            report.mean,
+            report.ci_low,
+            report.ci_high,
+            report.n_errors,
+        )
+        return report
+
+    def _one(
+        self,
+        index: int,
+        example: Any,
+        predict: Callable[[dict[str, Any]], Any],
+        score_fn: Callable[[Any, Any], MetricResult],
+        input_fields: Sequence[str],
+        output_fields: Sequence[str],
+    ) -> ExampleRecord:
+        inputs = {f: v for f in input_fields if (v := get_field(example, f)) is not MISSING}
+        gold = {f: v for f in output_fields if (v := get_field(example, f)) is not MISSING}
+        base = {"index": index, "inputs": inputs, "gold": gold}
+        try:
+            output = predict(inputs)
+        except BudgetExceeded:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {shorten(exc, 300)}"
+            logger.debug("example %d failed: %s", index, error)
+            return ExampleRecord(**base, score=0.0, raw_score=0.0, feedback=f"error: {error}", error=error)
+        if isinstance(output, str) and len(output_fields) == 1:
+            output_dict = {output_fields[0]: output}
+        else:
+            output_dict = record_items(output)
+        try:
+            result = score_fn(example, output)
+        except (BudgetExceeded, MetricError):
+            raise
+        except Exception as exc:  # a buggy custom metric: count it like a failed prediction
+            error = f"metric failed: {type(exc).__name__}: {shorten(exc, 300)}"
+            return ExampleRecord(
+                **base, output=output_dict, score=0.0, raw_score=0.0, feedback=error, error=error
+            )
+        return ExampleRecord(
+            **base,
+            output=output_dict,
+            score=result.score,
+            raw_score=result.raw_score if result.raw_score is not None else result.score,
+            feedback=result.feedback,
+            details=result.details,
+            predicted=result.predicted,
+        )
+
+    def _report(
+        self, records: list[ExampleRecord], n_total: int, stopped: bool, label_field: str | None
+    ) -> EvalReport:
+        scores = [r.score for r in records]
+        n = len(records)
+        ci_low, ci_high = bootstrap_ci(scores, self.n_bootstrap, self.seed)
+        keys = sorted({k for r in records for k in r.details})
+        report = EvalReport(
+            mean=sum(scores) / n if n else 0.0,
+            mean_raw=sum(r.raw_score for r in records) / n if n else 0.0,
+            ci_low=ci_low,
+            ci_high=ci_high,
+            n=n,
+            n_errors=sum(r.error is not None for r in records),
+            n_skipped=n_total - n,
+            stopped_early=stopped,
+            details={k: sum(r.details.get(k, 0.0) for r in records) / n for k in keys},
+            records=records,
+        )
+        if label_field is not None:
+            golds, preds = [], []
+            for r in records:
+                if label_field not in r.gold:
+                    continue
+                golds.append(normalize_label(r.gold[label_field]))
+                preds.append(self._predicted_label(r, label_field))
+            for key, value in classification_stats(golds, preds).items():
+                setattr(report, key, value)
+        return report
+
+    @staticmethod
+    def _predicted_label(record: ExampleRecord, label_field: str) -> str:
+        if record.error is not None:
+            return ERROR_LABEL
+        if record.predicted is not None:
+            return record.predicted or INVALID_LABEL
+        value = (record.output or {}).get(label_field)
+        return normalize_label(value) if value is not None else INVALID_LABEL
