@@ -1,0 +1,214 @@
+"""The simple_meta_prompt loop with the fake LM: rounds/K/budget, selection never below the initial prompt,
+failures and human feedback reach the teacher, and the test split is never touched."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promptomatix.backends.base import RunContext
+from promptomatix.backends.meta import MetaPromptOptimizer, MetaSettings
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.backends.strategies import StrategyRegistry, TemplateStrategy
+from promptomatix.errors import BudgetExceeded, ConfigurationError
+from promptomatix.lm.boundary import Budget, LMBoundary
+from promptomatix.lm.fake import FakeLM
+from promptomatix.metrics import MetricsManager
+from promptomatix.spec.models import FieldSpec, TaskSpec
+from promptomatix.spec.task_types import TaskType
+
+SPEC = TaskSpec(
+    description="Classify the sentiment of a movie review as positive or negative",
+    task_type=TaskType.CLASSIFICATION,
+    input_fields=[FieldSpec(name="review")],
+    output_fields=[FieldSpec(name="label", labels=["positive", "negative"])],
+    initial_prompt="Classify the review.",
+)
+
+
+def rows(n, offset=0):
+    out = []
+    for i in range(n):
+        good = (i + offset) % 2 == 0
+        out.append(
+            {
+                "review": f"{'great wonderful' if good else 'awful boring'} film number {i + offset}",
+                "label": "positive" if good else "negative",
+            }
+        )
+    return out
+
+
+def task_answer(messages):
+    """A task model that is right only when the system prompt mentions 'complains'; else always 'positive'."""
+    system = messages[0]["content"]
+    user = messages[-1]["content"]
+    if "complains" in system:
+        return json.dumps({"label": "negative" if "awful" in user else "positive"})
+    return json.dumps({"label": "positive"})
+
+
+def make_ctx(teacher_answers, budget=None, feedback=None, seen=None):
+    def teacher(messages):
+        if seen is not None:
+            seen.append(messages[-1]["content"])
+        return teacher_answers(messages) if callable(teacher_answers) else teacher_answers
+
+    task = FakeLM(default=task_answer, model="fake/task")
+    teach = FakeLM(default=teacher, model="fake/teacher")
+    boundary = LMBoundary({"task": task, "teacher": teach}, budget=budget)
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=1, human_feedback=feedback or [])
+    return ctx, task, teach
+
+
+class GuardedData:
+    """Backend view with a tripwire: touching `test` fails the test."""
+
+    def __init__(self, train, valid):
+        self.train, self.valid = train, valid
+
+    @property
+    def test(self):
+        raise AssertionError("a backend read the test split")
+
+
+def only_rewrites(**kw):
+    return MetaSettings(strategies=["rewrite_from_failures"], **kw)
+
+
+def test_loop_improves_when_the_teacher_finds_a_better_prompt():
+    good = json.dumps({"prompt": "Say negative if the text complains or criticizes, otherwise positive."})
+    ctx, _task, _teach = make_ctx(good)
+    opt = MetaPromptOptimizer(only_rewrites(rounds=2, candidates_per_round=2, minibatch_size=4))
+    initial = PromptCandidate(instructions=SPEC.initial_prompt)
+    res = opt.compile(ctx, initial, GuardedData(rows(8), rows(8, 100)))
+    assert res.initial_valid_raw == pytest.approx(0.5)  # constant 'positive' = balanced accuracy 0.5
+    assert res.valid_raw == pytest.approx(1.0)
+    assert "complains" in res.instructions
+    assert initial.instructions == "Classify the review."  # input not mutated
+    assert res.best_predict({"review": "awful boring"})["label"] == "negative"
+
+
+def test_never_returns_a_prompt_below_the_initial_on_valid():
+    bad = json.dumps({"prompt": "Always answer positive no matter what the review says."})
+    ctx, *_ = make_ctx(bad)
+    res = MetaPromptOptimizer(only_rewrites(rounds=3)).compile(
+        ctx, PromptCandidate(instructions="Classify; negative if it complains."), GuardedData(rows(6), rows(6, 50))
+    )
+    assert res.valid_penalized >= res.initial_valid_penalized
+    assert res.instructions == "Classify; negative if it complains."
+
+
+def test_rounds_and_candidates_per_round_are_respected():
+    counter = iter(range(1000))
+    ctx, _, teach = make_ctx(lambda m: json.dumps({"prompt": f"Variant number {next(counter)} of the prompt here."}))
+    settings = only_rewrites(rounds=3, candidates_per_round=2, patience=5)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert len(teach.calls) == 6  # 3 rounds × 2 candidates
+    assert res.rounds_completed == 3
+    assert len(res.candidates) == 1 + 6
+    assert {c.round for c in res.candidates} == {0, 1, 2, 3}
+
+
+def test_patience_stops_early():
+    ctx, _, _teach = make_ctx(json.dumps({"prompt": "A prompt that does not help at all here."}))
+    res = MetaPromptOptimizer(only_rewrites(rounds=5, candidates_per_round=1, patience=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert res.rounds_completed == 1 and "no improvement" in res.stop_reason
+
+
+def test_failures_and_human_feedback_reach_the_meta_prompt():
+    seen: list[str] = []
+    ctx, *_ = make_ctx(
+        json.dumps({"prompt": "Another attempt at a prompt text."}), feedback=["too vague about sarcasm"], seen=seen
+    )
+    MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert seen, "teacher never called"
+    meta = seen[0]
+    assert "too vague about sarcasm" in meta
+    assert "expected: negative" in meta and "got: positive" in meta  # a failing train example with feedback
+
+
+def test_budget_stops_the_loop_and_keeps_the_best_so_far():
+    good = json.dumps({"prompt": "Say negative if the text complains or criticizes, otherwise positive."})
+    ctx, _task, _teach = make_ctx(good, budget=Budget(max_calls=6 + 4 + 1 + 4 + 6 + 3))
+    res = MetaPromptOptimizer(only_rewrites(rounds=4, candidates_per_round=1, minibatch_size=4)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert res.stop_reason.startswith("budget")
+    assert ctx.boundary.usage().total.calls <= 6 + 4 + 1 + 4 + 6 + 3
+    assert res.valid_raw >= res.initial_valid_raw
+
+
+def test_budget_too_small_for_the_baseline_raises():
+    ctx, *_ = make_ctx("{}", budget=Budget(max_calls=2))
+    with pytest.raises(BudgetExceeded):
+        MetaPromptOptimizer(only_rewrites(rounds=1)).compile(
+            ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(4), rows(6))
+        )
+
+
+def test_junk_teacher_answers_are_rejected_not_crashing():
+    ctx, *_ = make_ctx("lol not json")
+    res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=2)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(4), rows(4, 7))
+    )
+    assert res.instructions == "Classify."
+    assert all("unusable" in c.note for c in res.candidates[1:])
+
+
+def test_demo_strategy_adds_balanced_train_demos_and_length_penalty_can_reject_them():
+    ctx, *_ = make_ctx("{}")
+    settings = MetaSettings(strategies=["add_demos"], rounds=1, candidates_per_round=1, max_demos=2)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    demo_cands = [c for c in res.candidates if c.origin == "add_demos"]
+    assert demo_cands and demo_cands[0].n_demos == 2
+    # Demos do not help this fake model; with a strong length penalty the result stays demo-free.
+    ctx2, *_ = make_ctx("{}")
+    ctx2.metrics = MetricsManager(output_fields=["label"], lambda_penalty=0.05, label_set=["positive", "negative"])
+    res2 = MetaPromptOptimizer(settings).compile(
+        ctx2, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert res2.demos == []
+
+
+def test_user_template_must_show_the_current_prompt(tmp_path):
+    reg = StrategyRegistry.default()
+    bad = tmp_path / "bad.txt"
+    bad.write_text("Write a prompt for $task")
+    with pytest.raises(ConfigurationError):
+        reg.register_template_file(bad)
+    good = tmp_path / "mine.txt"
+    good.write_text('Improve: $current_prompt for $task. Reply as JSON {"prompt": "..."}')
+    name = reg.register_template_file(good)
+    assert isinstance(reg.get(name), TemplateStrategy)
+    with pytest.raises(ConfigurationError):
+        MetaPromptOptimizer(MetaSettings(strategies=["nosuch"]))
+
+
+def test_presets_and_dry_run_estimate():
+    q = MetaSettings.preset("quick")
+    h = MetaSettings.preset("heavy_search", rounds=3)
+    assert (q.rounds, q.candidates_per_round) == (2, 3)
+    assert h.rounds == 3 and h.candidates_per_round == 6
+    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 2 * (3 + 4 * 6 + 3 * 9)
+    with pytest.raises(ConfigurationError):
+        MetaSettings.preset("turbo")
+
+
+def test_prompt_as_the_model_sees_it_includes_demos_and_format():
+    cand = PromptCandidate(
+        instructions="Classify.", demos=[{"review": "good", "label": "positive"}], format_line="Answer in JSON."
+    )
+    text = cand.render(SPEC)
+    assert "[system]\nClassify.\n\nAnswer in JSON." in text
+    assert "review: good" in text and '{"label": "positive"}' in text and "review: {review}" in text
