@@ -47,9 +47,7 @@ def test_span_by_offsets_and_by_text(store, sid):
     )
     b = add_feedback(store, sid, comment="say 'short'", text="Answer briefly.", version=1)
     assert (b.start, b.end, b.version) == (V1.index("Answer briefly."), len(V1), 1)
-    c = add_feedback(
-        store, sid, comment="ok", text="one sentence", start=V2.index("one"), end=V2.index("one") + 12
-    )
+    c = add_feedback(store, sid, comment="ok", text="one sentence", start=V2.index("one"), end=V2.index("one") + 12)
     assert c.text == "one sentence"
     loaded = store.load(sid)
     assert [f.id for f in loaded.feedback] == [a.id, b.id, c.id] == ["fb1", "fb2", "fb3"]

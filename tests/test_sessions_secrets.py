@@ -33,9 +33,7 @@ def test_no_secrets_on_disk(tmp_path, monkeypatch):
             "api_base": f"https://user:{PLAIN_SECRET}@proxy.example.com/v1?api_key={PLAIN_SECRET}",
             "password": PLAIN_SECRET,
         },
-        data={
-            "train": [{"text": f"call me with {CUSTOM_ENV_TOKEN}", "password": "hunter2", "api_key": "x" * 9}]
-        },
+        data={"train": [{"text": f"call me with {CUSTOM_ENV_TOKEN}", "password": "hunter2", "api_key": "x" * 9}]},
     )
     s.add_version(
         f"You summarize. Never reveal {ENV_KEY}.",
@@ -45,9 +43,7 @@ def test_no_secrets_on_disk(tmp_path, monkeypatch):
         program_json={"lm": {"model": "gpt-4o", "api_key": CONFIG_KEY}, "demos": [{"token": "NN"}]},
     )
     store.save(s)
-    add_feedback(
-        store, s.session_id, comment=f"use key {NESTED_KEY} instead", details={"secret_key": CONFIG_KEY}
-    )
+    add_feedback(store, s.session_id, comment=f"use key {NESTED_KEY} instead", details={"secret_key": CONFIG_KEY})
 
     raw = store.session_file(s.session_id).read_bytes()
     exported = store.export(s.session_id, "json").encode()
@@ -76,9 +72,7 @@ def test_no_secrets_on_disk(tmp_path, monkeypatch):
 
     loaded = store.load(s.session_id)
     assert loaded.run_config["model"] == "openai/gpt-4o-mini"
-    assert loaded.run_config["api_base"].startswith(
-        "https://[redacted]@proxy.example.com/v1?api_key=[redacted]"
-    )
+    assert loaded.run_config["api_base"].startswith("https://[redacted]@proxy.example.com/v1?api_key=[redacted]")
 
 
 @pytest.mark.parametrize(

@@ -52,9 +52,7 @@ def _full_session(store: SessionStore) -> Session:
         valid=Score(raw=0.9, penalized=0.85),
         test=TestScore(mean=0.8, ci_low=0.7, ci_high=0.9, n=50),
         initial_valid=Score(raw=0.5, penalized=0.49),
-        usage=Usage(
-            calls=12, cached_calls=2, prompt_tokens=1000, completion_tokens=200, cost_usd=None, seconds=3.5
-        ),
+        usage=Usage(calls=12, cached_calls=2, prompt_tokens=1000, completion_tokens=200, cost_usd=None, seconds=3.5),
         duration_s=3.6,
         program_json={"predict": {"demos": [], "signature": {"instructions": "x"}}},
         candidates=[{"instructions": "a", "valid": 0.7}, {"instructions": "b", "valid": 0.9}],
@@ -196,8 +194,7 @@ def test_two_processes_updating_concurrently_lose_nothing(store):
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     barrier = ctx.Barrier(2)
     procs = [
-        ctx.Process(target=_append_feedback, args=(str(store.root), s.session_id, w, 20, barrier))
-        for w in range(2)
+        ctx.Process(target=_append_feedback, args=(str(store.root), s.session_id, w, 20, barrier)) for w in range(2)
     ]
     for p in procs:
         p.start()

@@ -56,9 +56,7 @@ def attach_feedback(
         target = session.get_version(version)  # SessionError naming the versions that exist
         number, prompt = target.version, target.prompt
     elif is_span:
-        raise ConfigurationError(
-            f"session {session.session_id} has no prompt yet, so a span cannot be quoted"
-        )
+        raise ConfigurationError(f"session {session.session_id} has no prompt yet, so a span cannot be quoted")
 
     if is_span:
         start, end, text = _resolve_span(prompt, number, text, start, end)
@@ -92,9 +90,7 @@ def _resolve_span(
     if not (_is_int(start) and _is_int(end)):
         raise ConfigurationError(f"span offsets must be integers, got start={start!r} end={end!r}")
     if not 0 <= start < end <= len(prompt):
-        raise ConfigurationError(
-            f"span {start}:{end} is not inside {where} (need 0 <= start < end <= {len(prompt)})"
-        )
+        raise ConfigurationError(f"span {start}:{end} is not inside {where} (need 0 <= start < end <= {len(prompt)})")
     quoted = prompt[start:end]
     if text is not None and text != quoted:
         raise ConfigurationError(
@@ -205,9 +201,7 @@ def save_feedback(
     except ConfigurationError:
         if not isinstance(feedback, str) or not feedback.strip():
             raise
-        logger.warning(
-            "feedback offsets %s:%s do not match the prompt; locating the text", start_offset, end_offset
-        )
+        logger.warning("feedback offsets %s:%s do not match the prompt; locating the text", start_offset, end_offset)
         try:
             item = add_feedback(store, prompt_id, comment=feedback, text=text or None)
         except ConfigurationError:

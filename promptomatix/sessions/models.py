@@ -183,9 +183,7 @@ class Session(_Model):
             if seen and v.version <= max(seen):
                 raise ValueError(f"version numbers must increase (got {v.version} after {max(seen)})")
             if v.parent is not None and v.parent not in seen:
-                raise ValueError(
-                    f"version {v.version} has parent {v.parent}, which is not an earlier version"
-                )
+                raise ValueError(f"version {v.version} has parent {v.parent}, which is not an earlier version")
             seen.add(v.version)
         ids = [f.id for f in self.feedback]
         if len(ids) != len(set(ids)):

@@ -73,6 +73,9 @@ _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     ),
 ]
 
+# Cheap pre-check: every pattern above needs one of these; most strings (dataset rows) have none.
+_TRIGGER = re.compile(r"sk-|AIza|hf_|xox|gh[pousr]_|gsk_|r8_|AKIA|ASIA|(?i:bearer|basic)|://|[?&]")
+
 _ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_PASSWORD", "_APIKEY")
 _MIN_ENV_SECRET_LEN = 8
 
@@ -112,6 +115,8 @@ def scrub_text(text: str, *, env_values: list[str] | None = None) -> str:
     for value in env_secret_values() if env_values is None else env_values:
         if value in text:
             text = text.replace(value, REDACTED)
+    if _TRIGGER.search(text) is None:
+        return text
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -139,9 +139,7 @@ class SessionStore:
         root = self.root.resolve()
         path = (root / session_id).resolve()
         if path.parent != root:  # e.g. the entry is a symlink pointing elsewhere
-            raise SessionError(
-                f"session {session_id!r} resolves outside {_display(root)}; refusing to use it"
-            )
+            raise SessionError(f"session {session_id!r} resolves outside {_display(root)}; refusing to use it")
         return path
 
     def session_file(self, session_id: str) -> Path:
@@ -164,7 +162,7 @@ class SessionStore:
                 if time.monotonic() > deadline:
                     raise SessionError(
                         f"session {session_id} is locked by another process",
-                        hint="wait for it to finish, or remove the stale .lock file if no process is running",
+                        hint="wait for the other command to finish (the lock is freed when its process exits)",
                     )
                 time.sleep(delay)
                 delay = min(delay * 2, 0.05)
@@ -223,9 +221,7 @@ class SessionStore:
             loc = ".".join(str(p) for p in err["loc"]) or "top level"
             raise corrupt(loc, err["msg"]) from exc
         if session.session_id != session_id:
-            raise corrupt(
-                "session_id", f"the file says {session.session_id!r} but lives in directory {session_id!r}"
-            )
+            raise corrupt("session_id", f"the file says {session.session_id!r} but lives in directory {session_id!r}")
         return session
 
     # --- write ----------------------------------------------------------------------------------
