@@ -153,41 +153,43 @@ class Evaluator:
     ) -> EvalReport:
         """Run `predict(inputs) -> outputs` on every example; score it with `score_fn(example, outputs)`."""
         start = time.perf_counter()
-        stop = threading.Event()
+        stop = threading.Event()  # set on max_errors or an exception; queued examples then skip
+        lock = threading.Lock()
+        errors = [0]
 
         def one(index: int, example: Any) -> ExampleRecord | None:
             if stop.is_set():
                 return None
-            return self._one(index, example, predict, score_fn, input_fields, output_fields)
+            rec = self._one(index, example, predict, score_fn, input_fields, output_fields)
+            if rec.error is not None:
+                with lock:  # counted in the worker, so a fast failing predictor cannot outrun the limit
+                    errors[0] += 1
+                    if self.max_errors is not None and errors[0] >= self.max_errors:
+                        stop.set()
+            return rec
 
-        done: dict[int, ExampleRecord] = {}
-        n_errors, stopped = 0, False
         pool = ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="promptomatix-eval")
         futures: list[Future[ExampleRecord | None]] = []
         try:
             futures = [pool.submit(one, i, ex) for i, ex in enumerate(examples)]
             for fut in as_completed(futures):
-                rec = fut.result()  # re-raises BudgetExceeded / MetricError from the worker
-                if rec is None:
-                    continue
-                done[rec.index] = rec
-                n_errors += rec.error is not None
-                if self.max_errors is not None and n_errors >= self.max_errors:
-                    stopped = True
-                    logger.warning(
-                        "evaluation stopped after %d errors (max_errors=%d)", n_errors, self.max_errors
-                    )
+                fut.result()  # re-raises BudgetExceeded / MetricError from the worker at once
+                if stop.is_set():
                     break
         except BaseException:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
             raise
+        stopped = stop.is_set()
         stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
-        for fut in futures:  # results that finished while we were stopping
+        if stopped:
+            logger.warning("evaluation stopped after %d errors (max_errors=%s)", errors[0], self.max_errors)
+        done: dict[int, ExampleRecord] = {}
+        for fut in futures:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 rec = fut.result()
-                if rec is not None and rec.index not in done:
+                if rec is not None:
                     done[rec.index] = rec
         records = [done[i] for i in sorted(done)]
         report = self._report(records, len(examples), stopped, label_field)
@@ -232,9 +234,7 @@ class Evaluator:
             raise
         except Exception as exc:  # a buggy custom metric: count it like a failed prediction
             error = f"metric failed: {type(exc).__name__}: {shorten(exc, 300)}"
-            return ExampleRecord(
-                **base, output=output_dict, score=0.0, raw_score=0.0, feedback=error, error=error
-            )
+            return ExampleRecord(**base, output=output_dict, score=0.0, raw_score=0.0, feedback=error, error=error)
         return ExampleRecord(
             **base,
             output=output_dict,
@@ -245,9 +245,7 @@ class Evaluator:
             predicted=result.predicted,
         )
 
-    def _report(
-        self, records: list[ExampleRecord], n_total: int, stopped: bool, label_field: str | None
-    ) -> EvalReport:
+    def _report(self, records: list[ExampleRecord], n_total: int, stopped: bool, label_field: str | None) -> EvalReport:
         scores = [r.score for r in records]
         n = len(records)
         ci_low, ci_high = bootstrap_ci(scores, self.n_bootstrap, self.seed)

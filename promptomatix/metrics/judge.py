@@ -104,9 +104,7 @@ def judge_score(
         raise
     except Exception as exc:  # a failed judge call must not crash the run; it scores 0 and says why
         logger.warning("judge call failed: %s", exc)
-        return MetricResult(
-            score=0.0, feedback=f"judge call failed ({type(exc).__name__}: {shorten(exc, 80)})"
-        )
+        return MetricResult(score=0.0, feedback=f"judge call failed ({type(exc).__name__}: {shorten(exc, 80)})")
     parsed = parse_judge_answer(answer if isinstance(answer, str) else json.dumps(answer))
     if parsed is None:
         return MetricResult(score=0.0, feedback=f"judge answer unreadable: {shorten(answer, 80)!r}")

@@ -76,13 +76,9 @@ class MetricsManager:
         if isinstance(output_fields, str):
             output_fields = [output_fields]
         if not output_fields:
-            raise MetricError(
-                "MetricsManager needs at least one output field", hint="pass output_fields=[...]"
-            )
+            raise MetricError("MetricsManager needs at least one output field", hint="pass output_fields=[...]")
         if not (math.isfinite(lambda_penalty) and lambda_penalty >= 0):
-            raise MetricError(
-                f"lambda_penalty must be >= 0, got {lambda_penalty}", hint="use 0 to disable it"
-            )
+            raise MetricError(f"lambda_penalty must be >= 0, got {lambda_penalty}", hint="use 0 to disable it")
         if not 0.0 <= judge_weight <= 1.0:
             raise MetricError(f"judge_weight must be in [0, 1], got {judge_weight}")
         self.output_fields = list(output_fields)
@@ -148,11 +144,7 @@ class MetricsManager:
         if prompt_text is None:
             return result
         factor = self.penalty(prompt_text)
-        note = (
-            f"(length penalty x{factor:.2f} for {self.length(prompt_text)} prompt words)"
-            if factor < 0.995
-            else ""
-        )
+        note = f"(length penalty x{factor:.2f} for {self.length(prompt_text)} prompt words)" if factor < 0.995 else ""
         return result.penalized(factor, note)
 
     def scorer(
@@ -194,23 +186,17 @@ class MetricsManager:
         a closure over one candidate's prompt text, so the penalty needs no globals or forked DSPy."""
         key = self.resolve(task_type)
 
-        def metric(
-            example: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None
-        ) -> float:
+        def metric(example: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> float:
             return self.score(key, example, pred, prompt_text=prompt_text).score
 
         return metric
 
-    def feedback_metric(
-        self, task_type: str | TaskType, prompt_text: str | None = None
-    ) -> Callable[..., Any]:
+    def feedback_metric(self, task_type: str | TaskType, prompt_text: str | None = None) -> Callable[..., Any]:
         """GEPA metric `fn(gold, pred, trace=None, pred_name=None, pred_trace=None) -> dspy.Prediction`
         with `score` and `feedback`; penalized when prompt_text is given."""
         key = self.resolve(task_type)
 
-        def metric(
-            gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None
-        ) -> Any:
+        def metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
             import dspy
 
             result = self.score(key, gold, pred, prompt_text=prompt_text)
@@ -285,9 +271,7 @@ class MetricsManager:
         if label == g:
             return MetricResult(1.0, f"correct: {g!r}", predicted=label)
         got = label or text.shorten(value)
-        return MetricResult(
-            0.0, f"expected {g!r}, got {got!r}" + (f" ({reason})" if reason else ""), predicted=label
-        )
+        return MetricResult(0.0, f"expected {g!r}, got {got!r}" + (f" ({reason})" if reason else ""), predicted=label)
 
     def _multi_label(self, gold: Any, value: Any, final: bool) -> MetricResult:
         g, p = structured.label_set(gold), structured.label_set(value)
@@ -295,9 +279,7 @@ class MetricsManager:
         return MetricResult(f1, structured.set_feedback(p, g), details={"f1": f1, "jaccard": jaccard})
 
     def _qa(self, gold: Any, value: Any, final: bool) -> MetricResult:
-        golds = (
-            list(gold) if isinstance(gold, (list, tuple)) and gold else [gold]
-        )  # several acceptable answers
+        golds = list(gold) if isinstance(gold, (list, tuple)) and gold else [gold]  # several acceptable answers
         em = max(text.exact_match(value, g) for g in golds)
         f1 = max(text.token_f1(value, g) for g in golds)
         details = {"exact_match": em, "f1": f1}

@@ -164,9 +164,7 @@ def load_metric_spec(spec: str) -> UserMetric:
         ) from exc
     fn = getattr(module, attr, None)
     if fn is None:
-        raise MetricError(
-            f"module {module_name!r} has no attribute {attr!r}", hint="check the function name after ':'"
-        )
+        raise MetricError(f"module {module_name!r} has no attribute {attr!r}", hint="check the function name after ':'")
     if not callable(fn):
         raise MetricError(f"{spec!r} is not callable", hint="point --metric at a function")
     return fn

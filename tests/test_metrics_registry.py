@@ -1,0 +1,97 @@
+"""Custom metrics: register_metric, the decorator, final metrics, default vs per-run registries, load_metric_spec."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptomatix.errors import MetricError
+from promptomatix.metrics import MetricRegistry, MetricResult, MetricsManager, load_metric_spec, register_metric
+from promptomatix.metrics.registry import default_registry
+
+
+def test_register_metric_new_task_type():
+    reg = MetricRegistry()
+    register_metric("tone", lambda ex, pred: pred["out"] == "polite", registry=reg)
+    mm = MetricsManager(output_fields=["out"], lambda_penalty=0, registry=reg)
+    assert mm.score("tone", {}, {"out": "polite"}).score == 1.0
+    assert mm.score("Tone", {}, {"out": "rude"}).score == 0.0
+    assert "tone" in mm.known_task_types()
+
+
+def test_decorator_and_rich_returns():
+    reg = MetricRegistry()
+
+    @register_metric("brevity", registry=reg)
+    def brevity(example, pred):
+        n = len(pred["out"].split())
+        return (1.0 if n <= 3 else 0.0), f"{n} words"
+
+    assert callable(brevity)
+    mm = MetricsManager(output_fields=["out"], registry=reg)
+    res = mm.score("brevity", {}, {"out": "one two three four"})
+    assert res == MetricResult(0.0, "4 words")
+
+
+def test_final_metric_separate_from_training():
+    reg = MetricRegistry()
+    register_metric("style", lambda ex, pred: 0.25, final=lambda ex, pred: {"score": 0.75}, registry=reg)
+    mm = MetricsManager(output_fields=["out"], lambda_penalty=0, registry=reg)
+    assert mm.get_metrics_for_task("style")({}, {}) == 0.25
+    assert mm.get_final_eval_metrics("style")({}, {}) == 0.75
+
+
+def test_override_builtin_in_own_registry_only():
+    reg = MetricRegistry()
+    register_metric("classification", lambda ex, pred: 0.5, registry=reg)
+    custom = MetricsManager(output_fields=["label"], registry=reg)
+    stock = MetricsManager(output_fields=["label"], registry=MetricRegistry())
+    assert custom.score("classification", {"label": "a"}, {"label": "a"}).score == 0.5
+    assert stock.score("classification", {"label": "a"}, {"label": "a"}).score == 1.0
+
+
+def test_default_registry_is_seen_unless_another_is_given():
+    register_metric("zz_test_default_type", lambda ex, pred: 1.0)
+    try:
+        assert MetricsManager(output_fields=["o"]).score("zz_test_default_type", {}, {}).score == 1.0
+        isolated = MetricsManager(output_fields=["o"], registry=MetricRegistry())
+        with pytest.raises(MetricError, match="unknown task type"):
+            isolated.score("zz_test_default_type", {}, {})
+    finally:
+        default_registry.unregister("zz_test_default_type")
+    assert "zz_test_default_type" not in default_registry.names()
+
+
+def test_out_of_range_custom_score_is_an_error():
+    reg = MetricRegistry()
+    register_metric("pct", lambda ex, pred: 87, registry=reg)
+    with pytest.raises(MetricError, match="outside"):
+        MetricsManager(output_fields=["o"], registry=reg).score("pct", {}, {})
+
+
+def test_load_metric_spec_module_and_file(tmp_path, monkeypatch):
+    (tmp_path / "zz_user_metrics.py").write_text("def tone(example, pred):\n    return 1.0\nVALUE = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fn = load_metric_spec("zz_user_metrics:tone")
+    assert fn({}, {}) == 1.0
+    from_file = load_metric_spec(f"{tmp_path / 'zz_user_metrics.py'}:tone")
+    assert from_file({}, {}) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragment"),
+    [
+        ("no_colon_here", "expected module:function"),
+        ("zz_no_such_module_abc:fn", "cannot import metric module"),
+        ("zz_user_metrics2:missing", "has no attribute 'missing'"),
+        ("zz_user_metrics2:VALUE", "not callable"),
+        ("/nonexistent/dir/m.py:fn", "not found"),
+    ],
+)
+def test_load_metric_spec_errors(spec, fragment, tmp_path, monkeypatch):
+    (tmp_path / "zz_user_metrics2.py").write_text("VALUE = 3\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(MetricError) as err:
+        load_metric_spec(spec)
+    assert fragment in str(err.value)
+    assert err.value.hint  # every error names a fix
+    assert "\n" not in str(err.value)
