@@ -479,9 +479,7 @@ def parse_bigbench_summaries(task: Mapping[str, Any] | bytes | str, *, max_doc_c
     return dedupe(out, "document")
 
 
-def parse_squad(
-    data: Mapping[str, Any] | bytes | str, *, max_context_chars: int | None = None
-) -> list[list[Example]]:
+def parse_squad(data: Mapping[str, Any] | bytes | str, *, max_context_chars: int | None = None) -> list[list[Example]]:
     """SQuAD v1.1 JSON -> one list of examples per paragraph (``context, question, answer, answers``).
 
     ``answers`` keeps the distinct gold answers in order; ``answer`` is the first. Paragraphs longer than
@@ -721,7 +719,9 @@ def task_path(
     """
     spec = _spec(name)
     sz = resolve_sizes(name, sizes, quick=quick)
-    stem = name if (sz == spec.default_sizes and seed == 0) else f"{name}-{sz['train']}-{sz['valid']}-{sz['test']}-s{seed}"
+    stem = (
+        name if (sz == spec.default_sizes and seed == 0) else f"{name}-{sz['train']}-{sz['valid']}-{sz['test']}-s{seed}"
+    )
     return cache_root(cache_dir) / "tasks" / f"{stem}.json"
 
 

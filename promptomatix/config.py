@@ -1,0 +1,172 @@
+"""RunConfig: every setting of one optimization run, validated once. CLI flags and `process_input` kwargs
+(including upstream's spellings) both end up here; nothing else reads settings."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from promptomatix.errors import ConfigurationError
+from promptomatix.lm.boundary import Budget
+from promptomatix.lm.factory import DEFAULT_MODEL, ModelSettings
+
+Backend = Literal["simple_meta_prompt", "dspy"]
+
+#: upstream kwarg/flag → our field (upstream notes §2-§3). Values are passed through validation unchanged.
+ALIASES: dict[str, str] = {
+    "human_input": "raw_input",
+    "model_name": "model",
+    "model_api_key": "api_key",
+    "model_api_base": "api_base",
+    "config_model_name": "teacher_model",
+    "teacher": "teacher_model",
+    "huggingface_dataset_name": "data",
+    "search": "search_type",
+    "dspy_optimizer_name": "dspy_optimizer",
+    "trainer": "dspy_optimizer",
+}
+#: upstream kwargs we accept and deliberately ignore (they never did anything, or are superseded).
+IGNORED = {
+    "model_provider", "config_model_provider", "config_model_api_key", "config_model_api_base",
+    "temperature", "max_tokens", "config_temperature", "config_max_tokens", "decouple_task_description_and_raw_input",
+    "style_guide", "context", "tools", "metrics", "few_shot_examples", "task", "task_context", "question",
+    "valid_data_full", "load_data_local",
+}  # fmt: skip
+
+
+class RunConfig(BaseModel):
+    """One run's settings. The API key is a SecretStr that is excluded from every dump (sessions, logs)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    raw_input: str = ""
+    # models
+    model: str = DEFAULT_MODEL
+    teacher_model: str | None = None
+    judge_model: str | None = None
+    api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    api_base: str | None = None
+    n_parallel: int = Field(default=4, ge=1, le=64)
+    # backend
+    backend: Backend = "simple_meta_prompt"
+    search_type: str = "quick"
+    rounds: int | None = Field(default=None, ge=0)
+    candidates_per_round: int | None = Field(default=None, ge=1)
+    minibatch_size: int | None = Field(default=None, ge=1)
+    meta_prompts: list[str] = Field(default_factory=list)
+    dspy_module: str = "predict"
+    dspy_optimizer: str = "miprov2"
+    # task spec (given parts are kept as given)
+    task_type: str | None = None
+    task_description: str | None = None
+    input_fields: list[str] | None = None
+    output_fields: list[str] | None = None
+    labels: list[str] | None = None
+    output_format: str | None = None
+    sample_data: list[dict[str, Any]] | str | None = None
+    initial_prompt: str | None = None
+    constraints: list[str] | None = None
+    # data
+    data: str | None = None
+    train_data: list[dict[str, Any]] | None = None
+    valid_data: list[dict[str, Any]] | None = None
+    test_data: list[dict[str, Any]] | None = None
+    local_train_data_path: str | None = None
+    local_test_data_path: str | None = None
+    synthetic_data_size: int = Field(default=30, ge=0)
+    train_data_size: int | None = Field(default=None, ge=0)
+    valid_data_size: int | None = Field(default=None, ge=0)
+    test_data_size: int | None = Field(default=None, ge=0)
+    train_ratio: float | None = Field(default=None, gt=0, lt=1)
+    verify_synthetic: bool = False
+    # scoring
+    lambda_penalty: float = Field(default=0.005, ge=0)
+    metric: str | None = None
+    # run
+    seed: int = 0
+    num_threads: int = Field(default=4, ge=1, le=64)
+    max_calls: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)
+    max_usd: float | None = Field(default=None, ge=0)
+    max_minutes: float | None = Field(default=None, gt=0)
+    sessions_dir: str | None = None
+    dry_run: bool = False
+
+    @field_validator("input_fields", "output_fields", "labels", "constraints", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [p.strip() for p in v.split(",") if p.strip()]
+        if isinstance(v, (list, tuple)) and len(v) == 1 and isinstance(v[0], str) and "," in v[0]:
+            return [p.strip() for p in v[0].split(",") if p.strip()]
+        return v
+
+    @field_validator("search_type", mode="before")
+    @classmethod
+    def _search(cls, v: Any) -> Any:
+        key = str(v or "quick").replace("_search", "").lower()
+        if key not in ("quick", "moderate", "heavy"):
+            raise ValueError("search_type must be quick, moderate or heavy")
+        return key
+
+    @field_validator("backend", mode="before")
+    @classmethod
+    def _backend(cls, v: Any) -> Any:
+        return {"meta": "simple_meta_prompt", "simple-meta-prompt": "simple_meta_prompt"}.get(v, v)
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> RunConfig:
+        """Accept ours and upstream's names; unknown names are an error that lists the near misses."""
+        merged: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if value is None or key in IGNORED:
+                continue
+            name = ALIASES.get(key, key)
+            if name == "dspy_optimizer" and str(value).lower() == "miprov2":
+                value = "miprov2"
+            if name not in cls.model_fields:
+                import difflib
+
+                close = difflib.get_close_matches(name, list(cls.model_fields) + list(ALIASES), n=3)
+                raise ConfigurationError(
+                    f"unknown setting '{key}'", hint=f"did you mean {', '.join(close)}?" if close else "see the README"
+                )
+            merged[name] = value
+        if isinstance(merged.get("api_key"), str):
+            merged["api_key"] = SecretStr(merged["api_key"])
+        try:
+            return cls(**merged)
+        except ValueError as e:  # pydantic ValidationError → one line naming the field
+            raise ConfigurationError(_first_error(e), hint="check the value") from None
+
+    def model_settings(self) -> ModelSettings:
+        return ModelSettings(
+            model=self.model,
+            teacher_model=self.teacher_model,
+            judge_model=self.judge_model,
+            api_key=self.api_key,
+            api_base=self.api_base,
+            n_parallel=self.n_parallel,
+        )
+
+    def budget(self) -> Budget:
+        return Budget(
+            max_calls=self.max_calls,
+            max_tokens=self.max_tokens,
+            max_usd=self.max_usd,
+            max_seconds=self.max_minutes * 60 if self.max_minutes else None,
+        )
+
+    def persistable(self) -> dict[str, Any]:
+        """What a session stores to resume with: no key, and user rows live in the session's data block."""
+        return self.model_dump(mode="json", exclude={"api_key", "train_data", "valid_data", "test_data"})
+
+
+def _first_error(e: Exception) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"invalid {where}: {first.get('msg')}"
+    return str(e).splitlines()[0]
