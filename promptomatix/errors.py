@@ -59,7 +59,7 @@ class MetricError(PromptomatixError):
     """A metric is unknown or failed to compute."""
 
 
-class BudgetStop(BaseException):  # noqa: N818 - a control-flow signal, not an error
+class BudgetStop(BaseException):
     """Carries BudgetExceeded through third-party code (DSPy) that turns every Exception into a scored failure.
 
     Only the DSPy bridge raises it; the dspy backend catches it and stops with the best program so far.
@@ -68,3 +68,13 @@ class BudgetStop(BaseException):  # noqa: N818 - a control-flow signal, not an e
     def __init__(self, exceeded: BudgetExceeded) -> None:
         super().__init__(str(exceeded))
         self.exceeded = exceeded
+
+
+class RunInterrupted(PromptomatixError):
+    """The user pressed Ctrl-C; the best version so far was saved and the run can be resumed."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, *, session_id: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.session_id = session_id

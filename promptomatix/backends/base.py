@@ -49,6 +49,12 @@ class RunContext:
     progress: ProgressFn | None = None
     human_feedback: list[str] = field(default_factory=list)
     max_errors: int | None = None
+    checkpoint: Callable[[dict[str, Any]], None] | None = None
+
+    def save_progress(self, state: dict[str, Any]) -> None:
+        """Record the best-so-far in the session, so Ctrl-C or a crash loses no finished round."""
+        if self.checkpoint is not None:
+            self.checkpoint(state)
 
     @property
     def task_lm(self) -> RoleLM:

@@ -176,6 +176,18 @@ class MetaPromptOptimizer:
                     best, stale = new_best, 0
                 else:
                     stale += 1
+                ctx.save_progress(
+                    {
+                        "round": rnd,
+                        "best": {
+                            **best.candidate.model_dump(),
+                            "valid_raw": best.valid_raw,
+                            "valid_penalized": best.valid_penalized,
+                        },
+                        "initial_valid_raw": base.valid_raw,
+                        "initial_valid_penalized": base.valid_penalized,
+                    }
+                )
                 ctx.emit(
                     "round",
                     f"round {rnd} done: best valid {best.valid_penalized:.3f}",

@@ -90,8 +90,7 @@ def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
             continue
         if len(values) > len(header):
             raise DataError(
-                f"{path.name} line {reader.line_num}: {len(values)} values"
-                f" but the header has {len(header)} columns",
+                f"{path.name} line {reader.line_num}: {len(values)} values but the header has {len(header)} columns",
                 hint="quote values that contain the delimiter",
             )
         row = dict(zip(header, values, strict=False))  # short rows: missing values
@@ -104,9 +103,7 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})"
-        ) from None
+        raise DataError(f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from None
     if isinstance(data, dict):
         key = next((k for k in _CONTAINER_KEYS if isinstance(data.get(k), list)), None)
         if key is None:
@@ -159,9 +156,7 @@ def _hf_dataset(source: str | Path, split: str | None = None) -> tuple[str, Any]
         raise DataError(f"{label}: cannot load dataset ({type(exc).__name__}: {exc})") from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
-            raise DataError(
-                f"{label}: no split {split!r} (splits: {', '.join(ds)})", hint=f"use {label}@SPLIT"
-            )
+            raise DataError(f"{label}: no split {split!r} (splits: {', '.join(ds)})", hint=f"use {label}@SPLIT")
         ds = ds[split]
     return label, ds
 
@@ -208,9 +203,7 @@ def load_rows(
         suffix = path.suffix.lower()
         readers = {".csv": _csv_rows, ".tsv": _csv_rows, ".json": _json_rows, ".jsonl": _jsonl_rows}
         if suffix not in readers:
-            raise DataError(
-                f"{label}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl"
-            )
+            raise DataError(f"{label}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
         text = _read_text(path)
         rows_iter = readers[suffix](path, text)
         columns = []

@@ -76,6 +76,12 @@ class EvalReport(BaseModel):
     label_counts: dict[str, int] = Field(default_factory=dict)
     prediction_counts: dict[str, int] = Field(default_factory=dict)
     per_label: dict[str, LabelStats] = Field(default_factory=dict)
+    balanced_accuracy_ci: tuple[float, float] | None = None
+
+    @property
+    def primary_ci(self) -> tuple[float, float]:
+        """The 95% CI of `primary`: bootstrapped balanced accuracy for classification, else of the mean."""
+        return self.balanced_accuracy_ci if self.balanced_accuracy_ci is not None else (self.ci_low, self.ci_high)
 
     @property
     def primary(self) -> float:
@@ -271,7 +277,26 @@ class Evaluator:
                 preds.append(self._predicted_label(r, label_field))
             for key, value in classification_stats(golds, preds).items():
                 setattr(report, key, value)
+            report.balanced_accuracy_ci = self._balanced_accuracy_ci(golds, preds, report.balanced_accuracy or 0.0)
         return report
+
+    def _balanced_accuracy_ci(self, golds: list[str], preds: list[str], point: float) -> tuple[float, float]:
+        """Percentile bootstrap over (gold, prediction) pairs, resampled jointly; deterministic for a seed."""
+        n = len(golds)
+        if n < 2 or self.n_bootstrap <= 0:
+            return point, point
+        rng = random.Random(self.seed)
+        pairs = list(zip(golds, preds, strict=True))
+        values = []
+        for _ in range(self.n_bootstrap):
+            sample = rng.choices(pairs, k=n)
+            support: Counter[str] = Counter(g for g, _ in sample)
+            hits: Counter[str] = Counter(g for g, p in sample if g == p)
+            values.append(sum(hits[c] / support[c] for c in support) / len(support))
+        values.sort()
+        lo = values[math.floor(0.025 * self.n_bootstrap)]
+        hi = values[min(self.n_bootstrap - 1, math.ceil(0.975 * self.n_bootstrap) - 1)]
+        return min(lo, point), max(hi, point)
 
     @staticmethod
     def _predicted_label(record: ExampleRecord, label_field: str) -> str:

@@ -89,9 +89,7 @@ def guess_task_type(description: str) -> TaskType:
 
 def _split_items(text: str, *, slash: bool = False) -> list[str] | None:
     text = _TRAILING.sub("", text.strip())
-    parts = re.split(
-        r"\s*,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*\|\s*" + (r"|\s*/\s*" if slash else ""), text
-    )
+    parts = re.split(r"\s*,\s*(?:or\s+|and\s+)?|\s+or\s+|\s+and\s+|\s*\|\s*" + (r"|\s*/\s*" if slash else ""), text)
     items = []
     for part in parts:
         part = _LEADING.sub("", part.strip().strip("\"'`*").strip())
@@ -223,11 +221,7 @@ def looks_like_labels(values: Sequence[Any], *, max_labels: int = 20) -> bool:
     if len(texts) < 4:
         return False
     distinct = {normalize_label(t) for t in texts}
-    return (
-        len(distinct) <= max_labels
-        and len(distinct) <= len(texts) / 2
-        and all(len(t.split()) <= 3 for t in texts)
-    )
+    return len(distinct) <= max_labels and len(distinct) <= len(texts) / 2 and all(len(t.split()) <= 3 for t in texts)
 
 
 def build_initial_prompt(

@@ -24,13 +24,12 @@ from promptomatix.spec.task_types import TaskType, known_task_types, normalize_t
 
 log = logging.getLogger(__name__)
 
+MAX_LABELS = 50
 CLASSIFICATION_TYPES = (TaskType.CLASSIFICATION, TaskType.MULTI_LABEL_CLASSIFICATION)
 _SYSTEM = "You design task specifications for prompt optimization. Reply with one JSON object only, no prose."
 
 
-def _ask(
-    teacher: ChatModel, prompt: str, schema: dict[str, Any], notes: list[str], what: str
-) -> dict[str, Any]:
+def _ask(teacher: ChatModel, prompt: str, schema: dict[str, Any], notes: list[str], what: str) -> dict[str, Any]:
     """One structured call; LM failures become an assumption, budget exhaustion propagates."""
     try:
         text = teacher.chat(
@@ -68,9 +67,7 @@ _FIELD_LIST_SCHEMA = {
 }
 
 
-def estimate_spec_calls(
-    given: SpecOverrides | None = None, *, rows: Sequence[dict[str, Any]] | None = None
-) -> int:
+def estimate_spec_calls(given: SpecOverrides | None = None, *, rows: Sequence[dict[str, Any]] | None = None) -> int:
     """Teacher calls `infer_task_spec` will make at most (for dry runs)."""
     g = given or SpecOverrides()
     has_data = bool(rows) or bool(g.sample_data)
@@ -93,9 +90,7 @@ def infer_task_spec(
     given_parts: list[str] = []
     desc = (g.task_description or description or "").strip()
     if not desc:
-        raise ConfigurationError(
-            "no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."'
-        )
+        raise ConfigurationError("no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."')
     given_parts.append("description")
 
     task_type = parse_task_type(g.task_type) if g.task_type else None
@@ -126,9 +121,7 @@ def infer_task_spec(
             data, [f.name for f in inputs] if inputs else None, [f.name for f in outputs] if outputs else None
         )
         if not in_names or not out_names:
-            raise ConfigurationError(
-                "cannot tell input from output columns in the data", hint="pass --output-fields"
-            )
+            raise ConfigurationError("cannot tell input from output columns in the data", hint="pass --output-fields")
         types = {c: h.value_type(r.get(c) for r in data) for c in in_names + out_names}
         inputs = inputs or [FieldSpec(name=n, type=types[n]) for n in in_names]  # type: ignore[arg-type]
         outputs = outputs or [FieldSpec(name=n, type=types[n]) for n in out_names]  # type: ignore[arg-type]
@@ -167,9 +160,7 @@ def infer_task_spec(
                 "Fields are short snake_case names with a type and a one-line description."
                 if "input_fields" in props or "output_fields" in props
                 else "",
-                "labels: the closed set of class names, if the task is classification."
-                if "labels" in props
-                else "",
+                "labels: the closed set of class names, if the task is classification." if "labels" in props else "",
             ]
         ).strip()
         answer = _ask(teacher, prompt, _object_schema(props), notes, "the task spec")
@@ -213,7 +204,10 @@ def infer_task_spec(
         multi = task_type == TaskType.MULTI_LABEL_CLASSIFICATION
         if labels is None and data:
             labels = h.discover_labels(data, outputs[0].name, multi=multi) or None
-            if labels:
+            if labels and len(labels) > MAX_LABELS:
+                notes.append(f"{len(labels)} distinct output values in the data: too many for a label set")
+                labels = None
+            elif labels:
                 notes.append(f"labels discovered from the data ({', '.join(labels)})")
         if labels is None and explicit_labels:
             labels = explicit_labels
@@ -269,14 +263,10 @@ def infer_task_spec(
         if "sample_rows" in props2:
             got = answer2.get("sample_rows")
             sample_rows = (
-                [r for r in (valid_row(fields, row) for row in got or []) if r][:3]
-                if isinstance(got, list)
-                else []
+                [r for r in (valid_row(fields, row) for row in got or []) if r][:3] if isinstance(got, list) else []
             )
             notes.append(
-                f"{len(sample_rows)} sample rows written by teacher"
-                if sample_rows
-                else "no usable sample rows"
+                f"{len(sample_rows)} sample rows written by teacher" if sample_rows else "no usable sample rows"
             )
         if "initial_prompt" in props2:
             initial_prompt = valid_prompt(answer2.get("initial_prompt"))

@@ -61,9 +61,7 @@ def parse_sample_data(value: list[dict[str, Any]] | str) -> list[dict[str, Any]]
         try:
             value = json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ConfigurationError(
-                f"sample_data is not valid JSON ({exc.msg} at column {exc.colno})"
-            ) from None
+            raise ConfigurationError(f"sample_data is not valid JSON ({exc.msg} at column {exc.colno})") from None
         if isinstance(value, dict):
             value = [value]
     if not isinstance(value, list) or not all(isinstance(r, dict) for r in value):

@@ -1,0 +1,238 @@
+"""Assemble the run's data: user rows, synthetic top-up, dedup, and held-out splits, with a full account.
+
+Decisions: test rows are validated first so a row that is also in train is dropped from train (no leakage);
+when user rows and synthetic rows are mixed, the test split is drawn from user rows first (real data is the
+better judge); explicitly given train/valid/test sets are kept as given.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from promptomatix.data.splits import DataSplits, Size, resolve_sizes, split_rows
+from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
+from promptomatix.data.validate import label_counts, validate_rows
+from promptomatix.errors import DataError
+from promptomatix.lm.types import ChatModel
+from promptomatix.spec.models import TaskSpec
+from promptomatix.spec.task_types import TaskType
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+
+
+class SyntheticSummary(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    requested: int
+    generated: int
+    accepted: int
+    rejected: dict[str, int] = Field(default_factory=dict)
+    failed_batches: dict[str, int] = Field(default_factory=dict)
+    rounds: int = 0
+    batches: int = 0
+    stop_reason: str = "complete"
+
+
+class DataReport(BaseModel):
+    """Where every row came from and where it went; shown to users and stored in the session."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sources: dict[str, int] = Field(default_factory=dict)
+    skipped: dict[str, int] = Field(default_factory=dict)
+    synthetic: SyntheticSummary | None = None
+    split_sizes: dict[str, int] = Field(default_factory=dict)
+    test_sources: dict[str, int] = Field(default_factory=dict)
+    label_distribution: dict[str, dict[str, int]] = Field(default_factory=dict)
+    unused: int = 0
+    notes: list[str] = Field(default_factory=list)
+    seed: int = 0
+
+
+def _ids(rows: Sequence[Row]) -> set[int]:
+    return {id(r) for r in rows}
+
+
+def build_data(
+    spec: TaskSpec,
+    *,
+    teacher: ChatModel | None,
+    user_rows: Sequence[Row] | None = None,
+    train_rows: Sequence[Row] | None = None,
+    valid_rows: Sequence[Row] | None = None,
+    test_rows: Sequence[Row] | None = None,
+    synthetic_size: int = 30,
+    seed: int = 0,
+    train_size: Size = None,
+    valid_size: Size = None,
+    test_size: Size = None,
+    train_ratio: float | None = None,
+    batch_size: int = 5,
+    max_workers: int = 4,
+    verify: bool = False,
+    max_batches: int | None = None,
+    skipped: Mapping[str, int] | None = None,
+) -> tuple[DataSplits, DataReport]:
+    """Validate and mix the data, then split it. `skipped` carries loader counts into the report."""
+    report = DataReport(seed=seed, skipped=dict(skipped or {}))
+    label = spec.label_field if spec.task_type == TaskType.CLASSIFICATION else None
+    seen: set[str] = set()
+    dropped: Counter[str] = Counter(report.skipped)
+
+    def take(name: str, rows: Sequence[Row] | None) -> list[Row]:
+        kept, bad = validate_rows(spec, rows or [], seen=seen)
+        if rows:
+            report.sources[name] = len(kept)
+        dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
+        return kept
+
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}
+    # Test first: a duplicate of a test row is removed from train/valid, never the other way round.
+    test_given = take("test", test_rows)
+    valid_given = take("valid", valid_rows)
+    train_given = take("train", train_rows)
+    user = take("user", user_rows)
+    if train_rows is not None or valid_rows is not None:
+        if user:
+            train_given += user
+            report.notes.append(f"{len(user)} user rows added to the given train rows")
+        train, valid, test = _explicit(train_given, valid_given, test_given, label, seed, report)
+    else:
+        synth: list[Row] = []
+        need = max(0, synthetic_size - len(user))
+        if need and teacher is None:
+            report.notes.append(f"no teacher model: {need} synthetic rows not generated")
+        elif need:
+            gen = generate_synthetic(
+                spec,
+                need,
+                teacher=teacher,  # type: ignore[arg-type]
+                seed=seed,
+                batch_size=batch_size,
+                max_workers=max_workers,
+                max_batches=max_batches,
+                existing=[*test_given, *user],
+                verify=verify,
+            )
+            synth = gen.rows
+            report.sources["synthetic"] = len(synth)
+            report.synthetic = SyntheticSummary(
+                requested=need,
+                generated=gen.generated,
+                accepted=len(synth),
+                rejected=gen.rejected,
+                failed_batches=gen.failed_batches,
+                rounds=gen.rounds,
+                batches=gen.batches,
+                stop_reason=gen.stop_reason,
+            )
+            if len(synth) < need:
+                report.notes.append(f"synthetic data: {len(synth)} of {need} rows ({gen.stop_reason})")
+        train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
+    total = len(train) + len(valid) + len(test)
+    if total == 0:
+        raise DataError(
+            "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
+            hint="pass --data FILE, or a teacher model to generate examples",
+        )
+    report.skipped = dict(dropped)
+    splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
+    report.split_sizes = splits.sizes
+    if label:
+        report.label_distribution = {
+            name: label_counts(rows, label) for name, rows in (("train", train), ("valid", valid), ("test", test))
+        }
+    if not test:
+        report.notes.append("no held-out test rows: the final score will use the valid split")
+    for note in report.notes:
+        log.info("data: %s", note)
+    return splits, report
+
+
+def _explicit(
+    train: list[Row], valid: list[Row], test: list[Row], label: str | None, seed: int, report: DataReport
+) -> tuple[list[Row], list[Row], list[Row]]:
+    """Respect user-given splits; carve only what is missing, deterministically, and say so."""
+    if not valid:
+        t_n = 0 if test else None
+        train, valid, carved = split_rows(train, label_field=label, test=t_n, seed=seed)
+        report.notes.append(f"valid split carved from the given train rows ({len(valid)} rows)")
+        if carved:
+            test = carved
+            report.notes.append(f"no test rows given: held out {len(carved)} rows of train as test")
+        report.test_sources = {"carved" if carved else "given": len(test)} if test else {}
+        return train, valid, test
+    if not test:
+        pool = train + valid
+        _, _, t_n = resolve_sizes(len(pool))
+        _, _, carved = split_rows(pool, label_field=label, train=len(pool) - t_n, valid=0, test=t_n, seed=seed)
+        held = _ids(carved)
+        train = [r for r in train if id(r) not in held]
+        valid = [r for r in valid if id(r) not in held]
+        test = carved
+        report.notes.append(f"no test rows given: held out {len(carved)} rows of train+valid as test")
+    report.test_sources = {"given" if report.sources.get("test") else "carved": len(test)}
+    return train, valid, test
+
+
+def _mixed(
+    user: list[Row],
+    synth: list[Row],
+    test_given: list[Row],
+    label: str | None,
+    seed: int,
+    sizes: dict[str, Any],
+    report: DataReport,
+) -> tuple[list[Row], list[Row], list[Row]]:
+    n = len(user) + len(synth) + len(test_given)
+    tr_n, va_n, te_n = resolve_sizes(
+        n, train=sizes["train"], valid=sizes["valid"], test=sizes["test"], train_ratio=sizes["train_ratio"]
+    )
+    if test_given:
+        te_n = len(test_given)
+        tr_n, va_n, _ = resolve_sizes(
+            n - te_n, train=sizes["train"], valid=sizes["valid"], test=0, train_ratio=sizes["train_ratio"]
+        )
+    te_need = max(0, te_n - len(test_given))
+    # Real rows judge best: draw the held-out test from user rows first, but keep some for training.
+    te_user = min(te_need, len(user) // 2) if synth else min(te_need, len(user))
+    te_synth = min(te_need - te_user, len(synth))
+    u_rest, _, u_test = split_rows(user, label_field=label, train=len(user) - te_user, valid=0, test=te_user, seed=seed)
+    s_rest, _, s_test = split_rows(
+        synth, label_field=label, train=len(synth) - te_synth, valid=0, test=te_synth, seed=seed
+    )
+    rest = u_rest + s_rest
+    # Train takes every remaining row unless the user fixed its size (rows short in test go to train).
+    tr_fixed = tr_n if sizes["train"] is not None or sizes["train_ratio"] is not None else None
+    train, valid, _ = split_rows(rest, label_field=label, train=tr_fixed, valid=min(va_n, len(rest)), test=0, seed=seed)
+    test = test_given + u_test + s_test
+    report.test_sources = {
+        k: v for k, v in (("given", len(test_given)), ("user", len(u_test)), ("synthetic", len(s_test))) if v
+    }
+    report.unused = len(rest) - len(train) - len(valid)
+    if report.unused:
+        report.notes.append(f"{report.unused} rows unused (beyond the requested split sizes)")
+    return train, valid, test
+
+
+def estimate_data_calls(
+    *,
+    n_user_rows: int = 0,
+    synthetic_size: int = 30,
+    batch_size: int = 5,
+    verify: bool = False,
+    explicit_splits: bool = False,
+    worst_case: bool = False,
+) -> int:
+    """Teacher calls data building will make (for dry runs); worst case includes every top-up batch."""
+    if explicit_splits:
+        return 0
+    need = max(0, synthetic_size - n_user_rows)
+    return estimate_synthetic_calls(need, batch_size=batch_size, verify=verify, worst_case=worst_case)

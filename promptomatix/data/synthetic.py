@@ -1,0 +1,330 @@
+"""Synthetic examples from the teacher: batched, parallel, validated, deduplicated, balanced, reproducible.
+
+Each batch gets its own seeded diversity hint and its own target labels, so batches differ and classes stay
+balanced. Results are processed in batch order (not completion order), so the same seed and the same model
+answers give the same rows. Budget exhaustion stops generation and keeps what exists.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections import Counter
+from collections.abc import Iterable
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from promptomatix.data.validate import check_row, row_key
+from promptomatix.errors import BudgetExceeded, LMCallError
+from promptomatix.lm.types import ChatModel
+from promptomatix.spec.models import TaskSpec
+from promptomatix.spec.parsing import parse_json_loose
+from promptomatix.spec.task_types import TaskType
+
+log = logging.getLogger(__name__)
+
+TOPICS = (
+    "everyday life",
+    "work and business",
+    "technology",
+    "travel",
+    "food and cooking",
+    "health",
+    "sports",
+    "film and music",
+    "science",
+    "education",
+    "family and friends",
+    "money and shopping",
+    "nature and weather",
+    "history",
+    "games and hobbies",
+    "home and housing",
+)
+LENGTHS = ("very short (a few words)", "short (one sentence)", "medium (two or three sentences)", "long (a paragraph)")
+STYLES = ("casual", "formal", "terse", "enthusiastic", "matter-of-fact", "informal with typos", "technical")
+_SYSTEM = "You write realistic, varied training examples for a task. Reply with JSON only, no prose."
+
+
+@dataclass
+class SyntheticReport:
+    """What generation produced and why rows were rejected; `rows` are valid, unique and balanced."""
+
+    rows: list[dict[str, Any]]
+    requested: int
+    generated: int = 0
+    rejected: dict[str, int] = field(default_factory=dict)
+    failed_batches: dict[str, int] = field(default_factory=dict)
+    rounds: int = 0
+    batches: int = 0
+    stop_reason: str = "complete"
+    hints: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Plan:
+    index: int
+    count: int
+    labels: list[str]
+    hint: str
+
+
+@dataclass
+class _Result:
+    items: list[Any] = field(default_factory=list)
+    keep: set[int] | None = None
+    failure: str | None = None
+
+
+def diversity_hint(seed: int, index: int) -> str:
+    """Seeded per batch: the same seed gives the same hints, a new seed new ones."""
+    rng = random.Random(f"synthetic:{seed}:{index}")
+    return f"topic: {rng.choice(TOPICS)}; length: {rng.choice(LENGTHS)}; style: {rng.choice(STYLES)}"
+
+
+def batch_schema(spec: TaskSpec) -> dict[str, Any]:
+    """JSON schema of one batch answer: {"examples": [row, ...]} with typed fields and the label enum."""
+    row = {
+        "type": "object",
+        "properties": {f.name: f.json_schema() for f in spec.fields},
+        "required": spec.input_names + spec.output_names,
+        "additionalProperties": False,
+    }
+    return {
+        "type": "object",
+        "properties": {"examples": {"type": "array", "items": row}},
+        "required": ["examples"],
+        "additionalProperties": False,
+    }
+
+
+def _batch_prompt(spec: TaskSpec, plan: _Plan) -> str:
+    def describe(f: Any) -> str:
+        extra = f", one of: {', '.join(f.labels)}" if f.labels else ""
+        return f"- {f.name} ({f.type}{extra}){': ' + f.description if f.description else ''}"
+
+    lines = [
+        f"Task: {spec.description}",
+        "Input fields:",
+        *(describe(f) for f in spec.input_fields),
+        "Output fields (the correct answer for the inputs):",
+        *(describe(f) for f in spec.output_fields),
+        f"Write {plan.count} new, realistic examples, each different from the others.",
+    ]
+    if plan.labels and spec.label_field:
+        lines.append(f"The {spec.label_field} of each example, in order: {', '.join(plan.labels)}.")
+    lines.append(f"Diversity for batch {plan.index}: {plan.hint}.")
+    if spec.sample_rows:
+        shown = json.dumps(spec.sample_rows[:2], ensure_ascii=False)
+        lines.append(f"Examples of the format (do not copy them): {shown}")
+    keys = ", ".join(spec.input_names + spec.output_names)
+    lines.append(f'Reply with JSON: {{"examples": [{{{keys}}}, ...]}}')
+    return "\n".join(lines)
+
+
+def _items(answer: Any, spec: TaskSpec) -> list[Any] | None:
+    if isinstance(answer, list):
+        return answer
+    if isinstance(answer, dict):
+        if isinstance(answer.get("examples"), list):
+            return answer["examples"]
+        if any(name in answer for name in spec.input_names):
+            return [answer]
+        lists = [v for v in answer.values() if isinstance(v, list) and v and isinstance(v[0], dict)]
+        if lists:
+            return lists[0]
+    return None
+
+
+def _verify(spec: TaskSpec, teacher: ChatModel, items: list[Any]) -> set[int] | None:
+    """Second opinion per batch: which examples are correct and realistic. None when the answer is unusable."""
+    candidates = {i: row for i, row in enumerate(items) if check_row(spec, row)[0] is not None}
+    if not candidates:
+        return set()
+    listing = "\n".join(f"{i}: {json.dumps(r, ensure_ascii=False)}" for i, r in candidates.items())
+    prompt = (
+        f"Task: {spec.description}\nCheck each example: is the output correct for the input, and is the "
+        f'example realistic?\n{listing}\nReply with JSON: {{"keep": [indices of the good examples]}}'
+    )
+    schema = {
+        "type": "object",
+        "properties": {"keep": {"type": "array", "items": {"type": "integer"}}},
+        "required": ["keep"],
+    }
+    text = teacher.chat(
+        [
+            {"role": "system", "content": "You review training data. Reply with JSON only."},
+            {"role": "user", "content": prompt},
+        ],
+        json_schema=schema,
+        temperature=0.0,
+    )
+    answer = parse_json_loose(text)
+    keep = answer.get("keep") if isinstance(answer, dict) else None
+    if not isinstance(keep, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in keep):
+        return None
+    return {i for i in keep if i in candidates}
+
+
+def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) -> _Result:
+    messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _batch_prompt(spec, plan)}]
+    try:
+        text = teacher.chat(messages, json_schema=batch_schema(spec), temperature=0.8)
+    except LMCallError as exc:
+        log.warning("synthetic batch %d failed: %s", plan.index, exc)
+        return _Result(failure="model error")
+    items = _items(parse_json_loose(text), spec)
+    if items is None:
+        log.info("synthetic batch %d: no JSON examples in %.80r", plan.index, text)
+        return _Result(failure="unparseable output")
+    result = _Result(items=items)
+    if verify:
+        try:
+            result.keep = _verify(spec, teacher, items)
+        except LMCallError as exc:
+            log.warning("verifier for batch %d failed: %s", plan.index, exc)
+        if result.keep is None:
+            result.failure = "verifier answer unusable (kept the batch)"
+    return result
+
+
+def _label_slots(labels: list[str], counts: Counter[str], cap: int, need: int) -> list[str]:
+    """Target labels for the next `need` examples, filling the emptiest classes first."""
+    deficit = {lab: max(0, cap - counts[lab]) for lab in labels}
+    slots: list[str] = []
+    for _ in range(need):
+        lab = max(labels, key=lambda x: (deficit[x], -labels.index(x)))
+        slots.append(lab)
+        deficit[lab] -= 1
+    return slots
+
+
+def generate_synthetic(
+    spec: TaskSpec,
+    n: int,
+    *,
+    teacher: ChatModel,
+    seed: int,
+    batch_size: int = 5,
+    max_workers: int = 4,
+    max_rounds: int | None = None,
+    max_batches: int | None = None,
+    existing: Iterable[dict[str, Any]] = (),
+    verify: bool = False,
+) -> SyntheticReport:
+    """Generate up to `n` valid, unique rows; top-up rounds replace rejects until `n`, a limit or the budget."""
+    report = SyntheticReport(rows=[], requested=n)
+    if n <= 0:
+        return report
+    batch_size = max(1, batch_size)
+    max_batches = max_batches if max_batches is not None else 3 * math.ceil(n / batch_size)
+    seen = {row_key(spec, r) for r in existing}
+    labels = list(spec.labels or []) if spec.task_type == TaskType.CLASSIFICATION else []
+    cap = math.ceil(n / len(labels)) if labels else n
+    counts: Counter[str] = Counter()
+    rejected: Counter[str] = Counter()
+    failed: Counter[str] = Counter()
+    empty_rounds = 0
+    while len(report.rows) < n:
+        if max_rounds is not None and report.rounds >= max_rounds:
+            report.stop_reason = "max_rounds"
+            break
+        if report.batches >= max_batches:
+            report.stop_reason = "max_batches"
+            break
+        if empty_rounds >= 2:
+            report.stop_reason = "stalled"
+            break
+        need = n - len(report.rows)
+        slots = _label_slots(labels, counts, cap, need) if labels else []
+        plans = []
+        for i in range(min(math.ceil(need / batch_size), max_batches - report.batches)):
+            index = report.batches + i
+            count = min(batch_size, need - i * batch_size)
+            plans.append(
+                _Plan(index, count, slots[i * batch_size : i * batch_size + count], diversity_hint(seed, index))
+            )
+        report.rounds += 1
+        report.batches += len(plans)
+        report.hints.extend(p.hint for p in plans)
+        results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers)
+        before = len(report.rows)
+        for plan in plans:  # batch order, not completion order: reproducible
+            result = results.get(plan.index)
+            if result is None:
+                continue
+            if result.failure:
+                failed[result.failure] += 1
+            report.generated += len(result.items)
+            for i, item in enumerate(result.items):
+                clean, reason = check_row(spec, item)
+                if clean is None:
+                    rejected[reason or "invalid"] += 1
+                elif result.keep is not None and i not in result.keep:
+                    rejected["rejected by verifier"] += 1
+                elif row_key(spec, clean) in seen:
+                    rejected["duplicate"] += 1
+                elif labels and counts[str(clean[spec.label_field])] >= cap:  # type: ignore[index]
+                    rejected["label cap reached"] += 1
+                elif len(report.rows) >= n:
+                    rejected["beyond requested size"] += 1
+                else:
+                    seen.add(row_key(spec, clean))
+                    if labels:
+                        counts[str(clean[spec.label_field])] += 1  # type: ignore[index]
+                    report.rows.append(clean)
+        empty_rounds = empty_rounds + 1 if len(report.rows) == before else 0
+        if budget_hit:
+            report.stop_reason = "budget"
+            break
+    report.rejected = dict(rejected)
+    report.failed_batches = dict(failed)
+    log.info(
+        "synthetic: %d/%d rows in %d batches (%s); rejected %s",
+        len(report.rows),
+        n,
+        report.batches,
+        report.stop_reason,
+        report.rejected,
+    )
+    return report
+
+
+def _run_round(
+    spec: TaskSpec, teacher: ChatModel, plans: list[_Plan], verify: bool, max_workers: int
+) -> tuple[dict[int, _Result], bool]:
+    """Run one wave of batches; on BudgetExceeded cancel what has not started and keep what finished."""
+    results: dict[int, _Result] = {}
+    budget_hit = False
+    if max_workers <= 1 or len(plans) <= 1:
+        for plan in plans:
+            try:
+                results[plan.index] = _run_batch(spec, teacher, plan, verify)
+            except BudgetExceeded:
+                return results, True
+        return results, False
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(plans))) as pool:
+        futures: dict[int, Future[_Result]] = {
+            p.index: pool.submit(_run_batch, spec, teacher, p, verify) for p in plans
+        }
+        for index, future in futures.items():
+            try:
+                results[index] = future.result()
+            except CancelledError:
+                continue
+            except BudgetExceeded:
+                budget_hit = True
+                for other in futures.values():
+                    other.cancel()
+    return results, budget_hit
+
+
+def estimate_synthetic_calls(n: int, *, batch_size: int = 5, verify: bool = False, worst_case: bool = False) -> int:
+    """Teacher calls for `n` rows: one per batch (two with verify); worst case includes every top-up."""
+    if n <= 0:
+        return 0
+    batches = math.ceil(n / max(1, batch_size)) * (3 if worst_case else 1)
+    return batches * (2 if verify else 1)
