@@ -74,7 +74,7 @@ class Run:
             self.session_id = session.session_id
         return self.session_id
 
-    def _boundary(self) -> LMBoundary:
+    def get_boundary(self) -> LMBoundary:
         if self.boundary is None:
             sid = self._open_session()
             self.boundary = build_boundary(
@@ -113,7 +113,7 @@ class Run:
     def prepare(self) -> tuple[TaskSpec, DataSplits, dict[str, Any]]:
         """Infer the spec and build the data, saving both to the session."""
         cfg = self.config
-        boundary = self._boundary()
+        boundary = self.get_boundary()
         teacher = boundary.role("teacher")
         user = self._user_rows()
         rows = [*user.get("user_rows", []), *user.get("train_rows", []), *user.get("valid_rows", [])]
@@ -181,7 +181,7 @@ class Run:
                 rows={"train": splits.train, "valid": splits.valid, "test": splits.test_rows()},
                 data_report=data_report,
                 estimated_calls={**estimate, "total": sum(estimate.values())},
-                calls_so_far=self._boundary().usage().total.calls,
+                calls_so_far=self.get_boundary().usage().total.calls,
                 task_spec=spec.model_dump(mode="json"),
             )
         return self.optimize(spec, splits, PromptCandidate(instructions=spec.initial_prompt), data_report)
@@ -201,7 +201,7 @@ class Run:
 
         cfg = self.config
         sid = self._open_session()
-        boundary = self._boundary()
+        boundary = self.get_boundary()
         registry = None
         if cfg.metric:
             registry = MetricRegistry()
@@ -222,7 +222,7 @@ class Run:
             seed=cfg.seed,
             progress=self.progress,
             human_feedback=list(human_feedback or []),
-            checkpoint=lambda state: self.store.update(sid, lambda s: setattr(s, "progress", state)),
+            checkpoint=lambda state: self.store.update(sid, lambda s: s.progress.update(state)),
         )
         test_rows = splits.test_rows()
         test_split = "test" if test_rows else "valid"
@@ -231,7 +231,18 @@ class Run:
         if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
             boundary.budget = Budget(**{**full.model_dump(), "max_calls": max(0, full.max_calls - 2 * len(test_rows))})
         backend = make_backend(cfg)
-        self.store.update(sid, lambda s: (setattr(s, "status", "running"), s.add_event("run", backend=cfg.backend)))
+        start_state = {
+            "initial": initial.model_dump(),
+            "human_feedback": list(human_feedback or []),
+            "feedback_ids": list(feedback_ids or []),
+        }
+
+        def start(s: Any) -> None:
+            s.status = "running"
+            s.progress = start_state
+            s.add_event("run", backend=cfg.backend)
+
+        self.store.update(sid, start)
         try:
             result = backend.compile(ctx, initial, splits.backend_view())
         except KeyboardInterrupt:
@@ -311,7 +322,7 @@ class Run:
         feedback_ids: list[str],
     ) -> OptimizationResult:
         sid = self._open_session()
-        usage = self._boundary().usage()
+        usage = self.get_boundary().usage()
         total = usage.total
         elapsed = time.monotonic() - self._started
         metrics = RunMetrics(

@@ -188,8 +188,8 @@ def load_rows(
 ) -> LoadedData:
     """Read rows from a file or dataset. `field_map` renames source columns to field names before checks.
 
-    With fields declared, rows keep only those fields and a missing column is an error; rows with an empty
-    declared value are skipped and counted. `field_types` (e.g. {"score": "int"}) are checked per row.
+    A declared field missing from the columns is an error; rows with an empty declared value are skipped and
+    counted. With both input and output fields declared, rows keep only those fields. `field_types` (e.g. {"score": "int"}) are checked per row.
     """
     text_source = str(source)
     path = Path(text_source)
@@ -233,10 +233,10 @@ def load_rows(
         if limit is not None and len(rows) >= limit:
             skipped[f"beyond limit {limit}"] += 1
             continue
-        if declared:
+        if input_fields and output_fields:  # both sides known: keep only the task's fields
             row = {name: row.get(name) for name in declared}
-        empty = next((k for k, v in row.items() if v is None or (isinstance(v, str) and not v.strip())), None)
-        if declared and empty is not None:
+        empty = next((k for k in declared if row.get(k) is None or not str(row[k]).strip()), None)
+        if empty is not None:
             skipped[f"empty or missing '{empty}'"] += 1
             continue
         for name, type_ in (field_types or {}).items():

@@ -72,7 +72,11 @@ def estimate_spec_calls(given: SpecOverrides | None = None, *, rows: Sequence[di
     g = given or SpecOverrides()
     has_data = bool(rows) or bool(g.sample_data)
     fields_known = (g.input_fields and g.output_fields) or has_data
-    call1 = not (g.task_type and fields_known and g.output_format is not None)
+    is_cls = g.task_type is not None and normalize_task_type_name(g.task_type) in {
+        t.value for t in CLASSIFICATION_TYPES
+    }
+    labels_known = bool(g.labels) or has_data or not is_cls
+    call1 = not (g.task_type and fields_known and g.output_format is not None and labels_known)
     call2 = not (has_data and g.initial_prompt)
     return int(bool(call1)) + int(call2)
 

@@ -1,0 +1,229 @@
+"""Work on a saved session: refine it from human feedback, resume an interrupted run, generate feedback.
+
+All three reuse the session's spec and data (nothing is re-generated) and its response cache (nothing already
+paid for is paid again).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import SecretStr
+
+from promptomatix.backends.base import ProgressFn
+from promptomatix.backends.prompt import PromptCandidate, PromptProgram
+from promptomatix.config import RunConfig
+from promptomatix.data import DataSplits
+from promptomatix.errors import SessionError
+from promptomatix.lm.boundary import ModelClient
+from promptomatix.pipeline import Run
+from promptomatix.result import OptimizationResult
+from promptomatix.sessions import SessionStore
+from promptomatix.sessions.feedback import attach_feedback
+from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
+from promptomatix.spec import TaskSpec
+
+_FEEDBACK_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "feedback": {
+            "type": "array",
+            "maxItems": 3,
+            "items": {
+                "type": "object",
+                "properties": {"quote": {"type": "string"}, "comment": {"type": "string", "minLength": 5}},
+                "required": ["quote", "comment"],
+            },
+        }
+    },
+    "required": ["feedback"],
+}
+
+
+def _load(store: SessionStore, session_id: str) -> tuple[Session, TaskSpec, DataSplits]:
+    session = store.load(session_id)
+    if not session.task_spec or not session.data:
+        raise SessionError(
+            f"session {session_id} has no task spec or data yet",
+            hint=f"run it first, or `promptomatix resume {session_id}`",
+        )
+    return session, TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
+
+
+def _config(session: Session, overrides: dict[str, Any], api_key: str | None) -> RunConfig:
+    cfg = RunConfig(**{**session.run_config, **{k: v for k, v in overrides.items() if v is not None}})
+    if api_key:
+        cfg.api_key = SecretStr(api_key)
+    return cfg
+
+
+def candidate_of(version: PromptVersion) -> PromptCandidate:
+    return PromptCandidate(
+        instructions=version.instructions or version.prompt,
+        demos=list(version.demos),
+        format_line=version.settings.get("format_line"),
+        origin=f"version {version.version}",
+    )
+
+
+def feedback_text(item: FeedbackItem) -> str:
+    """How a feedback item reads to the optimizer's teacher."""
+    if item.text:
+        return f'On "{item.text}": {item.comment}'
+    return item.comment
+
+
+def refine(
+    session_id: str,
+    *,
+    store: SessionStore | None = None,
+    clients: dict[str, ModelClient] | None = None,
+    progress: ProgressFn | None = None,
+    api_key: str | None = None,
+    **overrides: Any,
+) -> OptimizationResult:
+    """Re-optimize from the latest version with the session's open feedback; mark that feedback applied."""
+    store = store or SessionStore(overrides.pop("sessions_dir", None))
+    session, spec, splits = _load(store, session_id)
+    latest = session.latest_version()
+    if latest is None:
+        raise SessionError(f"session {session_id} has no version to refine", hint=f"promptomatix resume {session_id}")
+    open_items = session.open_feedback()
+    cfg = _config(session, overrides, api_key)
+    run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
+    return run.optimize(
+        spec,
+        splits,
+        candidate_of(latest),
+        session.data_report,
+        human_feedback=[feedback_text(f) for f in open_items],
+        feedback_ids=[f.id for f in open_items],
+    )
+
+
+def resume(
+    session_id: str,
+    *,
+    store: SessionStore | None = None,
+    clients: dict[str, ModelClient] | None = None,
+    progress: ProgressFn | None = None,
+    api_key: str | None = None,
+) -> OptimizationResult:
+    """Continue an interrupted or failed run. Calls it already made replay from the session's cache for free."""
+    store = store or SessionStore()
+    session = store.load(session_id)
+    if session.status == "completed":
+        raise SessionError(
+            f"session {session_id} already completed", hint=f"use `promptomatix refine {session_id}` to go further"
+        )
+    cfg = _config(session, {"dry_run": False}, api_key)
+    run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
+    if not session.task_spec or not session.data:
+        result = run.execute()
+        assert isinstance(result, OptimizationResult)
+        return result
+    spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
+    state = session.progress or {}
+    initial = (
+        PromptCandidate(**state["initial"])
+        if state.get("initial")
+        else PromptCandidate(instructions=spec.initial_prompt)
+    )
+    return run.optimize(
+        spec,
+        splits,
+        initial,
+        session.data_report,
+        human_feedback=state.get("human_feedback", []),
+        feedback_ids=state.get("feedback_ids", []),
+    )
+
+
+def generate_feedback(
+    session_id: str,
+    *,
+    store: SessionStore | None = None,
+    clients: dict[str, ModelClient] | None = None,
+    api_key: str | None = None,
+    max_examples: int = 8,
+) -> dict[str, Any]:
+    """An LLM critic (the teacher) reads the latest prompt's failures and writes feedback items into the session."""
+    store = store or SessionStore()
+    session, spec, splits = _load(store, session_id)
+    latest = session.latest_version()
+    if latest is None:
+        raise SessionError(f"session {session_id} has no version yet", hint=f"promptomatix resume {session_id}")
+    cfg = _config(session, {}, api_key)
+    run = Run(cfg, clients=clients, store=store, session_id=session_id)
+    boundary = run.get_boundary()
+    from promptomatix.backends.base import RunContext
+    from promptomatix.metrics import MetricsManager
+
+    mm = MetricsManager(spec.output_names, cfg.lambda_penalty, boundary.role("judge"), spec.labels)
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=spec, num_threads=cfg.num_threads, seed=cfg.seed)
+    rows = list(splits.valid or splits.train)[:max_examples]
+    report = ctx.evaluate(PromptProgram(candidate_of(latest), spec, boundary.role("task")), rows)
+    failures = [r for r in report.records if r.raw_score < 1.0]
+    individual = [
+        {
+            "sample_index": r.index,
+            "user_input": r.inputs,
+            "expected_output": r.gold,
+            "ai_output": r.output,
+            "feedback": r.feedback or r.error or "",
+        }
+        for r in failures
+    ]
+    lines = "\n".join(
+        f"- input: {str(f['user_input'])[:200]} | expected: {f['expected_output']} | got: {f['ai_output']} | {f['feedback']}"
+        for f in individual[:5]
+    )
+    prompt = (
+        f'You review a prompt for this task: {spec.description}\n\nPrompt:\n"""{latest.instructions or latest.prompt}"""\n\n'
+        f"It got these examples wrong:\n{lines or '(none)'}\n\nWrite up to 3 short, specific feedback items. For each, "
+        'quote the exact words of the prompt it is about (or "" for the prompt as a whole) and say what to change.\n'
+        'Reply as JSON: {"feedback": [{"quote": "...", "comment": "..."}]}'
+    )
+    answer = boundary.role("teacher").chat(
+        [{"role": "user", "content": prompt}], json_schema=_FEEDBACK_SCHEMA, max_tokens=400
+    )
+    items = _parse_items(answer)
+    added: list[FeedbackItem] = []
+
+    def save(s: Session) -> None:
+        for quote, comment in items:
+            where = (latest.instructions or "") if quote and quote in (latest.instructions or "") else latest.prompt
+            use_quote = quote if quote and quote in where and quote in latest.prompt else None
+            added.append(
+                attach_feedback(s, comment=comment, text=use_quote, version=latest.version, source="generated")
+            )
+
+    store.update(session_id, save)
+    usage = boundary.usage().total
+    return {
+        "session_id": session_id,
+        "comprehensive_feedback": {"primary_feedback": [f.comment for f in added], "secondary_feedback": []},
+        "individual_feedbacks": individual,
+        "feedback_items": [f.model_dump(mode="json") for f in added],
+        "synthetic_data_used": len(rows),
+        "metrics": {
+            "time_taken": usage.seconds,
+            "cost": usage.cost_usd,
+            "samples_processed": len(rows),
+            "calls": usage.calls,
+        },
+    }
+
+
+def _parse_items(text: str) -> list[tuple[str, str]]:
+    import json
+
+    try:
+        data = json.loads(text)
+    except (json.JSONDecodeError, ValueError):
+        return []
+    out = []
+    for item in data.get("feedback", []) if isinstance(data, dict) else []:
+        if isinstance(item, dict) and isinstance(item.get("comment"), str) and len(item["comment"].split()) >= 2:
+            out.append((str(item.get("quote") or "").strip(), item["comment"].strip()))
+    return out[:3]
