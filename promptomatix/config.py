@@ -80,6 +80,16 @@ class RunConfig(BaseModel):
     test_data_size: int | None = Field(default=None, ge=0)
     train_ratio: float | None = Field(default=None, gt=0, lt=1)
     verify_synthetic: bool = False
+    synthetic_batch_size: int | None = Field(default=None, ge=1)  # None: 1 for a local teacher, else 5
+
+    def batch_size_for_teacher(self) -> int:
+        """Small local teachers cannot fill arrays of examples; they write one labelled example per call."""
+        from promptomatix.lm.factory import is_local
+
+        if self.synthetic_batch_size:
+            return self.synthetic_batch_size
+        return 1 if is_local(self.teacher_model or self.model) else 5
+
     # scoring
     lambda_penalty: float = Field(default=0.005, ge=0)
     metric: str | None = None

@@ -136,6 +136,7 @@ class Run:
             test_size=cfg.test_data_size,
             train_ratio=cfg.train_ratio,
             max_workers=cfg.n_parallel,
+            batch_size=cfg.batch_size_for_teacher() if not self.clients else cfg.synthetic_batch_size or 5,
             verify=cfg.verify_synthetic,
             skipped=user["skipped"],
         )
@@ -159,7 +160,9 @@ class Run:
         n_test = len(splits.test_rows()) or n_valid
         return {
             "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump())),
-            "data": estimate_data_calls(synthetic_size=cfg.synthetic_data_size),
+            "data": estimate_data_calls(
+                synthetic_size=cfg.synthetic_data_size, batch_size=cfg.batch_size_for_teacher()
+            ),
             "optimize": backend_settings(cfg).estimate_calls(n_train, n_valid),
             "final_test": 2 * n_test,
         }

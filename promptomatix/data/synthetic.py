@@ -20,7 +20,7 @@ from typing import Any
 from promptomatix.data.validate import check_row, row_key
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.lm.types import ChatModel
-from promptomatix.spec.models import TaskSpec
+from promptomatix.spec.models import TaskSpec, normalize_label
 from promptomatix.spec.parsing import parse_json_loose
 from promptomatix.spec.task_types import TaskType
 
@@ -169,7 +169,36 @@ def _verify(spec: TaskSpec, teacher: ChatModel, items: list[Any]) -> set[int] | 
     return {i for i in keep if i in candidates}
 
 
+def single_schema(spec: TaskSpec, label: str | None) -> dict[str, Any]:
+    """One example as a flat object; with the label fixed by us, the model only writes the other fields."""
+    fields = [f for f in spec.fields if not (label is not None and f.name == spec.label_field)]
+    props: dict[str, Any] = {}
+    for f in fields:
+        schema = dict(f.json_schema())
+        schema.pop("description", None)
+        if schema.get("type") == "string" and "enum" not in schema:
+            schema.update({"minLength": 12 if f in spec.input_fields else 1, "maxLength": 600})
+        props[f.name] = schema
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
+
+
+def _single_prompt(spec: TaskSpec, plan: _Plan) -> str:
+    """Small teachers cannot fill arrays of examples; one example whose label we chose is within reach."""
+    label = plan.labels[0] if plan.labels else None
+    want = ", ".join(f.name for f in spec.fields if not (label is not None and f.name == spec.label_field))
+    lines = [f"Task: {spec.description}"]
+    if label is not None:
+        lines.append(f"Write one realistic example input whose correct {spec.label_field} is: {label}.")
+    else:
+        lines.append("Write one realistic example: the input and its correct output.")
+    lines.append(f"Make it about {plan.hint}. Example {plan.index + 1}.")
+    lines.append(f"Reply with JSON with the keys: {want}.")
+    return "\n".join(lines)
+
+
 def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) -> _Result:
+    if plan.count == 1:
+        return _run_single(spec, teacher, plan)
     messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _batch_prompt(spec, plan)}]
     try:
         text = teacher.chat(messages, json_schema=batch_schema(spec), temperature=0.8)
@@ -189,6 +218,40 @@ def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) ->
         if result.keep is None:
             result.failure = "verifier answer unusable (kept the batch)"
     return result
+
+
+def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
+    label = plan.labels[0] if plan.labels else None
+    messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _single_prompt(spec, plan)}]
+    try:
+        text = teacher.chat(messages, json_schema=single_schema(spec, label), temperature=0.8, max_tokens=300)
+    except LMCallError as exc:
+        log.warning("synthetic example %d failed: %s", plan.index, exc)
+        return _Result(failure="model error")
+    answer = parse_json_loose(text)
+    if not isinstance(answer, dict):
+        return _Result(failure="unparseable output")
+    if label is not None and spec.label_field:
+        answer = {**answer, spec.label_field: label}
+    return _Result(items=[answer])
+
+
+def text_quality_issue(spec: TaskSpec, row: dict[str, Any]) -> str | None:
+    """Why a generated row's inputs are not usable text (small models emit JSON, emoji runs, bare labels)."""
+    labels = {normalize_label(lab) for lab in spec.labels or []}
+    for f in spec.input_fields:
+        value = row.get(f.name)
+        if f.type != "str" or value is None:
+            continue
+        if isinstance(value, (dict, list)):
+            return "input is not plain text"
+        text = str(value).strip()
+        letters = sum(ch.isalpha() or ch.isspace() for ch in text)
+        if len(text.split()) < 3 or letters < 0.7 * len(text):
+            return "low-quality text"
+        if normalize_label(text) in labels or text.lstrip().startswith(("{", "[")):
+            return "input is not plain text"
+    return None
 
 
 def _label_slots(labels: list[str], counts: Counter[str], cap: int, need: int) -> list[str]:
@@ -261,6 +324,9 @@ def generate_synthetic(
             report.generated += len(result.items)
             for i, item in enumerate(result.items):
                 clean, reason = check_row(spec, item)
+                if clean is not None and isinstance(item, dict):
+                    reason = text_quality_issue(spec, item)
+                    clean = None if reason else clean
                 if clean is None:
                     rejected[reason or "invalid"] += 1
                 elif result.keep is not None and i not in result.keep:

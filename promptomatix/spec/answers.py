@@ -8,6 +8,11 @@ from promptomatix.spec.heuristics import safe_field_name
 from promptomatix.spec.models import FieldSpec
 
 FIELD_TYPES = {"str", "int", "float", "bool", "list", "json"}
+#: Names a small model copies from the question's JSON schema instead of naming a field: junk, fall back.
+_SCHEMA_WORDS = {
+    "input_fields", "output_fields", "input_field", "output_field", "fields", "field", "name", "type",
+    "description", "labels", "task_type", "properties", "items", "string", "object", "array",
+}  # fmt: skip
 
 
 def teacher_fields(value: Any, taken: set[str]) -> list[FieldSpec] | None:
@@ -20,7 +25,7 @@ def teacher_fields(value: Any, taken: set[str]) -> list[FieldSpec] | None:
         if not isinstance(raw, str) or not raw.strip() or len(raw) > 40:
             continue
         name = safe_field_name(raw)
-        if name in taken or any(f.name == name for f in out):
+        if name in _SCHEMA_WORDS or name in taken or any(f.name == name for f in out):
             continue
         type_ = item.get("type") if isinstance(item, dict) else "str"
         desc = item.get("description") if isinstance(item, dict) else ""

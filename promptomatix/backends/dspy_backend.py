@@ -1,0 +1,667 @@
+"""The `dspy` backend: stock DSPy 3.4 optimizers (MIPROv2, GEPA, BootstrapFewShot, LabeledFewShot) on a typed
+program built from the task spec, behind the same contract as the meta backend.
+
+How a run works (all state lives in the `_Run` object; DSPy is never configured globally):
+1. The spec becomes a typed signature (labels are `Literal`, so JSONAdapter sends a schema enum that a local
+   model's grammar enforces) whose instructions are the initial prompt; the module wraps it.
+2. Every DSPy call runs under `dspy.context(lm=<task LM through our boundary>, adapter=JSONAdapter())`; the
+   teacher LM (MIPROv2's prompt model, GEPA's reflection LM) goes through the same boundary, so the budget
+   counts everything, and two runs in one process never share an LM.
+3. The metric handed to DSPy scores with the run's MetricsManager and applies the length penalty of the program
+   that made the prediction (SpecProgram tags each prediction with its own instructions + demos), so DSPy's
+   search trades accuracy against prompt length as the meta backend does. GEPA gets the metric's feedback text.
+4. Final selection is ours: the compiled program and the initial one are scored on valid with ctx.evaluate
+   (balanced accuracy for classification) times each program's own penalty; the compiled one is kept only if it
+   is not worse. A budget stop inside DSPy (BudgetStop) keeps the initial program.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import dspy
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.dspy_modules import (
+    BUILTIN_MODULES,
+    PENALTY_ATTR,
+    ModuleFactory,
+    SpecProgram,
+    build_signature,
+    dump_program,
+    inner,
+    instructions_text,
+    normalize_module_name,
+    penalty_text,
+    program_demos,
+    register_module,
+    registered_modules,
+    render_program,
+    set_demos,
+)
+from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
+from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
+from promptomatix.lm.dspy_engine import make_dspy_lm
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "DSPyOptimizer",
+    "DSPySettings",
+    "build_signature",
+    "load_program",
+    "normalize_optimizer_name",
+    "register_module",
+    "render_program",
+]
+
+SearchType = Literal["quick", "moderate", "heavy"]
+OptimizerName = Literal["miprov2", "gepa", "bootstrap", "labeled"]
+OPTIMIZERS = ("miprov2", "gepa", "bootstrap", "labeled")
+_OPTIMIZER_ALIASES = {
+    "miprov2": "miprov2",
+    "mipro": "miprov2",
+    "gepa": "gepa",
+    "bootstrap": "bootstrap",
+    "bootstrapfewshot": "bootstrap",
+    "bootstrapfewshotwithrandomsearch": "bootstrap",
+    "bootstraprs": "bootstrap",
+    "labeled": "labeled",
+    "labelled": "labeled",
+    "labeledfewshot": "labeled",
+}
+AUTO = {"quick": "light", "moderate": "medium", "heavy": "heavy"}
+# DSPy's own auto presets (MIPROv2/GEPA AUTO_RUN_SETTINGS), repeated here for the dry-run estimate.
+_AUTO_N = {"light": 6, "medium": 12, "heavy": 18}
+_AUTO_VAL = {"light": 100, "medium": 300, "heavy": 1000}
+# Demo counts per search type (bootstrapped, labeled): few, because small local models have small contexts.
+_DEMOS = {"quick": (3, 3), "moderate": (4, 4), "heavy": (4, 8)}
+_RS_CANDIDATES = {"quick": 4, "moderate": 6, "heavy": 12}  # BootstrapFewShotWithRandomSearch programs
+_MIPRO_MINIBATCH = 35  # DSPy's default minibatch_size
+_GEPA_MINIBATCH = 3  # DSPy's default reflection_minibatch_size
+_REACT_MAX_ITERS = 5
+_POT_MAX_ITERS = 3
+
+
+def normalize_optimizer_name(name: str) -> str:
+    key = name.strip()
+    if key.lower().startswith("dspy."):
+        key = key[5:]
+    key = key.replace("_", "").replace("-", "").replace(" ", "").lower()
+    if key not in _OPTIMIZER_ALIASES:
+        raise ConfigurationError(f"unknown DSPy optimizer '{name}'", hint=f"use one of {', '.join(OPTIMIZERS)}")
+    return _OPTIMIZER_ALIASES[key]
+
+
+class DSPySettings(BaseModel):
+    """What `--dspy-module/--dspy-optimizer/--search-type` and the explicit counts set. None = the preset.
+
+    Presets: MIPROv2 and GEPA use DSPy's `auto` = light/medium/heavy for quick/moderate/heavy; an explicit
+    num_candidates or num_trials turns MIPROv2's auto off (DSPy forbids mixing them) and fills the other from
+    DSPy's own formula; max_metric_calls does the same for GEPA. Demos (bootstrapped, labeled) are 3/3, 4/4,
+    4/8. `bootstrap` is BootstrapFewShot for quick and BootstrapFewShotWithRandomSearch (num_candidates
+    programs, 6/12 by default) for moderate/heavy. `labeled` is LabeledFewShot(k=max_labeled_demos).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    module: str = "predict"
+    optimizer: OptimizerName = "miprov2"
+    search_type: SearchType = "quick"
+    num_candidates: int | None = Field(default=None, ge=1)
+    num_trials: int | None = Field(default=None, ge=1)
+    max_bootstrapped_demos: int | None = Field(default=None, ge=0)
+    max_labeled_demos: int | None = Field(default=None, ge=0)
+    minibatch_size: int | None = Field(default=None, ge=1)
+    max_metric_calls: int | None = Field(default=None, ge=1)  # GEPA only
+    adapter: Literal["auto", "json", "chat"] = "auto"
+    num_threads: int | None = Field(default=None, ge=1)  # None = the run's num_threads
+    teacher_temperature: float = Field(default=0.7, ge=0, le=2)
+
+    @field_validator("optimizer", mode="before")
+    @classmethod
+    def _optimizer(cls, v: Any) -> Any:
+        return normalize_optimizer_name(v) if isinstance(v, str) else v
+
+    @field_validator("search_type", mode="before")
+    @classmethod
+    def _search_type(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            key = v.strip().lower().replace("_search", "")
+            if key not in AUTO:
+                raise ConfigurationError(f"unknown search type '{v}'", hint="use quick, moderate or heavy")
+            return key
+        return v
+
+    @field_validator("module")
+    @classmethod
+    def _module(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("module must not be empty")
+        return normalize_module_name(v)
+
+    @classmethod
+    def preset(cls, search_type: str = "quick", **overrides: Any) -> DSPySettings:
+        return cls(search_type=search_type, **{k: v for k, v in overrides.items() if v is not None})
+
+    # -- resolved values ----------------------------------------------------------------------------------
+    @property
+    def auto(self) -> str:
+        return AUTO[self.search_type]
+
+    @property
+    def demos(self) -> tuple[int, int]:
+        boot, labeled = _DEMOS[self.search_type]
+        return (
+            boot if self.max_bootstrapped_demos is None else self.max_bootstrapped_demos,
+            labeled if self.max_labeled_demos is None else self.max_labeled_demos,
+        )
+
+    def mipro_counts(self, n_predictors: int = 1) -> tuple[int | None, int | None]:
+        """(num_candidates, num_trials) for MIPROv2 with auto off, or (None, None) to use auto."""
+        if self.num_candidates is None and self.num_trials is None:
+            return None, None
+        n = self.num_candidates or _AUTO_N[self.auto]
+        zeroshot = self.demos == (0, 0)
+        num_vars = n_predictors * (1 if zeroshot else 2)
+        trials = self.num_trials or int(max(2 * num_vars * math.log2(max(n, 2)), 1.5 * n))
+        return n, trials
+
+    def module_calls_per_example(self) -> int:
+        """LM calls one forward pass makes, at most (1 for predict/cot, iterations for react/pot; 1 for user
+        modules, which we cannot know)."""
+        return {"react": _REACT_MAX_ITERS + 1, "pot": 2 * _POT_MAX_ITERS + 1}.get(self.module, 1)
+
+    def estimate_calls(self, n_train: int, n_valid: int) -> int:
+        """A rough upper bound on LM calls (cache hits are free, so real runs use fewer), for dry runs.
+
+        baseline + final scoring: 2·V forward passes. Then, with m = calls per forward pass:
+        - miprov2: bootstrapping (N−2 candidate demo sets × T train rows × m, where N = num_candidates or auto's
+          n) + instruction proposal (≈ 10 data-summary + N + 2 teacher calls) + trials (without minibatch:
+          (trials+1)·V; with minibatch: trials·B + (trials//5 + 2)·V, times m). With auto, V is capped at the
+          auto valset size and minibatching starts above 50 rows, as in DSPy.
+        - gepa: max_metric_calls·m (auto: DSPy's auto_budget formula) + one reflection call per minibatch.
+        - bootstrap: T·m (BootstrapFewShot) or (candidates + 3)·(T + V)·m (with random search).
+        - labeled: no calls beyond scoring.
+        """
+        m = self.module_calls_per_example()
+        t, v = max(0, n_train), max(1, n_valid)
+        total = 2 * v * m
+        boot, _labeled = self.demos
+        if self.optimizer == "miprov2":
+            n, trials = self.mipro_counts()
+            if n is None or trials is None:
+                n = _AUTO_N[self.auto]
+                zeroshot = self.demos == (0, 0)
+                trials = int(max(2 * (1 if zeroshot else 2) * math.log2(n), 1.5 * n))
+                v_eff = min(v, _AUTO_VAL[self.auto])
+                minibatch = v_eff > 50
+            else:
+                v_eff = v
+                minibatch = self.minibatch_size is not None and self.minibatch_size < v
+            b = min(self.minibatch_size or _MIPRO_MINIBATCH, v_eff)
+            total += max(0, n - 2) * t * m + 10 + n + 2
+            total += (trials * b + (trials // 5 + 2) * v_eff) * m if minibatch else (trials + 1) * v_eff * m
+        elif self.optimizer == "gepa":
+            calls = self.max_metric_calls or _gepa_auto_budget(self.auto, v)
+            total += calls * m + calls // (self.minibatch_size or _GEPA_MINIBATCH) + 1
+        elif self.optimizer == "bootstrap":
+            if self.search_type == "quick":
+                total += t * m if boot else 0
+            else:
+                total += (self.num_candidates or _RS_CANDIDATES[self.search_type] + 3) * (t + v) * m
+        return total
+
+
+def _gepa_auto_budget(auto: str, n_valid: int, n_predictors: int = 1) -> int:
+    n = _AUTO_N[auto]
+    trials = int(max(2 * (n_predictors * 2) * math.log2(n), 1.5 * n))
+    fulls = (trials + 1) // 5 + 1 + (1 if trials < 5 else 0)
+    return n_valid + n * 5 + trials * 35 + fulls * n_valid
+
+
+# -- modules ---------------------------------------------------------------------------------------------------
+
+
+def _deno_available() -> bool:
+    """ProgramOfThought runs code in DSPy's Deno/Pyodide sandbox; check Deno 2.x is installed."""
+    try:
+        from dspy.primitives.python_interpreter import _find_deno_executable, _get_deno_version
+    except ImportError:  # pragma: no cover - layout change in DSPy
+        return False
+    version = _get_deno_version(_find_deno_executable())
+    return version is not None and version[0] == 2
+
+
+def _module_factory(
+    name: str, modules: Mapping[str, ModuleFactory] | None, tools: Sequence[Any]
+) -> tuple[str, ModuleFactory]:
+    key = normalize_module_name(name)
+    own = {normalize_module_name(k): f for k, f in (modules or {}).items()}
+    if key in own:
+        return key, own[key]
+    user = registered_modules()
+    if key in user:
+        return key, user[key]
+    if key == "predict":
+        return key, dspy.Predict
+    if key == "cot":
+        return key, dspy.ChainOfThought
+    if key == "react":
+        return key, lambda sig: dspy.ReAct(sig, tools=list(tools), max_iters=_REACT_MAX_ITERS)
+    if key == "pot":
+        if not _deno_available():
+            raise ConfigurationError(
+                "the 'pot' module (dspy.ProgramOfThought) runs generated code in Deno, which is not installed",
+                hint='install it with `pip install "dspy[deno]"` (Deno 2.x), or use --dspy-module cot',
+            )
+        return key, lambda sig: dspy.ProgramOfThought(sig, max_iters=_POT_MAX_ITERS)
+    known = sorted({*BUILTIN_MODULES, *user, *own})
+    raise ConfigurationError(
+        f"unknown DSPy module '{name}'; known: {', '.join(known)}",
+        hint="or register one from Python with register_module(name, factory)",
+    )
+
+
+def build_program(
+    spec: Any,
+    settings: DSPySettings,
+    instructions: str | None = None,
+    *,
+    modules: Mapping[str, ModuleFactory] | None = None,
+    tools: Sequence[Any] = (),
+) -> SpecProgram:
+    key, factory = _module_factory(settings.module, modules, tools)
+    signature = build_signature(spec, instructions)
+    try:
+        module = factory(signature)
+    except ConfigurationError:
+        raise
+    except Exception as e:
+        raise ConfigurationError(f"could not build the DSPy module '{settings.module}': {e}") from e
+    if not isinstance(module, dspy.Module) or not module.named_predictors():
+        raise ConfigurationError(
+            f"the DSPy module '{settings.module}' has no predictors to optimize",
+            hint="a module factory must return a dspy.Module holding at least one dspy.Predict",
+        )
+    return SpecProgram(module, key)
+
+
+def load_program(
+    spec: Any,
+    settings: DSPySettings,
+    program_json: Mapping[str, Any],
+    *,
+    modules: Mapping[str, ModuleFactory] | None = None,
+    tools: Sequence[Any] = (),
+) -> SpecProgram:
+    """Rebuild the module from the spec and load a saved state (BackendResult.program_json or a file written by
+    DSPy's `module.save`). The instructions and demos come from the state."""
+    program = build_program(spec, settings, modules=modules, tools=tools)
+    state = {k: v for k, v in program_json.items() if k != "metadata"}
+    try:
+        inner(program).load_state(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigurationError(
+            f"the saved DSPy program does not fit module '{settings.module}' for this task: {e}",
+            hint="load it with the module and task spec it was optimized with",
+        ) from e
+    return program
+
+
+def adapter_for(settings: DSPySettings) -> Any:
+    """JSON (with a JSON schema, which local models turn into a grammar) unless 'chat' is asked for: small
+    models rarely write ChatAdapter's [[ ## field ## ]] markers."""
+    return dspy.ChatAdapter() if settings.adapter == "chat" else dspy.JSONAdapter()
+
+
+# -- the optimizer ---------------------------------------------------------------------------------------------
+
+
+class _Scored:
+    def __init__(self, cid: int, origin: str, program: SpecProgram, note: str = "") -> None:
+        self.id = cid
+        self.origin = origin
+        self.program = program
+        self.valid_raw: float | None = None
+        self.valid_penalized: float | None = None
+        self.minibatch: float | None = None
+        self.note = note
+
+
+class DSPyOptimizer:
+    """`compile(ctx, initial, data)` → BackendResult. Hyperparameters here, data in compile; `initial` is
+    never mutated, and only `data.train` / `data.valid` are read."""
+
+    name = "dspy"
+
+    def __init__(
+        self,
+        settings: DSPySettings | None = None,
+        modules: Mapping[str, ModuleFactory] | None = None,
+        tools: Sequence[Any] = (),
+    ) -> None:
+        self.settings = settings or DSPySettings()
+        self.modules = dict(modules or {})
+        self.tools = list(tools)
+        if self.settings.module != "pot":  # pot's Deno check belongs to compile time
+            _module_factory(self.settings.module, self.modules, self.tools)  # fail fast on a typo
+
+    def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
+        return _Run(self, ctx, initial, data).run()
+
+
+class _Run:
+    """One compile: the run's LMs, adapter, programs and scores. Nothing outlives it but the result."""
+
+    def __init__(self, opt: DSPyOptimizer, ctx: RunContext, initial: PromptCandidate, data: Any) -> None:
+        self.opt = opt
+        self.s = opt.settings
+        self.ctx = ctx
+        self.spec = ctx.spec
+        self.initial = initial
+        self.train_rows = list(data.train)
+        self.valid_rows = list(data.valid)
+        if not self.valid_rows:
+            self.valid_rows = self.train_rows
+        if not self.train_rows:
+            self.train_rows = self.valid_rows
+        if not self.valid_rows:
+            raise ConfigurationError("the dspy backend needs train or valid rows", hint="add data or --synthetic")
+        self.task_key = ctx.metrics.resolve(self.spec.task_type.value)
+        self.adapter = adapter_for(self.s)
+        extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
+        self.task_lm = make_dspy_lm(ctx.task_lm, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
+        self.teacher_lm = make_dspy_lm(ctx.teacher_lm, temperature=self.s.teacher_temperature, max_tokens=1024)
+        self.num_threads = self.s.num_threads or ctx.num_threads
+        n = len(self.train_rows) + len(self.valid_rows)
+        self.max_errors = ctx.max_errors if ctx.max_errors is not None else max(10, 10 * n)
+        self.trainset = [self._example(r) for r in self.train_rows]
+        self.valset = [self._example(r) for r in self.valid_rows]
+        self.tried: list[_Scored] = []
+        self.resolved: dict[str, Any] = {}
+
+    # -- helpers ------------------------------------------------------------------------------------------
+    def _example(self, row: Mapping[str, Any]) -> dspy.Example:
+        names = [*self.spec.input_names, *self.spec.output_names]
+        return dspy.Example(**{k: row[k] for k in names if k in row}).with_inputs(*self.spec.input_names)
+
+    def context(self, lm: Any = None) -> Any:
+        return dspy.context(lm=lm or self.task_lm, adapter=self.adapter)
+
+    def predictor(self, program: SpecProgram) -> Callable[[dict[str, Any]], dict[str, Any]]:
+        """`row -> {output: value}` running the program on the task LM; a budget stop becomes BudgetExceeded."""
+        outputs = self.spec.output_names
+        inputs = self.spec.input_names
+
+        def predict(row: dict[str, Any]) -> dict[str, Any]:
+            kwargs = {k: row[k] for k in inputs if k in row}
+            try:
+                with self.context():
+                    pred = program(**kwargs)
+            except BudgetStop as stop:
+                raise stop.exceeded from None
+            return {name: pred.get(name) if hasattr(pred, "get") else None for name in outputs}
+
+        return predict
+
+    def penalty(self, program: SpecProgram) -> float:
+        return self.ctx.metrics.penalty(penalty_text(program))
+
+    def score_valid(self, sc: _Scored) -> None:
+        report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows)
+        sc.valid_raw = selection_score(report)
+        sc.valid_penalized = sc.valid_raw * self.penalty(sc.program)
+
+    def metric(self, *, feedback: bool = False) -> Callable[..., Any]:
+        """The metric DSPy sees: the run's MetricsManager score × the length penalty of the program that made
+        `pred` (read from SpecProgram's tag; unpenalized when a prediction carries none). With feedback=True it
+        returns dspy.Prediction(score, feedback) for GEPA, with the run's human feedback appended."""
+        metrics, key = self.ctx.metrics, self.task_key
+        human = "; ".join(self.ctx.human_feedback)
+
+        def metric(gold: Any, pred: Any, trace: Any = None, pred_name: Any = None, pred_trace: Any = None) -> Any:
+            try:
+                result = metrics.score(key, gold, pred, prompt_text=getattr(pred, PENALTY_ATTR, None))
+            except BudgetExceeded as e:  # an LM judge inside DSPy: DSPy would swallow a plain exception
+                raise BudgetStop(e) from e
+            if not feedback:
+                return result.score
+            text = result.feedback or f"score {result.score:.2f}"
+            if human:
+                text += f" (user feedback on the prompt: {human})"
+            return dspy.Prediction(score=result.score, feedback=text)
+
+        return metric
+
+    def add(self, origin: str, program: SpecProgram, note: str = "") -> _Scored:
+        sc = _Scored(len(self.tried), origin, program, note)
+        self.tried.append(sc)
+        return sc
+
+    # -- the run ------------------------------------------------------------------------------------------
+    def run(self) -> BackendResult:
+        s, ctx = self.s, self.ctx
+        start = build_program(self.spec, s, self.initial.system_text(), modules=self.opt.modules, tools=self.opt.tools)
+        set_demos(start, self.spec, self.initial.demos)
+        base = self.add("initial", start)
+        label = f"{s.optimizer} ({s.search_type}) on a {s.module} module"
+        ctx.emit("baseline", f"dspy backend, {label}: scoring the initial program on {len(self.valid_rows)} rows")
+        self.score_valid(base)  # BudgetExceeded propagates: without a baseline there is nothing to return
+        ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
+
+        best, stop_reason, rounds = base, "completed", 0
+        ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
+        try:
+            compiled = self.optimize(start)
+            cand = self.add(s.optimizer, compiled)
+            self.score_valid(cand)
+            rounds = 1
+            ctx.emit("candidate", f"compiled program valid score {cand.valid_penalized:.3f}", round=1,
+                     total_rounds=1, best_score=cand.valid_penalized)  # fmt: skip
+            if self._better_or_equal(cand, base):
+                best = cand
+            else:
+                worse = "<" if (cand.valid_penalized or 0.0) < (base.valid_penalized or 0.0) - 1e-9 else "ties with"
+                stop_reason = (
+                    f"compiled program scored {cand.valid_penalized:.3f} {worse} initial {base.valid_penalized:.3f} "
+                    "on valid; kept the initial program"
+                )
+                cand.note = "below the initial program on valid: not selected"
+                ctx.emit("final", stop_reason, best_score=base.valid_penalized)
+        except (BudgetStop, BudgetExceeded) as e:
+            exc = e.exceeded if isinstance(e, BudgetStop) else e
+            stop_reason = f"budget: {exc.message}; kept the initial program"
+            ctx.emit("stopped", f"budget reached inside DSPy, keeping the initial program ({exc.message})")
+        except (ConfigurationError, MetricError):
+            raise
+        except Exception as e:  # DSPy gave up (e.g. too many failed examples): say so, keep the initial program
+            log.warning("DSPy %s failed", s.optimizer, exc_info=True)
+            stop_reason = f"optimizer error: {type(e).__name__}: {e}; kept the initial program"
+            ctx.emit("stopped", stop_reason)
+
+        result = BackendResult(
+            backend=self.opt.name,
+            prompt=render_program(best.program, self.adapter),
+            instructions=instructions_text(best.program),
+            demos=program_demos(best.program),
+            valid_raw=best.valid_raw or 0.0,
+            valid_penalized=best.valid_penalized or 0.0,
+            initial_prompt=render_program(base.program, self.adapter),
+            initial_valid_raw=base.valid_raw or 0.0,
+            initial_valid_penalized=base.valid_penalized or 0.0,
+            candidates=[self.record(t) for t in self.tried],
+            rounds_completed=rounds,
+            stop_reason=stop_reason,
+            program_json=dump_program(best.program, s.module, "chat" if s.adapter == "chat" else "json"),
+            settings={**s.model_dump(), **self.resolved},
+        )
+        ctx.emit("done", f"dspy backend done: valid {result.valid_penalized:.3f} ({stop_reason})",
+                 best_score=result.valid_penalized)  # fmt: skip
+        return result.with_predictors(self.predictor(best.program), self.predictor(base.program))
+
+    def _better_or_equal(self, cand: _Scored, base: _Scored) -> bool:
+        """Strictly better on penalized valid, or equal and not longer (ties go to the shorter prompt)."""
+        c, b = cand.valid_penalized or 0.0, base.valid_penalized or 0.0
+        if c > b + 1e-9:
+            return True
+        if c < b - 1e-9:
+            return False
+        return len(penalty_text(cand.program).split()) <= len(penalty_text(base.program).split())
+
+    def record(self, t: _Scored) -> CandidateRecord:
+        text = penalty_text(t.program)
+        return CandidateRecord(
+            id=t.id,
+            round=0 if t.origin == "initial" else 1,
+            origin=t.origin,
+            prompt=render_program(t.program, self.adapter),
+            instructions=instructions_text(t.program),
+            n_demos=len(program_demos(t.program)),
+            length=self.ctx.metrics.length(text),
+            minibatch_score=t.minibatch,
+            valid_raw=t.valid_raw,
+            valid_penalized=t.valid_penalized,
+            note=t.note,
+        )
+
+    # -- optimizers ---------------------------------------------------------------------------------------
+    def optimize(self, start: SpecProgram) -> SpecProgram:
+        fn = {
+            "miprov2": self._miprov2,
+            "gepa": self._gepa,
+            "bootstrap": self._bootstrap,
+            "labeled": self._labeled,
+        }[self.s.optimizer]
+        with self.context():
+            compiled = fn(start.deepcopy())
+        if not isinstance(compiled, SpecProgram):  # pragma: no cover - DSPy returns the student's class
+            raise RuntimeError(f"DSPy returned a {type(compiled).__name__}, not the program it was given")
+        return compiled
+
+    def _miprov2(self, student: SpecProgram) -> SpecProgram:
+        try:
+            import optuna  # noqa: F401
+        except ImportError as e:
+            raise ConfigurationError(
+                "the miprov2 optimizer needs optuna", hint='install it with `pip install "dspy[optuna]"`'
+            ) from e
+        s = self.s
+        boot, labeled = s.demos
+        n_preds = len(inner(student).named_predictors())
+        num_candidates, num_trials = s.mipro_counts(n_preds)
+        auto = None if num_candidates is not None else s.auto
+        v = len(self.valset) if auto is None else min(len(self.valset), _AUTO_VAL[auto])
+        minibatch_size = min(s.minibatch_size or _MIPRO_MINIBATCH, v)
+        # With auto, DSPy decides minibatching (valset > 50); without, minibatch only if it is smaller than valid.
+        minibatch = True if auto is not None else minibatch_size < v
+        self.resolved = {
+            "dspy_auto": auto,
+            "num_candidates": num_candidates,
+            "num_trials": num_trials,
+            "max_bootstrapped_demos": boot,
+            "max_labeled_demos": labeled,
+            "minibatch_size": minibatch_size,
+        }
+        opt = dspy.MIPROv2(
+            metric=self.metric(),
+            prompt_model=self.teacher_lm,
+            task_model=self.task_lm,
+            max_bootstrapped_demos=boot,
+            max_labeled_demos=labeled,
+            auto=auto,
+            num_candidates=num_candidates,
+            num_threads=self.num_threads,
+            max_errors=self.max_errors,
+            seed=self.ctx.seed,
+            init_temperature=s.teacher_temperature,
+            verbose=False,
+            track_stats=True,
+        )
+        compiled = opt.compile(
+            student,
+            trainset=self.trainset,
+            valset=self.valset,
+            num_trials=num_trials,
+            minibatch=minibatch,
+            minibatch_size=minibatch_size,
+            seed=self.ctx.seed,
+        )
+        self._mipro_candidates(compiled)
+        return compiled
+
+    def _mipro_candidates(self, compiled: Any) -> None:
+        """MIPROv2's scored trial programs become candidate records (DSPy's own metric, not our valid score)."""
+        seen = {penalty_text(t.program) for t in self.tried}
+        for key in ("candidate_programs", "mb_candidate_programs"):
+            for entry in getattr(compiled, key, None) or []:
+                prog = entry.get("program")
+                if not isinstance(prog, SpecProgram) or penalty_text(prog) in seen:
+                    continue
+                seen.add(penalty_text(prog))
+                full = bool(entry.get("full_eval"))
+                score = float(entry.get("score", 0.0)) / 100.0
+                sc = self.add("miprov2 trial", prog.deepcopy(), f"DSPy {'full valid' if full else 'minibatch'} "
+                              f"score {score:.3f} (mean per-example metric x penalty)")  # fmt: skip
+                if not full:
+                    sc.minibatch = score
+        for attr in ("trial_logs", "candidate_programs", "mb_candidate_programs"):
+            if hasattr(compiled, attr):
+                delattr(compiled, attr)
+
+    def _gepa(self, student: SpecProgram) -> SpecProgram:
+        s = self.s
+        budget: dict[str, Any] = {"max_metric_calls": s.max_metric_calls} if s.max_metric_calls else {"auto": s.auto}
+        self.resolved = {**budget, "reflection_minibatch_size": s.minibatch_size or _GEPA_MINIBATCH}
+        opt = dspy.GEPA(
+            metric=self.metric(feedback=True),
+            **budget,
+            reflection_lm=self.teacher_lm,
+            reflection_minibatch_size=s.minibatch_size or _GEPA_MINIBATCH,
+            num_threads=self.num_threads,
+            track_stats=True,
+            seed=self.ctx.seed,
+            warn_on_score_mismatch=False,  # the penalty tag makes module- and predictor-level scores agree anyway
+        )
+        compiled = opt.compile(student, trainset=self.trainset, valset=self.valset)
+        details = getattr(compiled, "detailed_results", None)
+        if details is not None:
+            for i, (prog, score) in enumerate(zip(details.candidates, details.val_aggregate_scores, strict=False)):
+                if i == 0 or not isinstance(prog, SpecProgram):
+                    continue  # candidate 0 is the seed (the initial program)
+                self.add("gepa candidate", prog.deepcopy(), f"GEPA valid score {score:.3f} (mean metric x penalty)")
+            delattr(compiled, "detailed_results")
+        return compiled
+
+    def _bootstrap(self, student: SpecProgram) -> SpecProgram:
+        s = self.s
+        boot, labeled = s.demos
+        metric = self.metric()
+        if s.search_type == "quick" and s.num_candidates is None:
+            self.resolved = {"dspy_optimizer": "BootstrapFewShot", "max_bootstrapped_demos": boot,
+                             "max_labeled_demos": labeled}  # fmt: skip
+            opt = dspy.BootstrapFewShot(
+                metric=metric, max_bootstrapped_demos=boot, max_labeled_demos=labeled, max_errors=self.max_errors
+            )
+            return opt.compile(student, trainset=self.trainset)
+        n = s.num_candidates or _RS_CANDIDATES[s.search_type]
+        self.resolved = {"dspy_optimizer": "BootstrapFewShotWithRandomSearch", "num_candidate_programs": n,
+                         "max_bootstrapped_demos": boot, "max_labeled_demos": labeled}  # fmt: skip
+        rs = dspy.BootstrapFewShotWithRandomSearch(
+            metric=metric,
+            max_bootstrapped_demos=boot,
+            max_labeled_demos=labeled,
+            num_candidate_programs=n,
+            num_threads=self.num_threads,
+            max_errors=self.max_errors,
+        )
+        return rs.compile(student, trainset=self.trainset, valset=self.valset)
+
+    def _labeled(self, student: SpecProgram) -> SpecProgram:
+        _boot, k = self.s.demos
+        self.resolved = {"dspy_optimizer": "LabeledFewShot", "k": k}
+        return dspy.LabeledFewShot(k=k).compile(student, trainset=self.trainset)

@@ -1,0 +1,203 @@
+"""`promptomatix sessions list|show|export|delete` and `promptomatix feedback add|list|generate|dismiss`."""
+
+from __future__ import annotations
+
+import typer
+
+from promptomatix.cli.render import console, print_json
+
+sessions_app = typer.Typer(help="Saved optimization sessions: list, show, export, delete.", no_args_is_help=True)
+feedback_app = typer.Typer(help="Feedback on a session's prompt: add, list, generate, dismiss.", no_args_is_help=True)
+
+SessionsDir = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR", help="Session store.")
+
+
+def _store(sessions_dir: str | None):
+    from promptomatix.sessions import SessionStore
+
+    return SessionStore(sessions_dir)
+
+
+@sessions_app.command("list")
+def sessions_list(sessions_dir: str = SessionsDir, json_: bool = typer.Option(False, "--json")) -> None:
+    """List sessions, newest first."""
+    rows = _store(sessions_dir).list()
+    if json_:
+        print_json([r.model_dump(mode="json") for r in rows])
+        return
+    from rich.table import Table
+
+    t = Table("session", "created", "status", "versions", "best valid", "open fb", "description")
+    for r in rows:
+        best = f"{r.best_score:.3f}" if r.best_score is not None else "-"
+        desc = r.description if r.error is None else f"[red]unreadable: {r.error}[/]"
+        t.add_row(r.session_id, str(r.created_at)[:19], r.status or "?", str(r.n_versions), best,
+                  str(r.n_open_feedback), desc)  # fmt: skip
+    console().print(t if rows else 'no sessions yet: run `promptomatix optimize "…"`')
+
+
+def _score(s) -> str:
+    if s is None:
+        return "-"
+    if hasattr(s, "mean"):
+        ci = f" [{s.ci_low:.2f}, {s.ci_high:.2f}]" if s.ci_low is not None else ""
+        return f"{s.mean:.3f}{ci} n={s.n}"
+    raw = f"{s.raw:.3f}" if s.raw is not None else "-"
+    pen = f"{s.penalized:.3f}" if s.penalized is not None else "-"
+    return f"{raw} / {pen}"
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: str = typer.Argument(...),
+    diff: tuple[int, int] = typer.Option((0, 0), "--diff", help="Diff two versions, e.g. --diff 1 2."),
+    sessions_dir: str = SessionsDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Versions with scores, cost and the prompt diff from each version's parent; feedback items."""
+    import difflib
+
+    from rich.panel import Panel
+    from rich.table import Table
+
+    store = _store(sessions_dir)
+    s = store.load(session_id)
+    if json_:
+        print_json(s.model_dump(mode="json"))
+        return
+    c = console()
+    c.print(f"[bold]{s.session_id}[/] · {s.status} · {s.description}")
+    t = Table("v", "parent", "backend", "valid raw / penalized", "test (95% CI)", "initial test", "calls", "cost",
+              "time", "feedback")  # fmt: skip
+    for v in s.versions:
+        t.add_row(str(v.version), str(v.parent or "-"), v.backend, _score(v.valid), _score(v.test),
+                  _score(v.initial_test), str(v.usage.calls), f"${v.usage.cost_usd or 0:.4f}",
+                  f"{v.duration_s or 0:.0f}s", ",".join(v.feedback_applied) or "-")  # fmt: skip
+    c.print(t)
+    pairs = [diff] if diff != (0, 0) else [(v.parent, v.version) for v in s.versions if v.parent]
+    for a, b in pairs:
+        va, vb = s.get_version(a), s.get_version(b)
+        text = "\n".join(difflib.unified_diff(va.prompt.splitlines(), vb.prompt.splitlines(), f"v{a}", f"v{b}",
+                                              lineterm="", n=2))  # fmt: skip
+        c.print(Panel(text or "(identical)", title=f"prompt diff v{a} → v{b}"))
+    latest = s.latest_version()
+    if latest and not pairs:
+        c.print(Panel(latest.prompt, title=f"prompt v{latest.version}"))
+    for f in s.feedback:
+        where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
+        applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
+        c.print(f"{f.id} {f.status}{applied} {f.source} v{f.version}: {where}{f.comment}")
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session_id: str = typer.Argument(...),
+    format: str = typer.Option("text", "--format", help="text | json | dspy"),
+    version: int = typer.Option(None, "--version"),
+    sessions_dir: str = SessionsDir,
+) -> None:
+    """Print the prompt as the model sees it (text), the session (json) or the saved DSPy program (dspy)."""
+    from promptomatix.errors import UsageError
+
+    if format not in ("text", "json", "dspy"):
+        raise UsageError(f"unknown export format '{format}'", hint="use --format text, json or dspy")
+    typer.echo(_store(sessions_dir).export(session_id, format, version=version))  # type: ignore[arg-type]
+
+
+@sessions_app.command("delete")
+def sessions_delete(
+    session_id: str = typer.Argument(...),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask."),
+    sessions_dir: str = SessionsDir,
+) -> None:
+    """Delete a session and its cache."""
+    store = _store(sessions_dir)
+    store.load(session_id)
+    if not yes and not typer.confirm(f"delete session {session_id}?"):
+        raise typer.Abort()
+    store.delete(session_id)
+    typer.echo(f"deleted {session_id}")
+
+
+@feedback_app.command("add")
+def feedback_add(
+    session_id: str = typer.Argument(...),
+    comment: str = typer.Option(None, "--comment", "-c", help="What to change."),
+    text: str = typer.Option(None, "--text", "-t", help="The span of the prompt the comment is about (quoted)."),
+    start: int = typer.Option(None, "--start", min=0),
+    end: int = typer.Option(None, "--end", min=0),
+    version: int = typer.Option(None, "--version", help="The version the span refers to (default: latest)."),
+    sessions_dir: str = SessionsDir,
+) -> None:
+    """Add a comment on a span of the prompt (--text or --start/--end) or on the whole prompt."""
+    from promptomatix.errors import UsageError
+    from promptomatix.sessions.feedback import add_feedback
+
+    if comment is None and text is not None and start is None:
+        comment, text = text, None  # `feedback add ID --text "too verbose"`: a general comment
+    if not comment:
+        raise UsageError("no feedback given", hint='pass --comment "what to change" (and --text for a span)')
+    item = add_feedback(_store(sessions_dir), session_id, comment=comment, text=text, start=start, end=end,
+                        version=version)  # fmt: skip
+    span = f' on "{item.text}" [{item.start}:{item.end}]' if item.text else ""
+    typer.echo(f"added {item.id}{span}; apply it with `promptomatix refine {session_id}`")
+
+
+@feedback_app.command("list")
+def feedback_list(
+    session_id: str = typer.Argument(...),
+    status: str = typer.Option(None, "--status", help="open | applied | dismissed"),
+    sessions_dir: str = SessionsDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """List a session's feedback items."""
+    from promptomatix.sessions.feedback import list_feedback
+
+    items = list_feedback(_store(sessions_dir).load(session_id), status=status)  # type: ignore[arg-type]
+    if json_:
+        print_json([f.model_dump(mode="json") for f in items])
+        return
+    for f in items:
+        where = f' "{f.text}" [{f.start}:{f.end}]' if f.text else ""
+        typer.echo(f"{f.id}\t{f.status}\t{f.source}\tv{f.version}{where}: {f.comment}")
+    if not items:
+        typer.echo("no feedback")
+
+
+@feedback_app.command("generate")
+def feedback_generate(
+    session_id: str = typer.Argument(...),
+    api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY"),
+    sessions_dir: str = SessionsDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """An LLM critic (the teacher model) turns the latest prompt's failures into feedback items."""
+    from promptomatix.followup import generate_feedback
+
+    out = generate_feedback(session_id, store=_store(sessions_dir), api_key=api_key)
+    if json_:
+        print_json(out)
+        return
+    items = out["feedback_items"]
+    typer.echo(f"{len(out['individual_feedbacks'])} failures on {out['synthetic_data_used']} examples; "
+               f"{len(items)} feedback items added")  # fmt: skip
+    for f in items:
+        typer.echo(f"{f['id']}: {f['comment']}")
+
+
+@feedback_app.command("dismiss")
+def feedback_dismiss(
+    session_id: str = typer.Argument(...),
+    ids: list[str] = typer.Argument(..., help="Feedback ids, e.g. fb1 fb3."),
+    sessions_dir: str = SessionsDir,
+) -> None:
+    """Dismiss feedback items so refine ignores them."""
+    from promptomatix.sessions.feedback import dismiss_feedback
+
+    _store(sessions_dir).update(session_id, lambda s: dismiss_feedback(s, ids))
+    typer.echo(f"dismissed {', '.join(ids)}")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(sessions_app, name="sessions")
+    app.add_typer(feedback_app, name="feedback")
