@@ -213,7 +213,7 @@ class DSPySettings(BaseModel):
             if self.search_type == "quick":
                 total += t * m if boot else 0
             else:
-                total += (self.num_candidates or _RS_CANDIDATES[self.search_type] + 3) * (t + v) * m
+                total += ((self.num_candidates or _RS_CANDIDATES[self.search_type]) + 3) * (t + v) * m
         return total
 
 

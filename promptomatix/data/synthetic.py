@@ -70,6 +70,7 @@ class _Plan:
     count: int
     labels: list[str]
     hint: str
+    single: bool = False  # one labelled example per call (batch_size 1: small local teachers)
 
 
 @dataclass
@@ -191,13 +192,13 @@ def _single_prompt(spec: TaskSpec, plan: _Plan) -> str:
         lines.append(f"Write one realistic example input whose correct {spec.label_field} is: {label}.")
     else:
         lines.append("Write one realistic example: the input and its correct output.")
-    lines.append(f"Make it about {plan.hint}. Example {plan.index + 1}.")
+    lines.append(f"Vary it ({plan.hint}); this is batch {plan.index}.")
     lines.append(f"Reply with JSON with the keys: {want}.")
     return "\n".join(lines)
 
 
 def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) -> _Result:
-    if plan.count == 1:
+    if plan.single:
         return _run_single(spec, teacher, plan)
     messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _batch_prompt(spec, plan)}]
     try:
@@ -231,9 +232,10 @@ def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
     answer = parse_json_loose(text)
     if not isinstance(answer, dict):
         return _Result(failure="unparseable output")
-    if label is not None and spec.label_field:
-        answer = {**answer, spec.label_field: label}
-    return _Result(items=[answer])
+    items = (_items(answer, spec) or [answer])[:1]  # a model may still wrap it as {"examples": [...]}
+    if label is not None and spec.label_field and isinstance(items[0], dict):
+        items = [{**items[0], spec.label_field: label}]
+    return _Result(items=items)
 
 
 def text_quality_issue(spec: TaskSpec, row: dict[str, Any]) -> str | None:
@@ -247,7 +249,7 @@ def text_quality_issue(spec: TaskSpec, row: dict[str, Any]) -> str | None:
             return "input is not plain text"
         text = str(value).strip()
         letters = sum(ch.isalpha() or ch.isspace() for ch in text)
-        if len(text.split()) < 3 or letters < 0.7 * len(text):
+        if len(text) > 10 and letters < 0.6 * len(text):  # emoji runs, digit soup
             return "low-quality text"
         if normalize_label(text) in labels or text.lstrip().startswith(("{", "[")):
             return "input is not plain text"
@@ -308,7 +310,13 @@ def generate_synthetic(
             index = report.batches + i
             count = min(batch_size, need - i * batch_size)
             plans.append(
-                _Plan(index, count, slots[i * batch_size : i * batch_size + count], diversity_hint(seed, index))
+                _Plan(
+                    index,
+                    count,
+                    slots[i * batch_size : i * batch_size + count],
+                    diversity_hint(seed, index),
+                    single=batch_size == 1,
+                )
             )
         report.rounds += 1
         report.batches += len(plans)
