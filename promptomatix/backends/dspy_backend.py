@@ -371,9 +371,12 @@ class _Run:
         if not self.train_rows:
             self.train_rows = self.valid_rows
         if not self.valid_rows:
-            raise ConfigurationError("the dspy backend needs train or valid rows", hint="add data or --synthetic")
+            raise ConfigurationError(
+                "the dspy backend needs train or valid rows", hint="pass data or a --synthetic-data-size above 0"
+            )
         self.task_key = ctx.metrics.resolve(self.spec.task_type.value)
         self.adapter = adapter_for(self.s)
+        self.adapter_name = "chat" if self.s.adapter == "chat" else "json"
         extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
         self.task_lm = make_dspy_lm(ctx.task_lm, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
         self.teacher_lm = make_dspy_lm(ctx.teacher_lm, temperature=self.s.teacher_temperature, max_tokens=1024)
@@ -453,6 +456,7 @@ class _Run:
         ctx.emit("baseline", f"dspy backend, {label}: scoring the initial program on {len(self.valid_rows)} rows")
         self.score_valid(base)  # BudgetExceeded propagates: without a baseline there is nothing to return
         ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
+        self.checkpoint(0, base, base)
 
         best, stop_reason, rounds = base, "completed", 0
         ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
@@ -484,6 +488,7 @@ class _Run:
             stop_reason = f"optimizer error: {type(e).__name__}: {e}; kept the initial program"
             ctx.emit("stopped", stop_reason)
 
+        self.checkpoint(rounds, best, base)
         result = BackendResult(
             backend=self.opt.name,
             prompt=render_program(best.program, self.adapter),
@@ -497,12 +502,32 @@ class _Run:
             candidates=[self.record(t) for t in self.tried],
             rounds_completed=rounds,
             stop_reason=stop_reason,
-            program_json=dump_program(best.program, s.module, "chat" if s.adapter == "chat" else "json"),
+            program_json=dump_program(best.program, s.module, self.adapter_name),
             settings={**s.model_dump(), **self.resolved},
         )
         ctx.emit("done", f"dspy backend done: valid {result.valid_penalized:.3f} ({stop_reason})",
                  best_score=result.valid_penalized)  # fmt: skip
         return result.with_predictors(self.predictor(best.program), self.predictor(base.program))
+
+    def checkpoint(self, rnd: int, best: _Scored, base: _Scored) -> None:
+        """Best-so-far for the session (same keys as the meta backend's, plus the DSPy prompt and program)."""
+        self.ctx.save_progress(
+            {
+                "round": rnd,
+                "best": {
+                    "instructions": instructions_text(best.program),
+                    "demos": program_demos(best.program),
+                    "format_line": None,
+                    "origin": best.origin,
+                    "valid_raw": best.valid_raw,
+                    "valid_penalized": best.valid_penalized,
+                    "prompt": render_program(best.program, self.adapter),
+                    "program_json": dump_program(best.program, self.s.module, self.adapter_name),
+                },
+                "initial_valid_raw": base.valid_raw,
+                "initial_valid_penalized": base.valid_penalized,
+            }
+        )
 
     def _better_or_equal(self, cand: _Scored, base: _Scored) -> bool:
         """Strictly better on penalized valid, or equal and not longer (ties go to the shorter prompt)."""
