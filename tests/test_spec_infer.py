@@ -52,7 +52,9 @@ def test_full_inference_uses_two_structured_calls() -> None:
         {"review": "Loved every minute.", "sentiment": "positive"},
         {"review": "A dull mess.", "sentiment": "negative"},
     ]
-    assert spec.initial_prompt == ROWS_ANSWER["initial_prompt"]
+    # The baseline prompt is built from the user's description, not written by the teacher.
+    assert spec.initial_prompt.startswith("Classify the sentiment of a movie review as positive or negative.")
+    assert "initial_prompt" not in lm.calls[-1]["json_schema"]["properties"]
     assert spec.given == ["description"]
     assert any("task_type inferred by teacher" in a for a in spec.assumptions)
     # Round-trips through JSON (sessions store it) and rejects unknown keys.
@@ -155,8 +157,9 @@ def test_fields_and_labels_from_user_rows_without_the_model() -> None:
     spec = infer_task_spec("Label reviews", teacher=lm, rows=rows)
     # Fields, labels and sample rows came from the data: never asked for.
     assert set(lm.calls[0]["json_schema"]["properties"]) == {"task_type", "output_format"}
-    assert set(lm.calls[1]["json_schema"]["properties"]) == {"initial_prompt"}
-    assert spec.initial_prompt.startswith("Label the review.\nAnswer with exactly one of: pos, neg")
+    assert len(lm.calls) == 1  # the initial prompt is never the teacher's: it is the user's words
+    assert spec.initial_prompt.startswith("Label reviews.")
+    assert "Answer with exactly one of: pos, neg" in spec.initial_prompt
     assert spec.input_names == ["review"] and spec.output_names == ["sentiment"]
     assert spec.labels == ["pos", "neg"]
     assert len(spec.sample_rows) == 3
@@ -214,4 +217,4 @@ def test_estimate_spec_calls() -> None:
     assert estimate_spec_calls() == 2
     full = SpecOverrides(task_type="classification", input_fields="t", output_fields="l", output_format="x")
     assert estimate_spec_calls(full) == 2  # labels unknown, sample rows and prompt missing
-    assert estimate_spec_calls(full, rows=[{"t": "a", "l": "b"}]) == 1  # initial prompt still asked for
+    assert estimate_spec_calls(full, rows=[{"t": "a", "l": "b"}]) == 0  # everything known; prompt built locally

@@ -77,7 +77,7 @@ def estimate_spec_calls(given: SpecOverrides | None = None, *, rows: Sequence[di
     }
     labels_known = bool(g.labels) or has_data or not is_cls
     call1 = not (g.task_type and fields_known and g.output_format is not None and labels_known)
-    call2 = not (has_data and g.initial_prompt)
+    call2 = not has_data
     return int(bool(call1)) + int(call2)
 
 
@@ -240,14 +240,13 @@ def infer_task_spec(
     if data and not sample_rows:
         sample_rows = [r for r in (valid_row(fields, row) for row in data[:10]) if r][:3]
     initial_prompt = g.initial_prompt
-    # Call 2: sample rows and the initial prompt, only when still missing.
-    if (not sample_rows or not initial_prompt) and teacher is not None:
+    # Call 2: sample rows, only when still missing. The initial prompt is never the teacher's: it is the baseline
+    # the optimizer must beat, so it stays the user's own words (a small teacher's rewrite is usually worse).
+    if not sample_rows and teacher is not None:
         props2: dict[str, Any] = {}
         if not sample_rows:
             row_schema = _object_schema({f.name: f.json_schema() for f in fields})
             props2["sample_rows"] = {"type": "array", "items": row_schema, "minItems": 1, "maxItems": 3}
-        if not initial_prompt:
-            props2["initial_prompt"] = {"type": "string"}
         prompt = "\n".join(
             [
                 f"Task description: {desc}",
