@@ -12,7 +12,7 @@ import typing
 import dspy
 import pytest
 
-from promptomatix.backends import dspy_backend
+from promptomatix.backends import dspy_programs
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings, build_signature, load_program
 from promptomatix.backends.dspy_modules import (
@@ -280,7 +280,7 @@ def test_react_module_without_tools_runs():
 
 
 def test_program_of_thought_without_deno_is_a_clear_configuration_error(monkeypatch):
-    monkeypatch.setattr(dspy_backend, "_deno_available", lambda: False)
+    monkeypatch.setattr(dspy_programs, "_deno_available", lambda: False)
     opt = DSPyOptimizer(DSPySettings(module="pot", optimizer="labeled"))  # checked at compile time
     ctx, task, *_ = make_ctx()
     with pytest.raises(ConfigurationError, match="Deno") as err:

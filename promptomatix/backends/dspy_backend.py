@@ -18,16 +18,13 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import dspy
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.dspy_modules import (
-    BUILTIN_MODULES,
     PENALTY_ATTR,
     ModuleFactory,
     SpecProgram,
@@ -35,13 +32,20 @@ from promptomatix.backends.dspy_modules import (
     dump_program,
     inner,
     instructions_text,
-    normalize_module_name,
     penalty_text,
     program_demos,
     register_module,
-    registered_modules,
     render_program,
     set_demos,
+)
+from promptomatix.backends.dspy_programs import _module_factory, adapter_for, build_program, load_program
+from promptomatix.backends.dspy_settings import (
+    _AUTO_VAL,
+    _GEPA_MINIBATCH,
+    _MIPRO_MINIBATCH,
+    _RS_CANDIDATES,
+    DSPySettings,
+    normalize_optimizer_name,
 )
 from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
@@ -58,265 +62,6 @@ __all__ = [
     "register_module",
     "render_program",
 ]
-
-SearchType = Literal["quick", "moderate", "heavy"]
-OptimizerName = Literal["miprov2", "gepa", "bootstrap", "labeled"]
-OPTIMIZERS = ("miprov2", "gepa", "bootstrap", "labeled")
-_OPTIMIZER_ALIASES = {
-    "miprov2": "miprov2",
-    "mipro": "miprov2",
-    "gepa": "gepa",
-    "bootstrap": "bootstrap",
-    "bootstrapfewshot": "bootstrap",
-    "bootstrapfewshotwithrandomsearch": "bootstrap",
-    "bootstraprs": "bootstrap",
-    "labeled": "labeled",
-    "labelled": "labeled",
-    "labeledfewshot": "labeled",
-}
-AUTO = {"quick": "light", "moderate": "medium", "heavy": "heavy"}
-# DSPy's own auto presets (MIPROv2/GEPA AUTO_RUN_SETTINGS), repeated here for the dry-run estimate.
-_AUTO_N = {"light": 6, "medium": 12, "heavy": 18}
-_AUTO_VAL = {"light": 100, "medium": 300, "heavy": 1000}
-# Demo counts per search type (bootstrapped, labeled): few, because small local models have small contexts.
-_DEMOS = {"quick": (3, 3), "moderate": (4, 4), "heavy": (4, 8)}
-_RS_CANDIDATES = {"quick": 4, "moderate": 6, "heavy": 12}  # BootstrapFewShotWithRandomSearch programs
-_MIPRO_MINIBATCH = 35  # DSPy's default minibatch_size
-_GEPA_MINIBATCH = 3  # DSPy's default reflection_minibatch_size
-_REACT_MAX_ITERS = 5
-_POT_MAX_ITERS = 3
-
-
-def normalize_optimizer_name(name: str) -> str:
-    key = name.strip()
-    if key.lower().startswith("dspy."):
-        key = key[5:]
-    key = key.replace("_", "").replace("-", "").replace(" ", "").lower()
-    if key not in _OPTIMIZER_ALIASES:
-        raise ConfigurationError(f"unknown DSPy optimizer '{name}'", hint=f"use one of {', '.join(OPTIMIZERS)}")
-    return _OPTIMIZER_ALIASES[key]
-
-
-class DSPySettings(BaseModel):
-    """What `--dspy-module/--dspy-optimizer/--search-type` and the explicit counts set. None = the preset.
-
-    Presets: MIPROv2 and GEPA use DSPy's `auto` = light/medium/heavy for quick/moderate/heavy; an explicit
-    num_candidates or num_trials turns MIPROv2's auto off (DSPy forbids mixing them) and fills the other from
-    DSPy's own formula; max_metric_calls does the same for GEPA. Demos (bootstrapped, labeled) are 3/3, 4/4,
-    4/8. `bootstrap` is BootstrapFewShot for quick and BootstrapFewShotWithRandomSearch (num_candidates
-    programs, 6/12 by default) for moderate/heavy. `labeled` is LabeledFewShot(k=max_labeled_demos).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    module: str = "predict"
-    optimizer: OptimizerName = "miprov2"
-    search_type: SearchType = "quick"
-    num_candidates: int | None = Field(default=None, ge=1)
-    num_trials: int | None = Field(default=None, ge=1)
-    max_bootstrapped_demos: int | None = Field(default=None, ge=0)
-    max_labeled_demos: int | None = Field(default=None, ge=0)
-    minibatch_size: int | None = Field(default=None, ge=1)
-    max_metric_calls: int | None = Field(default=None, ge=1)  # GEPA only
-    adapter: Literal["auto", "json", "chat"] = "auto"
-    num_threads: int | None = Field(default=None, ge=1)  # None = the run's num_threads
-    teacher_temperature: float = Field(default=0.7, ge=0, le=2)
-
-    @field_validator("optimizer", mode="before")
-    @classmethod
-    def _optimizer(cls, v: Any) -> Any:
-        return normalize_optimizer_name(v) if isinstance(v, str) else v
-
-    @field_validator("search_type", mode="before")
-    @classmethod
-    def _search_type(cls, v: Any) -> Any:
-        if isinstance(v, str):
-            key = v.strip().lower().replace("_search", "")
-            if key not in AUTO:
-                raise ConfigurationError(f"unknown search type '{v}'", hint="use quick, moderate or heavy")
-            return key
-        return v
-
-    @field_validator("module")
-    @classmethod
-    def _module(cls, v: str) -> str:
-        if not v.strip():
-            raise ValueError("module must not be empty")
-        return normalize_module_name(v)
-
-    @classmethod
-    def preset(cls, search_type: str = "quick", **overrides: Any) -> DSPySettings:
-        return cls(search_type=search_type, **{k: v for k, v in overrides.items() if v is not None})
-
-    # -- resolved values ----------------------------------------------------------------------------------
-    @property
-    def auto(self) -> str:
-        return AUTO[self.search_type]
-
-    @property
-    def demos(self) -> tuple[int, int]:
-        boot, labeled = _DEMOS[self.search_type]
-        return (
-            boot if self.max_bootstrapped_demos is None else self.max_bootstrapped_demos,
-            labeled if self.max_labeled_demos is None else self.max_labeled_demos,
-        )
-
-    def mipro_counts(self, n_predictors: int = 1) -> tuple[int | None, int | None]:
-        """(num_candidates, num_trials) for MIPROv2 with auto off, or (None, None) to use auto."""
-        if self.num_candidates is None and self.num_trials is None:
-            return None, None
-        n = self.num_candidates or _AUTO_N[self.auto]
-        zeroshot = self.demos == (0, 0)
-        num_vars = n_predictors * (1 if zeroshot else 2)
-        trials = self.num_trials or int(max(2 * num_vars * math.log2(max(n, 2)), 1.5 * n))
-        return n, trials
-
-    def module_calls_per_example(self) -> int:
-        """LM calls one forward pass makes, at most (1 for predict/cot, iterations for react/pot; 1 for user
-        modules, which we cannot know)."""
-        return {"react": _REACT_MAX_ITERS + 1, "pot": 2 * _POT_MAX_ITERS + 1}.get(self.module, 1)
-
-    def estimate_calls(self, n_train: int, n_valid: int) -> int:
-        """A rough upper bound on LM calls (cache hits are free, so real runs use fewer), for dry runs.
-
-        baseline + final scoring: 2·V forward passes. Then, with m = calls per forward pass:
-        - miprov2: bootstrapping (N−2 candidate demo sets × T train rows × m, where N = num_candidates or auto's
-          n) + instruction proposal (≈ 10 data-summary + N + 2 teacher calls) + trials (without minibatch:
-          (trials+1)·V; with minibatch: trials·B + (trials//5 + 2)·V, times m). With auto, V is capped at the
-          auto valset size and minibatching starts above 50 rows, as in DSPy.
-        - gepa: max_metric_calls·m (auto: DSPy's auto_budget formula) + one reflection call per minibatch.
-        - bootstrap: T·m (BootstrapFewShot) or (candidates + 3)·(T + V)·m (with random search).
-        - labeled: no calls beyond scoring.
-        """
-        m = self.module_calls_per_example()
-        t, v = max(0, n_train), max(1, n_valid)
-        total = 2 * v * m
-        boot, _labeled = self.demos
-        if self.optimizer == "miprov2":
-            n, trials = self.mipro_counts()
-            if n is None or trials is None:
-                n = _AUTO_N[self.auto]
-                zeroshot = self.demos == (0, 0)
-                trials = int(max(2 * (1 if zeroshot else 2) * math.log2(n), 1.5 * n))
-                v_eff = min(v, _AUTO_VAL[self.auto])
-                minibatch = v_eff > 50
-            else:
-                v_eff = v
-                minibatch = self.minibatch_size is not None and self.minibatch_size < v
-            b = min(self.minibatch_size or _MIPRO_MINIBATCH, v_eff)
-            total += max(0, n - 2) * t * m + 10 + n + 2
-            total += (trials * b + (trials // 5 + 2) * v_eff) * m if minibatch else (trials + 1) * v_eff * m
-        elif self.optimizer == "gepa":
-            calls = self.max_metric_calls or _gepa_auto_budget(self.auto, v)
-            total += calls * m + calls // (self.minibatch_size or _GEPA_MINIBATCH) + 1
-        elif self.optimizer == "bootstrap":
-            if self.search_type == "quick":
-                total += t * m if boot else 0
-            else:
-                total += ((self.num_candidates or _RS_CANDIDATES[self.search_type]) + 3) * (t + v) * m
-        return total
-
-
-def _gepa_auto_budget(auto: str, n_valid: int, n_predictors: int = 1) -> int:
-    n = _AUTO_N[auto]
-    trials = int(max(2 * (n_predictors * 2) * math.log2(n), 1.5 * n))
-    fulls = (trials + 1) // 5 + 1 + (1 if trials < 5 else 0)
-    return n_valid + n * 5 + trials * 35 + fulls * n_valid
-
-
-# -- modules ---------------------------------------------------------------------------------------------------
-
-
-def _deno_available() -> bool:
-    """ProgramOfThought runs code in DSPy's Deno/Pyodide sandbox; check Deno 2.x is installed."""
-    try:
-        from dspy.primitives.python_interpreter import _find_deno_executable, _get_deno_version
-    except ImportError:  # pragma: no cover - layout change in DSPy
-        return False
-    version = _get_deno_version(_find_deno_executable())
-    return version is not None and version[0] == 2
-
-
-def _module_factory(
-    name: str, modules: Mapping[str, ModuleFactory] | None, tools: Sequence[Any]
-) -> tuple[str, ModuleFactory]:
-    key = normalize_module_name(name)
-    own = {normalize_module_name(k): f for k, f in (modules or {}).items()}
-    if key in own:
-        return key, own[key]
-    user = registered_modules()
-    if key in user:
-        return key, user[key]
-    if key == "predict":
-        return key, dspy.Predict
-    if key == "cot":
-        return key, dspy.ChainOfThought
-    if key == "react":
-        return key, lambda sig: dspy.ReAct(sig, tools=list(tools), max_iters=_REACT_MAX_ITERS)
-    if key == "pot":
-        if not _deno_available():
-            raise ConfigurationError(
-                "the 'pot' module (dspy.ProgramOfThought) runs generated code in Deno, which is not installed",
-                hint='install it with `pip install "dspy[deno]"` (Deno 2.x), or use --dspy-module cot',
-            )
-        return key, lambda sig: dspy.ProgramOfThought(sig, max_iters=_POT_MAX_ITERS)
-    known = sorted({*BUILTIN_MODULES, *user, *own})
-    raise ConfigurationError(
-        f"unknown DSPy module '{name}'; known: {', '.join(known)}",
-        hint="or register one from Python with register_module(name, factory)",
-    )
-
-
-def build_program(
-    spec: Any,
-    settings: DSPySettings,
-    instructions: str | None = None,
-    *,
-    modules: Mapping[str, ModuleFactory] | None = None,
-    tools: Sequence[Any] = (),
-) -> SpecProgram:
-    key, factory = _module_factory(settings.module, modules, tools)
-    signature = build_signature(spec, instructions)
-    try:
-        module = factory(signature)
-    except ConfigurationError:
-        raise
-    except Exception as e:
-        raise ConfigurationError(f"could not build the DSPy module '{settings.module}': {e}") from e
-    if not isinstance(module, dspy.Module) or not module.named_predictors():
-        raise ConfigurationError(
-            f"the DSPy module '{settings.module}' has no predictors to optimize",
-            hint="a module factory must return a dspy.Module holding at least one dspy.Predict",
-        )
-    return SpecProgram(module, key)
-
-
-def load_program(
-    spec: Any,
-    settings: DSPySettings,
-    program_json: Mapping[str, Any],
-    *,
-    modules: Mapping[str, ModuleFactory] | None = None,
-    tools: Sequence[Any] = (),
-) -> SpecProgram:
-    """Rebuild the module from the spec and load a saved state (BackendResult.program_json or a file written by
-    DSPy's `module.save`). The instructions and demos come from the state."""
-    program = build_program(spec, settings, modules=modules, tools=tools)
-    state = {k: v for k, v in program_json.items() if k != "metadata"}
-    try:
-        inner(program).load_state(state)
-    except (KeyError, TypeError, ValueError) as e:
-        raise ConfigurationError(
-            f"the saved DSPy program does not fit module '{settings.module}' for this task: {e}",
-            hint="load it with the module and task spec it was optimized with",
-        ) from e
-    return program
-
-
-def adapter_for(settings: DSPySettings) -> Any:
-    """JSON (with a JSON schema, which local models turn into a grammar) unless 'chat' is asked for: small
-    models rarely write ChatAdapter's [[ ## field ## ]] markers."""
-    return dspy.ChatAdapter() if settings.adapter == "chat" else dspy.JSONAdapter()
 
 
 # -- the optimizer ---------------------------------------------------------------------------------------------

@@ -11,13 +11,13 @@ Nothing here configures DSPy: LMs and adapters are chosen per call with `dspy.co
 from __future__ import annotations
 
 import json
-import re
 import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import dspy
 
+from promptomatix.backends.dspy_settings import BUILTIN_MODULES, normalize_module_name
 from promptomatix.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -26,29 +26,10 @@ if TYPE_CHECKING:
 ModuleFactory = Callable[[type[dspy.Signature]], dspy.Module]
 
 PENALTY_ATTR = "_promptomatix_penalty_text"  # private attribute on a dspy.Prediction (not an output field)
-BUILTIN_MODULES = ("predict", "cot", "pot", "react")
-_ALIASES = {
-    "predict": "predict",
-    "chainofthought": "cot",
-    "cot": "cot",
-    "programofthought": "pot",
-    "pot": "pot",
-    "react": "react",
-}
-
 # User modules registered from Python (`register_module`). Runs only read it; a run's own modules are passed to
 # DSPyOptimizer(modules=...) and take precedence.
 _USER_MODULES: dict[str, ModuleFactory] = {}
 _USER_LOCK = threading.Lock()
-
-
-def normalize_module_name(name: str) -> str:
-    """'dspy.ChainOfThought', 'ChainOfThought', 'chain_of_thought', 'cot' → 'cot'; unknown names are lowercased."""
-    key = name.strip()
-    if key.lower().startswith("dspy."):
-        key = key[5:]
-    key = re.sub(r"[\s_\-]", "", key).lower()
-    return _ALIASES.get(key, key)
 
 
 def register_module(name: str, factory: ModuleFactory) -> None:

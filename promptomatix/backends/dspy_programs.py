@@ -1,0 +1,112 @@
+"""Building and loading the DSPy program of a run: module factories, signature, saved state, adapter."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import dspy
+
+from promptomatix.backends.dspy_modules import (
+    BUILTIN_MODULES,
+    ModuleFactory,
+    SpecProgram,
+    build_signature,
+    inner,
+    normalize_module_name,
+    registered_modules,
+)
+from promptomatix.backends.dspy_settings import _POT_MAX_ITERS, _REACT_MAX_ITERS, DSPySettings
+from promptomatix.errors import ConfigurationError
+
+
+def _deno_available() -> bool:
+    """ProgramOfThought runs code in DSPy's Deno/Pyodide sandbox; check Deno 2.x is installed."""
+    try:
+        from dspy.primitives.python_interpreter import _find_deno_executable, _get_deno_version
+    except ImportError:  # pragma: no cover - layout change in DSPy
+        return False
+    version = _get_deno_version(_find_deno_executable())
+    return version is not None and version[0] == 2
+
+
+def _module_factory(
+    name: str, modules: Mapping[str, ModuleFactory] | None, tools: Sequence[Any]
+) -> tuple[str, ModuleFactory]:
+    key = normalize_module_name(name)
+    own = {normalize_module_name(k): f for k, f in (modules or {}).items()}
+    if key in own:
+        return key, own[key]
+    user = registered_modules()
+    if key in user:
+        return key, user[key]
+    if key == "predict":
+        return key, dspy.Predict
+    if key == "cot":
+        return key, dspy.ChainOfThought
+    if key == "react":
+        return key, lambda sig: dspy.ReAct(sig, tools=list(tools), max_iters=_REACT_MAX_ITERS)
+    if key == "pot":
+        if not _deno_available():
+            raise ConfigurationError(
+                "the 'pot' module (dspy.ProgramOfThought) runs generated code in Deno, which is not installed",
+                hint='install it with `pip install "dspy[deno]"` (Deno 2.x), or use --dspy-module cot',
+            )
+        return key, lambda sig: dspy.ProgramOfThought(sig, max_iters=_POT_MAX_ITERS)
+    known = sorted({*BUILTIN_MODULES, *user, *own})
+    raise ConfigurationError(
+        f"unknown DSPy module '{name}'; known: {', '.join(known)}",
+        hint="or register one from Python with register_module(name, factory)",
+    )
+
+
+def build_program(
+    spec: Any,
+    settings: DSPySettings,
+    instructions: str | None = None,
+    *,
+    modules: Mapping[str, ModuleFactory] | None = None,
+    tools: Sequence[Any] = (),
+) -> SpecProgram:
+    key, factory = _module_factory(settings.module, modules, tools)
+    signature = build_signature(spec, instructions)
+    try:
+        module = factory(signature)
+    except ConfigurationError:
+        raise
+    except Exception as e:
+        raise ConfigurationError(f"could not build the DSPy module '{settings.module}': {e}") from e
+    if not isinstance(module, dspy.Module) or not module.named_predictors():
+        raise ConfigurationError(
+            f"the DSPy module '{settings.module}' has no predictors to optimize",
+            hint="a module factory must return a dspy.Module holding at least one dspy.Predict",
+        )
+    return SpecProgram(module, key)
+
+
+def load_program(
+    spec: Any,
+    settings: DSPySettings,
+    program_json: Mapping[str, Any],
+    *,
+    modules: Mapping[str, ModuleFactory] | None = None,
+    tools: Sequence[Any] = (),
+) -> SpecProgram:
+    """Rebuild the module from the spec and load a saved state (BackendResult.program_json or a file written by
+    DSPy's `module.save`). The instructions and demos come from the state."""
+    program = build_program(spec, settings, modules=modules, tools=tools)
+    state = {k: v for k, v in program_json.items() if k != "metadata"}
+    try:
+        inner(program).load_state(state)
+    except (KeyError, TypeError, ValueError) as e:
+        raise ConfigurationError(
+            f"the saved DSPy program does not fit module '{settings.module}' for this task: {e}",
+            hint="load it with the module and task spec it was optimized with",
+        ) from e
+    return program
+
+
+def adapter_for(settings: DSPySettings) -> Any:
+    """JSON (with a JSON schema, which local models turn into a grammar) unless 'chat' is asked for: small
+    models rarely write ChatAdapter's [[ ## field ## ]] markers."""
+    return dspy.ChatAdapter() if settings.adapter == "chat" else dspy.JSONAdapter()
