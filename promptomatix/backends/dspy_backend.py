@@ -124,7 +124,9 @@ class _Run:
         self.adapter_name = "chat" if self.s.adapter == "chat" else "json"
         extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
         self.task_lm = make_dspy_lm(ctx.task_lm, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
-        self.teacher_lm = make_dspy_lm(ctx.teacher_lm, temperature=self.s.teacher_temperature, max_tokens=1024)
+        self.teacher_lm = make_dspy_lm(
+            ctx.teacher_lm, temperature=self.s.teacher_temperature, max_tokens=512
+        )  # long proposals only slow every later eval
         self.num_threads = self.s.num_threads or ctx.num_threads
         n = len(self.train_rows) + len(self.valid_rows)
         self.max_errors = ctx.max_errors if ctx.max_errors is not None else max(10, 10 * n)
