@@ -6,6 +6,7 @@ paid for is paid again).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from pydantic import SecretStr
@@ -51,7 +52,8 @@ def _load(store: SessionStore, session_id: str) -> tuple[Session, TaskSpec, Data
 
 
 def _config(session: Session, overrides: dict[str, Any], api_key: str | None) -> RunConfig:
-    cfg = RunConfig(**{**session.run_config, **{k: v for k, v in overrides.items() if v is not None}})
+    """The session's settings with overrides (ours or upstream's names; a typo is a ConfigurationError)."""
+    cfg = RunConfig.from_kwargs(**{**session.run_config, **{k: v for k, v in overrides.items() if v is not None}})
     if api_key:
         cfg.api_key = SecretStr(api_key)
     return cfg
@@ -116,9 +118,10 @@ def resume(
         raise SessionError(
             f"session {session_id} already completed", hint=f"use `promptomatix refine {session_id}` to go further"
         )
-    cfg = _config(session, {"dry_run": False}, api_key)
+    given = session.data.get("given_rows", {}) if not session.task_spec else {}
+    cfg = _config(session, {"dry_run": False, **given}, api_key)
     run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
-    if not session.task_spec or not session.data:
+    if not session.task_spec or not session.data:  # stopped while building the spec or data: start over (cached)
         result = run.execute()
         assert isinstance(result, OptimizationResult)
         return result
@@ -157,10 +160,10 @@ def generate_feedback(
     run = Run(cfg, clients=clients, store=store, session_id=session_id)
     boundary = run.get_boundary()
     from promptomatix.backends.base import RunContext
-    from promptomatix.metrics import MetricsManager
 
-    mm = MetricsManager(spec.output_names, cfg.lambda_penalty, boundary.role("judge"), spec.labels)
-    ctx = RunContext(boundary=boundary, metrics=mm, spec=spec, num_threads=cfg.num_threads, seed=cfg.seed)
+    ctx = RunContext(
+        boundary=boundary, metrics=run.metrics_manager(spec), spec=spec, num_threads=cfg.num_threads, seed=cfg.seed
+    )
     rows = list(splits.valid or splits.train)[:max_examples]
     report = ctx.evaluate(PromptProgram(candidate_of(latest), spec, boundary.role("task")), rows)
     failures = [r for r in report.records if r.raw_score < 1.0]
@@ -202,7 +205,10 @@ def generate_feedback(
     usage = boundary.usage().total
     return {
         "session_id": session_id,
-        "comprehensive_feedback": {"primary_feedback": [f.comment for f in added], "secondary_feedback": []},
+        # upstream returned this as a JSON string, and its callers json.loads it
+        "comprehensive_feedback": json.dumps(
+            {"primary_feedback": [f.comment for f in added], "secondary_feedback": []}
+        ),
         "individual_feedbacks": individual,
         "feedback_items": [f.model_dump(mode="json") for f in added],
         "synthetic_data_used": len(rows),
@@ -216,8 +222,6 @@ def generate_feedback(
 
 
 def _parse_items(text: str) -> list[tuple[str, str]]:
-    import json
-
     try:
         data = json.loads(text)
     except (json.JSONDecodeError, ValueError):

@@ -45,6 +45,7 @@ class Run:
         self.store = store or SessionStore(config.sessions_dir)
         self.session_id = session_id
         self.boundary: LMBoundary | None = None
+        self._user: dict[str, Any] | None = None
         self._started = time.monotonic()
 
     # -- stages -------------------------------------------------------------------------------------------------
@@ -65,11 +66,16 @@ class Run:
     def _open_session(self) -> str:
         cfg = self.config
         if self.session_id is None:
+            # Rows passed in memory are not part of run_config; keep them so `resume` after a Ctrl-C during
+            # spec/data building uses them instead of silently generating synthetic data.
+            given = {k: v for k, v in (("train_data", cfg.train_data), ("valid_data", cfg.valid_data),
+                                       ("test_data", cfg.test_data)) if v is not None}  # fmt: skip
             session = self.store.new_session(
                 description=(cfg.task_description or cfg.raw_input)[:200],
                 raw_input=cfg.raw_input,
                 run_config=cfg.persistable(),
                 status="running",
+                data={"given_rows": given} if given else {},
             )
             self.session_id = session.session_id
         return self.session_id
@@ -116,6 +122,7 @@ class Run:
         boundary = self.get_boundary()
         teacher = boundary.role("teacher")
         user = self._user_rows()
+        self._user = user
         rows = [*user.get("user_rows", []), *user.get("train_rows", []), *user.get("valid_rows", [])]
         overrides = SpecOverrides.from_kwargs(cfg.model_dump())
         self._emit("spec", "working out the task spec")
@@ -156,12 +163,18 @@ class Run:
         from promptomatix.backends.registry import backend_settings
 
         cfg = self.config
+        user = self._user or self._user_rows()
+        rows = [*user.get("user_rows", []), *user.get("train_rows", []), *user.get("valid_rows", [])]
         n_train, n_valid = len(splits.train), len(splits.valid)
         n_test = len(splits.test_rows()) or n_valid
         return {
-            "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump())),
+            "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump()), rows=rows or None),
             "data": estimate_data_calls(
-                synthetic_size=cfg.synthetic_data_size, batch_size=cfg.batch_size_for_teacher()
+                n_user_rows=len(user.get("user_rows", [])),
+                synthetic_size=cfg.synthetic_data_size,
+                batch_size=cfg.batch_size_for_teacher() if not self.clients else cfg.synthetic_batch_size or 5,
+                verify=cfg.verify_synthetic,
+                explicit_splits="train_rows" in user or "valid_rows" in user,
             ),
             "optimize": backend_settings(cfg).estimate_calls(n_train, n_valid),
             "final_test": 2 * n_test,
@@ -169,7 +182,15 @@ class Run:
 
     # -- the run ------------------------------------------------------------------------------------------------
     def execute(self) -> OptimizationResult | DryRunReport:
-        spec, splits, data_report = self.prepare()
+        try:
+            spec, splits, data_report = self.prepare()
+        except KeyboardInterrupt:
+            if self.session_id is None:
+                raise
+            raise self._interrupted(None) from None
+        except Exception:
+            self._mark_failed()
+            raise
         if self.config.dry_run:
             estimate = self.estimate(spec, splits)
             self.store.update(self._open_session(), lambda s: setattr(s, "status", "created"))
@@ -200,23 +221,11 @@ class Run:
         feedback_ids: list[str] | None = None,
     ) -> OptimizationResult:
         from promptomatix.backends.registry import make_backend
-        from promptomatix.metrics import MetricRegistry, MetricsManager, load_metric_spec
 
         cfg = self.config
         sid = self._open_session()
         boundary = self.get_boundary()
-        registry = None
-        if cfg.metric:
-            registry = MetricRegistry()
-            registry.register(spec.task_type.value, load_metric_spec(cfg.metric))
-        metrics = MetricsManager(
-            output_fields=spec.output_names,
-            lambda_penalty=cfg.lambda_penalty,
-            judge=boundary.role("judge"),
-            label_set=spec.labels,
-            input_fields=spec.input_names,
-            registry=registry,
-        )
+        metrics = self.metrics_manager(spec)
         ctx = RunContext(
             boundary=boundary,
             metrics=metrics,
@@ -249,26 +258,46 @@ class Run:
         try:
             result = backend.compile(ctx, initial, splits.backend_view())
         except KeyboardInterrupt:
-            version = self._save_interrupted(spec)
-            raise RunInterrupted(
-                "interrupted" + (f"; best so far saved as version {version}" if version else ""),
-                session_id=sid,
-                hint=f"resume with `promptomatix resume {sid}`",
-            ) from None
+            raise self._interrupted(spec) from None
         except BudgetExceeded as e:
-            self.store.update(sid, lambda s: setattr(s, "status", "failed"))
+            self._mark_failed()
             raise BudgetExceeded(
                 f"the budget ran out before the initial prompt was scored ({e.message})",
                 limit=e.limit,
                 hint="raise --max-calls/--max-usd/--max-minutes or use a smaller --synthetic-data-size",
             ) from e
+        except Exception:
+            self._mark_failed()
+            raise
         finally:
             boundary.budget = full
+            # The boundary's exhaustion is sticky; the calls held back above are for the final report.
+            boundary._exhausted = None
         self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
-        initial_test = self._test_score(ctx, result.initial_predict, test_rows)
-        same = result.prompt == result.initial_prompt
-        best_test = initial_test if same else self._test_score(ctx, result.best_predict, test_rows)
+        try:
+            initial_test = self._test_score(ctx, result.initial_predict, test_rows)
+            same = result.prompt == result.initial_prompt
+            best_test = initial_test if same else self._test_score(ctx, result.best_predict, test_rows)
+        except KeyboardInterrupt:
+            raise self._interrupted(spec) from None
         return self._finish(spec, result, initial_test, best_test, test_split, data_report, splits, feedback_ids or [])
+
+    def metrics_manager(self, spec: TaskSpec) -> Any:
+        """The run's metrics: the task type's built-in metric, or the custom `--metric` registered for it."""
+        from promptomatix.metrics import MetricRegistry, MetricsManager, load_metric_spec
+
+        registry = None
+        if self.config.metric:
+            registry = MetricRegistry()
+            registry.register(spec.task_type.value, load_metric_spec(self.config.metric))
+        return MetricsManager(
+            output_fields=spec.output_names,
+            lambda_penalty=self.config.lambda_penalty,
+            judge=self.get_boundary().role("judge"),
+            label_set=spec.labels,
+            input_fields=spec.input_names,
+            registry=registry,
+        )
 
     def _test_score(
         self, ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]
@@ -289,8 +318,27 @@ class Run:
             n_errors=rep.n_errors,
         )
 
-    def _save_interrupted(self, spec: TaskSpec) -> int | None:
-        """On Ctrl-C: keep the best candidate recorded by the last finished round as a version."""
+    def _mark_failed(self) -> None:
+        """A run that raised stays resumable: `promptomatix resume` continues failed sessions too."""
+        if self.session_id is None:
+            return
+        try:
+            self.store.update(self.session_id, lambda s: (setattr(s, "status", "failed"), s.add_event("failed")))
+        except Exception as e:  # never hide the original error behind a bookkeeping one
+            log.warning("could not mark session %s failed: %s", self.session_id, e)
+
+    def _interrupted(self, spec: TaskSpec | None) -> RunInterrupted:
+        """On Ctrl-C: mark the session interrupted, keep the best so far, and say how to resume."""
+        sid = self._open_session()
+        version = self._save_interrupted(spec)
+        return RunInterrupted(
+            "interrupted" + (f"; best so far saved as version {version}" if version else ""),
+            session_id=sid,
+            hint=f"resume with `promptomatix resume {sid}`",
+        )
+
+    def _save_interrupted(self, spec: TaskSpec | None) -> int | None:
+        """Keep the best candidate recorded by the last finished round as a version (once per interruption)."""
         sid = self._open_session()
         holder: dict[str, int | None] = {"v": None}
 
@@ -298,7 +346,7 @@ class Run:
             s.status = "interrupted"
             s.add_event("interrupted")
             best = (s.progress or {}).get("best")
-            if best:
+            if best and spec is not None:
                 cand = PromptCandidate(**{k: best[k] for k in ("instructions", "demos", "format_line", "origin")})
                 v = s.add_version(
                     cand.render(spec),

@@ -7,7 +7,8 @@ from typing import Any
 
 import typer
 
-from promptomatix.cli.render import console, info, print_json
+from promptomatix.cli.fakes import clients_from_env
+from promptomatix.cli.render import console, err_console, info, print_json
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
 
@@ -30,7 +31,7 @@ class ProgressView:
 
     def __enter__(self) -> ProgressView:
         if self.enabled:
-            self.status = console().status("starting", spinner="dots")
+            self.status = err_console().status("starting", spinner="dots")
             self.status.__enter__()
         return self
 
@@ -46,15 +47,19 @@ class ProgressView:
         rnd = f" round {event.round}/{event.total_rounds}" if event.round else ""
         best = f" best {event.best_score:.3f}" if event.best_score is not None else ""
         line = f"[{event.stage}]{rnd}{best} · calls {calls} · {cost} · {event.message}"
+        from rich.markup import escape
+
         if self.status is not None:
-            self.status.update(line)
+            self.status.update(escape(line))
         if event.stage in ("spec", "data", "baseline", "final", "stopped", "model") or "done" in event.message:
-            console().print(f"[dim]{line}[/]")
+            err_console().print(f"[dim]{escape(line)}[/]")
 
 
 def _render_result(r: Any) -> None:
+    """The final report. Prompts are escaped: `[system]` / `[user]` are text, not rich markup."""
     import difflib
 
+    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
 
@@ -65,53 +70,68 @@ def _render_result(r: Any) -> None:
             r.initial_prompt.splitlines(), r.best_prompt.splitlines(), "initial", "optimized", lineterm="", n=2
         )
     )
-    c.print(Panel(r.best_prompt, title=f"optimized prompt (session {r.session_id}, version {r.version})"))
+    c.print(Panel(escape(r.best_prompt), title=f"optimized prompt (session {r.session_id}, version {r.version})"))
     if diff:
-        c.print(Panel(diff, title="initial → optimized"))
+        c.print(Panel(escape(diff), title="initial → optimized"))
+    elif r.best_prompt == r.initial_prompt:
+        c.print("no candidate beat the initial prompt on valid: it is kept as the result")
     t = Table("", "initial", "optimized")
 
     def fmt(s: Any) -> str:
-        return f"{s.mean:.3f} [{s.ci_low:.2f}, {s.ci_high:.2f}] n={s.n}" if s else "n/a"
+        return escape(f"{s.mean:.3f} [{s.ci_low:.2f}, {s.ci_high:.2f}] n={s.n}") if s else "n/a"
 
-    t.add_row("valid (penalized)", f"{m.initial_prompt_score:.3f}", f"{m.optimized_prompt_score:.3f}")
-    t.add_row("valid (raw)", f"{m.initial_prompt_score_raw:.3f}", f"{m.optimized_prompt_score_raw:.3f}")
+    def num(x: float | None) -> str:
+        return f"{x:.3f}" if x is not None else "n/a"
+
+    t.add_row("valid (penalized)", num(m.initial_prompt_score), num(m.optimized_prompt_score))
+    t.add_row("valid (raw)", num(m.initial_prompt_score_raw), num(m.optimized_prompt_score_raw))
     t.add_row(f"held-out {m.test_split} (95% CI)", fmt(m.initial_test_score), fmt(m.optimized_test_score))
     c.print(t)
     c.print(
-        f"backend {r.backend} · task {r.task_type} · {r.rounds_completed} rounds, {r.n_candidates} candidates · "
-        f"stop: {r.stop_reason}\ncalls {m.calls} ({m.cached_calls} cached) · tokens {m.tokens} · "
-        f"cost ${m.cost:.4f} · time {m.time_taken:.1f} s"
+        escape(
+            f"backend {r.backend} · task {r.task_type} · {r.rounds_completed} rounds, {r.n_candidates} candidates · "
+            f"stop: {r.stop_reason}\ncalls {m.calls} ({m.cached_calls} cached) · tokens {m.tokens} · "
+            f"cost ${m.cost:.4f} · time {m.time_taken:.1f} s"
+        )
     )
     if r.assumptions:
-        c.print("[dim]assumed: " + "; ".join(r.assumptions) + "[/]")
+        c.print("[dim]assumed: " + escape("; ".join(r.assumptions)) + "[/]")
     c.print(
         f"next: promptomatix feedback add {r.session_id} --text '…' --comment '…' && promptomatix refine {r.session_id}"
     )
 
 
 def _render_dry_run(d: Any) -> None:
+    from rich.markup import escape
     from rich.table import Table
 
     c = console()
-    c.print(f"[bold]task type[/] {d.task_type}   [bold]inputs[/] {d.input_fields}   [bold]outputs[/] {d.output_fields}")
+    c.print(
+        f"[bold]task type[/] {d.task_type}   [bold]inputs[/] {escape(', '.join(d.input_fields))}   "
+        f"[bold]outputs[/] {escape(', '.join(d.output_fields))}"
+    )
     if d.labels:
-        c.print(f"[bold]labels[/] {d.labels}")
-    c.print(f"[bold]initial prompt[/] {d.initial_prompt}")
+        c.print(f"[bold]labels[/] {escape(', '.join(d.labels))}")
+    c.print(f"[bold]initial prompt[/] {escape(d.initial_prompt)}")
     for a in d.assumptions:
-        c.print(f"[dim]assumed: {a}[/]")
+        c.print(f"[dim]assumed: {escape(a)}[/]")
     for split, rows in d.rows.items():
         t = Table(*(d.input_fields + d.output_fields), title=f"{split} ({len(rows)} rows)")
         for row in rows[:12]:
-            t.add_row(*(str(row.get(f, ""))[:80] for f in d.input_fields + d.output_fields))
+            t.add_row(*(escape(str(row.get(f, ""))[:80]) for f in d.input_fields + d.output_fields))
+        if len(rows) > 12:
+            t.add_row(*(["…"] * len(d.input_fields + d.output_fields)))
         c.print(t)
     for note in d.data_report.get("notes", []):
-        c.print(f"[dim]note: {note}[/]")
+        c.print(f"[dim]note: {escape(note)}[/]")
     est = d.estimated_calls
     c.print(
         "estimated LM calls: "
         + ", ".join(f"{k} {v}" for k, v in est.items() if k != "total")
         + f" → total ≤ {est['total']} (spent so far: {d.calls_so_far})"
     )
+    if d.session_id:
+        c.print(f"next: promptomatix resume {d.session_id} (runs the optimization on exactly this spec and data)")
 
 
 def register(app: typer.Typer) -> None:
@@ -193,7 +213,7 @@ def register(app: typer.Typer) -> None:
             sessions_dir=sessions_dir, dry_run=dry_run,
         )  # fmt: skip
         with ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
-            result = Run(cfg, progress=view).execute()
+            result = Run(cfg, progress=view, clients=clients_from_env()).execute()
         if isinstance(result, DryRunReport):
             print_json(result.model_dump(mode="json")) if json_ else _render_dry_run(result)
             return
@@ -216,7 +236,7 @@ def register(app: typer.Typer) -> None:
         with ProgressView(not (json_ or quiet), None, None) as view:
             result = refine(
                 session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key,
-                backend=backend, search_type=search_type, rounds=rounds,
+                clients=clients_from_env(), backend=backend, search_type=search_type, rounds=rounds,
             )  # fmt: skip
         if result.feedback_applied and not json_:
             info(f"applied feedback: {', '.join(result.feedback_applied)}")
@@ -234,5 +254,7 @@ def register(app: typer.Typer) -> None:
         from promptomatix.sessions import SessionStore
 
         with ProgressView(not (json_ or quiet), None, None) as view:
-            result = resume(session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key)
+            result = resume(
+                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, clients=clients_from_env()
+            )
         print_json(result.to_json_dict()) if json_ else _render_result(result)

@@ -28,3 +28,8 @@ def print_json(obj: Any) -> None:
 
 def console() -> Any:
     return _console()
+
+
+def err_console() -> Any:
+    """Progress and notes go to stderr, so stdout carries only the result (pipe-friendly)."""
+    return _console(stderr=True)

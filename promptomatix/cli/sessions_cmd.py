@@ -25,15 +25,20 @@ def sessions_list(sessions_dir: str = SessionsDir, json_: bool = typer.Option(Fa
     if json_:
         print_json([r.model_dump(mode="json") for r in rows])
         return
-    from rich.table import Table
-
-    t = Table("session", "created", "status", "versions", "best valid", "open fb", "description")
+    if not rows:
+        typer.echo('no sessions yet: run `promptomatix optimize "…"`')
+        return
+    # Plain aligned lines, not a table: ids never wrap or get cut (they are copied into other commands).
+    typer.echo(f"{'session':<22}  {'created':<16}  {'status':<11}  {'v':>2}  {'best':>5}  {'fb':>2}  description")
     for r in rows:
         best = f"{r.best_score:.3f}" if r.best_score is not None else "-"
-        desc = r.description if r.error is None else f"[red]unreadable: {r.error}[/]"
-        t.add_row(r.session_id, str(r.created_at)[:19], r.status or "?", str(r.n_versions), best,
-                  str(r.n_open_feedback), desc)  # fmt: skip
-    console().print(t if rows else 'no sessions yet: run `promptomatix optimize "…"`')
+        created = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "-"
+        desc = r.description if r.error is None else f"unreadable: {r.error}"
+        desc = desc if len(desc) <= 60 else desc[:59] + "…"
+        status = r.status or "?"
+        typer.echo(
+            f"{r.session_id:<22}  {created:<16}  {status:<11}  {r.n_versions:>2}  {best:>5}  {r.n_open_feedback:>2}  {desc}"
+        )
 
 
 def _score(s) -> str:
@@ -58,35 +63,38 @@ def sessions_show(
     import difflib
 
     from rich.panel import Panel
-    from rich.table import Table
 
     store = _store(sessions_dir)
     s = store.load(session_id)
     if json_:
         print_json(s.model_dump(mode="json"))
         return
+    from rich.markup import escape
+
     c = console()
-    c.print(f"[bold]{s.session_id}[/] · {s.status} · {s.description}")
-    t = Table("v", "parent", "backend", "valid raw / penalized", "test (95% CI)", "initial test", "calls", "cost",
-              "time", "feedback")  # fmt: skip
+    c.print(f"[bold]{s.session_id}[/] · {s.status} · {escape(s.description)}")
     for v in s.versions:
-        t.add_row(str(v.version), str(v.parent or "-"), v.backend, _score(v.valid), _score(v.test),
-                  _score(v.initial_test), str(v.usage.calls), f"${v.usage.cost_usd or 0:.4f}",
-                  f"{v.duration_s or 0:.0f}s", ",".join(v.feedback_applied) or "-")  # fmt: skip
-    c.print(t)
+        parent = f" (from v{v.parent})" if v.parent else ""
+        applied = f" · applied {', '.join(v.feedback_applied)}" if v.feedback_applied else ""
+        line = (
+            f"{parent} · {v.backend} · valid raw/penalized {_score(v.valid)} · test {_score(v.test)} "
+            f"(initial {_score(v.initial_test)}) · {v.usage.calls} calls ({v.usage.cached_calls} cached) · "
+            f"${v.usage.cost_usd or 0:.4f} · {v.duration_s or 0:.0f}s{applied}"
+        )
+        c.print(f"[bold]v{v.version}[/]" + escape(line))
     pairs = [diff] if diff != (0, 0) else [(v.parent, v.version) for v in s.versions if v.parent]
     for a, b in pairs:
         va, vb = s.get_version(a), s.get_version(b)
         text = "\n".join(difflib.unified_diff(va.prompt.splitlines(), vb.prompt.splitlines(), f"v{a}", f"v{b}",
                                               lineterm="", n=2))  # fmt: skip
-        c.print(Panel(text or "(identical)", title=f"prompt diff v{a} → v{b}"))
+        c.print(Panel(escape(text) or "(identical)", title=f"prompt diff v{a} → v{b}"))
     latest = s.latest_version()
     if latest and not pairs:
-        c.print(Panel(latest.prompt, title=f"prompt v{latest.version}"))
+        c.print(Panel(escape(latest.prompt), title=f"prompt v{latest.version}"))
     for f in s.feedback:
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
-        c.print(f"{f.id} {f.status}{applied} {f.source} v{f.version}: {where}{f.comment}")
+        c.print(escape(f"{f.id} {f.status}{applied} {f.source} v{f.version}: {where}{f.comment}"))
 
 
 @sessions_app.command("export")
@@ -172,9 +180,10 @@ def feedback_generate(
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
     """An LLM critic (the teacher model) turns the latest prompt's failures into feedback items."""
+    from promptomatix.cli.fakes import clients_from_env
     from promptomatix.followup import generate_feedback
 
-    out = generate_feedback(session_id, store=_store(sessions_dir), api_key=api_key)
+    out = generate_feedback(session_id, store=_store(sessions_dir), api_key=api_key, clients=clients_from_env())
     if json_:
         print_json(out)
         return

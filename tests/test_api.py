@@ -1,0 +1,92 @@
+"""The rest of the Python API with fake models: upstream's follow-up functions (save_feedback →
+optimize_with_feedback, generate_feedback, process_input(session_id=...)), sessions, lazy exports, typed errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import promptomatix
+from promptomatix.errors import ConfigurationError, SessionError
+from tests.test_pipeline import GIVEN, TASK, fakes, run
+
+
+def test_public_names_load_lazily():
+    for name in (
+        "process_input", "optimize_with_feedback", "generate_feedback", "resume", "load_session", "list_sessions",
+        "save_feedback", "RunConfig", "OptimizationResult", "FakeLM", "register_metric", "PromptomatixError",
+    ):  # fmt: skip
+        assert callable(getattr(promptomatix, name)), name
+    with pytest.raises(AttributeError):
+        promptomatix.nosuch  # noqa: B018
+
+
+def test_list_and_load_sessions(tmp_path):
+    r = run(tmp_path)
+    d = str(tmp_path / "s")
+    rows = promptomatix.list_sessions(sessions_dir=d)
+    assert [(x.session_id, x.status, x.n_versions) for x in rows] == [(r.session_id, "completed", 1)]
+    assert promptomatix.load_session(r.session_id, sessions_dir=d).raw_input == TASK
+    with pytest.raises(SessionError):
+        promptomatix.load_session("20990101-000000-abcdef", sessions_dir=d)
+
+
+def test_upstream_feedback_flow(tmp_path):
+    """Upstream's notebook: process_input → save_feedback(prompt_id=session) → optimize_with_feedback(session)."""
+    from promptomatix.sessions import SessionStore
+
+    d = str(tmp_path / "s")
+    r = run(tmp_path)
+    quote = "complains"
+    start = r["result"].index(quote)
+    fb = promptomatix.save_feedback(
+        text=quote, start_offset=start, end_offset=start + len(quote), feedback="Include sarcasm.",
+        prompt_id=r["session_id"], store=SessionStore(d),
+    )  # fmt: skip
+    assert set(fb) == {"id", "text", "start_offset", "end_offset", "feedback", "prompt_id", "created_at"}
+    r2 = promptomatix.optimize_with_feedback(r["session_id"], clients=fakes()[0], sessions_dir=d, model_api_key="sk-x")
+    assert set(r2.keys()) == set(r.keys())
+    assert r2.version == 2 and r2.feedback_applied == [fb["id"]] and r2["session_id"] == r["session_id"]
+    s = promptomatix.load_session(r["session_id"], sessions_dir=d)
+    assert s.get_version(2).parent == 1 and s.feedback[0].status == "applied"
+
+
+def test_generate_feedback_has_upstreams_shape(tmp_path):
+    d = str(tmp_path / "s")
+    r = run(tmp_path)
+    task = fakes()[0]["task"]
+    teacher = promptomatix.FakeLM(default=json.dumps({"feedback": [{"quote": "", "comment": "Name the labels."}]}))
+    out = promptomatix.generate_feedback(r.session_id, clients={"task": task, "teacher": teacher}, sessions_dir=d)
+    assert {"session_id", "comprehensive_feedback", "individual_feedbacks", "synthetic_data_used", "metrics"} <= set(
+        out
+    )
+    assert json.loads(out["comprehensive_feedback"])["primary_feedback"] == ["Name the labels."]
+    assert {"time_taken", "cost", "samples_processed"} <= set(out["metrics"])
+    s = promptomatix.load_session(r.session_id, sessions_dir=d)
+    assert [(f.source, f.status) for f in s.feedback] == [("generated", "open")]
+
+
+def test_process_input_with_an_existing_session_id_continues_it(tmp_path):
+    d = str(tmp_path / "s")
+    r = run(tmp_path)
+    r2 = promptomatix.process_input(clients=fakes()[0], session_id=r.session_id, sessions_dir=d, rounds=1)
+    assert r2.session_id == r.session_id and r2.version == 2
+
+
+def test_follow_up_overrides_are_checked(tmp_path):
+    d = str(tmp_path / "s")
+    r = run(tmp_path)
+    with pytest.raises(ConfigurationError, match="rounds"):
+        promptomatix.optimize_with_feedback(r.session_id, clients=fakes()[0], sessions_dir=d, roundz=1)
+    with pytest.raises(SessionError):
+        promptomatix.optimize_with_feedback("20990101-000000-abcdef", clients=fakes()[0], sessions_dir=d)
+
+
+def test_results_do_not_share_state_across_runs(tmp_path):
+    a = run(tmp_path)
+    b = promptomatix.process_input(
+        clients=fakes()[0], human_input=TASK, sessions_dir=str(tmp_path / "s"), **GIVEN, lambda_penalty=0.0
+    )
+    assert a.session_id != b.session_id
+    assert b.metrics.optimized_prompt_score == pytest.approx(1.0) and a.metrics.optimized_prompt_score < 1.0

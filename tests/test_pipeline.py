@@ -1,0 +1,311 @@
+"""process_input end to end with fake models: upstream's keys and kwargs, typed results and errors, no secret on
+disk, a held-out test split the optimizer never sees, dry runs, session versions, the overall call budget, and
+Ctrl-C → resume without paying any LM call twice."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from pathlib import Path
+
+import pytest
+
+from promptomatix import process_input, resume
+from promptomatix.api import load_session
+from promptomatix.errors import ConfigurationError, PromptomatixError, RunInterrupted, SessionError
+from promptomatix.lm.fake import FakeLM
+from promptomatix.result import DryRunReport, OptimizationResult
+
+TASK = "Classify the sentiment of a movie review as positive or negative"
+GOOD_PROMPT = "Say negative if the review complains or criticizes, otherwise say positive."
+SECRET = "sk-test-DO-NOT-STORE-4f9a8b7c6d5e"
+MARKER = "ZEBRAQUOKKA"  # only held-out test rows contain it
+
+
+def rows(n: int, offset: int = 0, marker: str = "") -> list[dict[str, str]]:
+    out = []
+    for i in range(offset, offset + n):
+        good = i % 2 == 0
+        words = "great wonderful" if good else "awful boring"
+        out.append(
+            {
+                "review": f"{words} film {marker} number {i}".replace("  ", " "),
+                "label": "positive" if good else "negative",
+            }
+        )
+    return out
+
+
+def task_answer(messages: list[dict[str, str]]) -> str:
+    """Right only when the system prompt mentions 'complains'; otherwise always 'positive'."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    if "complains" in system:
+        return json.dumps({"label": "negative" if "awful" in user else "positive"})
+    return json.dumps({"label": "positive"})
+
+
+def teacher_answer(messages: list[dict[str, str]]) -> str:
+    text = "\n".join(m["content"] for m in messages)
+    if '{"prompt"' in text:
+        return json.dumps({"prompt": GOOD_PROMPT})
+    return "{}"  # spec questions: fall back to what the data and the description say
+
+
+class Counter:
+    """A thread-safe call counter that can raise KeyboardInterrupt on its n-th call (a simulated Ctrl-C)."""
+
+    def __init__(self, answer, interrupt_at: int | None = None) -> None:
+        self.answer, self.interrupt_at, self.n = answer, interrupt_at, 0
+        self.lock = threading.Lock()
+
+    def __call__(self, messages):
+        with self.lock:
+            self.n += 1
+            k = self.n
+        if k == self.interrupt_at:
+            raise KeyboardInterrupt
+        return self.answer(messages)
+
+
+def fakes(task_interrupt: int | None = None, teacher_interrupt: int | None = None):
+    task, teacher = Counter(task_answer, task_interrupt), Counter(teacher_answer, teacher_interrupt)
+    clients = {
+        "task": FakeLM(default=task, model="fake/task"),
+        "teacher": FakeLM(default=teacher, model="fake/teacher"),
+    }
+    return clients, task, teacher
+
+
+GIVEN = {"train_data": rows(8), "valid_data": rows(6, 100), "test_data": rows(6, 200, MARKER)}
+
+
+def run(tmp_path: Path, clients=None, **kw) -> OptimizationResult:
+    args = {"human_input": TASK, "sessions_dir": str(tmp_path / "s"), **GIVEN, **kw}
+    return process_input(clients=clients or fakes()[0], **args)
+
+
+UPSTREAM_KEYS = {
+    "result", "initial_prompt", "session_id", "backend", "metrics", "synthetic_data", "llm_cost",
+    "input_fields", "output_fields", "task_type",
+}  # fmt: skip
+
+
+def test_process_input_returns_upstream_keys_and_typed_attributes(tmp_path):
+    r = run(tmp_path, model_name="gpt-4o-mini", search_type="quick_search")
+    assert isinstance(r, OptimizationResult)
+    assert set(r.keys()) == UPSTREAM_KEYS and set(dict(r)) == UPSTREAM_KEYS
+    m = r["metrics"]
+    for key in ("initial_prompt_score", "optimized_prompt_score", "cost", "time_taken"):
+        assert key in m
+    assert r["result"] == r.best_prompt and GOOD_PROMPT in r.best_prompt
+    assert r["initial_prompt"] == r.initial_prompt and r["session_id"] == r.session_id
+    assert (r["backend"], r["task_type"]) == ("simple_meta_prompt", "classification")
+    assert (r["input_fields"], r["output_fields"]) == (["review"], ["label"])
+    assert m["optimized_prompt_score"] > m["initial_prompt_score"]
+    assert r["llm_cost"] == m["cost"] == 0.0
+    assert set(r["synthetic_data"]) == {"train", "valid"} and len(r["synthetic_data"]["train"]) == 8
+    # typed view of the same object
+    assert r.test_score == pytest.approx(1.0) and r.initial_test_score == pytest.approx(0.5)
+    assert r.metrics.optimized_test_score.n == 6 and r.metrics.test_split == "test"
+    assert r.valid_score == m["optimized_prompt_score"]
+
+
+def test_result_is_saved_as_version_1_with_scores_and_usage(tmp_path):
+    r = run(tmp_path)
+    s = load_session(r.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "completed" and [v.version for v in s.versions] == [1] and r.version == 1
+    v = s.versions[0]
+    assert v.prompt == r.best_prompt and v.parent is None
+    assert v.valid.penalized == pytest.approx(r.metrics.optimized_prompt_score)
+    assert v.test.mean == pytest.approx(1.0) and v.initial_test.mean == pytest.approx(0.5)
+    assert v.usage.calls == r.metrics.calls > 0
+    assert s.task_spec["task_type"] == "classification" and len(s.data["test"]) == 6
+    assert s.run_config["model"] == "local/smollm2-135m"
+
+
+def test_upstream_kwargs_with_local_csv_files(tmp_path):
+    def write(path, data):
+        with open(path, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["review", "label"])
+            w.writeheader()
+            w.writerows(data)
+
+    write(tmp_path / "train.csv", rows(12))
+    write(tmp_path / "test.csv", rows(6, 300, MARKER))
+    clients, task, _ = fakes()
+    r = process_input(
+        clients=clients,
+        human_input=TASK,
+        model_name="gpt-4o-mini",
+        model_api_key=SECRET,
+        search_type="quick_search",
+        load_data_local=True,
+        local_train_data_path=str(tmp_path / "train.csv"),
+        local_test_data_path=str(tmp_path / "test.csv"),
+        synthetic_data_size=10,
+        train_ratio=0.5,
+        sessions_dir=str(tmp_path / "s"),
+    )
+    assert r.metrics.optimized_test_score.n == 6  # the test CSV is the held-out split
+    assert r.task_type == "classification" and r["output_fields"] == ["label"]
+    assert task.n > 0
+
+
+def test_unknown_kwarg_is_a_configuration_error_naming_the_near_miss(tmp_path):
+    with pytest.raises(ConfigurationError) as e:
+        run(tmp_path, synthetic_data_sise=10)
+    assert "synthetic_data_sise" in str(e.value) and "synthetic_data_size" in str(e.value)
+
+
+def test_errors_are_raised_typed_never_returned_as_dicts(tmp_path):
+    with pytest.raises(ConfigurationError):
+        run(tmp_path, backend="nosuch")
+    with pytest.raises(ConfigurationError):
+        run(tmp_path, train_ratio=2.0)
+    with pytest.raises(PromptomatixError):
+        process_input(clients=fakes()[0], human_input="", sessions_dir=str(tmp_path / "s"))
+    with pytest.raises(SessionError):
+        resume("../x", sessions_dir=str(tmp_path / "s"))
+
+
+def test_api_key_never_reaches_disk(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTOMATIX_API_KEY", SECRET)
+    r = run(tmp_path, model_api_key=SECRET)
+    files = [p for p in (tmp_path / "s").rglob("*") if p.is_file()]
+    assert any(p.name == "cache.sqlite" for p in files) and any(p.name == "session.json" for p in files)
+    for p in files:
+        assert SECRET.encode() not in p.read_bytes(), p
+    assert SECRET not in json.dumps(r.to_json_dict()) and SECRET not in repr(r)
+
+
+def test_held_out_test_rows_are_only_sent_in_the_final_report(tmp_path):
+    stage = {"final": False}
+    early: list[str] = []
+
+    def watch(messages):
+        text = "\n".join(m["content"] for m in messages)
+        if MARKER in text and not stage["final"]:
+            early.append(text)
+        return task_answer(messages)
+
+    def progress(event):
+        if event.stage == "final":
+            stage["final"] = True
+
+    teacher_seen: list[str] = []
+    clients = {
+        "task": FakeLM(default=watch),
+        "teacher": FakeLM(default=lambda m: teacher_seen.append(m[-1]["content"]) or teacher_answer(m)),
+    }
+    r = process_input(clients=clients, progress=progress, human_input=TASK, sessions_dir=str(tmp_path / "s"), **GIVEN)
+    assert stage["final"] and not early
+    assert not any(MARKER in t for t in teacher_seen)
+    marked = [c for c in clients["task"].calls if MARKER in c["messages"][-1]["content"]]
+    assert len(marked) == 2 * 6  # initial and optimized prompt, each on every test row
+    assert r.metrics.optimized_test_score.n == 6
+
+
+def test_dry_run_estimates_calls_and_makes_no_optimization_calls(tmp_path):
+    clients, task, teacher = fakes()
+    d = run(tmp_path, clients=clients, dry_run=True)
+    assert isinstance(d, DryRunReport)
+    assert task.n == 0 and teacher.n <= 1  # at most the spec question; no scoring, no proposals
+    assert d.estimated_calls["optimize"] > 0 and d.estimated_calls["final_test"] == 12
+    assert d.estimated_calls["data"] == 0 and d.estimated_calls["spec"] <= 1  # all rows given: nothing to write
+    assert d.estimated_calls["total"] == sum(v for k, v in d.estimated_calls.items() if k != "total")
+    assert {k: len(v) for k, v in d.rows.items()} == {"train": 8, "valid": 6, "test": 6}
+    assert (d.task_type, d.input_fields, d.output_fields) == ("classification", ["review"], ["label"])
+    assert set(d.labels) == {"positive", "negative"}
+    s = load_session(d.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "created" and not s.versions and s.task_spec
+
+
+@pytest.mark.parametrize("max_calls", [20, 40, 60])
+def test_max_calls_is_respected_overall(tmp_path, max_calls):
+    clients, task, teacher = fakes()
+    r = run(tmp_path, clients=clients, max_calls=max_calls)
+    assert task.n + teacher.n <= max_calls
+    assert r.metrics.calls == task.n + teacher.n
+    assert r.metrics.optimized_test_score is not None  # calls were kept for the final report
+
+
+# -- Ctrl-C and resume -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    clients, task, teacher = fakes()
+    r = run(tmp_path_factory.mktemp("full"), clients=clients)
+    return {"calls": task.n + teacher.n, "result": r}
+
+
+@pytest.mark.parametrize(
+    ("interrupt_at", "saved"),
+    [(3, False), (30, False), (50, True), (57, True)],  # baseline, round 1, round 2, final report
+)
+def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrupt_at, saved):
+    clients, task, teacher = fakes(task_interrupt=interrupt_at)
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients)
+    assert e.value.exit_code == 130 and e.value.session_id
+    sid = e.value.session_id
+    assert f"promptomatix resume {sid}" in str(e.value)
+    made = (task.n - 1) + teacher.n  # the interrupted call never completed
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "interrupted"
+    if saved:  # a round had finished: its best is kept as a version
+        assert s.progress.get("round") and "saved as version 1" in str(e.value)
+        assert [v.version for v in s.versions] == [1] and s.versions[0].settings["interrupted"]
+    else:
+        assert not s.versions and not s.progress.get("round")
+
+    fresh, task2, teacher2 = fakes()
+    r = resume(sid, clients=fresh, sessions_dir=str(tmp_path / "s"))
+    paid = task2.n + teacher2.n
+    assert paid == uninterrupted["calls"] - made  # every earlier call replayed from cache.sqlite
+    assert r.metrics.calls == paid
+    # replays: every call made before the Ctrl-C except the spec question (the saved spec is reused, not re-asked)
+    assert r.metrics.cached_calls == uninterrupted["result"].metrics.cached_calls + made - 1
+    assert r.best_prompt == uninterrupted["result"].best_prompt
+    assert r.test_score == uninterrupted["result"].test_score
+    done = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert done.status == "completed" and done.versions[-1].prompt == r.best_prompt
+    assert [v.version for v in done.versions] == ([1, 2] if saved else [1]) and r.version == done.versions[-1].version
+
+
+def test_ctrl_c_during_the_spec_keeps_the_given_rows_for_resume(tmp_path, uninterrupted):
+    clients, task, _teacher = fakes(teacher_interrupt=1)
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients)
+    assert task.n == 0
+    sid = e.value.session_id
+    assert load_session(sid, sessions_dir=str(tmp_path / "s")).status == "interrupted"
+    fresh, task2, teacher2 = fakes()
+    r = resume(sid, clients=fresh, sessions_dir=str(tmp_path / "s"))
+    assert task2.n + teacher2.n == uninterrupted["calls"]
+    assert r.synthetic_data["train"] == GIVEN["train_data"] and r.metrics.optimized_test_score.n == 6
+
+
+def test_resume_of_a_completed_session_is_a_clean_error(tmp_path):
+    r = run(tmp_path)
+    with pytest.raises(SessionError, match="already completed"):
+        resume(r.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+
+
+def test_a_run_that_raises_is_marked_failed_and_can_be_resumed(tmp_path):
+    def broken(messages):
+        raise RuntimeError("teacher exploded")
+
+    with pytest.raises(RuntimeError):
+        run(tmp_path, clients={"task": FakeLM(default=task_answer), "teacher": FakeLM(default=broken)})
+    (summary,) = promptomatix_list(tmp_path)
+    assert summary.status == "failed"
+    r = resume(summary.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+    assert r.version == 1 and r.synthetic_data["train"] == GIVEN["train_data"]
+
+
+def promptomatix_list(tmp_path):
+    from promptomatix.api import list_sessions
+
+    return list_sessions(sessions_dir=str(tmp_path / "s"))
