@@ -241,7 +241,7 @@ class Run:
         test_rows = test_rows or list(splits.valid)
         full = boundary.budget
         if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
-            boundary.budget = Budget(**{**full.model_dump(), "max_calls": max(0, full.max_calls - 2 * len(test_rows))})
+            boundary.set_budget(Budget(**{**full.model_dump(), "max_calls": max(0, full.max_calls - 2 * len(test_rows))}))
         backend = make_backend(cfg)
         start_state = {
             "initial": initial.model_dump(),
@@ -270,9 +270,7 @@ class Run:
             self._mark_failed()
             raise
         finally:
-            boundary.budget = full
-            # The boundary's exhaustion is sticky; the calls held back above are for the final report.
-            boundary._exhausted = None
+            boundary.set_budget(full)  # releases the calls held back for the final report
         self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
         try:
             initial_test = self._test_score(ctx, result.initial_predict, test_rows)

@@ -177,3 +177,23 @@ def test_dspy_calls_go_through_the_boundary_with_json_schema():
         with pytest.raises(BudgetStop) as stop:
             dspy.Predict(Sentiment)(text="something else entirely")
         assert isinstance(stop.value.exceeded, BudgetExceeded)
+
+
+def test_set_budget_releases_a_spent_budget():
+    b = LMBoundary({"task": FakeLM(default="x")}, budget=Budget(max_calls=1))
+    b.role("task").chat([{"role": "user", "content": "1"}])
+    with pytest.raises(BudgetExceeded):
+        b.role("task").chat([{"role": "user", "content": "2"}])
+    b.set_budget(Budget(max_calls=3))
+    assert b.role("task").chat([{"role": "user", "content": "2"}]) == "x"
+    assert b.remaining_calls() == 1
+
+
+def test_interrupted_call_releases_its_reserved_slot():
+    def boom(messages):
+        raise KeyboardInterrupt
+
+    b = LMBoundary({"task": FakeLM(default=boom)}, budget=Budget(max_calls=5))
+    with pytest.raises(KeyboardInterrupt):
+        b.role("task").chat(MSG)
+    assert b.remaining_calls() == 4  # the interrupted call counts as made, and nothing stays reserved

@@ -134,6 +134,12 @@ class LMBoundary:
             models={r: c.model for r, c in self.clients.items()},
         )
 
+    def set_budget(self, budget: Budget) -> None:
+        """Replace the limits (e.g. release calls held back for the final report); clears a spent state."""
+        with self._lock:
+            self.budget = budget
+            self._exhausted = None
+
     def remaining_calls(self) -> int | None:
         if self.budget.max_calls is None:
             return None
@@ -175,7 +181,7 @@ class LMBoundary:
         start = time.monotonic()
         try:
             result = self._call_with_retries(role, client, messages, json_schema, max_tokens, temperature)
-        except Exception:
+        except BaseException:  # KeyboardInterrupt too: the reserved slot must be released
             with self._lock:
                 self._reserved -= 1
                 u = self._usage[role]
