@@ -21,7 +21,6 @@ def show(event: Any) -> None:
 
 def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None) -> Any:
     from promptomatix import generate_feedback, load_session, optimize_with_feedback, process_input, save_feedback
-    from promptomatix.sessions import SessionStore
 
     first = process_input(
         human_input="Classify the sentiment of a movie review as positive or negative",
@@ -45,7 +44,7 @@ def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None)
         end_offset=start + len(quote),
         feedback="Say that sarcastic praise is negative.",
         prompt_id=sid,
-        store=SessionStore(sessions_dir),  # None: ./sessions or $PROMPTOMATIX_SESSIONS_DIR
+        sessions_dir=sessions_dir,  # None: ./sessions or $PROMPTOMATIX_SESSIONS_DIR
     )
     # Feedback written by the teacher model from the prompt's failures on validation examples.
     critique = generate_feedback(sid, clients=clients, sessions_dir=sessions_dir)

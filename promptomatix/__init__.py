@@ -13,7 +13,7 @@ _LAZY = {
     "resume": "promptomatix.api",
     "load_session": "promptomatix.api",
     "list_sessions": "promptomatix.api",
-    "save_feedback": "promptomatix.sessions.feedback",
+    "save_feedback": "promptomatix.api",
     "RunConfig": "promptomatix.config",
     "OptimizationResult": "promptomatix.result",
     "FakeLM": "promptomatix.lm.fake",

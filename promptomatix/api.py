@@ -76,3 +76,18 @@ def load_session(session_id: str, *, sessions_dir: str | None = None) -> Session
 
 def list_sessions(*, sessions_dir: str | None = None) -> list[SessionSummary]:
     return SessionStore(sessions_dir).list()
+
+
+def save_feedback(
+    text: str,
+    start_offset: int,
+    end_offset: int,
+    feedback: str,
+    prompt_id: str,
+    *,
+    sessions_dir: str | None = None,
+) -> dict[str, Any]:
+    """Upstream's `save_feedback`: a comment on a span of a session's latest prompt (`prompt_id` = session id)."""
+    from promptomatix.sessions.feedback import save_feedback as _save
+
+    return _save(text, start_offset, end_offset, feedback, prompt_id, store=SessionStore(sessions_dir))

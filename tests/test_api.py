@@ -34,7 +34,6 @@ def test_list_and_load_sessions(tmp_path):
 
 def test_upstream_feedback_flow(tmp_path):
     """Upstream's notebook: process_input → save_feedback(prompt_id=session) → optimize_with_feedback(session)."""
-    from promptomatix.sessions import SessionStore
 
     d = str(tmp_path / "s")
     r = run(tmp_path)
@@ -42,7 +41,7 @@ def test_upstream_feedback_flow(tmp_path):
     start = r["result"].index(quote)
     fb = promptomatix.save_feedback(
         text=quote, start_offset=start, end_offset=start + len(quote), feedback="Include sarcasm.",
-        prompt_id=r["session_id"], store=SessionStore(d),
+        prompt_id=r["session_id"], sessions_dir=d,
     )  # fmt: skip
     assert set(fb) == {"id", "text", "start_offset", "end_offset", "feedback", "prompt_id", "created_at"}
     r2 = promptomatix.optimize_with_feedback(r["session_id"], clients=fakes()[0], sessions_dir=d, model_api_key="sk-x")

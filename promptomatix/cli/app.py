@@ -51,9 +51,24 @@ def _register() -> None:
 _register()
 
 
+def _quiet_third_party() -> None:
+    """DSPy's INFO logs and tqdm bars would tear through our progress display; the CLI owns the terminal.
+
+    Done here, in the CLI process, never in the library. PROMPTOMATIX_VERBOSE=1 keeps them.
+    """
+    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1":
+        return
+    import logging
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    for name in ("dspy", "LiteLLM", "litellm", "httpx", "optuna"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the single error boundary."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    _quiet_third_party()
     try:
         app(args=argv, standalone_mode=False)
     except PromptomatixError as e:
