@@ -1,0 +1,166 @@
+"""The peer: plain DSPy MIPROv2 (auto="light") written the way the DSPy docs show, on the same local model.
+
+What is the same as Promptomatix's dspy backend: the model, its engine (our `make_dspy_lm` bridge over an LM
+boundary from `build_boundary`, so calls and tokens are counted the same way), `dspy.JSONAdapter()` with a
+`Literal[...]` label output (llama.cpp grammar-constrained decoding), the train/valid/test rows, and the
+held-out scoring (MetricsManager's final per-example metric; balanced accuracy for classification). What
+differs is only the optimization: stock `dspy.MIPROv2(metric=..., auto="light")` + `.compile(program,
+trainset=..., valset=...)` on a bare `dspy.Predict(Signature)`, no length penalty, no selection against the
+initial program, the task description as the instructions.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+from promptomatix.lm.boundary import Budget
+
+PEER_DEMOS = (3, 3)  # (max_bootstrapped_demos, max_labeled_demos): the dspy backend's quick preset
+
+
+def make_signature(task: Mapping[str, Any]) -> Any:
+    """`dspy.Signature` for the task: str inputs, a `Literal[labels]` output for classification, str otherwise."""
+    import dspy
+
+    fields: dict[str, tuple[Any, Any]] = {}
+    for name in task["input_fields"]:
+        fields[name] = (str, dspy.InputField())
+    labels = task.get("labels")
+    for name in task["output_fields"]:
+        ann = Literal[tuple(labels)] if labels else str  # type: ignore[valid-type]
+        fields[name] = (ann, dspy.OutputField())
+    return dspy.Signature(fields, task["description"])
+
+
+def make_metric(task: Mapping[str, Any]) -> tuple[Callable[..., float], Any]:
+    """A docs-style `metric(example, pred, trace=None)`: MetricsManager's final per-example score, so a peer
+    answer counts as right exactly when a Promptomatix answer would (label match / numeric equality / EM-F1)."""
+    from promptomatix.metrics import MetricsManager
+
+    mm = MetricsManager(
+        output_fields=task["output_fields"],
+        lambda_penalty=0.0,
+        label_set=task.get("labels"),
+        input_fields=task["input_fields"],
+    )
+    final = mm.get_final_eval_metrics(task["task_type"])
+
+    def metric(example: Any, pred: Any, trace: Any = None) -> float:
+        return final(example, pred)
+
+    return metric, mm
+
+
+def score_results(task: Mapping[str, Any], results: list[tuple[Any, Any, Any]], mm: Any, seed: int) -> dict[str, Any]:
+    """Mean + bootstrap 95% CI from dspy.Evaluate's (example, prediction, score) triples; for classification
+    balanced accuracy with the same joint bootstrap Promptomatix's Evaluator uses."""
+    from promptomatix.metrics.evaluator import INVALID_LABEL, Evaluator, bootstrap_ci, classification_stats
+    from promptomatix.metrics.text import normalize_label
+
+    scores = [float(s or 0.0) for *_, s in results]
+    n = len(scores)
+    mean = sum(scores) / n if n else 0.0
+    lo, hi = bootstrap_ci(scores, 1000, seed)
+    out: dict[str, Any] = {"mean": mean, "ci_low": lo, "ci_high": hi, "n": n, "accuracy": mean}
+    labels = task.get("labels")
+    if labels and len(task["output_fields"]) == 1:
+        field = task["output_fields"][0]
+        golds, preds = [], []
+        for example, pred, _ in results:
+            gold = normalize_label(example[field])
+            value = pred.get(field) if hasattr(pred, "get") else None
+            label, _reason = mm.read_label(value, gold) if value is not None else ("", "")
+            golds.append(gold)
+            preds.append(label or INVALID_LABEL)
+        stats = classification_stats(golds, preds)
+        ba = stats["balanced_accuracy"]
+        # Same percentile bootstrap over (gold, prediction) pairs as Evaluator's report (a private helper).
+        ba_lo, ba_hi = Evaluator(seed=seed)._balanced_accuracy_ci(golds, preds, ba)
+        out.update(mean=ba, ci_low=ba_lo, ci_high=ba_hi, balanced_accuracy=ba, macro_f1=stats["macro_f1"])
+        out["accuracy"] = stats["accuracy"]
+    return out
+
+
+def run_peer(
+    task: Mapping[str, Any],
+    *,
+    model: str,
+    teacher_model: str | None = None,
+    seed: int = 0,
+    num_threads: int = 4,
+    max_calls: int | None = None,
+    max_minutes: float | None = None,
+    clients: dict[str, Any] | None = None,
+    auto: str = "light",
+) -> dict[str, Any]:
+    """Compile the peer on train/valid, score the initial and compiled programs on test. Returns a result row
+    (same keys as the runner's Promptomatix rows). A budget applies to the optimization only."""
+    import dspy
+
+    from promptomatix.backends.dspy_modules import instructions_text, program_demos, render_program
+    from promptomatix.errors import BudgetStop
+    from promptomatix.lm.dspy_engine import make_dspy_lm
+    from promptomatix.lm.factory import ModelSettings, build_boundary
+
+    t0 = time.perf_counter()
+    settings = ModelSettings(model=model, teacher_model=teacher_model, n_parallel=max(4, num_threads))
+    budget = Budget(max_calls=max_calls, max_seconds=max_minutes * 60 if max_minutes else None)
+    opt_boundary = build_boundary(settings, budget=budget, clients=clients)
+    # Held-out scoring is never cut short by the optimization's budget: a second boundary on the same clients.
+    eval_boundary = build_boundary(settings, clients=dict(opt_boundary.clients))
+    eval_lm = make_dspy_lm(eval_boundary.role("task"), temperature=0.0, max_tokens=256)
+    opt_lm = make_dspy_lm(opt_boundary.role("task"), temperature=0.0, max_tokens=256)
+    prompt_lm = make_dspy_lm(opt_boundary.role("teacher"), temperature=1.0, max_tokens=1024) if teacher_model else None
+
+    def example(row: Mapping[str, Any]) -> Any:
+        names = [*task["input_fields"], *task["output_fields"]]
+        return dspy.Example(**{k: row[k] for k in names}).with_inputs(*task["input_fields"])
+
+    trainset = [example(r) for r in task["train"]]
+    valset = [example(r) for r in task["valid"]]
+    testset = [example(r) for r in task["test"]]
+    metric, mm = make_metric(task)
+    program = dspy.Predict(make_signature(task))
+    evaluate = dspy.Evaluate(devset=testset, metric=metric, num_threads=num_threads, display_progress=False)
+
+    with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
+        initial = score_results(task, evaluate(program).results, mm, seed)
+
+    # -- the docs' recipe --------------------------------------------------------------------------------------
+    stop_reason = "completed"
+    compiled = program
+    with dspy.context(lm=opt_lm, adapter=dspy.JSONAdapter()):
+        optimizer = dspy.MIPROv2(
+            metric=metric, auto=auto, prompt_model=prompt_lm, num_threads=num_threads, seed=seed, verbose=False
+        )
+        try:
+            compiled = optimizer.compile(
+                program.deepcopy(),
+                trainset=trainset,
+                valset=valset,
+                max_bootstrapped_demos=PEER_DEMOS[0],
+                max_labeled_demos=PEER_DEMOS[1],
+            )
+        except BudgetStop as stop:
+            stop_reason = f"budget: {stop.exceeded.message} (kept the initial program)"
+    with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
+        optimized = score_results(task, evaluate(compiled).results, mm, seed)
+        prompt = render_program(compiled, dspy.JSONAdapter())
+
+    usage = [opt_boundary.usage().total, eval_boundary.usage().total]
+    return {
+        "test": optimized,
+        "initial_test": initial,
+        "calls": sum(u.calls for u in usage),
+        "cached_calls": sum(u.cached_calls for u in usage),
+        "tokens": sum(u.tokens for u in usage),
+        "optimization_calls": usage[0].calls,
+        "time_s": round(time.perf_counter() - t0, 2),
+        "instructions": instructions_text(compiled),
+        "demos": program_demos(compiled),
+        "best_prompt": prompt,
+        "stop_reason": stop_reason,
+        "settings": {"auto": auto, "max_bootstrapped_demos": PEER_DEMOS[0], "max_labeled_demos": PEER_DEMOS[1]},
+    }

@@ -1,0 +1,327 @@
+"""The quality benchmark: for each task and method, the held-out test score with its 95% CI, LM calls, tokens,
+wall time and prompt length. Writes `<out>/<timestamp>.json` and `.md` and prints the markdown table.
+
+    python -m benchmarks.run --quick                          # all methods on sentiment, trec, math (quick sizes)
+    python -m benchmarks.run --quick --tasks sentiment --methods initial,meta
+    python -m benchmarks.run --model local/qwen2.5-coder-0.5b --max-minutes 10
+
+Methods: initial (the initial prompt, from the meta run), meta (simple_meta_prompt, quick), dspy-miprov2,
+dspy-gepa, dspy-bootstrap, dspy-labeled (Promptomatix's dspy backend, quick presets), peer-miprov2 (plain DSPy
+MIPROv2 light, see benchmarks/peer.py). A method that fails is recorded with its error; the run goes on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from benchmarks.report import machine_info, markdown_report, prompt_words
+
+DEFAULT_TASKS = ("sentiment", "trec", "math")
+PROCESS_METHODS: dict[str, dict[str, Any]] = {
+    "meta": {"backend": "simple_meta_prompt"},
+    "dspy-miprov2": {"backend": "dspy", "dspy_optimizer": "miprov2"},
+    "dspy-gepa": {"backend": "dspy", "dspy_optimizer": "gepa"},
+    "dspy-bootstrap": {"backend": "dspy", "dspy_optimizer": "bootstrap"},
+    "dspy-labeled": {"backend": "dspy", "dspy_optimizer": "labeled"},
+}
+METHODS = ("initial", *PROCESS_METHODS, "peer-miprov2")
+DEFAULT_METHODS = ("initial", "meta", "dspy-miprov2", "dspy-gepa", "dspy-bootstrap", "peer-miprov2")
+DEFAULT_OUT = Path(__file__).resolve().parent / "results"
+
+ClientsFactory = Callable[[str, str], "dict[str, Any] | None"]  # (task name, method) -> clients
+Log = Callable[[str], None]
+
+
+def _stderr(msg: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {msg}", file=sys.stderr, flush=True)
+
+
+def _score(s: Any) -> dict[str, Any] | None:
+    return s.model_dump() if s is not None else None
+
+
+def run_process(
+    task: Mapping[str, Any],
+    method: str,
+    *,
+    model: str,
+    teacher_model: str | None,
+    seed: int,
+    num_threads: int,
+    max_calls: int | None,
+    max_minutes: float | None,
+    sessions_dir: str,
+    clients: dict[str, Any] | None = None,
+    log: Log = _stderr,
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One Promptomatix run through process_input on the task's own train/valid/test rows."""
+    from promptomatix.api import process_input
+
+    tag = f"[{task['name']} {method}]"
+
+    def progress(ev: Any) -> None:
+        if ev.stage in ("baseline", "round", "final", "done", "stopped", "model"):
+            log(f"{tag} {ev.stage}: {ev.message} (calls {ev.calls})")
+
+    t0 = time.perf_counter()
+    res = process_input(
+        raw_input=task["description"],
+        train_data=task["train"],
+        valid_data=task["valid"],
+        test_data=task["test"],
+        input_fields=task["input_fields"],
+        output_fields=task["output_fields"],
+        labels=task.get("labels"),
+        task_type=task["task_type"],
+        model=model,
+        teacher_model=teacher_model,
+        search_type="quick",
+        seed=seed,
+        num_threads=num_threads,
+        n_parallel=max(4, num_threads),
+        max_calls=max_calls,
+        max_minutes=max_minutes,
+        sessions_dir=sessions_dir,
+        clients=clients,
+        progress=progress,
+        **{**PROCESS_METHODS.get(method, {}), **(extra or {})},
+    )
+    m = res.metrics
+    return {
+        "test": _score(m.optimized_test_score),
+        "initial_test": _score(m.initial_test_score),
+        "calls": m.calls,
+        "cached_calls": m.cached_calls,
+        "tokens": m.tokens,
+        "time_s": round(time.perf_counter() - t0, 2),
+        "instructions": res.instructions,
+        "demos": res.demos,
+        "best_prompt": res.best_prompt,
+        "initial_prompt": res.initial_prompt,
+        "initial_instructions": (res.task_spec or {}).get("initial_prompt") or "",
+        "stop_reason": res.stop_reason,
+        "session_id": res.session_id,
+        "valid": {"initial": m.initial_prompt_score_raw, "optimized": m.optimized_prompt_score_raw},
+        "by_role": {
+            r: {k: u.get(k) for k in ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "seconds")}
+            for r, u in m.usage_by_role.items()
+            if u.get("calls") or u.get("cached_calls")
+        },
+    }
+
+
+def _finish_row(task: Mapping[str, Any], method: str, row: dict[str, Any]) -> dict[str, Any]:
+    row = {"task": task["name"], "method": method, **row}
+    if "instructions" in row:
+        row["prompt_words"] = prompt_words(row["instructions"], row.get("demos") or [])
+        row["n_demos"] = len(row.get("demos") or [])
+    return row
+
+
+def _initial_row(source: Mapping[str, Any], note: str) -> dict[str, Any]:
+    """The initial prompt's held-out score, taken from a run that scored it (no extra calls)."""
+    init = source.get("initial_test")
+    return {
+        "test": init,
+        "initial_test": init,
+        "calls": init["n"] if init else 0,
+        "cached_calls": 0,
+        "tokens": None,
+        "time_s": None,
+        "instructions": source.get("initial_instructions") or source.get("initial_prompt", ""),
+        "demos": [],
+        "stop_reason": "completed",
+        "note": note,
+    }
+
+
+def run_benchmark(
+    tasks: Sequence[Mapping[str, Any]],
+    methods: Sequence[str] = DEFAULT_METHODS,
+    *,
+    model: str = "local/smollm2-135m",
+    teacher_model: str | None = None,
+    seed: int = 0,
+    num_threads: int = 4,
+    max_calls: int | None = None,
+    max_minutes: float | None = None,
+    sessions_dir: str | None = None,
+    clients: ClientsFactory | None = None,
+    command: str = "",
+    out_dir: str | os.PathLike[str] | None = None,
+    log: Log = _stderr,
+) -> dict[str, Any]:
+    """Run every task × method; return the result document (and write it to `out_dir` after each method)."""
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    doc: dict[str, Any] = {
+        "meta": {
+            "command": command,
+            "model": model,
+            "teacher_model": teacher_model,
+            "seed": seed,
+            "num_threads": num_threads,
+            "max_calls": max_calls,
+            "max_minutes": max_minutes,
+            "methods": list(methods),
+            "machine": machine_info(),
+        },
+        "tasks": {
+            t["name"]: {
+                "task_type": t["task_type"],
+                "description": t["description"],
+                "sizes": t.get("sizes") or {s: len(t[s]) for s in ("train", "valid", "test")},
+                "input_fields": t["input_fields"],
+                "output_fields": t["output_fields"],
+                "labels": t.get("labels"),
+            }
+            for t in tasks
+        },
+        "results": [],
+    }
+    out = Path(out_dir) if out_dir else None
+    started = time.perf_counter()
+    tmp = None if sessions_dir else tempfile.TemporaryDirectory(prefix="pmx-bench-")
+    sdir = sessions_dir or tmp.name  # type: ignore[union-attr]
+
+    def save() -> None:
+        doc["meta"]["total_time_s"] = round(time.perf_counter() - started, 1)
+        if out is not None:
+            write_outputs(doc, out, stamp)
+
+    order = [m for m in methods if m != "initial"]
+    if "initial" in methods and "meta" not in methods:
+        order.insert(0, "initial")  # its own short run (meta with 0 rounds)
+    try:
+        for task in tasks:
+            rows: dict[str, dict[str, Any]] = {}
+            for method in order:
+                log(f"[{task['name']} {method}] starting")
+                common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads}
+                try:
+                    fake = clients(task["name"], method) if clients else None
+                    if method == "peer-miprov2":
+                        from benchmarks.peer import run_peer
+
+                        row = run_peer(task, **common, max_calls=max_calls, max_minutes=max_minutes, clients=fake)
+                    elif method == "initial":
+                        row = run_process(
+                            task, "meta", **common, max_calls=max_calls, max_minutes=max_minutes,
+                            sessions_dir=sdir, clients=fake, log=log, extra={"rounds": 0},
+                        )  # fmt: skip
+                        row = {**_initial_row(row, "meta backend with 0 rounds"), "calls": row["calls"],
+                               "tokens": row["tokens"], "time_s": row["time_s"]}  # fmt: skip
+                    else:
+                        row = run_process(
+                            task, method, **common, max_calls=max_calls, max_minutes=max_minutes,
+                            sessions_dir=sdir, clients=fake, log=log,
+                        )  # fmt: skip
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as e:  # a failing method is a result, not the end of the run
+                    log(f"[{task['name']} {method}] FAILED: {type(e).__name__}: {e}")
+                    log(traceback.format_exc(limit=6))
+                    row = {"error": f"{type(e).__name__}: {e}".strip()}
+                rows[method] = _finish_row(task, method, row)
+                doc["results"].append(rows[method])
+                if method == "meta" and "initial" in methods:
+                    src = rows["meta"]
+                    if src.get("error"):
+                        init_row = {"error": "the meta run failed, so the initial prompt was not scored"}
+                    else:
+                        init_row = _initial_row(src, "scored in the meta run (test rows only)")
+                    rows["initial"] = _finish_row(task, "initial", init_row)
+                    doc["results"].insert(len(doc["results"]) - 1, rows["initial"])
+                r = rows[method]
+                score = f"{r['test']['mean']:.3f}" if r.get("test") else "-"
+                log(f"[{task['name']} {method}] done: test {score}, calls {r.get('calls')}, {r.get('time_s')} s")
+                save()
+    finally:
+        save()
+        if tmp is not None:
+            tmp.cleanup()
+    return doc
+
+
+def write_outputs(doc: Mapping[str, Any], out: Path, stamp: str) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    js, md = out / f"{stamp}.json", out / f"{stamp}.md"
+    for path, text in ((js, json.dumps(doc, indent=1, ensure_ascii=False, default=str) + "\n"),
+                       (md, markdown_report(doc))):  # fmt: skip
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    return js, md
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="quick split sizes (see benchmarks/README.md)")
+    p.add_argument("--tasks", default=",".join(DEFAULT_TASKS), help="comma-separated (default: sentiment,trec,math)")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma-separated: {', '.join(METHODS)}")
+    p.add_argument("--model", default="local/smollm2-135m")
+    p.add_argument("--teacher-model", default=None, help="default: the task model")
+    p.add_argument("--seed", type=int, default=0, help="the runs' seed (process_input seed=, MIPROv2 seed=)")
+    p.add_argument("--data-seed", type=int, default=0, help="benchmarks.data split seed")
+    p.add_argument("--num-threads", type=int, default=4)
+    p.add_argument("--max-calls", type=int, default=None, help="LM call budget per method")
+    p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per method")
+    p.add_argument("--out", default=str(DEFAULT_OUT), help="where <timestamp>.json/.md go")
+    p.add_argument("--sessions-dir", default=None, help="keep the runs' sessions here (default: a temp dir)")
+    p.add_argument("-v", "--verbose", action="store_true", help="keep DSPy's INFO logs and progress bars")
+    args = p.parse_args(argv)
+
+    from benchmarks.data import TASKS, load_task
+
+    names, methods = _split(args.tasks), _split(args.methods)
+    bad = [n for n in names if n not in TASKS] + [m for m in methods if m not in METHODS]
+    if bad:
+        p.error(f"unknown task/method {bad}; tasks: {', '.join(TASKS)}; methods: {', '.join(METHODS)}")
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if not args.verbose:
+        from benchmarks.engine import quiet_dspy
+
+        quiet_dspy()
+    tasks = [load_task(n, seed=args.data_seed, quick=args.quick) for n in names]
+    command = "python -m benchmarks.run " + " ".join(
+        shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
+    )
+    doc = run_benchmark(
+        tasks,
+        methods,
+        model=args.model,
+        teacher_model=args.teacher_model,
+        seed=args.seed,
+        num_threads=args.num_threads,
+        max_calls=args.max_calls,
+        max_minutes=args.max_minutes,
+        sessions_dir=args.sessions_dir,
+        command=command.strip(),
+        out_dir=args.out,
+    )
+    print(markdown_report(doc))
+    failed = [r for r in doc["results"] if r.get("error")]
+    _stderr(f"wrote {args.out}/ ({len(doc['results'])} rows, {len(failed)} failed) in {doc['meta']['total_time_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
