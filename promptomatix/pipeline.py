@@ -17,7 +17,7 @@ from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits, build_data, estimate_data_calls, load_rows
 from promptomatix.errors import BudgetExceeded, RunInterrupted
-from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient
+from promptomatix.lm.boundary import LMBoundary, ModelClient
 from promptomatix.lm.factory import build_boundary
 from promptomatix.result import DryRunReport, OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.sessions import SessionStore
@@ -241,7 +241,7 @@ class Run:
         test_rows = test_rows or list(splits.valid)
         full = boundary.budget
         if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
-            boundary.set_budget(Budget(**{**full.model_dump(), "max_calls": max(0, full.max_calls - 2 * len(test_rows))}))
+            boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, 2 * len(test_rows))}))
         backend = make_backend(cfg)
         start_state = {
             "initial": initial.model_dump(),
@@ -270,7 +270,9 @@ class Run:
             self._mark_failed()
             raise
         finally:
-            boundary.set_budget(full)  # releases the calls held back for the final report
+            # Release the calls held back for the final report. A time limit bounds the search, not the report:
+            # without held-out scores the run would have nothing to show for the time it spent.
+            boundary.set_budget(full.model_copy(update={"max_seconds": None}))
         self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
         try:
             initial_test = self._test_score(ctx, result.initial_predict, test_rows)

@@ -230,6 +230,22 @@ def test_max_calls_is_respected_overall(tmp_path, max_calls):
     assert r.metrics.optimized_test_score is not None  # calls were kept for the final report
 
 
+def test_time_budget_stops_the_search_but_the_held_out_report_still_runs(tmp_path):
+    slow = {
+        "task": FakeLM(default=task_answer, model="fake/task", latency=0.02),
+        "teacher": FakeLM(default=teacher_answer, model="fake/teacher", latency=0.02),
+    }
+    r = run(tmp_path, clients=slow, max_minutes=0.3 / 60, search_type="heavy")
+    assert r.stop_reason.startswith("budget") and "time budget" in r.stop_reason
+    assert r.metrics.initial_test_score is not None and r.metrics.optimized_test_score is not None
+
+
+def test_calls_budget_message_names_the_users_limit(tmp_path):
+    r = run(tmp_path, max_calls=40, search_type="heavy")
+    assert r.stop_reason.startswith("budget")
+    assert "budget of 40 LM calls spent (12 held back for the final scoring)" in r.stop_reason
+
+
 # -- Ctrl-C and resume -------------------------------------------------------------------------------------------
 
 

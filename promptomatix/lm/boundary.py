@@ -47,6 +47,7 @@ class Budget(BaseModel):
     max_tokens: int | None = Field(default=None, ge=0)
     max_usd: float | None = Field(default=None, ge=0)
     max_seconds: float | None = Field(default=None, ge=0)
+    reserved_calls: int = Field(default=0, ge=0)  # held back from max_calls (for the final held-out scoring)
 
 
 class RoleUsage(BaseModel):
@@ -214,8 +215,9 @@ class LMBoundary:
             tokens = sum(u.tokens for u in self._usage.values())
             usd = sum(u.cost_usd for u in self._usage.values())
             reason = None
-            if b.max_calls is not None and calls >= b.max_calls:
-                reason = ("calls", f"budget of {b.max_calls} LM calls spent")
+            if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
+                held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
+                reason = ("calls", f"budget of {b.max_calls} LM calls spent{held}")
             elif b.max_tokens is not None and tokens >= b.max_tokens:
                 reason = ("tokens", f"budget of {b.max_tokens} tokens spent ({tokens} used)")
             elif b.max_usd is not None and usd >= b.max_usd:
