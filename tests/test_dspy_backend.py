@@ -461,3 +461,33 @@ def test_two_runs_in_threads_use_only_their_own_models():
     assert results["alpha"].valid_raw == pytest.approx(1.0)
     assert results["beta"].valid_raw == pytest.approx(0.5)
     assert ctx_a.boundary.usage().total.calls == len(task_a.calls) + len(teacher_a.calls)
+
+
+def test_local_task_models_get_the_lean_json_adapter():
+    """Small local models answer one label for everything under DSPy's full JSON format; the lean adapter shows
+    them the instructions and `name: value` inputs only, and still asks for JSON under the output schema."""
+    task = FakeLM(default=lambda m: json.dumps({"label": truth(m[-1]["content"])}), model="local/fake-task")
+    boundary = LMBoundary({"task": task, "teacher": FakeLM(default="{}", model="local/fake-teacher")})
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=2, seed=1)
+    opt = DSPyOptimizer(DSPySettings(optimizer="labeled", max_labeled_demos=2))
+    res = opt.compile(ctx, PromptCandidate(instructions="Say negative if the review complains."), data())
+    first = task.calls[0]
+    system, user = first["messages"][0]["content"], first["messages"][-1]["content"]
+    assert system == "Say negative if the review complains."
+    assert user.startswith("review: ") and "[[ ##" not in user
+    assert first["json_schema"]["properties"]["label"]["enum"] == ["positive", "negative"]
+    assert res.program_json["metadata"]["promptomatix"]["adapter"] == "lean"
+    assert res.prompt.startswith("[system]\nSay negative if the review complains.")
+    # DSPy's own signatures (here: a proposer-like one) keep the full JSON format.
+    from promptomatix.backends.dspy_programs import LeanJSONAdapter
+
+    class Other(dspy.Signature):
+        """Propose an instruction."""
+
+        summary: str = dspy.InputField()
+        proposed_instruction: str = dspy.OutputField()
+
+    lean = LeanJSONAdapter(["review"], ["label"])
+    other = lean.format(Other, demos=[], inputs={"summary": "s"})
+    assert "proposed_instruction" in other[0]["content"] and "[[ ## summary ## ]]" in other[-1]["content"]

@@ -38,7 +38,13 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
-from promptomatix.backends.dspy_programs import _module_factory, adapter_for, build_program, load_program
+from promptomatix.backends.dspy_programs import (
+    _module_factory,
+    adapter_for,
+    adapter_name_for,
+    build_program,
+    load_program,
+)
 from promptomatix.backends.dspy_settings import (
     _AUTO_VAL,
     _GEPA_MINIBATCH,
@@ -120,8 +126,8 @@ class _Run:
                 "the dspy backend needs train or valid rows", hint="pass data or a --synthetic-data-size above 0"
             )
         self.task_key = ctx.metrics.resolve(self.spec.task_type.value)
-        self.adapter = adapter_for(self.s)
-        self.adapter_name = "chat" if self.s.adapter == "chat" else "json"
+        self.adapter_name = adapter_name_for(self.s, ctx.task_lm.model)
+        self.adapter = adapter_for(self.s, self.spec, ctx.task_lm.model)
         extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
         self.task_lm = make_dspy_lm(ctx.task_lm, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
         self.teacher_lm = make_dspy_lm(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -106,7 +107,56 @@ def load_program(
     return program
 
 
-def adapter_for(settings: DSPySettings) -> Any:
+class LeanJSONAdapter(dspy.JSONAdapter):
+    """DSPy's JSON adapter cut down for small local models, for the task's own signature only.
+
+    The system message is the instructions alone and inputs are `name: value` lines, as in the meta backend; the
+    answer is still JSON under the output schema (which a local model's grammar enforces). DSPy's full format
+    (field descriptions, structure templates) makes 135M-class models answer one label for every input. Other
+    signatures (MIPROv2's proposer, GEPA's reflection on the teacher) keep DSPy's full JSON format.
+    """
+
+    def __init__(self, input_fields: Sequence[str], output_fields: Sequence[str]) -> None:
+        super().__init__()
+        self._inputs = set(input_fields)
+        self._outputs = set(output_fields)
+
+    def _ours(self, signature: Any) -> bool:
+        return set(signature.input_fields) == self._inputs and self._outputs <= set(signature.output_fields)
+
+    def format_system_message(self, signature: Any) -> str:
+        if not self._ours(signature):
+            return super().format_system_message(signature)
+        return textwrap.dedent(signature.instructions).strip()
+
+    def format_user_message_content(
+        self, signature: Any, inputs: dict[str, Any], prefix: str = "", suffix: str = "", main_request: bool = False
+    ) -> str:
+        if not self._ours(signature):
+            return super().format_user_message_content(signature, inputs, prefix, suffix, main_request)
+        from dspy.adapters.utils import format_field_value
+
+        lines = [
+            f"{name}: {format_field_value(field_info=info, value=inputs[name])}"
+            for name, info in signature.input_fields.items()
+            if name in inputs
+        ]
+        return "\n".join(part for part in (prefix, *lines, suffix) if part).strip()
+
+
+def adapter_name_for(settings: DSPySettings, task_model: str) -> str:
+    """'auto' is the lean JSON adapter for local models and DSPy's JSON adapter for the rest."""
+    if settings.adapter != "auto":
+        return settings.adapter
+    return "lean" if task_model.startswith("local") else "json"
+
+
+def adapter_for(settings: DSPySettings, spec: Any = None, task_model: str = "") -> Any:
     """JSON (with a JSON schema, which local models turn into a grammar) unless 'chat' is asked for: small
     models rarely write ChatAdapter's [[ ## field ## ]] markers."""
-    return dspy.ChatAdapter() if settings.adapter == "chat" else dspy.JSONAdapter()
+    name = adapter_name_for(settings, task_model)
+    if name == "chat":
+        return dspy.ChatAdapter()
+    if name == "lean" and spec is not None:
+        return LeanJSONAdapter(spec.input_names, spec.output_names)
+    return dspy.JSONAdapter()

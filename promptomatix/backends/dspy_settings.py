@@ -92,7 +92,7 @@ class DSPySettings(BaseModel):
     max_labeled_demos: int | None = Field(default=None, ge=0)
     minibatch_size: int | None = Field(default=None, ge=1)
     max_metric_calls: int | None = Field(default=None, ge=1)  # GEPA only
-    adapter: Literal["auto", "json", "chat"] = "auto"
+    adapter: Literal["auto", "lean", "json", "chat"] = "auto"  # auto: lean for local task models
     num_threads: int | None = Field(default=None, ge=1)  # None = the run's num_threads
     teacher_temperature: float = Field(default=0.7, ge=0, le=2)
 
