@@ -198,9 +198,9 @@ def test_user_template_must_show_the_current_prompt(tmp_path):
 def test_presets_and_dry_run_estimate():
     q = MetaSettings.preset("quick")
     h = MetaSettings.preset("heavy_search", rounds=3)
-    assert (q.rounds, q.candidates_per_round) == (2, 3)
+    assert (q.rounds, q.candidates_per_round) == (3, 4)
     assert h.rounds == 3 and h.candidates_per_round == 6
-    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 2 * (3 + 4 * 6 + 3 * 9)
+    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 3 * (4 + 5 * 6 + 4 * 9)
     with pytest.raises(ConfigurationError):
         MetaSettings.preset("turbo")
 
@@ -212,3 +212,20 @@ def test_prompt_as_the_model_sees_it_includes_demos_and_format():
     text = cand.render(SPEC)
     assert "[system]\nClassify.\n\nAnswer in JSON." in text
     assert "review: good" in text and '{"label": "positive"}' in text and "review: {review}" in text
+
+
+def test_meta_prompts_are_reproducible_for_a_seed_and_vary_their_advice():
+    def run_once():
+        seen: list[str] = []
+        ctx, *_ = make_ctx(json.dumps({"prompt": "Another attempt at a prompt text."}), seen=seen)
+        settings = MetaSettings(strategies=["rewrite_from_failures", "rephrase"], rounds=2, candidates_per_round=2,
+                                patience=5)  # fmt: skip
+        MetaPromptOptimizer(settings).compile(
+            ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+        )
+        return seen
+
+    first, second = run_once(), run_once()
+    assert sorted(first) == sorted(second)  # threads may finish in any order; the prompts are the same
+    advice = {line for prompt in first for line in prompt.splitlines() if "Advice:" in line}
+    assert len(advice) >= 2

@@ -8,6 +8,7 @@ in the pool, so the result never scores below it on valid. Budget exhaustion sto
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -48,7 +49,7 @@ class MetaSettings(BaseModel):
     @classmethod
     def preset(cls, search_type: SearchType = "quick", **overrides: Any) -> MetaSettings:
         presets = {
-            "quick": {"rounds": 2, "candidates_per_round": 3, "minibatch_size": 6, "patience": 2},
+            "quick": {"rounds": 3, "candidates_per_round": 4, "minibatch_size": 6, "patience": 2},
             "moderate": {"rounds": 4, "candidates_per_round": 4, "minibatch_size": 10, "patience": 2},
             "heavy": {"rounds": 8, "candidates_per_round": 6, "minibatch_size": 16, "patience": 3},
         }
@@ -222,14 +223,18 @@ class MetaPromptOptimizer:
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
         """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""
 
-        def one(name: str) -> tuple[str, PromptCandidate | None, str]:
+        base = pctx.rng.random()  # drawn here, in order: each strategy gets its own seeded rng (threads race)
+
+        def one(item: tuple[int, str]) -> tuple[str, PromptCandidate | None, str]:
+            i, name = item
+            own = dataclasses.replace(pctx, rng=random.Random(f"{base}:{i}"))
             try:
-                return name, self.registry.get(name).propose(pctx), ""
+                return name, self.registry.get(name).propose(own), ""
             except LMCallError as e:
                 return name, None, f"teacher call failed: {e.message}"
 
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
-            return list(ex.map(one, names))
+            return list(ex.map(one, enumerate(names)))
 
 
 def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:

@@ -22,7 +22,16 @@ if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
     from promptomatix.spec.models import TaskSpec
 
-PLACEHOLDERS = ("task", "outputs", "current_prompt", "score", "history", "failures", "feedback")
+PLACEHOLDERS = ("task", "outputs", "current_prompt", "score", "history", "failures", "feedback", "tip")
+#: One is drawn per proposal (seeded): varied advice makes a small teacher's candidates differ from each other.
+TIPS = (
+    "State the rule that decides between the possible answers in one sentence.",
+    "Name the cues in the input that point to each answer.",
+    "Be short: one or two plain sentences.",
+    "Say how to handle unclear or mixed inputs.",
+    "Write it as a direct order to the model, starting with a verb.",
+    "Give the model a role, such as an expert reviewer, then the task.",
+)
 _ANSWER_SCHEMA = {
     "type": "object",
     "properties": {"prompt": {"type": "string", "minLength": 10, "maxLength": 1200}},
@@ -75,6 +84,7 @@ def _fill(template: Template, ctx: ProposalContext) -> str:
         history=_bullets([f"{s:.2f}: {p[:200]}" for p, s in ctx.history[:4]], "(none yet)"),
         failures=_bullets(failures, "(none found on the sample)"),
         feedback=_bullets(ctx.feedback, "(none)"),
+        tip=ctx.rng.choice(TIPS),
     )
 
 
