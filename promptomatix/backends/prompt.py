@@ -88,7 +88,7 @@ def max_tokens_for(spec: TaskSpec) -> int:
     if spec.labels and len(spec.output_fields) == 1:
         return 48
     kind = spec.task_type.value
-    if kind in ("summarization", "qa", "classification", "multi_label_classification"):
+    if kind in ("summarization", "qa", "classification", "multi_label_classification", "reasoning"):
         return 160
     return 320
 
