@@ -171,6 +171,9 @@ def register(app: typer.Typer) -> None:
         test_path: str = typer.Option(None, "--local-test-data-path", "--local_test_data_path"),
         load_data_local: bool = typer.Option(False, "--load_data_local", hidden=True),
         synthetic_data_size: int = typer.Option(30, "--synthetic-data-size", "--synthetic_data_size", min=0),
+        verify_synthetic: bool = typer.Option(
+            False, "--verify-synthetic", help="A second teacher pass keeps only examples it judges correct."
+        ),
         train_data_size: int = typer.Option(None, "--train-data-size", "--train_data_size", min=0),
         valid_data_size: int = typer.Option(None, "--valid-data-size", "--valid_data_size", min=0),
         test_data_size: int = typer.Option(None, "--test-data-size", "--test_data_size", min=0),
@@ -206,7 +209,7 @@ def register(app: typer.Typer) -> None:
             input_fields=_split(input_fields), output_fields=_split(output_fields), labels=_split(labels),
             output_format=output_format, sample_data=samples, initial_prompt=initial_prompt, data=data,
             local_train_data_path=train_path, local_test_data_path=test_path,
-            synthetic_data_size=synthetic_data_size, train_data_size=train_data_size,
+            synthetic_data_size=synthetic_data_size, verify_synthetic=verify_synthetic, train_data_size=train_data_size,
             valid_data_size=valid_data_size, test_data_size=test_data_size, train_ratio=train_ratio,
             lambda_penalty=lambda_penalty, metric=metric, max_calls=max_calls, max_usd=max_usd,
             max_minutes=max_minutes, max_tokens=max_tokens, seed=seed, num_threads=threads,
