@@ -174,3 +174,18 @@ def test_non_classification_has_no_label_targets() -> None:
 @pytest.mark.parametrize("n", [0, -1])
 def test_nothing_requested(n: int) -> None:
     assert generate_synthetic(SPEC, n, teacher=FakeLM(), seed=0).rows == []
+
+
+def test_verifier_also_checks_single_example_generation() -> None:
+    """With a local teacher (one example per call) the optional second pass still runs on every example."""
+
+    def answer(messages: list[dict[str, str]]) -> str:
+        text = prompt_text(messages)
+        if "Check each example" in text:
+            return json.dumps({"keep": [0] if "good film" in text else []})
+        good = "positive" in text.split("correct")[-1][:40]
+        return json.dumps({"review": "a good film indeed" if good else "a dull film indeed"})
+
+    rep = generate_synthetic(SPEC, 4, teacher=FakeLM(default=answer), seed=0, batch_size=1, max_batches=4, verify=True)
+    assert rep.rejected.get("rejected by verifier", 0) >= 1
+    assert all(r["review"] == "a good film indeed" for r in rep.rows)

@@ -198,8 +198,19 @@ def _single_prompt(spec: TaskSpec, plan: _Plan) -> str:
 
 
 def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) -> _Result:
-    if plan.single:
-        return _run_single(spec, teacher, plan)
+    result = _run_single(spec, teacher, plan) if plan.single else _run_many(spec, teacher, plan)
+    if verify and result.items and not result.failure:
+        items = result.items
+        try:
+            result.keep = _verify(spec, teacher, items)
+        except LMCallError as exc:
+            log.warning("verifier for batch %d failed: %s", plan.index, exc)
+        if result.keep is None:
+            result.failure = "verifier answer unusable (kept the batch)"
+    return result
+
+
+def _run_many(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
     messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _batch_prompt(spec, plan)}]
     try:
         text = teacher.chat(messages, json_schema=batch_schema(spec), temperature=0.8)
@@ -210,15 +221,7 @@ def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) ->
     if items is None:
         log.info("synthetic batch %d: no JSON examples in %.80r", plan.index, text)
         return _Result(failure="unparseable output")
-    result = _Result(items=items)
-    if verify:
-        try:
-            result.keep = _verify(spec, teacher, items)
-        except LMCallError as exc:
-            log.warning("verifier for batch %d failed: %s", plan.index, exc)
-        if result.keep is None:
-            result.failure = "verifier answer unusable (kept the batch)"
-    return result
+    return _Result(items=items)
 
 
 def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
