@@ -82,13 +82,13 @@ class RunConfig(BaseModel):
     verify_synthetic: bool = False
     synthetic_batch_size: int | None = Field(default=None, ge=1)  # None: 1 for a local teacher, else 5
 
-    def batch_size_for_teacher(self) -> int:
+    def batch_size_for_teacher(self, teacher_model: str | None = None) -> int:
         """Small local teachers cannot fill arrays of examples; they write one labelled example per call."""
         from promptomatix.lm.factory import is_local
 
         if self.synthetic_batch_size:
             return self.synthetic_batch_size
-        return 1 if is_local(self.teacher_model or self.model) else 5
+        return 1 if is_local(teacher_model or self.teacher_model or self.model) else 5
 
     # scoring
     lambda_penalty: float = Field(default=0.005, ge=0)

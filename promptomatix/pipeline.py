@@ -143,7 +143,7 @@ class Run:
             test_size=cfg.test_data_size,
             train_ratio=cfg.train_ratio,
             max_workers=cfg.n_parallel,
-            batch_size=cfg.batch_size_for_teacher() if not self.clients else cfg.synthetic_batch_size or 5,
+            batch_size=cfg.batch_size_for_teacher(teacher.model),
             verify=cfg.verify_synthetic,
             skipped=user["skipped"],
         )
@@ -172,7 +172,7 @@ class Run:
             "data": estimate_data_calls(
                 n_user_rows=len(user.get("user_rows", [])),
                 synthetic_size=cfg.synthetic_data_size,
-                batch_size=cfg.batch_size_for_teacher() if not self.clients else cfg.synthetic_batch_size or 5,
+                batch_size=cfg.batch_size_for_teacher(self.get_boundary().role("teacher").model),
                 verify=cfg.verify_synthetic,
                 explicit_splits="train_rows" in user or "valid_rows" in user,
             ),
