@@ -25,7 +25,7 @@ def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None)
         human_input="Classify the sentiment of a movie review as positive or negative",
         synthetic_data_size=12,  # the teacher (here: the same local model) writes 12 labelled examples
         search_type="quick",
-        rounds=1,  # one round of two proposals (quick search: 2 rounds of 3)
+        rounds=1,  # one round of two proposals (quick search: 3 rounds of 4)
         candidates_per_round=2,
         minibatch_size=4,
         clients=clients,
