@@ -17,7 +17,7 @@ from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits
 from promptomatix.errors import SessionError
 from promptomatix.lm.boundary import ModelClient
-from promptomatix.pipeline import Run
+from promptomatix.pipeline import Run, owner_alive
 from promptomatix.result import OptimizationResult
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
@@ -117,6 +117,12 @@ def resume(
     if session.status == "completed":
         raise SessionError(
             f"session {session_id} already completed", hint=f"use `promptomatix refine {session_id}` to go further"
+        )
+    owner = (session.progress or {}).get("owner")
+    if session.status == "running" and owner_alive(owner):
+        raise SessionError(
+            f"session {session_id} is still running (process {owner['pid']})",
+            hint="wait for it to finish, or stop it (Ctrl-C) and resume then",
         )
     given = session.data.get("given_rows", {}) if not session.task_spec else {}
     cfg = _config(session, {"dry_run": False, **given}, api_key)

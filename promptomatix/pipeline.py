@@ -8,6 +8,8 @@ good state readable, and the boundary's cache lives in the session directory so 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,6 +27,23 @@ from promptomatix.sessions.models import Score, TestScore, Usage
 from promptomatix.spec import SpecOverrides, TaskSpec, estimate_spec_calls, infer_task_spec
 
 log = logging.getLogger(__name__)
+
+
+def run_owner() -> dict[str, Any]:
+    """Who is running a session: `resume` refuses to start a second run of a session that is still alive."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def owner_alive(owner: dict[str, Any] | None) -> bool:
+    if not owner or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except (ProcessLookupError, ValueError, TypeError, KeyError):
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 class Run:
@@ -76,6 +95,7 @@ class Run:
                 run_config=cfg.persistable(),
                 status="running",
                 data={"given_rows": given} if given else {},
+                progress={"owner": run_owner()},
             )
             self.session_id = session.session_id
         return self.session_id
@@ -244,6 +264,7 @@ class Run:
             boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, 2 * len(test_rows))}))
         backend = make_backend(cfg)
         start_state = {
+            "owner": run_owner(),
             "initial": initial.model_dump(),
             "human_feedback": list(human_feedback or []),
             "feedback_ids": list(feedback_ids or []),

@@ -325,3 +325,30 @@ def promptomatix_list(tmp_path):
     from promptomatix.api import list_sessions
 
     return list_sessions(sessions_dir=str(tmp_path / "s"))
+
+
+def test_resume_refuses_a_session_that_is_still_running_elsewhere(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    from promptomatix.sessions import SessionStore
+
+    dry = run(tmp_path, dry_run=True)
+    store = SessionStore(tmp_path / "s")
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+
+        def still_running(s):
+            s.status = "running"
+            s.progress = {"owner": {"pid": other.pid, "host": socket.gethostname()}}
+
+        store.update(dry.session_id, still_running)
+        with pytest.raises(SessionError, match=f"still running \\(process {other.pid}\\)"):
+            resume(dry.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+    finally:
+        other.kill()
+        other.wait()
+    # Once that process is gone (a crash, a kill -9), the same session resumes.
+    result = resume(dry.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+    assert result.version == 1
