@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from promptomatix.backends.base import BackendResult, ProgressEvent, ProgressFn, RunContext
+from promptomatix.backends.base import BackendResult, ProgressFn, RunContext, emit_progress
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits, build_data, estimate_data_calls, load_rows
@@ -69,18 +69,7 @@ class Run:
 
     # -- stages -------------------------------------------------------------------------------------------------
     def _emit(self, stage: str, message: str, **kw: Any) -> None:
-        log.info("%s: %s", stage, message)
-        if self.progress:
-            total = self.boundary.usage().total if self.boundary else None
-            self.progress(
-                ProgressEvent(
-                    stage=stage,
-                    message=message,
-                    calls=total.calls if total else 0,
-                    cost_usd=total.cost_usd if total else 0.0,
-                    **kw,
-                )
-            )
+        emit_progress(self.progress, self.boundary, stage, message, **kw)
 
     def _open_session(self) -> str:
         cfg = self.config

@@ -37,6 +37,25 @@ class ProgressEvent(BaseModel):
 ProgressFn = Callable[[ProgressEvent], None]
 
 
+def emit_progress(
+    progress: ProgressFn | None, boundary: LMBoundary | None, stage: str, message: str, **kw: Any
+) -> None:
+    """Log a step and, when someone listens, send it with the run's calls and cost so far."""
+    log.info("%s: %s", stage, message)
+    if progress is None:
+        return
+    total = boundary.usage().total if boundary is not None else None
+    progress(
+        ProgressEvent(
+            stage=stage,
+            message=message,
+            calls=total.calls if total else 0,
+            cost_usd=total.cost_usd if total else 0.0,
+            **kw,
+        )
+    )
+
+
 @dataclass
 class RunContext:
     """Everything a backend needs from the run. Passed down; nothing here is global."""
@@ -65,11 +84,7 @@ class RunContext:
         return self.boundary.role("teacher")
 
     def emit(self, stage: str, message: str, **kw: Any) -> None:
-        log.info("%s: %s", stage, message)
-        if self.progress is None:
-            return
-        total = self.boundary.usage().total
-        self.progress(ProgressEvent(stage=stage, message=message, calls=total.calls, cost_usd=total.cost_usd, **kw))
+        emit_progress(self.progress, self.boundary, stage, message, **kw)
 
     def evaluate(
         self, predict: Callable[[dict[str, Any]], Any], rows: Sequence[dict[str, Any]], *, final: bool = False
