@@ -200,7 +200,9 @@ def test_presets_and_dry_run_estimate():
     h = MetaSettings.preset("heavy_search", rounds=3)
     assert (q.rounds, q.candidates_per_round) == (3, 4)
     assert h.rounds == 3 and h.candidates_per_round == 6
-    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 3 * (4 + 5 * 6 + 4 * 9)
+    # baseline + rounds × (teacher + minibatches + valid) + confirmation (3 finalists and the initial on train)
+    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 3 * (4 + 5 * 6 + 4 * 9) + 4 * 12
+    assert MetaSettings.preset("quick", confirm_top_k=0).estimate_calls(12, 9) == 9 + 3 * (4 + 5 * 6 + 4 * 9)
     with pytest.raises(ConfigurationError):
         MetaSettings.preset("turbo")
 
@@ -229,3 +231,79 @@ def test_meta_prompts_are_reproducible_for_a_seed_and_vary_their_advice():
     assert sorted(first) == sorted(second)  # threads may finish in any order; the prompts are the same
     advice = {line for prompt in first for line in prompt.splitlines() if "Advice:" in line}
     assert len(advice) >= 2
+
+
+def test_default_strategies_stay_within_the_dry_run_estimate():
+    counter = iter(range(1000))
+    ctx, *_ = make_ctx(lambda m: json.dumps({"prompt": f"Variant {next(counter)}: say negative if it complains."}))
+    settings = MetaSettings.preset("quick", patience=9)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify the review.\nAnswer positive or negative."),
+        GuardedData(rows(12), rows(9, 40)),
+    )  # fmt: skip
+    assert ctx.boundary.usage().total.calls <= settings.estimate_calls(12, 9)
+    assert {c.origin for c in res.candidates} >= {"add_demos", "drop_line", "format_line", "combine"}
+
+
+def lucky_task(messages):
+    """Right on rows numbered >= 100 (valid) whenever the prompt says 'lucky'; wrong on train rows. A junk
+    candidate like this wins on valid by chance and must lose the confirmation on the train rows."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    number = int(user.rsplit(" ", 1)[-1])
+    truth = "negative" if "awful" in user else "positive"
+    if "lucky" in system:
+        return json.dumps({"label": truth if number >= 100 else ("positive" if truth == "negative" else "negative")})
+    if "complains" in system:
+        return json.dumps({"label": truth})
+    return json.dumps({"label": "positive" if number % 4 == 1 else truth})  # the initial prompt: mostly right
+
+
+def confirm_ctx(teacher_prompt):
+    task = FakeLM(default=lucky_task, model="fake/task")
+    teach = FakeLM(default=json.dumps({"prompt": teacher_prompt}), model="fake/teacher")
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    boundary = LMBoundary({"task": task, "teacher": teach})
+    return RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=1)
+
+
+def test_confirmation_rejects_a_candidate_that_only_wins_on_valid():
+    ctx = confirm_ctx("Be lucky and answer whatever feels right today.")
+    settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    lucky = next(c for c in res.candidates if "lucky" in c.instructions)
+    assert lucky.valid_raw == pytest.approx(1.0) and lucky.valid_raw > res.initial_valid_raw
+    assert lucky.confirm_score is not None and "confirmation" in lucky.note
+    assert res.instructions == "Classify."  # the lucky one lost on the train rows
+    assert "no finalist beat the initial prompt" in res.stop_reason
+    # without the confirmation stage the lucky candidate would have been returned
+    off = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1, confirm_top_k=0))
+    res_off = off.compile(
+        confirm_ctx("Be lucky and answer whatever feels right today."),
+        PromptCandidate(instructions="Classify."),
+        GuardedData(rows(12), rows(12, 100)),
+    )
+    assert "lucky" in res_off.instructions
+
+
+def test_confirmation_keeps_a_candidate_that_also_wins_on_train():
+    ctx = confirm_ctx("Say negative if the text complains or criticizes, otherwise positive.")
+    res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    assert "complains" in res.instructions
+    assert "beat the initial prompt" in res.stop_reason
+
+
+def test_demo_rows_are_never_scored_against_themselves():
+    ctx, task, _ = make_ctx("{}")
+    settings = MetaSettings(strategies=["add_demos"], rounds=2, candidates_per_round=2, patience=5)
+    MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(8), rows(6, 50))
+    )
+    with_demos = [c["messages"] for c in task.calls if len(c["messages"]) > 2]
+    assert with_demos, "no candidate with demos was scored"
+    for messages in with_demos:
+        demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
+        assert messages[-1]["content"] not in demo_inputs

@@ -123,6 +123,7 @@ class CandidateRecord(BaseModel):
     minibatch_score: float | None = None
     valid_raw: float | None = None
     valid_penalized: float | None = None
+    confirm_score: float | None = None  # meta: penalized score on valid + train rows in the confirmation stage
     note: str = ""
 
 

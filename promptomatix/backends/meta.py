@@ -1,15 +1,19 @@
 """The `simple_meta_prompt` backend: an OPRO/ProTeGi-style refinement loop with real selection.
 
 Each round the teacher sees the task, the best prompts so far with their scores, the current best's failures on
-a train minibatch (with metric feedback) and any human feedback, and proposes K candidates. Candidates are
-scored on the train minibatch first; only promising ones get the full valid split. The initial prompt is always
-in the pool, so the result never scores below it on valid. Budget exhaustion stops the loop, keeping the best.
+a train minibatch (with metric feedback) and any human feedback, and proposes candidates; procedural strategies
+add demo sets, drop lines and join the parts of kept candidates (instructions × demos, as MIPROv2 does).
+Candidates are scored on the train minibatch first (without their own demo rows); only promising ones get the
+full valid split. The finalists are then confirmed on the train rows against the initial prompt on the same
+rows (see selection.py). The initial prompt is always in the pool, so the result never scores below it on
+valid. Budget exhaustion stops the loop, keeping the best.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -17,10 +21,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
+from promptomatix.backends.selection import records_score, rows_without_demos, subset
 from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
 
 SearchType = Literal["quick", "moderate", "heavy"]
+DEFAULT_STRATEGIES = (
+    "rewrite_from_failures", "add_demos", "drop_line", "format_line",
+    "add_demos", "rephrase", "combine", "drop_line",
+    "add_format", "add_demos", "compress", "combine",
+)  # fmt: skip
 
 
 class MetaSettings(BaseModel):
@@ -35,16 +45,9 @@ class MetaSettings(BaseModel):
     top_k: int = Field(default=3, ge=1)
     max_demos: int = Field(default=3, ge=0)
     teacher_temperature: float = Field(default=0.7, ge=0, le=2)
-    strategies: list[str] = Field(
-        default_factory=lambda: [
-            "rewrite_from_failures",
-            "add_demos",
-            "format_line",
-            "rephrase",
-            "add_format",
-            "compress",
-        ]
-    )
+    confirm_top_k: int = Field(default=3, ge=0)  # finalists re-scored on train rows; 0 selects on valid alone
+    #: Rounds take the next `candidates_per_round` names in turn; a name may repeat to get more slots.
+    strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
 
     @classmethod
     def preset(cls, search_type: SearchType = "quick", **overrides: Any) -> MetaSettings:
@@ -61,10 +64,12 @@ class MetaSettings(BaseModel):
         return cls(**{**presets[key], **{k: v for k, v in overrides.items() if v is not None}})
 
     def estimate_calls(self, n_train: int, n_valid: int) -> int:
-        """Upper bound on LM calls: baseline + per round (teacher + minibatches + promoted valid evals)."""
+        """Upper bound on LM calls: baseline + per round (teacher + minibatches + promoted valid evals) + the
+        confirmation of the finalists (and the initial prompt) on the train rows."""
         m = min(self.minibatch_size, max(1, n_train))
         k = self.candidates_per_round
-        return n_valid + self.rounds * (k + (k + 1) * m + k * n_valid)
+        confirm = (min(self.confirm_top_k, self.top_k) + 1) * n_train if self.confirm_top_k and n_train else 0
+        return n_valid + self.rounds * (k + (k + 1) * m + k * n_valid) + confirm
 
 
 class _Scored:
@@ -76,6 +81,7 @@ class _Scored:
         self.valid_raw: float | None = None
         self.valid_penalized: float | None = None
         self.valid_report: Any = None
+        self.confirm: float | None = None  # train+valid score in the confirmation stage
         self.note = ""
 
 
@@ -124,11 +130,11 @@ class MetaPromptOptimizer:
         best = base
         ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
         stale = 0
+        label = spec.label_field
         try:
             for rnd in range(1, s.rounds + 1):
                 mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
                 best_mb_report = ctx.evaluate(program(best.candidate), mb)
-                best_mb = selection_score(best_mb_report) * penalty(best.candidate)
                 failures = _failures(best_mb_report, spec)
                 names = _round_strategies(s, rnd, rng)
                 pctx = ProposalContext(
@@ -143,6 +149,8 @@ class MetaPromptOptimizer:
                     max_demos=s.max_demos,
                     teacher=ctx.teacher_lm,
                     temperature=s.teacher_temperature,
+                    pool=[p.candidate for p in pool],
+                    seen=frozenset(seen),
                 )
                 proposals = self._propose(names, pctx)
                 ctx.emit(
@@ -162,11 +170,14 @@ class MetaPromptOptimizer:
                         sc.note = "duplicate of an earlier candidate"
                         continue
                     seen.add(cand.key())
-                    mb_report = ctx.evaluate(program(cand), mb)
-                    sc.minibatch = selection_score(mb_report) * penalty(cand)
-                    if sc.minibatch + 1.0 / max(1, len(mb)) < best_mb:
-                        sc.note = f"minibatch {sc.minibatch:.2f} < best {best_mb:.2f}: not promoted"
-                        continue
+                    keep = rows_without_demos(spec, mb, cand.demos)
+                    if keep:
+                        mb_report = ctx.evaluate(program(cand), [mb[i] for i in sorted(keep)])
+                        sc.minibatch = selection_score(mb_report) * penalty(cand)
+                        ref = records_score(subset(best_mb_report, keep), label) * penalty(best.candidate)
+                        if sc.minibatch + 1.0 / len(keep) < ref:
+                            sc.note = f"minibatch {sc.minibatch:.2f} < best {ref:.2f} on the same rows: not promoted"
+                            continue
                     score_valid(sc)
                     pool.append(sc)
                 pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
@@ -177,18 +188,7 @@ class MetaPromptOptimizer:
                     best, stale = new_best, 0
                 else:
                     stale += 1
-                ctx.save_progress(
-                    {
-                        "round": rnd,
-                        "best": {
-                            **best.candidate.model_dump(),
-                            "valid_raw": best.valid_raw,
-                            "valid_penalized": best.valid_penalized,
-                        },
-                        "initial_valid_raw": base.valid_raw,
-                        "initial_valid_penalized": base.valid_penalized,
-                    }
-                )
+                ctx.save_progress(_checkpoint(rnd, best, base))
                 ctx.emit(
                     "round",
                     f"round {rnd} done: best valid {best.valid_penalized:.3f}",
@@ -199,6 +199,10 @@ class MetaPromptOptimizer:
                 if stale >= s.patience:
                     stop_reason = f"no improvement for {stale} rounds"
                     break
+            if s.confirm_top_k and data.valid and train:
+                best, verdict = self._confirm(ctx, pool, base, train, program, penalty)
+                stop_reason = f"{stop_reason}; {verdict}"
+                ctx.save_progress(_checkpoint(rounds_done, best, base))
         except BudgetExceeded as e:
             stop_reason = f"budget: {e.message}"
             ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")
@@ -220,6 +224,39 @@ class MetaPromptOptimizer:
         )
         return result.with_predictors(program(best.candidate), program(base.candidate))
 
+    def _confirm(
+        self,
+        ctx: RunContext,
+        pool: list[_Scored],
+        base: _Scored,
+        train: list[dict[str, Any]],
+        program: Callable[[PromptCandidate], PromptProgram],
+        penalty: Callable[[PromptCandidate], float],
+    ) -> tuple[_Scored, str]:
+        """Re-score the finalists on the train rows (minus their own demos) and keep the one that beats the
+        initial prompt by most on valid + those rows, compared on exactly the same rows; else the initial."""
+        spec, label = ctx.spec, ctx.spec.label_field
+        floor = base.valid_penalized or 0.0
+        finalists = [p for p in pool if p is not base and (p.valid_penalized or 0.0) >= floor]
+        finalists = finalists[: self.settings.confirm_top_k]
+        if not finalists:
+            return base, "no candidate reached the initial prompt's valid score"
+        ctx.emit("confirm", f"confirming {len(finalists)} finalists on {len(train)} train rows")
+        base_train = ctx.evaluate(program(base.candidate), train)
+        chosen, margin = base, 0.0
+        for f in finalists:
+            keep = rows_without_demos(spec, train, f.candidate.demos)
+            rep = ctx.evaluate(program(f.candidate), [train[i] for i in sorted(keep)])
+            f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
+            ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
+            ref *= penalty(base.candidate)
+            f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
+            if f.confirm - ref > margin + 1e-9:
+                chosen, margin = f, f.confirm - ref
+        if chosen is base:
+            return base, "confirmation: no finalist beat the initial prompt on the train rows too"
+        return chosen, f"confirmation: candidate {chosen.id} beat the initial prompt by {margin:.3f}"
+
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
         """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""
 
@@ -235,6 +272,15 @@ class MetaPromptOptimizer:
 
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
             return list(ex.map(one, enumerate(names)))
+
+
+def _checkpoint(rnd: int, best: _Scored, base: _Scored) -> dict[str, Any]:
+    return {
+        "round": rnd,
+        "best": {**best.candidate.model_dump(), "valid_raw": best.valid_raw, "valid_penalized": best.valid_penalized},
+        "initial_valid_raw": base.valid_raw,
+        "initial_valid_penalized": base.valid_penalized,
+    }
 
 
 def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
@@ -271,5 +317,6 @@ def _record(t: _Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
         minibatch_score=t.minibatch,
         valid_raw=t.valid_raw,
         valid_penalized=t.valid_penalized,
+        confirm_score=t.confirm,
         note=t.note,
     )

@@ -251,6 +251,10 @@ class Evaluator:
             predicted=result.predicted,
         )
 
+    def summarize(self, records: Sequence[ExampleRecord], label_field: str | None = None) -> EvalReport:
+        """A report over records already scored (a subset, or several reports joined), without new calls."""
+        return self._report(list(records), len(records), False, label_field)
+
     def _report(self, records: list[ExampleRecord], n_total: int, stopped: bool, label_field: str | None) -> EvalReport:
         scores = [r.score for r in records]
         n = len(records)

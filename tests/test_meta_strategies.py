@@ -1,0 +1,78 @@
+"""The procedural meta strategies: label-covering demo sets, line ablation, and joining kept candidates."""
+
+from __future__ import annotations
+
+import random
+
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.backends.strategies import (
+    CombineStrategy,
+    DemoStrategy,
+    DropLineStrategy,
+    FormatStrategy,
+    ProposalContext,
+)
+from promptomatix.spec.models import FieldSpec, TaskSpec
+from promptomatix.spec.task_types import TaskType
+
+LABELS = ["abbreviation", "description", "entity", "human", "location", "number"]
+TREC = TaskSpec(
+    description="Classify a question by the type of answer it asks for",
+    task_type=TaskType.CLASSIFICATION,
+    input_fields=[FieldSpec(name="question")],
+    output_fields=[FieldSpec(name="category", labels=LABELS)],
+)
+TRAIN = [{"question": f"question {i}?", "category": LABELS[i % 6]} for i in range(24)]
+
+
+def ctx(best, pool=(), seen=(), seed=0, max_demos=3):
+    return ProposalContext(
+        spec=TREC, best=best, best_score=0.5, history=[], failures=[], feedback=[], train=TRAIN,
+        rng=random.Random(seed), max_demos=max_demos, pool=list(pool), seen=frozenset(seen),
+    )  # fmt: skip
+
+
+def test_demo_sets_show_every_label_when_labels_are_few():
+    best = PromptCandidate(instructions="Classify the question.")
+    for seed in range(5):
+        cand = DemoStrategy().propose(ctx(best, seed=seed))
+        assert cand is not None
+        assert sorted(d["category"] for d in cand.demos) == sorted(LABELS)  # one of each, though max_demos=3
+        assert cand.instructions == best.instructions
+    a, b = (DemoStrategy().propose(ctx(best, seed=s)) for s in (1, 2))
+    assert a.demos != b.demos  # each proposal draws a fresh set
+
+
+def test_demo_strategy_skips_sets_already_tried():
+    best = PromptCandidate(instructions="Classify the question.")
+    first = DemoStrategy().propose(ctx(best, seed=3))
+    again = DemoStrategy().propose(ctx(best, seed=3, seen={first.key()}))
+    assert again is not None and again.key() != first.key()
+
+
+def test_drop_line_removes_one_line_but_never_the_users_sentence():
+    best = PromptCandidate(instructions="Classify the question.\nGiven: question.\nOutput format: json")
+    results = {DropLineStrategy().propose(ctx(best, seed=s)).instructions for s in range(12)}
+    assert results == {"Classify the question.\nOutput format: json", "Classify the question.\nGiven: question."}
+    one_line = PromptCandidate(instructions="Classify the question. Be brief.")
+    assert DropLineStrategy().propose(ctx(one_line)).instructions == "Classify the question."
+    assert DropLineStrategy().propose(ctx(PromptCandidate(instructions="Classify the question."))) is None
+
+
+def test_combine_joins_instructions_and_demos_of_kept_candidates():
+    demos = [{"question": "What does NASA stand for?", "category": "abbreviation"}]
+    best = PromptCandidate(instructions="Better instructions for the task.")
+    other = PromptCandidate(instructions="Classify the question.", demos=demos)
+    cands = {CombineStrategy().propose(ctx(best, pool=[best, other], seed=s)).key() for s in range(20)}
+    assert PromptCandidate(instructions="Better instructions for the task.", demos=demos).key() in cands
+    assert PromptCandidate(instructions="Classify the question.").key() in cands
+    tried = {best.key(), other.key(), *cands}
+    assert CombineStrategy().propose(ctx(best, pool=[best, other], seen=tried)) is None
+
+
+def test_format_line_is_added_then_can_be_dropped_again():
+    best = PromptCandidate(instructions="Classify the question.")
+    added = FormatStrategy().propose(ctx(best))
+    assert "exactly one of: abbreviation" in added.format_line
+    assert FormatStrategy().propose(ctx(added, seen={best.key()})) is None  # dropping it again = the initial
+    assert FormatStrategy().propose(ctx(added)).format_line is None
