@@ -258,7 +258,8 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.parametrize(
     ("interrupt_at", "saved"),
-    [(3, False), (30, False), (50, True), (57, True)],  # baseline, round 1, round 2, final report
+    # task calls: baseline, round 1, round 2, the confirmation of finalists, the final report
+    [(3, False), (30, False), (65, True), (84, True), (90, True)],
 )
 def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrupt_at, saved):
     clients, task, teacher = fakes(task_interrupt=interrupt_at)
