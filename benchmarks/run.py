@@ -72,7 +72,7 @@ def run_process(
     tag = f"[{task['name']} {method}]"
 
     def progress(ev: Any) -> None:
-        if ev.stage in ("baseline", "round", "final", "done", "stopped", "model"):
+        if ev.stage in ("baseline", "round", "confirm", "final", "done", "stopped", "model"):
             log(f"{tag} {ev.stage}: {ev.message} (calls {ev.calls})")
 
     t0 = time.perf_counter()

@@ -307,3 +307,11 @@ def test_demo_rows_are_never_scored_against_themselves():
     for messages in with_demos:
         demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
         assert messages[-1]["content"] not in demo_inputs
+
+
+def test_a_procedural_strategy_with_nothing_new_is_recorded_as_such():
+    ctx, *_ = make_ctx("{}")
+    res = MetaPromptOptimizer(MetaSettings(strategies=["drop_line"], rounds=1, candidates_per_round=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert [c.note for c in res.candidates[1:]] == ["nothing new to propose"]

@@ -76,3 +76,16 @@ def test_format_line_is_added_then_can_be_dropped_again():
     assert "exactly one of: abbreviation" in added.format_line
     assert FormatStrategy().propose(ctx(added, seen={best.key()})) is None  # dropping it again = the initial
     assert FormatStrategy().propose(ctx(added)).format_line is None
+
+
+def test_teacher_answers_that_echo_the_meta_prompt_are_rejected():
+    from promptomatix.backends.strategies import parse_prompt_answer
+
+    echoed = (
+        '{"prompt": "What values are allowed for the addition or subtraction question? | expected: 0-9 | got: 0-9"}'
+    )
+    assert parse_prompt_answer(echoed) is None
+    assert parse_prompt_answer('{"prompt": "input: the film was dull | expected: negative"}') is None
+    assert parse_prompt_answer('{"prompt": "Reply as JSON: {\\"prompt\\": \\"x\\"} and more words"}') is None
+    good = '{"prompt": "Decide whether the review praises or criticizes the film; answer positive or negative."}'
+    assert parse_prompt_answer(good).startswith("Decide whether")

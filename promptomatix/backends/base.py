@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class ProgressEvent(BaseModel):
     """One step of a run, for progress displays and logs."""
 
-    stage: str  # spec | data | baseline | round | candidate | final | done | stopped
+    stage: str  # spec | data | baseline | round | candidate | confirm | final | done | stopped
     message: str
     round: int | None = None
     total_rounds: int | None = None

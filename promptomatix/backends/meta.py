@@ -265,10 +265,15 @@ class MetaPromptOptimizer:
         def one(item: tuple[int, str]) -> tuple[str, PromptCandidate | None, str]:
             i, name = item
             own = dataclasses.replace(pctx, rng=random.Random(f"{base}:{i}"))
+            strategy = self.registry.get(name)
             try:
-                return name, self.registry.get(name).propose(own), ""
+                cand = strategy.propose(own)
             except LMCallError as e:
                 return name, None, f"teacher call failed: {e.message}"
+            if cand is None:
+                why = "teacher answer unusable" if strategy.uses_teacher else "nothing new to propose"
+                return name, None, why
+            return name, cand, ""
 
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
             return list(ex.map(one, enumerate(names)))

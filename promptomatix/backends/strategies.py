@@ -94,6 +94,11 @@ def _fill(template: Template, ctx: ProposalContext) -> str:
     )
 
 
+_COPIED_MARKERS = re.compile(
+    r"\|\s*(expected|got):|^input:|Reply as JSON|Earlier prompts and their scores", re.I | re.M
+)
+
+
 def parse_prompt_answer(text: str) -> str | None:
     """The new instructions from the teacher's JSON answer, or None when unusable (junk from small models)."""
     try:
@@ -105,6 +110,8 @@ def parse_prompt_answer(text: str) -> str | None:
         return None
     prompt = prompt.strip().strip('"').strip()
     if len(prompt.split()) < 4 or "<the new prompt>" in prompt or "$current_prompt" in prompt:
+        return None
+    if _COPIED_MARKERS.search(prompt):  # a 135M teacher often echoes the failure list back as the "prompt"
         return None
     return prompt
 

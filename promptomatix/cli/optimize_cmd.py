@@ -51,7 +51,10 @@ class ProgressView:
 
         if self.status is not None:
             self.status.update(escape(line))
-        if event.stage in ("spec", "data", "baseline", "final", "stopped", "model") or "done" in event.message:
+        if (
+            event.stage in ("spec", "data", "baseline", "confirm", "final", "stopped", "model")
+            or "done" in event.message
+        ):
             err_console().print(f"[dim]{escape(line)}[/]")
 
 
