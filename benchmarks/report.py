@@ -183,4 +183,33 @@ def markdown_report(doc: Mapping[str, Any]) -> str:
         results_table(doc["results"]),
         "",
     ]
+    summary = seeds_table(doc["results"])
+    if summary:
+        lines += ["Over the data splits (`task@sN` = split seed N):", "", summary, ""]
     return "\n".join(lines)
+
+
+def seeds_table(rows: Sequence[Mapping[str, Any]]) -> str:
+    """Per task × method over several data splits: each split's Δ against the initial prompt, and the mean.
+    Empty unless some task ran on more than one split (`--data-seeds`)."""
+    groups: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for r in rows:
+        if "@s" in r["task"] and r["method"] != "initial":
+            groups.setdefault((r["task"].split("@s")[0], r["method"]), []).append(r)
+    if not any(len(g) > 1 for g in groups.values()):
+        return ""
+    out = [
+        "| task | method | splits | initial → optimized, per split | Δ per split | mean Δ | better / same / worse |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (task, method), group in groups.items():
+        done = [r for r in group if r.get("test") and r.get("initial_test")]
+        deltas = [r["test"]["mean"] - r["initial_test"]["mean"] for r in done]
+        pairs = ", ".join(f"{r['initial_test']['mean']:.3f} → {r['test']['mean']:.3f}" for r in done)
+        tally = f"{sum(d > 1e-9 for d in deltas)} / {sum(abs(d) <= 1e-9 for d in deltas)} / {sum(d < -1e-9 for d in deltas)}"
+        mean = f"{sum(deltas) / len(deltas):+.3f}" if deltas else "-"
+        out.append(
+            f"| {task} | {method} | {len(group)} ({len(group) - len(done)} failed) | {pairs} "
+            f"| {', '.join(f'{d:+.3f}' for d in deltas)} | {mean} | {tally} |"
+        )
+    return "\n".join(out)

@@ -281,6 +281,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--teacher-model", default=None, help="default: the task model")
     p.add_argument("--seed", type=int, default=0, help="the runs' seed (process_input seed=, MIPROv2 seed=)")
     p.add_argument("--data-seed", type=int, default=0, help="benchmarks.data split seed")
+    p.add_argument(
+        "--data-seeds", default=None, help="several split seeds, e.g. 0,1,2: every task runs on each split (task@sN)"
+    )
     p.add_argument("--num-threads", type=int, default=4)
     p.add_argument("--max-calls", type=int, default=None, help="LM call budget per method")
     p.add_argument("--max-minutes", type=float, default=None, help="wall-clock budget per method")
@@ -300,7 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         from benchmarks.engine import quiet_dspy
 
         quiet_dspy()
-    tasks = [load_task(n, seed=args.data_seed, quick=args.quick) for n in names]
+    seeds = [int(v) for v in _split(args.data_seeds)] if args.data_seeds else [args.data_seed]
+    tasks = []
+    for data_seed in seeds:
+        for n in names:
+            task = load_task(n, seed=data_seed, quick=args.quick)
+            tasks.append({**task, "name": f"{n}@s{data_seed}"} if len(seeds) > 1 else task)
     command = "python -m benchmarks.run " + " ".join(
         shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:])
     )

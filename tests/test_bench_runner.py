@@ -160,3 +160,21 @@ def test_concurrency_benchmark_with_a_fake_client():
     assert res["sequential_s"] >= 0.2 and res["concurrent_s"] < res["sequential_s"]
     assert res["ratio"] > 1.5
     assert "speed-up" in concurrency.markdown(res)
+
+
+def test_several_data_splits_get_a_summary_of_the_deltas():
+    from benchmarks.report import seeds_table
+
+    def row(task, method, init, test):
+        return {"task": task, "method": method, "initial_test": {"mean": init}, "test": {"mean": test}}
+
+    rows = [
+        row("trec@s0", "initial", 0.2, 0.2), row("trec@s0", "meta", 0.2, 0.5),
+        row("trec@s1", "meta", 0.1, 0.1), row("trec@s2", "meta", 0.3, 0.2),
+        {"task": "trec@s3", "method": "meta", "error": "boom"},
+    ]  # fmt: skip
+    table = seeds_table(rows)
+    line = next(ln for ln in table.splitlines() if ln.startswith("| trec | meta"))
+    assert "| 4 (1 failed) |" in line and "+0.300, +0.000, -0.100" in line
+    assert "| +0.067 | 1 / 1 / 1 |" in line
+    assert seeds_table([row("trec", "meta", 0.2, 0.5)]) == ""  # one split: no summary
