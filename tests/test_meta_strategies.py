@@ -89,3 +89,14 @@ def test_teacher_answers_that_echo_the_meta_prompt_are_rejected():
     assert parse_prompt_answer('{"prompt": "Reply as JSON: {\\"prompt\\": \\"x\\"} and more words"}') is None
     good = '{"prompt": "Decide whether the review praises or criticizes the film; answer positive or negative."}'
     assert parse_prompt_answer(good).startswith("Decide whether")
+
+
+def test_teacher_proposals_that_echo_the_template_are_rejected():
+    from promptomatix.backends.strategies import _builtin_template, echoes
+
+    add_format = _builtin_template("add_format")
+    assert echoes("Which values are allowed, in what form, and nothing else?", add_format)
+    assert echoes("Give the model a role, such as an expert reviewer, then classify.", add_format)  # a tip
+    # words from the task or the current prompt are fine: they are placeholders, not the template's text
+    assert not echoes("Classify the sentiment of a movie review as positive or negative.", add_format)
+    assert not echoes("Answer with exactly one of: positive, negative. Nothing else.", add_format)

@@ -99,6 +99,19 @@ _COPIED_MARKERS = re.compile(
 )
 
 
+def _shingles(text: str, n: int = 5) -> set[tuple[str, ...]]:
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def echoes(prompt: str, template: str) -> bool:
+    """True when the proposal copies five words in a row from the meta-prompt's own text or advice (not from
+    the task or the current prompt): a small teacher answering "Which values are allowed, in what form, and
+    nothing else?" has echoed its instructions, and a short echo can win on the length penalty alone."""
+    static = re.sub(r"\$\{?\w+\}?", " | ", template) + " | " + " | ".join(TIPS)
+    return bool(_shingles(prompt) & _shingles(static))
+
+
 def parse_prompt_answer(text: str) -> str | None:
     """The new instructions from the teacher's JSON answer, or None when unusable (junk from small models)."""
     try:
@@ -142,7 +155,7 @@ class TemplateStrategy:
             temperature=ctx.temperature,
         )
         instructions = parse_prompt_answer(text)
-        if instructions is None:
+        if instructions is None or echoes(instructions, self.template):
             return None
         return ctx.best.model_copy(update={"instructions": instructions, "origin": self.name})
 
