@@ -315,3 +315,20 @@ def test_a_procedural_strategy_with_nothing_new_is_recorded_as_such():
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
     )
     assert [c.note for c in res.candidates[1:]] == ["nothing new to propose"]
+
+
+def test_a_user_template_runs_in_every_round(tmp_path):
+    from promptomatix.backends.registry import make_backend
+    from promptomatix.config import RunConfig
+
+    mine = tmp_path / "mine.txt"
+    mine.write_text('Improve this prompt: $current_prompt (task: $task). Reply as JSON {"prompt": "..."}')
+    opt = make_backend(RunConfig(raw_input="Classify reviews", meta_prompts=[str(mine)], search_type="quick"))
+    seen: list[str] = []
+    ctx, *_ = make_ctx(lambda m: json.dumps({"prompt": f"Variant {len(seen)} says negative if it complains."}),
+                       seen=seen)  # fmt: skip
+    opt.settings.patience = 9
+    res = opt.compile(ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(9, 40)))
+    rounds_with_mine = {c.round for c in res.candidates if c.origin == "user:mine"}
+    assert rounds_with_mine == {1, 2, 3}
+    assert sum("Improve this prompt:" in m for m in seen) == 3

@@ -48,6 +48,8 @@ class MetaSettings(BaseModel):
     confirm_top_k: int = Field(default=3, ge=0)  # finalists re-scored on train rows; 0 selects on valid alone
     #: Rounds take the next `candidates_per_round` names in turn; a name may repeat to get more slots.
     strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
+    #: These take a slot in every round before the rotation (user templates from `--meta-prompt` go here).
+    pinned_strategies: list[str] = Field(default_factory=list)
 
     @classmethod
     def preset(cls, search_type: SearchType = "quick", **overrides: Any) -> MetaSettings:
@@ -93,7 +95,7 @@ class MetaPromptOptimizer:
     def __init__(self, settings: MetaSettings | None = None, registry: StrategyRegistry | None = None) -> None:
         self.settings = settings or MetaSettings()
         self.registry = registry or StrategyRegistry.default()
-        for name in self.settings.strategies:
+        for name in [*self.settings.strategies, *self.settings.pinned_strategies]:
             self.registry.get(name)  # fail fast on a typo
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
@@ -289,10 +291,12 @@ def _checkpoint(rnd: int, best: _Scored, base: _Scored) -> dict[str, Any]:
 
 
 def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
-    """Round 1 starts with the failure-driven rewrite; later rounds rotate through the rest."""
-    order = list(s.strategies)
-    start = (rnd - 1) * s.candidates_per_round
-    return [order[(start + i) % len(order)] for i in range(s.candidates_per_round)]
+    """Pinned strategies first in every round; the other slots rotate through `strategies` in order."""
+    pinned = s.pinned_strategies[: s.candidates_per_round]
+    free = s.candidates_per_round - len(pinned)
+    order = list(s.strategies) or list(pinned)
+    start = (rnd - 1) * free
+    return [*pinned, *(order[(start + i) % len(order)] for i in range(free))]
 
 
 def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:

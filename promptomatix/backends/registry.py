@@ -40,5 +40,5 @@ def make_backend(cfg: RunConfig) -> Any:
     registry = StrategyRegistry.default()
     for path in cfg.meta_prompts:
         name = registry.register_template_file(path)
-        settings.strategies = [*settings.strategies, name]
+        settings.pinned_strategies = [*settings.pinned_strategies, name]  # the user's template runs every round
     return MetaPromptOptimizer(settings, registry)
