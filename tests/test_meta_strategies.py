@@ -86,6 +86,7 @@ def test_teacher_answers_that_echo_the_meta_prompt_are_rejected():
     )
     assert parse_prompt_answer(echoed) is None
     assert parse_prompt_answer('{"prompt": "input: the film was dull | expected: negative"}') is None
+    assert parse_prompt_answer('{"prompt": "<short version of prompt>"}') is None
     assert parse_prompt_answer('{"prompt": "Reply as JSON: {\\"prompt\\": \\"x\\"} and more words"}') is None
     good = '{"prompt": "Decide whether the review praises or criticizes the film; answer positive or negative."}'
     assert parse_prompt_answer(good).startswith("Decide whether")

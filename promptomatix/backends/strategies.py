@@ -124,7 +124,9 @@ def parse_prompt_answer(text: str) -> str | None:
     prompt = prompt.strip().strip('"').strip()
     if len(prompt.split()) < 4 or "<the new prompt>" in prompt or "$current_prompt" in prompt:
         return None
-    if _COPIED_MARKERS.search(prompt):  # a 135M teacher often echoes the failure list back as the "prompt"
+    if _COPIED_MARKERS.search(prompt) or re.fullmatch(
+        r"<[^<>]{1,80}>\.?", prompt
+    ):  # or a placeholder  # a 135M teacher often echoes the failure list back as the "prompt"
         return None
     return prompt
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from promptomatix.cli.render import console, print_json
@@ -56,6 +58,7 @@ def _score(s) -> str:
 def sessions_show(
     session_id: str = typer.Argument(...),
     diff: tuple[int, int] = typer.Option((0, 0), "--diff", help="Diff two versions, e.g. --diff 1 2."),
+    candidates: bool = typer.Option(False, "--candidates", help="Every candidate the latest version tried."),
     sessions_dir: str = SessionsDir,
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -89,12 +92,34 @@ def sessions_show(
                                               lineterm="", n=2))  # fmt: skip
         c.print(Panel(escape(text) or "(identical)", title=f"prompt diff v{a} → v{b}"))
     latest = s.latest_version()
+    if candidates and latest:
+        for line in _candidate_lines(latest.version, latest.candidates):
+            c.print(escape(line))
     if latest and not pairs:
         c.print(Panel(escape(latest.prompt), title=f"prompt v{latest.version}"))
     for f in s.feedback:
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
         c.print(escape(f"{f.id} {f.status}{applied} {f.source} v{f.version}: {where}{f.comment}"))
+
+
+def _candidate_lines(version: int, rows: list[dict]) -> list[str]:
+    """One line per candidate: where it came from and each stage's score, so a user sees why one won."""
+
+    def num(v: Any) -> str:
+        return f"{v:.3f}" if isinstance(v, int | float) else "-"
+
+    out = [f"candidates of v{version} (scores penalized by length; minibatch → valid → confirmation):"]
+    for r in rows:
+        text = " ".join(str(r.get("instructions", "")).split())
+        text = text if len(text) <= 90 else text[:89] + "…"
+        note = f" ({r['note']})" if r.get("note") else ""
+        out.append(
+            f"#{r.get('id')} r{r.get('round')} {r.get('origin')} · {r.get('n_demos', 0)} demos · "
+            f"{r.get('length', '-')} words · {num(r.get('minibatch_score'))} → {num(r.get('valid_penalized'))} → "
+            f'{num(r.get("confirm_score"))} · "{text}"{note}'
+        )
+    return out
 
 
 @sessions_app.command("export")
