@@ -332,3 +332,33 @@ def test_a_user_template_runs_in_every_round(tmp_path):
     rounds_with_mine = {c.round for c in res.candidates if c.origin == "user:mine"}
     assert rounds_with_mine == {1, 2, 3}
     assert sum("Improve this prompt:" in m for m in seen) == 3
+
+
+def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
+    from dataclasses import dataclass
+
+    @dataclass
+    class Fixed:
+        name: str
+        text: str
+        uses_teacher: bool = False
+
+        def propose(self, ctx):
+            return ctx.best.model_copy(update={"instructions": self.text, "origin": self.name})
+
+    user = "Classify the review. Say positive or negative."
+    close = user + " Negative if it complains."  # both are right on every row; `junk` is 9 words shorter
+
+    def chosen(lam):
+        ctx, *_ = make_ctx("{}")
+        ctx.metrics = MetricsManager(output_fields=["label"], lambda_penalty=lam, label_set=["positive", "negative"])
+        reg = StrategyRegistry.default()
+        reg.register(Fixed("junk", "zzz complains"))
+        reg.register(Fixed("close", close))
+        settings = MetaSettings(strategies=["junk", "close"], rounds=1, candidates_per_round=2)
+        return MetaPromptOptimizer(settings, reg).compile(
+            ctx, PromptCandidate(instructions=user), GuardedData(rows(12), rows(6, 50))
+        ).instructions
+
+    assert chosen(0.002) == close  # 0.02 apart on 18 rows: less than one row, so the user's wording wins
+    assert chosen(0.02) == "zzz complains"  # a real difference: the length penalty decides

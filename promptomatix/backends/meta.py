@@ -12,6 +12,7 @@ valid. Budget exhaustion stops the loop, keeping the best.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import random
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -236,7 +237,9 @@ class MetaPromptOptimizer:
         penalty: Callable[[PromptCandidate], float],
     ) -> tuple[_Scored, str]:
         """Re-score the finalists on the train rows (minus their own demos) and keep the one that beats the
-        initial prompt by most on valid + those rows, compared on exactly the same rows; else the initial."""
+        initial prompt by most on valid + those rows, compared on exactly the same rows; else the initial.
+        Finalists within one row's worth of the top margin are a tie, and the tie goes to the instructions
+        closest to the user's: a small teacher's nonsense rewrite must not win on a word of length penalty."""
         spec, label = ctx.spec, ctx.spec.label_field
         floor = base.valid_penalized or 0.0
         finalists = [p for p in pool if p is not base and (p.valid_penalized or 0.0) >= floor]
@@ -245,7 +248,7 @@ class MetaPromptOptimizer:
             return base, "no candidate reached the initial prompt's valid score"
         ctx.emit("confirm", f"confirming {len(finalists)} finalists on {len(train)} train rows")
         base_train = ctx.evaluate(program(base.candidate), train)
-        chosen, margin = base, 0.0
+        margins: list[tuple[_Scored, float, int]] = []
         for f in finalists:
             keep = rows_without_demos(spec, train, f.candidate.demos)
             rep = ctx.evaluate(program(f.candidate), [train[i] for i in sorted(keep)])
@@ -253,10 +256,14 @@ class MetaPromptOptimizer:
             ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
             ref *= penalty(base.candidate)
             f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
-            if f.confirm - ref > margin + 1e-9:
-                chosen, margin = f, f.confirm - ref
-        if chosen is base:
+            if f.confirm - ref > 1e-9:
+                margins.append((f, f.confirm - ref, len(f.valid_report.records) + len(keep)))
+        if not margins:
             return base, "confirmation: no finalist beat the initial prompt on the train rows too"
+        top = max(m for _, m, _ in margins)
+        tied = [(f, m) for f, m, n in margins if m >= top - 1.0 / max(1, n) - 1e-9]
+        words = base.candidate.instructions.split()
+        chosen, margin = max(tied, key=lambda fm: (_similarity(words, fm[0].candidate.instructions.split()), fm[1]))
         return chosen, f"confirmation: candidate {chosen.id} beat the initial prompt by {margin:.3f}"
 
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
@@ -279,6 +286,10 @@ class MetaPromptOptimizer:
 
         with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
             return list(ex.map(one, enumerate(names)))
+
+
+def _similarity(a: list[str], b: list[str]) -> float:
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
 def _checkpoint(rnd: int, best: _Scored, base: _Scored) -> dict[str, Any]:
