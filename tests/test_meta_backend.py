@@ -267,7 +267,7 @@ def confirm_ctx(teacher_prompt):
 
 
 def test_confirmation_rejects_a_candidate_that_only_wins_on_valid():
-    ctx = confirm_ctx("Be lucky and answer whatever feels right today.")
+    ctx = confirm_ctx("Be lucky and classify the review by whatever feels right today.")
     settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
     res = MetaPromptOptimizer(settings).compile(
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
@@ -280,7 +280,7 @@ def test_confirmation_rejects_a_candidate_that_only_wins_on_valid():
     # without the confirmation stage the lucky candidate would have been returned
     off = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1, confirm_top_k=0))
     res_off = off.compile(
-        confirm_ctx("Be lucky and answer whatever feels right today."),
+        confirm_ctx("Be lucky and classify the review by whatever feels right today."),
         PromptCandidate(instructions="Classify."),
         GuardedData(rows(12), rows(12, 100)),
     )
@@ -356,9 +356,11 @@ def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
         reg.register(Fixed("junk", "zzz complains"))
         reg.register(Fixed("close", close))
         settings = MetaSettings(strategies=["junk", "close"], rounds=1, candidates_per_round=2)
-        return MetaPromptOptimizer(settings, reg).compile(
-            ctx, PromptCandidate(instructions=user), GuardedData(rows(12), rows(6, 50))
-        ).instructions
+        return (
+            MetaPromptOptimizer(settings, reg)
+            .compile(ctx, PromptCandidate(instructions=user), GuardedData(rows(12), rows(6, 50)))
+            .instructions
+        )
 
     assert chosen(0.002) == close  # 0.02 apart on 18 rows: less than one row, so the user's wording wins
     assert chosen(0.02) == "zzz complains"  # a real difference: the length penalty decides

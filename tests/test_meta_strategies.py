@@ -101,3 +101,12 @@ def test_teacher_proposals_that_echo_the_template_are_rejected():
     # words from the task or the current prompt are fine: they are placeholders, not the template's text
     assert not echoes("Classify the sentiment of a movie review as positive or negative.", add_format)
     assert not echoes("Answer with exactly one of: positive, negative. Nothing else.", add_format)
+
+
+def test_rewrites_that_share_no_word_with_the_task_are_off_task():
+    from promptomatix.backends.strategies import off_task
+
+    assert off_task("Describe a task using this prompt,", TREC)
+    assert off_task("Tell me a joke about your favorite city.", TREC)
+    assert not off_task("Decide what kind of thing the question wants: a person, a place or a number.", TREC)
+    assert not off_task("Which category fits? Pick one.", TREC)  # the output field's name counts

@@ -71,3 +71,27 @@ def test_dspy_predict_with_literal_labels_parses_on_the_embedded_model(boundary)
     with dspy.context(lm=make_dspy_lm(boundary.role("task"), max_tokens=32), adapter=dspy.JSONAdapter()):
         pred = dspy.Predict(Sentiment)(text="I loved every minute of it.")
     assert pred.sentiment in {"positive", "negative"}
+
+
+def test_one_meta_round_on_the_embedded_model(tmp_path):
+    """The whole meta path on the real model (teacher call, demos, minibatch, valid, confirmation, held-out)."""
+    pytest.importorskip("xllamacpp")
+    from promptomatix.api import process_input
+
+    good = ["A moving, beautifully acted film.", "Sharp, funny and warm.", "A triumph from start to finish.",
+            "Delightful and clever.", "The best film of the year.", "Gorgeous and heartfelt."]  # fmt: skip
+    bad = ["A dull, boring mess.", "Tedious and far too long.", "The plot makes no sense at all.",
+           "Flat acting and a lazy script.", "I walked out halfway.", "A waste of a good cast."]  # fmt: skip
+    rows = [{"text": t, "sentiment": "positive"} for t in good] + [{"text": t, "sentiment": "negative"} for t in bad]
+    split = {"train_data": rows[0:2] + rows[6:8], "valid_data": rows[2:4] + rows[8:10],
+             "test_data": rows[4:6] + rows[10:12]}  # fmt: skip
+    r = process_input(
+        raw_input="Classify the sentiment of a movie review as positive or negative",
+        input_fields=["text"], output_fields=["sentiment"], labels=["positive", "negative"],
+        task_type="classification", rounds=1, candidates_per_round=2, minibatch_size=2,
+        sessions_dir=str(tmp_path), **split,
+    )  # fmt: skip
+    m = r.metrics
+    assert m.optimized_prompt_score >= m.initial_prompt_score  # never below the initial prompt on valid
+    assert m.optimized_test_score is not None and m.initial_test_score is not None
+    assert m.usage_by_role["task"]["calls"] > 0 and m.usage_by_role["teacher"]["calls"] >= 1
