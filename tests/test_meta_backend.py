@@ -364,3 +364,12 @@ def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
 
     assert chosen(0.002) == close  # 0.02 apart on 18 rows: less than one row, so the user's wording wins
     assert chosen(0.02) == "zzz complains"  # a real difference: the length penalty decides
+
+
+def test_zero_rounds_scores_only_the_initial_prompt():
+    ctx, task, teach = make_ctx("{}")
+    res = MetaPromptOptimizer(MetaSettings(rounds=0)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(4, 9))
+    )
+    assert res.stop_reason == "completed" and res.rounds_completed == 0
+    assert len(task.calls) == 4 and not teach.calls  # the valid rows only

@@ -202,7 +202,7 @@ class MetaPromptOptimizer:
                 if stale >= s.patience:
                     stop_reason = f"no improvement for {stale} rounds"
                     break
-            if s.confirm_top_k and data.valid and train:
+            if s.confirm_top_k and data.valid and train and rounds_done:
                 best, verdict = self._confirm(ctx, pool, base, train, program, penalty)
                 stop_reason = f"{stop_reason}; {verdict}"
                 ctx.save_progress(_checkpoint(rounds_done, best, base))
