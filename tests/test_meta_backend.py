@@ -200,8 +200,9 @@ def test_presets_and_dry_run_estimate():
     h = MetaSettings.preset("heavy_search", rounds=3)
     assert (q.rounds, q.candidates_per_round) == (3, 4)
     assert h.rounds == 3 and h.candidates_per_round == 6
-    # baseline + rounds × (teacher + minibatches + valid) + confirmation (3 finalists and the initial on train)
-    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 3 * (4 + 5 * 6 + 4 * 9) + 4 * 12
+    # baseline + rounds × (teacher + minibatches + valid) + confirmation (the 2 other pool members and the
+    # initial prompt, on train)
+    assert q.estimate_calls(n_train=12, n_valid=9) == 9 + 3 * (4 + 5 * 6 + 4 * 9) + 3 * 12
     assert MetaSettings.preset("quick", confirm_top_k=0).estimate_calls(12, 9) == 9 + 3 * (4 + 5 * 6 + 4 * 9)
     with pytest.raises(ConfigurationError):
         MetaSettings.preset("turbo")
@@ -373,3 +374,55 @@ def test_zero_rounds_scores_only_the_initial_prompt():
     )
     assert res.stop_reason == "completed" and res.rounds_completed == 0
     assert len(task.calls) == 4 and not teach.calls  # the valid rows only
+
+
+@pytest.mark.parametrize("max_calls", [30, 45, 80])
+def test_a_calls_budget_never_skips_the_confirmation(max_calls):
+    """Rounds stop while there are still calls for the confirmation, so a lucky candidate is never returned
+    unconfirmed because the budget ran out."""
+    ctx = confirm_ctx("Be lucky and classify the review by whatever feels right today.")
+    ctx.boundary.set_budget(Budget(max_calls=max_calls))
+    settings = only_rewrites(rounds=3, candidates_per_round=1, minibatch_size=1, patience=9)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    assert "lucky" not in res.instructions
+    assert ctx.boundary.usage().total.calls <= max_calls
+    if max_calls < 60:
+        assert f"of the budget of {max_calls} LM calls left; round 1 and the confirmation can take" in res.stop_reason
+
+
+def test_a_budget_stop_inside_the_confirmation_says_the_choice_was_on_valid_alone(monkeypatch):
+    def out_of_time(*args, **kwargs):
+        raise BudgetExceeded("time budget of 1 min spent")
+
+    monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(out_of_time))
+    ctx = confirm_ctx("Say negative if the text complains or criticizes, otherwise positive.")
+    res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    assert "complains" in res.instructions
+    assert "chosen on valid alone, before the confirmation" in res.stop_reason
+
+
+def test_without_a_valid_split_selection_uses_held_back_train_rows():
+    ctx, task, _ = make_ctx("{}")
+    settings = MetaSettings(strategies=["add_demos"], rounds=2, candidates_per_round=2, patience=5)
+    MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), []))
+    for call in task.calls:
+        messages = call["messages"]
+        demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
+        assert messages[-1]["content"] not in demo_inputs  # no demo is ever scored against itself
+
+
+def test_settings_need_at_least_one_strategy():
+    with pytest.raises(ValueError, match="at least one meta-prompt strategy"):
+        MetaSettings(strategies=[])
+
+
+def test_rejected_teacher_answers_say_why():
+    ctx, *_ = make_ctx(json.dumps({"prompt": "Tell me a story about dragons and castles."}))
+    res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
+    )
+    assert res.candidates[1].note == "teacher answer rejected: no word in common with the task"

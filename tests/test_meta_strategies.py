@@ -25,7 +25,7 @@ TREC = TaskSpec(
 TRAIN = [{"question": f"question {i}?", "category": LABELS[i % 6]} for i in range(24)]
 
 
-def ctx(best, pool=(), seen=(), seed=0, max_demos=3):
+def ctx(best, pool=(), seen=(), seed=0, max_demos=8):
     return ProposalContext(
         spec=TREC, best=best, best_score=0.5, history=[], failures=[], feedback=[], train=TRAIN,
         rng=random.Random(seed), max_demos=max_demos, pool=list(pool), seen=frozenset(seen),
@@ -37,10 +37,13 @@ def test_demo_sets_show_every_label_when_labels_are_few():
     for seed in range(5):
         cand = DemoStrategy().propose(ctx(best, seed=seed))
         assert cand is not None
-        assert sorted(d["category"] for d in cand.demos) == sorted(LABELS)  # one of each, though max_demos=3
+        assert sorted(d["category"] for d in cand.demos) == sorted(LABELS)  # one of each
         assert cand.instructions == best.instructions
     a, b = (DemoStrategy().propose(ctx(best, seed=s)) for s in (1, 2))
     assert a.demos != b.demos  # each proposal draws a fresh set
+    # max_demos is a cap: with fewer slots than labels the set is smaller, and 0 means no demos at all
+    assert all(len(DemoStrategy().propose(ctx(best, seed=s, max_demos=3)).demos) <= 3 for s in range(5))
+    assert DemoStrategy().propose(ctx(best, max_demos=0)) is None
 
 
 def test_demo_strategy_skips_sets_already_tried():
@@ -97,7 +100,16 @@ def test_teacher_proposals_that_echo_the_template_are_rejected():
 
     add_format = _builtin_template("add_format")
     assert echoes("Which values are allowed, in what form, and nothing else?", add_format)
-    assert echoes("Give the model a role, such as an expert reviewer, then classify.", add_format)  # a tip
+    rewrite = _builtin_template("rewrite_from_failures")  # shows advice ($tip), so copying a tip is an echo
+    assert echoes("Give the model a role, such as an expert reviewer, then classify.", rewrite)
+    assert not echoes("Give the model a role, such as an expert reviewer, then classify.", add_format)
+    # a short borrowed phrase in an otherwise new prompt is fine
+    assert not echoes("Keep it short and direct: output positive or negative for each review.", rewrite)
+    assert not echoes("You are a sentiment classifier for a small language model pipeline.", rewrite)
+    # and so is text the meta-prompt took from the task or the current prompt
+    assert not echoes(
+        "Improve prompts for a small language model", rewrite, allowed="Improve prompts for a small language model"
+    )
     # words from the task or the current prompt are fine: they are placeholders, not the template's text
     assert not echoes("Classify the sentiment of a movie review as positive or negative.", add_format)
     assert not echoes("Answer with exactly one of: positive, negative. Nothing else.", add_format)
@@ -110,3 +122,13 @@ def test_rewrites_that_share_no_word_with_the_task_are_off_task():
     assert off_task("Tell me a joke about your favorite city.", TREC)
     assert not off_task("Decide what kind of thing the question wants: a person, a place or a number.", TREC)
     assert not off_task("Which category fits? Pick one.", TREC)  # the output field's name counts
+    assert not off_task("Questions starting with 'who' ask about people; others by their subject.", TREC)
+    sentiment = TaskSpec(description="Classify the sentiment of a movie review as positive or negative",
+                         task_type=TaskType.CLASSIFICATION, input_fields=[FieldSpec(name="text")],
+                         output_fields=[FieldSpec(name="sentiment", labels=["positive", "negative"])])  # fmt: skip
+    assert not off_task("Decide whether the reviewer liked the film or not.", sentiment)
+    assert not off_task("If the input is unclear or mixed, choose what fits best overall.", sentiment)
+    assert off_task("Tell me a story about dragons and castles.", sentiment)
+    chinese = TaskSpec(description="判断影评情感", task_type=TaskType.CLASSIFICATION,
+                       input_fields=[FieldSpec(name="文本")], output_fields=[FieldSpec(name="情感")])  # fmt: skip
+    assert not off_task("判断这条评论是正面还是负面", chinese)  # no words to compare: nothing is rejected

@@ -243,7 +243,7 @@ def test_time_budget_stops_the_search_but_the_held_out_report_still_runs(tmp_pat
 def test_calls_budget_message_names_the_users_limit(tmp_path):
     r = run(tmp_path, max_calls=40, search_type="heavy")
     assert r.stop_reason.startswith("budget")
-    assert "budget of 40 LM calls spent (12 held back for the final scoring)" in r.stop_reason
+    assert "of the budget of 40 LM calls left, 12 more held back for the final scoring" in r.stop_reason
 
 
 # -- Ctrl-C and resume -------------------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.backends.selection import records_score, rows_without_demos, subset
-from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
+from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
 
 SearchType = Literal["quick", "moderate", "heavy"]
@@ -44,13 +44,19 @@ class MetaSettings(BaseModel):
     minibatch_size: int = Field(default=6, ge=1)
     patience: int = Field(default=2, ge=1)
     top_k: int = Field(default=3, ge=1)
-    max_demos: int = Field(default=3, ge=0)
+    max_demos: int = Field(default=8, ge=0)  # cap per candidate; up to this many labels get one demo each
     teacher_temperature: float = Field(default=0.7, ge=0, le=2)
     confirm_top_k: int = Field(default=3, ge=0)  # finalists re-scored on train rows; 0 selects on valid alone
     #: Rounds take the next `candidates_per_round` names in turn; a name may repeat to get more slots.
     strategies: list[str] = Field(default_factory=lambda: list(DEFAULT_STRATEGIES))
     #: These take a slot in every round before the rotation (user templates from `--meta-prompt` go here).
     pinned_strategies: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _some_strategy(self) -> MetaSettings:
+        if not self.strategies and not self.pinned_strategies:
+            raise ValueError("at least one meta-prompt strategy is needed")
+        return self
 
     @classmethod
     def preset(cls, search_type: SearchType = "quick", **overrides: Any) -> MetaSettings:
@@ -66,13 +72,19 @@ class MetaSettings(BaseModel):
             raise ConfigurationError(f"unknown search type '{search_type}'", hint="use quick, moderate or heavy")
         return cls(**{**presets[key], **{k: v for k, v in overrides.items() if v is not None}})
 
-    def estimate_calls(self, n_train: int, n_valid: int) -> int:
-        """Upper bound on LM calls: baseline + per round (teacher + minibatches + promoted valid evals) + the
-        confirmation of the finalists (and the initial prompt) on the train rows."""
-        m = min(self.minibatch_size, max(1, n_train))
+    def round_calls(self, n_train: int, n_valid: int) -> int:
+        """Upper bound on one round: teacher calls, minibatches (the best's and each candidate's), valid evals."""
+        m = min(self.minibatch_size, n_train or n_valid or 1)
         k = self.candidates_per_round
-        confirm = (min(self.confirm_top_k, self.top_k) + 1) * n_train if self.confirm_top_k and n_train else 0
-        return n_valid + self.rounds * (k + (k + 1) * m + k * n_valid) + confirm
+        return k + (k + 1) * m + k * n_valid
+
+    def confirm_calls(self, n_train: int) -> int:
+        """Upper bound on the confirmation: the finalists (the pool minus the initial) and the initial on train."""
+        return (min(self.confirm_top_k, self.top_k - 1) + 1) * n_train if self.confirm_top_k else 0
+
+    def estimate_calls(self, n_train: int, n_valid: int) -> int:
+        """Upper bound on LM calls: baseline + rounds + the confirmation of the finalists on the train rows."""
+        return n_valid + self.rounds * self.round_calls(n_train, n_valid) + self.confirm_calls(n_train)
 
 
 class _Scored:
@@ -104,8 +116,8 @@ class MetaPromptOptimizer:
         spec = ctx.spec
         rng = random.Random(ctx.seed)
         train, valid = list(data.train), list(data.valid)
-        if not valid:
-            valid = train
+        if not valid:  # select on held-back train rows, so demos are never scored against themselves
+            train, valid = (train[: len(train) // 2], train[len(train) // 2 :]) if len(train) >= 4 else ([], train)
         pool: list[_Scored] = []
         tried: list[_Scored] = []
         seen: set[str] = set()
@@ -136,8 +148,20 @@ class MetaPromptOptimizer:
         label = spec.label_field
         try:
             for rnd in range(1, s.rounds + 1):
+                left, need = ctx.boundary.remaining_calls(), s.round_calls(len(train), len(valid))
+                keep_back = s.confirm_calls(len(train)) if data.valid else 0
+                if left is not None and left < need + keep_back:
+                    b = ctx.boundary.budget
+                    held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
+                    stop_reason = (
+                        f"budget: {left} of the budget of {b.max_calls} LM calls left{held}; round {rnd} and the "
+                        f"confirmation can take {need + keep_back}"
+                    )
+                    ctx.emit("stopped", stop_reason)
+                    break
                 mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
                 best_mb_report = ctx.evaluate(program(best.candidate), mb)
+                best_keep = rows_without_demos(spec, mb, best.candidate.demos)  # its own demos score itself
                 failures = _failures(best_mb_report, spec)
                 names = _round_strategies(s, rnd, rng)
                 pctx = ProposalContext(
@@ -173,7 +197,7 @@ class MetaPromptOptimizer:
                         sc.note = "duplicate of an earlier candidate"
                         continue
                     seen.add(cand.key())
-                    keep = rows_without_demos(spec, mb, cand.demos)
+                    keep = rows_without_demos(spec, mb, cand.demos) & best_keep
                     if keep:
                         mb_report = ctx.evaluate(program(cand), [mb[i] for i in sorted(keep)])
                         sc.minibatch = selection_score(mb_report) * penalty(cand)
@@ -240,24 +264,19 @@ class MetaPromptOptimizer:
         initial prompt by most on valid + those rows, compared on exactly the same rows; else the initial.
         Finalists within one row's worth of the top margin are a tie, and the tie goes to the instructions
         closest to the user's: a small teacher's nonsense rewrite must not win on a word of length penalty."""
-        spec, label = ctx.spec, ctx.spec.label_field
         floor = base.valid_penalized or 0.0
         finalists = [p for p in pool if p is not base and (p.valid_penalized or 0.0) >= floor]
         finalists = finalists[: self.settings.confirm_top_k]
         if not finalists:
             return base, "no candidate reached the initial prompt's valid score"
         ctx.emit("confirm", f"confirming {len(finalists)} finalists on {len(train)} train rows")
-        base_train = ctx.evaluate(program(base.candidate), train)
         margins: list[tuple[_Scored, float, int]] = []
-        for f in finalists:
-            keep = rows_without_demos(spec, train, f.candidate.demos)
-            rep = ctx.evaluate(program(f.candidate), [train[i] for i in sorted(keep)])
-            f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
-            ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
-            ref *= penalty(base.candidate)
-            f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
-            if f.confirm - ref > 1e-9:
-                margins.append((f, f.confirm - ref, len(f.valid_report.records) + len(keep)))
+        try:
+            base_train = ctx.evaluate(program(base.candidate), train)
+            self._confirm_each(ctx, finalists, base, base_train, train, program, penalty, margins)
+        except BudgetExceeded as e:
+            if not margins:
+                return finalists[0], f"budget: {e.message}; chosen on valid alone, before the confirmation"
         if not margins:
             return base, "confirmation: no finalist beat the initial prompt on the train rows too"
         top = max(m for _, m, _ in margins)
@@ -265,6 +284,31 @@ class MetaPromptOptimizer:
         words = base.candidate.instructions.split()
         chosen, margin = max(tied, key=lambda fm: (_similarity(words, fm[0].candidate.instructions.split()), fm[1]))
         return chosen, f"confirmation: candidate {chosen.id} beat the initial prompt by {margin:.3f}"
+
+    @staticmethod
+    def _confirm_each(
+        ctx: RunContext,
+        finalists: list[_Scored],
+        base: _Scored,
+        base_train: Any,
+        train: list[dict[str, Any]],
+        program: Callable[[PromptCandidate], PromptProgram],
+        penalty: Callable[[PromptCandidate], float],
+        margins: list[tuple[_Scored, float, int]],
+    ) -> None:
+        """Score each finalist on the train rows that are neither its demos nor the initial prompt's, and
+        append (finalist, margin over the initial prompt on the same rows, rows compared) for the winners."""
+        spec, label = ctx.spec, ctx.spec.label_field
+        base_keep = rows_without_demos(spec, train, base.candidate.demos)
+        for f in finalists:
+            keep = rows_without_demos(spec, train, f.candidate.demos) & base_keep
+            rep = ctx.evaluate(program(f.candidate), [train[i] for i in sorted(keep)])
+            f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
+            ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
+            ref *= penalty(base.candidate)
+            f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
+            if f.confirm - ref > 1e-9:
+                margins.append((f, f.confirm - ref, len(f.valid_report.records) + len(keep)))
 
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
         """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""
@@ -279,6 +323,8 @@ class MetaPromptOptimizer:
                 cand = strategy.propose(own)
             except LMCallError as e:
                 return name, None, f"teacher call failed: {e.message}"
+            except ProposalRejected as e:
+                return name, None, str(e)
             if cand is None:
                 why = "teacher answer unusable" if strategy.uses_teacher else "nothing new to propose"
                 return name, None, why

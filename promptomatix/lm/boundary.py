@@ -142,11 +142,13 @@ class LMBoundary:
             self._exhausted = None
 
     def remaining_calls(self) -> int | None:
-        if self.budget.max_calls is None:
+        """Calls still allowed before the budget stops the run (those held back for the final report excluded)."""
+        b = self.budget
+        if b.max_calls is None:
             return None
         with self._lock:
             used = sum(u.calls for u in self._usage.values()) + self._reserved
-        return max(0, self.budget.max_calls - used)
+        return max(0, b.max_calls - b.reserved_calls - used)
 
     def complete(
         self,
