@@ -74,6 +74,14 @@ class GuardedData:
         raise AssertionError("a backend read the test split")
 
 
+def assert_no_demo_scored_against_itself(task):
+    with_demos = [c["messages"] for c in task.calls if len(c["messages"]) > 2]
+    assert with_demos, "no candidate with demos was scored"
+    for messages in with_demos:
+        demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
+        assert messages[-1]["content"] not in demo_inputs
+
+
 def only_rewrites(**kw):
     return MetaSettings(strategies=["rewrite_from_failures"], **kw)
 
@@ -288,13 +296,24 @@ def test_confirmation_rejects_a_candidate_that_only_wins_on_valid():
     assert "lucky" in res_off.instructions
 
 
-def test_confirmation_keeps_a_candidate_that_also_wins_on_train():
+@pytest.mark.parametrize(
+    ("out_of_time", "reason"),
+    [(False, "beat the initial prompt"), (True, "chosen on valid alone, before the confirmation")],
+)
+def test_confirmation_keeps_a_candidate_that_also_wins_on_train(monkeypatch, out_of_time, reason):
+    """...and when a time budget stops the confirmation itself, the valid winner is kept and the reason says so."""
+    if out_of_time:
+
+        def stop(*args, **kwargs):
+            raise BudgetExceeded("time budget of 1 min spent")
+
+        monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(stop))
     ctx = confirm_ctx("Say negative if the text complains or criticizes, otherwise positive.")
     res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
     )
     assert "complains" in res.instructions
-    assert "beat the initial prompt" in res.stop_reason
+    assert reason in res.stop_reason
 
 
 def test_demo_rows_are_never_scored_against_themselves():
@@ -303,11 +322,7 @@ def test_demo_rows_are_never_scored_against_themselves():
     MetaPromptOptimizer(settings).compile(
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(8), rows(6, 50))
     )
-    with_demos = [c["messages"] for c in task.calls if len(c["messages"]) > 2]
-    assert with_demos, "no candidate with demos was scored"
-    for messages in with_demos:
-        demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
-        assert messages[-1]["content"] not in demo_inputs
+    assert_no_demo_scored_against_itself(task)
 
 
 def test_a_procedural_strategy_with_nothing_new_is_recorded_as_such():
@@ -392,27 +407,11 @@ def test_a_calls_budget_never_skips_the_confirmation(max_calls):
         assert f"of the budget of {max_calls} LM calls left; round 1 and the confirmation can take" in res.stop_reason
 
 
-def test_a_budget_stop_inside_the_confirmation_says_the_choice_was_on_valid_alone(monkeypatch):
-    def out_of_time(*args, **kwargs):
-        raise BudgetExceeded("time budget of 1 min spent")
-
-    monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(out_of_time))
-    ctx = confirm_ctx("Say negative if the text complains or criticizes, otherwise positive.")
-    res = MetaPromptOptimizer(only_rewrites(rounds=1, candidates_per_round=1)).compile(
-        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
-    )
-    assert "complains" in res.instructions
-    assert "chosen on valid alone, before the confirmation" in res.stop_reason
-
-
 def test_without_a_valid_split_selection_uses_held_back_train_rows():
     ctx, task, _ = make_ctx("{}")
     settings = MetaSettings(strategies=["add_demos"], rounds=2, candidates_per_round=2, patience=5)
     MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), []))
-    for call in task.calls:
-        messages = call["messages"]
-        demo_inputs = {m["content"] for m in messages[1:-1] if m["role"] == "user"}
-        assert messages[-1]["content"] not in demo_inputs  # no demo is ever scored against itself
+    assert_no_demo_scored_against_itself(task)
 
 
 def test_settings_need_at_least_one_strategy():
