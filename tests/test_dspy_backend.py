@@ -29,6 +29,7 @@ from promptomatix.lm.fake import FakeLM
 from promptomatix.metrics import MetricsManager
 from promptomatix.spec.models import FieldSpec, TaskSpec
 from promptomatix.spec.task_types import TaskType
+from tests.backend_fakes import GuardedData
 
 SPEC = TaskSpec(
     description="Classify the sentiment of a movie review as positive or negative",
@@ -48,17 +49,6 @@ def rows(n, offset=0, tag=""):
         words = "great wonderful" if good else "awful boring"
         out.append({"review": f"{words} {tag} film number {i + offset}", "label": "positive" if good else "negative"})
     return out
-
-
-class GuardedData:
-    """Backend view with a tripwire: touching `test` fails the test."""
-
-    def __init__(self, train, valid):
-        self.train, self.valid = train, valid
-
-    @property
-    def test(self):
-        raise AssertionError("a backend read the test split")
 
 
 def data(tag=""):

@@ -17,6 +17,7 @@ from promptomatix.lm.fake import FakeLM
 from promptomatix.metrics import MetricsManager
 from promptomatix.spec.models import FieldSpec, TaskSpec
 from promptomatix.spec.task_types import TaskType
+from tests.backend_fakes import GuardedData
 
 SPEC = TaskSpec(
     description="Classify the sentiment of a movie review as positive or negative",
@@ -61,17 +62,6 @@ def make_ctx(teacher_answers, budget=None, feedback=None, seen=None):
     mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
     ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=1, human_feedback=feedback or [])
     return ctx, task, teach
-
-
-class GuardedData:
-    """Backend view with a tripwire: touching `test` fails the test."""
-
-    def __init__(self, train, valid):
-        self.train, self.valid = train, valid
-
-    @property
-    def test(self):
-        raise AssertionError("a backend read the test split")
 
 
 def assert_no_demo_scored_against_itself(task):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
@@ -273,7 +273,8 @@ class MetaPromptOptimizer:
         margins: list[tuple[_Scored, float, int]] = []
         try:
             base_train = ctx.evaluate(program(base.candidate), train)
-            self._confirm_each(ctx, finalists, base, base_train, train, program, penalty, margins)
+            for won in self._confirm_each(ctx, finalists, base, base_train, train, program, penalty):
+                margins.append(won)  # kept as they come: a budget stop keeps the finalists already confirmed
         except BudgetExceeded as e:
             if not margins:
                 return finalists[0], f"budget: {e.message}; chosen on valid alone, before the confirmation"
@@ -294,10 +295,9 @@ class MetaPromptOptimizer:
         train: list[dict[str, Any]],
         program: Callable[[PromptCandidate], PromptProgram],
         penalty: Callable[[PromptCandidate], float],
-        margins: list[tuple[_Scored, float, int]],
-    ) -> None:
+    ) -> Iterator[tuple[_Scored, float, int]]:
         """Score each finalist on the train rows that are neither its demos nor the initial prompt's, and
-        append (finalist, margin over the initial prompt on the same rows, rows compared) for the winners."""
+        yield (finalist, margin over the initial prompt on the same rows, rows compared) for the winners."""
         spec, label = ctx.spec, ctx.spec.label_field
         base_keep = rows_without_demos(spec, train, base.candidate.demos)
         for f in finalists:
@@ -308,7 +308,7 @@ class MetaPromptOptimizer:
             ref *= penalty(base.candidate)
             f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
             if f.confirm - ref > 1e-9:
-                margins.append((f, f.confirm - ref, len(f.valid_report.records) + len(keep)))
+                yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
 
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
         """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""

@@ -8,11 +8,11 @@ rows; a finalist must beat the initial prompt there as well as on valid.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.backends.base import selection_score
+from promptomatix.data.validate import row_key
 
 if TYPE_CHECKING:
     from promptomatix.metrics import EvalReport
@@ -33,11 +33,7 @@ def subset(report: EvalReport, keep: set[int]) -> list[ExampleRecord]:
     return [r for r in report.records if r.index in keep]
 
 
-def input_key(spec: TaskSpec, row: dict[str, Any]) -> str:
-    return json.dumps([row.get(n) for n in spec.input_names], sort_keys=True, default=str)
-
-
 def rows_without_demos(spec: TaskSpec, rows: Sequence[dict[str, Any]], demos: Sequence[dict[str, Any]]) -> set[int]:
     """Indices of `rows` that are not one of the demos: a demo row scored against itself is a leak."""
-    used = {input_key(spec, d) for d in demos}
-    return {i for i, r in enumerate(rows) if input_key(spec, r) not in used}
+    used = {row_key(spec, d) for d in demos}  # the data's dedup key: same normalized inputs = same row
+    return {i for i, r in enumerate(rows) if row_key(spec, r) not in used}
