@@ -1,0 +1,190 @@
+"""The paired held-out verdict: did the optimized prompt beat the initial one on the same rows?
+
+Both prompts are scored on exactly the same held-out rows, so the comparison is paired: per row, a win, a loss or a
+tie. The difference of means gets a paired bootstrap 95% CI, and an exact test decides whether it is told apart
+from noise: McNemar's exact test (a sign test on the discordant rows) for 0/1 scores, a paired sign-flip permutation
+test for graded ones. The verdict is one of improved / no detectable difference / worse, never a bare pair of means,
+and it states the smallest difference this test size could have detected and the size that would be needed.
+
+Length is reported apart from quality: a prompt chosen because it is shorter at equal quality is said to be exactly
+that, never "improved".
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Outcome = Literal["improved", "no_detectable_difference", "worse", "no_test", "unreliable"]
+
+ALPHA = 0.05
+POWER = 0.8
+_Z_ALPHA = 1.959964  # two-sided 5 %
+_Z_POWER = 0.841621  # 80 % power
+_MIN_EFFECT = 0.05  # the smallest gain worth sizing a test for
+_BOOTSTRAP = 2000
+
+
+class PairedVerdict(BaseModel):
+    """Initial vs optimized on the same held-out rows."""
+
+    outcome: Outcome
+    split: str = "test"
+    n: int = 0
+    wins: int = 0
+    losses: int = 0
+    ties: int = 0
+    initial_mean: float | None = None
+    optimized_mean: float | None = None
+    diff: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    p_value: float | None = None
+    test: str | None = None
+    alpha: float = ALPHA
+    min_detectable_diff: float | None = None
+    n_needed: int | None = None
+    n_errors: int = 0
+    initial_words: int | None = None
+    optimized_words: int | None = None
+    same_prompt: bool = False
+    notes: list[str] = Field(default_factory=list)
+
+    @property
+    def improved(self) -> bool:
+        return self.outcome == "improved"
+
+    def summary(self) -> str:
+        """One line a user can act on."""
+        if self.outcome == "no_test":
+            return "no held-out test: " + ("; ".join(self.notes) or "no rows to compare on")
+        assert self.diff is not None and self.ci_low is not None and self.ci_high is not None
+        counts = f"{self.wins} wins / {self.losses} losses / {self.ties} ties on {self.n} {self.split} rows"
+        stats = f"{self.diff:+.3f} (95% CI {self.ci_low:+.3f} to {self.ci_high:+.3f}), p={self.p_value:.3g}"
+        head = {
+            "improved": "improved",
+            "worse": "worse",
+            "no_detectable_difference": "no detectable difference",
+            "unreliable": "unreliable comparison",
+        }[self.outcome]
+        line = f"{head}: {stats}, {counts}"
+        if self.outcome == "no_detectable_difference" and self.min_detectable_diff is not None:
+            line += f"; this test could only detect differences of about {self.min_detectable_diff:.2f} or more"
+            if self.n_needed and self.n_needed > self.n:
+                line += f" (about {self.n_needed} rows would detect {_sized_effect(self):.2f})"
+        if self.same_prompt:
+            line = "the optimized prompt is the initial prompt: " + line
+        return line
+
+    def length_note(self) -> str | None:
+        """Say so when the choice rests on length, not quality."""
+        if self.initial_words is None or self.optimized_words is None or self.same_prompt:
+            return None
+        delta = self.initial_words - self.optimized_words
+        if delta > 0 and self.outcome == "no_detectable_difference":
+            return f"chosen because it is {delta} words shorter at no detectable difference in quality"
+        if delta < 0:
+            return f"the optimized prompt is {-delta} words longer"
+        if delta > 0:
+            return f"the optimized prompt is {delta} words shorter"
+        return None
+
+
+def _sized_effect(v: PairedVerdict) -> float:
+    return max(_MIN_EFFECT, abs(v.diff or 0.0))
+
+
+def _is_binary(values: Sequence[float]) -> bool:
+    return all(x in (0.0, 1.0) for x in values)
+
+
+def _bootstrap_ci(diffs: Sequence[float], seed: int) -> tuple[float, float]:
+    """Percentile CI of the mean paired difference (resampling rows, keeping pairs together)."""
+    n = len(diffs)
+    rng = random.Random(seed)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(_BOOTSTRAP))
+    lo = means[int(0.025 * (_BOOTSTRAP - 1))]
+    hi = means[math.ceil(0.975 * (_BOOTSTRAP - 1))]
+    return lo, hi
+
+
+def _p_value(initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int) -> tuple[
+    float, str
+]:
+    from scipy import stats
+
+    if wins + losses == 0:
+        return 1.0, "exact McNemar" if _is_binary([*initial, *optimized]) else "paired permutation"
+    if _is_binary([*initial, *optimized]):
+        return float(stats.binomtest(wins, wins + losses, 0.5).pvalue), "exact McNemar"
+    diffs = [o - i for i, o in zip(initial, optimized, strict=True)]
+    res = stats.permutation_test(
+        (diffs,),
+        lambda d, axis: d.mean(axis=axis),
+        permutation_type="samples",
+        n_resamples=9999,
+        alternative="two-sided",
+        random_state=seed,
+        vectorized=True,
+    )
+    return float(res.pvalue), "paired permutation"
+
+
+def _sd_of_diffs(diffs: Sequence[float], binary: bool) -> float:
+    """The spread that sizes the test; a floor keeps an all-ties sample from claiming tiny detectable effects."""
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(1, n - 1))
+    floor = 0.3 if binary else 0.1  # binary: a 10 % discordance rate
+    return max(sd, floor)
+
+
+def paired_verdict(
+    initial: Sequence[float],
+    optimized: Sequence[float],
+    *,
+    errors: int = 0,
+    split: str = "test",
+    initial_words: int | None = None,
+    optimized_words: int | None = None,
+    same_prompt: bool = False,
+    seed: int = 0,
+) -> PairedVerdict:
+    """Compare two prompts scored on the same rows, in the same order. `errors` = rows that errored in either."""
+    if len(initial) != len(optimized):
+        raise ValueError("paired scores must cover the same rows")
+    base = {"split": split, "initial_words": initial_words, "optimized_words": optimized_words,
+            "same_prompt": same_prompt, "n_errors": errors}  # fmt: skip
+    n = len(initial)
+    if n == 0:
+        return PairedVerdict(outcome="no_test", notes=["no held-out rows"], **base)
+    diffs = [o - i for i, o in zip(initial, optimized, strict=True)]
+    wins = sum(d > 1e-9 for d in diffs)
+    losses = sum(d < -1e-9 for d in diffs)
+    diff = sum(diffs) / n
+    lo, hi = _bootstrap_ci(diffs, seed)
+    p, test = _p_value(initial, optimized, wins, losses, seed)
+    binary = _is_binary([*initial, *optimized])
+    sd = _sd_of_diffs(diffs, binary)
+    mde = (_Z_ALPHA + _Z_POWER) * sd / math.sqrt(n)
+    target = max(_MIN_EFFECT, abs(diff))
+    n_needed = math.ceil(((_Z_ALPHA + _Z_POWER) * sd / target) ** 2)
+    notes: list[str] = []
+    if p < ALPHA and diff > 0:
+        outcome: Outcome = "improved"
+    elif p < ALPHA and diff < 0:
+        outcome = "worse"
+    else:
+        outcome = "no_detectable_difference"
+    if errors and outcome == "improved":
+        outcome = "unreliable"
+        notes.append(f"{errors} of {n} rows errored; a result with errors is not called an improvement")
+    return PairedVerdict(
+        outcome=outcome, n=n, wins=wins, losses=losses, ties=n - wins - losses,
+        initial_mean=sum(initial) / n, optimized_mean=sum(optimized) / n, diff=diff, ci_low=lo, ci_high=hi,
+        p_value=p, test=test, min_detectable_diff=min(1.0, mde), n_needed=n_needed, notes=notes, **base,
+    )  # fmt: skip

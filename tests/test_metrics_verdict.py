@@ -1,0 +1,75 @@
+"""The paired held-out verdict: exact tests on the same rows, honest about size, length and errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptomatix.metrics.verdict import paired_verdict
+
+
+def test_clear_gain_on_binary_scores_is_improved_by_exact_mcnemar():
+    initial = [0.0] * 20 + [1.0] * 10
+    optimized = [1.0] * 14 + [0.0] * 6 + [1.0] * 10  # 14 wins, 0 losses
+    v = paired_verdict(initial, optimized)
+    assert v.outcome == "improved"
+    assert (v.wins, v.losses, v.ties) == (14, 0, 16)
+    assert v.test == "exact McNemar"
+    assert v.p_value == pytest.approx(2 * 0.5**14)
+    assert v.diff == pytest.approx(14 / 30)
+    assert 0 < v.ci_low < v.diff < v.ci_high
+    assert v.summary().startswith("improved: +0.467")
+
+
+def test_one_row_gain_on_nine_rows_is_no_detectable_difference_and_says_what_size_is_needed():
+    initial = [1, 0, 1, 0, 1, 0, 1, 0, 0]
+    optimized = [1, 1, 1, 0, 1, 0, 1, 0, 0]
+    v = paired_verdict([float(x) for x in initial], [float(x) for x in optimized])
+    assert v.outcome == "no_detectable_difference"
+    assert v.p_value == 1.0
+    assert v.min_detectable_diff > 0.3  # nine rows cannot see small gains
+    assert v.n_needed > 9
+    assert "could only detect" in v.summary() and "rows would detect" in v.summary()
+
+
+def test_clear_loss_is_worse():
+    v = paired_verdict([1.0] * 12, [0.0] * 12)
+    assert v.outcome == "worse" and v.diff == -1.0 and v.losses == 12
+
+
+def test_graded_scores_use_the_paired_permutation_test():
+    initial = [0.2, 0.4, 0.5, 0.3, 0.6, 0.1, 0.2, 0.4, 0.3, 0.5, 0.2, 0.4]
+    optimized = [x + 0.3 for x in initial]
+    v = paired_verdict(initial, optimized)
+    assert v.test == "paired permutation"
+    assert v.outcome == "improved" and v.p_value < 0.01
+
+
+def test_shorter_at_equal_quality_is_said_as_such_not_improved():
+    scores = [1.0, 0.0] * 10
+    v = paired_verdict(scores, list(scores), initial_words=40, optimized_words=28)
+    assert v.outcome == "no_detectable_difference" and not v.improved
+    assert v.length_note() == "chosen because it is 12 words shorter at no detectable difference in quality"
+
+
+def test_errors_never_make_an_improvement():
+    initial = [0.0] * 20
+    optimized = [1.0] * 19 + [0.0]
+    assert paired_verdict(initial, optimized).outcome == "improved"
+    v = paired_verdict(initial, optimized, errors=1)
+    assert v.outcome == "unreliable" and not v.improved
+    assert "errored" in v.notes[0]
+
+
+def test_no_rows_is_an_explicit_no_test_verdict():
+    v = paired_verdict([], [])
+    assert v.outcome == "no_test" and v.summary().startswith("no held-out test")
+
+
+def test_unpaired_input_is_refused():
+    with pytest.raises(ValueError):
+        paired_verdict([1.0], [1.0, 0.0])
+
+
+def test_bootstrap_ci_is_deterministic_for_a_seed():
+    a, b = [0.0, 1.0, 1.0, 0.0, 1.0] * 4, [1.0, 1.0, 0.0, 1.0, 1.0] * 4
+    assert paired_verdict(a, b, seed=3).ci_low == paired_verdict(a, b, seed=3).ci_low
