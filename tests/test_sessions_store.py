@@ -170,7 +170,7 @@ def test_crash_during_save_keeps_previous_file(store, monkeypatch, fail_at):
     monkeypatch.setattr(os, fail_at, boom)
     s.status = "failed"
     s.versions[0].prompt = "changed"
-    with pytest.raises(OSError, match="simulated crash"):
+    with pytest.raises(SessionError, match=r"cannot write .*session\.json: simulated crash"):
         store.save(s)
     monkeypatch.undo()
     assert path.read_bytes() == before

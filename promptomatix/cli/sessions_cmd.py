@@ -37,7 +37,7 @@ def sessions_list(sessions_dir: str = SessionsDir, json_: bool = typer.Option(Fa
         created = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "-"
         desc = r.description if r.error is None else f"unreadable: {r.error}"
         desc = desc if len(desc) <= 60 else desc[:59] + "…"
-        status = r.status or "?"
+        status = r.state if r.error is None else "?"
         typer.echo(
             f"{r.session_id:<22}  {created:<16}  {status:<11}  {r.n_versions:>2}  {best:>5}  {r.n_open_feedback:>2}  {desc}"
         )
@@ -67,22 +67,29 @@ def sessions_show(
 
     from rich.panel import Panel
 
+    from promptomatix.cli import sessions_view as view
+    from promptomatix.sessions.models import display_status
+    from promptomatix.sessions.store import scrub_session_payload
+
     store = _store(sessions_dir)
     s = store.load(session_id)
+    live = store.live_run(session_id)
     if json_:
-        print_json(s.model_dump(mode="json"))
+        print_json({**scrub_session_payload(s.model_dump(mode="json")), "live_run": live})
         return
     from rich.markup import escape
 
     c = console()
-    c.print(f"[bold]{s.session_id}[/] · {s.status} · {escape(s.description)}")
+    c.print(f"[bold]{s.session_id}[/] · {escape(display_status(s.status, live))} · {escape(s.description)}")
+    for line in filter(None, [view.model_line(s), *view.state_lines(s, live)]):
+        c.print(escape(line))
     for v in s.versions:
         parent = f" (from v{v.parent})" if v.parent else ""
         applied = f" · applied {', '.join(v.feedback_applied)}" if v.feedback_applied else ""
         line = (
             f"{parent} · {v.backend} · valid raw/penalized {_score(v.valid)} · test {_score(v.test)} "
             f"(initial {_score(v.initial_test)}) · {v.usage.calls} calls ({v.usage.cached_calls} cached) · "
-            f"${v.usage.cost_usd or 0:.4f} · {v.duration_s or 0:.0f}s{applied}"
+            f"${v.usage.cost_usd or 0:.4f} · {v.duration_s or 0:.0f}s{applied}{view.version_note(v)}"
         )
         c.print(f"[bold]v{v.version}[/]" + escape(line))
     pairs = [diff] if diff != (0, 0) else [(v.parent, v.version) for v in s.versions if v.parent]
@@ -95,8 +102,9 @@ def sessions_show(
     if candidates and latest:
         for line in _candidate_lines(latest.version, latest.candidates):
             c.print(escape(line))
-    if latest and not pairs:
-        c.print(Panel(escape(latest.prompt), title=f"prompt v{latest.version}"))
+    if latest and (not pairs or view.is_interrupted(latest)):
+        title = f"prompt v{latest.version}" + (f" — {view.INTERRUPTED_LABEL}" if view.is_interrupted(latest) else "")
+        c.print(Panel(escape(latest.prompt), title=title))
     for f in s.feedback:
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
@@ -134,7 +142,21 @@ def sessions_export(
 
     if format not in ("text", "json", "dspy"):
         raise UsageError(f"unknown export format '{format}'", hint="use --format text, json or dspy")
-    typer.echo(_store(sessions_dir).export(session_id, format, version=version))  # type: ignore[arg-type]
+    store = _store(sessions_dir)
+    out = store.export(session_id, format, version=version)  # type: ignore[arg-type]
+    if format != "json":
+        _note_interrupted(store, session_id, version)
+    typer.echo(out)
+
+
+def _note_interrupted(store: Any, session_id: str, version: int | None) -> None:
+    """On stderr (stdout stays the bare prompt): the exported version was saved at an interrupt."""
+    from promptomatix.cli import sessions_view as view
+    from promptomatix.cli.render import info
+
+    chosen = store.load(session_id).get_version(version)
+    if view.is_interrupted(chosen):
+        info(f"note: v{chosen.version} is the {view.INTERRUPTED_LABEL}; `promptomatix resume {session_id}` finishes it")
 
 
 @sessions_app.command("delete")
@@ -143,9 +165,14 @@ def sessions_delete(
     yes: bool = typer.Option(False, "--yes", "-y", help="Don't ask."),
     sessions_dir: str = SessionsDir,
 ) -> None:
-    """Delete a session and its cache."""
+    """Delete a session and its cache (refused while a run is using it)."""
+    from promptomatix.sessions.runlock import busy_error
+
     store = _store(sessions_dir)
     store.load(session_id)
+    live = store.live_run(session_id)
+    if live:  # refuse before asking; `delete` checks again under the lock
+        raise busy_error(session_id, live)
     if not yes and not typer.confirm(f"delete session {session_id}?"):
         raise typer.Abort()
     store.delete(session_id)

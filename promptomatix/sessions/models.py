@@ -18,6 +18,7 @@ from promptomatix.sessions.ids import ID_EXAMPLE, is_valid_id
 
 SCHEMA_VERSION = 1
 MAX_EVENTS = 200  # the event log is a breadcrumb trail, not a full log; oldest entries are dropped
+CREDENTIALS_STRIPPED = "credentials_stripped"  # event: a URL's credentials were dropped before saving
 
 SessionStatus = Literal["created", "running", "interrupted", "completed", "failed"]
 FeedbackSource = Literal["human", "generated"]
@@ -276,8 +277,38 @@ class Session(_Model):
     def add_event(self, kind: str, **data: Any) -> None:
         """Record a small breadcrumb (run started, interrupted, resumed...); keeps the last MAX_EVENTS."""
         self.events.append({"at": utcnow().isoformat(), "kind": kind, **data})
-        if len(self.events) > MAX_EVENTS:
-            del self.events[: len(self.events) - MAX_EVENTS]
+        excess = len(self.events) - MAX_EVENTS
+        if excess > 0:  # drop the oldest, but never the note that credentials were not saved
+            keep = [e for e in self.events[:excess] if e.get("kind") == CREDENTIALS_STRIPPED]
+            self.events[:excess] = keep
+
+    def stripped_credentials(self) -> list[str]:
+        """Fields (``run_config.api_base``) whose URL had credentials that were not saved with the session.
+
+        A follow-up run of such a session needs them again: ``--api-base URL-with-credentials``/``--api-key``.
+        """
+        fields: list[str] = []
+        for event in self.events:
+            if event.get("kind") == CREDENTIALS_STRIPPED:
+                fields += [f for f in event.get("fields", []) if isinstance(f, str) and f not in fields]
+        return fields
+
+
+def display_status(status: str | None, live_run: dict[str, Any] | None) -> str:
+    """`status`, corrected by whether a run really holds the session now.
+
+    - a live run: "running (pid N)" (or "completed, `feedback generate` running (pid N)");
+    - status "running" with no live run: "stale" — its process died without saving (killed, crashed,
+      power loss); `promptomatix resume ID` continues it like an interrupted run.
+    """
+    status = status or "?"
+    if live_run:
+        pid = live_run.get("pid")
+        who = f"pid {pid}" if pid else "starting"
+        if status == "running":
+            return f"running ({who})"
+        return f"{status}, `{live_run.get('command') or 'a run'}` running ({who})"
+    return "stale" if status == "running" else status
 
 
 class SessionSummary(BaseModel):
@@ -295,6 +326,13 @@ class SessionSummary(BaseModel):
     best_score: float | None = None
     n_open_feedback: int = 0
     error: str | None = None
+    # The run holding the session's run lock now ({pid, host, command, started}); None when none does.
+    live_run: dict[str, Any] | None = None
+
+    @property
+    def state(self) -> str:
+        """The status as a user should read it: see `display_status`."""
+        return display_status(self.status, self.live_run)
 
     @property
     def readable(self) -> bool:

@@ -6,7 +6,8 @@ through `scrub`, and logs or exports can reuse it. Two layers, because either al
 1. keys whose *name* says "credential" are dropped (the value may be any shape);
 2. string *values* that look like a known key format, or that contain the value of a credential
    environment variable, have that part replaced by ``[redacted]`` (catches keys pasted into a
-   prompt, a URL or a settings string).
+   prompt, a URL or a settings string); URLs lose their userinfo and credential parameters
+   entirely (`strip_url_credentials`), so a stored `api_base` still works once the key is supplied again.
 
 Key names come in two tiers. Unambiguous ones (``api_key``, ``authorization``, ``client_secret``...)
 are dropped everywhere. Ambiguous words (``password``, ``token``, ``secret``) are dropped in
@@ -19,6 +20,24 @@ from __future__ import annotations
 import os
 import re
 from typing import Any
+
+from promptomatix.sessions.urls import (
+    is_credential_param,
+    strip_url_credentials,
+    strip_urls_in_text,
+    url_has_credentials,
+)
+
+__all__ = [
+    "REDACTED",
+    "env_secret_values",
+    "is_credential_param",
+    "is_secret_key",
+    "scrub",
+    "scrub_text",
+    "strip_url_credentials",
+    "url_has_credentials",
+]
 
 REDACTED = "[redacted]"
 
@@ -64,17 +83,13 @@ _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![A-Za-z0-9])r8_[A-Za-z0-9]{20,}"), REDACTED),  # Replicate
     (re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA)[0-9A-Z]{16}(?![A-Z0-9])"), REDACTED),  # AWS access key id
     (re.compile(r"(?i)\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), r"\1 " + REDACTED),
-    # user:password@host in URLs
-    (re.compile(r"(?i)([a-z][a-z0-9+.\-]*://)[^/\s:@]+:[^/\s@]+@"), r"\1" + REDACTED + "@"),
-    # ?api_key=... / &token=... in URLs
-    (
-        re.compile(r"(?i)([?&](?:api[_\-]?key|key|token|access_token|auth|password|secret)=)[^&\s\"']+"),
-        r"\1" + REDACTED,
-    ),
 ]
 
 # Cheap pre-check: every pattern above needs one of these; most strings (dataset rows) have none.
-_TRIGGER = re.compile(r"sk-|AIza|hf_|xox|gh[pousr]_|gsk_|r8_|AKIA|ASIA|(?i:bearer|basic)|://|[?&]")
+_TRIGGER = re.compile(
+    r"sk-|AIza|hf_|xox|gh[pousr]_|gsk_|r8_|AKIA|ASIA|(?i:bearer|basic|api[-_]?key|access[-_]token|client[-_]secret)"
+    r"|://|[?&;]"
+)
 
 _ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_PASSWORD", "_APIKEY")
 _MIN_ENV_SECRET_LEN = 8
@@ -117,6 +132,7 @@ def scrub_text(text: str, *, env_values: list[str] | None = None) -> str:
             text = text.replace(value, REDACTED)
     if _TRIGGER.search(text) is None:
         return text
+    text = strip_urls_in_text(text)
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text

@@ -18,10 +18,9 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
@@ -29,9 +28,12 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from promptomatix.errors import ConfigurationError, SessionError
+from promptomatix.sessions.fs import atomic_write, try_lock, writing
+from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
-from promptomatix.sessions.secrets import scrub
+from promptomatix.sessions.runlock import hold_run_lock, live_owner
+from promptomatix.sessions.secrets import scrub, strip_url_credentials, url_has_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -64,60 +66,6 @@ def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = scrub(value, keep_ambiguous_keys=key in _DATA_SECTIONS)
     return out
-
-
-def _display(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Make the rename itself durable. Not possible on every platform (Windows), hence best effort."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(OSError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        except OSError:
-            return False
-        return True
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    return True
 
 
 class SessionStore:
@@ -154,11 +102,12 @@ class SessionStore:
         directory = self.session_dir(session_id)
         if not directory.is_dir():
             raise self._missing(session_id)
-        fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        with writing(directory / LOCK_FILE, "lock"):
+            fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             deadline = time.monotonic() + timeout
             delay = 0.002
-            while not _try_lock(fd):
+            while not try_lock(fd):
                 if time.monotonic() > deadline:
                     raise SessionError(
                         f"session {session_id} is locked by another process",
@@ -169,6 +118,34 @@ class SessionStore:
             yield
         finally:
             os.close(fd)  # closing the descriptor releases the lock
+
+    @contextmanager
+    def run_lock(self, session_id: str, *, command: str) -> Iterator[dict[str, Any]]:
+        """Hold the session's run lock for a whole run: at most one live run per session, across processes.
+
+        Wrap every command that runs models on a session (optimize after the session is created, refine,
+        resume, feedback generate) so a second one refuses at once instead of paying twice::
+
+            with store.run_lock(session_id, command="resume"):
+                ...  # the whole run, including saving its result
+
+        If another process holds it, raises SessionError "session X is busy: `resume` running as process
+        1234 on HOST since 12:03:11" (hint: wait for it to finish or stop it with Ctrl-C). It is an OS
+        lock (flock on ``<dir>/.run.lock``): released when the block exits or the process dies, even by
+        SIGKILL. Re-entrant for the thread holding it; for a lock spanning methods, enter it on an
+        ``ExitStack``. Yields the owner record {pid, host, command, started}. `sessions delete` takes it
+        too; feedback add/dismiss do not (they are short updates under `lock`).
+        """
+        with hold_run_lock(self.session_dir(session_id), session_id, command=command) as owner:
+            yield owner
+
+    def live_run(self, session_id: str) -> dict[str, Any] | None:
+        """The owner {pid, host, command, started} of the run holding the session now, else None.
+
+        Probed with the OS lock, so a session whose status says "running" but whose process died shows
+        None here (display it as stale: `resume` continues it).
+        """
+        return live_owner(self.session_dir(session_id))
 
     # --- read -----------------------------------------------------------------------------------
 
@@ -214,6 +191,7 @@ class SessionStore:
                 f"{SCHEMA_VERSION}); it was left untouched",
                 hint="upgrade Promptomatix to open it",
             )
+        stripped = _strip_config_urls(doc)
         try:
             session = Session.model_validate(doc)
         except ValidationError as exc:
@@ -222,6 +200,7 @@ class SessionStore:
             raise corrupt(loc, err["msg"]) from exc
         if session.session_id != session_id:
             raise corrupt("session_id", f"the file says {session.session_id!r} but lives in directory {session_id!r}")
+        _note_stripped(session, stripped)
         return session
 
     # --- write ----------------------------------------------------------------------------------
@@ -229,7 +208,8 @@ class SessionStore:
     def create(self, session: Session) -> Session:
         """Write a new session; SessionError if one with that id already exists."""
         directory = self.session_dir(session.session_id)
-        directory.mkdir(parents=True, exist_ok=True)
+        with writing(directory, "create"):
+            directory.mkdir(parents=True, exist_ok=True)
         with self.lock(session.session_id):
             if self.session_file(session.session_id).exists():
                 raise SessionError(f"session {session.session_id} already exists in {_display(self.root)}")
@@ -238,13 +218,17 @@ class SessionStore:
 
     def new_session(self, **fields: Any) -> Session:
         """Create a session with a freshly generated id (retrying on the unlikely collision)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        with writing(self.root, "create"):
+            self.root.mkdir(parents=True, exist_ok=True)
         for _ in range(10):
             session_id = new_id()
             try:
-                self.session_dir(session_id).mkdir()  # atomic claim of the id
-            except FileExistsError:
-                continue
+                with writing(self.root, "create a session in"):
+                    self.session_dir(session_id).mkdir()  # atomic claim of the id
+            except SessionError as exc:
+                if isinstance(exc.__cause__, FileExistsError):
+                    continue
+                raise
             return self.create(Session(session_id=session_id, **fields))
         raise SessionError(f"could not allocate a new session id in {_display(self.root)}")
 
@@ -286,13 +270,14 @@ class SessionStore:
         self._write(session, revision=current.revision + 1)
 
     def _write(self, session: Session, *, revision: int | None = None) -> None:
+        _note_stripped(session, [k for k, v in session.run_config.items() if _is_url(v) and url_has_credentials(v)])
         now = utcnow()
         new_revision = session.revision + 1 if revision is None else revision
         doc = session.model_dump(mode="json")
         doc["revision"] = new_revision
         doc["updated_at"] = now.isoformat().replace("+00:00", "Z")
         text = self._serialize(doc)
-        _atomic_write(self.session_file(session.session_id), text)
+        atomic_write(self.session_file(session.session_id), text)
         session.revision = new_revision
         session.updated_at = now
 
@@ -306,10 +291,12 @@ class SessionStore:
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
     def delete(self, session_id: str) -> None:
+        """Remove the session's directory; refused (SessionError "busy") while a run holds its run lock."""
         directory = self.session_dir(session_id)
         if not directory.is_dir():
             raise self._missing(session_id)
-        shutil.rmtree(directory)
+        with self.run_lock(session_id, command="delete"), writing(directory, "delete"):
+            shutil.rmtree(directory)
 
     # --- listing and export ---------------------------------------------------------------------
 
@@ -323,6 +310,7 @@ class SessionStore:
                 continue
             try:
                 summary = _summarize(self._read(entry.name))
+                summary.live_run = live_owner(entry)
                 when = summary.created_at or datetime.min.replace(tzinfo=timezone.utc)
             except SessionError as exc:
                 logger.warning("skipping unreadable session %s: %s", entry.name, exc)
@@ -340,6 +328,8 @@ class SessionStore:
             return self._serialize(session.model_dump(mode="json"))
         if format not in ("text", "dspy"):
             raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")
+        if not session.versions:
+            raise _no_versions(session, self.live_run(session_id))
         chosen = session.get_version(version)
         if format == "text":
             return chosen.prompt
@@ -350,6 +340,45 @@ class SessionStore:
                 hint="export it with --format text instead",
             )
         return json.dumps(scrub(chosen.program_json, keep_ambiguous_keys=True), indent=2, ensure_ascii=False)
+
+
+def _no_versions(session: Session, live: dict[str, Any] | None) -> SessionError:
+    """Nothing to export: say why (by status) and what continues the run."""
+    sid = session.session_id
+    if live:
+        return SessionError(f"session {sid} has no prompt versions yet: a run is in progress (pid {live.get('pid')})",
+                            hint="wait for it to save its first version")  # fmt: skip
+    how = {"interrupted": "was interrupted", "failed": "failed", "running": "stopped (its process is gone)"}
+    if session.status in how:
+        return SessionError(
+            f"session {sid} {how[session.status]} before any prompt version was saved",
+            hint=f"continue it with `promptomatix resume {sid}`",
+        )
+    hint = None if session.status == "completed" else f"start it with `promptomatix resume {sid}`"
+    return SessionError(f"session {sid} has no prompt versions yet", hint=hint)
+
+
+def _is_url(value: Any) -> bool:
+    return isinstance(value, str) and "://" in value
+
+
+def _strip_config_urls(doc: dict[str, Any]) -> list[str]:
+    """Strip credentials left in run_config URLs by older versions (in clear, or as `[redacted]@host`)."""
+    config = doc.get("run_config")
+    if not isinstance(config, dict):
+        return []
+    changed = [k for k, v in config.items() if _is_url(v) and strip_url_credentials(v) != v]
+    for key in changed:
+        config[key] = strip_url_credentials(config[key])
+    return changed
+
+
+def _note_stripped(session: Session, fields: list[str]) -> None:
+    """Record (once per field, never the value) that a URL's credentials were not saved."""
+    known = set(session.stripped_credentials())
+    new = [f"run_config.{k}" for k in fields if f"run_config.{k}" not in known]
+    if new:
+        session.add_event("credentials_stripped", fields=new)
 
 
 def _summarize(session: Session) -> SessionSummary:

@@ -1,0 +1,76 @@
+"""Plain-text pieces of `sessions show`/`list`/`export`: what state a session is in and what to do next.
+
+Kept apart from the commands so they can be tested without a terminal. After a Ctrl-C, a kill or a failed
+run, `sessions show` used to print only a header; these lines say what happened and which command continues.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from promptomatix.sessions.models import PromptVersion, Session, display_status
+
+INTERRUPTED_LABEL = "best so far (interrupted, not scored on the held-out test)"
+
+
+def is_interrupted(version: PromptVersion) -> bool:
+    """A version saved at an interrupt: chosen on valid scores only, never run on the test split."""
+    return bool(version.settings.get("interrupted"))
+
+
+def _last_event(session: Session, *kinds: str) -> dict[str, Any] | None:
+    for event in reversed(session.events):
+        if event.get("kind") in kinds:
+            return event
+    return None
+
+
+def _event_detail(event: dict[str, Any] | None) -> str:
+    if not event:
+        return ""
+    at = str(event.get("at", ""))[:19].replace("T", " ")
+    why = next((str(event[k]) for k in ("error", "message", "reason", "cause") if event.get(k)), "")
+    return f" ({at} UTC{': ' + why if why else ''})" if at else (f" ({why})" if why else "")
+
+
+def state_lines(session: Session, live_run: dict[str, Any] | None) -> list[str]:
+    """What happened to a session without prompt versions, or one that did not finish, and what to do."""
+    sid, status = session.session_id, session.status
+    resume = f"continue it with `promptomatix resume {sid}` (calls already made replay from its cache)"
+    has_versions = bool(session.versions)
+    kept = "its best so far is shown below" if has_versions else "no prompt version was saved yet"
+    if live_run:
+        return [f"a run is in progress ({display_status(status, live_run)}); versions appear as it saves them"]
+    if status == "running":
+        return [f"stale: recorded as running, but no process holds it (killed or crashed); {kept}; {resume}"]
+    if status == "interrupted":
+        detail = _event_detail(_last_event(session, "interrupted"))
+        return [f"interrupted{detail}; {kept}; {resume}"]
+    if status == "failed":
+        detail = _event_detail(_last_event(session, "failed"))
+        return [f"the run failed{detail}; {kept}; fix the cause, then {resume}"]
+    if status == "created" and not has_versions:
+        return [f"the run stopped before its first stage; start it with `promptomatix resume {sid}`"]
+    return []
+
+
+def model_line(session: Session) -> str | None:
+    """Which model and endpoint the session ran with, and whether credentials must be passed again."""
+    cfg = session.run_config
+    if not cfg.get("model"):
+        return None
+    line = f"model {cfg['model']}"
+    if cfg.get("api_base"):
+        line += f" at {cfg['api_base']}"
+    stripped = session.stripped_credentials()
+    if stripped:
+        names = ", ".join(f.removeprefix("run_config.") for f in stripped)
+        line += (
+            f" · the {names} had credentials that were not saved: pass --api-base (and --api-key) again "
+            "to refine or resume"
+        )
+    return line
+
+
+def version_note(version: PromptVersion) -> str:
+    return f" · {INTERRUPTED_LABEL}" if is_interrupted(version) else ""
