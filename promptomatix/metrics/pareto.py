@@ -1,0 +1,66 @@
+"""The quality-vs-length Pareto front over a run's candidates.
+
+A candidate is on the front when no other candidate scored at least as well on the same valid rows while being at
+most as long, and strictly better on one of the two. Length is what the task model reads on every call (the rendered
+prompt: instructions, demos and the format line), so it stands for both latency and cost per call. Only candidates
+scored on the valid split are compared: minibatch screening scores are on different rows and are not comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+
+class ParetoPoint(BaseModel):
+    """One candidate as the front sees it."""
+
+    candidate_id: int
+    quality: float  # raw valid score: the length penalty is the front's other axis, not part of quality
+    words: int
+    origin: str = ""
+
+
+def words_of(text: str) -> int:
+    return len(text.split())
+
+
+def candidate_points(candidates: Iterable[Mapping[str, Any]]) -> list[ParetoPoint]:
+    """Points for the candidates that were scored on valid (dicts as stored in a session version)."""
+    points = []
+    for c in candidates:
+        if c.get("valid_raw") is None:
+            continue
+        points.append(
+            ParetoPoint(
+                candidate_id=int(c["id"]),
+                quality=float(c["valid_raw"]),
+                words=words_of(str(c.get("prompt") or "")),
+                origin=str(c.get("origin") or ""),
+            )
+        )
+    return points
+
+
+def pareto_front(points: Iterable[ParetoPoint], *, tolerance: float = 1e-9) -> list[ParetoPoint]:
+    """The non-dominated points, best quality first; of identical (quality, words) points the first is kept."""
+    pts = list(points)
+
+    def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
+        no_worse = a.quality >= b.quality - tolerance and a.words <= b.words
+        better = a.quality > b.quality + tolerance or a.words < b.words
+        return no_worse and better
+
+    front: list[ParetoPoint] = []
+    seen: set[tuple[float, int]] = set()
+    for p in pts:
+        if any(dominates(q, p) for q in pts):
+            continue
+        key = (round(p.quality, 9), p.words)
+        if key in seen:
+            continue
+        seen.add(key)
+        front.append(p)
+    return sorted(front, key=lambda p: (-p.quality, p.words))

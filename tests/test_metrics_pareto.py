@@ -1,0 +1,31 @@
+"""The quality-vs-length front: dominated candidates are excluded, unscored ones are not compared."""
+
+from __future__ import annotations
+
+from promptomatix.metrics.pareto import ParetoPoint, candidate_points, pareto_front
+
+
+def _p(i: int, q: float, w: int) -> ParetoPoint:
+    return ParetoPoint(candidate_id=i, quality=q, words=w)
+
+
+def test_dominated_candidates_are_excluded_and_the_front_is_sorted_best_first():
+    pts = [_p(0, 0.6, 40), _p(1, 0.7, 50), _p(2, 0.6, 30), _p(3, 0.5, 60), _p(4, 0.7, 55), _p(5, 0.4, 10)]
+    front = pareto_front(pts)
+    assert [p.candidate_id for p in front] == [1, 2, 5]  # 0 loses to 2 (shorter), 3 to all, 4 to 1
+
+
+def test_equal_points_appear_once():
+    assert [p.candidate_id for p in pareto_front([_p(0, 0.5, 20), _p(1, 0.5, 20)])] == [0]
+
+
+def test_only_candidates_scored_on_valid_are_compared():
+    stored = [
+        {"id": 0, "prompt": "Classify the review.", "valid_raw": 0.6, "origin": "initial"},
+        {"id": 1, "prompt": "Short.", "minibatch_score": 0.9, "valid_raw": None, "origin": "compress"},
+        {"id": 2, "prompt": "Classify the review as positive or negative.", "valid_raw": 0.8, "origin": "rewrite"},
+    ]
+    pts = candidate_points(stored)
+    assert [p.candidate_id for p in pts] == [0, 2]
+    assert pts[0].words == 3
+    assert [p.candidate_id for p in pareto_front(pts)] == [2, 0]
