@@ -25,11 +25,13 @@ ALIASES: dict[str, str] = {
     "search": "search_type",
     "dspy_optimizer_name": "dspy_optimizer",
     "trainer": "dspy_optimizer",
+    "config_max_tokens": "teacher_max_tokens",
+    "config_temperature": "teacher_temperature",
 }
 #: upstream kwargs we accept and deliberately ignore (they never did anything, or are superseded).
 IGNORED = {
     "model_provider", "config_model_provider", "config_model_api_key", "config_model_api_base",
-    "temperature", "max_tokens", "config_temperature", "config_max_tokens", "decouple_task_description_and_raw_input",
+    "decouple_task_description_and_raw_input",
     "style_guide", "context", "tools", "metrics", "few_shot_examples", "task", "task_context", "question",
     "valid_data_full", "load_data_local",
 }  # fmt: skip
@@ -48,6 +50,12 @@ class RunConfig(BaseModel):
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     api_base: str | None = None
     n_parallel: int = Field(default=4, ge=1, le=64)
+    request_timeout: float = Field(default=120.0, gt=0)  # seconds per remote request; a hung call ends then
+    # sampling (upstream's meaning: max_tokens caps each task completion; config_* are the teacher's)
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    teacher_max_tokens: int | None = Field(default=None, ge=1)
+    teacher_temperature: float | None = Field(default=None, ge=0, le=2)
     # backend
     backend: Backend = "simple_meta_prompt"
     search_type: str = "quick"
@@ -97,7 +105,7 @@ class RunConfig(BaseModel):
     seed: int = 0
     num_threads: int = Field(default=4, ge=1, le=64)
     max_calls: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_total_tokens: int | None = Field(default=None, ge=0)  # the run's token budget (prompt + completion)
     max_usd: float | None = Field(default=None, ge=0)
     max_minutes: float | None = Field(default=None, gt=0)
     sessions_dir: str | None = None
@@ -158,12 +166,17 @@ class RunConfig(BaseModel):
             api_key=self.api_key,
             api_base=self.api_base,
             n_parallel=self.n_parallel,
+            request_timeout=self.request_timeout,
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            teacher_max_tokens=self.teacher_max_tokens,
+            teacher_temperature=self.teacher_temperature,
         )
 
     def budget(self) -> Budget:
         return Budget(
             max_calls=self.max_calls,
-            max_tokens=self.max_tokens,
+            max_tokens=self.max_total_tokens,
             max_usd=self.max_usd,
             max_seconds=self.max_minutes * 60 if self.max_minutes else None,
         )

@@ -83,7 +83,8 @@ def test_transient_errors_are_retried_with_backoff():
     b = LMBoundary({"task": fake}, retry=RetryPolicy(max_retries=3, backoff_base=0.0))
     assert b.role("task").chat(MSG) == "fine"
     u = b.usage().by_role["task"]
-    assert u.retries == 2 and u.calls == 1 and u.failed_calls == 0
+    assert u.retries == 2 and u.calls == 3 and u.failed_calls == 2  # every attempt is a call
+    assert len(fake.calls) == 3
 
 
 def test_retries_give_up_and_raise_typed_error():
@@ -91,7 +92,9 @@ def test_retries_give_up_and_raise_typed_error():
     b = LMBoundary({"task": fake}, retry=RetryPolicy(max_retries=1, backoff_base=0.0))
     with pytest.raises(LMCallError):
         b.role("task").chat(MSG)
-    assert b.usage().by_role["task"].failed_calls == 1
+    u = b.usage().by_role["task"]
+    assert u.calls == 2 and u.failed_calls == 2 and u.retries == 1
+    assert b.first_error("task").message == "FakeLM scripted transient failure"
 
 
 def test_cache_replays_identical_requests_for_free(tmp_path):
@@ -197,3 +200,176 @@ def test_interrupted_call_releases_its_reserved_slot():
     with pytest.raises(KeyboardInterrupt):
         b.role("task").chat(MSG)
     assert b.remaining_calls() == 4  # the interrupted call counts as made, and nothing stays reserved
+
+
+# -- one retry layer: every attempt is a call --------------------------------------------------------------------
+
+
+class ScriptedClient:
+    """A ModelClient that raises the scripted errors in order, then answers."""
+
+    def __init__(self, *errors, model="fake/scripted"):
+        self.errors = list(errors)
+        self.model = model
+        self.calls = 0
+
+    def complete(self, messages, **kw):
+        self.calls += 1
+        if self.errors:
+            raise self.errors.pop(0)
+        return FakeLM(default="fine").complete(messages, **kw)
+
+
+def transient(retry_after=None):
+    from promptomatix.lm.remote import ProviderError
+
+    return ProviderError("HTTP 429 (rate limited) from test", retryable=True, status=429, retry_after=retry_after)
+
+
+def test_a_retry_reserves_a_budget_slot_like_any_call():
+    fake = FakeLM(default="fine", fail_times=5)
+    b = LMBoundary({"task": fake}, budget=Budget(max_calls=2), retry=RetryPolicy(max_retries=5, backoff_base=0.0))
+    with pytest.raises(BudgetExceeded):
+        b.role("task").chat(MSG)
+    assert len(fake.calls) == 2  # the third attempt found the budget spent and was never sent
+    assert b.usage().total.calls == 2 and b.remaining_calls() == 0
+
+
+def test_on_call_fires_on_every_attempt_including_failures():
+    seen = []
+    b = LMBoundary(
+        {"task": FakeLM(default="x", fail_times=2)},
+        retry=RetryPolicy(max_retries=3, backoff_base=0.0),
+        on_call=lambda r: seen.append((r.total.calls, r.total.failed_calls)),
+    )
+    b.role("task").chat(MSG)
+    assert seen == [(1, 1), (2, 2), (3, 2)]
+
+
+def test_retry_after_is_honoured_and_capped():
+    client = ScriptedClient(transient(retry_after=0.4))
+    b = LMBoundary({"task": client}, retry=RetryPolicy(max_retries=2, backoff_base=0.0))
+    start = time.monotonic()
+    assert b.role("task").chat(MSG) == "fine"
+    assert 0.4 <= time.monotonic() - start < 2
+    capped = ScriptedClient(transient(retry_after=3600))
+    b2 = LMBoundary({"task": capped}, retry=RetryPolicy(max_retries=2, backoff_base=0.0, retry_after_cap=0.2))
+    start = time.monotonic()
+    assert b2.role("task").chat(MSG) == "fine"
+    assert time.monotonic() - start < 2 and capped.calls == 2
+
+
+def test_a_wait_beyond_the_time_budget_stops_instead_of_sleeping():
+    client = ScriptedClient(transient(retry_after=30), transient(retry_after=30))
+    b = LMBoundary({"task": client}, budget=Budget(max_seconds=5), retry=RetryPolicy(max_retries=3))
+    start = time.monotonic()
+    with pytest.raises(LMCallError, match=r"Retry-After 30 s does not fit in the [45] s left of the time budget"):
+        b.role("task").chat(MSG)
+    assert time.monotonic() - start < 1 and client.calls == 1
+
+
+def test_non_retryable_errors_are_not_retried():
+    client = ScriptedClient(LMCallError("bad request", retryable=False))
+    b = LMBoundary({"task": client}, retry=RetryPolicy(max_retries=3, backoff_base=0.0))
+    with pytest.raises(LMCallError):
+        b.role("task").chat(MSG)
+    assert client.calls == 1 and b.usage().by_role["task"].retries == 0
+
+
+def test_a_model_that_can_never_answer_fails_fast_for_every_role_sharing_it():
+    from promptomatix.errors import ModelUnavailableError
+
+    client = ScriptedClient(*[ModelUnavailableError("openai/x: no API key", hint="set OPENAI_API_KEY")] * 50)
+    b = LMBoundary({"task": client}, retry=RetryPolicy(max_retries=3, backoff_base=0.0))
+    for i in range(5):
+        with pytest.raises(ModelUnavailableError, match="no API key"):
+            b.role("task").chat([{"role": "user", "content": str(i)}])
+    with pytest.raises(ModelUnavailableError):
+        b.role("teacher").chat(MSG)  # the teacher is the same client
+    assert client.calls == 1  # one request, not 50
+    task = b.usage().by_role["task"]
+    assert task.calls == 1 and task.failed_calls == 1 and task.refused_calls == 4 and task.retries == 0
+    assert str(b.first_error("task")) == "openai/x: no API key (set OPENAI_API_KEY)"
+    assert b.first_error("teacher") is not None and b.unavailable("judge") is not None
+    assert b.first_error("task") is not None and b.last_error("task") is not None
+
+
+def test_first_error_is_none_while_every_call_succeeds():
+    b = LMBoundary({"task": FakeLM(default="x")})
+    b.role("task").chat(MSG)
+    assert b.first_error("task") is None and b.unavailable("task") is None
+
+
+# -- caps: every call carries a max_tokens -------------------------------------------------------------------------
+
+
+def test_calls_without_max_tokens_get_the_roles_default():
+    from promptomatix.lm.boundary import DEFAULT_MAX_TOKENS
+
+    fakes = {r: FakeLM(default="x", model=f"fake/{r}") for r in ("task", "teacher", "judge")}
+    b = LMBoundary(fakes)
+    for role in fakes:
+        b.role(role).chat(MSG)
+        b.role(role).chat([{"role": "user", "content": "explicit"}], max_tokens=1000)
+    for role, fake in fakes.items():
+        assert [c["max_tokens"] for c in fake.calls] == [DEFAULT_MAX_TOKENS[role], 1000]
+        assert [c["temperature"] for c in fake.calls] == [0.0, 0.0]
+    assert DEFAULT_MAX_TOKENS["task"] <= 256 and DEFAULT_MAX_TOKENS["judge"] <= 256
+    assert DEFAULT_MAX_TOKENS["teacher"] <= 1024
+
+
+def test_the_runs_max_tokens_and_temperature_cap_the_task_role():
+    from promptomatix.lm.boundary import RoleSettings
+
+    task, teacher = FakeLM(default="x"), FakeLM(default="y")
+    b = LMBoundary(
+        {"task": task, "teacher": teacher},
+        role_settings={"task": RoleSettings(max_tokens=40, temperature=0.3), "teacher": RoleSettings(max_tokens=500)},
+    )
+    for mt in (None, 20, 300):
+        b.role("task").chat([{"role": "user", "content": f"t{mt}"}], max_tokens=mt, temperature=0.0)
+        b.role("teacher").chat([{"role": "user", "content": f"s{mt}"}], max_tokens=mt, temperature=0.7)
+    assert [c["max_tokens"] for c in task.calls] == [40, 20, 40]
+    assert {c["temperature"] for c in task.calls} == {0.3}
+    assert [c["max_tokens"] for c in teacher.calls] == [500, 20, 300]
+    assert {c["temperature"] for c in teacher.calls} == {0.7}  # no teacher temperature set: the caller's
+
+
+def test_run_config_carries_caps_timeout_and_the_token_budget():
+    from promptomatix.config import IGNORED, RunConfig
+    from promptomatix.lm.factory import build_boundary
+
+    cfg = RunConfig.from_kwargs(
+        max_tokens=64, temperature=0.2, config_max_tokens=300, config_temperature=0.9,
+        max_total_tokens=5000, request_timeout=7.5, model="openai/fake", api_base="http://127.0.0.1:1/v1",
+    )  # fmt: skip
+    assert not {"max_tokens", "temperature", "config_max_tokens", "config_temperature"} & IGNORED
+    assert cfg.budget().max_tokens == 5000
+    s = cfg.model_settings()
+    assert (s.max_tokens, s.temperature, s.teacher_max_tokens, s.teacher_temperature) == (64, 0.2, 300, 0.9)
+    b = build_boundary(s)  # a remote client is built without importing litellm or calling anything
+    assert b.clients["task"].timeout == 7.5
+    assert b.role_settings["task"].max_tokens == 64 and b.role_settings["teacher"].temperature == 0.9
+    with pytest.raises(Exception, match="request_timeout"):
+        RunConfig.from_kwargs(request_timeout=0)
+    assert RunConfig().request_timeout == 120.0
+
+
+def test_process_input_max_tokens_and_temperature_reach_every_task_call(tmp_path):
+    from promptomatix import process_input
+
+    def task_answer(messages):
+        return json.dumps({"label": "negative" if "awful" in messages[-1]["content"] else "positive"})
+
+    rows = [{"review": f"{'great' if i % 2 else 'awful'} film {i}", "label": "positive" if i % 2 else "negative"}
+            for i in range(12)]  # fmt: skip
+    task = FakeLM(default=task_answer, model="fake/task")
+    teacher = FakeLM(default=lambda m: json.dumps({"prompt": "Say negative for awful reviews."}), model="fake/t")
+    process_input(
+        human_input="Classify the sentiment of a movie review as positive or negative",
+        clients={"task": task, "teacher": teacher}, train_data=rows[:4], valid_data=rows[4:8], test_data=rows[8:],
+        max_tokens=33, temperature=0.25, config_max_tokens=222, rounds=1, sessions_dir=str(tmp_path),
+    )  # fmt: skip
+    assert task.calls and teacher.calls
+    assert all(c["max_tokens"] <= 33 and c["temperature"] == 0.25 for c in task.calls)
+    assert all(c["max_tokens"] is not None and c["max_tokens"] <= 222 for c in teacher.calls)

@@ -1,8 +1,11 @@
 """The one boundary every model call of a run goes through.
 
 It counts calls, tokens, USD and seconds per role (task, teacher, judge), enforces the run's budget by raising
-BudgetExceeded, retries transient provider errors with exponential backoff, and caches responses. It belongs to a
-run object: there is no module-global LM.
+BudgetExceeded, retries transient provider errors with exponential backoff (honouring Retry-After), and caches
+responses. It is the one retry layer: every HTTP attempt reserves a budget slot and counts as a call. Every call
+carries a max_tokens (the role's default, capped by the run's setting) so no completion runs to the context limit.
+A model that can never answer (no key, rejected key, unknown model, bad GGUF) is remembered, so later calls fail
+at once without another request. It belongs to a run object: there is no module-global LM.
 """
 
 from __future__ import annotations
@@ -16,13 +19,20 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptomatix.errors import BudgetExceeded, LMCallError
+from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
 from promptomatix.lm.fake import Completion
 
 log = logging.getLogger(__name__)
 
 ROLES = ("task", "teacher", "judge")
+#: output tokens per completion when the caller names none: a task answer and a judge verdict are short; the
+#: teacher writes specs, rewrites and batches of examples. A runaway small model stops here, not at the context.
+DEFAULT_MAX_TOKENS = {"task": 256, "teacher": 768, "judge": 256}
+#: the longest Retry-After we sleep; a longer one is cut to this.
+RETRY_AFTER_CAP = 60.0
+CallError = LMCallError | ModelUnavailableError
+_LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
 
 
 class ModelClient(Protocol):
@@ -44,17 +54,21 @@ class Budget(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     max_calls: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)
+    max_tokens: int | None = Field(default=None, ge=0)  # total tokens of the run (RunConfig.max_total_tokens)
     max_usd: float | None = Field(default=None, ge=0)
     max_seconds: float | None = Field(default=None, ge=0)
     reserved_calls: int = Field(default=0, ge=0)  # held back from max_calls (for the final held-out scoring)
 
 
 class RoleUsage(BaseModel):
+    """Per-role counts. `calls` counts every request sent (each retry is one); `failed_calls` and `retries` are
+    subcounts of it; `refused_calls` were never sent because the model had already shown it cannot answer."""
+
     calls: int = 0
     cached_calls: int = 0
     failed_calls: int = 0
     retries: int = 0
+    refused_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
@@ -80,6 +94,27 @@ class RetryPolicy:
     max_retries: int = 3
     backoff_base: float = 0.5
     backoff_max: float = 8.0
+    retry_after_cap: float = RETRY_AFTER_CAP
+
+
+@dataclass(frozen=True)
+class RoleSettings:
+    """The run's sampling settings for one role. None: the caller's value (else the role default / 0.0)."""
+
+    max_tokens: int | None = None  # a cap on each completion; also the default when the caller names none
+    temperature: float | None = None  # replaces the caller's temperature for every call of the role
+
+
+def resolve_sampling(
+    role: str, settings: RoleSettings, max_tokens: int | None, temperature: float | None
+) -> tuple[int, float]:
+    """What is actually sent: never an unbounded completion, and a deterministic default temperature."""
+    cap = settings.max_tokens
+    tokens = max_tokens or cap or DEFAULT_MAX_TOKENS.get(role, DEFAULT_MAX_TOKENS["task"])
+    if cap:
+        tokens = min(tokens, cap)
+    temp = settings.temperature if settings.temperature is not None else temperature
+    return int(tokens), float(temp) if temp is not None else 0.0
 
 
 class LMBoundary:
@@ -93,6 +128,7 @@ class LMBoundary:
         cache: ResponseCache | None = None,
         retry: RetryPolicy | None = None,
         on_call: Callable[[UsageReport], None] | None = None,
+        role_settings: dict[str, RoleSettings] | None = None,
     ) -> None:
         if "task" not in clients:
             raise ValueError("an LM boundary needs at least a 'task' client")
@@ -105,12 +141,16 @@ class LMBoundary:
         self.cache = cache if cache is not None else ResponseCache(None)
         self.retry = retry or RetryPolicy()
         self.on_call = on_call
+        self.role_settings = {r: (role_settings or {}).get(r, RoleSettings()) for r in ROLES}
         self._usage = {r: RoleUsage() for r in ROLES}
         self._lock = threading.Lock()
         self._occurrences: dict[str, int] = {}
         self._reserved = 0
         self._started = time.monotonic()
         self._exhausted: BudgetExceeded | None = None
+        self._first_error: dict[str, CallError] = {}
+        self._last_error: dict[str, CallError] = {}
+        self._dead: dict[int, ModelUnavailableError] = {}  # id(client) → why it can never answer
 
     # -- public -------------------------------------------------------------------------------------------------
     def role(self, name: str) -> RoleLM:
@@ -134,6 +174,20 @@ class LMBoundary:
             elapsed_seconds=round(self.elapsed, 3),
             models={r: c.model for r, c in self.clients.items()},
         )
+
+    def first_error(self, role: str) -> CallError | None:
+        """The first provider error a role's calls met (its message names cause and fix), or None."""
+        with self._lock:
+            return self._first_error.get(role)
+
+    def last_error(self, role: str) -> CallError | None:
+        with self._lock:
+            return self._last_error.get(role)
+
+    def unavailable(self, role: str) -> ModelUnavailableError | None:
+        """Why the role's model can never answer (no/rejected key, unknown model, bad GGUF), or None."""
+        with self._lock:
+            return self._dead.get(id(self.clients[role]))
 
     def set_budget(self, budget: Budget) -> None:
         """Replace the limits (e.g. release calls held back for the final report); clears a spent state."""
@@ -161,52 +215,48 @@ class LMBoundary:
         cache: bool = True,
     ) -> Completion:
         client = self.clients[role]
+        max_tokens, temperature = resolve_sampling(role, self.role_settings[role], max_tokens, temperature)
         payload = {
             "messages": messages,
             "json_schema": json_schema,
             "max_tokens": max_tokens,
             "temperature": temperature,
         }
-        key = None
-        if cache:
-            base = request_key(client.model, payload)
-            with self._lock:
-                n = self._occurrences.get(base, 0) if (temperature or 0) > 0 else 0
-                if (temperature or 0) > 0:
-                    self._occurrences[base] = n + 1
-            key = request_key(client.model, {**payload, "occurrence": n})
+        key = self._cache_key(client, payload) if cache else None
+        if key is not None:
             hit = self.cache.get(key)
             if hit is not None:
                 with self._lock:
                     self._usage[role].cached_calls += 1
                 return Completion(**{**hit, "cost_usd": 0.0})
-        self._reserve()
-        start = time.monotonic()
-        try:
-            result = self._call_with_retries(role, client, messages, json_schema, max_tokens, temperature)
-        except BaseException:  # KeyboardInterrupt too: the reserved slot must be released
-            with self._lock:
-                self._reserved -= 1
-                u = self._usage[role]
-                u.calls += 1
-                u.failed_calls += 1
-                u.seconds += time.monotonic() - start
-            raise
-        with self._lock:
-            self._reserved -= 1
-            u = self._usage[role]
-            u.calls += 1
-            u.prompt_tokens += result.prompt_tokens
-            u.completion_tokens += result.completion_tokens
-            u.cost_usd += result.cost_usd
-            u.seconds += time.monotonic() - start
+        self._refuse_if_dead(role, client)
+        result = self._call_with_retries(role, client, payload)
         if key is not None:
             self.cache.put(key, result.__dict__)
-        if self.on_call is not None:
-            self.on_call(self.usage())
         return result
 
     # -- internals ----------------------------------------------------------------------------------------------
+    def _cache_key(self, client: ModelClient, payload: dict[str, Any]) -> str:
+        """Sampled requests (temperature > 0) are keyed by occurrence, so repeats differ but replay in order."""
+        base = request_key(client.model, payload)
+        n = 0
+        if payload["temperature"] > 0:
+            with self._lock:
+                n = self._occurrences.get(base, 0)
+                self._occurrences[base] = n + 1
+        return request_key(client.model, {**payload, "occurrence": n})
+
+    def _refuse_if_dead(self, role: str, client: ModelClient) -> None:
+        with self._lock:
+            dead = self._dead.get(id(client))
+            if dead is None:
+                return
+            self._usage[role].refused_calls += 1
+            again = ModelUnavailableError(dead.message, hint=dead.hint)
+            self._first_error.setdefault(role, again)
+            self._last_error[role] = again
+        raise again
+
     def _reserve(self) -> None:
         """Check every limit and reserve a call slot atomically, so parallel threads cannot overshoot."""
         b = self.budget
@@ -228,36 +278,89 @@ class LMBoundary:
                 reason = ("seconds", f"time budget of {b.max_seconds:.0f} s spent")
             if reason is not None:
                 self._exhausted = BudgetExceeded(
-                    reason[1], limit=reason[0], hint="raise the limit (--max-calls/--max-usd/--max-minutes)"
+                    reason[1], limit=reason[0], hint=f"raise the limit ({_LIMIT_FLAGS[reason[0]]})"
                 )
                 raise self._exhausted
             self._reserved += 1
 
-    def _call_with_retries(
-        self,
-        role: str,
-        client: ModelClient,
-        messages: list[dict[str, str]],
-        json_schema: dict[str, Any] | None,
-        max_tokens: int | None,
-        temperature: float | None,
-    ) -> Completion:
+    def _call_with_retries(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
         attempt = 0
         while True:
+            self._reserve()  # a retry is a call: it takes a budget slot like any other
             try:
-                return client.complete(
-                    messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature
-                )
-            except LMCallError as e:
-                if not e.retryable or attempt >= self.retry.max_retries:
-                    raise
-                delay = min(self.retry.backoff_max, self.retry.backoff_base * (2**attempt))
+                return self._attempt(role, client, payload)
+            except (LMCallError, ModelUnavailableError) as e:
+                delay = self._retry_delay(e, attempt)
                 attempt += 1
                 with self._lock:
                     self._usage[role].retries += 1
                 log.warning("%s call failed (%s); retry %d in %.1f s", role, e.message, attempt, delay)
-                if delay:
+                if delay > 0:
                     time.sleep(delay)
+
+    def _attempt(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
+        """One request: counted (success or failure) the moment it ends, and reported through on_call."""
+        start = time.monotonic()
+        try:
+            result = client.complete(
+                payload["messages"],
+                json_schema=payload["json_schema"],
+                max_tokens=payload["max_tokens"],
+                temperature=payload["temperature"],
+            )
+        except BaseException as e:  # KeyboardInterrupt too: the reserved slot must be released
+            self._account(role, start, None)
+            if isinstance(e, (LMCallError, ModelUnavailableError)):
+                self._remember(role, client, e)
+            if isinstance(e, Exception):
+                self._notify()
+            raise
+        self._account(role, start, result)
+        self._notify()
+        return result
+
+    def _account(self, role: str, start: float, result: Completion | None) -> None:
+        with self._lock:
+            self._reserved -= 1
+            u = self._usage[role]
+            u.calls += 1
+            u.seconds += time.monotonic() - start
+            if result is None:
+                u.failed_calls += 1
+                return
+            u.prompt_tokens += result.prompt_tokens
+            u.completion_tokens += result.completion_tokens
+            u.cost_usd += result.cost_usd
+
+    def _remember(self, role: str, client: ModelClient, e: CallError) -> None:
+        with self._lock:
+            self._first_error.setdefault(role, e)
+            self._last_error[role] = e
+            if isinstance(e, ModelUnavailableError):
+                self._dead.setdefault(id(client), e)
+
+    def _notify(self) -> None:
+        if self.on_call is not None:
+            self.on_call(self.usage())
+
+    def _retry_delay(self, e: CallError, attempt: int) -> float:
+        """Seconds to wait before the next attempt; re-raises when no retry is due (or none would fit in time)."""
+        if not getattr(e, "retryable", False) or attempt >= self.retry.max_retries:
+            raise e
+        asked = getattr(e, "retry_after", None)
+        if asked is not None:
+            delay = min(float(asked), self.retry.retry_after_cap)
+        else:
+            delay = min(self.retry.backoff_max, self.retry.backoff_base * (2**attempt))
+        if self.budget.max_seconds is not None:
+            left = self.budget.max_seconds - self.elapsed
+            if delay >= left:
+                why = f"Retry-After {asked:g} s" if asked is not None else f"a {delay:.1f} s backoff"
+                raise LMCallError(
+                    f"{e.message}; {why} does not fit in the {max(left, 0):.0f} s left of the time budget",
+                    hint=e.hint,
+                ) from e
+        return delay
 
 
 class RoleLM:

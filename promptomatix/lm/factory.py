@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient, RetryPolicy, UsageReport
+from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient, RetryPolicy, RoleSettings, UsageReport
 from promptomatix.lm.cache import ResponseCache
 from promptomatix.lm.registry import DEFAULT_LOCAL_MODEL, KNOWN_MODELS
 
@@ -27,8 +27,17 @@ class ModelSettings(BaseModel):
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     api_base: str | None = None
     n_parallel: int = Field(default=4, ge=1, le=64)
-    max_tokens: int = Field(default=256, ge=1)
-    temperature: float = Field(default=0.0, ge=0, le=2)
+    request_timeout: float = Field(default=120.0, gt=0)  # seconds per HTTP request to a remote model
+    max_tokens: int | None = Field(default=None, ge=1)  # cap on each task completion (None: the role default)
+    temperature: float | None = Field(default=None, ge=0, le=2)  # the task model's temperature
+    teacher_max_tokens: int | None = Field(default=None, ge=1)
+    teacher_temperature: float | None = Field(default=None, ge=0, le=2)
+
+    def role_settings(self) -> dict[str, RoleSettings]:
+        return {
+            "task": RoleSettings(max_tokens=self.max_tokens, temperature=self.temperature),
+            "teacher": RoleSettings(max_tokens=self.teacher_max_tokens, temperature=self.teacher_temperature),
+        }
 
 
 def normalize_model_string(model: str) -> str:
@@ -54,8 +63,10 @@ def create_client(
     n_parallel: int = 4,
     auto_pull: bool = True,
     on_message: Callable[[str], None] | None = None,
+    request_timeout: float = 120.0,
     **extra: Any,
 ) -> ModelClient:
+    """The client for one model string; a GGUF that is missing or not a GGUF fails here, with the fix."""
     model = normalize_model_string(model)
     if is_local(model):
         from promptomatix.lm.local import LocalClient
@@ -65,7 +76,7 @@ def create_client(
         return LocalClient(Path(path), model=model, n_parallel=n_parallel)
     from promptomatix.lm.remote import RemoteClient
 
-    return RemoteClient(model, api_key=api_key, api_base=api_base, **extra)
+    return RemoteClient(model, api_key=api_key, api_base=api_base, timeout=request_timeout, **extra)
 
 
 def build_boundary(
@@ -92,6 +103,7 @@ def build_boundary(
                 api_base=settings.api_base,
                 n_parallel=settings.n_parallel,
                 on_message=on_message,
+                request_timeout=settings.request_timeout,
             )
         return cache_by_string[model_string]
 
@@ -101,4 +113,11 @@ def build_boundary(
         built["teacher"] = client_for(settings.teacher_model) if settings.teacher_model else built["task"]
     if "judge" not in built:
         built["judge"] = client_for(settings.judge_model) if settings.judge_model else built["teacher"]
-    return LMBoundary(built, budget=budget, cache=ResponseCache(cache_path), retry=retry, on_call=on_call)
+    return LMBoundary(
+        built,
+        budget=budget,
+        cache=ResponseCache(cache_path),
+        retry=retry,
+        on_call=on_call,
+        role_settings=settings.role_settings(),
+    )

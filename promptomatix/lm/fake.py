@@ -79,7 +79,9 @@ class FakeLM:
         temperature: float | None = None,
     ) -> Completion:
         with self._lock:
-            self.calls.append({"messages": messages, "json_schema": json_schema, "temperature": temperature})
+            self.calls.append(
+                {"messages": messages, "json_schema": json_schema, "temperature": temperature, "max_tokens": max_tokens}
+            )
             fail = self.fail_times > 0
             if fail:
                 self.fail_times -= 1

@@ -52,12 +52,30 @@ def _load_server(path: Path, n_parallel: int, n_ctx: int) -> Any:
         return server
 
 
+def _check_gguf(path: Path) -> None:
+    """A GGUF file starts with the magic b"GGUF": checking it here names the problem before llama.cpp fails."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as e:
+        raise ModelUnavailableError(
+            f"cannot read GGUF file {path}: {e.strerror}", hint="check the path and its permissions"
+        ) from e
+    if head != b"GGUF":
+        what = "is empty" if not head else f"starts with {head!r}, not GGUF"
+        raise ModelUnavailableError(
+            f"{path} is not a GGUF model file ({what})",
+            hint="pass a .gguf file, or a known model such as local/smollm2-135m",
+        )
+
+
 class LocalClient:
     """A ModelClient for a GGUF file. JSON-schema requests constrain decoding with llama.cpp's grammar."""
 
     def __init__(self, path: Path, *, model: str, n_parallel: int = 4, n_ctx: int = 4096) -> None:
         if n_parallel < 1:
             raise ConfigurationError("n_parallel must be >= 1")
+        _check_gguf(path)
         self.path = path
         self.model = model
         self.n_parallel = n_parallel

@@ -1,26 +1,45 @@
 """Any litellm/DSPy model string (openai/…, anthropic/…, ollama_chat/…, an OpenAI-compatible api_base).
 
 litellm is imported lazily and its errors are mapped here, once, to our typed errors (`raise … from e`).
+The provider SDK's own retries are off (litellm `num_retries=0`, OpenAI SDK `max_retries=0`): the LM boundary
+is the one retry layer, so every HTTP attempt is one counted call. Every request carries a timeout.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
+import threading
+import time
+from email.utils import parsedate_to_datetime
 from typing import Any
 
-from promptomatix.errors import LMCallError, ModelUnavailableError
+from promptomatix.errors import LMCallError, ModelUnavailableError, PromptomatixError
 from promptomatix.lm.fake import Completion
+from promptomatix.lm.urls import redact_text, redact_url
 
-_TRANSIENT = {
-    "RateLimitError",
-    "APIConnectionError",
-    "Timeout",
-    "ServiceUnavailableError",
-    "InternalServerError",
-    "APIError",
-}
-_FATAL = {"AuthenticationError", "PermissionDeniedError", "NotFoundError", "BadRequestError"}
+DEFAULT_REQUEST_TIMEOUT = 120.0
+_LITELLM_PREFIX = re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout): (\w+(Error|Exception|Timeout): )?(\w+ - )?")
+_BAD_BODY = ("Expecting value", "invalid response", "JSONDecodeError", "Received response", "Unterminated string")
+_NO_KEY = ("Missing credentials", "api_key client option must be set", "No API key provided")
+
+
+class ProviderError(LMCallError):
+    """A failed provider call, with what the boundary needs to decide on a retry."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        retryable: bool = False,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint, retryable=retryable)
+        self.status = status
+        self.retry_after = retry_after
 
 
 @functools.cache
@@ -41,11 +60,32 @@ def _key_env(model: str) -> str:
 class RemoteClient:
     """A ModelClient over litellm. The key is held in memory only, never in settings that get persisted."""
 
-    def __init__(self, model: str, *, api_key: str | None = None, api_base: str | None = None, **extra: Any):
+    def __init__(
+        self,
+        model: str,
+        *,
+        api_key: str | None = None,
+        api_base: str | None = None,
+        timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        **extra: Any,
+    ):
+        if timeout <= 0:
+            raise ValueError("timeout must be > 0 seconds")
         self.model = model
         self._api_key = api_key
         self.api_base = api_base
+        self.timeout = float(timeout)
         self.extra = extra
+        self.provider: str | None = None
+        self._checked = False
+        self._check_lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """The server a message should name: the api_base without credentials, else the provider."""
+        if self.api_base:
+            return redact_url(self.api_base)
+        return self.provider or self.model.split("/", 1)[0]
 
     def complete(
         self,
@@ -56,7 +96,19 @@ class RemoteClient:
         temperature: float | None = None,
     ) -> Completion:
         litellm = _litellm()
+        self._precheck(litellm)
+        kwargs = self._request(messages, json_schema, max_tokens, temperature)
+        try:
+            resp = litellm.completion(**kwargs)
+        except Exception as e:
+            raise self._wrap(e) from e
+        return self._completion(litellm, resp)
+
+    def _request(
+        self, messages: list[dict[str, str]], json_schema: Any, max_tokens: int | None, temperature: float | None
+    ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"model": self.model, "messages": messages, **self.extra}
+        kwargs.update(timeout=self.timeout, num_retries=0, max_retries=0)
         if max_tokens:
             kwargs["max_tokens"] = max_tokens
         if temperature is not None:
@@ -70,33 +122,162 @@ class RemoteClient:
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": json_schema},
             }
+        return kwargs
+
+    def _completion(self, litellm: Any, resp: Any) -> Completion:
         try:
-            resp = litellm.completion(**kwargs)
-        except Exception as e:
-            raise self._wrap(e) from e
+            text = resp.choices[0].message.content or ""
+        except (AttributeError, IndexError, TypeError):
+            raise ProviderError(
+                f"unreadable response from {self.where}: no choices in the answer",
+                hint="check that --api-base points at an OpenAI-compatible /v1 endpoint",
+            ) from None
         usage = getattr(resp, "usage", None)
         try:
             cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
         except Exception:
             cost = 0.0  # unknown price (local servers, new models): count tokens, not dollars
         return Completion(
-            text=resp.choices[0].message.content or "",
+            text=text,
             prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
             completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
             cost_usd=cost,
             model=self.model,
         )
 
-    def _wrap(self, e: Exception) -> Exception:
-        name = type(e).__name__
-        first = str(e).strip().splitlines()[0][:300] if str(e).strip() else name
-        if name == "AuthenticationError":
-            return ModelUnavailableError(
-                f"{self.model}: authentication failed ({first})",
-                hint=f"set {_key_env(self.model)} or pass --api-key",
-            )
-        if name in _FATAL:
-            return LMCallError(f"{self.model}: {name}: {first}", retryable=False)
-        if name in _TRANSIENT or "timeout" in name.lower() or "connection" in name.lower():
-            return LMCallError(f"{self.model}: {name}: {first}", retryable=True)
-        return LMCallError(f"{self.model}: {name}: {first}", retryable=False)
+    def _precheck(self, litellm: Any) -> None:
+        """Once per client: an unknown model string or a missing key fails here, before any request."""
+        with self._check_lock:
+            if self._checked:
+                return
+            try:
+                self.provider = litellm.get_llm_provider(self.model, api_base=self.api_base)[1]
+            except Exception:
+                raise ModelUnavailableError(
+                    f"unknown model '{self.model}'",
+                    hint="write provider/model, e.g. openai/gpt-4o-mini, or a local model (promptomatix models list)",
+                ) from None
+            if not self._api_key:
+                missing = _missing_keys(litellm, self.model, self.api_base)
+                if missing:
+                    raise ModelUnavailableError(
+                        f"{self.model}: no API key", hint=f"set {' or '.join(missing)} or pass --api-key"
+                    )
+            self._checked = True
+
+    def _wrap(self, e: Exception) -> PromptomatixError:
+        """One provider exception → our typed error, named by what the user can do about it."""
+        return classify(e, model=self.model, where=self.where, timeout=self.timeout, api_key=self._api_key)
+
+
+def _missing_keys(litellm: Any, model: str, api_base: str | None) -> list[str]:
+    try:
+        env = litellm.validate_environment(model=model, api_base=api_base)
+    except Exception:
+        return []  # a provider litellm cannot check: let the first request say
+    if env.get("keys_in_environment"):
+        return []
+    return [str(k) for k in env.get("missing_keys") or []]
+
+
+def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: str | None = None) -> PromptomatixError:
+    name = type(e).__name__
+    chain = _cause_names(e)
+    detail = _detail(e, api_key)
+    status = getattr(e, "status_code", None)
+    key_hint = "check the key given with --api-key" if api_key else f"check {_key_env(model)} or pass --api-key"
+    if any(s in detail for s in _NO_KEY):
+        return ModelUnavailableError(f"{model}: no API key", hint=f"set {_key_env(model)} or pass --api-key")
+    if "ConnectionRefusedError" in chain:
+        return ProviderError(f"connection refused at {where}", hint="is the server running?", retryable=True)
+    if "timeout" in name.lower() or any("Timeout" in c for c in chain):
+        return ProviderError(
+            f"no answer from {where} ({model}) within {timeout:g} s", hint="raise --request-timeout", retryable=True
+        )
+    if "ConnectError" in chain or "APIConnectionError" in chain:
+        return ProviderError(f"could not connect to {where}: {detail}", hint="check --api-base", retryable=True)
+    if name in ("AuthenticationError", "PermissionDeniedError") or status in (401, 403):
+        return ModelUnavailableError(f"HTTP {status or 401} from {where}", hint=key_hint)
+    if name == "NotFoundError" or status == 404:
+        return ModelUnavailableError(
+            f"HTTP 404 from {where}: {detail}", hint=f"check the model name ({model}) and --api-base (…/v1)"
+        )
+    if _bad_body(e, detail):
+        return ProviderError(
+            f"unreadable response from {where}: not a chat completion ({detail[:120]})",
+            hint="check that --api-base points at an OpenAI-compatible /v1 endpoint",
+        )
+    if name == "RateLimitError" or status == 429:
+        return ProviderError(
+            f"HTTP 429 (rate limited) from {where}",
+            hint="lower --threads or wait",
+            retryable=True,
+            status=429,
+            retry_after=retry_after_seconds(e),
+        )
+    if (isinstance(status, int) and status >= 500) or name in ("InternalServerError", "ServiceUnavailableError"):
+        return ProviderError(
+            f"HTTP {status or 500} from {where}: {detail}",
+            retryable=True,
+            status=status,
+            retry_after=retry_after_seconds(e),
+        )
+    return ProviderError(f"{model}: {name}: {detail}", status=status if isinstance(status, int) else None)
+
+
+def _cause_names(e: BaseException) -> list[str]:
+    names: list[str] = []
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen and len(names) < 12:
+        seen.add(id(cur))
+        names.append(type(cur).__name__)
+        cur = cur.__cause__ or cur.__context__
+    return names
+
+
+def _detail(e: Exception, api_key: str | None) -> str:
+    """The provider's own first line, without litellm's class-name prefixes, URLs' credentials or the key."""
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    return redact_text(_LITELLM_PREFIX.sub("", first), api_key)[:200]
+
+
+def _bad_body(e: Exception, detail: str) -> bool:
+    """litellm reports a 200 with a body it cannot parse as a synthetic 500 with no response headers."""
+    return any(s in str(e) for s in _BAD_BODY) and not _headers(e)
+
+
+def _headers(e: Exception) -> dict[str, str]:
+    for source in (
+        getattr(getattr(e, "response", None), "headers", None),
+        getattr(e, "litellm_response_headers", None),
+    ):
+        try:
+            if source:
+                return {str(k).lower(): str(v) for k, v in dict(source).items()}
+        except (TypeError, ValueError):
+            continue
+    return {}
+
+
+def retry_after_seconds(e: Exception, now: float | None = None) -> float | None:
+    """The server's Retry-After (seconds or an HTTP date; retry-after-ms too), or None."""
+    headers = _headers(e)
+    if "retry-after-ms" in headers:
+        try:
+            return max(0.0, float(headers["retry-after-ms"]) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return max(0.0, when - (time.time() if now is None else now))
