@@ -15,10 +15,11 @@ from promptomatix.backends.base import ProgressFn
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits
-from promptomatix.errors import SessionError
+from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.lm.boundary import ModelClient
-from promptomatix.pipeline import Run, owner_alive
+from promptomatix.pipeline import Run
 from promptomatix.result import OptimizationResult
+from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
@@ -51,9 +52,24 @@ def _load(store: SessionStore, session_id: str) -> tuple[Session, TaskSpec, Data
     return session, TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
 
 
-def _config(session: Session, overrides: dict[str, Any], api_key: str | None) -> RunConfig:
-    """The session's settings with overrides (ours or upstream's names; a typo is a ConfigurationError)."""
-    cfg = RunConfig.from_kwargs(**{**session.run_config, **{k: v for k, v in overrides.items() if v is not None}})
+def _config(
+    session: Session, overrides: dict[str, Any], api_key: str | None, api_base: str | None = None
+) -> RunConfig:
+    """The session's settings with overrides (ours or upstream's names; a typo is a ConfigurationError).
+
+    Keys are never stored, and URL credentials were stripped before saving: `api_key`/`api_base` supply them again
+    (without them, the provider's env var, e.g. OPENAI_API_KEY, is read by the client as usual).
+    """
+    stripped = getattr(session, "stripped_credentials", lambda: [])()
+    if stripped and not (api_key or api_base):
+        raise ConfigurationError(
+            f"the session's {', '.join(f.split('.')[-1] for f in stripped)} had credentials that were not saved",
+            hint="pass --api-base with the full URL (and --api-key) again",
+        )
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if api_base:
+        given["api_base"] = api_base
+    cfg = RunConfig.from_kwargs(**{**session.run_config, **given})
     if api_key:
         cfg.api_key = SecretStr(api_key)
     return cfg
@@ -82,25 +98,34 @@ def refine(
     clients: dict[str, ModelClient] | None = None,
     progress: ProgressFn | None = None,
     api_key: str | None = None,
+    api_base: str | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
-    """Re-optimize from the latest version with the session's open feedback; mark that feedback applied."""
+    """Re-optimize from the latest version with the session's open feedback; mark that feedback applied.
+
+    A refine that fails applies nothing and adds no version; one the held-out test calls worse than the latest
+    version is reported (`kept_version`) and the latest stays the latest.
+    """
     store = store or SessionStore(overrides.pop("sessions_dir", None))
-    session, spec, splits = _load(store, session_id)
-    latest = session.latest_version()
-    if latest is None:
-        raise SessionError(f"session {session_id} has no version to refine", hint=f"promptomatix resume {session_id}")
-    open_items = session.open_feedback()
-    cfg = _config(session, overrides, api_key)
-    run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
-    return run.optimize(
-        spec,
-        splits,
-        candidate_of(latest),
-        session.data_report,
-        human_feedback=[feedback_text(f) for f in open_items],
-        feedback_ids=[f.id for f in open_items],
-    )
+    with run_lock(store, session_id, "refine"):
+        session, spec, splits = _load(store, session_id)
+        latest = session.latest_version()
+        if latest is None:
+            raise SessionError(
+                f"session {session_id} has no version to refine", hint=f"promptomatix resume {session_id}"
+            )
+        open_items = session.open_feedback()
+        cfg = _config(session, overrides, api_key, api_base)
+        run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
+        return run.optimize(
+            spec,
+            splits,
+            candidate_of(latest),
+            session.data_report,
+            human_feedback=[feedback_text(f) for f in open_items],
+            feedback_ids=[f.id for f in open_items],
+            parent_version=latest.version,
+        )
 
 
 def resume(
@@ -110,42 +135,41 @@ def resume(
     clients: dict[str, ModelClient] | None = None,
     progress: ProgressFn | None = None,
     api_key: str | None = None,
+    api_base: str | None = None,
+    **overrides: Any,
 ) -> OptimizationResult:
     """Continue an interrupted or failed run. Calls it already made replay from the session's cache for free."""
-    store = store or SessionStore()
-    session = store.load(session_id)
-    if session.status == "completed":
-        raise SessionError(
-            f"session {session_id} already completed", hint=f"use `promptomatix refine {session_id}` to go further"
+    store = store or SessionStore(overrides.pop("sessions_dir", None))
+    with run_lock(store, session_id, "resume"):
+        session = store.load(session_id)
+        if session.status == "completed":
+            raise SessionError(
+                f"session {session_id} already completed",
+                hint=f"use `promptomatix refine {session_id}` to go further",
+            )
+        given = session.data.get("given_rows", {}) if not session.task_spec else {}
+        cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
+        run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
+        if not session.task_spec or not session.data:  # stopped while building the spec or data: start over
+            result = run.execute()
+            assert isinstance(result, OptimizationResult)
+            return result
+        spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
+        state = session.progress or {}
+        initial = (
+            PromptCandidate(**state["initial"])
+            if state.get("initial")
+            else PromptCandidate(instructions=spec.initial_prompt)
         )
-    owner = (session.progress or {}).get("owner")
-    if session.status == "running" and owner_alive(owner):
-        raise SessionError(
-            f"session {session_id} is still running (process {owner['pid']})",
-            hint="wait for it to finish, or stop it (Ctrl-C) and resume then",
+        return run.optimize(
+            spec,
+            splits,
+            initial,
+            session.data_report,
+            human_feedback=state.get("human_feedback", []),
+            feedback_ids=state.get("feedback_ids", []),
+            parent_version=state.get("parent_version"),
         )
-    given = session.data.get("given_rows", {}) if not session.task_spec else {}
-    cfg = _config(session, {"dry_run": False, **given}, api_key)
-    run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
-    if not session.task_spec or not session.data:  # stopped while building the spec or data: start over (cached)
-        result = run.execute()
-        assert isinstance(result, OptimizationResult)
-        return result
-    spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
-    state = session.progress or {}
-    initial = (
-        PromptCandidate(**state["initial"])
-        if state.get("initial")
-        else PromptCandidate(instructions=spec.initial_prompt)
-    )
-    return run.optimize(
-        spec,
-        splits,
-        initial,
-        session.data_report,
-        human_feedback=state.get("human_feedback", []),
-        feedback_ids=state.get("feedback_ids", []),
-    )
 
 
 def generate_feedback(
@@ -154,24 +178,74 @@ def generate_feedback(
     store: SessionStore | None = None,
     clients: dict[str, ModelClient] | None = None,
     api_key: str | None = None,
+    api_base: str | None = None,
+    progress: ProgressFn | None = None,
     max_examples: int = 8,
+    **overrides: Any,
 ) -> dict[str, Any]:
-    """An LLM critic (the teacher) reads the latest prompt's failures and writes feedback items into the session."""
-    store = store or SessionStore()
-    session, spec, splits = _load(store, session_id)
-    latest = session.latest_version()
-    if latest is None:
-        raise SessionError(f"session {session_id} has no version yet", hint=f"promptomatix resume {session_id}")
-    cfg = _config(session, {}, api_key)
-    run = Run(cfg, clients=clients, store=store, session_id=session_id)
-    boundary = run.get_boundary()
+    """An LLM critic (the teacher) reads the latest prompt's failures and writes feedback items into the session.
+
+    `overrides` are run settings such as the budget (max_calls, max_usd, max_minutes, ...).
+    """
+    store = store or SessionStore(overrides.pop("sessions_dir", None))
+    with run_lock(store, session_id, "feedback generate"):
+        session, spec, splits = _load(store, session_id)
+        latest = session.latest_version()
+        if latest is None:
+            raise SessionError(f"session {session_id} has no version yet", hint=f"promptomatix resume {session_id}")
+        cfg = _config(session, overrides, api_key, api_base)
+        run = Run(cfg, clients=clients, store=store, session_id=session_id, progress=progress)
+        individual, rows, items = _critique(run, spec, splits, latest, max_examples)
+        added: list[FeedbackItem] = []
+
+        def save(s: Session) -> None:
+            for quote, comment in items:
+                where = (latest.instructions or "") if quote and quote in (latest.instructions or "") else latest.prompt
+                use_quote = quote if quote and quote in where and quote in latest.prompt else None
+                added.append(
+                    attach_feedback(s, comment=comment, text=use_quote, version=latest.version, source="generated")
+                )
+
+        store.update(session_id, save)
+    usage = run.get_boundary().usage().total
+    return {
+        "session_id": session_id,
+        # upstream returned this as a JSON string, and its callers json.loads it
+        "comprehensive_feedback": json.dumps(
+            {"primary_feedback": [f.comment for f in added], "secondary_feedback": []}
+        ),
+        "individual_feedbacks": individual,
+        "feedback_items": [f.model_dump(mode="json") for f in added],
+        "synthetic_data_used": len(rows),
+        "metrics": {
+            "time_taken": usage.seconds,
+            "cost": usage.cost_usd,
+            "samples_processed": len(rows),
+            "calls": usage.calls,
+        },
+    }
+
+
+def _critique(
+    run: Run, spec: TaskSpec, splits: DataSplits, latest: PromptVersion, max_examples: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]]:
+    """Score the latest prompt on a few rows, then ask the teacher for feedback on the failures."""
     from promptomatix.backends.base import RunContext
 
+    cfg = run.config
+    boundary = run.get_boundary()
     ctx = RunContext(
-        boundary=boundary, metrics=run.metrics_manager(spec), spec=spec, num_threads=cfg.num_threads, seed=cfg.seed
+        boundary=boundary,
+        metrics=run.metrics_manager(spec),
+        spec=spec,
+        num_threads=cfg.num_threads,
+        seed=cfg.seed,
+        progress=run.progress,
     )
     rows = list(splits.valid or splits.train)[:max_examples]
+    ctx.emit("feedback", f"scoring version {latest.version} on {len(rows)} rows")
     report = ctx.evaluate(PromptProgram(candidate_of(latest), spec, boundary.role("task")), rows)
+    require_answers(report, boundary, f"scoring version {latest.version}")
     failures = [r for r in report.records if r.raw_score < 1.0]
     individual = [
         {
@@ -193,38 +267,11 @@ def generate_feedback(
         'quote the exact words of the prompt it is about (or "" for the prompt as a whole) and say what to change.\n'
         'Reply as JSON: {"feedback": [{"quote": "...", "comment": "..."}]}'
     )
+    ctx.emit("feedback", f"{len(failures)} of {len(rows)} rows wrong; asking the teacher for feedback")
     answer = boundary.role("teacher").chat(
         [{"role": "user", "content": prompt}], json_schema=_FEEDBACK_SCHEMA, max_tokens=400
     )
-    items = _parse_items(answer)
-    added: list[FeedbackItem] = []
-
-    def save(s: Session) -> None:
-        for quote, comment in items:
-            where = (latest.instructions or "") if quote and quote in (latest.instructions or "") else latest.prompt
-            use_quote = quote if quote and quote in where and quote in latest.prompt else None
-            added.append(
-                attach_feedback(s, comment=comment, text=use_quote, version=latest.version, source="generated")
-            )
-
-    store.update(session_id, save)
-    usage = boundary.usage().total
-    return {
-        "session_id": session_id,
-        # upstream returned this as a JSON string, and its callers json.loads it
-        "comprehensive_feedback": json.dumps(
-            {"primary_feedback": [f.comment for f in added], "secondary_feedback": []}
-        ),
-        "individual_feedbacks": individual,
-        "feedback_items": [f.model_dump(mode="json") for f in added],
-        "synthetic_data_used": len(rows),
-        "metrics": {
-            "time_taken": usage.seconds,
-            "cost": usage.cost_usd,
-            "samples_processed": len(rows),
-            "calls": usage.calls,
-        },
-    }
+    return individual, rows, _parse_items(answer)
 
 
 def _parse_items(text: str) -> list[tuple[str, str]]:

@@ -8,42 +8,31 @@ good state readable, and the boundary's cache lives in the session directory so 
 from __future__ import annotations
 
 import logging
-import os
-import socket
+import threading
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from typing import Any
 
-from promptomatix.backends.base import BackendResult, ProgressFn, RunContext, emit_progress
+from promptomatix import run_guard, run_report
+from promptomatix.backends.base import BackendResult, ProgressEvent, ProgressFn, RunContext, emit_progress
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits, build_data, estimate_data_calls, load_rows
-from promptomatix.errors import BudgetExceeded, RunInterrupted
-from promptomatix.lm.boundary import LMBoundary, ModelClient
+from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, RunInterrupted
+from promptomatix.lm.boundary import LMBoundary, ModelClient, UsageReport
 from promptomatix.lm.factory import build_boundary
-from promptomatix.result import DryRunReport, OptimizationResult, RunMetrics, ScoreCI
+from promptomatix.result import DryRunReport, OptimizationResult
+from promptomatix.run_guard import owner_alive, run_owner
 from promptomatix.sessions import SessionStore
-from promptomatix.sessions.models import Score, TestScore, Usage
 from promptomatix.spec import SpecOverrides, TaskSpec, estimate_spec_calls, infer_task_spec
 
 log = logging.getLogger(__name__)
 
+__all__ = ["Run", "owner_alive", "run_owner"]
 
-def run_owner() -> dict[str, Any]:
-    """Who is running a session: `resume` refuses to start a second run of a session that is still alive."""
-    return {"pid": os.getpid(), "host": socket.gethostname()}
-
-
-def owner_alive(owner: dict[str, Any] | None) -> bool:
-    if not owner or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
-        return False
-    try:
-        os.kill(int(owner["pid"]), 0)
-    except (ProcessLookupError, ValueError, TypeError, KeyError):
-        return False
-    except PermissionError:  # exists, owned by another user
-        return True
-    return True
+#: The live call counter refreshes at most this often (seconds): every call counts, the terminal keeps up.
+TICK_S = 0.25
 
 
 class Run:
@@ -60,12 +49,38 @@ class Run:
     ) -> None:
         self.config = config
         self.clients = clients
-        self.progress = progress
+        self.user_progress = progress
+        self.progress: ProgressFn | None = self._track if progress is not None else None
         self.store = store or SessionStore(config.sessions_dir)
         self.session_id = session_id
         self.boundary: LMBoundary | None = None
         self._user: dict[str, Any] | None = None
         self._started = time.monotonic()
+        self._stack: ExitStack | None = None  # holds the run lock of a session this run created
+        self._spec: TaskSpec | None = None
+        self._last_event: ProgressEvent | None = None
+        self._tick_lock = threading.Lock()
+        self._last_tick = 0.0
+
+    # -- progress -----------------------------------------------------------------------------------------------
+    def _track(self, event: ProgressEvent) -> None:
+        """Forward a step to the caller's progress function and remember it for the live call counter."""
+        self._last_event = event
+        if self.user_progress is not None:
+            self.user_progress(event)
+
+    def _on_call(self, usage: UsageReport) -> None:
+        """Every model call (attempt) re-sends the last step with fresh counts, at most every TICK_S seconds."""
+        if self.user_progress is None or self._last_event is None:
+            return
+        with self._tick_lock:
+            now = time.monotonic()
+            if now - self._last_tick < TICK_S:
+                return
+            self._last_tick = now
+        total = usage.total
+        tick = self._last_event.model_copy(update={"calls": total.calls, "cost_usd": total.cost_usd, "live": True})
+        self.user_progress(tick)
 
     # -- stages -------------------------------------------------------------------------------------------------
     def _emit(self, stage: str, message: str, **kw: Any) -> None:
@@ -87,6 +102,8 @@ class Run:
                 progress={"owner": run_owner()},
             )
             self.session_id = session.session_id
+            if self._stack is not None:  # a new session is ours for the whole run: `delete`/`resume` refuse
+                self._stack.enter_context(run_guard.run_lock(self.store, self.session_id, "optimize"))
         return self.session_id
 
     def get_boundary(self) -> LMBoundary:
@@ -97,9 +114,30 @@ class Run:
                 budget=self.config.budget(),
                 cache_path=self.store.session_dir(sid) / "cache.sqlite",
                 clients=self.clients,
+                on_call=self._on_call,
                 on_message=lambda m: self._emit("model", m),
             )
         return self.boundary
+
+    def _guard(self, fn: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+        """Run a stage so that no ending leaves the session `running`: Ctrl-C → interrupted, errors → failed."""
+        try:
+            return fn(*args, **kw)
+        except KeyboardInterrupt:
+            if self.session_id is None:
+                raise
+            raise run_guard.interrupted(self.store, self.session_id, self._spec, self.config.backend) from None
+        except RunInterrupted:
+            raise
+        except DataError as e:
+            cause = run_guard.provider_cause(self.boundary, "teacher")
+            run_guard.mark_failed(self.store, self.session_id, run_guard.one_line(str(e)))
+            if cause != "no error was recorded":  # the data is missing because the teacher could not answer
+                raise ModelUnavailableError(f"the teacher model could not answer: {cause}") from e
+            raise
+        except Exception as e:
+            run_guard.mark_failed(self.store, self.session_id, run_guard.one_line(str(e)))
+            raise
 
     def _user_rows(self) -> dict[str, Any]:
         cfg = self.config
@@ -191,33 +229,31 @@ class Run:
 
     # -- the run ------------------------------------------------------------------------------------------------
     def execute(self) -> OptimizationResult | DryRunReport:
-        try:
-            spec, splits, data_report = self.prepare()
-        except KeyboardInterrupt:
-            if self.session_id is None:
-                raise
-            raise self._interrupted(None) from None
-        except Exception:
-            self._mark_failed()
-            raise
-        if self.config.dry_run:
-            estimate = self.estimate(spec, splits)
-            self.store.update(self._open_session(), lambda s: setattr(s, "status", "created"))
-            return DryRunReport(
-                session_id=self.session_id,
-                task_type=spec.task_type.value,
-                input_fields=spec.input_names,
-                output_fields=spec.output_names,
-                labels=spec.labels,
-                initial_prompt=spec.initial_prompt,
-                assumptions=spec.assumptions,
-                rows={"train": splits.train, "valid": splits.valid, "test": splits.test_rows()},
-                data_report=data_report,
-                estimated_calls={**estimate, "total": sum(estimate.values())},
-                calls_so_far=self.get_boundary().usage().total.calls,
-                task_spec=spec.model_dump(mode="json"),
-            )
-        return self.optimize(spec, splits, PromptCandidate(instructions=spec.initial_prompt), data_report)
+        with ExitStack() as stack:
+            self._stack = stack
+            spec, splits, data_report = self._guard(self.prepare)
+            if self.config.dry_run:
+                return self._dry_run(spec, splits, data_report)
+            initial = PromptCandidate(instructions=spec.initial_prompt)
+            return self.optimize(spec, splits, initial, data_report)
+
+    def _dry_run(self, spec: TaskSpec, splits: DataSplits, data_report: dict[str, Any]) -> DryRunReport:
+        estimate = self.estimate(spec, splits)
+        self.store.update(self._open_session(), lambda s: setattr(s, "status", "created"))
+        return DryRunReport(
+            session_id=self.session_id,
+            task_type=spec.task_type.value,
+            input_fields=spec.input_names,
+            output_fields=spec.output_names,
+            labels=spec.labels,
+            initial_prompt=spec.initial_prompt,
+            assumptions=spec.assumptions,
+            rows={"train": splits.train, "valid": splits.valid, "test": splits.test_rows()},
+            data_report=data_report,
+            estimated_calls={**estimate, "total": sum(estimate.values())},
+            calls_so_far=self.get_boundary().usage().total.calls,
+            task_spec=spec.model_dump(mode="json"),
+        )
 
     def optimize(
         self,
@@ -228,21 +264,37 @@ class Run:
         *,
         human_feedback: list[str] | None = None,
         feedback_ids: list[str] | None = None,
+        parent_version: int | None = None,
     ) -> OptimizationResult:
-        from promptomatix.backends.registry import make_backend
+        """Optimize from `initial`; with `parent_version` (refine), a result the held-out test calls worse than
+        that version is reported but does not replace it as the latest."""
+        self._spec = spec
+        return self._guard(
+            self._optimize, spec, splits, initial, data_report, list(human_feedback or []),
+            list(feedback_ids or []), parent_version,
+        )  # fmt: skip
 
+    def _optimize(
+        self,
+        spec: TaskSpec,
+        splits: DataSplits,
+        initial: PromptCandidate,
+        data_report: dict[str, Any],
+        human_feedback: list[str],
+        feedback_ids: list[str],
+        parent_version: int | None,
+    ) -> OptimizationResult:
         cfg = self.config
         sid = self._open_session()
         boundary = self.get_boundary()
-        metrics = self.metrics_manager(spec)
         ctx = RunContext(
             boundary=boundary,
-            metrics=metrics,
+            metrics=self.metrics_manager(spec),
             spec=spec,
             num_threads=cfg.num_threads,
             seed=cfg.seed,
             progress=self.progress,
-            human_feedback=list(human_feedback or []),
+            human_feedback=human_feedback,
             checkpoint=lambda state: self.store.update(sid, lambda s: s.progress.update(state)),
         )
         test_rows = splits.test_rows()
@@ -251,55 +303,67 @@ class Run:
         full = boundary.budget
         if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
             boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, 2 * len(test_rows))}))
-        backend = make_backend(cfg)
-        start_state = {
+        self._start(sid, initial, human_feedback, feedback_ids, parent_version)
+        result = self._compile(ctx, initial, splits, full)
+        self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
+        initial_test = run_report.test_score(ctx, result.initial_predict, test_rows)
+        same = result.prompt == result.initial_prompt
+        best_test = initial_test if same else run_report.test_score(ctx, result.best_predict, test_rows)
+        notes = run_guard.held_out_notes(initial_test, best_test, test_split, boundary, same)
+        scores = (initial_test, best_test, test_split)
+        return run_report.finish(self, spec, result, scores, data_report, splits, feedback_ids, notes, parent_version)
+
+    def _start(
+        self,
+        sid: str,
+        initial: PromptCandidate,
+        human_feedback: list[str],
+        feedback_ids: list[str],
+        parent_version: int | None,
+    ) -> None:
+        state = {
             "owner": run_owner(),
             "initial": initial.model_dump(),
-            "human_feedback": list(human_feedback or []),
-            "feedback_ids": list(feedback_ids or []),
+            "human_feedback": human_feedback,
+            "feedback_ids": feedback_ids,
+            "parent_version": parent_version,
         }
 
         def start(s: Any) -> None:
             s.status = "running"
-            s.progress = start_state
-            s.add_event("run", backend=cfg.backend)
+            s.progress = state
+            s.add_event("run", backend=self.config.backend)
 
         self.store.update(sid, start)
+
+    def _compile(self, ctx: RunContext, initial: PromptCandidate, splits: DataSplits, full: Any) -> BackendResult:
+        from promptomatix.backends.registry import make_backend
+
+        boundary = ctx.boundary
         try:
-            result = backend.compile(ctx, initial, splits.backend_view())
-        except KeyboardInterrupt:
-            raise self._interrupted(spec) from None
+            return make_backend(self.config).compile(ctx, initial, splits.backend_view())
         except BudgetExceeded as e:
-            self._mark_failed()
             raise BudgetExceeded(
                 f"the budget ran out before the initial prompt was scored ({e.message})",
                 limit=e.limit,
                 hint="raise --max-calls/--max-usd/--max-minutes or use a smaller --synthetic-data-size",
             ) from e
-        except Exception:
-            self._mark_failed()
-            raise
         finally:
             # Release the calls held back for the final report. A time limit bounds the search, not the report:
             # without held-out scores the run would have nothing to show for the time it spent.
             boundary.set_budget(full.model_copy(update={"max_seconds": None}))
-        self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
-        try:
-            initial_test = self._test_score(ctx, result.initial_predict, test_rows)
-            same = result.prompt == result.initial_prompt
-            best_test = initial_test if same else self._test_score(ctx, result.best_predict, test_rows)
-        except KeyboardInterrupt:
-            raise self._interrupted(spec) from None
-        return self._finish(spec, result, initial_test, best_test, test_split, data_report, splits, feedback_ids or [])
 
     def metrics_manager(self, spec: TaskSpec) -> Any:
         """The run's metrics: the task type's built-in metric, or the custom `--metric` registered for it."""
         from promptomatix.metrics import MetricRegistry, MetricsManager, load_metric_spec
+        from promptomatix.metrics.manager import check_metric_signature
 
         registry = None
         if self.config.metric:
+            fn = load_metric_spec(self.config.metric)
+            check_metric_signature(fn)
             registry = MetricRegistry()
-            registry.register(spec.task_type.value, load_metric_spec(self.config.metric))
+            registry.register(spec.task_type.value, fn)
         return MetricsManager(
             output_fields=spec.output_names,
             lambda_penalty=self.config.lambda_penalty,
@@ -308,157 +372,3 @@ class Run:
             input_fields=spec.input_names,
             registry=registry,
         )
-
-    def _test_score(
-        self, ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]
-    ) -> ScoreCI | None:
-        try:
-            rep = ctx.evaluate(predict, rows, final=True)
-        except BudgetExceeded as e:
-            log.warning("no held-out score: %s", e.message)
-            return None
-        return ScoreCI(
-            mean=rep.primary,
-            ci_low=rep.primary_ci[0],
-            ci_high=rep.primary_ci[1],
-            n=rep.n,
-            accuracy=rep.accuracy,
-            macro_f1=rep.macro_f1,
-            balanced_accuracy=rep.balanced_accuracy,
-            n_errors=rep.n_errors,
-        )
-
-    def _mark_failed(self) -> None:
-        """A run that raised stays resumable: `promptomatix resume` continues failed sessions too."""
-        if self.session_id is None:
-            return
-        try:
-            self.store.update(self.session_id, lambda s: (setattr(s, "status", "failed"), s.add_event("failed")))
-        except Exception as e:  # never hide the original error behind a bookkeeping one
-            log.warning("could not mark session %s failed: %s", self.session_id, e)
-
-    def _interrupted(self, spec: TaskSpec | None) -> RunInterrupted:
-        """On Ctrl-C: mark the session interrupted, keep the best so far, and say how to resume."""
-        sid = self._open_session()
-        version = self._save_interrupted(spec)
-        return RunInterrupted(
-            "interrupted" + (f"; best so far saved as version {version}" if version else ""),
-            session_id=sid,
-            hint=f"resume with `promptomatix resume {sid}`",
-        )
-
-    def _save_interrupted(self, spec: TaskSpec | None) -> int | None:
-        """Keep the best candidate recorded by the last finished round as a version (once per interruption)."""
-        sid = self._open_session()
-        holder: dict[str, int | None] = {"v": None}
-
-        def save(s: Any) -> None:
-            s.status = "interrupted"
-            s.add_event("interrupted")
-            best = (s.progress or {}).get("best")
-            if best and spec is not None:
-                cand = PromptCandidate(**{k: best[k] for k in ("instructions", "demos", "format_line", "origin")})
-                v = s.add_version(
-                    cand.render(spec),
-                    backend=self.config.backend,
-                    instructions=cand.instructions,
-                    demos=cand.demos,
-                    settings={"format_line": cand.format_line, "interrupted": True},
-                    valid=Score(raw=best.get("valid_raw"), penalized=best.get("valid_penalized")),
-                )
-                holder["v"] = v.version
-
-        self.store.update(sid, save)
-        return holder["v"]
-
-    def _finish(
-        self,
-        spec: TaskSpec,
-        result: BackendResult,
-        initial_test: ScoreCI | None,
-        best_test: ScoreCI | None,
-        test_split: str,
-        data_report: dict[str, Any],
-        splits: DataSplits,
-        feedback_ids: list[str],
-    ) -> OptimizationResult:
-        sid = self._open_session()
-        usage = self.get_boundary().usage()
-        total = usage.total
-        elapsed = time.monotonic() - self._started
-        metrics = RunMetrics(
-            initial_prompt_score=result.initial_valid_penalized,
-            optimized_prompt_score=result.valid_penalized,
-            initial_prompt_score_raw=result.initial_valid_raw,
-            optimized_prompt_score_raw=result.valid_raw,
-            initial_test_score=initial_test,
-            optimized_test_score=best_test,
-            test_split=test_split,
-            calls=total.calls,
-            cached_calls=total.cached_calls,
-            tokens=total.tokens,
-            prompt_tokens=total.prompt_tokens,
-            completion_tokens=total.completion_tokens,
-            cost=round(total.cost_usd, 6),
-            time_taken=round(elapsed, 2),
-            usage_by_role={r: u.model_dump() for r, u in usage.by_role.items()},
-        )
-        holder: dict[str, int] = {}
-
-        def save(s: Any) -> None:
-            v = s.add_version(
-                result.prompt,
-                backend=result.backend,
-                instructions=result.instructions,
-                demos=result.demos,
-                settings={**result.settings, "format_line": result.format_line, "stop_reason": result.stop_reason},
-                valid=Score(raw=result.valid_raw, penalized=result.valid_penalized),
-                initial_valid=Score(raw=result.initial_valid_raw, penalized=result.initial_valid_penalized),
-                test=_test(best_test),
-                initial_test=_test(initial_test),
-                usage=Usage(
-                    calls=total.calls,
-                    cached_calls=total.cached_calls,
-                    prompt_tokens=total.prompt_tokens,
-                    completion_tokens=total.completion_tokens,
-                    cost_usd=total.cost_usd,
-                    seconds=elapsed,
-                ),
-                duration_s=elapsed,
-                program_json=result.program_json,
-                candidates=[c.model_dump() for c in result.candidates],
-                feedback_applied=feedback_ids,
-            )
-            s.status = "completed"
-            s.progress = {}
-            s.add_event("completed", version=v.version)
-            holder["v"] = v.version
-
-        self.store.update(sid, save)
-        self._emit("done", f"session {sid} version {holder['v']}", best_score=result.valid_penalized)
-        return OptimizationResult(
-            session_id=sid,
-            version=holder["v"],
-            backend=result.backend,
-            task_type=spec.task_type.value,
-            input_fields=spec.input_names,
-            output_fields=spec.output_names,
-            labels=spec.labels,
-            initial_prompt=result.initial_prompt,
-            best_prompt=result.prompt,
-            instructions=result.instructions,
-            demos=result.demos,
-            metrics=metrics,
-            stop_reason=result.stop_reason,
-            rounds_completed=result.rounds_completed,
-            n_candidates=len(result.candidates),
-            synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
-            data_report=data_report,
-            task_spec=spec.model_dump(mode="json"),
-            assumptions=spec.assumptions,
-            feedback_applied=feedback_ids,
-        )
-
-
-def _test(score: ScoreCI | None) -> TestScore | None:
-    return TestScore(mean=score.mean, ci_low=score.ci_low, ci_high=score.ci_high, n=score.n) if score else None

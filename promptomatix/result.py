@@ -68,6 +68,8 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     task_spec: dict[str, Any] = Field(default_factory=dict)
     assumptions: list[str] = Field(default_factory=list)
     feedback_applied: list[str] = Field(default_factory=list)
+    kept_version: int | None = None  # refine: the result scored lower, so this earlier version stays the latest
+    notes: list[str] = Field(default_factory=list)  # held-out errors, an unreliable comparison, a kept version
 
     # -- typed conveniences ---------------------------------------------------------------------------------------
     @property
@@ -83,6 +85,14 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     @property
     def valid_score(self) -> float | None:
         return self.metrics.optimized_prompt_score
+
+    @property
+    def improved(self) -> bool:
+        """Higher on the held-out rows with no row errored on either side; errors make any gain unreliable."""
+        a, b = self.metrics.initial_test_score, self.metrics.optimized_test_score
+        if a is None or b is None or a.n_errors or b.n_errors or self.kept_version is not None:
+            return False
+        return b.mean > a.mean + 1e-9
 
     # -- upstream's mapping ---------------------------------------------------------------------------------------
     def _upstream(self) -> dict[str, Any]:

@@ -32,6 +32,7 @@ class ProgressEvent(BaseModel):
     best_score: float | None = None
     calls: int | None = None
     cost_usd: float | None = None
+    live: bool = False  # a counter refresh of the step already shown (sent as calls are made), not a new step
 
 
 ProgressFn = Callable[[ProgressEvent], None]

@@ -56,6 +56,7 @@ from promptomatix.backends.dspy_settings import (
 from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
+from promptomatix.run_guard import require_answers
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class _Run:
         self.valset = [self._example(r) for r in self.valid_rows]
         self.tried: list[_Scored] = []
         self.resolved: dict[str, Any] = {}
+        self.baseline_report: Any = None
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _example(self, row: Mapping[str, Any]) -> dspy.Example:
@@ -170,6 +172,7 @@ class _Run:
 
     def score_valid(self, sc: _Scored) -> None:
         report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows)
+        self.baseline_report = self.baseline_report or report  # the first scoring is the initial program's
         sc.valid_raw = selection_score(report)
         sc.valid_penalized = sc.valid_raw * self.penalty(sc.program)
 
@@ -208,6 +211,7 @@ class _Run:
         label = f"{s.optimizer} ({s.search_type}) on a {s.module} module"
         ctx.emit("baseline", f"dspy backend, {label}: scoring the initial program on {len(self.valid_rows)} rows")
         self.score_valid(base)  # BudgetExceeded propagates: without a baseline there is nothing to return
+        require_answers(self.baseline_report, ctx.boundary, "scoring the initial program")
         ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
         self.checkpoint(0, base, base)
 

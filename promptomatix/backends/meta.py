@@ -25,6 +25,7 @@ from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.backends.selection import records_score, rows_without_demos, subset
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
+from promptomatix.run_guard import require_answers
 
 SearchType = Literal["quick", "moderate", "heavy"]
 DEFAULT_STRATEGIES = (
@@ -140,6 +141,8 @@ class MetaPromptOptimizer:
         seen.add(base.candidate.key())
         ctx.emit("baseline", f"scoring the initial prompt on {len(valid)} valid rows", total_rounds=s.rounds)
         score_valid(base)  # BudgetExceeded here propagates: without a baseline there is nothing to return
+        require_answers(base.valid_report, ctx.boundary, "scoring the initial prompt")
+        ctx.save_progress(_checkpoint(0, base, base))  # a Ctrl-C before round 1 keeps the measured baseline
         pool.append(base)
         tried.append(base)
         best = base

@@ -1,7 +1,9 @@
 """Evaluator: run a predictor over examples in parallel; report mean, bootstrap 95% CI and per-example rows.
 
 Decisions:
-- A predictor exception scores the example 0 and is counted (upstream swallowed them silently).
+- A predictor exception scores the example 0 and is counted (upstream swallowed them silently); callers decide
+  when too many errors make the scores meaningless (run_guard).
+- A metric that raises is a MetricError at the first example: a metric bug would hit every row.
 - When `max_errors` is set and the error count reaches it, the run stops and returns `stopped_early=True`
   with the records finished so far (not raising), so the caller can still show what happened.
 - BudgetExceeded always propagates at once: the caller stops the run and keeps the best so far.
@@ -25,7 +27,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from promptomatix.errors import BudgetExceeded, MetricError
+from promptomatix.errors import BudgetExceeded, LMCallError, MetricError, ModelUnavailableError
 from promptomatix.metrics.manager import MISSING, get_field, record_items
 from promptomatix.metrics.result import MetricResult
 from promptomatix.metrics.text import normalize_label, shorten
@@ -182,6 +184,10 @@ class Evaluator:
                 fut.result()  # re-raises BudgetExceeded / MetricError from the worker at once
                 if stop.is_set():
                     break
+        except KeyboardInterrupt:  # do not wait for calls in flight (a hung provider call would hold Ctrl-C)
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
         except BaseException:
             stop.set()
             pool.shutdown(wait=True, cancel_futures=True)
@@ -238,9 +244,14 @@ class Evaluator:
             result = score_fn(example, output)
         except (BudgetExceeded, MetricError):
             raise
-        except Exception as exc:  # a buggy custom metric: count it like a failed prediction
-            error = f"metric failed: {type(exc).__name__}: {shorten(exc, 300)}"
+        except (LMCallError, ModelUnavailableError) as exc:  # the judge model failed: a row error, like a prediction
+            error = f"judge failed: {type(exc).__name__}: {shorten(exc, 300)}"
             return ExampleRecord(**base, output=output_dict, score=0.0, raw_score=0.0, feedback=error, error=error)
+        except Exception as exc:  # a metric bug hits every row: say so once, not as a 0 score per row
+            raise MetricError(
+                f"the metric failed on example {index}: {type(exc).__name__}: {shorten(exc, 200)}",
+                hint="fix the metric (set PROMPTOMATIX_DEBUG=1 for the traceback)",
+            ) from exc
         return ExampleRecord(
             **base,
             output=output_dict,

@@ -12,7 +12,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from promptomatix.errors import MetricError
+from promptomatix.errors import MetricError, PromptomatixError
 from promptomatix.metrics import structured, text
 from promptomatix.metrics.judge import judge_score
 from promptomatix.metrics.registry import MetricRegistry, coerce_result, default_registry
@@ -25,6 +25,43 @@ if TYPE_CHECKING:
 MISSING: Any = object()
 _OPEN_ENDED = frozenset(t.value for t in OPEN_ENDED)
 _BUILTIN = frozenset(t.value for t in TaskType)
+
+
+def metric_label(fn: Any) -> str:
+    """`module:function` of a user metric, as the user would write it for --metric."""
+    module = getattr(fn, "__module__", None) or "?"
+    module = module.removeprefix("_promptomatix_metric_")
+    return f"{module}:{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', type(fn).__name__)}"
+
+
+def check_metric_signature(fn: Callable[..., Any]) -> None:
+    """A metric is called as fn(example, prediction): refuse one that cannot be, before any model call."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError as e:
+        raise MetricError(
+            f"metric {metric_label(fn)} cannot be called as fn(example, prediction): {e}",
+            hint="give it two parameters: def metric(example, prediction) -> float",
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): the first call tells
+        return
+
+
+def _call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> MetricResult:
+    """A user metric that raises is a MetricError naming it, at the first example (not a 0 score per row)."""
+    label = metric_label(fn)
+    try:
+        value = fn(example, pred)
+    except PromptomatixError:  # a budget stop or a failed judge call inside the metric
+        raise
+    except Exception as e:
+        raise MetricError(
+            f"metric {label} raised {type(e).__name__}: {text.shorten(e, 200)}",
+            hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",
+        ) from e
+    return coerce_result(value, f"metric {label} (for {key!r})")
 
 
 def get_field(obj: Any, name: str) -> Any:
@@ -133,8 +170,7 @@ class MetricsManager:
         if custom is None and key not in _BUILTIN:  # a custom type registered with a final metric only
             custom = self.registry.get(key, final=True)
         if custom is not None:
-            name = f"metric for {key!r} ({getattr(custom, '__name__', 'custom')})"
-            result = coerce_result(custom(example, pred), name)
+            result = _call_custom(custom, key, example, pred)
         elif key == TaskType.INFORMATION_EXTRACTION.value:
             result = self._information_extraction(example, pred)
         elif key in _OPEN_ENDED:

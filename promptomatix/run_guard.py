@@ -1,0 +1,179 @@
+"""A run's bookkeeping for the ways it can end badly: the task model could not answer, the user pressed Ctrl-C,
+or another process already runs the session.
+
+Kept out of pipeline.py so the happy path reads straight. The rule it enforces: a run whose model could not
+answer is `failed` with one line naming the cause and the fix; a run stopped by Ctrl-C is `interrupted` with its
+best-so-far saved as a version; neither is ever left `running` or reported as a result.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from promptomatix.errors import ModelUnavailableError, RunInterrupted
+
+if TYPE_CHECKING:
+    from promptomatix.lm.boundary import LMBoundary
+    from promptomatix.metrics import EvalReport
+    from promptomatix.result import ScoreCI
+    from promptomatix.sessions import SessionStore
+    from promptomatix.spec import TaskSpec
+
+log = logging.getLogger(__name__)
+
+#: More than this share of held-out rows erroring makes the run `failed`: its verdict would measure outages.
+MAX_HELD_OUT_ERROR_SHARE = 0.5
+
+
+def run_owner() -> dict[str, Any]:
+    """Who is running a session (kept in its progress, shown by `sessions show`)."""
+    return {"pid": os.getpid(), "host": socket.gethostname()}
+
+
+def owner_alive(owner: dict[str, Any] | None) -> bool:
+    """Whether the recorded owner process of a session still exists (same host, not this process)."""
+    if not owner or owner.get("host") != socket.gethostname() or owner.get("pid") == os.getpid():
+        return False
+    try:
+        os.kill(int(owner["pid"]), 0)
+    except (ProcessLookupError, ValueError, TypeError, KeyError):
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+@contextmanager
+def run_lock(store: SessionStore, session_id: str, command: str) -> Iterator[None]:
+    """Hold the session's run lock for a whole run, so a second refine/resume/delete refuses while it lives.
+
+    Uses `SessionStore.run_lock` (which names the live process when it refuses). Stores without one fall back
+    to the recorded owner: a session marked running by a live process is refused.
+    """
+    lock = getattr(store, "run_lock", None)
+    if lock is not None:
+        with lock(session_id, command=command):
+            yield
+        return
+    from promptomatix.errors import SessionError
+
+    session = store.load(session_id)
+    owner = (session.progress or {}).get("owner")
+    if session.status == "running" and owner_alive(owner):
+        raise SessionError(
+            f"session {session_id} is in use by process {owner['pid']}",
+            hint="wait for it to finish, or stop it (Ctrl-C) and try again",
+        )
+    yield
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Collapse whitespace so a provider's multi-line error stays one line of output."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def provider_cause(boundary: LMBoundary | None, role: str, report: EvalReport | None = None) -> str:
+    """The first provider error of `role` (the boundary's record), else the first errored row of `report`."""
+    first = getattr(boundary, "first_error", None)
+    err = first(role) if callable(first) else None
+    if err is not None:
+        return one_line(str(err))
+    for rec in report.records if report is not None else []:
+        if rec.error:
+            return one_line(rec.error)
+    return "no error was recorded"
+
+
+def require_answers(report: EvalReport, boundary: LMBoundary | None, stage: str) -> None:
+    """Every task call of a stage failed: nothing was measured, so the run cannot go on as if it had."""
+    if report.n and report.n_errors >= report.n:
+        raise ModelUnavailableError(
+            f"the task model could not answer: all {report.n} calls {stage} failed: "
+            + provider_cause(boundary, "task", report)
+        )
+
+
+def held_out_notes(
+    initial: ScoreCI | None, best: ScoreCI | None, split: str, boundary: LMBoundary | None, same: bool
+) -> list[str]:
+    """Notes on held-out errors; ModelUnavailableError when more than half of either prompt's rows errored."""
+    notes: list[str] = []
+    for name, score in (("initial", initial), ("optimized", None if same else best)):
+        if score is None or not score.n_errors:
+            continue
+        share = score.n_errors / score.n if score.n else 1.0
+        if share > MAX_HELD_OUT_ERROR_SHARE:
+            raise ModelUnavailableError(
+                f"the task model could not answer: {score.n_errors} of {score.n} held-out {split} rows errored "
+                f"scoring the {name} prompt: " + provider_cause(boundary, "task")
+            )
+        notes.append(f"{score.n_errors} of {score.n} held-out {split} rows errored scoring the {name} prompt")
+    if notes:
+        notes.append("rows that errored scored 0, so the comparison is unreliable")
+    return notes
+
+
+def mark_failed(store: SessionStore, session_id: str | None, reason: str) -> None:
+    """Status `failed` with the reason; never hides the original error behind a bookkeeping one."""
+    if session_id is None:
+        return
+    try:
+        store.update(session_id, lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)))
+    except Exception as e:
+        log.warning("could not mark session %s failed: %s", session_id, e)
+
+
+def interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> RunInterrupted:
+    """On Ctrl-C: mark the session interrupted, keep the best so far as a version, and say how to resume."""
+    try:
+        version = save_interrupted(store, session_id, spec, backend)
+    except Exception as e:  # a second error must not turn an interrupt into a traceback
+        log.warning("could not save the best-so-far of %s: %s", session_id, e)
+        version = None
+    return RunInterrupted(
+        "interrupted" + (f"; best so far saved as version {version}" if version else ""),
+        session_id=session_id,
+        hint=f"resume with `promptomatix resume {session_id}`",
+    )
+
+
+def save_interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> int | None:
+    """Status `interrupted`; the best so far becomes a version flagged interrupted (once per interruption)."""
+    from promptomatix.backends.prompt import PromptCandidate
+    from promptomatix.sessions.models import Score
+
+    holder: dict[str, int | None] = {"v": None}
+
+    def save(s: Any) -> None:
+        s.status = "interrupted"
+        s.add_event("interrupted")
+        progress = s.progress or {}
+        best = progress.get("best")  # round 0: the initial prompt with its baseline valid score
+        if not best or spec is None or progress.get("saved_version"):
+            return
+        cand = PromptCandidate(**{k: best[k] for k in ("instructions", "demos", "format_line", "origin") if k in best})
+        v = s.add_version(
+            best.get("prompt") or cand.render(spec),
+            backend=backend,
+            instructions=cand.instructions,
+            demos=cand.demos,
+            settings={
+                "format_line": cand.format_line,
+                "interrupted": True,
+                "origin": cand.origin,
+                "rounds_completed": progress.get("round", 0),
+            },
+            valid=Score(raw=best.get("valid_raw"), penalized=best.get("valid_penalized")),
+            program_json=best.get("program_json"),
+        )
+        s.progress["saved_version"] = v.version
+        holder["v"] = v.version
+
+    store.update(session_id, save)
+    return holder["v"]
