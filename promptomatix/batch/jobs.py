@@ -151,7 +151,7 @@ def _combinations(matrix: dict[str, Any], where: str) -> list[dict[str, Any]]:
         if not isinstance(v, list) or not v:
             raise ConfigurationError(f"{where}: matrix entry {k!r} must be a non-empty list")
     keys = list(matrix)
-    return [dict(zip(keys, combo)) for combo in itertools.product(*(matrix[k] for k in keys))]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(matrix[k] for k in keys))]
 
 
 def _checked(options: dict[str, Any], name: str, source: str, base_dir: Path | None) -> dict[str, Any]:

@@ -160,5 +160,3 @@ def _track(tracker: Callable[[SessionStore, str, str], str | None], store: Sessi
         log.warning("tracking job %s failed: %s", name, e)
         return f"{error + '; ' if error else ''}tracking failed: {type(e).__name__}: {e}"
     return error
-
-
