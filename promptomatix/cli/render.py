@@ -14,7 +14,9 @@ def _console(stderr: bool = False) -> Any:
 
 
 def error_line(message: str) -> None:
-    _console(stderr=True).print(f"[bold red]Error:[/] {message}", markup=True, highlight=False)
+    from rich.markup import escape  # a message quoting user input ("a[b]x") must print as given
+
+    _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", markup=True, highlight=False)
 
 
 def info(message: str) -> None:

@@ -28,10 +28,16 @@ class ResponseCache:
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-        self._db.commit()
+        try:
+            self._db = sqlite3.connect(str(self.path) if self.path else ":memory:", check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self._db.commit()
+        except sqlite3.Error as e:  # sqlite names no path ("unable to open database file"); we do
+            from promptomatix.errors import SessionError
+            from promptomatix.sessions.fs import WRITABLE_HINT
+
+            raise SessionError(f"cannot open the response cache {self.path}: {e}", hint=WRITABLE_HINT) from e
 
     def get(self, key: str) -> dict[str, Any] | None:
         with self._lock:

@@ -37,5 +37,10 @@ def is_valid_id(session_id: object) -> bool:
 def validate_id(session_id: object) -> str:
     """Return `session_id` if it is a well-formed id, else raise SessionError naming the expected shape."""
     if not is_valid_id(session_id):
-        raise SessionError(f"invalid session id {session_id!r}: ids look like {ID_EXAMPLE}")
+        shown = repr(session_id)
+        if len(shown) > 80:  # a 5,000-character argument still gives a one-line error
+            shown = f"{shown[:60]}…' ({len(session_id) if isinstance(session_id, str) else '?'} characters)"
+        raise SessionError(
+            f"invalid session id {shown}: ids look like {ID_EXAMPLE}", hint="see `promptomatix sessions list`"
+        )
     return session_id

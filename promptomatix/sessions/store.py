@@ -28,7 +28,7 @@ from typing import Any, Literal
 from pydantic import ValidationError
 
 from promptomatix.errors import ConfigurationError, SessionError
-from promptomatix.sessions.fs import atomic_write, try_lock, writing
+from promptomatix.sessions.fs import WRITABLE_HINT, atomic_write, try_lock, writing
 from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
@@ -303,6 +303,8 @@ class SessionStore:
     def list(self) -> list[SessionSummary]:
         """Summaries, newest first. Unreadable sessions are listed with `error` set, not raised."""
         if not self.root.is_dir():
+            if self.root.exists():
+                raise SessionError(f"the sessions dir {_display(self.root)} is not a directory", hint=WRITABLE_HINT)
             return []
         rows: list[tuple[datetime, SessionSummary]] = []
         for entry in self.root.iterdir():
