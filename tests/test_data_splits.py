@@ -121,9 +121,10 @@ def test_explicit_train_and_valid_are_respected_and_test_is_carved() -> None:
     assert all(r in train for r in splits.train) and all(r in valid for r in splits.valid)
     assert any("held out 6 rows of train+valid as test" in n for n in report.notes)
 
-    given_test = [{"review": "user review 0", "label": "positive"}]  # also in train: removed from train
+    # "user review 0" is also in train: removed from train
+    given_test = [{"review": f"user review {i}", "label": ("positive", "negative")[i % 2]} for i in (0, 20, 21, 22)]
     splits2, report2 = build_data(SPEC, teacher=None, train_rows=train, valid_rows=valid, test_rows=given_test)
-    assert splits2.test_rows() == given_test and splits2.sizes == {"train": 13, "valid": 6, "test": 1}
+    assert splits2.test_rows() == given_test and splits2.sizes == {"train": 13, "valid": 6, "test": 4}
     assert report2.skipped == {"train: duplicate": 1}
 
 
@@ -145,21 +146,21 @@ def test_upstream_kwargs_load_local_files(tmp_path) -> None:
         "review,label\n" + "".join(f"r{i},{'positive' if i % 2 else 'negative'}\n" for i in range(12)) + "x,\n"
     )
     test = tmp_path / "test.jsonl"
-    test.write_text("\n".join(json.dumps({"review": f"t{i}", "label": "positive"}) for i in range(4)))
+    test.write_text("\n".join(json.dumps({"review": f"t{i}", "label": "positive"}) for i in range(5)))
     args = upstream_data_args(
         {
             "load_data_local": True,
             "local_train_data_path": str(train),
             "local_test_data_path": str(test),
-            "valid_data_size": 3,
+            "valid_data_size": 4,
             "synthetic_data_size": 10,
             "model_name": "ignored",
         },
         input_fields=["review"],
         output_fields=["label"],
     )
-    assert len(args["train_rows"]) == 12 and len(args["test_rows"]) == 3 and args["synthetic_size"] == 10
-    assert args["skipped"] == {"train.csv: empty or missing 'label'": 1, "test.jsonl: beyond limit 3": 1}
+    assert len(args["train_rows"]) == 12 and len(args["test_rows"]) == 4 and args["synthetic_size"] == 10
+    assert args["skipped"] == {"train.csv: empty or missing 'label'": 1, "test.jsonl: beyond limit 4": 1}
     splits, report = build_data(SPEC, teacher=None, **args)
-    assert splits.sizes["test"] == 3 and splits.sizes["train"] + splits.sizes["valid"] == 12
+    assert splits.sizes["test"] == 4 and splits.sizes["train"] + splits.sizes["valid"] == 12
     assert report.skipped["train.csv: empty or missing 'label'"] == 1

@@ -14,9 +14,18 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptomatix.data.splits import DataSplits, Size, resolve_sizes, split_rows
+from promptomatix.data.sampling import sample_rows
+from promptomatix.data.splits import (
+    DEFAULT_CAPS,
+    MIN_ROWS,
+    DataSplits,
+    Size,
+    check_minimums,
+    resolve_sizes,
+    split_rows,
+)
 from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
-from promptomatix.data.validate import label_counts, validate_rows
+from promptomatix.data.validate import describe_places, label_counts, validate_rows
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
 from promptomatix.spec.models import TaskSpec
@@ -79,21 +88,34 @@ def build_data(
     verify: bool = False,
     max_batches: int | None = None,
     skipped: Mapping[str, int] | None = None,
+    notes: Sequence[str] | None = None,
 ) -> tuple[DataSplits, DataReport]:
-    """Validate and mix the data, then split it. `skipped` carries loader counts into the report."""
-    report = DataReport(seed=seed, skipped=dict(skipped or {}))
+    """Validate and mix the data, then split it. `skipped` and `notes` carry the loaders' account into the report.
+
+    Raises DataError when the splits are too small for a verdict (see `splits.MIN_ROWS`); `test_size=0` is the
+    user's explicit choice of no held-out test and is reported as such.
+    """
+    report = DataReport(seed=seed, skipped=dict(skipped or {}), notes=list(notes or []))
     label = spec.label_field if spec.task_type == TaskType.CLASSIFICATION else None
     seen: set[str] = set()
     dropped: Counter[str] = Counter(report.skipped)
+    sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}
 
     def take(name: str, rows: Sequence[Row] | None) -> list[Row]:
-        kept, bad = validate_rows(spec, rows or [], seen=seen)
+        places: dict[tuple[str, str], list[str]] = {}
+        report.notes.extend(n for n in getattr(rows, "notes", ()) if n not in report.notes)  # the loader's account
+        kept, bad = validate_rows(spec, rows or [], seen=seen, places=places)
         if rows:
             report.sources[name] = len(kept)
         dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
+        for (source, reason), where in places.items():
+            n = len(where)
+            what = source or f"{name} rows"
+            report.notes.append(f"{what}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(where)}: {reason})")
+        if name in ("train", "valid", "test") and rows is not None:
+            kept = _cap_given(name, kept, sizes.get(name), label, seed, report)
         return kept
 
-    sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}
     # Test first: a duplicate of a test row is removed from train/valid, never the other way round.
     test_given = take("test", test_rows)
     valid_given = take("valid", valid_rows)
@@ -103,38 +125,10 @@ def build_data(
         if user:
             train_given += user
             report.notes.append(f"{len(user)} user rows added to the given train rows")
-        train, valid, test = _explicit(train_given, valid_given, test_given, label, seed, report)
+        train, valid, test = _explicit(train_given, valid_given, test_given, label, seed, report, test_size == 0)
     else:
-        synth: list[Row] = []
-        need = max(0, synthetic_size - len(user))
-        if need and teacher is None:
-            report.notes.append(f"no teacher model: {need} synthetic rows not generated")
-        elif need:
-            gen = generate_synthetic(
-                spec,
-                need,
-                teacher=teacher,  # type: ignore[arg-type]
-                seed=seed,
-                batch_size=batch_size,
-                max_workers=max_workers,
-                max_batches=max_batches,
-                existing=[*test_given, *user],
-                verify=verify,
-            )
-            synth = gen.rows
-            report.sources["synthetic"] = len(synth)
-            report.synthetic = SyntheticSummary(
-                requested=need,
-                generated=gen.generated,
-                accepted=len(synth),
-                rejected=gen.rejected,
-                failed_batches=gen.failed_batches,
-                rounds=gen.rounds,
-                batches=gen.batches,
-                stop_reason=gen.stop_reason,
-            )
-            if len(synth) < need:
-                report.notes.append(f"synthetic data: {len(synth)} of {need} rows ({gen.stop_reason})")
+        synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
+                            max_workers, max_batches, verify)  # fmt: skip
         train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
     total = len(train) + len(valid) + len(test)
     if total == 0:
@@ -145,23 +139,108 @@ def build_data(
     report.skipped = dict(dropped)
     splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
     report.split_sizes = splits.sizes
+    _check_enough(report, test_size, synthetic_size, teacher is not None)
     if label:
         report.label_distribution = {
             name: label_counts(rows, label) for name, rows in (("train", train), ("valid", valid), ("test", test))
         }
     if not test:
-        report.notes.append("no held-out test rows: the final score will use the valid split")
+        report.notes.append(
+            "no held-out test (test size 0): the final scores use the valid split, which also chose the prompt"
+        )
     for note in report.notes:
         log.info("data: %s", note)
     return splits, report
 
 
+def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_teacher: bool) -> None:
+    """Stop before a run whose verdict would rest on nothing ("test 0.000 n=0")."""
+    problem = check_minimums(report.split_sizes, no_test=test_size == 0)
+    if problem is None:
+        return
+    want = sum(MIN_ROWS.values())
+    if isinstance(test_size, int) and 0 < test_size < MIN_ROWS["test"]:
+        hint = f"pass --test-data-size {MIN_ROWS['test']} or more, or --test-data-size 0 for no held-out test"
+    elif report.synthetic is not None and report.synthetic.accepted < report.synthetic.requested:
+        s = report.synthetic
+        problem += f"; the teacher wrote {s.accepted} of {s.requested} synthetic rows ({s.stop_reason})"
+        hint = "add rows to the data, or use a stronger --teacher-model"
+    elif has_teacher and synthetic_size < 3 * want:
+        hint = f"add rows to the data, or pass --synthetic-data-size {max(30, 3 * want)} to have the teacher write more"
+    else:
+        hint = "add rows to the data (or pass --test-data-size 0 to run without a held-out test)"
+    raise DataError(problem, hint=hint)
+
+
+def _cap_given(name: str, rows: list[Row], size: Size, label: str | None, seed: int, report: DataReport) -> list[Row]:
+    """A given split larger than its cap (or explicit count) is sampled down, seeded and stratified, and said so."""
+    cap = size if isinstance(size, int) and size > 0 else DEFAULT_CAPS[name]
+    if len(rows) <= cap:
+        return rows
+    kept = sample_rows(rows, cap, label_field=label, seed=seed)
+    flag = f"--{name}-data-size"
+    report.notes.append(f"given {name} rows: sampled {len(kept):,} of {len(rows):,} (cap; change with {flag})")
+    return kept
+
+
+def _synthesize(
+    spec: TaskSpec,
+    teacher: ChatModel | None,
+    user: list[Row],
+    test_given: list[Row],
+    synthetic_size: int,
+    seed: int,
+    report: DataReport,
+    batch_size: int,
+    max_workers: int,
+    max_batches: int | None,
+    verify: bool,
+) -> list[Row]:
+    """Top the user rows up to `synthetic_size` with teacher-written rows, recording the outcome."""
+    need = max(0, synthetic_size - len(user))
+    if need and teacher is None:
+        report.notes.append(f"no teacher model: {need} synthetic rows not generated")
+    if not need or teacher is None:
+        return []
+    gen = generate_synthetic(
+        spec,
+        need,
+        teacher=teacher,
+        seed=seed,
+        batch_size=batch_size,
+        max_workers=max_workers,
+        max_batches=max_batches,
+        existing=[*test_given, *user],
+        verify=verify,
+    )
+    report.sources["synthetic"] = len(gen.rows)
+    report.synthetic = SyntheticSummary(
+        requested=need,
+        generated=gen.generated,
+        accepted=len(gen.rows),
+        rejected=gen.rejected,
+        failed_batches=gen.failed_batches,
+        rounds=gen.rounds,
+        batches=gen.batches,
+        stop_reason=gen.stop_reason,
+    )
+    if len(gen.rows) < need:
+        report.notes.append(f"synthetic data: {len(gen.rows)} of {need} rows ({gen.stop_reason})")
+    return gen.rows
+
+
 def _explicit(
-    train: list[Row], valid: list[Row], test: list[Row], label: str | None, seed: int, report: DataReport
+    train: list[Row],
+    valid: list[Row],
+    test: list[Row],
+    label: str | None,
+    seed: int,
+    report: DataReport,
+    no_test: bool = False,
 ) -> tuple[list[Row], list[Row], list[Row]]:
     """Respect user-given splits; carve only what is missing, deterministically, and say so."""
     if not valid:
-        t_n = 0 if test else None
+        t_n = 0 if test or no_test else None
         train, valid, carved = split_rows(train, label_field=label, test=t_n, seed=seed)
         report.notes.append(f"valid split carved from the given train rows ({len(valid)} rows)")
         if carved:
@@ -169,7 +248,7 @@ def _explicit(
             report.notes.append(f"no test rows given: held out {len(carved)} rows of train as test")
         report.test_sources = {"carved" if carved else "given": len(test)} if test else {}
         return train, valid, test
-    if not test:
+    if not test and not no_test:
         pool = train + valid
         _, _, t_n = resolve_sizes(len(pool))
         _, _, carved = split_rows(pool, label_field=label, train=len(pool) - t_n, valid=0, test=t_n, seed=seed)

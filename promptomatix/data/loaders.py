@@ -6,25 +6,36 @@ Malformed input raises DataError naming the file, the line/row and the column; r
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
-from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptomatix.data.sampling import Reservoir
+from promptomatix.data.splits import sample_cap
+from promptomatix.data.textfiles import CsvRecords, iter_lines
+from promptomatix.data.validate import SourceRow, describe_places
 from promptomatix.errors import DataError
 from promptomatix.spec.heuristics import OUTPUT_COLUMN_HINTS, discover_labels
 from promptomatix.spec.models import coerce_value
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LoadedData", "discover_labels", "load_rows", "parse_hf_source"]
+__all__ = ["DEFAULT_SAMPLE", "LoadedData", "LoadedRows", "discover_labels", "load_rows", "parse_hf_source"]
 
 _CONTAINER_KEYS = ("data", "rows", "examples", "train", "items")
+DEFAULT_SAMPLE = sample_cap()
+
+
+class LoadedRows(list[dict[str, Any]]):
+    """The rows of one source, carrying the loader's notes (skipped lines, sampling) to `build_data`, so the
+    account reaches the data report however the rows are passed along."""
+
+    def __init__(self, rows: list[dict[str, Any]], notes: list[str]) -> None:
+        super().__init__(rows)
+        self.notes = notes
 
 
 @dataclass
@@ -36,6 +47,7 @@ class LoadedData:
     columns: list[str] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
     total: int = 0
+    notes: list[str] = field(default_factory=list)  # one line each, naming the lines of skipped rows
 
 
 def parse_hf_source(source: str) -> tuple[str, str | None, str]:
@@ -65,36 +77,57 @@ def _read_text(path: Path) -> str:
         ) from None
 
 
-def _csv_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns") from None
-    except csv.Error as exc:
-        raise DataError(f"{path.name} line 1: malformed CSV ({exc})") from None
-    header = [h.strip() for h in header]
+class _Source:
+    """One opened source: its label, its columns (when known up front), its rows, and a check run at the end."""
+
+    def __init__(self, label: str, rows: Iterator[tuple[str, dict[str, Any]]], columns: list[str]) -> None:
+        self.label = label
+        self.rows = rows
+        self.columns = columns
+        self.check: Callable[[], None] = lambda: None
+        self.empty = DataError(f"{label}: no rows", hint="the file is empty")
+
+
+def _csv_source(path: Path) -> _Source:
+    records = CsvRecords(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    it = iter(records)
+    first = next(it, None)
+    if first is None:
+        raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
+    header = [h.strip() for h in first[1]]
     dupes = sorted({h for h in header if header.count(h) > 1})
     if not any(header) or dupes:
         what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
         raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
-    while True:
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            raise DataError(f"{path.name} line {reader.line_num}: malformed CSV ({exc})") from None
-        if not values or not any(v.strip() for v in values):
-            continue
-        if len(values) > len(header):
-            raise DataError(
-                f"{path.name} line {reader.line_num}: {len(values)} values but the header has {len(header)} columns",
-                hint="quote values that contain the delimiter",
-            )
-        row = dict(zip(header, values, strict=False))  # short rows: missing values
-        yield f"line {reader.line_num}", {h: row.get(h) for h in header}
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        for line, values in it:
+            if not values or not any(v.strip() for v in values):
+                continue
+            if len(values) > len(header):
+                raise DataError(
+                    f"{path.name} line {line}: {len(values)} values but the header has {len(header)} columns",
+                    hint="quote values that contain the delimiter",
+                )
+            row = dict(zip(header, values, strict=False))  # short rows: missing values
+            yield f"line {line}", {h: row.get(h) for h in header}
+
+    source = _Source(path.name, rows(), header)
+    source.check = records.check
+    source.empty = DataError(f"{path.name}: has a header line but no data rows")
+    return source
+
+
+def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
+    """The likely fix for the commonest ways a hand-edited JSON file breaks."""
+    if exc.msg == "Extra data":
+        return "this looks like JSON Lines (one object per line): rename the file to .jsonl, or wrap the rows in [...]"
+    before = text[: exc.pos].rstrip()
+    if before.endswith(",") and exc.msg.startswith(("Expecting value", "Expecting property name")):
+        return "remove the trailing comma before this point"
+    if exc.pos >= len(text.rstrip()):
+        return "the file ends too early: is it cut off? close every [ and {"
+    return "fix the JSON at that point (check quotes, commas and brackets)"
 
 
 def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -103,7 +136,10 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})") from None
+        raise DataError(
+            f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})", hint=_json_hint(text, exc)
+        ) from None
+    del text
     if isinstance(data, dict):
         key = next((k for k in _CONTAINER_KEYS if isinstance(data.get(k), list)), None)
         if key is None:
@@ -117,14 +153,17 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield f"item {i}", item
 
 
-def _jsonl_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    for n, line in enumerate(text.splitlines(), 1):
+def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for n, line in enumerate(iter_lines(path), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataError(f"{path.name} line {n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
+            raise DataError(
+                f"{path.name} line {n}: invalid JSON ({exc.msg} at column {exc.colno})",
+                hint=f"fix or delete line {n}; each line must be one complete JSON object",
+            ) from None
         if not isinstance(item, dict):
             raise DataError(f"{path.name} line {n}: expected an object, got {type(item).__name__}")
         yield f"line {n}", item
@@ -177,6 +216,32 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
     raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
+def _open(source: str | Path) -> _Source:
+    text_source = str(source)
+    path = Path(text_source)
+    if text_source.startswith("hf:") or path.is_dir():
+        label, ds = _hf_dataset(source)
+        return _Source(label, _hf_rows(ds), list(ds.column_names))
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        return _csv_source(path)
+    if suffix == ".json":
+        return _Source(path.name, _json_rows(path, _read_text(path)), [])
+    if suffix == ".jsonl":
+        if not path.exists():
+            raise DataError(f"{path}: file not found")
+        return _Source(path.name, _jsonl_rows(path), [])
+    raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
+
+
+def _stratum(output_fields: Sequence[str] | None, columns: Sequence[str]) -> str | None:
+    """The column to stratify a sample on: the one declared output, else the one column named like a label."""
+    if output_fields:
+        return output_fields[0] if len(output_fields) == 1 else None
+    named = [c for c in columns if c.lower() in OUTPUT_COLUMN_HINTS]
+    return named[0] if len(named) == 1 else None
+
+
 def load_rows(
     source: str | Path,
     *,
@@ -185,59 +250,45 @@ def load_rows(
     field_map: Mapping[str, str] | None = None,
     field_types: Mapping[str, str] | None = None,
     limit: int | None = None,
+    max_rows: int | None = DEFAULT_SAMPLE,
+    seed: int = 0,
 ) -> LoadedData:
     """Read rows from a file or dataset. `field_map` renames source columns to field names before checks.
 
     A declared field missing from the columns is an error; rows with an empty declared value are skipped and
-    counted. With both input and output fields declared, rows keep only those fields. `field_types` (e.g. {"score": "int"}) are checked per row.
+    counted with their lines. With both input and output fields declared, rows keep only those fields.
+    `field_types` (e.g. {"score": "int"}) are checked per row. `max_rows` (default: the sum of the default
+    split caps; None reads everything) streams the source through a seeded reservoir, stratified by the output
+    column, so a huge file costs only the sample; `sample_cap()` gives the right value for explicit split sizes.
     """
-    text_source = str(source)
-    path = Path(text_source)
-    rows_iter: Iterable[tuple[str, dict[str, Any]]]
-    if text_source.startswith("hf:") or path.is_dir():
-        label, ds = _hf_dataset(source)
-        columns = list(ds.column_names)
-        rows_iter = _hf_rows(ds)
-    else:
-        label = path.name
-        suffix = path.suffix.lower()
-        readers = {".csv": _csv_rows, ".tsv": _csv_rows, ".json": _json_rows, ".jsonl": _jsonl_rows}
-        if suffix not in readers:
-            raise DataError(f"{label}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
-        text = _read_text(path)
-        rows_iter = readers[suffix](path, text)
-        columns = []
-        if suffix in (".csv", ".tsv"):
-            rows_iter = iter(rows_iter)
-            first = next(rows_iter, None)  # also validates the header
-            if first is None:
-                raise DataError(f"{label}: has a header line but no data rows")
-            columns = list(first[1])
-            rows_iter = _chain(first, rows_iter)
+    src = _open(source)
+    label = src.label
     fmap = dict(field_map or {})
     declared = [*(input_fields or []), *(output_fields or [])]
-    skipped: Counter[str] = Counter()
+    places: dict[str, list[str]] = {}
     rows: list[dict[str, Any]] = []
-    total = 0
-    checked_columns = False
-    for where, raw in rows_iter:
+    reservoir: Reservoir | None = None
+    total = kept_n = 0
+    columns: list[str] | None = None
+    for where, raw in src.rows:
         total += 1
         row = {fmap.get(k, k): v for k, v in raw.items()}
-        if not checked_columns:
-            cols = list(dict.fromkeys([fmap.get(c, c) for c in columns] or list(row)))
+        if columns is None:
+            columns = list(dict.fromkeys([fmap.get(c, c) for c in src.columns] or list(row)))
             for name in input_fields or []:
-                _resolve(cols, name, label, declared, "--input-fields")
+                _resolve(columns, name, label, declared, "--input-fields")
             for name in output_fields or []:
-                _resolve(cols, name, label, declared, "--output-fields")
-            columns, checked_columns = cols, True
-        if limit is not None and len(rows) >= limit:
-            skipped[f"beyond limit {limit}"] += 1
+                _resolve(columns, name, label, declared, "--output-fields")
+            if max_rows is not None:
+                reservoir = Reservoir(max_rows, label_field=_stratum(output_fields, columns), seed=seed)
+        if limit is not None and kept_n >= limit:
+            places.setdefault(f"beyond limit {limit}", []).append(where)
             continue
         if input_fields and output_fields:  # both sides known: keep only the task's fields
             row = {name: row.get(name) for name in declared}
         empty = next((k for k in declared if row.get(k) is None or not str(row[k]).strip()), None)
         if empty is not None:
-            skipped[f"empty or missing '{empty}'"] += 1
+            places.setdefault(f"empty or missing '{empty}'", []).append(where)
             continue
         for name, type_ in (field_types or {}).items():
             if name in row and row[name] is not None:
@@ -245,14 +296,33 @@ def load_rows(
                     row[name] = coerce_value(row[name], type_)
                 except ValueError as exc:
                     raise DataError(f"{label} {where}, column '{name}': {exc}") from None
-        rows.append(row)
+        kept = SourceRow(row, label, where)
+        kept_n += 1
+        if reservoir is not None:
+            reservoir.add(kept)
+        else:
+            rows.append(kept)
+    src.check()
     if total == 0:
-        raise DataError(f"{label}: no rows", hint="the file is empty")
-    if skipped:
-        log.info("%s: skipped %s", label, dict(skipped))
-    return LoadedData(rows=rows, path=label, columns=columns, skipped=dict(skipped), total=total)
+        raise src.empty
+    if reservoir is not None:
+        rows = reservoir.rows()
+    data = LoadedData(rows=rows, path=label, columns=columns or [], total=total)
+    data.skipped = {reason: len(where) for reason, where in places.items()}
+    data.notes = [_skip_note(label, reason, where) for reason, where in places.items()]
+    if reservoir is not None and reservoir.sampled:
+        how = f"stratified by '{reservoir.label_field}', " if reservoir.stratified else ""
+        data.notes.append(
+            f"{label}: sampled {len(rows):,} of {reservoir.seen:,} usable rows ({how}seed {seed}) to fit the "
+            "split caps; change with --train-data-size/--valid-data-size/--test-data-size"
+        )
+    if data.notes:
+        log.info("%s", "; ".join(data.notes))
+    data.rows = LoadedRows(data.rows, data.notes)
+    return data
 
 
-def _chain(first: tuple[str, dict[str, Any]], rest: Iterator[tuple[str, dict[str, Any]]]) -> Iterator:
-    yield first
-    yield from rest
+def _skip_note(label: str, reason: str, places: list[str]) -> str:
+    """One line a user can act on: "reviews.csv: 3 rows skipped (lines 4, 9, 17: empty or missing 'label')"."""
+    n = len(places)
+    return f"{label}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(places)}: {reason})"

@@ -21,6 +21,12 @@ Size = int | float | None
 
 DEFAULT_VALID_FRACTION = 0.3
 DEFAULT_TEST_FRACTION = 0.3
+# Rows per split when the user gives no count: enough for a stable score, few enough that a 200k-row file costs
+# what a small one does. An explicit --train/valid/test-data-size count is used as given.
+DEFAULT_CAPS = {"train": 200, "valid": 100, "test": 300}
+# The least data that supports a verdict: one row to learn from, one to choose with, and a held-out test
+# that can tell a 0.25 step apart. Below this the run stops (unless the user asks for no test: test size 0).
+MIN_ROWS = {"train": 1, "valid": 1, "test": 4}
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,11 +110,25 @@ def _count(value: Size, n: int, name: str) -> int | None:
     raise ConfigurationError(f"{name} must be a count (0, 1, 2, ...) or a fraction below 1, got {value!r}")
 
 
+def sample_cap(train: Size = None, valid: Size = None, test: Size = None) -> int:
+    """How many rows to read from a large source: the sum of the split caps (explicit counts replace them)."""
+    total = 0
+    for name, value in (("train", train), ("valid", valid), ("test", test)):
+        count = _count(value, 0, f"{name} size") if isinstance(value, int) else None
+        total += count if count is not None else DEFAULT_CAPS[name]
+    return max(1, total)
+
+
 def resolve_sizes(
     n: int, *, train: Size = None, valid: Size = None, test: Size = None, train_ratio: float | None = None
 ) -> tuple[int, int, int]:
-    """(train, valid, test) counts for n rows; their sum may be below n when the user asks for fewer."""
+    """(train, valid, test) counts for n rows; their sum may be below n when the user asks for fewer.
+
+    Sizes the user did not give are fractions of n, capped at DEFAULT_CAPS; the test split gets at least
+    MIN_ROWS["test"] rows when n allows it, and rows the capped train split cannot take go to the test split.
+    """
     tr, va, te = _count(train, n, "train size"), _count(valid, n, "valid size"), _count(test, n, "test size")
+    fixed = {"train": tr is not None, "valid": va is not None, "test": te is not None}
     if train_ratio is not None and tr is None:
         if not 0 < train_ratio <= 1:
             raise ConfigurationError(f"train_ratio must be in (0, 1], got {train_ratio}")
@@ -120,10 +140,29 @@ def resolve_sizes(
         te = min(te or 0, n)
         va = min(va if va is not None else (1 if n == 2 else 0), n - te)
     else:
-        te = min(te if te is not None else max(1, int(DEFAULT_TEST_FRACTION * n + 0.5)), n)
+        te_default = min(max(MIN_ROWS["test"], int(DEFAULT_TEST_FRACTION * n + 0.5)), n - 2)
+        te = min(te if te is not None else te_default, n)
         va = min(va if va is not None else max(1, int(DEFAULT_VALID_FRACTION * n + 0.5)), n - te)
+    te = te if fixed["test"] else min(te, DEFAULT_CAPS["test"])
+    va = va if fixed["valid"] else min(va, DEFAULT_CAPS["valid"])
     tr = min(tr if tr is not None else n - te - va, n - te - va)
+    if not fixed["train"]:
+        tr = min(tr, DEFAULT_CAPS["train"])
+        if not fixed["test"]:  # spare rows make a steadier test rather than going unused
+            te = min(DEFAULT_CAPS["test"], n - tr - va)
     return tr, va, te
+
+
+def check_minimums(sizes: dict[str, int], *, no_test: bool = False) -> str | None:
+    """Why these split sizes cannot support a verdict (None if they can). `no_test`: the user chose no test."""
+    short = [
+        name for name, least in MIN_ROWS.items() if sizes.get(name, 0) < least and not (no_test and name == "test")
+    ]
+    if not short:
+        return None
+    have = ", ".join(f"{sizes.get(k, 0)} {k}" for k in MIN_ROWS)
+    need = ", ".join(f"{MIN_ROWS[k]} {k}" for k in MIN_ROWS if not (no_test and k == "test"))
+    return f"{sum(sizes.values())} usable rows ({have}); a run needs at least {need}"
 
 
 def _stratified_order(rows: Sequence[Row], label_field: str, rng: random.Random) -> list[Row]:

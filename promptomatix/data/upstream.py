@@ -41,6 +41,7 @@ def upstream_data_args(
     """Keyword arguments for `build_data` from upstream-style kwargs (local files are loaded here)."""
     args: dict[str, Any] = {}
     skipped: Counter[str] = Counter()
+    notes: list[str] = []
     if kwargs.get("train_data"):
         args["train_rows"] = _rows(kwargs["train_data"], "train_data")
     if kwargs.get("valid_data"):
@@ -55,6 +56,7 @@ def upstream_data_args(
         loaded = load_rows(path, input_fields=input_fields, output_fields=output_fields, limit=kwargs.get(limit_key))
         args[target] = args.get(target, []) + loaded.rows
         skipped.update({f"{loaded.path}: {reason}": n for reason, n in loaded.skipped.items()})
+        notes += loaded.notes
     if kwargs.get("synthetic_data_size") is not None:
         args["synthetic_size"] = int(kwargs["synthetic_data_size"])
     if kwargs.get("train_data_size") is not None:
@@ -65,4 +67,6 @@ def upstream_data_args(
         args["train_ratio"] = float(kwargs["train_ratio"])
     if skipped:
         args["skipped"] = dict(skipped)
+    if notes:
+        args["notes"] = notes
     return args

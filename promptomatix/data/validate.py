@@ -11,8 +11,39 @@ from typing import Any
 from promptomatix.spec.models import TaskSpec
 from promptomatix.spec.task_types import TaskType
 
+__all__ = ["SourceRow", "check_row", "describe_places", "label_counts", "normalize_text", "row_key", "validate_rows"]
+
 _PUNCT = re.compile(r"[^\w\s]", re.UNICODE)
 _SPACE = re.compile(r"\s+")
+
+
+class SourceRow(dict[str, Any]):
+    """A row read from a file that remembers where (source "reviews.csv", place "line 4"), so a drop later on
+    (a duplicate, a label outside the label set) can still name the line."""
+
+    __slots__ = ("place", "source")
+
+    def __init__(self, data: dict[str, Any], source: str, place: str) -> None:
+        super().__init__(data)
+        self.source = source
+        self.place = place
+
+    def __reduce__(self) -> tuple[Any, ...]:  # copy/deepcopy/pickle keep the origin
+        return (SourceRow, (dict(self), self.source, self.place))
+
+
+def describe_places(places: list[str], limit: int = 8) -> str:
+    """["line 4", "line 9"] -> "lines 4, 9"; a long list ends in "… (+N more)"."""
+    if not places:
+        return ""
+    words = {p.split(" ", 1)[0] for p in places}
+    if len(words) != 1 or not all(" " in p for p in places):
+        shown = ", ".join(places[:limit])
+    else:
+        word = words.pop()
+        nums = ", ".join(p.split(" ", 1)[1] for p in places[:limit])
+        shown = f"{word}{'s' if len(places) > 1 else ''} {nums}"
+    return shown + (f" … (+{len(places) - limit} more)" if len(places) > limit else "")
 
 
 def normalize_text(value: Any) -> str:
@@ -58,22 +89,32 @@ def check_row(spec: TaskSpec, row: Any) -> tuple[dict[str, Any] | None, str | No
 
 
 def validate_rows(
-    spec: TaskSpec, rows: Iterable[Any], *, seen: set[str] | None = None
+    spec: TaskSpec,
+    rows: Iterable[Any],
+    *,
+    seen: set[str] | None = None,
+    places: dict[tuple[str, str], list[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """Keep valid, new rows; count every dropped row by reason. `seen` carries dedup keys across sources."""
+    """Keep valid, new rows; count every dropped row by reason. `seen` carries dedup keys across sources.
+
+    `places`, when given, collects where each dropped row came from, keyed by (source, reason): a file's name
+    and "line 4", or ("", "row 3") for rows passed in memory, so the report can name them.
+    """
     seen = set() if seen is None else seen
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
-    for row in rows:
+    for i, row in enumerate(rows, 1):
         clean, reason = check_row(spec, row)
+        if clean is not None and row_key(spec, clean) in seen:
+            clean, reason = None, "duplicate"
         if clean is None:
-            dropped[reason or "invalid"] += 1
+            reason = reason or "invalid"
+            dropped[reason] += 1
+            if places is not None:
+                key = (getattr(row, "source", ""), reason)
+                places.setdefault(key, []).append(getattr(row, "place", None) or f"row {i}")
             continue
-        key = row_key(spec, clean)
-        if key in seen:
-            dropped["duplicate"] += 1
-            continue
-        seen.add(key)
+        seen.add(row_key(spec, clean))
         kept.append(clean)
     return kept, dropped
 
