@@ -7,12 +7,28 @@ One error boundary (main) turns our typed errors into one clean line; PROMPTOMAT
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 
-import typer
+#: True when this process is the `promptomatix` command (not a test or a library importing the app).
+LAUNCHED = os.path.basename(sys.argv[0]) in ("promptomatix", "promptomatix.exe", "__main__.py")
+INTERRUPTED_EXIT = 130
 
-from promptomatix import __version__
-from promptomatix.errors import PromptomatixError
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C while the CLI is still importing: no run exists yet, so say so and exit at once."""
+    os.write(2, b"Error: interrupted\n")
+    os._exit(INTERRUPTED_EXIT)
+
+
+if LAUNCHED and threading.current_thread() is threading.main_thread():
+    signal.signal(signal.SIGINT, _interrupted_while_starting)
+
+import typer  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+
+from promptomatix import __version__  # noqa: E402
+from promptomatix.errors import PromptomatixError, RunInterrupted  # noqa: E402
 
 app = typer.Typer(
     name="promptomatix",
@@ -40,7 +56,7 @@ def _register() -> None:
     from promptomatix.cli import models_cmd
 
     app.add_typer(models_cmd.app, name="models")
-    for module in ("optimize_cmd", "sessions_cmd"):
+    for module in ("optimize_cmd", "sessions_cmd", "ui_cmd"):
         try:
             mod = __import__(f"promptomatix.cli.{module}", fromlist=["register"])
         except ModuleNotFoundError:
@@ -65,26 +81,45 @@ def _quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _exit_interrupted(message: str) -> None:
+    """Exit 130 with one line. A provider call still hanging in a worker thread must not hold the exit (Python
+    joins worker threads at exit): the session is saved already, so the CLI process leaves at once."""
+    from promptomatix.cli.render import error_line
+
+    error_line(message)
+    if LAUNCHED and any(
+        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
+    ):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(INTERRUPTED_EXIT)
+    sys.exit(INTERRUPTED_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the single error boundary."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    _quiet_third_party()
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+    debug = os.environ.get("PROMPTOMATIX_DEBUG") == "1"
     try:
-        app(args=argv, standalone_mode=False)
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        _quiet_third_party()
+        code = app(args=argv, standalone_mode=False)
+    except RunInterrupted as e:
+        if debug:
+            raise
+        _exit_interrupted(str(e))
     except PromptomatixError as e:
-        if os.environ.get("PROMPTOMATIX_DEBUG") == "1":
+        if debug:
             raise
         from promptomatix.cli.render import error_line
 
         error_line(str(e))
         sys.exit(e.exit_code)
     except KeyboardInterrupt:
-        if os.environ.get("PROMPTOMATIX_DEBUG") == "1":
+        if debug:
             raise
-        from promptomatix.cli.render import error_line
-
-        error_line("interrupted")
-        sys.exit(130)
+        _exit_interrupted("interrupted")
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except typer.Abort:
@@ -93,12 +128,17 @@ def main(argv: list[str] | None = None) -> None:
         if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):
             e.show()
             sys.exit(e.exit_code)
-        if os.environ.get("PROMPTOMATIX_DEBUG") == "1":
+        if debug:
             raise
         from promptomatix.cli.render import error_line
 
         error_line(f"unexpected error: {type(e).__name__}: {e} (set PROMPTOMATIX_DEBUG=1 for the traceback)")
         sys.exit(1)
+    # Under standalone_mode=False, typer turns Ctrl-C into exit code 130 and typer.Exit(n) into n, *returned*.
+    if code == INTERRUPTED_EXIT:
+        _exit_interrupted("interrupted")
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

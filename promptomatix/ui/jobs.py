@@ -1,0 +1,142 @@
+"""POST handlers that start or cancel background runs: refine, resume, generate feedback, a new optimization.
+
+The work is the library's own (`followup.*`, `pipeline.Run`); see `runs` for the worker threads and how a
+cancel becomes the run's Ctrl-C path.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from promptomatix.errors import ConfigurationError
+from promptomatix.ui.actions import _refuse_if_busy, _text
+from promptomatix.ui.pages import _int, session_id, store_of
+from promptomatix.ui.runs import Job
+from promptomatix.ui.security import checked_form
+
+RUN_KINDS = ("refine", "resume", "generate")
+UPLOAD_TYPES = (".csv", ".json", ".jsonl")
+UPLOADS_DIR = ".uploads"  # inside the store root; not a valid session id, so never listed as a session
+
+
+async def start_run(request: Request) -> Response:
+    sid = session_id(request)
+    await checked_form(request)
+    kind = request.path_params["kind"]
+    if kind not in RUN_KINDS:
+        raise HTTPException(404, f"unknown run {kind[:20]!r}; use one of {', '.join(RUN_KINDS)}")
+    _refuse_if_busy(request, sid, f"start {kind}")
+    store_of(request).load(sid)  # a missing session fails here, not in the worker
+    runs = request.app.state.runs
+    clients = runs.clients
+
+    def work(job: Job, progress: Any) -> Any:
+        from promptomatix import followup
+
+        store = store_of(request)
+        if kind == "refine":
+            return followup.refine(sid, store=store, clients=clients(), progress=progress)
+        if kind == "resume":
+            return followup.resume(sid, store=store, clients=clients(), progress=progress)
+        job.add_event("generate", "the critic reads the latest prompt's failures")
+        return followup.generate_feedback(sid, store=store, clients=clients())
+
+    runs.start(kind, sid, work)
+    return RedirectResponse(f"/s/{sid}#run", status_code=303)
+
+
+async def _save_upload(request: Request, upload: UploadFile) -> str | None:
+    """Keep an uploaded data file beside the sessions (the run, and a later resume, read it by path)."""
+    name = upload.filename or ""
+    if not name:
+        return None
+    suffix = Path(name).suffix.lower()
+    if suffix not in UPLOAD_TYPES:
+        raise ConfigurationError(f"data file {name!r} is not {', '.join(UPLOAD_TYPES)}")
+    cap = request.app.state.max_upload_bytes
+    body = await upload.read(cap + 1)
+    if len(body) > cap:
+        raise HTTPException(413, f"the data file is larger than {cap >> 20} MB; use `promptomatix optimize --data`")
+    if not body.strip():
+        return None
+    folder = store_of(request).root / UPLOADS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{secrets.token_hex(8)}{suffix}"
+    path.write_bytes(body)
+    return str(path)
+
+
+def _run_kwargs(form: FormData) -> dict[str, Any]:
+    fields = {
+        "raw_input": _text(form, "task"),
+        "backend": _text(form, "backend"),
+        "model": _text(form, "model"),
+        "teacher_model": _text(form, "teacher_model"),
+        "search_type": _text(form, "search_type"),
+        "input_fields": [x.strip() for x in (_text(form, "input_fields") or "").split(",") if x.strip()] or None,
+        "output_fields": [x.strip() for x in (_text(form, "output_fields") or "").split(",") if x.strip()] or None,
+        "synthetic_data_size": _int(_text(form, "synthetic_data_size")),
+        "max_calls": _int(_text(form, "max_calls")),
+        "max_usd": _float(_text(form, "max_usd")),
+        "max_minutes": _float(_text(form, "max_minutes")),
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _float(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise HTTPException(400, f"not a number: {value[:20]!r}") from None
+
+
+async def start_optimize(request: Request) -> Response:
+    form = await checked_form(request)
+    kwargs = _run_kwargs(form)
+    upload = form.get("data")
+    data = await _save_upload(request, upload) if isinstance(upload, UploadFile) else None
+    if not kwargs.get("raw_input") and not data:
+        raise ConfigurationError("no task given; describe it in one sentence (and/or upload data)")
+    if data:
+        kwargs["data"] = data
+        kwargs.setdefault("raw_input", "Learn the task shown by the uploaded data")
+    from promptomatix.config import RunConfig
+
+    store = store_of(request)
+    cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
+    runs = request.app.state.runs
+
+    def work(job: Job, progress: Any) -> Any:
+        from promptomatix.pipeline import Run
+
+        run = Run(cfg, clients=runs.clients(), store=store)
+
+        def report(event: Any) -> None:
+            job.session_id = job.session_id or run.session_id
+            progress(event)
+
+        run.progress = report
+        return run.execute()
+
+    job = runs.start("optimize", None, work)
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+async def cancel_job(request: Request) -> Response:
+    await checked_form(request)
+    job = request.app.state.runs.cancel(request.path_params["jid"])
+    if request.headers.get("x-csrf-token"):  # from the page's script: it keeps polling
+        from starlette.responses import JSONResponse
+
+        return JSONResponse(job.snapshot())
+    target = f"/s/{job.session_id}#run" if job.session_id else f"/jobs/{job.id}"
+    return RedirectResponse(target, status_code=303)
