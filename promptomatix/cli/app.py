@@ -56,7 +56,7 @@ def _register() -> None:
     from promptomatix.cli import models_cmd
 
     app.add_typer(models_cmd.app, name="models")
-    for module in ("optimize_cmd", "sessions_cmd", "ui_cmd"):
+    for module in ("optimize_cmd", "sessions_cmd", "ui_cmd", "batch_cmd"):
         try:
             mod = __import__(f"promptomatix.cli.{module}", fromlist=["register"])
         except ModuleNotFoundError:
