@@ -18,7 +18,7 @@ from promptomatix import run_guard, run_report
 from promptomatix.backends.base import BackendResult, ProgressEvent, ProgressFn, RunContext, emit_progress
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.config import RunConfig
-from promptomatix.data import DataSplits, build_data, estimate_data_calls, load_rows
+from promptomatix.data import DataSplits, build_data, estimate_data_calls, load_rows, sample_cap
 from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, RunInterrupted
 from promptomatix.lm.boundary import LMBoundary, ModelClient, UsageReport
 from promptomatix.lm.factory import build_boundary
@@ -141,7 +141,8 @@ class Run:
 
     def _user_rows(self) -> dict[str, Any]:
         cfg = self.config
-        fields = {"input_fields": cfg.input_fields, "output_fields": cfg.output_fields}
+        fields = {"input_fields": cfg.input_fields, "output_fields": cfg.output_fields, "seed": cfg.seed,
+                  "max_rows": sample_cap(cfg.train_data_size, cfg.valid_data_size, cfg.test_data_size)}  # fmt: skip
         out: dict[str, Any] = {"skipped": {}}
         sources = {
             "user_rows": cfg.data,
