@@ -16,6 +16,11 @@ _HELP = (
     "A re-run skips completed jobs and resumes interrupted ones. Exit 0 only when every job completed."
 )
 
+_RAY_ADDRESS_HELP = "IP:PORT of a Ray head; default $RAY_ADDRESS, else a local Ray is started."
+_EVAL_ACTORS_HELP = (
+    "With ray: serve each task model from N Ray actors (distributed evaluation); 0 = each job calls its model itself."
+)
+
 
 def _fake_script() -> dict[str, Any] | None:
     from promptomatix.cli.fakes import ENV_VAR
@@ -92,13 +97,10 @@ def register(app: typer.Typer) -> None:
     def batch(
         jobs_file: Path = typer.Argument(..., help="A .yaml/.yml/.json or .jsonl file of jobs."),
         executor: str = typer.Option("local", "--executor", help="local (one after another) | ray"),
-        ray_address: str = typer.Option(None, "--ray-address", help="IP:PORT of a Ray head; default $RAY_ADDRESS, "
-                                        "else a local Ray is started."),  # fmt: skip
+        ray_address: str = typer.Option(None, "--ray-address", help=_RAY_ADDRESS_HELP),
         ray_cpus: int = typer.Option(None, "--ray-cpus", min=1, help="CPUs of the local Ray (when one is started)."),
         job_cpus: float = typer.Option(1.0, "--job-cpus", min=0.0, help="CPUs each job's Ray task reserves."),
-        eval_actors: int = typer.Option(0, "--eval-actors", min=0,
-                                        help="With ray: serve the task model from N Ray actors (distributed "
-                                        "evaluation); 0 = each job calls its model itself."),  # fmt: skip
+        eval_actors: int = typer.Option(0, "--eval-actors", min=0, help=_EVAL_ACTORS_HELP),
         actor_concurrency: int = typer.Option(4, "--actor-concurrency", min=1, help="Calls each actor serves at once."),
         retries: int = typer.Option(2, "--retries", min=0, help="Retries of a job that failed for a transient reason."),
         track: str = typer.Option(None, "--track", help="mlflow or mlflow:URI — log each job's run to MLflow."),
