@@ -16,7 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from promptomatix.errors import ConfigurationError
-from promptomatix.ui.actions import _refuse_if_busy, _text
+from promptomatix.ui.actions import _refuse_if_busy
+from promptomatix.ui.actions import _text as _field
 from promptomatix.ui.pages import _int, session_id, store_of
 from promptomatix.ui.runs import Job
 from promptomatix.ui.security import checked_form
@@ -74,6 +75,9 @@ async def _save_upload(request: Request, upload: UploadFile) -> str | None:
 
 
 def _run_kwargs(form: FormData) -> dict[str, Any]:
+    def _text(form: FormData, name: str) -> str | None:
+        return (_field(form, name) or "").strip() or None
+
     fields = {
         "raw_input": _text(form, "task"),
         "backend": _text(form, "backend"),
