@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 __version__ = "0.2.0"
 
 _LAZY = {
@@ -25,7 +23,7 @@ _LAZY = {
 __all__ = sorted([*_LAZY, "__version__"])
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> object:  # no typing import: the CLI's Ctrl-C handler is installed sooner
     if name in _LAZY:
         import importlib
 

@@ -52,9 +52,7 @@ def _load(store: SessionStore, session_id: str) -> tuple[Session, TaskSpec, Data
     return session, TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
 
 
-def _config(
-    session: Session, overrides: dict[str, Any], api_key: str | None, api_base: str | None = None
-) -> RunConfig:
+def _config(session: Session, overrides: dict[str, Any], api_key: str | None, api_base: str | None = None) -> RunConfig:
     """The session's settings with overrides (ours or upstream's names; a typo is a ConfigurationError).
 
     Keys are never stored, and URL credentials were stripped before saving: `api_key`/`api_base` supply them again

@@ -24,9 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def test_score(
-    ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]
-) -> ScoreCI | None:
+def test_score(ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]) -> ScoreCI | None:
     try:
         rep = ctx.evaluate(predict, rows, final=True)
     except BudgetExceeded as e:
@@ -42,6 +40,7 @@ def test_score(
         balanced_accuracy=rep.balanced_accuracy,
         n_errors=rep.n_errors,
     )
+
 
 def finish(
     run: Run,
@@ -104,6 +103,7 @@ def finish(
         notes=notes,
     )
 
+
 def _metrics(
     run: Run, result: BackendResult, scores: tuple[ScoreCI | None, ScoreCI | None, str], elapsed: float
 ) -> RunMetrics:
@@ -126,6 +126,7 @@ def _metrics(
         time_taken=round(elapsed, 2),
         usage_by_role={r: u.model_dump() for r, u in usage.by_role.items()},
     )
+
 
 def _save_version(
     run: Run,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import threading
 
 #: True when this process is the `promptomatix` command (not a test or a library importing the app).
 LAUNCHED = os.path.basename(sys.argv[0]) in ("promptomatix", "promptomatix.exe", "__main__.py")
@@ -22,10 +21,15 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
     os._exit(INTERRUPTED_EXIT)
 
 
-if LAUNCHED and threading.current_thread() is threading.main_thread():
-    signal.signal(signal.SIGINT, _interrupted_while_starting)
+if LAUNCHED:
+    try:  # noqa: SIM105  (contextlib would be one more import before the handler)
+        signal.signal(signal.SIGINT, _interrupted_while_starting)
+    except ValueError:  # not the main thread
+        pass
 
-import typer  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+import threading  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+
+import typer  # noqa: E402
 
 from promptomatix import __version__  # noqa: E402
 from promptomatix.errors import PromptomatixError, RunInterrupted  # noqa: E402

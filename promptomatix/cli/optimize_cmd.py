@@ -1,4 +1,8 @@
-"""`promptomatix optimize | refine | resume`: run the pipeline with a live progress line and a final report."""
+"""`promptomatix optimize | refine | resume`: run the pipeline with a live progress line and a final report.
+
+`--json` prints exactly one JSON document on stdout: during the run stdout is sent to stderr (DSPy and native
+code print), and on an error stdout stays empty, the error is one line on stderr and the exit code is non-zero.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,56 @@ from typing import Any
 import typer
 
 from promptomatix.cli.fakes import clients_from_env
-from promptomatix.cli.render import console, err_console, info, print_json
+from promptomatix.cli.render import err_console, info, print_json, stdout_to_stderr
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
+JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothing on stdout, exit code != 0)."
+
+# Budget and request options shared by optimize, refine, resume (and feedback generate).
+MAX_CALLS = typer.Option(None, "--max-calls", min=0, help="Stop after this many model calls (HTTP attempts).")
+MAX_USD = typer.Option(None, "--max-usd", min=0.0, help="Stop after spending this much (USD).")
+MAX_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop the search after this many minutes.")
+MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="Cap on each task-model completion (tokens).")
+MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token budget of the whole run.")
+REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds per provider request (120).")
+API_KEY = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY")
+API_BASE = typer.Option(None, "--api-base", "--model_api_base", help="OpenAI-compatible server URL.")
+
+
+def budget_overrides(
+    max_calls: int | None,
+    max_usd: float | None,
+    max_minutes: float | None,
+    max_tokens: int | None,
+    max_total_tokens: int | None,
+    request_timeout: float | None,
+) -> dict[str, Any]:
+    """The flags given, as run settings (None: keep the session's)."""
+    given = {
+        "max_calls": max_calls,
+        "max_usd": max_usd,
+        "max_minutes": max_minutes,
+        "max_tokens": max_tokens,
+        "max_total_tokens": max_total_tokens,
+        "request_timeout": request_timeout,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+def parse_sample_data(text: str | None) -> Any:
+    """`--sample-data` as JSON rows when it looks like JSON; a syntax error names the position and the fix."""
+    from promptomatix.errors import DataError
+
+    if not text or not text.strip().startswith(("[", "{")):
+        return text
+    try:
+        rows = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DataError(
+            f"--sample-data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (character {e.pos})",
+            hint='pass a JSON list of objects, e.g. \'[{"review": "great film", "label": "positive"}]\'',
+        ) from None
+    return [rows] if isinstance(rows, dict) else rows
 
 
 def _split(values: list[str] | None) -> list[str] | None:
@@ -18,6 +69,22 @@ def _split(values: list[str] | None) -> list[str] | None:
         return None
     out = [p.strip() for v in values for p in v.split(",") if p.strip()]
     return out or None
+
+
+def run_and_show(json_: bool, quiet: bool, max_calls: int | None, max_usd: float | None, fn: Any) -> Any:
+    """Run `fn(progress)` with the live view (or, for --json, with stdout on stderr); print the result."""
+    from promptomatix.cli.report import dry_run_report, result_report
+    from promptomatix.result import DryRunReport
+
+    with stdout_to_stderr(json_), ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
+        result = fn(view)
+    if json_:
+        print_json(result.model_dump(mode="json") if isinstance(result, DryRunReport) else result.to_json_dict())
+    elif isinstance(result, DryRunReport):
+        dry_run_report(result)
+    else:
+        result_report(result)
+    return result
 
 
 class ProgressView:
@@ -51,90 +118,13 @@ class ProgressView:
 
         if self.status is not None:
             self.status.update(escape(line))
+        if event.live:  # a counter refresh while calls are made: the status line only
+            return
         if (
             event.stage in ("spec", "data", "baseline", "confirm", "final", "stopped", "model")
             or "done" in event.message
         ):
             err_console().print(f"[dim]{escape(line)}[/]")
-
-
-def _render_result(r: Any) -> None:
-    """The final report. Prompts are escaped: `[system]` / `[user]` are text, not rich markup."""
-    import difflib
-
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.table import Table
-
-    c = console()
-    m = r.metrics
-    diff = "\n".join(
-        difflib.unified_diff(
-            r.initial_prompt.splitlines(), r.best_prompt.splitlines(), "initial", "optimized", lineterm="", n=2
-        )
-    )
-    c.print(Panel(escape(r.best_prompt), title=f"optimized prompt (session {r.session_id}, version {r.version})"))
-    if diff:
-        c.print(Panel(escape(diff), title="initial → optimized"))
-    elif r.best_prompt == r.initial_prompt:
-        c.print("no candidate beat the initial prompt on valid: it is kept as the result")
-    t = Table("", "initial", "optimized")
-
-    def fmt(s: Any) -> str:
-        return escape(f"{s.mean:.3f} [{s.ci_low:.2f}, {s.ci_high:.2f}] n={s.n}") if s else "n/a"
-
-    def num(x: float | None) -> str:
-        return f"{x:.3f}" if x is not None else "n/a"
-
-    t.add_row("valid (penalized)", num(m.initial_prompt_score), num(m.optimized_prompt_score))
-    t.add_row("valid (raw)", num(m.initial_prompt_score_raw), num(m.optimized_prompt_score_raw))
-    t.add_row(f"held-out {m.test_split} (95% CI)", fmt(m.initial_test_score), fmt(m.optimized_test_score))
-    c.print(t)
-    c.print(
-        escape(
-            f"backend {r.backend} · task {r.task_type} · {r.rounds_completed} rounds, {r.n_candidates} candidates · "
-            f"stop: {r.stop_reason}\ncalls {m.calls} ({m.cached_calls} cached) · tokens {m.tokens} · "
-            f"cost ${m.cost:.4f} · time {m.time_taken:.1f} s"
-        )
-    )
-    if r.assumptions:
-        c.print("[dim]assumed: " + escape("; ".join(r.assumptions)) + "[/]")
-    c.print(
-        f"next: promptomatix feedback add {r.session_id} --text '…' --comment '…' && promptomatix refine {r.session_id}"
-    )
-
-
-def _render_dry_run(d: Any) -> None:
-    from rich.markup import escape
-    from rich.table import Table
-
-    c = console()
-    c.print(
-        f"[bold]task type[/] {d.task_type}   [bold]inputs[/] {escape(', '.join(d.input_fields))}   "
-        f"[bold]outputs[/] {escape(', '.join(d.output_fields))}"
-    )
-    if d.labels:
-        c.print(f"[bold]labels[/] {escape(', '.join(d.labels))}")
-    c.print(f"[bold]initial prompt[/] {escape(d.initial_prompt)}")
-    for a in d.assumptions:
-        c.print(f"[dim]assumed: {escape(a)}[/]")
-    for split, rows in d.rows.items():
-        t = Table(*(d.input_fields + d.output_fields), title=f"{split} ({len(rows)} rows)")
-        for row in rows[:12]:
-            t.add_row(*(escape(str(row.get(f, ""))[:80]) for f in d.input_fields + d.output_fields))
-        if len(rows) > 12:
-            t.add_row(*(["…"] * len(d.input_fields + d.output_fields)))
-        c.print(t)
-    for note in d.data_report.get("notes", []):
-        c.print(f"[dim]note: {escape(note)}[/]")
-    est = d.estimated_calls
-    c.print(
-        "estimated LM calls: "
-        + ", ".join(f"{k} {v}" for k, v in est.items() if k != "total")
-        + f" → total ≤ {est['total']} (spent so far: {d.calls_so_far})"
-    )
-    if d.session_id:
-        c.print(f"next: promptomatix resume {d.session_id} (runs the optimization on exactly this spec and data)")
 
 
 def register(app: typer.Typer) -> None:
@@ -147,8 +137,8 @@ def register(app: typer.Typer) -> None:
         ),
         teacher_model: str = typer.Option(None, "--teacher-model", "--teacher_model", "--config_model_name"),
         judge_model: str = typer.Option(None, "--judge-model", "--judge_model"),
-        api_key: str = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY"),
-        api_base: str = typer.Option(None, "--api-base", "--model_api_base"),
+        api_key: str = API_KEY,
+        api_base: str = API_BASE,
         backend: str = typer.Option("simple_meta_prompt", "--backend", help="simple_meta_prompt | dspy"),
         dspy_module: str = typer.Option("predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react"),
         dspy_optimizer: str = typer.Option(
@@ -183,26 +173,27 @@ def register(app: typer.Typer) -> None:
         train_ratio: float = typer.Option(None, "--train-ratio", "--train_ratio"),
         lambda_penalty: float = typer.Option(0.005, "--lambda", "--lambda-penalty", "--lambda_penalty", min=0.0),
         metric: str = typer.Option(None, "--metric", help="A custom metric as module:function or file.py:function."),
-        max_calls: int = typer.Option(None, "--max-calls", min=0),
-        max_usd: float = typer.Option(None, "--max-usd", min=0.0),
-        max_minutes: float = typer.Option(None, "--max-minutes"),
-        max_tokens: int = typer.Option(None, "--max-tokens", min=0),
+        max_calls: int = MAX_CALLS,
+        max_usd: float = MAX_USD,
+        max_minutes: float = MAX_MINUTES,
+        max_tokens: int = MAX_TOKENS,
+        max_total_tokens: int = MAX_TOTAL_TOKENS,
+        request_timeout: float = REQUEST_TIMEOUT,
         seed: int = typer.Option(0, "--seed"),
         threads: int = typer.Option(4, "--threads", min=1),
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show spec, data and estimated calls; don't optimize."),
-        json_: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         from promptomatix.config import RunConfig
         from promptomatix.errors import UsageError
         from promptomatix.pipeline import Run
-        from promptomatix.result import DryRunReport
 
         task = raw_input or raw_input_opt
         if not task and not data and not train_path:
             raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
-        samples = json.loads(sample_data) if sample_data and sample_data.strip().startswith("[") else sample_data
+        samples = parse_sample_data(sample_data)
         cfg = RunConfig.from_kwargs(
             raw_input=task or f"Learn the task shown by the data in {data or train_path}",
             model=model, teacher_model=teacher_model, judge_model=judge_model, api_key=api_key, api_base=api_base,
@@ -214,16 +205,12 @@ def register(app: typer.Typer) -> None:
             local_train_data_path=train_path, local_test_data_path=test_path,
             synthetic_data_size=synthetic_data_size, verify_synthetic=verify_synthetic, train_data_size=train_data_size,
             valid_data_size=valid_data_size, test_data_size=test_data_size, train_ratio=train_ratio,
-            lambda_penalty=lambda_penalty, metric=metric, max_calls=max_calls, max_usd=max_usd,
-            max_minutes=max_minutes, max_tokens=max_tokens, seed=seed, num_threads=threads,
+            lambda_penalty=lambda_penalty, metric=metric, seed=seed, num_threads=threads,
+            **budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout),
             sessions_dir=sessions_dir, dry_run=dry_run,
         )  # fmt: skip
-        with ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
-            result = Run(cfg, progress=view, clients=clients_from_env()).execute()
-        if isinstance(result, DryRunReport):
-            print_json(result.model_dump(mode="json")) if json_ else _render_dry_run(result)
-            return
-        print_json(result.to_json_dict()) if json_ else _render_result(result)
+        clients = clients_from_env()
+        run_and_show(json_, quiet, max_calls, max_usd, lambda view: Run(cfg, progress=view, clients=clients).execute())
 
     @app.command("refine", help="Re-optimize a session from its latest version and its open feedback.")
     def refine_cmd(
@@ -231,36 +218,57 @@ def register(app: typer.Typer) -> None:
         backend: str = typer.Option(None, "--backend"),
         search_type: str = typer.Option(None, "--search-type", "--search_type"),
         rounds: int = typer.Option(None, "--rounds", min=0),
-        api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY"),
+        api_key: str = API_KEY,
+        api_base: str = API_BASE,
+        max_calls: int = MAX_CALLS,
+        max_usd: float = MAX_USD,
+        max_minutes: float = MAX_MINUTES,
+        max_tokens: int = MAX_TOKENS,
+        max_total_tokens: int = MAX_TOTAL_TOKENS,
+        request_timeout: float = REQUEST_TIMEOUT,
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-        json_: bool = typer.Option(False, "--json"),
+        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         from promptomatix.followup import refine
         from promptomatix.sessions import SessionStore
 
-        with ProgressView(not (json_ or quiet), None, None) as view:
-            result = refine(
-                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key,
-                clients=clients_from_env(), backend=backend, search_type=search_type, rounds=rounds,
-            )  # fmt: skip
+        budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+        clients = clients_from_env()
+        result = run_and_show(
+            json_, quiet, max_calls, max_usd,
+            lambda view: refine(
+                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
+                clients=clients, backend=backend, search_type=search_type, rounds=rounds, **budget,
+            ),
+        )  # fmt: skip
         if result.feedback_applied and not json_:
             info(f"applied feedback: {', '.join(result.feedback_applied)}")
-        print_json(result.to_json_dict()) if json_ else _render_result(result)
 
     @app.command("resume", help="Continue an interrupted run; calls already made replay from the session's cache.")
     def resume_cmd(
         session_id: str = typer.Argument(...),
-        api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY"),
+        api_key: str = API_KEY,
+        api_base: str = API_BASE,
+        max_calls: int = MAX_CALLS,
+        max_usd: float = MAX_USD,
+        max_minutes: float = MAX_MINUTES,
+        max_tokens: int = MAX_TOKENS,
+        max_total_tokens: int = MAX_TOTAL_TOKENS,
+        request_timeout: float = REQUEST_TIMEOUT,
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-        json_: bool = typer.Option(False, "--json"),
+        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         from promptomatix.followup import resume
         from promptomatix.sessions import SessionStore
 
-        with ProgressView(not (json_ or quiet), None, None) as view:
-            result = resume(
-                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, clients=clients_from_env()
-            )
-        print_json(result.to_json_dict()) if json_ else _render_result(result)
+        budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+        clients = clients_from_env()
+        run_and_show(
+            json_, quiet, max_calls, max_usd,
+            lambda view: resume(
+                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
+                clients=clients, **budget,
+            ),
+        )  # fmt: skip

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -35,3 +38,33 @@ def console() -> Any:
 def err_console() -> Any:
     """Progress and notes go to stderr, so stdout carries only the result (pipe-friendly)."""
     return _console(stderr=True)
+
+
+@contextmanager
+def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
+    """Send everything written to stdout (Python-level and, where there is one, the file descriptor) to stderr.
+
+    `--json` promises one JSON document on stdout and nothing else, but DSPy prints "Bootstrapping…" and
+    native code may write to fd 1; for the run, stdout is stderr, and the JSON is printed after.
+    """
+    if not enabled:
+        yield
+        return
+    real = sys.stdout
+    real.flush()
+    fd = saved = None
+    try:
+        fd = real.fileno()
+        saved = os.dup(fd)
+        os.dup2(sys.stderr.fileno(), fd)
+    except (AttributeError, OSError, ValueError):  # a captured stream (tests) has no descriptor to move
+        fd = saved = None
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = real
+        if saved is not None and fd is not None:
+            sys.stderr.flush()
+            os.dup2(saved, fd)
+            os.close(saved)
