@@ -22,7 +22,7 @@ from promptomatix.sessions.models import (
     TestScore,
     Usage,
 )
-from promptomatix.sessions.secrets import scrub, scrub_text
+from promptomatix.sessions.secrets import scrub, scrub_text, strip_url_credentials
 from promptomatix.sessions.store import SESSIONS_DIR_ENV, SessionStore
 
 __all__ = [
@@ -46,5 +46,6 @@ __all__ = [
     "save_feedback",
     "scrub",
     "scrub_text",
+    "strip_url_credentials",
     "validate_id",
 ]

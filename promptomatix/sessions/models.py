@@ -282,6 +282,13 @@ class Session(_Model):
             keep = [e for e in self.events[:excess] if e.get("kind") == CREDENTIALS_STRIPPED]
             self.events[:excess] = keep
 
+    def note_stripped_credentials(self, config_keys: list[str]) -> None:
+        """Record (once per key, never the value) that run_config URLs lost credentials when saved."""
+        known = set(self.stripped_credentials())
+        new = [f"run_config.{k}" for k in config_keys if f"run_config.{k}" not in known]
+        if new:
+            self.add_event(CREDENTIALS_STRIPPED, fields=new)
+
     def stripped_credentials(self) -> list[str]:
         """Fields (``run_config.api_base``) whose URL had credentials that were not saved with the session.
 

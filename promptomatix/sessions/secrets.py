@@ -35,8 +35,10 @@ __all__ = [
     "is_secret_key",
     "scrub",
     "scrub_text",
+    "strip_config_urls",
     "strip_url_credentials",
     "url_has_credentials",
+    "urls_with_credentials",
 ]
 
 REDACTED = "[redacted]"
@@ -159,3 +161,18 @@ def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:
     if isinstance(obj, (list, tuple)):
         return [_walk(v, keep_ambiguous, env_values) for v in obj]
     return obj
+
+
+def urls_with_credentials(config: dict[str, Any]) -> list[str]:
+    """Keys of `config` (a run_config) whose value is a URL carrying credentials."""
+    return [k for k, v in config.items() if isinstance(v, str) and "://" in v and url_has_credentials(v)]
+
+
+def strip_config_urls(config: Any) -> list[str]:
+    """Strip credentials from the URL values of a run_config dict in place; the keys that changed."""
+    if not isinstance(config, dict):
+        return []
+    changed = urls_with_credentials(config)
+    for key in changed:
+        config[key] = strip_url_credentials(config[key])
+    return changed

@@ -9,7 +9,10 @@ saved program). Guarantees, because a session is the only record of a paid-for r
   processes adding feedback at once both land; a `save` from a stale copy is refused (`revision`);
 - a file that does not load (corrupt, or written by a newer schema) is reported and never overwritten;
 - ids are validated and resolved paths must stay directly inside the root;
-- every write is scrubbed of credentials (`secrets.scrub`).
+- every write is scrubbed of credentials (`secrets.scrub`); URLs lose userinfo and credential parameters
+  (the URL still works), and an event records which run_config URL had them (`stripped_credentials()`);
+- at most one run per session at a time, across processes (`run_lock`; `live_run` tells who holds it);
+- an OS error on a write names the path and the fix (read-only, permission denied, disk full).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
 from promptomatix.sessions.runlock import hold_run_lock, live_owner
-from promptomatix.sessions.secrets import scrub, strip_url_credentials, url_has_credentials
+from promptomatix.sessions.secrets import scrub, strip_config_urls, urls_with_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -191,7 +194,7 @@ class SessionStore:
                 f"{SCHEMA_VERSION}); it was left untouched",
                 hint="upgrade Promptomatix to open it",
             )
-        stripped = _strip_config_urls(doc)
+        stripped = strip_config_urls(doc.get("run_config"))  # older versions left them in (or masked)
         try:
             session = Session.model_validate(doc)
         except ValidationError as exc:
@@ -200,7 +203,7 @@ class SessionStore:
             raise corrupt(loc, err["msg"]) from exc
         if session.session_id != session_id:
             raise corrupt("session_id", f"the file says {session.session_id!r} but lives in directory {session_id!r}")
-        _note_stripped(session, stripped)
+        session.note_stripped_credentials(stripped)
         return session
 
     # --- write ----------------------------------------------------------------------------------
@@ -270,7 +273,7 @@ class SessionStore:
         self._write(session, revision=current.revision + 1)
 
     def _write(self, session: Session, *, revision: int | None = None) -> None:
-        _note_stripped(session, [k for k, v in session.run_config.items() if _is_url(v) and url_has_credentials(v)])
+        session.note_stripped_credentials(urls_with_credentials(session.run_config))
         now = utcnow()
         new_revision = session.revision + 1 if revision is None else revision
         doc = session.model_dump(mode="json")
@@ -358,29 +361,6 @@ def _no_versions(session: Session, live: dict[str, Any] | None) -> SessionError:
         )
     hint = None if session.status == "completed" else f"start it with `promptomatix resume {sid}`"
     return SessionError(f"session {sid} has no prompt versions yet", hint=hint)
-
-
-def _is_url(value: Any) -> bool:
-    return isinstance(value, str) and "://" in value
-
-
-def _strip_config_urls(doc: dict[str, Any]) -> list[str]:
-    """Strip credentials left in run_config URLs by older versions (in clear, or as `[redacted]@host`)."""
-    config = doc.get("run_config")
-    if not isinstance(config, dict):
-        return []
-    changed = [k for k, v in config.items() if _is_url(v) and strip_url_credentials(v) != v]
-    for key in changed:
-        config[key] = strip_url_credentials(config[key])
-    return changed
-
-
-def _note_stripped(session: Session, fields: list[str]) -> None:
-    """Record (once per field, never the value) that a URL's credentials were not saved."""
-    known = set(session.stripped_credentials())
-    new = [f"run_config.{k}" for k in fields if f"run_config.{k}" not in known]
-    if new:
-        session.add_event("credentials_stripped", fields=new)
 
 
 def _summarize(session: Session) -> SessionSummary:
