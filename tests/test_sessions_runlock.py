@@ -197,3 +197,39 @@ def test_three_concurrent_runs_exactly_one_proceeds(store):
             if p.poll() is None:
                 p.kill()
     assert outcomes == ["busy", "busy", "locked"]
+
+
+PROBER = textwrap.dedent(
+    """
+    import sys, time
+    from promptomatix.sessions import SessionStore
+    store = SessionStore(sys.argv[1])
+    print("probing", flush=True)
+    end = time.monotonic() + float(sys.argv[3])
+    n = 0
+    while time.monotonic() < end:
+        store.live_run(sys.argv[2])
+        n += 1
+    print(n, flush=True)
+    """
+)
+
+
+def test_status_probes_never_make_a_run_refuse(store):
+    """`sessions list` probes the lock from other processes; a run starting meanwhile must not see 'busy'."""
+    sid = store.new_session(raw_input="x").session_id
+    proc = subprocess.Popen(
+        [sys.executable, "-c", PROBER, str(store.root), sid, "4"], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert _readline(proc) == "probing"
+        deadline = time.monotonic() + 3
+        runs = 0
+        while time.monotonic() < deadline:
+            with store.run_lock(sid, command="resume"):
+                runs += 1
+        assert int(_readline(proc)) > 100 and runs > 100  # they really overlapped
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=WAIT_S)
