@@ -310,6 +310,7 @@ class Run:
         initial_test = run_report.test_score(ctx, result.initial_predict, test_rows)
         same = result.prompt == result.initial_prompt
         best_test = initial_test if same else run_report.test_score(ctx, result.best_predict, test_rows)
+        run_guard.require_task_answered(boundary)
         notes = run_guard.held_out_notes(initial_test, best_test, test_split, boundary, same)
         scores = (initial_test, best_test, test_split)
         return run_report.finish(self, spec, result, scores, data_report, splits, feedback_ids, notes, parent_version)

@@ -99,6 +99,16 @@ def require_answers(report: EvalReport, boundary: LMBoundary | None, stage: str)
         )
 
 
+def require_task_answered(boundary: LMBoundary) -> None:
+    """Every task call this run sent failed (cached replays aside): no new prompt was ever measured."""
+    task = boundary.usage().by_role["task"]
+    if task.calls and task.failed_calls >= task.calls:
+        raise ModelUnavailableError(
+            f"the task model could not answer: all {task.calls} task calls of this run failed: "
+            + provider_cause(boundary, "task")
+        )
+
+
 def held_out_notes(
     initial: ScoreCI | None, best: ScoreCI | None, split: str, boundary: LMBoundary | None, same: bool
 ) -> list[str]:

@@ -1,0 +1,196 @@
+"""Failure is failure: a run whose task model could not answer ends `failed` with one line naming the cause and
+the fix; a failing metric is a MetricError naming it; partial held-out errors are shown and never called an
+improvement; a refine that fails or scores lower does not replace the latest version."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from promptomatix import process_input
+from promptomatix.api import load_session
+from promptomatix.errors import LMCallError, MetricError, ModelUnavailableError
+from promptomatix.followup import refine
+from promptomatix.lm.fake import FakeLM
+from promptomatix.sessions import SessionStore
+
+TASK = "Classify the sentiment of a movie review as positive or negative"
+GOOD_PROMPT = "Say negative if the review complains or criticizes, otherwise say positive."
+MARKER = "ZEBRAQUOKKA"  # only held-out test rows contain it
+REFUSED = "connection refused at http://127.0.0.1:9/v1 — is the server running?"
+
+
+def rows(n: int, offset: int = 0, marker: str = "") -> list[dict[str, str]]:
+    out = []
+    for i in range(offset, offset + n):
+        words = "great wonderful" if i % 2 == 0 else "awful boring"
+        review = f"{words} film {marker} number {i}".replace("  ", " ")
+        out.append({"review": review, "label": "positive" if i % 2 == 0 else "negative"})
+    return out
+
+
+GIVEN = {"train_data": rows(8), "valid_data": rows(6, 100), "test_data": rows(6, 200, MARKER)}
+
+
+def truth(user: str) -> str:
+    return "negative" if "awful" in user else "positive"
+
+
+def task_answer(messages: list[dict[str, str]]) -> str:
+    system, user = messages[0]["content"], messages[-1]["content"]
+    label = truth(user) if "complains" in system else "positive"
+    return json.dumps({"label": label})
+
+
+def teacher_answer(messages: list[dict[str, str]]) -> str:
+    text = "\n".join(m["content"] for m in messages)
+    return json.dumps({"prompt": GOOD_PROMPT}) if '{"prompt"' in text else "{}"
+
+
+def refused(messages: list[dict[str, str]]) -> str:
+    raise LMCallError(REFUSED)
+
+
+def clients(task=task_answer, teacher=teacher_answer) -> dict[str, FakeLM]:
+    return {"task": FakeLM(default=task, model="fake/task"), "teacher": FakeLM(default=teacher, model="fake/teacher")}
+
+
+def run(tmp_path, task=task_answer, **kw):
+    args = {"human_input": TASK, "sessions_dir": str(tmp_path / "s"), **GIVEN, **kw}
+    return process_input(clients=clients(task), **args)
+
+
+def only_session(tmp_path):
+    (summary,) = SessionStore(tmp_path / "s").list()
+    return SessionStore(tmp_path / "s").load(summary.session_id)
+
+
+# -- the task model cannot answer -----------------------------------------------------------------------------
+
+
+def test_every_baseline_call_failing_is_a_failed_run_naming_the_provider_error(tmp_path):
+    with pytest.raises(ModelUnavailableError) as e:
+        run(tmp_path, task=refused)
+    msg = str(e.value)
+    assert "could not answer" in msg and "scoring the initial prompt" in msg and REFUSED in msg
+    assert "\n" not in msg
+    s = only_session(tmp_path)
+    assert s.status == "failed" and not s.versions
+    assert s.events[-1]["kind"] == "failed" and REFUSED in s.events[-1]["reason"]
+
+
+def test_more_than_half_of_the_held_out_rows_erroring_fails_the_run(tmp_path):
+    def no_test_rows(messages):
+        if MARKER in messages[-1]["content"]:
+            raise LMCallError("HTTP 500 from the provider")
+        return task_answer(messages)
+
+    with pytest.raises(ModelUnavailableError, match=r"6 of 6 held-out test rows errored.*HTTP 500"):
+        run(tmp_path, task=no_test_rows)
+    s = only_session(tmp_path)
+    assert s.status == "failed" and not s.versions
+
+
+def test_a_few_held_out_errors_are_shown_and_never_an_improvement(tmp_path):
+    def one_test_row_fails(messages):
+        if f"{MARKER} number 201" in messages[-1]["content"]:
+            raise LMCallError("HTTP 429 rate limited")
+        return task_answer(messages)
+
+    r = run(tmp_path, task=one_test_row_fails)
+    assert r.test_score > r.initial_test_score  # higher on paper...
+    assert not r.improved  # ...but a row errored, so it is not called an improvement
+    assert "1 of 6 held-out test rows errored scoring the initial prompt" in r.notes
+    assert any("unreliable" in n for n in r.notes)
+    assert load_session(r.session_id, sessions_dir=str(tmp_path / "s")).status == "completed"
+    from promptomatix.cli.report import verdict_line
+
+    assert "unreliable" in verdict_line(r) and "improvement" in verdict_line(r)
+
+
+def test_a_clean_gain_is_an_improvement(tmp_path):
+    r = run(tmp_path)
+    assert r.improved and not r.notes
+
+
+# -- metrics --------------------------------------------------------------------------------------------------
+
+
+def test_a_metric_that_raises_is_a_metric_error_naming_it(tmp_path):
+    path = tmp_path / "mymetric.py"
+    path.write_text("def score(example, pred):\n    raise ValueError('boom in metric')\n")
+    task = FakeLM(default=task_answer, model="fake/task")
+    with pytest.raises(MetricError) as e:
+        process_input(
+            clients={"task": task, "teacher": FakeLM(default=teacher_answer)},
+            human_input=TASK, sessions_dir=str(tmp_path / "s"), metric=f"{path}:score", **GIVEN,
+        )  # fmt: skip
+    msg = str(e.value)
+    assert "mymetric:score" in msg and "ValueError" in msg and "boom in metric" in msg
+    assert len(task.calls) <= 6  # stopped within the first scoring, not after a run of 0.000 scores
+    assert only_session(tmp_path).status == "failed"
+
+
+def test_a_metric_with_the_wrong_signature_fails_before_any_task_call(tmp_path):
+    path = tmp_path / "onearg.py"
+    path.write_text("def score(example):\n    return 1.0\n")
+    task = FakeLM(default=task_answer, model="fake/task")
+    with pytest.raises(MetricError, match=r"onearg:score cannot be called as fn\(example, prediction\)"):
+        process_input(
+            clients={"task": task, "teacher": FakeLM(default=teacher_answer)},
+            human_input=TASK, sessions_dir=str(tmp_path / "s"), metric=f"{path}:score", **GIVEN,
+        )  # fmt: skip
+    assert task.calls == []
+
+
+# -- refine ---------------------------------------------------------------------------------------------------
+
+
+def test_a_refine_that_fails_applies_no_feedback_and_adds_no_version(tmp_path):
+    from promptomatix.sessions.feedback import attach_feedback
+
+    r = run(tmp_path)
+    store = SessionStore(tmp_path / "s")
+    store.update(r.session_id, lambda s: attach_feedback(s, comment="Mention sarcasm please."))
+    with pytest.raises(ModelUnavailableError, match="could not answer"):
+        refine(r.session_id, store=store, clients=clients(refused))
+    s = store.load(r.session_id)
+    assert [v.version for v in s.versions] == [1]
+    assert [(f.status, f.applied_in) for f in s.feedback] == [("open", None)]
+    assert s.status == "failed"
+
+
+def _number(user: str) -> int:
+    return int(re.search(r"number (\d+)", user).group(1))
+
+
+def test_a_refine_that_scores_lower_on_the_held_out_test_keeps_the_previous_version(tmp_path):
+    """The refined prompt wins on valid and train but loses every held-out row: it must not become latest."""
+    from promptomatix.sessions.feedback import attach_feedback
+
+    r = run(tmp_path)
+    store = SessionStore(tmp_path / "s")
+    store.update(r.session_id, lambda s: attach_feedback(s, comment="Be more decisive please."))
+
+    def task(messages):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        right, wrong = truth(user), "positive" if truth(user) == "negative" else "negative"
+        if "DECISIVE" in system:
+            return json.dumps({"label": wrong if MARKER in user else right})
+        return json.dumps({"label": wrong if _number(user) in (1, 3, 100, 101) else right})
+
+    def teacher(messages):
+        text = "\n".join(m["content"] for m in messages)
+        return json.dumps({"prompt": "DECISIVE. " + GOOD_PROMPT}) if '{"prompt"' in text else "{}"
+
+    fresh = {"task": FakeLM(default=task, model="fake/task-2"), "teacher": FakeLM(default=teacher, model="fake/t-2")}
+    out = refine(r.session_id, store=store, clients=fresh)  # new model names: nothing replays from the cache
+    assert "DECISIVE" in out.best_prompt and out.test_score < out.initial_test_score
+    assert out.kept_version == 1 and out.version is None and out.feedback_applied == []
+    assert any("scored lower on the held-out test" in n and "kept version 1 as latest" in n for n in out.notes)
+    s = store.load(r.session_id)
+    assert [v.version for v in s.versions] == [1] and s.status == "completed"
+    assert [f.status for f in s.feedback] == ["open"]
+    assert s.events[-1]["kind"] == "kept_previous" and "DECISIVE" in s.events[-1]["rejected_prompt"]
