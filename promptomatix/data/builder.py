@@ -297,7 +297,10 @@ def _mixed(
     }
     report.unused = len(rest) - len(train) - len(valid)
     if report.unused:
-        report.notes.append(f"{report.unused} rows unused (beyond the requested split sizes)")
+        report.notes.append(
+            f"{report.unused:,} rows unused: splits capped at train {len(train)}, valid {len(valid)}, test "
+            f"{len(test)} (change with --train-data-size/--valid-data-size/--test-data-size)"
+        )
     return train, valid, test
 
 

@@ -142,7 +142,8 @@ def resolve_sizes(
     else:
         te_default = min(max(MIN_ROWS["test"], int(DEFAULT_TEST_FRACTION * n + 0.5)), n - 2)
         te = min(te if te is not None else te_default, n)
-        va = min(va if va is not None else max(1, int(DEFAULT_VALID_FRACTION * n + 0.5)), n - te)
+        va_default = min(max(1, int(DEFAULT_VALID_FRACTION * n + 0.5)), max(0, n - te - 1))  # keep a train row
+        va = min(va if va is not None else va_default, n - te)
     te = te if fixed["test"] else min(te, DEFAULT_CAPS["test"])
     va = va if fixed["valid"] else min(va, DEFAULT_CAPS["valid"])
     tr = min(tr if tr is not None else n - te - va, n - te - va)
@@ -162,7 +163,8 @@ def check_minimums(sizes: dict[str, int], *, no_test: bool = False) -> str | Non
         return None
     have = ", ".join(f"{sizes.get(k, 0)} {k}" for k in MIN_ROWS)
     need = ", ".join(f"{MIN_ROWS[k]} {k}" for k in MIN_ROWS if not (no_test and k == "test"))
-    return f"{sum(sizes.values())} usable rows ({have}); a run needs at least {need}"
+    total = sum(sizes.values())
+    return f"{total} usable row{'s' if total != 1 else ''} ({have}); a run needs at least {need}"
 
 
 def _stratified_order(rows: Sequence[Row], label_field: str, rng: random.Random) -> list[Row]:

@@ -19,7 +19,7 @@ from promptomatix.errors import DataError
 
 __all__ = ["CsvRecords", "iter_lines"]
 
-_FIX = 'quote the whole field ("like, this") or remove the stray "'
+_FIX = 'put the whole value in quotes ("like, this") or delete the stray quote'
 _MAX_SEEN_VALUES = 1000  # distinct last-column values remembered for the swallow check
 _MAX_PENDING = 200  # multi-line values kept for the end-of-file check
 
