@@ -185,3 +185,28 @@ def test_refine_result_is_the_libraries(store):
         doc = json.loads(store.session_file(sid).read_text())
         assert GOOD_PROMPT in doc["versions"][-1]["prompt"]
         assert doc["feedback"][0]["applied_in"] == snap["version"]
+
+
+def test_a_run_in_another_process_blocks_runs_and_delete(store, tmp_path):
+    """The store's run lock is held by a CLI-like process: the page refuses to start a run or delete."""
+    import subprocess
+    import sys
+
+    sid = make_session(store)
+    code = (
+        "import sys, time\nfrom promptomatix.sessions import SessionStore\n"
+        f"with SessionStore({str(store.root)!r}).run_lock({sid!r}, command='refine'):\n"
+        "    print('locked', flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with client_for(store) as c:
+            r = post(c, f"/s/{sid}/run/refine")
+            assert r.status_code == 409 and "`refine` is running" in r.text
+            assert post(c, f"/s/{sid}/delete", confirm=sid).status_code == 409
+            assert "`refine` is running" in c.get(f"/s/{sid}").text
+            assert store.exists(sid)
+    finally:
+        holder.kill()
+        holder.wait(10)

@@ -140,10 +140,13 @@ class RunManager:
                 job.thread.join(max(0.0, deadline - time.monotonic()))
 
     def busy_elsewhere(self, session_id: str) -> str | None:
-        live_run = getattr(self.store, "live_run", None)
-        if live_run is not None and live_run(session_id):
-            return f"session {session_id} has a live run in another process"
-        return None
+        live_run = getattr(self.store, "live_run", None)  # the store's cross-process run lock
+        owner = live_run(session_id) if live_run is not None else None
+        if not owner:
+            return None
+        what = owner.get("command") if isinstance(owner, dict) else None
+        pid = owner.get("pid") if isinstance(owner, dict) else None
+        return f"session {session_id} is busy: `{what or 'a run'}` is running" + (f" (process {pid})" if pid else "")
 
     def cancel(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
