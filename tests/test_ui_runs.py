@@ -206,6 +206,7 @@ def test_a_run_in_another_process_blocks_runs_and_delete(store, tmp_path):
             assert r.status_code == 409 and "`refine` is running" in r.text
             assert post(c, f"/s/{sid}/delete", confirm=sid).status_code == 409
             assert "`refine` is running" in c.get(f"/s/{sid}").text
+            assert "live run" in c.get("/").text
             assert store.exists(sid)
     finally:
         holder.kill()

@@ -57,7 +57,7 @@ async def sessions_page(request: Request) -> Response:
     shown = views.filter_sort(rows, p.get("q", ""), p.get("status", ""), sort, desc)
     runs = request.app.state.runs
     for r in shown:
-        r["live"] = runs.live_job(r["id"]) is not None
+        r["live"] = runs.busy(r["id"]) is not None  # from this page or from another process (the CLI)
     ctx = {"rows": shown, "total": len(rows), "unreadable": unreadable, "q": p.get("q", ""),
            "status": p.get("status", ""), "sort": sort, "desc": desc, "statuses": views.STATUSES,
            "sort_keys": views.SORT_KEYS, "root": str(store.root)}  # fmt: skip
