@@ -146,8 +146,10 @@ class _Batch:
     def _pending_row(self, job: Job) -> JobRow:
         sid = self.state.sessions.get(job.key)
         row = job_row(job.name, job.key, self.store, sid, attempts=self.attempts.get(job.key, 0))
-        if row.status in ("created", "running"):
-            row.status = "interrupted" if job.key in self.attempts else "pending"
+        if row.status == "created":  # never started: a re-run starts it
+            row.status = "pending"
+        elif row.status == "running":  # started, and its process stopped before saying so
+            row.status = "interrupted"
         return row
 
 

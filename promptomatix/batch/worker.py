@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from promptomatix.errors import LMCallError, PromptomatixError, RunInterrupted
+from promptomatix.errors import LMCallError, ModelUnavailableError, PromptomatixError, RunInterrupted
 from promptomatix.sessions import SessionStore
 
 JobStatus = Literal["completed", "failed", "interrupted"]
@@ -117,13 +117,17 @@ def error_text(e: BaseException) -> str:
 
 
 def is_transient(e: BaseException) -> bool:
-    """Worth retrying: a retryable model error, a connection or timeout, or a worker/node that went away."""
+    """Worth retrying: a retryable model error, an unavailable model, a connection or timeout, or a worker/node that
+    went away. A run whose every task call failed ends in ModelUnavailableError (its provider cause is in the
+    message, not chained), so that counts as transient: a later attempt may reach the model; `--retries` bounds it."""
     seen: set[int] = set()
     current: BaseException | None = e
     while current is not None and id(current) not in seen:
         seen.add(id(current))
         if isinstance(current, LMCallError):
             return current.retryable
+        if isinstance(current, ModelUnavailableError):
+            return True
         if isinstance(current, (ConnectionError, TimeoutError)) or type(current).__name__ in _TRANSIENT_NAMES:
             return True
         if getattr(current, "retryable", False) is True:

@@ -1,0 +1,74 @@
+"""Jobs files: YAML and JSONL, matrix expansion (top-level × job-level), validation before anything runs, stable keys."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promptomatix.batch.jobs import load_jobs
+from promptomatix.errors import ConfigurationError
+
+
+def test_matrix_crosses_jobs_with_top_and_job_level_axes(tmp_path):
+    (tmp_path / "rows.csv").write_text("review,label\nok,positive\n")
+    path = tmp_path / "jobs.yaml"
+    path.write_text(
+        "defaults: {max_calls: 50, data: rows.csv}\n"
+        "matrix: {seed: [0, 1]}\n"
+        "jobs:\n"
+        "  - {name: a, raw_input: Classify reviews}\n"
+        "  - {name: b, raw_input: Classify questions, matrix: {backend: [simple_meta_prompt, dspy]}}\n"
+    )
+    jobs = load_jobs(path)
+    assert [j.name for j in jobs] == [
+        "a[seed=0]", "a[seed=1]",
+        "b[seed=0,backend=simple_meta_prompt]", "b[seed=0,backend=dspy]",
+        "b[seed=1,backend=simple_meta_prompt]", "b[seed=1,backend=dspy]",
+    ]  # fmt: skip
+    assert all(j.options["max_calls"] == 50 for j in jobs)
+    assert jobs[3].options["backend"] == "dspy" and jobs[3].options["seed"] == 0
+    # relative data paths become absolute: a Ray worker runs in another directory
+    assert jobs[0].options["data"] == str((tmp_path / "rows.csv").resolve())
+    assert len({j.key for j in jobs}) == 6
+
+
+def test_keys_are_stable_and_change_with_options(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(
+        '# a comment\n{"raw_input": "Classify reviews", "seed": 1}\n\n{"raw_input": "Summarize", "seed": 1}\n'
+    )
+    first = load_jobs(path)
+    assert [j.name for j in first] == ["job1", "job2"]
+    assert [j.key for j in load_jobs(path)] == [j.key for j in first]
+    path.write_text('{"raw_input": "Classify reviews", "seed": 2}\n{"raw_input": "Summarize", "seed": 1}\n')
+    second = load_jobs(path)
+    assert second[0].key != first[0].key and second[1].key == first[1].key
+
+
+@pytest.mark.parametrize(
+    ("body", "needle"),
+    [
+        ("jobs:\n  - {name: x, raw_input: t, modle: gpt}\n", "job x: unknown setting 'modle'"),
+        ("jobs:\n  - {name: x, raw_input: t, api_key: sk-123}\n", "`api_key` is not a job option"),
+        ("jobs:\n  - {raw_input: t}\n  - {raw_input: t}\n", "have the same options"),
+        ("matrix: {seed: []}\njobs:\n  - {raw_input: t}\n", "must be a non-empty list"),
+        ("jobs: [1, 2]\n", "list of mappings"),
+        ("job:\n  - {raw_input: t}\n", "unknown top-level keys job"),
+        ("jobs:\n  - {raw_input: t, search_type: fast}\n", "search_type"),
+        ("jobs: [\n", "not valid YAML"),
+    ],
+)
+def test_bad_jobs_files_fail_at_load_with_the_job_named(tmp_path, body, needle):
+    path = tmp_path / "jobs.yaml"
+    path.write_text(body)
+    with pytest.raises(ConfigurationError) as e:
+        load_jobs(path)
+    assert needle in str(e.value)
+
+
+def test_jsonl_line_errors_name_the_line(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text(json.dumps({"raw_input": "t"}) + "\n{not json\n")
+    with pytest.raises(ConfigurationError, match="line 2"):
+        load_jobs(path)

@@ -1,0 +1,148 @@
+"""`promptomatix batch` with the local executor and scripted fake models: a failing job never stops the others, the
+exit code says how many failed, a re-run skips completed jobs and resumes interrupted ones in the same session,
+transient failures are retried, and sessions travel as bytes when a worker cannot see the driver's store."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from promptomatix.batch import BatchOptions, load_jobs, run_batch
+from promptomatix.batch.executors import LocalExecutor
+from promptomatix.batch.worker import JobPayload, execute_job, fake_clients, pack_session, unpack_session
+from promptomatix.cli.app import app
+from promptomatix.sessions import SessionStore
+from tests.batch_helpers import SCRIPT, write_jobs, write_script
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(write_script(tmp_path)))
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "sessions"))
+    return tmp_path
+
+
+def batch(*args: str):
+    r = runner.invoke(app, ["batch", *args, "--json", "-q"], catch_exceptions=False)
+    return r.exit_code, json.loads(r.stdout)
+
+
+def test_failing_job_does_not_stop_the_others_and_rerun_skips_completed(env):
+    jobs = write_jobs(env, "matrix: {seed: [0, 1]}\njobs:\n  - {name: good}\n  - {name: bad, data: missing.csv}\n")
+    code, out = batch(str(jobs))
+    by = {j["name"]: j for j in out["jobs"]}
+    assert code == 1 and not out["ok"]
+    assert [by[f"good[seed={s}]"]["status"] for s in (0, 1)] == ["completed", "completed"]
+    assert [by[f"bad[seed={s}]"]["status"] for s in (0, 1)] == ["failed", "failed"]
+    assert "missing.csv" in by["bad[seed=0]"]["error"] and by["bad[seed=0]"]["attempts"] == 1  # not transient
+    good = by["good[seed=0]"]
+    assert good["verdict"].startswith("better") and good["optimized_test"] > good["initial_test"]
+    assert good["calls"] > 0 and good["seconds"] > 0
+    store = SessionStore(env / "sessions")
+    listed = {s.session_id: s.status for s in store.list()}
+    assert all(listed[j["session_id"]] == j["status"] for j in out["jobs"])  # `sessions list` sees every job
+    code2, again = batch(str(jobs))
+    by2 = {j["name"]: j for j in again["jobs"]}
+    assert code2 == 1
+    assert by2["good[seed=0]"]["skipped"] and by2["good[seed=0]"]["session_id"] == good["session_id"]
+    assert by2["good[seed=0]"]["calls"] == good["calls"]  # read back from the session, not re-run
+    assert by2["bad[seed=1]"]["session_id"] == by["bad[seed=1]"]["session_id"]  # retried in its own session
+    assert len(store.list()) == 4
+
+
+def test_csv_output_and_all_completed_exits_zero(env):
+    jobs = write_jobs(env, "jobs:\n  - {name: only}\n")
+    r = runner.invoke(app, ["batch", str(jobs), "--csv", "-q"], catch_exceptions=False)
+    assert r.exit_code == 0
+    header, row = r.stdout.strip().splitlines()
+    assert header.startswith("name,key,session_id,status") and row.startswith("only,") and ",completed," in row
+
+
+def test_transient_failure_is_retried_and_resumes_its_session(env, monkeypatch):
+    script = {**SCRIPT, "batch": {"transient_failures": {"flaky": 1}}}
+    monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(write_script(env, script)))
+    jobs = write_jobs(env, "jobs:\n  - {name: flaky}\n")
+    code, out = batch(str(jobs), "--retries", "0")
+    assert code == 1 and out["jobs"][0]["status"] == "failed" and out["jobs"][0]["attempts"] == 1
+    first_sid = out["jobs"][0]["session_id"]
+    code, out = batch(str(jobs), "--retries", "1")  # attempt 1 fails again (scripted), attempt 2 completes
+    job = out["jobs"][0]
+    assert code == 0 and job["status"] == "completed" and job["attempts"] == 2 and job["session_id"] == first_sid
+    events = [e["kind"] for e in SessionStore(env / "sessions").load(first_sid).events]
+    assert events.count("failed") == 2 and events[-1] == "completed"
+
+
+class _InterruptingTask:
+    """Wraps the fake task client: raises KeyboardInterrupt (a Ctrl-C) on its n-th call."""
+
+    def __init__(self, inner, at: int) -> None:
+        self.inner, self.at, self.n, self.model = inner, at, 0, inner.model
+
+    def complete(self, messages, **kw):
+        self.n += 1
+        if self.n == self.at:
+            raise KeyboardInterrupt
+        return self.inner.complete(messages, **kw)
+
+
+def test_ctrl_c_stops_the_batch_and_a_rerun_resumes_the_interrupted_job(env, monkeypatch):
+    jobs_file = write_jobs(env, "jobs:\n  - {name: first}\n  - {name: second, seed: 1}\n")
+    jobs, store = load_jobs(jobs_file), SessionStore(env / "sessions")
+
+    def interrupting(script, *, job="", attempt=1):
+        clients = fake_clients(script, job=job, attempt=attempt)
+        clients["task"] = _InterruptingTask(clients["task"], at=20)
+        return clients
+
+    monkeypatch.setattr("promptomatix.batch.worker.fake_clients", interrupting)
+    report = run_batch(jobs, jobs_file, store, LocalExecutor(), BatchOptions(fake_script=SCRIPT))
+    assert report.interrupted and not report.ok
+    assert [r.status for r in report.rows] == ["interrupted", "pending"]
+    sid = report.rows[0].session_id
+    assert store.load(sid).status == "interrupted"
+    monkeypatch.undo()
+    report = run_batch(jobs, jobs_file, store, LocalExecutor(), BatchOptions(fake_script=SCRIPT))
+    assert report.ok and report.rows[0].session_id == sid
+    session = store.load(sid)
+    assert session.status == "completed" and "interrupted" in [e["kind"] for e in session.events]
+
+
+def test_worker_without_the_driver_store_ships_the_session_back_as_bytes(env, tmp_path):
+    jobs_file = write_jobs(env, "jobs:\n  - {name: shipped}\n")
+    job = load_jobs(jobs_file)[0]
+    driver = SessionStore(env / "sessions")
+    sid = driver.new_session(raw_input=job.options["raw_input"], status="created").session_id
+    payload = JobPayload(key=job.key, name=job.name, options=job.options, session_id=sid, store_root=str(driver.root),
+                         store_token="not-the-batch-token", fake_script=SCRIPT,
+                         session_bytes=pack_session(driver, sid))  # fmt: skip
+    result = execute_job(payload)
+    assert result.status == "completed" and result.session_bytes, result.error
+    assert driver.load(sid).status == "created"  # the worker did not write into the driver's store
+    unpack_session(driver, sid, result.session_bytes)
+    session = driver.load(sid)
+    assert session.status == "completed" and session.versions and (driver.session_dir(sid) / "cache.sqlite").exists()
+
+
+def test_missing_extras_name_the_install_command(env, monkeypatch, capsys):
+    import builtins
+
+    real = builtins.__import__
+
+    def without_extras(name, *a, **k):
+        if name in ("ray", "mlflow"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", without_extras)
+    jobs = write_jobs(env, "jobs:\n  - {name: x}\n")
+    from promptomatix.cli.app import main
+
+    for args, extra in ((["--executor", "ray"], "ray"), (["--track", "mlflow"], "mlflow")):
+        with pytest.raises(SystemExit) as e:
+            main(["batch", str(jobs), *args])
+        err = capsys.readouterr().err.strip()
+        assert e.value.code == 1 and len(err.splitlines()) == 1 and f'pip install "promptomatix[{extra}]"' in err
