@@ -56,6 +56,7 @@ def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None)
             {"review": "Great cast, terrible script.", "label": "mixed"},
             {"review": "An instant classic.", "label": "positive"},
             {"review": "Boring and ugly.", "label": "negative"},
+            {"review": "Pretty songs, paper-thin characters.", "label": "mixed"},
         ],
         metric=f"{Path(__file__).resolve()}:partial_credit",
         rounds=1,
