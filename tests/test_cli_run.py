@@ -1,0 +1,156 @@
+"""The run commands' contract: `--json` is one JSON document on stdout with every backend (and nothing on stdout
+on an error), refine/resume take the budget, timeout and credential flags, malformed `--sample-data` is one line,
+the live counter counts every call as it is made, and `process_input`/`feedback generate` show signs of life."""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptomatix.cli.app import app, main
+from promptomatix.sessions import SessionStore
+
+CLI = str(Path(sys.executable).parent / "promptomatix")
+TASK = "Classify the sentiment of a movie review"
+SCRIPT = {
+    "task": {"rules": [[["complains", "awful"], {"label": "negative"}]], "default": {"label": "positive"}},
+    "teacher": {
+        "rules": [
+            ['{"feedback"', {"feedback": [{"quote": "", "comment": "Say what to do with sarcasm."}]}],
+            ['{"prompt"', {"prompt": "Say negative if the review complains."}],
+        ],
+        "default": {},
+    },
+}
+runner = CliRunner()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    script = tmp_path / "fake.json"
+    script.write_text(json.dumps(SCRIPT))
+    data = tmp_path / "reviews.csv"
+    with open(data, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "label"])
+        for i in range(24):
+            good = i % 2 == 0
+            w.writerow(
+                [f"{'great wonderful' if good else 'awful boring'} film {i}", "positive" if good else "negative"]
+            )
+    monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(script))
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "s"))
+    return {**os.environ, "DATA": str(data)}
+
+
+def cli(env, *args, timeout=300):
+    return subprocess.run([CLI, *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def invoke(*args):
+    return runner.invoke(app, list(args), catch_exceptions=False)
+
+
+def test_json_with_the_dspy_backend_is_one_document_on_stdout(env):
+    r = cli(
+        env, "optimize", TASK, "--data", env["DATA"], "--backend", "dspy", "--dspy-optimizer", "bootstrap", "--json"
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)  # DSPy's "Bootstrapped …" lines went to stderr
+    assert out["backend"].startswith("dspy") and out["version"] == 1
+    assert "Bootstrapped" in r.stderr
+
+
+def test_an_error_under_json_leaves_stdout_empty_and_names_the_position(env):
+    r = cli(env, "optimize", TASK, "--sample-data", '[{"review": "great", label: 1}]', "--json", timeout=60)
+    assert r.returncode == 1 and r.stdout == ""
+    (line,) = [x for x in r.stderr.splitlines() if x.strip()]
+    assert "--sample-data is not valid JSON" in line and "line 1 column 22" in line and "JSONDecodeError" not in line
+
+
+@pytest.fixture
+def sid(env):
+    r = invoke("optimize", TASK, "--data", env["DATA"], "--json", "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["session_id"]
+
+
+def test_refine_needs_the_stripped_credentials_again_and_takes_budget_flags(sid, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["refine", sid, "-q"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "credentials that were not saved" in err and "--api-base" in err
+    r = invoke(
+        "refine", sid, "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3", "--max-calls", "12", "--max-usd", "1",
+        "--max-minutes", "5", "--max-tokens", "64", "--max-total-tokens", "100000", "--request-timeout", "5", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["metrics"]["calls"] <= 12 and out["stop_reason"].startswith("budget")
+
+
+def test_resume_takes_budget_and_credential_flags(env, capsys):
+    r = invoke("optimize", TASK, "--data", env["DATA"], "--dry-run", "--json")
+    sid = json.loads(r.stdout)["session_id"]
+    r = invoke("resume", sid, "--api-key", "sk-xyz", "--api-base", "http://127.0.0.1:9/v1", "--max-calls", "30",
+               "--request-timeout", "5", "--json")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["metrics"]["calls"] <= 30 and out["stop_reason"].startswith("budget")
+    assert "sk-xyz" not in SessionStore().session_file(sid).read_text()
+
+
+def test_the_live_counter_counts_every_call_as_it_is_made(env, monkeypatch):
+    import promptomatix.pipeline as pipeline
+    from promptomatix import process_input
+    from promptomatix.cli.fakes import clients_from_env
+
+    monkeypatch.setattr(pipeline, "TICK_S", 0.0)
+    events = []
+    r = process_input(raw_input=TASK, data=env["DATA"], clients=clients_from_env(), progress=events.append)
+    live = [e.calls for e in events if e.live]
+    assert live == sorted(live) and max(live) == r.metrics.calls  # the counter reaches the last call made
+    assert len(set(live)) >= r.metrics.calls - 4 * 2  # one tick per call (parallel calls may share a snapshot)
+    steps = [e.calls for e in events if not e.live]
+    assert len(set(live)) > len(set(steps))  # far more counts seen than the step messages alone would show
+
+
+def test_the_live_counter_is_throttled(env):
+    from promptomatix import process_input
+    from promptomatix.cli.fakes import clients_from_env
+
+    events = []
+    r = process_input(raw_input=TASK, data=env["DATA"], clients=clients_from_env(), progress=events.append)
+    live = [e for e in events if e.live]
+    assert live and len(live) <= r.metrics.time_taken * 4 + 2
+
+
+def test_process_input_logs_progress_at_info_and_passes_sampling_caps(env, caplog):
+    from promptomatix import process_input
+    from promptomatix.cli.fakes import clients_from_env
+
+    clients = clients_from_env()
+    with caplog.at_level(logging.INFO, logger="promptomatix"):
+        process_input(raw_input=TASK, data=env["DATA"], clients=clients, temperature=0.3, max_tokens=33)
+    assert any("baseline" in m for m in caplog.messages)
+    task_calls = clients["task"].calls
+    assert task_calls and all(c["temperature"] == 0.3 for c in task_calls)
+
+
+def test_feedback_generate_shows_signs_of_life(sid):
+    from promptomatix.cli.fakes import clients_from_env
+    from promptomatix.followup import generate_feedback
+
+    events = []
+    out = generate_feedback(sid, clients=clients_from_env(), progress=events.append, api_base="http://127.0.0.1:9/v1")
+    stages = [e.message for e in events if e.stage == "feedback"]
+    assert any("scoring version 1" in m for m in stages) and any("asking the teacher" in m for m in stages)
+    assert out["feedback_items"]
