@@ -83,7 +83,8 @@ def test_real_multiline_values_are_not_flagged(tmp_path: Path) -> None:
     )
     data = load_rows(p, **FIELDS)
     assert [r["label"] for r in data.rows] == ["positive", "negative", "positive"]
-    assert data.rows[0]["review"].count("\n") == 2 and data.notes == []
+    assert data.rows[0]["review"].count("\n") == 2
+    assert data.notes == ["r.csv: 2 rows hold quoted line breaks (lines 2-4, 6-7); 7 lines read as 3 rows"]
 
 
 # -- skipped rows are named by line ----------------------------------------------------------------------------

@@ -85,6 +85,7 @@ class _Source:
         self.rows = rows
         self.columns = columns
         self.check: Callable[[], None] = lambda: None
+        self.note: Callable[[], str | None] = lambda: None
         self.empty = DataError(f"{label}: no rows", hint="the file is empty")
 
 
@@ -114,6 +115,7 @@ def _csv_source(path: Path) -> _Source:
 
     source = _Source(path.name, rows(), header)
     source.check = records.check
+    source.note = records.note
     source.empty = DataError(f"{path.name}: has a header line but no data rows")
     return source
 
@@ -310,6 +312,8 @@ def load_rows(
     data = LoadedData(rows=rows, path=label, columns=columns or [], total=total)
     data.skipped = {reason: len(where) for reason, where in places.items()}
     data.notes = [_skip_note(label, reason, where) for reason, where in places.items()]
+    if (spanning := src.note()) is not None:
+        data.notes.append(spanning)
     if reservoir is not None and reservoir.sampled:
         how = f"stratified by '{reservoir.label_field}', " if reservoir.stratified else ""
         data.notes.append(

@@ -64,8 +64,11 @@ class CsvRecords:
         self.lines = 0
         self._reader = csv.reader(iter_lines(path), delimiter=delimiter, strict=True)
         self._width = 0
+        self._records = 0
         self._seen_last: set[str] = set()
         self._pending: list[tuple[int, int, list[str]]] = []
+        self.spans: list[tuple[int, int]] = []  # records that span several lines (the first few)
+        self.n_spanning = 0
 
     def __iter__(self) -> Iterator[tuple[int, list[str]]]:
         """(first line, values) per record; the first record is the header."""
@@ -80,8 +83,13 @@ class CsvRecords:
                 raise self._malformed(prev + 1, self._reader.line_num, str(exc)) from None
             start, end = prev + 1, self._reader.line_num
             prev = end
+            self._records += 1
             if not self._width:
                 self._width = len(values)
+            if end > start:
+                self.n_spanning += 1
+                if len(self.spans) < 8:
+                    self.spans.append((start, end))
             if end > start and len(self._pending) < _MAX_PENDING:
                 self._pending.append((start, end, values))
             elif end == start and len(values) == self._width and len(self._seen_last) < _MAX_SEEN_VALUES:
@@ -101,6 +109,17 @@ class CsvRecords:
                             f"{end - start} row(s) (line {start + offset} reads {line.strip()[:40]!r})",
                             hint=_FIX,
                         )
+
+    def note(self) -> str | None:
+        """Quoted line breaks that passed the checks are still worth one line: a user can spot a stray quote."""
+        if not self.n_spanning:
+            return None
+        shown = ", ".join(f"{a}-{b}" for a, b in self.spans) + (" …" if self.n_spanning > len(self.spans) else "")
+        n = self.n_spanning
+        return (
+            f"{self.path.name}: {n} row{'s' if n != 1 else ''} hold quoted line breaks (lines {shown}); "
+            f"{self.lines:,} lines read as {self._records - 1:,} rows"
+        )
 
     def _malformed(self, start: int, end: int, message: str) -> DataError:
         name = self.path.name
