@@ -20,6 +20,9 @@ def process_input(
 ) -> OptimizationResult | DryRunReport:
     """Optimize a prompt for a task described in `raw_input` (upstream: `human_input`).
 
+    `temperature` and `max_tokens` cap each task-model call (upstream's meaning); `progress` receives every step
+    and, while calls are made, live counter refreshes (`event.live`); steps are also logged at INFO.
+
     Accepts upstream's kwargs (model_name, model_api_key, backend, synthetic_data_size, train_data, ...) and ours
     (see RunConfig). Returns an OptimizationResult that also reads like upstream's dict:
     `r["result"]`, `r["metrics"]["optimized_prompt_score"]`, `r.best_prompt`, `r.test_score`.
@@ -63,11 +66,22 @@ def generate_feedback(
 
 
 def resume(
-    session_id: str, *, clients: dict[str, ModelClient] | None = None, sessions_dir: str | None = None
+    session_id: str,
+    *,
+    clients: dict[str, ModelClient] | None = None,
+    sessions_dir: str | None = None,
+    progress: ProgressFn | None = None,
+    **overrides: Any,
 ) -> OptimizationResult:
+    """Continue an interrupted or failed run; `overrides` supply credentials again (api_key, api_base) or a budget."""
     from promptomatix.followup import resume as _resume
 
-    return _resume(session_id, store=SessionStore(sessions_dir), clients=clients)
+    api_key = overrides.pop("model_api_key", None) or overrides.pop("api_key", None)
+    api_base = overrides.pop("model_api_base", None) or overrides.pop("api_base", None)
+    return _resume(
+        session_id, store=SessionStore(sessions_dir), clients=clients, progress=progress, api_key=api_key,
+        api_base=api_base, **overrides,
+    )  # fmt: skip
 
 
 def load_session(session_id: str, *, sessions_dir: str | None = None) -> Session:
