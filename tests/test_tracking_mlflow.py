@@ -1,0 +1,64 @@
+"""`promptomatix batch --track mlflow:sqlite:///…` logs each job's run to a local MLflow store; read back: the params
+(run config), metrics (final scores, per candidate, per round), artifacts (prompts, candidates, data), the registered
+prompt version with the session id and scores as tags, and a failed job as a FAILED run. Run alone: `pytest -m mlflow`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from promptomatix.cli.app import app
+from promptomatix.sessions import SessionStore
+from tests.batch_helpers import write_jobs, write_script
+
+mlflow = pytest.importorskip("mlflow")
+pytestmark = pytest.mark.mlflow
+
+
+def test_batch_jobs_are_logged_and_the_prompt_registered(tmp_path, monkeypatch):
+    monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(write_script(tmp_path)))
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "sessions"))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    jobs = write_jobs(tmp_path, "jobs:\n  - {name: sentiment, seed: 3}\n  - {name: broken, data: missing.csv}\n")
+    r = CliRunner().invoke(app, ["batch", str(jobs), "--track", f"mlflow:{uri}", "--experiment", "exp", "--json", "-q"])
+    out = json.loads(r.stdout)
+    by = {j["name"]: j for j in out["jobs"]}
+    assert r.exit_code == 1 and by["sentiment"]["status"] == "completed" and by["broken"]["status"] == "failed"
+    assert "tracking failed" not in (by["sentiment"]["error"] or "")
+    session = SessionStore(tmp_path / "sessions").load(by["sentiment"]["session_id"])
+    version = session.latest_version()
+
+    client = mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri)
+    exp = client.get_experiment_by_name("exp")
+    runs = {r.info.run_name: r for r in client.search_runs([exp.experiment_id])}
+    assert set(runs) == {"sentiment", "broken"}
+    run = runs["sentiment"]
+    assert run.info.status == "FINISHED" and runs["broken"].info.status == "FAILED"
+    assert run.data.params["seed"] == "3" and run.data.params["backend"] == "simple_meta_prompt"
+    assert "api_key" not in run.data.params
+    m = run.data.metrics
+    assert m["optimized_test"] == pytest.approx(version.test.mean)
+    assert m["initial_test"] == pytest.approx(version.initial_test.mean)
+    assert m["calls"] == version.usage.calls
+    history = client.get_metric_history(run.info.run_id, "candidate_valid_penalized")
+    scored = [c for c in version.candidates if c.get("valid_penalized") is not None]
+    assert len(history) == len(scored) > 0
+    assert client.get_metric_history(run.info.run_id, "round_best_valid")
+    assert run.data.tags["session_id"] == session.session_id and run.data.tags["verdict"].startswith("better")
+    rid = run.info.run_id
+    paths = {a.path for a in client.list_artifacts(rid, "prompts")} | {a.path for a in client.list_artifacts(rid)}
+    assert {"prompts/optimized_prompt.txt", "prompts/initial_prompt.txt", "candidates.jsonl", "data"} <= paths
+    local = mlflow.artifacts.download_artifacts(
+        run_id=rid, artifact_path="prompts/optimized_prompt.txt", tracking_uri=uri
+    )
+    assert Path(local).read_text() == version.prompt
+
+    prompt_uri = run.data.tags["promptomatix.prompt"]
+    registered = client.load_prompt(prompt_uri)
+    assert registered.template == version.prompt
+    assert registered.tags["session_id"] == session.session_id
+    assert float(registered.tags["optimized_test"]) == pytest.approx(version.test.mean, abs=1e-4)
+    assert registered.tags["mlflow_run_id"] == rid
