@@ -87,6 +87,13 @@ def test_real_multiline_values_are_not_flagged(tmp_path: Path) -> None:
     assert data.notes == ["r.csv: 2 rows hold quoted line breaks (lines 2-4, 6-7); 7 lines read as 3 rows"]
 
 
+@pytest.mark.parametrize("end", ["\r\n", "\r"])
+def test_windows_and_old_mac_line_ends(tmp_path: Path, end: str) -> None:
+    p = tmp_path / "r.csv"
+    p.write_bytes(end.join(["review,label", "hi,positive", "yo,negative", ""]).encode())
+    assert load_rows(p, **FIELDS).rows == [{"review": "hi", "label": "positive"}, {"review": "yo", "label": "negative"}]
+
+
 # -- skipped rows are named by line ----------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from promptomatix.errors import DataError
 
 __all__ = ["CsvRecords", "iter_lines"]
 
+_CR = re.compile(r"(?<=\r)(?!\n)")
 _FIX = 'put the whole value in quotes ("like, this") or delete the stray quote'
 _MAX_SEEN_VALUES = 1000  # distinct last-column values remembered for the swallow check
 _MAX_PENDING = 200  # multi-line values kept for the end-of-file check
@@ -37,7 +39,7 @@ def iter_lines(path: Path) -> Iterator[str]:
         for n, raw in enumerate(f, 1):
             start = 3 if n == 1 and raw.startswith(codecs.BOM_UTF8) else 0
             try:
-                yield raw[start:].decode("utf-8")
+                text = raw[start:].decode("utf-8")
             except UnicodeDecodeError as exc:
                 pos = start + exc.start
                 raise DataError(
@@ -45,6 +47,10 @@ def iter_lines(path: Path) -> Iterator[str]:
                     hint="save it as UTF-8",
                 ) from None
             offset += len(raw)
+            if "\r" in text.rstrip("\r\n"):  # old Mac line ends: a lone CR ends a line too
+                yield from _CR.split(text)
+            else:
+                yield text
 
 
 def _looks_like_row(line: str, delimiter: str, width: int, seen_last: set[str]) -> bool:
@@ -117,7 +123,7 @@ class CsvRecords:
         shown = ", ".join(f"{a}-{b}" for a, b in self.spans) + (" …" if self.n_spanning > len(self.spans) else "")
         n = self.n_spanning
         return (
-            f"{self.path.name}: {n} row{'s' if n != 1 else ''} hold quoted line breaks (lines {shown}); "
+            f"{self.path.name}: {n} row{'s hold' if n != 1 else ' holds'} quoted line breaks (lines {shown}); "
             f"{self.lines:,} lines read as {self._records - 1:,} rows"
         )
 
