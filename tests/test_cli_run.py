@@ -154,3 +154,12 @@ def test_feedback_generate_shows_signs_of_life(sid):
     stages = [e.message for e in events if e.stage == "feedback"]
     assert any("scoring version 1" in m for m in stages) and any("asking the teacher" in m for m in stages)
     assert out["feedback_items"]
+
+
+def test_feedback_generate_takes_budget_and_credential_flags(sid):
+    r = invoke(
+        "feedback", "generate", sid, "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3", "--max-calls", "3",
+        "--request-timeout", "5", "--json",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["metrics"]["calls"] <= 3

@@ -6,6 +6,7 @@ from typing import Any
 
 import typer
 
+from promptomatix.cli import optimize_cmd as run_opts
 from promptomatix.cli.render import console, print_json
 
 sessions_app = typer.Typer(help="Saved optimization sessions: list, show, export, delete.", no_args_is_help=True)
@@ -227,15 +228,29 @@ def feedback_list(
 @feedback_app.command("generate")
 def feedback_generate(
     session_id: str = typer.Argument(...),
-    api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY"),
+    api_key: str = run_opts.API_KEY,
+    api_base: str = run_opts.API_BASE,
+    max_calls: int = run_opts.MAX_CALLS,
+    max_usd: float = run_opts.MAX_USD,
+    max_minutes: float = run_opts.MAX_MINUTES,
+    max_tokens: int = run_opts.MAX_TOKENS,
+    max_total_tokens: int = run_opts.MAX_TOTAL_TOKENS,
+    request_timeout: float = run_opts.REQUEST_TIMEOUT,
     sessions_dir: str = SessionsDir,
     json_: bool = typer.Option(False, "--json"),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
     """An LLM critic (the teacher model) turns the latest prompt's failures into feedback items."""
     from promptomatix.cli.fakes import clients_from_env
     from promptomatix.followup import generate_feedback
 
-    out = generate_feedback(session_id, store=_store(sessions_dir), api_key=api_key, clients=clients_from_env())
+    budget = run_opts.budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+    clients = clients_from_env()
+    with run_opts.stdout_to_stderr(json_), run_opts.ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
+        out = generate_feedback(
+            session_id, store=_store(sessions_dir), api_key=api_key, api_base=api_base, clients=clients,
+            progress=view, **budget,
+        )  # fmt: skip
     if json_:
         print_json(out)
         return
