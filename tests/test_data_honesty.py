@@ -223,6 +223,21 @@ def test_too_few_rows_for_a_held_out_test_is_an_error(n: int) -> None:
     assert "add rows to the data" in msg
 
 
+def test_the_error_names_the_rows_that_were_dropped(tmp_path: Path) -> None:
+    p = tmp_path / "dupes.csv"
+    p.write_text("review,label\n" + "same,positive\n" * 6 + "other,negative\n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"2 usable rows .*; dupes\.csv: 5 rows skipped \(lines 3, 4, 5, 6, 7: duplicate\)"
+    ):
+        build_data(SPEC, teacher=None, user_rows=load_rows(p, **FIELDS).rows, synthetic_size=0)
+    p2 = tmp_path / "empty.csv"
+    p2.write_text("review,label\na,\nb, \n", encoding="utf-8")
+    with pytest.raises(
+        DataError, match=r"no usable data rows: empty\.csv: 2 rows skipped \(lines 2, 3: empty or missing 'label'\)"
+    ):
+        build_data(SPEC, teacher=None, user_rows=load_rows(p2, **FIELDS).rows)
+
+
 def test_the_smallest_run_that_passes_and_the_explicit_no_test_state() -> None:
     need = sum(MIN_ROWS.values())
     splits, _ = build_data(SPEC, teacher=None, user_rows=rows(need))

@@ -131,6 +131,11 @@ def build_data(
                             max_workers, max_batches, verify)  # fmt: skip
         train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
     total = len(train) + len(valid) + len(test)
+    if total == 0 and (skips := _skip_summary(report)):
+        raise DataError(
+            f"no usable data rows: {skips}",
+            hint="fix those rows, or check --input-fields/--output-fields",
+        )
     if total == 0:
         raise DataError(
             "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
@@ -169,7 +174,16 @@ def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_
         hint = f"add rows to the data, or pass --synthetic-data-size {max(30, 3 * want)} to have the teacher write more"
     else:
         hint = "add rows to the data (or pass --test-data-size 0 to run without a held-out test)"
+    if skips := _skip_summary(report):
+        problem += f"; {skips}"
     raise DataError(problem, hint=hint)
+
+
+def _skip_summary(report: DataReport, most: int = 2) -> str:
+    """The skip notes for an error message, which is all a user sees when the run stops."""
+    skips = [n for n in report.notes if " skipped (" in n]
+    more = f"; and {len(skips) - most} more kinds of skipped rows" if len(skips) > most else ""
+    return "; ".join(skips[:most]) + more
 
 
 def _cap_given(name: str, rows: list[Row], size: Size, label: str | None, seed: int, report: DataReport) -> list[Row]:

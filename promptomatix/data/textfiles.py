@@ -130,10 +130,8 @@ class CsvRecords:
     def _malformed(self, start: int, end: int, message: str) -> DataError:
         name = self.path.name
         if "unexpected end of data" in message:
-            return DataError(
-                f"{name} line {start} opens a quote that is never closed (it swallows lines {start}-{end})",
-                hint=_FIX,
-            )
+            swallowed = f" (it swallows lines {start}-{end})" if end > start else ""
+            return DataError(f"{name} line {start} opens a quote that is never closed{swallowed}", hint=_FIX)
         if end > start and "expected after" in message:
             return DataError(
                 f"{name} line {start} opens a quote that closes on line {end} in the middle of a value "
