@@ -142,7 +142,8 @@ def mark_failed(store: SessionStore, session_id: str | None, reason: str) -> Non
 def interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> RunInterrupted:
     """On Ctrl-C: mark the session interrupted, keep the best so far as a version, and say how to resume."""
     try:
-        version = save_interrupted(store, session_id, spec, backend)
+        with _no_second_interrupt():
+            version = save_interrupted(store, session_id, spec, backend)
     except Exception as e:  # a second error must not turn an interrupt into a traceback
         log.warning("could not save the best-so-far of %s: %s", session_id, e)
         version = None
@@ -151,6 +152,22 @@ def interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, bac
         session_id=session_id,
         hint=f"resume with `promptomatix resume {session_id}`",
     )
+
+
+@contextmanager
+def _no_second_interrupt() -> Iterator[None]:
+    """A second Ctrl-C while the best-so-far is being written must not leave the session half-saved (`running`)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def save_interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> int | None:

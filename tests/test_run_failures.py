@@ -194,3 +194,16 @@ def test_a_refine_that_scores_lower_on_the_held_out_test_keeps_the_previous_vers
     assert [v.version for v in s.versions] == [1] and s.status == "completed"
     assert [f.status for f in s.feedback] == ["open"]
     assert s.events[-1]["kind"] == "kept_previous" and "DECISIVE" in s.events[-1]["rejected_prompt"]
+
+
+def test_no_data_because_the_teacher_failed_blames_the_teacher_not_the_data(tmp_path):
+    def unauthorized(messages):
+        raise LMCallError("HTTP 401 from openai", hint="check OPENAI_API_KEY")
+
+    with pytest.raises(ModelUnavailableError) as e:
+        process_input(
+            raw_input=TASK, clients=clients(teacher=unauthorized), sessions_dir=str(tmp_path / "s"),
+            synthetic_data_size=10,
+        )  # fmt: skip
+    assert str(e.value) == "the teacher model could not answer: HTTP 401 from openai (check OPENAI_API_KEY)"
+    assert only_session(tmp_path).status == "failed"
