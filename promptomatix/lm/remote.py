@@ -160,8 +160,9 @@ class RemoteClient:
             if not self._api_key:
                 missing = _missing_keys(litellm, self.model, self.api_base)
                 if missing:
+                    any_value = "; any value does for a server that checks none" if self.api_base else ""
                     raise ModelUnavailableError(
-                        f"{self.model}: no API key", hint=f"set {' or '.join(missing)} or pass --api-key"
+                        f"{self.model}: no API key", hint=f"set {' or '.join(missing)} or pass --api-key{any_value}"
                     )
             self._checked = True
 
