@@ -7,8 +7,6 @@ from collections.abc import Callable
 from promptomatix.errors import ConfigurationError
 from promptomatix.sessions import SessionStore
 
-TRACK_ENV = "PROMPTOMATIX_TRACK"
-
 
 def parse_track(value: str) -> tuple[str, str | None]:
     """`mlflow` → ("mlflow", None: MLflow's own default / $MLFLOW_TRACKING_URI); `mlflow:URI` → ("mlflow", URI)."""
@@ -33,11 +31,11 @@ def make_tracker(value: str, *, experiment: str = "promptomatix") -> Callable[[S
 
 
 def track_session(value: str, store: SessionStore, session_id: str, *, name: str | None = None) -> object:
-    """Log one session to the tracker named by `value` (e.g. from $PROMPTOMATIX_TRACK); returns the tracked run."""
+    """Log one session to the tracker named by `value` (`mlflow` or `mlflow:URI`); returns the tracked run."""
     from promptomatix.tracking.mlflow import log_session
 
     _, uri = parse_track(value)
     return log_session(store, session_id, uri=uri, run_name=name)
 
 
-__all__ = ["TRACK_ENV", "make_tracker", "parse_track", "track_session"]
+__all__ = ["make_tracker", "parse_track", "track_session"]
