@@ -155,7 +155,7 @@ class RemoteClient:
             except Exception:
                 raise ModelUnavailableError(
                     f"unknown model '{self.model}'",
-                    hint="write provider/model, e.g. openai/gpt-4o-mini, or a local model (promptomatix models list)",
+                    hint="write provider/model, e.g. openai/gpt-4o-mini, or a local model from `promptomatix models list`",
                 ) from None
             if not self._api_key:
                 missing = _missing_keys(litellm, self.model, self.api_base)
