@@ -373,3 +373,26 @@ def test_process_input_max_tokens_and_temperature_reach_every_task_call(tmp_path
     assert task.calls and teacher.calls
     assert all(c["max_tokens"] <= 33 and c["temperature"] == 0.25 for c in task.calls)
     assert all(c["max_tokens"] is not None and c["max_tokens"] <= 222 for c in teacher.calls)
+
+
+def test_callers_that_name_no_max_tokens_are_bounded_spec_synthetic_and_judge():
+    """Spec inference, synthetic batches and the judge pass no max_tokens: the boundary's role default applies."""
+    from promptomatix.data import generate_synthetic
+    from promptomatix.lm.boundary import DEFAULT_MAX_TOKENS
+    from promptomatix.metrics.judge import judge_score
+    from promptomatix.spec import FieldSpec, TaskSpec, TaskType, infer_task_spec
+
+    teacher, judge = FakeLM(default="{}", model="fake/teacher"), FakeLM(default='{"score": 4}', model="fake/j")
+    b = LMBoundary({"task": FakeLM(default="x"), "teacher": teacher, "judge": judge})
+    spec = TaskSpec(
+        description="Classify the sentiment of a movie review",
+        task_type=TaskType.CLASSIFICATION,
+        input_fields=[FieldSpec(name="review")],
+        output_fields=[FieldSpec(name="label", labels=["positive", "negative"])],
+    )
+    generate_synthetic(spec, 4, teacher=b.role("teacher"), seed=0, batch_size=2, max_workers=1, max_batches=2)
+    infer_task_spec("Classify the sentiment of a movie review as positive or negative", teacher=b.role("teacher"))
+    judge_score(b.role("judge"), task_input="q", response="a", reference=None, task_type="qa")
+    assert len(teacher.calls) >= 3 and judge.calls
+    assert {c["max_tokens"] for c in teacher.calls} == {DEFAULT_MAX_TOKENS["teacher"]}
+    assert {c["max_tokens"] for c in judge.calls} == {DEFAULT_MAX_TOKENS["judge"]}
