@@ -14,7 +14,7 @@ from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
-from promptomatix import run_guard, run_report
+from promptomatix import held_out, run_guard, run_report
 from promptomatix.backends.base import BackendResult, ProgressEvent, ProgressFn, RunContext, emit_progress
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.config import RunConfig
@@ -307,13 +307,10 @@ class Run:
         self._start(sid, initial, human_feedback, feedback_ids, parent_version)
         result = self._compile(ctx, initial, splits, full)
         self._emit("final", f"scoring initial and optimized prompts on {len(test_rows)} held-out {test_split} rows")
-        initial_test = run_report.test_score(ctx, result.initial_predict, test_rows)
-        same = result.prompt == result.initial_prompt
-        best_test = initial_test if same else run_report.test_score(ctx, result.best_predict, test_rows)
+        held = held_out.score_held_out(ctx, result, test_rows, test_split)
         run_guard.require_task_answered(boundary)
-        notes = run_guard.held_out_notes(initial_test, best_test, test_split, boundary, same)
-        scores = (initial_test, best_test, test_split)
-        return run_report.finish(self, spec, result, scores, data_report, splits, feedback_ids, notes, parent_version)
+        notes = run_guard.held_out_notes(held.initial, held.best, test_split, boundary, held.same_prompt)
+        return run_report.finish(self, spec, result, held, data_report, splits, feedback_ids, notes, parent_version)
 
     def _start(
         self,

@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from promptomatix.metrics.verdict import PairedVerdict
+
 
 class ScoreCI(BaseModel):
     """A held-out test score with its bootstrap 95% CI (classification: balanced accuracy)."""
@@ -70,6 +72,8 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     feedback_applied: list[str] = Field(default_factory=list)
     kept_version: int | None = None  # refine: the result scored lower, so this earlier version stays the latest
     notes: list[str] = Field(default_factory=list)  # held-out errors, an unreliable comparison, a kept version
+    verdict: PairedVerdict | None = None  # initial vs optimized on the same held-out rows, with an exact test
+    pareto: list[int] = Field(default_factory=list)  # candidate ids on the quality-vs-length front
 
     # -- typed conveniences ---------------------------------------------------------------------------------------
     @property
@@ -88,9 +92,13 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
 
     @property
     def improved(self) -> bool:
-        """Higher on the held-out rows with no row errored on either side; errors make any gain unreliable."""
+        """The paired held-out test says better, no row errored, and the result became the latest version."""
+        if self.kept_version is not None:
+            return False
+        if self.verdict is not None:
+            return self.verdict.improved
         a, b = self.metrics.initial_test_score, self.metrics.optimized_test_score
-        if a is None or b is None or a.n_errors or b.n_errors or self.kept_version is not None:
+        if a is None or b is None or a.n_errors or b.n_errors:
             return False
         return b.mean > a.mean + 1e-9
 

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from promptomatix.backends.base import BackendResult, RunContext
+from promptomatix import held_out
+from promptomatix.backends.base import BackendResult
 from promptomatix.data import DataSplits
-from promptomatix.errors import BudgetExceeded
+from promptomatix.held_out import HeldOut
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.sessions.models import Score, TestScore, Usage
 from promptomatix.spec import TaskSpec
@@ -24,29 +24,11 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def test_score(ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]) -> ScoreCI | None:
-    try:
-        rep = ctx.evaluate(predict, rows, final=True)
-    except BudgetExceeded as e:
-        log.warning("no held-out score: %s", e.message)
-        return None
-    return ScoreCI(
-        mean=rep.primary,
-        ci_low=rep.primary_ci[0],
-        ci_high=rep.primary_ci[1],
-        n=rep.n,
-        accuracy=rep.accuracy,
-        macro_f1=rep.macro_f1,
-        balanced_accuracy=rep.balanced_accuracy,
-        n_errors=rep.n_errors,
-    )
-
-
 def finish(
     run: Run,
     spec: TaskSpec,
     result: BackendResult,
-    scores: tuple[ScoreCI | None, ScoreCI | None, str],
+    held: HeldOut,
     data_report: dict[str, Any],
     splits: DataSplits,
     feedback_ids: list[str],
@@ -54,10 +36,11 @@ def finish(
     parent_version: int | None,
 ) -> OptimizationResult:
     sid = run._open_session()
-    initial_test, best_test, test_split = scores
+    initial_test, best_test, test_split = held.initial, held.best, held.split
     total = run.get_boundary().usage().total
     elapsed = time.monotonic() - run._started
-    metrics = _metrics(run, result, scores, elapsed)
+    metrics = _metrics(run, result, held, elapsed)
+    paired = held_out.verdict(held, result, seed=run.config.seed)
     worse = _scored_lower(initial_test, best_test) and result.prompt != result.initial_prompt
     kept = parent_version if (parent_version is not None and worse) else None
     if kept is not None:
@@ -76,7 +59,9 @@ def finish(
         cost_usd=total.cost_usd,
         seconds=elapsed,
     )
-    version = _save_version(run, sid, result, metrics, usage, feedback_ids, notes, kept)
+    extras = {"verdict": paired.model_dump(mode="json"), "pareto": held_out.pareto_ids(result),
+              "test_examples": held_out.test_examples(held)}  # fmt: skip
+    version = _save_version(run, sid, result, metrics, usage, feedback_ids, notes, kept, extras)
     run._emit("done", f"session {sid} version {version or kept}", best_score=result.valid_penalized)
     return OptimizationResult(
         session_id=sid,
@@ -101,11 +86,13 @@ def finish(
         assumptions=spec.assumptions,
         feedback_applied=feedback_ids,
         notes=notes,
+        verdict=paired,
+        pareto=extras["pareto"],
     )
 
 
 def _metrics(
-    run: Run, result: BackendResult, scores: tuple[ScoreCI | None, ScoreCI | None, str], elapsed: float
+    run: Run, result: BackendResult, held: HeldOut, elapsed: float
 ) -> RunMetrics:
     usage = run.get_boundary().usage()
     total = usage.total
@@ -114,9 +101,9 @@ def _metrics(
         optimized_prompt_score=result.valid_penalized,
         initial_prompt_score_raw=result.initial_valid_raw,
         optimized_prompt_score_raw=result.valid_raw,
-        initial_test_score=scores[0],
-        optimized_test_score=scores[1],
-        test_split=scores[2],
+        initial_test_score=held.initial,
+        optimized_test_score=held.best,
+        test_split=held.split,
         calls=total.calls,
         cached_calls=total.cached_calls,
         tokens=total.tokens,
@@ -137,6 +124,7 @@ def _save_version(
     feedback_ids: list[str],
     notes: list[str],
     kept: int | None,
+    extras: dict[str, Any],
 ) -> int | None:
     """The result as the next version, or (kept) only an event: the previous version stays the latest."""
     holder: dict[str, int | None] = {"v": None}
@@ -167,6 +155,7 @@ def _save_version(
             program_json=result.program_json,
             candidates=[c.model_dump() for c in result.candidates],
             feedback_applied=feedback_ids,
+            **extras,
         )
         s.add_event("completed", version=v.version)
         holder["v"] = v.version

@@ -57,7 +57,8 @@ def test_errors_never_make_an_improvement():
     assert paired_verdict(initial, optimized).outcome == "improved"
     v = paired_verdict(initial, optimized, errors=1)
     assert v.outcome == "unreliable" and not v.improved
-    assert "errored" in v.notes[0]
+    assert "errored" in v.notes[0] and "not an improvement" in v.summary()
+    assert paired_verdict([1.0] * 20, [0.0] * 20, errors=2).outcome == "unreliable"
 
 
 def test_no_rows_is_an_explicit_no_test_verdict():

@@ -110,9 +110,26 @@ def test_a_few_held_out_errors_are_shown_and_never_an_improvement(tmp_path):
     assert "unreliable" in verdict_line(r) and "improvement" in verdict_line(r)
 
 
-def test_a_clean_gain_is_an_improvement(tmp_path):
-    r = run(tmp_path)
+def test_a_clean_gain_on_enough_test_rows_is_an_improvement_and_is_stored(tmp_path):
+    r = run(tmp_path, test_data=rows(20, 200, MARKER))
     assert r.improved and not r.notes
+    assert r.verdict.outcome == "improved" and (r.verdict.wins, r.verdict.losses) == (10, 0)
+    assert r.verdict.test == "exact McNemar" and r.verdict.p_value < 0.01
+    version = load_session(r.session_id, sessions_dir=str(tmp_path / "s")).latest_version()
+    assert version.verdict["outcome"] == "improved"
+    assert len(version.test_examples) == 20 and {"expected", "got", "initial_got"} <= set(version.test_examples[0])
+    assert version.pareto and r.pareto == version.pareto
+    assert r.to_json_dict()["verdict"]["outcome"] == "improved"
+
+
+def test_the_same_gain_on_six_test_rows_is_no_detectable_difference(tmp_path):
+    r = run(tmp_path)
+    assert r.test_score > r.initial_test_score  # higher on paper...
+    assert not r.improved and r.verdict.outcome == "no_detectable_difference"  # ...but 3 wins of 6 rows is noise
+    from promptomatix.cli.report import verdict_line
+
+    line = verdict_line(r)
+    assert "no detectable difference" in line and "rows would detect" in line
 
 
 # -- metrics --------------------------------------------------------------------------------------------------

@@ -32,6 +32,11 @@ def verdict_line(r: Any) -> str:
     split = f"held-out {m.test_split}"
     if r.kept_version is not None:
         return f"verdict: worse than version {r.kept_version} on the {split}; version {r.kept_version} stays latest"
+    v = getattr(r, "verdict", None)
+    if v is not None:
+        line = "verdict: " + v.summary()
+        note = v.length_note()
+        return line + (f"; {note}" if note else "")
     if a is None or b is None:
         return f"verdict: no {split} score (the budget ran out), so no comparison"
     if a.n_errors or b.n_errors:

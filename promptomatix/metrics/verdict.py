@@ -72,6 +72,8 @@ class PairedVerdict(BaseModel):
             "unreliable": "unreliable comparison",
         }[self.outcome]
         line = f"{head}: {stats}, {counts}"
+        if self.outcome == "unreliable":
+            line += "; " + "; ".join(self.notes)
         if self.outcome == "no_detectable_difference" and self.min_detectable_diff is not None:
             line += f"; this test could only detect differences of about {self.min_detectable_diff:.2f} or more"
             if self.n_needed and self.n_needed > self.n:
@@ -180,9 +182,9 @@ def paired_verdict(
         outcome = "worse"
     else:
         outcome = "no_detectable_difference"
-    if errors and outcome == "improved":
+    if errors:  # errored rows score 0 on one side: whatever the test says, it is not about the prompts
         outcome = "unreliable"
-        notes.append(f"{errors} of {n} rows errored; a result with errors is not called an improvement")
+        notes.append(f"{errors} of {n} rows errored, so the comparison is unreliable and not an improvement")
     return PairedVerdict(
         outcome=outcome, n=n, wins=wins, losses=losses, ties=n - wins - losses,
         initial_mean=sum(initial) / n, optimized_mean=sum(optimized) / n, diff=diff, ci_low=lo, ci_high=hi,

@@ -99,6 +99,11 @@ class PromptVersion(_Model):
     feedback_applied: list[str] = Field(default_factory=list)
     program_json: dict[str, Any] | None = None  # a saved DSPy program (`Module.dump_state()`)
     candidates: list[dict[str, Any]] = Field(default_factory=list)  # every candidate tried, with scores
+    # The paired held-out comparison with the starting prompt (metrics.verdict.PairedVerdict, dumped).
+    verdict: dict[str, Any] | None = None
+    pareto: list[int] = Field(default_factory=list)  # ids of the candidates on the quality-vs-length front
+    # Per held-out row: input, expected, got (both prompts), scores, feedback, error.
+    test_examples: list[dict[str, Any]] = Field(default_factory=list)
 
 
 class FeedbackItem(_Model):

@@ -1,0 +1,111 @@
+"""Held-out scoring of both prompts on the same rows, and what is kept of it: scores, the paired verdict, the
+per-row results and the quality-vs-length front of the candidates.
+
+The initial and the optimized prompt are scored on exactly the same rows, so the comparison is paired; the verdict
+(metrics.verdict) decides improved / no detectable difference / worse with an exact test. When there is no test
+split the rows are the valid split, which the search saw: the scores are shown but the verdict is "no held-out test".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from promptomatix.backends.base import BackendResult, RunContext
+from promptomatix.errors import BudgetExceeded
+from promptomatix.metrics.evaluator import EvalReport
+from promptomatix.metrics.pareto import candidate_points, pareto_front
+from promptomatix.metrics.verdict import PairedVerdict, paired_verdict
+from promptomatix.result import ScoreCI
+
+log = logging.getLogger(__name__)
+
+MAX_STORED_EXAMPLES = 300
+_MAX_TEXT = 500
+
+
+@dataclass
+class HeldOut:
+    """Both prompts' held-out scores (None when the budget ran out before scoring) and the reports behind them."""
+
+    split: str
+    initial: ScoreCI | None
+    best: ScoreCI | None
+    initial_report: EvalReport | None = None
+    best_report: EvalReport | None = None
+    same_prompt: bool = False
+
+
+def _evaluate(
+    ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]
+) -> tuple[ScoreCI | None, EvalReport | None]:
+    try:
+        rep = ctx.evaluate(predict, rows, final=True)
+    except BudgetExceeded as e:
+        log.warning("no held-out score: %s", e.message)
+        return None, None
+    score = ScoreCI(
+        mean=rep.primary, ci_low=rep.primary_ci[0], ci_high=rep.primary_ci[1], n=rep.n, accuracy=rep.accuracy,
+        macro_f1=rep.macro_f1, balanced_accuracy=rep.balanced_accuracy, n_errors=rep.n_errors,
+    )  # fmt: skip
+    return score, rep
+
+
+def score_held_out(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]], split: str) -> HeldOut:
+    """Score the initial and the optimized prompt on the same rows (once when they are the same prompt)."""
+    initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
+    same = result.prompt == result.initial_prompt
+    if same:
+        return HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True)
+    best, best_rep = _evaluate(ctx, result.best_predict, rows)
+    return HeldOut(split, initial, best, initial_rep, best_rep)
+
+
+def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVerdict:
+    """The paired verdict on the rows both prompts were scored on."""
+    words = {"initial_words": len(result.initial_prompt.split()), "optimized_words": len(result.prompt.split())}
+    if held.split != "test":
+        return PairedVerdict(outcome="no_test", split=held.split, same_prompt=held.same_prompt, **words,
+                             notes=[f"there is no held-out test split; the {held.split} rows were seen by the search"])  # fmt: skip
+    if held.initial_report is None or held.best_report is None:
+        return PairedVerdict(outcome="no_test", split=held.split, same_prompt=held.same_prompt, **words,
+                             notes=["the budget ran out before both prompts were scored on the test rows"])  # fmt: skip
+    a = {r.index: r for r in held.initial_report.records}
+    b = {r.index: r for r in held.best_report.records}
+    common = sorted(set(a) & set(b))
+    errors = sum(a[i].error is not None or b[i].error is not None for i in common)
+    return paired_verdict(
+        [a[i].raw_score for i in common], [b[i].raw_score for i in common], errors=errors, split=held.split,
+        same_prompt=held.same_prompt, seed=seed, **words,
+    )  # fmt: skip
+
+
+def _short(value: Any) -> Any:
+    if isinstance(value, str) and len(value) > _MAX_TEXT:
+        return value[: _MAX_TEXT - 1] + "…"
+    if isinstance(value, dict):
+        return {k: _short(v) for k, v in value.items()}
+    return value
+
+
+def test_examples(held: HeldOut) -> list[dict[str, Any]]:
+    """Per held-out row, what each prompt answered and scored (capped, long texts shortened) for the session."""
+    if held.best_report is None:
+        return []
+    initial = {r.index: r for r in (held.initial_report.records if held.initial_report else [])}
+    rows = []
+    for r in sorted(held.best_report.records, key=lambda r: r.index)[:MAX_STORED_EXAMPLES]:
+        first = initial.get(r.index)
+        rows.append(_short({
+            "index": r.index, "input": r.inputs, "expected": r.gold, "got": r.output, "score": r.raw_score,
+            "feedback": r.feedback, "error": r.error,
+            "initial_got": first.output if first else None, "initial_score": first.raw_score if first else None,
+        }))  # fmt: skip
+    return rows
+
+
+def pareto_ids(result: BackendResult) -> list[int]:
+    """Ids of the candidates on the quality-vs-length front (raw valid score vs words the task model reads)."""
+    return [p.candidate_id for p in pareto_front(candidate_points(c.model_dump() for c in result.candidates))]
