@@ -23,7 +23,7 @@ from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
-from promptomatix.spec import TaskSpec
+from promptomatix.task import TaskSpec
 
 _FEEDBACK_SCHEMA = {
     "type": "object",

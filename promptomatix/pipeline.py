@@ -25,7 +25,7 @@ from promptomatix.lm.factory import build_boundary
 from promptomatix.result import DryRunReport, OptimizationResult
 from promptomatix.run_guard import owner_alive, run_owner
 from promptomatix.sessions import SessionStore
-from promptomatix.spec import SpecOverrides, TaskSpec, estimate_spec_calls, infer_task_spec
+from promptomatix.task import SpecOverrides, TaskSpec, estimate_spec_calls, infer_task_spec
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from promptomatix.metrics import EvalReport
     from promptomatix.result import ScoreCI
     from promptomatix.sessions import SessionStore
-    from promptomatix.spec import TaskSpec
+    from promptomatix.task import TaskSpec
 
 log = logging.getLogger(__name__)
 

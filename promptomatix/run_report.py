@@ -16,7 +16,7 @@ from promptomatix.data import DataSplits
 from promptomatix.held_out import HeldOut
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.sessions.models import Score, TestScore, Usage
-from promptomatix.spec import TaskSpec
+from promptomatix.task import TaskSpec
 
 if TYPE_CHECKING:
     from promptomatix.pipeline import Run

@@ -25,7 +25,7 @@ from promptomatix.data import (
     sample_rows,
 )
 from promptomatix.errors import DataError
-from promptomatix.spec import FieldSpec, TaskSpec, TaskType
+from promptomatix.task import FieldSpec, TaskSpec, TaskType
 
 SPEC = TaskSpec(
     description="Classify the sentiment of a movie review as positive or negative",

@@ -12,7 +12,7 @@ import pytest
 from promptomatix.data import BackendData, DataSplits, build_data, estimate_data_calls, resolve_sizes, split_rows
 from promptomatix.errors import ConfigurationError, DataError
 from promptomatix.lm.fake import FakeLM, prompt_text
-from promptomatix.spec import FieldSpec, TaskSpec, TaskType
+from promptomatix.task import FieldSpec, TaskSpec, TaskType
 
 SPEC = TaskSpec(
     description="Classify the sentiment of a movie review as positive or negative",

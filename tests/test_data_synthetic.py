@@ -11,7 +11,7 @@ import pytest
 from promptomatix.data import diversity_hint, generate_synthetic
 from promptomatix.errors import BudgetExceeded
 from promptomatix.lm.fake import FakeLM, prompt_text
-from promptomatix.spec import FieldSpec, TaskSpec, TaskType
+from promptomatix.task import FieldSpec, TaskSpec, TaskType
 
 SPEC = TaskSpec(
     description="Classify the sentiment of a movie review as positive or negative",

@@ -380,7 +380,7 @@ def test_callers_that_name_no_max_tokens_are_bounded_spec_synthetic_and_judge():
     from promptomatix.data import generate_synthetic
     from promptomatix.lm.boundary import DEFAULT_MAX_TOKENS
     from promptomatix.metrics.judge import judge_score
-    from promptomatix.spec import FieldSpec, TaskSpec, TaskType, infer_task_spec
+    from promptomatix.task import FieldSpec, TaskSpec, TaskType, infer_task_spec
 
     teacher, judge = FakeLM(default="{}", model="fake/teacher"), FakeLM(default='{"score": 4}', model="fake/j")
     b = LMBoundary({"task": FakeLM(default="x"), "teacher": teacher, "judge": judge})

@@ -15,8 +15,8 @@ from promptomatix.errors import BudgetExceeded, ConfigurationError
 from promptomatix.lm.boundary import Budget, LMBoundary
 from promptomatix.lm.fake import FakeLM
 from promptomatix.metrics import MetricsManager
-from promptomatix.spec.models import FieldSpec, TaskSpec
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import FieldSpec, TaskSpec
+from promptomatix.task.task_types import TaskType
 from tests.backend_fakes import GuardedData
 
 SPEC = TaskSpec(

@@ -12,8 +12,8 @@ from promptomatix.backends.strategies import (
     FormatStrategy,
     ProposalContext,
 )
-from promptomatix.spec.models import FieldSpec, TaskSpec
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import FieldSpec, TaskSpec
+from promptomatix.task.task_types import TaskType
 
 LABELS = ["abbreviation", "description", "entity", "human", "location", "number"]
 TREC = TaskSpec(

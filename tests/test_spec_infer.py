@@ -8,7 +8,7 @@ import pytest
 
 from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
 from promptomatix.lm.fake import FakeLM
-from promptomatix.spec import (
+from promptomatix.task import (
     FieldSpec,
     SpecOverrides,
     TaskSpec,

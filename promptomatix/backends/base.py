@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary, RoleLM
     from promptomatix.metrics import EvalReport, MetricsManager
-    from promptomatix.spec.models import TaskSpec
+    from promptomatix.task.models import TaskSpec
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from promptomatix.backends.dspy_settings import BUILTIN_MODULES, normalize_modul
 from promptomatix.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from promptomatix.spec.models import FieldSpec, TaskSpec
+    from promptomatix.task.models import FieldSpec, TaskSpec
 
 ModuleFactory = Callable[[type[dspy.Signature]], dspy.Module]
 

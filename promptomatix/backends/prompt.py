@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
-    from promptomatix.spec.models import TaskSpec
+    from promptomatix.task.models import TaskSpec
 
 
 class PromptCandidate(BaseModel):

@@ -17,7 +17,7 @@ from promptomatix.data.validate import row_key
 if TYPE_CHECKING:
     from promptomatix.metrics import EvalReport
     from promptomatix.metrics.evaluator import ExampleRecord
-    from promptomatix.spec.models import TaskSpec
+    from promptomatix.task.models import TaskSpec
 
 
 def records_score(records: Sequence[ExampleRecord], label_field: str | None) -> float:

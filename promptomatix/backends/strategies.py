@@ -21,7 +21,7 @@ from promptomatix.errors import ConfigurationError
 
 if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
-    from promptomatix.spec.models import TaskSpec
+    from promptomatix.task.models import TaskSpec
 
 PLACEHOLDERS = ("task", "outputs", "current_prompt", "score", "history", "failures", "feedback", "tip")
 #: One is drawn per proposal (seeded): varied advice makes a small teacher's candidates differ from each other.

@@ -28,8 +28,8 @@ from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synth
 from promptomatix.data.validate import describe_places, label_counts, validate_rows
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
-from promptomatix.spec.models import TaskSpec
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import TaskSpec
+from promptomatix.task.task_types import TaskType
 
 log = logging.getLogger(__name__)
 

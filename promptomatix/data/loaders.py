@@ -18,8 +18,8 @@ from promptomatix.data.splits import sample_cap
 from promptomatix.data.textfiles import CsvRecords, iter_lines
 from promptomatix.data.validate import SourceRow, describe_places
 from promptomatix.errors import DataError
-from promptomatix.spec.heuristics import OUTPUT_COLUMN_HINTS, discover_labels
-from promptomatix.spec.models import coerce_value
+from promptomatix.task.heuristics import OUTPUT_COLUMN_HINTS, discover_labels
+from promptomatix.task.models import coerce_value
 
 log = logging.getLogger(__name__)
 

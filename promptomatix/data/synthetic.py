@@ -20,9 +20,9 @@ from typing import Any
 from promptomatix.data.validate import check_row, row_key
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.lm.types import ChatModel
-from promptomatix.spec.models import TaskSpec, normalize_label
-from promptomatix.spec.parsing import parse_json_loose
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import TaskSpec, normalize_label
+from promptomatix.task.parsing import parse_json_loose
+from promptomatix.task.task_types import TaskType
 
 log = logging.getLogger(__name__)
 

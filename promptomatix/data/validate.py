@@ -8,8 +8,8 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from promptomatix.spec.models import TaskSpec
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import TaskSpec
+from promptomatix.task.task_types import TaskType
 
 __all__ = ["SourceRow", "check_row", "describe_places", "label_counts", "normalize_text", "row_key", "validate_rows"]
 

@@ -17,7 +17,7 @@ from promptomatix.metrics import structured, text
 from promptomatix.metrics.judge import judge_score
 from promptomatix.metrics.registry import MetricRegistry, coerce_result, default_registry
 from promptomatix.metrics.result import MetricResult
-from promptomatix.spec.task_types import OPEN_ENDED, TaskType, normalize_task_type_name
+from promptomatix.task.task_types import OPEN_ENDED, TaskType, normalize_task_type_name
 
 if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel

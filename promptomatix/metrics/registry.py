@@ -22,7 +22,7 @@ from typing import Any
 
 from promptomatix.errors import MetricError
 from promptomatix.metrics.result import MetricResult
-from promptomatix.spec.task_types import normalize_task_type_name
+from promptomatix.task.task_types import normalize_task_type_name
 
 UserMetric = Callable[..., Any]
 

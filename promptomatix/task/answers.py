@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptomatix.spec.heuristics import safe_field_name
-from promptomatix.spec.models import FieldSpec
+from promptomatix.task.heuristics import safe_field_name
+from promptomatix.task.models import FieldSpec
 
 FIELD_TYPES = {"str", "int", "float", "bool", "list", "json"}
 #: Names a small model copies from the question's JSON schema instead of naming a field: junk, fall back.

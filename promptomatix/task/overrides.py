@@ -9,8 +9,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from promptomatix.errors import ConfigurationError
-from promptomatix.spec.models import FieldSpec
-from promptomatix.spec.task_types import TaskType, known_task_types, normalize_task_type_name
+from promptomatix.task.models import FieldSpec
+from promptomatix.task.task_types import TaskType, known_task_types, normalize_task_type_name
 
 
 class SpecOverrides(BaseModel):

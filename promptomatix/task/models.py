@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.task_types import TaskType
 
 FieldType = Literal["str", "int", "float", "bool", "list", "json"]
 

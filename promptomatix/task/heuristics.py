@@ -11,8 +11,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from promptomatix.spec.models import FieldSpec, normalize_label
-from promptomatix.spec.task_types import TaskType
+from promptomatix.task.models import FieldSpec, normalize_label
+from promptomatix.task.task_types import TaskType
 
 # Order matters: the first matching rule wins ("classify customer questions" is classification, not qa).
 _TYPE_RULES: list[tuple[TaskType, tuple[str, ...]]] = [

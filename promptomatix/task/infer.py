@@ -15,12 +15,12 @@ from pydantic import ValidationError
 
 from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
 from promptomatix.lm.types import ChatModel
-from promptomatix.spec import heuristics as h
-from promptomatix.spec.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_prompt, valid_row
-from promptomatix.spec.models import FieldSpec, TaskSpec
-from promptomatix.spec.overrides import SpecOverrides, as_fields, parse_sample_data, parse_task_type
-from promptomatix.spec.parsing import parse_json_loose
-from promptomatix.spec.task_types import TaskType, known_task_types, normalize_task_type_name
+from promptomatix.task import heuristics as h
+from promptomatix.task.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_prompt, valid_row
+from promptomatix.task.models import FieldSpec, TaskSpec
+from promptomatix.task.overrides import SpecOverrides, as_fields, parse_sample_data, parse_task_type
+from promptomatix.task.parsing import parse_json_loose
+from promptomatix.task.task_types import TaskType, known_task_types, normalize_task_type_name
 
 log = logging.getLogger(__name__)
 
