@@ -353,13 +353,14 @@ def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
             return ctx.best.model_copy(update={"instructions": self.text, "origin": self.name})
 
     user = "Classify the review. Say positive or negative."
-    close = user + " Negative if it complains."  # both are right on every row; `junk` is 9 words shorter
+    close = user + " Negative if it complains."  # both are right on every row; `junk` is 5 words shorter
+    junk = "zzz complains. Say positive or negative."  # the label sentence is not counted by the penalty
 
     def chosen(lam):
         ctx, *_ = make_ctx("{}")
         ctx.metrics = MetricsManager(output_fields=["label"], lambda_penalty=lam, label_set=["positive", "negative"])
         reg = StrategyRegistry.default()
-        reg.register(Fixed("junk", "zzz complains"))
+        reg.register(Fixed("junk", junk))
         reg.register(Fixed("close", close))
         settings = MetaSettings(strategies=["junk", "close"], rounds=1, candidates_per_round=2)
         return (
@@ -369,7 +370,7 @@ def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
         )
 
     assert chosen(0.002) == close  # 0.02 apart on 18 rows: less than one row, so the user's wording wins
-    assert chosen(0.02) == "zzz complains"  # a real difference: the length penalty decides
+    assert chosen(0.02) == junk  # a real difference: the length penalty decides
 
 
 def test_zero_rounds_scores_only_the_initial_prompt():

@@ -53,10 +53,13 @@ def test_demo_strategy_skips_sets_already_tried():
     assert again is not None and again.key() != first.key()
 
 
-def test_drop_line_removes_one_line_but_never_the_users_sentence():
-    best = PromptCandidate(instructions="Classify the question.\nGiven: question.\nOutput format: json")
+def test_drop_line_removes_one_line_but_never_the_users_sentence_nor_the_format_line():
+    best = PromptCandidate(instructions="Classify the question.\nGiven: question.\nOutput format: json\nBe brief.")
     results = {DropLineStrategy().propose(ctx(best, seed=s)).instructions for s in range(12)}
-    assert results == {"Classify the question.\nOutput format: json", "Classify the question.\nGiven: question."}
+    assert results == {
+        "Classify the question.\nOutput format: json\nBe brief.",
+        "Classify the question.\nGiven: question.\nOutput format: json",
+    }
     one_line = PromptCandidate(instructions="Classify the question. Be brief.")
     assert DropLineStrategy().propose(ctx(one_line)).instructions == "Classify the question."
     assert DropLineStrategy().propose(ctx(PromptCandidate(instructions="Classify the question."))) is None

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.guards import rejection
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.backends.selection import records_score, rows_without_demos, subset
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
@@ -195,6 +196,9 @@ class MetaPromptOptimizer:
                     tried.append(sc)
                     if cand is None:
                         sc.note = err or "teacher answer unusable"
+                        continue
+                    if why := rejection(cand, spec, base.candidate):
+                        sc.note = f"rejected before scoring: {why}"
                         continue
                     if cand.key() in seen:
                         sc.note = "duplicate of an earlier candidate"

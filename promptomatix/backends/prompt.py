@@ -52,9 +52,12 @@ class PromptCandidate(BaseModel):
         return "\n\n".join(lines)
 
     def penalty_text(self, spec: TaskSpec) -> str:
-        """What the length penalty counts: instructions, format line and demos (not the per-example input)."""
+        """What the length penalty counts: instructions, format line and demos (not the per-example input), minus
+        the contract lines (labels, output format), so no candidate gains by dropping what the task needs."""
+        from promptomatix.backends.contract import without_contract
+
         demo_text = "\n".join(format_inputs(spec, d) + "\n" + format_outputs(spec, d) for d in self.demos)
-        return "\n".join(p for p in (self.system_text(), demo_text) if p)
+        return "\n".join(p for p in (without_contract(self.system_text(), spec), demo_text) if p)
 
     def key(self) -> str:
         return json.dumps([self.instructions.strip(), self.demos, self.format_line], sort_keys=True, default=str)

@@ -16,6 +16,7 @@ from pathlib import Path
 from string import Template
 from typing import TYPE_CHECKING, Any, Protocol
 
+from promptomatix.backends.contract import is_contract_line, labels_of, names, restore_labels
 from promptomatix.backends.prompt import PromptCandidate, format_inputs, format_outputs
 from promptomatix.errors import ConfigurationError
 
@@ -223,6 +224,8 @@ class TemplateStrategy:
             raise ProposalRejected("teacher answer rejected: it copies the meta-prompt")
         if off_task(instructions, ctx.spec, ctx.best.instructions):
             raise ProposalRejected("teacher answer rejected: no word in common with the task")
+        named = [lab for lab in labels_of(ctx.spec) if names(ctx.best.system_text(), lab)]
+        instructions = restore_labels(instructions, ctx.spec, named)  # the teacher may drop the label line
         return ctx.best.model_copy(update={"instructions": instructions, "origin": self.name})
 
 
@@ -274,8 +277,9 @@ class DemoStrategy:
 
 @dataclass
 class DropLineStrategy:
-    """Remove one line (or sentence) of the instructions, never the first: scaffold lines can hurt a small model
-    (MIPROv2's best sentiment prompt was the user's bare sentence), and shorter prompts pay less penalty."""
+    """Remove one line (or sentence) of the instructions, never the first and never a contract line (labels,
+    output format): scaffold lines can hurt a small model (MIPROv2's best sentiment prompt was the user's bare
+    sentence), and shorter prompts pay less penalty, but the exported prompt must still say what to answer."""
 
     name: str = "drop_line"
     uses_teacher: bool = False
@@ -288,6 +292,8 @@ class DropLineStrategy:
             parts, sep = [p for p in re.split(r"(?<=[.!?])\s+", text) if p.strip()], " "
         options = []
         for i in range(1, len(parts)):
+            if is_contract_line(parts[i], ctx.spec):  # the label set / output format: never traded for length
+                continue
             cand = ctx.best.model_copy(
                 update={"instructions": sep.join(parts[:i] + parts[i + 1 :]), "origin": self.name}
             )
