@@ -134,8 +134,10 @@ def test_session_page_shows_versions_prompt_scores_candidates(client, store, sid
     assert 'id="prompt"' in page and 'data-version="1"' in page
     assert v.test is not None and f"{v.test.mean:.3f}" in page
     assert 'id="chart"' in page and page.count('class="cand-detail"') == len(v.candidates) > 0
-    assert "Pareto front: n/a" in page and "stored no per-example results" in page
-    assert 'id="verdict">n/a' in page
+    # the run stored its paired verdict, its Pareto front and the per-row held-out results
+    assert re.search(r'id="verdict">(improved|no_detectable_difference|worse|unreliable)', page)
+    assert "wins /" in page and "Pareto front: marked" in page
+    assert "stored no per-example results" not in page and v.test_examples[0]["expected"]["label"] in page
     # the prompt in <pre> is exactly the stored prompt (the leading newline is eaten by the HTML parser)
     pre = re.search(r'<pre id="prompt"[^>]*>\n(.*?)</pre>', page, re.S).group(1)
     assert pre.replace("&#39;", "'").replace("&#34;", '"').replace("&amp;", "&") == v.prompt
@@ -148,13 +150,13 @@ def test_unknown_and_invalid_sessions_are_404(client):
     assert client.get("/s/20261122-043012-3f9a1c/export").status_code == 404
 
 
-def test_verdict_pareto_and_examples_drop_in(client, store, sid):
+def test_verdict_pareto_and_examples_render(client, store, sid):
     def add(s):
         v = s.get_version(1)
         ids = [c["id"] for c in v.candidates]
-        v.settings["verdict"] = {"outcome": "improved", "delta": 0.25, "p_value": 0.012}
-        v.settings["pareto"] = ids[:1]
-        v.settings["test_examples"] = [
+        v.verdict = {"outcome": "improved", "delta": 0.25, "p_value": 0.012}
+        v.pareto = ids[:1]
+        v.test_examples = [
             {"input": {"review": "awful film"}, "expected": "negative", "got": "positive", "score": 0.0},
             {"input": {"review": "great film"}, "expected": "positive", "got": "positive", "score": 1.0},
         ]

@@ -21,9 +21,9 @@ def _field(version: PromptVersion, *names: str) -> Any:
     """A version field that may not exist yet in this schema: the attribute, else the same key in settings."""
     for name in names:
         value = getattr(version, name, None)
-        if value is None:
+        if value is None or value == [] or value == {}:  # an older version without it: look in settings
             value = (version.settings or {}).get(name)
-        if value is not None:
+        if value is not None and value != [] and value != {}:
             return value
     return None
 
@@ -37,6 +37,11 @@ def verdict_of(version: PromptVersion | None) -> dict[str, Any] | None:
         return None
     if isinstance(raw, str):
         return {"outcome": raw, "details": []}
+    if isinstance(raw, dict) and "wins" in raw:  # a stored metrics.verdict.PairedVerdict: its own words
+        from promptomatix.metrics.verdict import PairedVerdict
+
+        v = PairedVerdict.model_validate(raw)
+        return {"outcome": v.outcome, "details": [line for line in (v.summary(), v.length_note()) if line]}
     if isinstance(raw, dict):
         outcome = raw.get("outcome") or raw.get("label") or raw.get("verdict") or "?"
         details = [f"{k}: {_short_value(v)}" for k, v in raw.items() if k not in ("outcome", "label", "verdict")]
