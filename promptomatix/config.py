@@ -3,15 +3,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from promptomatix.errors import ConfigurationError
 from promptomatix.lm.boundary import Budget
 from promptomatix.lm.factory import DEFAULT_MODEL, ModelSettings
-
-Backend = Literal["simple_meta_prompt", "dspy"]
 
 #: upstream kwarg/flag → our field (upstream notes §2-§3). Values are passed through validation unchanged.
 ALIASES: dict[str, str] = {
@@ -57,7 +55,8 @@ class RunConfig(BaseModel):
     teacher_max_tokens: int | None = Field(default=None, ge=1)
     teacher_temperature: float | None = Field(default=None, ge=0, le=2)
     # backend
-    backend: Backend = "simple_meta_prompt"
+    backend: str = "simple_meta_prompt"  # a registered backend (promptomatix.backends.registry)
+    backend_options: dict[str, Any] = Field(default_factory=dict)  # the backend's own settings, by name
     search_type: str = "quick"
     rounds: int | None = Field(default=None, ge=0)
     candidates_per_round: int | None = Field(default=None, ge=1)
@@ -131,7 +130,15 @@ class RunConfig(BaseModel):
     @field_validator("backend", mode="before")
     @classmethod
     def _backend(cls, v: Any) -> Any:
-        return {"meta": "simple_meta_prompt", "simple-meta-prompt": "simple_meta_prompt"}.get(v, v)
+        """A registered backend's name (aliases resolve); a typo lists the registered names."""
+        if not isinstance(v, str):
+            return v
+        from promptomatix.backends.registry import canonical_backend
+
+        try:
+            return canonical_backend(v)
+        except ConfigurationError as e:
+            raise ValueError(f"{e.message} ({e.hint})") from None
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> RunConfig:
@@ -191,5 +198,6 @@ def _first_error(e: Exception) -> str:
     if callable(errors):
         first = errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        return f"invalid {where}: {first.get('msg')}"
+        msg = str(first.get("msg", "")).removeprefix("Value error, ")
+        return f"invalid {where}: {msg}"
     return str(e).splitlines()[0]

@@ -59,6 +59,14 @@ class MetricError(PromptomatixError):
     """A metric is unknown or failed to compute."""
 
 
+class PluginError(ConfigurationError):
+    """A plugin failed to load or registered something invalid; the message names the plugin."""
+
+
+class StateError(PromptomatixError):
+    """A library object was used before it was ready (a bug in the caller or in a plugin, not in user input)."""
+
+
 class BudgetStop(BaseException):
     """Carries BudgetExceeded through third-party code (DSPy) that turns every Exception into a scored failure.
 

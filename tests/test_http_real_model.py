@@ -50,7 +50,7 @@ os._exit(0)
 
 def _gguf_path() -> str:
     pytest.importorskip("xllamacpp")
-    from promptomatix.lm.registry import DEFAULT_LOCAL_MODEL, resolve_local_model
+    from promptomatix.lm.catalog import DEFAULT_LOCAL_MODEL, resolve_local_model
 
     return str(resolve_local_model(f"local/{DEFAULT_LOCAL_MODEL}"))
 

@@ -44,7 +44,7 @@ def test_full_inference_uses_two_structured_calls() -> None:
     assert len(lm.calls) == 2
     assert all(c["json_schema"] for c in lm.calls)
     assert lm.calls[0]["json_schema"]["properties"]["task_type"]["enum"][0] == "classification"
-    assert spec.task_type is TaskType.CLASSIFICATION
+    assert spec.task_type == TaskType.CLASSIFICATION
     assert spec.input_names == ["review"] and spec.output_names == ["sentiment"]
     assert spec.label_field == "sentiment" and spec.labels == ["positive", "negative"]
     assert spec.output_format == "one lowercase word"
@@ -76,7 +76,7 @@ def test_partial_overrides_are_kept_and_not_asked_for() -> None:
     assert set(lm.calls[0]["json_schema"]["properties"]) == {"output_format"}
     prompt = lm.calls[0]["messages"][-1]["content"]
     assert "Task type (fixed): classification" in prompt and "task_type is one of" not in prompt
-    assert spec.task_type is TaskType.CLASSIFICATION  # the teacher's "summarization" is ignored
+    assert spec.task_type == TaskType.CLASSIFICATION  # the teacher's "summarization" is ignored
     assert spec.input_names == ["review"] and spec.output_names == ["sentiment"]
     assert spec.labels == ["positive", "negative"]
     assert spec.output_format == "one lowercase word"
@@ -112,7 +112,7 @@ def test_junk_answers_fall_back_to_a_valid_spec() -> None:
     lm = FakeLM(default="lol not json")
     spec = infer_task_spec(DESC, teacher=lm)
     assert len(lm.calls) == 2
-    assert spec.task_type is TaskType.CLASSIFICATION
+    assert spec.task_type == TaskType.CLASSIFICATION
     assert spec.input_names == ["text"] and spec.output_names == ["label"]
     assert spec.labels == ["positive", "negative"]
     assert "Answer with exactly one of: positive, negative." in spec.initial_prompt
@@ -124,7 +124,7 @@ def test_partly_junk_answer_keeps_good_parts() -> None:
     answer = {"task_type": "not-a-type", "input_fields": 42, "output_fields": [{"name": "Answer Text"}]}
     lm = FakeLM(responses=[json.dumps(answer), '```json\n{"initial_prompt": 7}\n```'])
     spec = infer_task_spec("How many apples are left? Solve math word problems.", teacher=lm)
-    assert spec.task_type is TaskType.REASONING  # keyword fallback
+    assert spec.task_type == TaskType.REASONING  # keyword fallback
     assert spec.input_names == ["question"]  # default
     assert spec.output_names == ["answer_text"]  # teacher's, made an identifier
     assert spec.initial_prompt.startswith("How many apples")
@@ -135,7 +135,7 @@ def test_lm_error_falls_back_but_budget_propagates() -> None:
         raise LMCallError("provider down")
 
     spec = infer_task_spec("Summarize news articles", teacher=FakeLM(default=fail))
-    assert spec.task_type is TaskType.SUMMARIZATION and spec.output_names == ["summary"]
+    assert spec.task_type == TaskType.SUMMARIZATION and spec.output_names == ["summary"]
     assert any("failed (provider down)" in a for a in spec.assumptions)
 
     def broke(_messages: list) -> str:
@@ -147,7 +147,7 @@ def test_lm_error_falls_back_but_budget_propagates() -> None:
 
 def test_no_teacher_uses_rules() -> None:
     spec = infer_task_spec("Translate English sentences to French", teacher=None)
-    assert spec.task_type is TaskType.TRANSLATION and spec.output_names == ["translation"]
+    assert spec.task_type == TaskType.TRANSLATION and spec.output_names == ["translation"]
 
 
 def test_fields_and_labels_from_user_rows_without_the_model() -> None:
@@ -182,7 +182,7 @@ def test_upstream_kwargs() -> None:
     )
     assert g.task_type == "math" and g.output_fields is None
     spec = infer_task_spec("Solve it", teacher=None, given=g)
-    assert spec.task_type is TaskType.REASONING
+    assert spec.task_type == TaskType.REASONING
 
 
 @pytest.mark.parametrize(
@@ -199,9 +199,9 @@ def test_label_extraction(desc: str, labels: list[str] | None) -> None:
 
 
 def test_task_type_keywords() -> None:
-    assert guess_task_type("Extract the names of people") is TaskType.INFORMATION_EXTRACTION
-    assert guess_task_type("Answer questions about a passage") is TaskType.QA
-    assert guess_task_type("Write a haiku") is TaskType.GENERATION
+    assert guess_task_type("Extract the names of people") == TaskType.INFORMATION_EXTRACTION
+    assert guess_task_type("Answer questions about a passage") == TaskType.QA
+    assert guess_task_type("Write a haiku") == TaskType.GENERATION
 
 
 def test_field_spec_helpers() -> None:

@@ -9,7 +9,6 @@ from typing import Any
 import dspy
 
 from promptomatix.backends.dspy_modules import (
-    BUILTIN_MODULES,
     ModuleFactory,
     SpecProgram,
     build_signature,
@@ -17,7 +16,7 @@ from promptomatix.backends.dspy_modules import (
     normalize_module_name,
     registered_modules,
 )
-from promptomatix.backends.dspy_settings import _POT_MAX_ITERS, _REACT_MAX_ITERS, DSPySettings
+from promptomatix.backends.dspy_settings import DSPySettings, dspy_module_registry
 from promptomatix.errors import ConfigurationError
 
 
@@ -41,23 +40,16 @@ def _module_factory(
     user = registered_modules()
     if key in user:
         return key, user[key]
-    if key == "predict":
-        return key, dspy.Predict
-    if key == "cot":
-        return key, dspy.ChainOfThought
-    if key == "react":
-        return key, lambda sig: dspy.ReAct(sig, tools=list(tools), max_iters=_REACT_MAX_ITERS)
-    if key == "pot":
-        if not _deno_available():
-            raise ConfigurationError(
-                "the 'pot' module (dspy.ProgramOfThought) runs generated code in Deno, which is not installed",
-                hint='install it with `pip install "dspy[deno]"` (Deno 2.x), or use --dspy-module cot',
-            )
-        return key, lambda sig: dspy.ProgramOfThought(sig, max_iters=_POT_MAX_ITERS)
-    known = sorted({*BUILTIN_MODULES, *user, *own})
+    registered = dspy_module_registry()  # the built-ins and every plugin's, by name
+    if key in registered:
+        factory = registered[key]
+        if getattr(factory, "takes_tools", False):
+            return key, lambda sig: factory(sig, tools=list(tools))
+        return key, factory
+    known = sorted({*registered, *user, *own})
     raise ConfigurationError(
         f"unknown DSPy module '{name}'; known: {', '.join(known)}",
-        hint="or register one from Python with register_module(name, factory)",
+        hint="or register one from a plugin (register_dspy_modules) or with register_module(name, factory)",
     )
 
 

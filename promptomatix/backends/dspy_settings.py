@@ -5,6 +5,7 @@ Kept free of DSPy imports so a dry run or `--help` does not pay for importing DS
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from typing import Any, Literal
@@ -196,3 +197,31 @@ def _gepa_auto_budget(auto: str, n_valid: int, n_predictors: int = 1) -> int:
     trials = int(max(2 * (n_predictors * 2) * math.log2(n), 1.5 * n))
     fulls = (trials + 1) // 5 + 1 + (1 if trials < 5 else 0)
     return n_valid + n * 5 + trials * 35 + fulls * n_valid
+
+
+# -- DSPy modules by name (the `register_dspy_modules` hook; the built-ins predict/cot/pot/react too) ---------
+
+
+@functools.cache
+def dspy_module_registry() -> dict[str, Any]:
+    """name → factory(signature) -> dspy.Module, built on first use from every `register_dspy_modules` hook.
+
+    Kept free of DSPy imports: factories import DSPy when called, so listing the modules stays cheap.
+    """
+    from promptomatix.errors import PluginError
+    from promptomatix.plugins.manager import on_reset, run_register_hook
+
+    on_reset(dspy_module_registry.cache_clear)
+    modules: dict[str, Any] = {}
+
+    def register(name: str, factory: Any, *, plugin: str = "") -> str:
+        key = normalize_module_name(name)
+        if not callable(factory):
+            raise PluginError(f"the DSPy module factory for {name!r} is not callable")
+        if key in modules:
+            raise PluginError(f"DSPy module {key!r} is already registered", hint="register it under another name")
+        modules[key] = factory
+        return key
+
+    run_register_hook("register_dspy_modules", "dspy_modules", register)
+    return modules

@@ -1,44 +1,159 @@
-"""Pick a backend and its settings from a RunConfig. The dspy backend (and DSPy itself) is imported lazily."""
+"""Backends by name: the Backend protocol, the registry the `register_backends` hook fills, and building a run's
+backend from its RunConfig. The two built-ins (simple_meta_prompt, dspy) register through the same hook as a
+plugin's backend (promptomatix.plugins.builtins); DSPy is imported only when the dspy backend is built.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import dataclasses
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from promptomatix.config import RunConfig
+from pydantic import BaseModel, ValidationError
+
+from promptomatix.errors import ConfigurationError, PluginError
+
+if TYPE_CHECKING:
+    from promptomatix.backends.base import BackendResult, RunContext
+    from promptomatix.backends.prompt import PromptCandidate
+    from promptomatix.config import RunConfig
+    from promptomatix.data.splits import BackendData
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the run needs of an optimizer: hyperparameters in its settings, data in `compile` (DSPy's contract).
+
+    `compile` never mutates `initial`, sees train and valid rows only, and returns the best prompt with its scores
+    and predictors attached (`BackendResult.with_predictors`). `estimate_calls` is an upper bound for dry runs.
+    """
+
+    name: str
+    settings: BaseModel
+
+    def compile(self, ctx: RunContext, initial: PromptCandidate, data: BackendData) -> BackendResult: ...
+
+    def estimate_calls(self, n_train: int, n_valid: int) -> int: ...
+
+
+@dataclass(frozen=True)
+class BackendEntry:
+    """A registered backend. `build(settings, cfg)` returns a Backend; `settings(cfg)` (default: the model's
+    `preset(search_type, **cfg.backend_options)` when it has one, else `settings_model(**cfg.backend_options)`)
+    turns the run's config into the settings; `estimate(settings, n_train, n_valid, budget)` (default: the built
+    backend's `estimate_calls`) sizes a dry run."""
+
+    name: str
+    settings_model: type[BaseModel]
+    build: Callable[[Any, RunConfig], Any]
+    settings: Callable[[RunConfig], BaseModel] | None = None
+    estimate: Callable[[Any, int, int, int | None], int] | None = None
+    plan_lines: Callable[[Any, int, int, int | None], list[str]] | None = None
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    plugin: str = ""
+
+
+class BackendRegistry:
+    def __init__(self) -> None:
+        self._entries: dict[str, BackendEntry] = {}
+        self._aliases: dict[str, str] = {}
+
+    def register(self, entry: BackendEntry, *, plugin: str = "") -> str:
+        if not isinstance(entry, BackendEntry):
+            raise PluginError(f"register_backends expects a BackendEntry, got {type(entry).__name__}")
+        name = entry.name.strip()
+        if name in self._entries or name in self._aliases:
+            raise PluginError(f"backend {name!r} is already registered", hint="register it under another name")
+        self._entries[name] = dataclasses.replace(entry, name=name, plugin=plugin or entry.plugin)
+        for alias in entry.aliases:
+            self._aliases.setdefault(alias, name)
+        return name
+
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def all(self) -> list[BackendEntry]:
+        return list(self._entries.values())
+
+    def canonical(self, name: str) -> str | None:
+        key = name.strip()
+        key = self._aliases.get(key, key)
+        return key if key in self._entries else None
+
+    def get(self, name: str) -> BackendEntry:
+        key = self.canonical(name)
+        if key is None:
+            import difflib
+
+            close = difflib.get_close_matches(name, [*self._entries, *self._aliases], n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise ConfigurationError(f"unknown backend {name!r}", hint=f"{hint}registered: {', '.join(self._entries)}")
+        return self._entries[key]
+
+
+@functools.cache
+def backend_registry() -> BackendRegistry:
+    """Built on first use from every `register_backends` hook (built-ins first)."""
+    from promptomatix.plugins.manager import on_reset, run_register_hook
+
+    on_reset(backend_registry.cache_clear)
+    reg = BackendRegistry()
+    run_register_hook("register_backends", "backends", reg.register)
+    return reg
+
+
+def canonical_backend(name: str) -> str:
+    """The registered name for a backend name or alias; a typo is a ConfigurationError listing the names."""
+    registry = backend_registry()
+    return registry.canonical(name) or registry.get(name).name
 
 
 def backend_settings(cfg: RunConfig) -> Any:
     """The backend's hyperparameters: the search preset, with explicit values overriding it."""
-    if cfg.backend == "dspy":
-        from promptomatix.backends.dspy_backend import DSPySettings
-
-        return DSPySettings.preset(
-            cfg.search_type,
-            module=cfg.dspy_module,
-            optimizer=cfg.dspy_optimizer,
-            num_threads=cfg.num_threads,
-        )
-    from promptomatix.backends.meta import MetaSettings
-
-    return MetaSettings.preset(
-        cfg.search_type,  # type: ignore[arg-type]
-        rounds=cfg.rounds,
-        candidates_per_round=cfg.candidates_per_round,
-        minibatch_size=cfg.minibatch_size,
-    )
+    entry = backend_registry().get(cfg.backend)
+    try:
+        if entry.settings is not None:
+            return entry.settings(cfg)
+        preset = getattr(entry.settings_model, "preset", None)
+        if callable(preset):
+            return preset(cfg.search_type, **cfg.backend_options)
+        return entry.settings_model(**cfg.backend_options)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        raise ConfigurationError(
+            f"invalid setting {where!r} for the {entry.name} backend: {first.get('msg')}",
+            hint=f"its settings: {', '.join(entry.settings_model.model_fields)}",
+        ) from None
 
 
 def make_backend(cfg: RunConfig) -> Any:
+    """The run's backend, built from the registered entry; it must satisfy the Backend protocol."""
+    entry = backend_registry().get(cfg.backend)
+    backend = entry.build(backend_settings(cfg), cfg)
+    if not callable(getattr(backend, "compile", None)):
+        raise PluginError(
+            f"backend {entry.name!r} ({entry.plugin}) built {type(backend).__name__}, which has no compile()",
+            hint="build must return an object with compile(ctx, initial, data) -> BackendResult",
+        )
+    return backend
+
+
+def estimate_calls(cfg: RunConfig, n_train: int, n_valid: int, budget: int | None = None) -> int:
+    """Expected LM calls of the optimizer stage, for dry runs; `budget`: calls it may make (meta: plan.py)."""
+    entry = backend_registry().get(cfg.backend)
     settings = backend_settings(cfg)
-    if cfg.backend == "dspy":
-        from promptomatix.backends.dspy_backend import DSPyOptimizer
+    if entry.estimate is not None:
+        return int(entry.estimate(settings, n_train, n_valid, budget))
+    return int(entry.build(settings, cfg).estimate_calls(n_train, n_valid))
 
-        return DSPyOptimizer(settings)
-    from promptomatix.backends.meta import MetaPromptOptimizer
-    from promptomatix.backends.strategies import StrategyRegistry
 
-    registry = StrategyRegistry.default()
-    for path in cfg.meta_prompts:
-        name = registry.register_template_file(path)
-        settings.pinned_strategies = [*settings.pinned_strategies, name]  # the user's template runs every round
-    return MetaPromptOptimizer(settings, registry)
+def search_plan(cfg: RunConfig, n_train: int, n_valid: int, budget: int | None = None) -> list[str]:
+    """The search plan sized to the data and the budget, as lines for the dry run (empty when none is known)."""
+    entry = backend_registry().get(cfg.backend)
+    if entry.plan_lines is None:
+        return []
+    return entry.plan_lines(backend_settings(cfg), n_train, n_valid, budget)

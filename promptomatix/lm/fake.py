@@ -15,19 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from promptomatix.errors import LMCallError
+from promptomatix.lm.types import Completion
+
+__all__ = ["Completion", "FakeLM", "prompt_text"]  # Completion lives in lm.types; re-exported for old imports
 
 Responder = Callable[[list[dict[str, str]]], str]
-
-
-@dataclass
-class Completion:
-    """What one model call returned, with the numbers the boundary accounts for."""
-
-    text: str
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    model: str = ""
 
 
 def _count_tokens(text: str) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from promptomatix.errors import ConfigurationError, LMCallError, ModelUnavailableError
-from promptomatix.lm.fake import Completion
+from promptomatix.lm.types import Completion
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from promptomatix.errors import LMCallError, ModelUnavailableError, PromptomatixError
-from promptomatix.lm.fake import Completion
+from promptomatix.lm.types import Completion
 from promptomatix.lm.urls import redact_text, redact_url
 
 DEFAULT_REQUEST_TIMEOUT = 120.0

@@ -15,16 +15,14 @@ from typing import TYPE_CHECKING, Any
 from promptomatix.errors import MetricError, PromptomatixError
 from promptomatix.metrics import structured, text
 from promptomatix.metrics.judge import judge_score
-from promptomatix.metrics.registry import MetricRegistry, coerce_result, default_registry
+from promptomatix.metrics.registry import MetricRegistry, coerce_result, default_registry, plugin_metric_registry
 from promptomatix.metrics.result import MetricResult
-from promptomatix.task.task_types import OPEN_ENDED, TaskType, normalize_task_type_name
+from promptomatix.task.task_types import TaskTypeDef, normalize_task_type_name, task_type_registry
 
 if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
 
 MISSING: Any = object()
-_OPEN_ENDED = frozenset(t.value for t in OPEN_ENDED)
-_BUILTIN = frozenset(t.value for t in TaskType)
 
 
 def metric_label(fn: Any) -> str:
@@ -129,18 +127,35 @@ class MetricsManager:
     # --- task types ----------------------------------------------------------------------------------
 
     def known_task_types(self) -> list[str]:
-        return sorted(_BUILTIN | set(self.registry.names()))
+        registered = task_type_registry().names()
+        return sorted({*registered, *self.registry.names(), *plugin_metric_registry().names()})
 
-    def resolve(self, task_type: str | TaskType) -> str:
+    def resolve(self, task_type: str) -> str:
         """Canonical task-type name, or MetricError listing the known ones (no silent fallback)."""
-        raw = task_type.value if isinstance(task_type, TaskType) else str(task_type)
+        raw = str(task_type)
         name = normalize_task_type_name(raw)
-        if name in _BUILTIN or self.registry.get(name, final=True) is not None:
+        if task_type_registry().get(name) is not None or self._custom(name, final=True) is not None:
             return name
         raise MetricError(
             f"unknown task type {raw!r}; known: {', '.join(self.known_task_types())}",
             hint="register one with register_metric(task_type, fn) or --metric module:function",
         )
+
+    def _custom(self, key: str, *, final: bool) -> Callable[..., Any] | None:
+        """A metric registered for the type: this run's registry (user code, --metric) first, then plugins'."""
+        for registry in (self.registry, plugin_metric_registry()):
+            fn = registry.get(key, final=final)
+            if fn is not None:
+                return fn
+        return None
+
+    def _builtin(self, definition: TaskTypeDef | None, key: str, example: Any, pred: Any, final: bool) -> MetricResult:
+        scoring = definition.scoring if definition is not None else "judge"
+        if scoring == "extraction":
+            return self._information_extraction(example, pred)
+        if scoring == "judge":
+            return self._open_ended(key, example, pred)
+        return self._per_field(scoring, example, pred, final)
 
     # --- length penalty ------------------------------------------------------------------------------
 
@@ -157,7 +172,7 @@ class MetricsManager:
 
     def score(
         self,
-        task_type: str | TaskType,
+        task_type: str,
         example: Any,
         pred: Any,
         *,
@@ -166,17 +181,16 @@ class MetricsManager:
     ) -> MetricResult:
         """Score one example; with `prompt_text` the score is length-penalized (raw_score keeps the raw)."""
         key = self.resolve(task_type)
-        custom = self.registry.get(key, final=final)
-        if custom is None and key not in _BUILTIN:  # a custom type registered with a final metric only
-            custom = self.registry.get(key, final=True)
+        definition = task_type_registry().get(key)
+        custom = self._custom(key, final=final)
+        if custom is None and definition is None:  # a custom type registered with a final metric only
+            custom = self._custom(key, final=True)
+        if custom is None and definition is not None:
+            custom = (definition.final_metric if final else None) or definition.metric
         if custom is not None:
             result = _call_custom(custom, key, example, pred)
-        elif key == TaskType.INFORMATION_EXTRACTION.value:
-            result = self._information_extraction(example, pred)
-        elif key in _OPEN_ENDED:
-            result = self._open_ended(key, example, pred)
         else:
-            result = self._per_field(key, example, pred, final)
+            result = self._builtin(definition, key, example, pred, final)
         if prompt_text is None:
             return result
         factor = self.penalty(prompt_text)
@@ -184,7 +198,7 @@ class MetricsManager:
         return result.penalized(factor, note)
 
     def scorer(
-        self, task_type: str | TaskType, *, final: bool = False, prompt_text: str | None = None
+        self, task_type: str, *, final: bool = False, prompt_text: str | None = None
     ) -> Callable[[Any, Any], MetricResult]:
         """`fn(example, pred) -> MetricResult`, the shape the Evaluator takes as score_fn."""
         key = self.resolve(task_type)
@@ -194,7 +208,7 @@ class MetricsManager:
 
         return score_fn
 
-    def get_metrics_for_task(self, task_type: str | TaskType) -> Callable[..., float]:
+    def get_metrics_for_task(self, task_type: str) -> Callable[..., float]:
         """Training metric `fn(example, pred, instructions=None, trace=None) -> float`.
 
         Penalized when `instructions` is a string. Stock DSPy's bootstrapping calls `metric(ex, pred, trace)`,
@@ -208,7 +222,7 @@ class MetricsManager:
 
         return metric
 
-    def get_final_eval_metrics(self, task_type: str | TaskType) -> Callable[..., float]:
+    def get_final_eval_metrics(self, task_type: str) -> Callable[..., float]:
         """Per-example final-eval metric, same signature, never penalized (aggregates: the Evaluator)."""
         key = self.resolve(task_type)
 
@@ -217,7 +231,7 @@ class MetricsManager:
 
         return metric
 
-    def bind(self, task_type: str | TaskType, prompt_text: str) -> Callable[..., float]:
+    def bind(self, task_type: str, prompt_text: str) -> Callable[..., float]:
         """Stock-DSPy metric `fn(example, pred, trace=None, pred_name=None, pred_trace=None) -> float`,
         a closure over one candidate's prompt text, so the penalty needs no globals or forked DSPy."""
         key = self.resolve(task_type)
@@ -227,7 +241,7 @@ class MetricsManager:
 
         return metric
 
-    def feedback_metric(self, task_type: str | TaskType, prompt_text: str | None = None) -> Callable[..., Any]:
+    def feedback_metric(self, task_type: str, prompt_text: str | None = None) -> Callable[..., Any]:
         """GEPA metric `fn(gold, pred, trace=None, pred_name=None, pred_trace=None) -> dspy.Prediction`
         with `score` and `feedback`; penalized when prompt_text is given."""
         key = self.resolve(task_type)
@@ -256,16 +270,16 @@ class MetricsManager:
             return pred
         return get_field(pred, name)
 
-    def _per_field(self, key: str, example: Any, pred: Any, final: bool) -> MetricResult:
+    def _per_field(self, scoring: str, example: Any, pred: Any, final: bool) -> MetricResult:
         """Score each output field with the type's metric and average them."""
         fn = {
-            TaskType.CLASSIFICATION.value: self._classification,
-            TaskType.MULTI_LABEL_CLASSIFICATION.value: self._multi_label,
-            TaskType.QA.value: self._qa,
-            TaskType.REASONING.value: self._reasoning,
-            TaskType.SUMMARIZATION.value: self._summarization,
-            TaskType.TRANSLATION.value: self._translation,
-        }[key]
+            "classification": self._classification,
+            "multi_label": self._multi_label,
+            "qa": self._qa,
+            "reasoning": self._reasoning,
+            "summarization": self._summarization,
+            "translation": self._translation,
+        }[scoring]
         results: list[tuple[str, MetricResult]] = []
         for name in self.output_fields:
             gold = self._gold(example, name)

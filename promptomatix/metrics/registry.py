@@ -1,4 +1,4 @@
-"""Custom metrics and task types without editing the source.
+"""Custom metrics without editing the source (task types themselves: promptomatix.task.task_types).
 
 A `MetricRegistry` maps a task-type name to a training metric and, optionally, a separate final-eval metric.
 User code registers at import time into the module-level `default_registry` (that is what `--metric
@@ -11,6 +11,7 @@ a `(score, feedback)` tuple, a mapping with "score"/"feedback", or an object wit
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import math
@@ -82,6 +83,23 @@ class MetricRegistry:
 
 #: Registrations done at import by user code (and by `--metric module:function`).
 default_registry = MetricRegistry()
+
+
+@functools.cache
+def plugin_metric_registry() -> MetricRegistry:
+    """Metrics registered by plugins (`register_metrics`), built on first use; a MetricsManager consults it after
+    its own registry, and a task type's own metric after both."""
+    from promptomatix.plugins.manager import on_reset, run_register_hook
+
+    on_reset(plugin_metric_registry.cache_clear)
+    registry = MetricRegistry()
+
+    def register(task_type: str, fn: UserMetric, *, final: bool | UserMetric = False, plugin: str = "") -> str:
+        registry.register(task_type, fn, final=final)
+        return normalize_task_type_name(task_type)
+
+    run_register_hook("register_metrics", "metrics", register)
+    return registry
 
 
 def register_metric(

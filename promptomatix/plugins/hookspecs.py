@@ -1,4 +1,10 @@
-"""The hook specifications a plugin can implement (pluggy, project name "promptomatix")."""
+"""The hook specifications a plugin can implement (pluggy, project name "promptomatix").
+
+Every `register_*` hook receives a `register` callable; what it takes is documented on the hook. Built-ins
+(promptomatix.plugins.builtins) implement the same hooks, so a plugin adds to the same registries they fill.
+Hooks run once per process, on first use of the registry they feed; they must stay cheap (import DSPy or
+litellm inside the factories they register, never at module level).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,49 @@ import pluggy
 PROJECT = "promptomatix"
 hookspec = pluggy.HookspecMarker(PROJECT)
 hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def register_backends(register: Any) -> None:
+    """Optimization backends: `register(BackendEntry(name=..., settings_model=..., build=...))`
+    (promptomatix.backends.registry.BackendEntry)."""
+
+
+@hookspec
+def register_task_types(register: Any) -> None:
+    """Task types: `register(TaskTypeDef(name=..., aliases=..., inputs=..., output=..., metric=...))`
+    (promptomatix.task.task_types.TaskTypeDef)."""
+
+
+@hookspec
+def register_metrics(register: Any) -> None:
+    """Metrics for a task type: `register(task_type, fn)` or `register(task_type, fn, final=final_fn)`;
+    `fn(example, prediction)` returns a number in [0, 1], a bool or (score, feedback)."""
+
+
+@hookspec
+def register_models(register: Any) -> None:
+    """Model clients: `register(ModelProvider(name=..., prefixes=("myprovider/",), factory=...))`
+    (promptomatix.lm.providers.ModelProvider); the factory returns a ModelClient (promptomatix.lm.types)."""
+
+
+@hookspec
+def register_meta_prompts(register: Any) -> None:
+    """Meta-prompt templates for the meta backend: `register(name, template_text, pinned=False)`.
+
+    Placeholders: $task $outputs $current_prompt $score $history $failures $feedback $tip. A pinned template
+    gets a slot in every round (as `--meta-prompt FILE` does); others join the strategies the search draws from.
+    """
+
+
+@hookspec
+def register_dspy_modules(register: Any) -> None:
+    """DSPy modules for `--dspy-module NAME`: `register(name, factory)`, `factory(signature) -> dspy.Module`."""
+
+
+@hookspec
+def register_commands(cli: Any) -> None:
+    """CLI commands: `cli` is the root typer.Typer; add commands (`@cli.command()`) or groups (`cli.add_typer`)."""
 
 
 @hookspec

@@ -1,23 +1,153 @@
-"""The plugin manager: the hook specifications, the built-ins, and every installed `promptomatix` entry point."""
+"""The plugin manager: the hook specifications, the built-ins, and every installed `promptomatix` entry point.
+
+Built once per process, on first use. Building it imports the plugin modules and nothing heavy of ours (no DSPy,
+no litellm). A plugin that fails to import is not silently dropped: it is recorded in `failed_plugins()`, logged,
+shown by `promptomatix plugins`, and the CLI prints one warning line for it.
+
+PROMPTOMATIX_LOAD_PLUGINS=name1,name2 loads only those entry points (an empty value loads none), as simonw/llm's
+LLM_LOAD_PLUGINS does; the built-ins are always loaded.
+"""
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 import pluggy
 
+from promptomatix.errors import PluginError, PromptomatixError
 from promptomatix.plugins import hookspecs
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "promptomatix"
+BUILTINS = "promptomatix.builtins"
+LOAD_ENV = "PROMPTOMATIX_LOAD_PLUGINS"
+
+
+@dataclass
+class PluginInfo:
+    """One loaded (or failed) plugin: where it comes from and what it registered, by kind."""
+
+    name: str
+    distribution: str = ""
+    version: str = ""
+    error: str = ""
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    def note(self, kind: str, name: str) -> None:
+        names = self.registered.setdefault(kind, [])
+        if name not in names:
+            names.append(name)
+
+
+_INFO: dict[str, PluginInfo] = {}
 
 
 @functools.cache
 def plugin_manager() -> pluggy.PluginManager:
-    """Built once per process, on first use (never at import time)."""
+    """Built once per process, on first use (never at import time); the built-ins are registered first."""
+    from promptomatix.plugins import builtins
+
     pm = pluggy.PluginManager(hookspecs.PROJECT)
     pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+    pm.register(builtins, name=BUILTINS)
+    _INFO[BUILTINS] = PluginInfo(BUILTINS, "promptomatix", _own_version())
+    _load_entry_points(pm)
     return pm
+
+
+def _own_version() -> str:
+    from promptomatix import __version__
+
+    return __version__
+
+
+def _allowed() -> set[str] | None:
+    value = os.environ.get(LOAD_ENV)
+    if value is None:
+        return None
+    return {n.strip() for n in value.split(",") if n.strip()}
+
+
+def _load_entry_points(pm: pluggy.PluginManager) -> None:
+    from importlib.metadata import entry_points
+
+    allowed = _allowed()
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if (allowed is not None and ep.name not in allowed) or ep.name in _INFO:
+            continue
+        dist = getattr(ep, "dist", None)
+        info = PluginInfo(ep.name, getattr(dist, "name", "") or "", getattr(dist, "version", "") or "")
+        _INFO[ep.name] = info
+        try:
+            pm.register(ep.load(), name=ep.name)
+        except Exception as e:  # an import error or a bad hook signature: recorded, never silent
+            info.error = f"{type(e).__name__}: {e}"
+            log.warning("plugin %s failed to load: %s", ep.name, info.error)
+
+
+def plugin_infos() -> list[PluginInfo]:
+    """Every plugin the manager knows, built-ins first, with what each registered so far."""
+    plugin_manager()
+    return list(_INFO.values())
+
+
+def failed_plugins() -> list[PluginInfo]:
+    return [i for i in plugin_infos() if i.error]
+
+
+def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> None:
+    """Call every implementation of `hook` in registration order (built-ins first) with a `register` callable.
+
+    `register(*args, **kw)` returns the name it registered, which is recorded for the plugin (`promptomatix
+    plugins`). An exception in a plugin's hook becomes a PluginError naming the plugin.
+    """
+    pm = plugin_manager()
+    for impl in getattr(pm.hook, hook).get_hookimpls():
+        plugin = impl.plugin_name
+        info = _INFO.setdefault(plugin, PluginInfo(plugin))
+
+        def bound(*args: Any, _info: PluginInfo = info, **kw: Any) -> Any:
+            name = register(*args, plugin=_info.name, **kw)
+            _info.note(kind, str(name))
+            return name
+
+        try:
+            impl.function(register=bound)
+        except PromptomatixError as e:
+            raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or _fix_hint(plugin)) from e
+        except Exception as e:
+            raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=_fix_hint(plugin)) from e
+
+
+def _fix_hint(plugin: str) -> str:
+    if plugin == BUILTINS:
+        return "this is a bug in promptomatix; please report it"
+    return f"fix or uninstall the plugin, or leave it out with {LOAD_ENV}=<the plugins to load>"
+
+
+def note_registration(plugin: str, kind: str, name: str) -> None:
+    """Record something a plugin registered outside a `register` callable (CLI commands)."""
+    _INFO.setdefault(plugin, PluginInfo(plugin)).note(kind, name)
+
+
+def reset_for_tests() -> None:
+    """Forget the manager and every registry built from it (tests that install plugins on the fly)."""
+    plugin_manager.cache_clear()
+    _INFO.clear()
+    for reset in _RESETS:
+        reset()
+
+
+_RESETS: list[Callable[[], None]] = []
+
+
+def on_reset(fn: Callable[[], None]) -> Callable[[], None]:
+    """Registries built from hooks register their cache_clear here, so reset_for_tests() rebuilds them."""
+    _RESETS.append(fn)
+    return fn

@@ -7,7 +7,7 @@ from promptomatix.task.infer import estimate_spec_calls, infer_task_spec
 from promptomatix.task.models import FieldSpec, FieldType, TaskSpec, coerce_value, normalize_label
 from promptomatix.task.overrides import SpecOverrides
 from promptomatix.task.parsing import parse_json_loose
-from promptomatix.task.task_types import TaskType
+from promptomatix.task.task_types import TaskType, TaskTypeDef, get_task_type, known_task_types
 
 __all__ = [
     "FieldSpec",
@@ -15,12 +15,15 @@ __all__ = [
     "SpecOverrides",
     "TaskSpec",
     "TaskType",
+    "TaskTypeDef",
     "coerce_value",
     "discover_labels",
     "estimate_spec_calls",
     "extract_labels",
+    "get_task_type",
     "guess_task_type",
     "infer_task_spec",
+    "known_task_types",
     "normalize_label",
     "parse_json_loose",
 ]

@@ -12,26 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from promptomatix.task.models import FieldSpec, normalize_label
-from promptomatix.task.task_types import TaskType
-
-# Order matters: the first matching rule wins ("classify customer questions" is classification, not qa).
-_TYPE_RULES: list[tuple[TaskType, tuple[str, ...]]] = [
-    (TaskType.TRANSLATION, ("translate", "translation")),
-    (TaskType.SUMMARIZATION, ("summarize", "summarise", "summary", "summarization", "tl;dr")),
-    (TaskType.MULTI_LABEL_CLASSIFICATION, ("multi-label", "multilabel", "all that apply", "all labels")),
-    (
-        TaskType.CLASSIFICATION,
-        ("classify", "classif", "sentiment", "categorize", "categorise", "label ", "spam", "detect whether"),
-    ),
-    (TaskType.INFORMATION_EXTRACTION, ("extract", "named entit", "pull out")),
-    (TaskType.PARAPHRASING, ("paraphrase", "rephrase", "reword")),
-    (TaskType.CODE_DEBUGGING, ("debug", "fix the bug", "fix bugs")),
-    (TaskType.CODE_EXPLANATION, ("explain code", "explain the code", "explain this code")),
-    (TaskType.CODE_GENERATION, ("python function", "write code", "write a function", "sql query")),
-    (TaskType.REASONING, ("solve", "math", "how many", "calculate", "arithmetic", "word problem")),
-    (TaskType.QA, ("question", "answer")),
-    (TaskType.CONVERSATION, ("chat", "conversation", "dialogue")),
-]
+from promptomatix.task.task_types import TaskType, task_type_registry
 
 #: Column names that usually hold the expected output when a user's data does not say.
 OUTPUT_COLUMN_HINTS = (
@@ -50,22 +31,6 @@ OUTPUT_COLUMN_HINTS = (
     "y",
 )
 
-_DEFAULT_FIELDS: dict[TaskType, tuple[list[str], str]] = {
-    TaskType.CLASSIFICATION: (["text"], "label"),
-    TaskType.MULTI_LABEL_CLASSIFICATION: (["text"], "labels"),
-    TaskType.QA: (["question"], "answer"),
-    TaskType.REASONING: (["question"], "answer"),
-    TaskType.SUMMARIZATION: (["text"], "summary"),
-    TaskType.TRANSLATION: (["text"], "translation"),
-    TaskType.INFORMATION_EXTRACTION: (["text"], "extraction"),
-    TaskType.PARAPHRASING: (["text"], "paraphrase"),
-    TaskType.CONVERSATION: (["message"], "response"),
-    TaskType.CODE_GENERATION: (["request"], "code"),
-    TaskType.CODE_EXPLANATION: (["code"], "explanation"),
-    TaskType.CODE_COMPLETION: (["code"], "completion"),
-    TaskType.CODE_DEBUGGING: (["code"], "fixed_code"),
-}
-
 _LIST_INTRO = re.compile(
     r"\b(?:as|into|between|among|from|one of|either|labels?|categories|classes)\b\s*:?\s*", re.IGNORECASE
 )
@@ -78,12 +43,13 @@ _TRAILING = re.compile(
 _LEADING = re.compile(r"^(?:either|one of|a|an|the|being)\s+", re.IGNORECASE)
 
 
-def guess_task_type(description: str) -> TaskType:
-    """Keyword rules on the description; generation when nothing matches."""
+def guess_task_type(description: str) -> str:
+    """Keyword rules of the registered task types on the description, by `keyword_rank` (a plugin's types come
+    before the built-ins by default); generation when nothing matches."""
     text = f" {description.lower()} "
-    for task_type, needles in _TYPE_RULES:
-        if any(n in text for n in needles):
-            return task_type
+    for task_type in sorted(task_type_registry().all(), key=lambda t: t.keyword_rank):
+        if any(n in text for n in task_type.keywords):
+            return task_type.name
     return TaskType.GENERATION
 
 
@@ -137,9 +103,10 @@ def safe_field_name(name: str) -> str:
     return f"f_{cleaned}" if cleaned[0].isdigit() else cleaned
 
 
-def default_fields(task_type: TaskType, description: str = "") -> tuple[list[FieldSpec], list[FieldSpec]]:
+def default_fields(task_type: str, description: str = "") -> tuple[list[FieldSpec], list[FieldSpec]]:
     """Conventional field names per task type, used when neither the user, data nor teacher gave any."""
-    inputs, output = _DEFAULT_FIELDS.get(task_type, (["request"], "response"))
+    found = task_type_registry().get(task_type)
+    inputs, output = (list(found.inputs), found.output) if found else (["request"], "response")
     if task_type == TaskType.QA and re.search(r"\b(context|passage|document|article)\b", description.lower()):
         inputs = ["context", "question"]
     return [FieldSpec(name=n) for n in inputs], [FieldSpec(name=output)]

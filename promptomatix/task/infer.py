@@ -20,12 +20,11 @@ from promptomatix.task.answers import FIELD_TYPES, teacher_fields, teacher_label
 from promptomatix.task.models import FieldSpec, TaskSpec
 from promptomatix.task.overrides import SpecOverrides, as_fields, parse_sample_data, parse_task_type
 from promptomatix.task.parsing import parse_json_loose
-from promptomatix.task.task_types import TaskType, known_task_types, normalize_task_type_name
+from promptomatix.task.task_types import TaskType, known_task_types, label_kind, task_type_registry
 
 log = logging.getLogger(__name__)
 
 MAX_LABELS = 50
-CLASSIFICATION_TYPES = (TaskType.CLASSIFICATION, TaskType.MULTI_LABEL_CLASSIFICATION)
 _SYSTEM = "You design task specifications for prompt optimization. Reply with one JSON object only, no prose."
 
 
@@ -72,9 +71,7 @@ def estimate_spec_calls(given: SpecOverrides | None = None, *, rows: Sequence[di
     g = given or SpecOverrides()
     has_data = bool(rows) or bool(g.sample_data)
     fields_known = (g.input_fields and g.output_fields) or has_data
-    is_cls = g.task_type is not None and normalize_task_type_name(g.task_type) in {
-        t.value for t in CLASSIFICATION_TYPES
-    }
+    is_cls = g.task_type is not None and label_kind(g.task_type) is not None
     labels_known = bool(g.labels) or has_data or not is_cls
     call1 = not (g.task_type and fields_known and g.output_format is not None and labels_known)
     call2 = not has_data
@@ -119,7 +116,7 @@ def infer_task_spec(
 
     # Data decides fields (and later labels) deterministically: no model is needed to read column names.
     data = list(rows or []) or sample_rows
-    data_hint: TaskType | None = None
+    data_hint: str | None = None
     if data and not (inputs and outputs):
         in_names, out_names, how = h.fields_from_rows(
             data, [f.name for f in inputs] if inputs else None, [f.name for f in outputs] if outputs else None
@@ -142,7 +139,7 @@ def infer_task_spec(
         props["input_fields"] = _FIELD_LIST_SCHEMA
     if outputs is None:
         props["output_fields"] = _FIELD_LIST_SCHEMA
-    if labels is None and not data and not explicit_labels and task_type in (None, *CLASSIFICATION_TYPES):
+    if labels is None and not data and not explicit_labels and (task_type is None or label_kind(task_type)):
         props["labels"] = {"type": "array", "items": {"type": "string"}}
     if g.output_format is None:
         props["output_format"] = {"type": ["string", "null"]}
@@ -150,7 +147,7 @@ def infer_task_spec(
     if props and teacher is not None:
         known = [f"Task description: {desc}"]
         if task_type:
-            known.append(f"Task type (fixed): {task_type.value}")
+            known.append(f"Task type (fixed): {task_type}")
         if inputs:
             known.append(f"Inputs (fixed): {', '.join(f.name for f in inputs)}")
         if outputs:
@@ -173,18 +170,16 @@ def infer_task_spec(
 
     if task_type is None:
         name = answer.get("task_type")
-        try:
-            task_type = TaskType(normalize_task_type_name(name)) if isinstance(name, str) else None
-        except ValueError:
-            task_type = None
+        found = task_type_registry().get(name) if isinstance(name, str) else None
+        task_type = found.name if found else None
         if task_type is not None:
-            notes.append(f"task_type inferred by teacher ({task_type.value})")
+            notes.append(f"task_type inferred by teacher ({task_type})")
         elif data_hint is not None:
             task_type = data_hint
-            notes.append(f"task_type from the data: short repeated output values → {task_type.value}")
+            notes.append(f"task_type from the data: short repeated output values → {task_type}")
         else:
             task_type = h.guess_task_type(desc)
-            notes.append(f"task_type fell back to keyword rules on the description → {task_type.value}")
+            notes.append(f"task_type fell back to keyword rules on the description → {task_type}")
 
     default_in, default_out = h.default_fields(task_type, desc)
     if inputs is None:
@@ -193,7 +188,7 @@ def infer_task_spec(
             notes.append(f"input fields inferred by teacher ({', '.join(f.name for f in inputs)})")
         else:
             inputs = default_in
-            notes.append(f"input fields fell back to defaults for {task_type.value} ({inputs[0].name})")
+            notes.append(f"input fields fell back to defaults for {task_type} ({inputs[0].name})")
     taken = {f.name for f in inputs}
     if outputs is None:
         outputs = teacher_fields(answer.get("output_fields"), taken)
@@ -202,10 +197,10 @@ def infer_task_spec(
         else:
             name = default_out[0].name if default_out[0].name not in taken else "output"
             outputs = [FieldSpec(name=name)]
-            notes.append(f"output field fell back to the default for {task_type.value} ({name})")
+            notes.append(f"output field fell back to the default for {task_type} ({name})")
 
-    if task_type in CLASSIFICATION_TYPES and outputs[0].type == "str":
-        multi = task_type == TaskType.MULTI_LABEL_CLASSIFICATION
+    if label_kind(task_type) and outputs[0].type == "str":
+        multi = label_kind(task_type) == "multi"
         if labels is None and data:
             labels = h.discover_labels(data, outputs[0].name, multi=multi) or None
             if labels and len(labels) > MAX_LABELS:
@@ -250,7 +245,7 @@ def infer_task_spec(
         prompt = "\n".join(
             [
                 f"Task description: {desc}",
-                f"Task type: {task_type.value}",
+                f"Task type: {task_type}",
                 "Fields: " + ", ".join(f"{f.name} ({f.type})" for f in fields),
                 f"Labels: {', '.join(outputs[0].labels)}" if outputs[0].labels else "",
                 "",

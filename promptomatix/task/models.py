@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from promptomatix.task.task_types import TaskType
+from promptomatix.task.task_types import label_kind, normalize_task_type_name
 
 FieldType = Literal["str", "int", "float", "bool", "list", "json"]
 
@@ -152,7 +152,7 @@ class TaskSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     description: str
-    task_type: TaskType
+    task_type: str  # a registered task type's name (promptomatix.task.task_types)
     input_fields: list[FieldSpec] = Field(min_length=1)
     output_fields: list[FieldSpec] = Field(min_length=1)
     output_format: str | None = None
@@ -161,6 +161,13 @@ class TaskSpec(BaseModel):
     initial_prompt: str = ""
     assumptions: list[str] = Field(default_factory=list)
     given: list[str] = Field(default_factory=list)
+
+    @field_validator("task_type", mode="before")
+    @classmethod
+    def _task_type_name(cls, v: Any) -> Any:
+        """Canonical name; aliases resolve. Unknown names are kept (a saved session may name an uninstalled
+        plugin's type; scoring it then fails with the list of known types)."""
+        return normalize_task_type_name(v) if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _names_unique(self) -> TaskSpec:
@@ -191,12 +198,13 @@ class TaskSpec(BaseModel):
     @property
     def label_field(self) -> str | None:
         """The output field whose values are class labels (used for stratifying and balancing)."""
-        if self.task_type not in (TaskType.CLASSIFICATION, TaskType.MULTI_LABEL_CLASSIFICATION):
+        kind = label_kind(self.task_type)
+        if kind is None:
             return None
         for f in self.output_fields:
             if f.labels:
                 return f.name
-        return self.output_fields[0].name if self.task_type == TaskType.CLASSIFICATION else None
+        return self.output_fields[0].name if kind == "single" else None
 
     @property
     def labels(self) -> list[str] | None:

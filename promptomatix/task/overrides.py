@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from promptomatix.errors import ConfigurationError
 from promptomatix.task.models import FieldSpec
-from promptomatix.task.task_types import TaskType, known_task_types, normalize_task_type_name
+from promptomatix.task.task_types import get_task_type
 
 
 class SpecOverrides(BaseModel):
@@ -35,25 +35,15 @@ class SpecOverrides(BaseModel):
             return [p.strip() for p in v.split(",") if p.strip()] if "\n" not in v else [v]
         return v
 
-    @field_validator("task_type", mode="before")
-    @classmethod
-    def _enum_value(cls, v: Any) -> Any:
-        return v.value if isinstance(v, TaskType) else v
-
     @classmethod
     def from_kwargs(cls, kwargs: Mapping[str, Any]) -> SpecOverrides:
         """Pick the spec kwargs out of upstream-style `process_input(**kwargs)`; other keys are not ours."""
         return cls(**{k: v for k, v in kwargs.items() if k in cls.model_fields and v not in (None, "", [])})
 
 
-def parse_task_type(value: str) -> TaskType:
-    name = normalize_task_type_name(value)
-    try:
-        return TaskType(name)
-    except ValueError:
-        raise ConfigurationError(
-            f"unknown task type {value!r}", hint=f"use one of: {', '.join(known_task_types())}"
-        ) from None
+def parse_task_type(value: str) -> str:
+    """The registered name of a task type or alias; an unknown one is a ConfigurationError listing the known."""
+    return get_task_type(value).name
 
 
 def parse_sample_data(value: list[dict[str, Any]] | str) -> list[dict[str, Any]]:

@@ -1,11 +1,31 @@
-"""The closed set of task types. Metrics, spec inference and the CLI all key on these names."""
+"""Task types: an open set of registered `TaskTypeDef`s. Metrics, spec inference and the CLI key on their names.
+
+A task type is a plain string in a TaskSpec (`spec.task_type == TaskType.CLASSIFICATION`); its definition — aliases,
+default fields, keywords for guessing it from a description, how it is scored — comes from `task_type(name)`.
+The built-in types are registered by promptomatix.plugins.builtins through the same `register_task_types` hook a
+plugin uses, so a plugin's type works end to end (`--task-type mytype`, its metric used for scoring).
+"""
 
 from __future__ import annotations
 
-from enum import Enum
+import dataclasses
+import functools
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from promptomatix.errors import ConfigurationError, PluginError
+
+#: How a type is scored when it brings no metric of its own: one of the MetricsManager's built-in scorers.
+Scoring = Literal[
+    "classification", "multi_label", "qa", "reasoning", "summarization", "translation", "extraction", "judge"
+]
 
 
-class TaskType(str, Enum):
+class TaskType:
+    """Names of the built-in task types (plain strings: a plugin's type is just another name)."""
+
     CLASSIFICATION = "classification"
     MULTI_LABEL_CLASSIFICATION = "multi_label_classification"
     QA = "qa"
@@ -29,50 +49,107 @@ class TaskType(str, Enum):
     DATA_ANALYSIS = "data_analysis"
 
 
-#: Spellings users (and upstream, and small models) use for the same type.
-ALIASES: dict[str, str] = {
-    "math": "reasoning",
-    "math_reasoning": "reasoning",
-    "arithmetic": "reasoning",
-    "question_answering": "qa",
-    "question-answering": "qa",
-    "multi_label": "multi_label_classification",
-    "multilabel": "multi_label_classification",
-    "multi-label classification": "multi_label_classification",
-    "extraction": "information_extraction",
-    "summarisation": "summarization",
-    "summary": "summarization",
-    "chat": "conversation",
-    "code": "code_generation",
-    "text_generation": "generation",
-}
+@dataclass(frozen=True)
+class TaskTypeDef:
+    """A task type. `metric`/`final_metric` are `fn(example, prediction) -> score in [0, 1]` (or a bool, or
+    (score, feedback)); without them `scoring` names the built-in scorer. `keywords` are matched (lower-case)
+    against a description when no type is given; `labels` says whether its output is a closed label set."""
 
-#: Types scored by reference-free judgement (plus reference overlap when a reference exists).
-OPEN_ENDED = frozenset(
-    {
-        TaskType.GENERATION,
-        TaskType.PARAPHRASING,
-        TaskType.CONVERSATION,
-        TaskType.NEGOTIATION,
-        TaskType.CODE_GENERATION,
-        TaskType.CODE_EXPLANATION,
-        TaskType.CODE_COMPLETION,
-        TaskType.CODE_DEBUGGING,
-        TaskType.PLANNING,
-        TaskType.TOOL_USE,
-        TaskType.DECISION_MAKING,
-        TaskType.PROCESS_AUTOMATION,
-        TaskType.RECOMMENDATION,
-        TaskType.DATA_ANALYSIS,
-    }
-)
+    name: str
+    aliases: tuple[str, ...] = ()
+    inputs: tuple[str, ...] = ("request",)
+    output: str = "response"
+    scoring: Scoring = "judge"
+    metric: Callable[..., Any] | None = None
+    final_metric: Callable[..., Any] | None = None
+    keywords: tuple[str, ...] = ()
+    keyword_rank: int = 0  # guessing tries lower ranks first (stable); built-ins use 1.., so a plugin's goes first
+    labels: Literal["single", "multi"] | None = None
+    description: str = ""
+    plugin: str = ""
+
+
+def _key(name: str) -> str:
+    return name.strip().lower().replace(" ", "_").replace("-", "_")
+
+
+class TaskTypeRegistry:
+    """Name and aliases → TaskTypeDef, in registration order (keyword guessing tries types in that order)."""
+
+    def __init__(self) -> None:
+        self._types: dict[str, TaskTypeDef] = {}
+        self._aliases: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def register(self, task_type: TaskTypeDef, *, plugin: str = "") -> str:
+        if not isinstance(task_type, TaskTypeDef):
+            raise PluginError(f"register_task_types expects a TaskTypeDef, got {type(task_type).__name__}")
+        name = _key(task_type.name)
+        with self._lock:
+            if name in self._types or name in self._aliases:
+                owner = self._types.get(name) or self._types[self._aliases[name]]
+                raise PluginError(
+                    f"task type {name!r} is already registered by {owner.plugin or 'user code'}",
+                    hint="register it under another name",
+                )
+            self._types[name] = dataclasses.replace(task_type, name=name, plugin=plugin or task_type.plugin)
+            for alias in task_type.aliases:
+                self._aliases.setdefault(_key(alias), name)
+        return name
+
+    def normalize(self, name: str) -> str:
+        """Canonical name of a type or alias; unknown names are only normalized (custom metrics may name them)."""
+        key = _key(name)
+        return self._aliases.get(key, self._aliases.get(name.strip().lower(), key))
+
+    def get(self, name: str) -> TaskTypeDef | None:
+        return self._types.get(self.normalize(name))
+
+    def names(self) -> list[str]:
+        return list(self._types)
+
+    def all(self) -> list[TaskTypeDef]:
+        return list(self._types.values())
+
+
+@functools.cache
+def task_type_registry() -> TaskTypeRegistry:
+    """Built on first use from every `register_task_types` hook (built-ins first)."""
+    from promptomatix.plugins.manager import on_reset, run_register_hook
+
+    on_reset(task_type_registry.cache_clear)
+    reg = TaskTypeRegistry()
+    run_register_hook("register_task_types", "task_types", reg.register)
+    return reg
 
 
 def normalize_task_type_name(name: str) -> str:
-    """Lower-case, underscore and resolve aliases; does not validate (custom types are allowed)."""
-    key = name.strip().lower().replace(" ", "_").replace("-", "_")
-    return ALIASES.get(key, ALIASES.get(name.strip().lower(), key))
+    """Lower-case, underscore and resolve aliases; does not validate (custom metrics may name new types)."""
+    return task_type_registry().normalize(name)
 
 
 def known_task_types() -> list[str]:
-    return [t.value for t in TaskType]
+    return task_type_registry().names()
+
+
+def get_task_type(name: str) -> TaskTypeDef:
+    """The registered type, or a ConfigurationError listing the known ones."""
+    found = task_type_registry().get(name)
+    if found is None:
+        raise ConfigurationError(
+            f"unknown task type {name!r}",
+            hint=f"use one of: {', '.join(known_task_types())}; or register one from a plugin (register_task_types)",
+        )
+    return found
+
+
+def is_open_ended(name: str) -> bool:
+    """Scored by reference-free judgement (plus reference overlap when a reference exists)."""
+    found = task_type_registry().get(name)
+    return found is not None and found.metric is None and found.scoring == "judge"
+
+
+def label_kind(name: str) -> Literal["single", "multi"] | None:
+    """Whether the type's output is one label of a closed set, several, or free (None; also for unknown types)."""
+    found = task_type_registry().get(name)
+    return found.labels if found else None
