@@ -164,5 +164,6 @@ class DryRunReport(BaseModel):
     rows: dict[str, list[dict[str, Any]]]
     data_report: dict[str, Any]
     estimated_calls: dict[str, int]
+    search_plan: list[str] = Field(default_factory=list)  # the search sized to the data and the budget
     calls_so_far: int
     task_spec: dict[str, Any]

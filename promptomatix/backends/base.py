@@ -126,6 +126,13 @@ class CandidateRecord(BaseModel):
     valid_penalized: float | None = None
     confirm_score: float | None = None  # meta: penalized score on valid + train rows in the confirmation stage
     note: str = ""
+    # What `sessions pick` needs to make this candidate a version a later refine starts from exactly, and the
+    # raw (unpenalized) quality at each stage and the size the task model reads on every call, for the front.
+    demos: list[dict[str, Any]] = Field(default_factory=list)
+    format_line: str | None = None
+    minibatch_raw: float | None = None
+    confirm_raw: float | None = None
+    tokens: int = 0  # ≈ tokens of instructions + format line + demos (4 characters a token), read on every call
 
 
 class BackendResult(BaseModel):

@@ -22,10 +22,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.guards import rejection
+from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.backends.selection import records_score, rows_without_demos, subset
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
+from promptomatix.metrics.pareto import approx_tokens
 from promptomatix.run_guard import require_answers
 
 SearchType = Literal["quick", "moderate", "heavy"]
@@ -114,7 +116,10 @@ class MetaPromptOptimizer:
             self.registry.get(name)  # fail fast on a typo
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
-        s = self.settings
+        plan = plan_meta(self.settings, len(data.train), len(data.valid), ctx.boundary.remaining_calls())
+        if plan.rounds == 0 and self.settings.rounds:  # say so before the first call, not after the baseline
+            raise no_search_error(plan, max_calls=ctx.boundary.budget.max_calls)
+        s = apply_plan(self.settings, plan)
         spec = ctx.spec
         rng = random.Random(ctx.seed)
         train, valid = list(data.train), list(data.valid)
@@ -140,6 +145,8 @@ class MetaPromptOptimizer:
 
         base = _Scored(0, 0, initial.model_copy(update={"origin": "initial"}))
         seen.add(base.candidate.key())
+        for line in plan.describe():
+            ctx.emit("plan", line, total_rounds=s.rounds)
         ctx.emit("baseline", f"scoring the initial prompt on {len(valid)} valid rows", total_rounds=s.rounds)
         score_valid(base)  # BudgetExceeded here propagates: without a baseline there is nothing to return
         require_answers(base.valid_report, ctx.boundary, "scoring the initial prompt")
@@ -153,7 +160,7 @@ class MetaPromptOptimizer:
         try:
             for rnd in range(1, s.rounds + 1):
                 left, need = ctx.boundary.remaining_calls(), s.round_calls(len(train), len(valid))
-                keep_back = s.confirm_calls(len(train)) if data.valid else 0
+                keep_back = plan.confirm_calls
                 if left is not None and left < need + keep_back:
                     b = ctx.boundary.budget
                     held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
@@ -234,7 +241,8 @@ class MetaPromptOptimizer:
                     stop_reason = f"no improvement for {stale} rounds"
                     break
             if s.confirm_top_k and data.valid and train and rounds_done:
-                best, verdict = self._confirm(ctx, pool, base, train, program, penalty)
+                confirm = (train[: plan.confirm_rows], plan.confirm_top_k)
+                best, verdict = self._confirm(ctx, pool, base, *confirm, program, penalty)
                 stop_reason = f"{stop_reason}; {verdict}"
                 ctx.save_progress(_checkpoint(rounds_done, best, base))
         except BudgetExceeded as e:
@@ -264,6 +272,7 @@ class MetaPromptOptimizer:
         pool: list[_Scored],
         base: _Scored,
         train: list[dict[str, Any]],
+        top_k: int,
         program: Callable[[PromptCandidate], PromptProgram],
         penalty: Callable[[PromptCandidate], float],
     ) -> tuple[_Scored, str]:
@@ -273,7 +282,7 @@ class MetaPromptOptimizer:
         closest to the user's: a small teacher's nonsense rewrite must not win on a word of length penalty."""
         floor = base.valid_penalized or 0.0
         finalists = [p for p in pool if p is not base and (p.valid_penalized or 0.0) >= floor]
-        finalists = finalists[: self.settings.confirm_top_k]
+        finalists = finalists[:top_k]
         if not finalists:
             return base, "no candidate reached the initial prompt's valid score"
         ctx.emit("confirm", f"confirming {len(finalists)} finalists on {len(train)} train rows")
@@ -379,6 +388,8 @@ def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:
 
 
 def _record(t: _Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
+    text = t.candidate.penalty_text(spec)
+    pen = ctx.metrics.penalty(text) or 1.0
     return CandidateRecord(
         id=t.id,
         round=t.round,
@@ -392,4 +403,9 @@ def _record(t: _Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
         valid_penalized=t.valid_penalized,
         confirm_score=t.confirm,
         note=t.note,
+        demos=t.candidate.demos,
+        format_line=t.candidate.format_line,
+        minibatch_raw=None if t.minibatch is None else t.minibatch / pen,
+        confirm_raw=None if t.confirm is None else t.confirm / pen,
+        tokens=approx_tokens(t.candidate.render(spec)),  # all the model reads but the row's values
     )

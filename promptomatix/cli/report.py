@@ -120,7 +120,9 @@ def dry_run_report(d: Any) -> None:
     c.print(
         "estimated LM calls: "
         + ", ".join(f"{k} {v}" for k, v in est.items() if k != "total")
-        + f" → total ≤ {est['total']} (spent so far: {d.calls_so_far})"
+        + f" → total about {est['total']} (spent so far: {d.calls_so_far})"
     )
+    for line in getattr(d, "search_plan", []):
+        c.print(escape(line))
     if d.session_id:
         c.print(f"next: promptomatix resume {d.session_id} (runs the optimization on exactly this spec and data)")

@@ -1,4 +1,4 @@
-"""`promptomatix sessions list|show|export|delete` and `promptomatix feedback add|list|generate|dismiss`."""
+"""`promptomatix sessions list|show|pick|export|delete` and `promptomatix feedback add|list|generate|dismiss`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import typer
 from promptomatix.cli import optimize_cmd as run_opts
 from promptomatix.cli.render import console, print_json
 
-sessions_app = typer.Typer(help="Saved optimization sessions: list, show, export, delete.", no_args_is_help=True)
+sessions_app = typer.Typer(help="Saved optimization sessions: list, show, pick, export, delete.", no_args_is_help=True)
 feedback_app = typer.Typer(help="Feedback on a session's prompt: add, list, generate, dismiss.", no_args_is_help=True)
 
 SessionsDir = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR", help="Session store.")
@@ -60,6 +60,7 @@ def sessions_show(
     session_id: str = typer.Argument(...),
     diff: tuple[int, int] = typer.Option((0, 0), "--diff", help="Diff two versions, e.g. --diff 1 2."),
     candidates: bool = typer.Option(False, "--candidates", help="Every candidate the latest version tried."),
+    pareto: bool = typer.Option(False, "--pareto", help="The latest version's quality-vs-length front."),
     sessions_dir: str = SessionsDir,
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -93,6 +94,8 @@ def sessions_show(
             f"${v.usage.cost_usd or 0:.4f} · {v.duration_s or 0:.0f}s{applied}{view.version_note(v)}"
         )
         c.print(f"[bold]v{v.version}[/]" + escape(line))
+        for extra in _verdict_lines(v):
+            c.print("    " + escape(extra))
     pairs = [diff] if diff != (0, 0) else [(v.parent, v.version) for v in s.versions if v.parent]
     for a, b in pairs:
         va, vb = s.get_version(a), s.get_version(b)
@@ -103,6 +106,9 @@ def sessions_show(
     if candidates and latest:
         for line in _candidate_lines(latest.version, latest.candidates):
             c.print(escape(line))
+    if pareto and latest:
+        for line in _pareto_lines(s.session_id, latest):
+            c.print(escape(line))
     if latest and (not pairs or view.is_interrupted(latest)):
         title = f"prompt v{latest.version}" + (f" — {view.INTERRUPTED_LABEL}" if view.is_interrupted(latest) else "")
         c.print(Panel(escape(latest.prompt), title=title))
@@ -110,6 +116,47 @@ def sessions_show(
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
         c.print(escape(f"{f.id} {f.status}{applied} {f.source} v{f.version}: {where}{f.comment}"))
+
+
+def _verdict_lines(v: Any) -> list[str]:
+    """The paired held-out verdict of a version (outcome, diff and CI, wins/losses/ties, p, detectable size)."""
+    from promptomatix.metrics.verdict import PairedVerdict
+
+    picked = v.settings.get("picked")
+    if picked and not v.verdict:
+        return [f"picked candidate #{picked.get('candidate')} of v{picked.get('version')}: valid score from the run; "
+                "not scored on the held-out test"]  # fmt: skip
+    if not v.verdict:
+        return []
+    verdict = PairedVerdict(**v.verdict)
+    return [f"verdict: {verdict.summary()}", *filter(None, [verdict.length_note()])]
+
+
+def _num(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, int | float) else "-"
+
+
+def _pareto_lines(session_id: str, version: Any) -> list[str]:
+    """The candidates no other beats on raw valid quality without being longer; `sessions pick` makes one a version."""
+    from promptomatix.sessions.pick import front_rows
+
+    rows = front_rows(version)
+    if not rows:
+        return [f"v{version.version} has no candidates scored on valid"]
+    out = [f"quality-vs-length front of v{version.version} (raw scores, no length penalty; minibatch → valid → "
+           "confirmation):"]  # fmt: skip
+    for r in rows:
+        chosen = f" ← v{version.version}" if r.get("prompt") == version.prompt else ""
+        text = " ".join(str(r.get("instructions", "")).split())
+        text = text if len(text) <= 70 else text[:69] + "…"
+        tokens = f" · ≈{r['tokens']} tokens/call" if r.get("tokens") else ""
+        out.append(
+            f"#{r.get('id')} {r.get('origin')} · valid {_num(r.get('valid_raw'))} · {r.get('length', '-')} words"
+            f"{tokens} · {r.get('n_demos', 0)} demos · {_num(r.get('minibatch_raw'))} → {_num(r.get('valid_raw'))} → "
+            f'{_num(r.get("confirm_raw"))} · "{text}"{chosen}'
+        )
+    out.append(f"make one the next version: promptomatix sessions pick {session_id} CANDIDATE (or --lambda X)")
+    return out
 
 
 def _candidate_lines(version: int, rows: list[dict]) -> list[str]:
@@ -129,6 +176,46 @@ def _candidate_lines(version: int, rows: list[dict]) -> list[str]:
             f'{num(r.get("confirm_score"))} · "{text}"{note}'
         )
     return out
+
+
+@sessions_app.command("pick")
+def sessions_pick(
+    session_id: str = typer.Argument(...),
+    candidate: int = typer.Argument(None, help="A candidate id (see `sessions show ID --pareto`)."),
+    lambda_: float = typer.Option(None, "--lambda", help="Re-select: the best under this length penalty λ."),
+    version: int = typer.Option(None, "--version", help="The version whose candidates to pick from (default: latest)."),
+    sessions_dir: str = SessionsDir,
+    json_: bool = typer.Option(False, "--json"),
+) -> None:
+    """Make a candidate of a run the next version, without model calls (a later refine starts from it)."""
+    from promptomatix.errors import UsageError
+    from promptomatix.sessions.pick import pick_candidate, pick_for_lambda
+    from promptomatix.sessions.runlock import busy_error
+
+    if (candidate is None) == (lambda_ is None):
+        raise UsageError(
+            "pick needs a candidate id or --lambda (not both)", hint=f"promptomatix sessions pick {session_id} 3"
+        )
+    store = _store(sessions_dir)
+    live = store.live_run(session_id)
+    if live:
+        raise busy_error(session_id, live)
+    made: dict[str, Any] = {}
+
+    def apply(s: Any) -> None:
+        if candidate is not None:
+            made["v"] = pick_candidate(s, candidate, version=version)
+        else:
+            made["v"] = pick_for_lambda(s, lambda_, version=version)
+
+    store.update(session_id, apply)
+    v = made["v"]
+    if json_:
+        print_json(v.model_dump(mode="json"))
+        return
+    picked = v.settings["picked"]
+    typer.echo(f"v{v.version}: candidate #{picked['candidate']} of v{picked['version']} (valid raw {_num(v.valid.raw)}, "
+               f"penalized {_num(v.valid.penalized)}); no model calls made")  # fmt: skip
 
 
 @sessions_app.command("export")

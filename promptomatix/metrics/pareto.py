@@ -1,13 +1,14 @@
 """The quality-vs-length Pareto front over a run's candidates.
 
 A candidate is on the front when no other candidate scored at least as well on the same valid rows while being at
-most as long, and strictly better on one of the two. Length is what the task model reads on every call (the rendered
-prompt: instructions, demos and the format line), so it stands for both latency and cost per call. Only candidates
+most as long (in words and in tokens), and strictly better on one of them. Length is what the task model reads on every
+call (the rendered prompt: instructions, demos and the format line), so it stands for latency and cost per call. Only candidates
 scored on the valid split are compared: minibatch screening scores are on different rows and are not comparable.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -21,10 +22,17 @@ class ParetoPoint(BaseModel):
     quality: float  # raw valid score: the length penalty is the front's other axis, not part of quality
     words: int
     origin: str = ""
+    tokens: int = 0  # ≈ tokens the task model reads on every call besides the row (0: not recorded)
+    length: int | None = None  # words the length penalty counts (instructions, format line, demos)
 
 
 def words_of(text: str) -> int:
     return len(text.split())
+
+
+def approx_tokens(text: str) -> int:
+    """Tokens a model reads for `text`, at about 4 characters a token (no tokenizer is loaded for this)."""
+    return (len(text) + 3) // 4 if text else 0
 
 
 def candidate_points(candidates: Iterable[Mapping[str, Any]]) -> list[ParetoPoint]:
@@ -39,6 +47,8 @@ def candidate_points(candidates: Iterable[Mapping[str, Any]]) -> list[ParetoPoin
                 quality=float(c["valid_raw"]),
                 words=words_of(str(c.get("prompt") or "")),
                 origin=str(c.get("origin") or ""),
+                tokens=int(c.get("tokens") or 0),
+                length=c.get("length"),
             )
         )
     return points
@@ -49,8 +59,8 @@ def pareto_front(points: Iterable[ParetoPoint], *, tolerance: float = 1e-9) -> l
     pts = list(points)
 
     def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
-        no_worse = a.quality >= b.quality - tolerance and a.words <= b.words
-        better = a.quality > b.quality + tolerance or a.words < b.words
+        no_worse = a.quality >= b.quality - tolerance and a.words <= b.words and a.tokens <= b.tokens
+        better = a.quality > b.quality + tolerance or a.words < b.words or a.tokens < b.tokens
         return no_worse and better
 
     front: list[ParetoPoint] = []
@@ -64,3 +74,17 @@ def pareto_front(points: Iterable[ParetoPoint], *, tolerance: float = 1e-9) -> l
         seen.add(key)
         front.append(p)
     return sorted(front, key=lambda p: (-p.quality, p.words))
+
+
+def penalized(point: ParetoPoint, lambda_penalty: float) -> float:
+    """The selection score under another λ: raw quality × exp(-λ · words the penalty counts)."""
+    length = point.length if point.length is not None else point.words
+    return point.quality * math.exp(-lambda_penalty * length)
+
+
+def best_for_lambda(points: Iterable[ParetoPoint], lambda_penalty: float) -> ParetoPoint | None:
+    """The candidate a run with this λ would have chosen on valid (ties: shorter, then earlier); None if none."""
+    pts = list(points)
+    if not pts:
+        return None
+    return max(pts, key=lambda p: (round(penalized(p, lambda_penalty), 12), -p.words, -p.candidate_id))

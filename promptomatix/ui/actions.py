@@ -15,7 +15,8 @@ from starlette.responses import RedirectResponse, Response
 
 from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.sessions.feedback import attach_feedback, dismiss_feedback
-from promptomatix.sessions.models import Score, Session
+from promptomatix.sessions.models import Session
+from promptomatix.sessions.pick import pick_candidate as pick_candidate_version
 from promptomatix.ui import views
 from promptomatix.ui.pages import _int, session_id, store_of
 from promptomatix.ui.security import checked_form
@@ -102,23 +103,8 @@ async def change_feedback(request: Request) -> Response:
 
 
 def _pick(s: Session, number: int, cand_id: int) -> int:
-    """Make candidate `cand_id` of version `number` a new version, without calling any model."""
-    source = s.get_version(number)
-    cand = next((c for c in source.candidates if c.get("id") == cand_id), None)
-    if cand is None or not isinstance(cand.get("prompt"), str):
-        raise SessionError(f"version {number} has no candidate #{cand_id}")
-    settings = {"picked": {"version": number, "candidate": cand_id}, "format_line": cand.get("format_line")}
-    v = s.add_version(
-        cand["prompt"],
-        backend=source.backend,
-        parent=number,
-        instructions=cand.get("instructions"),
-        demos=list(cand.get("demos") or []),
-        settings=settings,
-        valid=Score(raw=cand.get("valid_raw"), penalized=cand.get("valid_penalized")),
-    )
-    s.add_event("picked", version=v.version, source_version=number, candidate=cand_id)
-    return v.version
+    """Make candidate `cand_id` of version `number` a new version, without calling any model (as `sessions pick`)."""
+    return pick_candidate_version(s, cand_id, version=number).version
 
 
 async def pick_candidate(request: Request) -> Response:

@@ -1,0 +1,203 @@
+"""The meta backend's search plan, sized to the data and the call budget before any call is made.
+
+A preset (quick/moderate/heavy) names the search a user would like: rounds, candidates per round, rows per
+screening minibatch, finalists confirmed on train rows. With `--max-calls` the preset may not fit; instead of
+giving up at round 1 ("0 rounds"), the plan shrinks it up front, keeping the most candidates the budget can pay
+for: fewer rows per confirmation, smaller screening minibatches, fewer finalists, fewer rounds, fewer candidates.
+Every size is an upper bound (every candidate promoted to the valid split), so a planned round is never cut off.
+Only a budget that cannot pay for one candidate gives no search, and the run says so before it spends anything.
+
+The dry run shows the plan and an expected call count (`expected_calls`): the upper bound assumes every candidate
+is promoted and every round runs, which real runs rarely do (patience stops them, minibatches screen candidates
+out, duplicates and cached calls are free), so the estimate uses what a typical run does instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, Field
+
+from promptomatix.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from promptomatix.backends.meta import MetaSettings
+
+MIN_MINIBATCH = 3  # fewer screening rows than this cannot tell candidates apart
+MIN_CONFIRM_ROWS = 8  # a confirmation on fewer train rows is noise; below it the choice is on valid alone
+#: Expected share of candidates a screening minibatch promotes to the valid split, and of teacher-free slots.
+#: Measured with benchmarks/estimate.py (fake models, all presets): see RESULTS.md § 5.
+PROMOTED = 0.6
+
+
+class MetaPlan(BaseModel):
+    """What the meta backend will do, at most, and what that costs in LM calls."""
+
+    rounds: int = Field(ge=0)
+    candidates_per_round: int = Field(ge=1)
+    minibatch_size: int = Field(ge=1)
+    confirm_top_k: int = Field(ge=0)
+    confirm_rows: int = Field(ge=0)  # train rows the finalists are confirmed on (0: no confirmation)
+    n_train: int = 0
+    n_valid: int = 0
+    budget: int | None = None  # calls the backend may make (None: no limit)
+    baseline_calls: int = 0
+    round_calls: int = 0  # at most, per round
+    confirm_calls: int = 0  # at most
+    expected_calls: int = 0
+    changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
+
+    @property
+    def max_calls(self) -> int:
+        return self.baseline_calls + self.rounds * self.round_calls + self.confirm_calls
+
+    def describe(self) -> list[str]:
+        """Lines for the dry run and the run's first progress message."""
+        budget = f" of a budget of {self.budget}" if self.budget is not None else ""
+        if self.rounds == 0:
+            return [f"search plan: no search — {self.changes[-1] if self.changes else 'no rounds requested'}"]
+        conf = (f"top {self.confirm_top_k} confirmed on {self.confirm_rows} train rows"
+                if self.confirm_calls else "no confirmation (chosen on valid)")  # fmt: skip
+        lines = [
+            f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
+            f"candidates, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
+            f"{conf}; at most {self.max_calls} calls{budget}, about {self.expected_calls} expected"
+        ]
+        if self.changes:
+            lines.append("fitted to the budget: " + "; ".join(self.changes))
+        return lines
+
+
+def effective_rows(n_train: int, n_valid: int) -> tuple[int, int, bool]:
+    """(train, valid, confirm possible) as the meta backend sees them: without valid rows it halves train."""
+    if n_valid:
+        return n_train, n_valid, n_train > 0
+    if n_train >= 4:
+        return n_train // 2, n_train - n_train // 2, False
+    return 0, n_train, False
+
+
+def round_cost(k: int, m: int, n_valid: int) -> int:
+    """At most: k teacher calls, the best's and k candidates' minibatches, k candidates on valid."""
+    return k + (k + 1) * m + k * n_valid
+
+
+def confirm_cost(finalists: int, rows: int) -> int:
+    return (finalists + 1) * rows if finalists and rows else 0
+
+
+def _finalists(s: MetaSettings, top_k: int) -> int:
+    return min(s.confirm_top_k, max(0, top_k - 1))
+
+
+def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -> MetaPlan:
+    """The preset when it fits (or no budget is set); else the plan that tries the most candidates in budget."""
+    train, valid, can_confirm = effective_rows(n_train, n_valid)
+    m0 = max(1, min(s.minibatch_size, train or valid or 1))
+    f0 = _finalists(s, s.top_k) if can_confirm else 0
+    c0 = train if f0 else 0
+    preset = _plan(s, s.rounds, s.candidates_per_round, m0, f0, c0, train, valid, budget)
+    if budget is None or preset.max_calls <= budget:
+        return preset
+    left = budget - valid
+    best: tuple[Any, ...] | None = None
+    m_floor = min(m0, MIN_MINIBATCH)
+    c_floor = min(c0, MIN_CONFIRM_ROWS)
+    for k, m, f in itertools.product(range(s.candidates_per_round, 0, -1), range(m0, m_floor - 1, -1),
+                                     range(f0, -1, -1)):  # fmt: skip
+        per_round = round_cost(k, m, valid)
+        if f:  # the most confirmation rows that still leave one round
+            c = min(c0, (left - per_round) // (f + 1))
+            if c < c_floor:
+                continue
+        else:
+            c = 0
+        rounds = min(s.rounds, (left - confirm_cost(f, c)) // per_round) if per_round else s.rounds
+        if rounds < 1:
+            continue
+        # Most candidates first, then confirmation (rows × finalists), then screening rows, then fewer rounds.
+        key = (rounds * k, min(f, 1) * c, m, f, -rounds)
+        if best is None or key > best[0]:
+            best = (key, rounds, k, m, f, c)
+    if best is None:
+        need = valid + round_cost(1, m_floor, valid)
+        why = (f"the budget leaves {budget} calls for the search; scoring the initial prompt on {valid} valid rows "
+               f"and one candidate takes {need}")  # fmt: skip
+        return preset.model_copy(update={"rounds": 0, "confirm_calls": 0, "changes": [why],
+                                         "expected_calls": valid})  # fmt: skip
+    _, rounds, k, m, f, c = best
+    plan = _plan(s, rounds, k, m, f, c, train, valid, budget)
+    plan.changes = _changes(preset, plan)
+    return plan
+
+
+def _plan(
+    s: MetaSettings, rounds: int, k: int, m: int, f: int, c: int, train: int, valid: int, budget: int | None
+) -> MetaPlan:
+    plan = MetaPlan(
+        rounds=rounds, candidates_per_round=k, minibatch_size=m, confirm_top_k=f, confirm_rows=c, n_train=train,
+        n_valid=valid, budget=budget, baseline_calls=valid, round_calls=round_cost(k, m, valid),
+        confirm_calls=confirm_cost(f, c),
+    )  # fmt: skip
+    plan.expected_calls = expected_meta_calls(plan, s.patience)
+    return plan
+
+
+def expected_meta_calls(plan: MetaPlan, patience: int) -> int:
+    """What a typical run spends: rounds until patience stops it after one improvement, a share of the
+    candidates promoted to valid, one finalist confirmed next to the initial prompt."""
+    rounds = min(plan.rounds, patience + 1)
+    k, m = plan.candidates_per_round, plan.minibatch_size
+    per_round = k + (k + 1) * m + PROMOTED * k * plan.n_valid
+    confirm = confirm_cost(min(1, plan.confirm_top_k), plan.confirm_rows) if rounds else 0
+    return round(plan.baseline_calls + rounds * per_round + confirm)
+
+
+def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:
+    out = []
+    for name, attr in (("rounds", "rounds"), ("candidates per round", "candidates_per_round"),
+                       ("screening rows", "minibatch_size"), ("finalists", "confirm_top_k"),
+                       ("confirmation rows", "confirm_rows")):  # fmt: skip
+        a, b = getattr(preset, attr), getattr(plan, attr)
+        if a != b:
+            out.append(f"{name} {a} → {b}")
+    return out
+
+
+def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
+    """The settings the run uses: the preset's, with the plan's sizes."""
+    return s.model_copy(update={
+        "rounds": plan.rounds, "candidates_per_round": plan.candidates_per_round,
+        "minibatch_size": plan.minibatch_size, "confirm_top_k": plan.confirm_top_k,
+    })  # fmt: skip
+
+
+def no_search_error(plan: MetaPlan, *, max_calls: int | None) -> ConfigurationError:
+    """Raised before the first call of a run whose budget cannot pay for one candidate."""
+    need = plan.baseline_calls + round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
+    short = need - (plan.budget or 0)
+    raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
+    return ConfigurationError(
+        f"no search fits the budget: {plan.changes[-1] if plan.changes else 'no rounds'}",
+        hint=f"use {raise_to}, or fewer valid/test rows (--valid-data-size, --test-data-size)",
+    )
+
+
+def estimate_optimizer_calls(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> int:
+    """The dry run's expected LM calls of the optimizer stage (meta: its plan; dspy: see `dspy_expected_calls`)."""
+    if hasattr(settings, "candidates_per_round"):
+        return plan_meta(settings, n_train, n_valid, budget).expected_calls
+    return dspy_expected_calls(settings, n_train, n_valid)
+
+
+def search_plan_lines(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> list[str]:
+    """What the dry run shows of the search; empty for backends whose search DSPy sizes itself."""
+    if hasattr(settings, "candidates_per_round"):
+        return plan_meta(settings, n_train, n_valid, budget).describe()
+    return []
+
+
+def dspy_expected_calls(settings: Any, n_train: int, n_valid: int) -> int:
+    """DSPy's own upper bound (DSPySettings.estimate_calls), corrected for what a run really spends."""
+    return int(settings.estimate_calls(n_train, n_valid))

@@ -1,0 +1,82 @@
+"""The meta search plan is sized to the data and the budget up front: a budget that pays for a candidate gets a
+search (the issue's 160-row, 400-call run used to stop at round 0), the dry run shows the plan, and a budget that
+cannot pay for one candidate is refused before the optimizer makes a call."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from benchmarks.engine import fake_clients, synthetic_rows
+from promptomatix.api import process_input
+from promptomatix.backends.meta import MetaSettings
+from promptomatix.backends.plan import MIN_MINIBATCH, plan_meta, round_cost
+from promptomatix.errors import ConfigurationError
+
+TASK = "Classify the sentiment of a movie review as positive or negative"
+
+
+def _run(rows: int, max_calls: int, *, sizes=(None, None, None), dry_run: bool = False, clients=None, **kw):
+    train, valid, test = sizes
+    return process_input(
+        raw_input=TASK, train_data=synthetic_rows(train) if train else None,
+        valid_data=synthetic_rows(valid, 1000) if valid else None, test_data=synthetic_rows(test, 2000) if test else None,
+        input_fields=["review"], output_fields=["label"], labels=["positive", "negative"],
+        task_type="classification", search_type=kw.pop("search_type", "quick"), max_calls=max_calls,
+        clients=clients or fake_clients(0.0), dry_run=dry_run, **kw,
+    )  # fmt: skip
+
+
+def test_the_issue_case_160_rows_and_400_calls_runs_a_search_within_budget():
+    # 160 labelled rows split 64/48/48, quick, --max-calls 400: "round 1 and the confirmation can take 418" → 0 rounds.
+    r = _run(160, 400, sizes=(64, 48, 48))
+    assert r.rounds_completed >= 1, r.stop_reason
+    assert r.n_candidates > 1
+    assert r.metrics.calls <= 400
+
+
+def test_the_dry_run_shows_the_fitted_plan_and_an_estimate_inside_the_budget():
+    d = _run(160, 400, sizes=(64, 48, 48), dry_run=True)
+    text = "\n".join(d.search_plan)
+    assert "search plan: " in text and "round" in text and "fitted to the budget" in text
+    assert d.estimated_calls["total"] <= 400
+
+
+def test_a_budget_that_cannot_pay_for_one_candidate_is_refused_before_the_optimizer_calls():
+    clients = fake_clients(0.0)
+    with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
+        _run(0, 60, sizes=(12, 12, 20), clients=clients)  # 40 held back for the test, 12 for the baseline
+    assert "--max-calls" in (e.value.hint or "")
+    assert clients["task"].calls == []  # not even the baseline was scored
+
+
+def test_a_budget_that_fits_the_preset_leaves_it_unchanged():
+    s = MetaSettings.preset("quick")
+    for budget in (None, 10_000):
+        p = plan_meta(s, 12, 9, budget)
+        assert (p.rounds, p.candidates_per_round, p.minibatch_size, p.confirm_rows) == (3, 4, 6, 12)
+        assert p.changes == []
+        assert p.max_calls == s.estimate_calls(12, 9)  # the same upper bound the settings state
+
+
+@pytest.mark.parametrize("search", ["quick", "moderate", "heavy"])
+def test_every_fitted_plan_stays_inside_its_budget_and_searches_whenever_one_candidate_fits(search):
+    s = MetaSettings.preset(search)
+    for n_train, n_valid, budget in itertools.product((0, 5, 34, 64, 200), (0, 9, 48, 100), range(0, 900, 37)):
+        p = plan_meta(s, n_train, n_valid, budget)
+        if p.rounds:
+            assert p.max_calls <= budget, (n_train, n_valid, budget, p)
+            assert p.expected_calls <= p.max_calls
+        else:
+            valid = n_valid or n_train - n_train // 2
+            m = min(MIN_MINIBATCH, (n_train if n_valid else n_train // 2) or valid or 1)
+            assert budget < valid + round_cost(1, max(1, m), valid), (n_train, n_valid, budget)
+
+
+def test_shrinking_keeps_the_most_candidates_the_budget_pays_for():
+    s = MetaSettings.preset("quick")
+    p = plan_meta(s, 64, 48, 255)  # the issue's case: 400 minus 96 held back minus the spec call...
+    assert p.rounds * p.candidates_per_round >= 3
+    assert p.confirm_rows < 64 and p.confirm_rows >= 8  # a shorter confirmation pays for candidates
+    assert any("confirmation rows" in c for c in p.changes)
