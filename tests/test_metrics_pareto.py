@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from promptomatix.metrics.pareto import ParetoPoint, candidate_points, pareto_front
+from promptomatix.metrics.pareto import ParetoPoint, best_for_lambda, candidate_points, pareto_front, penalized
 
 
 def _p(i: int, q: float, w: int) -> ParetoPoint:
@@ -29,3 +29,18 @@ def test_only_candidates_scored_on_valid_are_compared():
     assert [p.candidate_id for p in pts] == [0, 2]
     assert pts[0].words == 3
     assert [p.candidate_id for p in pareto_front(pts)] == [2, 0]
+
+
+def test_a_candidate_that_reads_more_tokens_at_equal_words_and_quality_is_dominated():
+    pts = [ParetoPoint(candidate_id=0, quality=0.8, words=20, tokens=40),
+           ParetoPoint(candidate_id=1, quality=0.8, words=20, tokens=55)]  # fmt: skip
+    assert [p.candidate_id for p in pareto_front(pts)] == [0]
+
+
+def test_reselecting_with_another_lambda_trades_quality_for_length():
+    pts = [ParetoPoint(candidate_id=0, quality=0.80, words=100, length=90),
+           ParetoPoint(candidate_id=1, quality=0.75, words=30, length=20)]  # fmt: skip
+    assert best_for_lambda(pts, 0.0).candidate_id == 0  # quality alone
+    assert best_for_lambda(pts, 0.005).candidate_id == 1  # 0.80·e^-0.45 = 0.51 < 0.75·e^-0.1 = 0.68
+    assert penalized(pts[0], 0.0) == 0.80
+    assert best_for_lambda([], 0.01) is None
