@@ -44,6 +44,21 @@ def test_default_sizes() -> None:
         resolve_sizes(10, train=-2)
 
 
+def test_the_test_split_gets_priority_once_train_and_valid_have_working_rows() -> None:
+    # 160 rows used to split 64/48/48: a 48-row test cannot tell a 0.15 gain from noise.
+    assert resolve_sizes(160) == (34, 26, 100)
+    assert resolve_sizes(80) == (24, 24, 32)
+    assert resolve_sizes(60) == (24, 18, 18)  # small data keeps the fractions
+    assert resolve_sizes(1000) == (200, 100, 300)  # the caps, spare rows to the test
+    for n in range(3, 1500, 7):
+        tr, va, te = resolve_sizes(n)
+        assert tr + va + te <= n and tr >= 1 and va >= 1 and te >= 1
+        if n >= 148:
+            assert te >= 100 and tr >= 24 and va >= 24, n
+    assert resolve_sizes(160, test=48) == (64, 48, 48)  # an explicit size is used as given
+    assert resolve_sizes(160, train=64) == (64, 48, 48)  # a given train keeps the fractions for the rest
+
+
 def test_stratified_split_has_every_label_everywhere() -> None:
     data = rows(40, ("a",) * 6 + ("b",) * 3 + ("c",))  # 24 a, 12 b, 4 c
     for seed in range(5):

@@ -27,6 +27,11 @@ DEFAULT_CAPS = {"train": 200, "valid": 100, "test": 300}
 # The least data that supports a verdict: one row to learn from, one to choose with, and a held-out test
 # that can tell a 0.25 step apart. Below this the run stops (unless the user asks for no test: test size 0).
 MIN_ROWS = {"train": 1, "valid": 1, "test": 4}
+# The held-out test decides the verdict, and 48 rows cannot tell a 0.15 gain from noise. So once train and valid
+# have the rows a search needs (WORKING_ROWS each), the test split gets the next rows, up to TEST_PRIORITY; beyond
+# that the fractions hold again (and spare rows over the train/valid caps go to the test, up to its cap).
+WORKING_ROWS = 24
+TEST_PRIORITY = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +145,10 @@ def resolve_sizes(
         te = min(te or 0, n)
         va = min(va if va is not None else (1 if n == 2 else 0), n - te)
     else:
-        te_default = min(max(MIN_ROWS["test"], int(DEFAULT_TEST_FRACTION * n + 0.5)), n - 2)
+        te_default = min(max(MIN_ROWS["test"], _default_test(n) if tr is None else int(DEFAULT_TEST_FRACTION * n + 0.5)),
+                         n - 2)  # fmt: skip
         te = min(te if te is not None else te_default, n)
-        va_default = min(max(1, int(DEFAULT_VALID_FRACTION * n + 0.5)), max(0, n - te - 1))  # keep a train row
+        va_default = min(_default_valid(n, te, given_train=tr is not None), max(0, n - te - 1))  # keep a train row
         va = min(va if va is not None else va_default, n - te)
     te = te if fixed["test"] else min(te, DEFAULT_CAPS["test"])
     va = va if fixed["valid"] else min(va, DEFAULT_CAPS["valid"])
@@ -152,6 +158,21 @@ def resolve_sizes(
         if not fixed["test"]:  # spare rows make a steadier test rather than going unused
             te = min(DEFAULT_CAPS["test"], n - tr - va)
     return tr, va, te
+
+
+def _default_test(n: int) -> int:
+    """The test split's share: its fraction, or all rows past the working train/valid rows up to TEST_PRIORITY."""
+    return max(int(DEFAULT_TEST_FRACTION * n + 0.5), min(TEST_PRIORITY, n - 2 * WORKING_ROWS))
+
+
+def _default_valid(n: int, te: int, *, given_train: bool) -> int:
+    """Valid gets its share of the rows the test leaves (3 of every 7, as 30:40), and WORKING_ROWS of them when
+    there are twice that."""
+    if given_train:
+        return max(1, int(DEFAULT_VALID_FRACTION * n + 0.5))
+    rest = n - te
+    share = int(rest * DEFAULT_VALID_FRACTION / (1 - DEFAULT_TEST_FRACTION) + 0.5)
+    return max(1, share, WORKING_ROWS if rest >= 2 * WORKING_ROWS else 0)
 
 
 def check_minimums(sizes: dict[str, int], *, no_test: bool = False) -> str | None:
