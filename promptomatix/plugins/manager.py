@@ -136,12 +136,17 @@ def note_registration(plugin: str, kind: str, name: str) -> None:
     _INFO.setdefault(plugin, PluginInfo(plugin)).note(kind, name)
 
 
+def refresh_registries() -> None:
+    """Rebuild every registry from the hooks on next use (after registering a plugin object in-process)."""
+    for reset in _RESETS:
+        reset()
+
+
 def reset_for_tests() -> None:
     """Forget the manager and every registry built from it (tests that install plugins on the fly)."""
     plugin_manager.cache_clear()
     _INFO.clear()
-    for reset in _RESETS:
-        reset()
+    refresh_registries()
 
 
 _RESETS: list[Callable[[], None]] = []
@@ -149,5 +154,6 @@ _RESETS: list[Callable[[], None]] = []
 
 def on_reset(fn: Callable[[], None]) -> Callable[[], None]:
     """Registries built from hooks register their cache_clear here, so reset_for_tests() rebuilds them."""
-    _RESETS.append(fn)
+    if fn not in _RESETS:
+        _RESETS.append(fn)
     return fn

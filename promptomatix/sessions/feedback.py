@@ -71,6 +71,9 @@ def attach_feedback(
         details=dict(details or {}),
     )
     session.feedback.append(item)
+    from promptomatix.plugins.events import emit  # run event for plugins (logging, webhooks, tracking)
+
+    emit("feedback_added", session.session_id, **item.model_dump(mode="json"))
     return item
 
 
