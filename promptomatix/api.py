@@ -16,12 +16,15 @@ def process_input(
     *,
     clients: dict[str, ModelClient] | None = None,
     progress: ProgressFn | None = None,
+    track: str | None = None,
     **kwargs: Any,
 ) -> OptimizationResult | DryRunReport:
     """Optimize a prompt for a task described in `raw_input` (upstream: `human_input`).
 
     `temperature` and `max_tokens` cap each task-model call (upstream's meaning); `progress` receives every step
-    and, while calls are made, live counter refreshes (`event.live`); steps are also logged at INFO.
+    and, while calls are made, live counter refreshes (`event.live`); steps are also logged at INFO. `track`
+    (`"mlflow"` or `"mlflow:URI"`) logs the session to MLflow when the run ends; a failure to track is a note on
+    the result, never a failed run.
 
     Accepts upstream's kwargs (model_name, model_api_key, backend, synthetic_data_size, train_data, ...) and ours
     (see RunConfig). Returns an OptimizationResult that also reads like upstream's dict:
@@ -34,9 +37,9 @@ def process_input(
     if session_id:  # upstream passed session_id to continue a session
         store = SessionStore(kwargs.pop("sessions_dir", None))
         if store.exists(session_id) and store.load(session_id).versions:
-            return refine(session_id, store=store, clients=clients, progress=progress, **kwargs)
+            return refine(session_id, store=store, clients=clients, progress=progress, track=track, **kwargs)
     cfg = RunConfig.from_kwargs(**kwargs)
-    return Run(cfg, clients=clients, progress=progress).execute()
+    return Run(cfg, clients=clients, progress=progress, track=track).execute()
 
 
 def optimize_with_feedback(
@@ -45,6 +48,7 @@ def optimize_with_feedback(
     clients: dict[str, ModelClient] | None = None,
     progress: ProgressFn | None = None,
     sessions_dir: str | None = None,
+    track: str | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
     """Re-optimize a saved session from its latest version and open feedback (upstream name)."""
@@ -52,8 +56,9 @@ def optimize_with_feedback(
 
     api_key = overrides.pop("model_api_key", None) or overrides.pop("api_key", None)
     return refine(
-        session_id, store=SessionStore(sessions_dir), clients=clients, progress=progress, api_key=api_key, **overrides
-    )
+        session_id, store=SessionStore(sessions_dir), clients=clients, progress=progress, api_key=api_key,
+        track=track, **overrides,
+    )  # fmt: skip
 
 
 def generate_feedback(
@@ -71,6 +76,7 @@ def resume(
     clients: dict[str, ModelClient] | None = None,
     sessions_dir: str | None = None,
     progress: ProgressFn | None = None,
+    track: str | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
     """Continue an interrupted or failed run; `overrides` supply credentials again (api_key, api_base) or a budget."""
@@ -80,7 +86,7 @@ def resume(
     api_base = overrides.pop("model_api_base", None) or overrides.pop("api_base", None)
     return _resume(
         session_id, store=SessionStore(sessions_dir), clients=clients, progress=progress, api_key=api_key,
-        api_base=api_base, **overrides,
+        api_base=api_base, track=track, **overrides,
     )  # fmt: skip
 
 

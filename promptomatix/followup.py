@@ -17,8 +17,12 @@ from promptomatix.config import RunConfig
 from promptomatix.data import DataSplits
 from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.lm.boundary import ModelClient
-from promptomatix.pipeline import Run
 from promptomatix.result import OptimizationResult
+from promptomatix.run import runner
+from promptomatix.run.checkpoint import RunProgress
+from promptomatix.run.env import RunEnv
+from promptomatix.run.recorder import SessionRecorder
+from promptomatix.run.state import RunState
 from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
@@ -89,6 +93,17 @@ def feedback_text(item: FeedbackItem) -> str:
     return item.comment
 
 
+def _env(
+    cfg: RunConfig,
+    store: SessionStore,
+    session_id: str,
+    clients: dict[str, ModelClient] | None,
+    progress: ProgressFn | None,
+    track: str | None = None,
+) -> RunEnv:
+    return RunEnv(cfg, SessionRecorder(store, session_id), clients=clients, progress=progress, track=track)
+
+
 def refine(
     session_id: str,
     *,
@@ -97,12 +112,14 @@ def refine(
     progress: ProgressFn | None = None,
     api_key: str | None = None,
     api_base: str | None = None,
+    track: str | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
     """Re-optimize from the latest version with the session's open feedback; mark that feedback applied.
 
-    A refine that fails applies nothing and adds no version; one the held-out test calls worse than the latest
-    version is reported (`kept_version`) and the latest stays the latest.
+    A refine that fails applies nothing and adds no version; one that ends with the prompt it started from adds no
+    version either ("no change"); one the held-out test calls worse than the latest version is reported
+    (`kept_version`) and the latest stays the latest.
     """
     store = store or SessionStore(overrides.pop("sessions_dir", None))
     with run_lock(store, session_id, "refine"):
@@ -113,17 +130,13 @@ def refine(
                 f"session {session_id} has no version to refine", hint=f"promptomatix resume {session_id}"
             )
         open_items = session.open_feedback()
-        cfg = _config(session, overrides, api_key, api_base)
-        run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
-        return run.optimize(
-            spec,
-            splits,
-            candidate_of(latest),
-            session.data_report,
-            human_feedback=[feedback_text(f) for f in open_items],
-            feedback_ids=[f.id for f in open_items],
-            parent_version=latest.version,
-        )
+        env = _env(_config(session, overrides, api_key, api_base), store, session_id, clients, progress, track)
+        state = RunState(
+            spec=spec, splits=splits, data_report=session.data_report, initial=candidate_of(latest),
+            human_feedback=[feedback_text(f) for f in open_items], feedback_ids=[f.id for f in open_items],
+            parent_version=latest.version, parent_prompt=latest.prompt,
+        )  # fmt: skip
+        return runner.run_search(env, state, "refine")
 
 
 def resume(
@@ -134,6 +147,7 @@ def resume(
     progress: ProgressFn | None = None,
     api_key: str | None = None,
     api_base: str | None = None,
+    track: str | None = None,
     **overrides: Any,
 ) -> OptimizationResult:
     """Continue an interrupted or failed run. Calls it already made replay from the session's cache for free."""
@@ -147,27 +161,27 @@ def resume(
             )
         given = session.data.get("given_rows", {}) if not session.task_spec else {}
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
-        run = Run(cfg, clients=clients, progress=progress, store=store, session_id=session_id)
+        env = _env(cfg, store, session_id, clients, progress, track)
         if not session.task_spec or not session.data:  # stopped while building the spec or data: start over
-            result = run.execute()
-            assert isinstance(result, OptimizationResult)
+            result = runner.run_new(env, RunState(), command="resume")
+            if not isinstance(result, OptimizationResult):  # pragma: no cover - dry_run is forced off above
+                raise SessionError(f"session {session_id} did not run", hint=f"promptomatix resume {session_id}")
             return result
-        spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
-        state = session.progress or {}
-        initial = (
-            PromptCandidate(**state["initial"])
-            if state.get("initial")
-            else PromptCandidate(instructions=spec.initial_prompt)
-        )
-        return run.optimize(
-            spec,
-            splits,
-            initial,
-            session.data_report,
-            human_feedback=state.get("human_feedback", []),
-            feedback_ids=state.get("feedback_ids", []),
-            parent_version=state.get("parent_version"),
-        )
+        return runner.run_search(env, resumed_state(session), "resume")
+
+
+def resumed_state(session: Session) -> RunState:
+    """Where an unfinished search started: its spec, data, initial prompt, feedback and parent version."""
+    spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
+    progress = RunProgress.model_validate(session.progress or {})
+    initial = PromptCandidate(**progress.initial) if progress.initial else PromptCandidate(instructions=spec.initial_prompt)
+    parent = progress.parent_version
+    parent_prompt = next((v.prompt for v in session.versions if v.version == parent), None)
+    return RunState(
+        spec=spec, splits=splits, data_report=session.data_report, initial=initial,
+        human_feedback=progress.human_feedback, feedback_ids=progress.feedback_ids, parent_version=parent,
+        parent_prompt=parent_prompt,
+    )  # fmt: skip
 
 
 def generate_feedback(
@@ -191,9 +205,8 @@ def generate_feedback(
         latest = session.latest_version()
         if latest is None:
             raise SessionError(f"session {session_id} has no version yet", hint=f"promptomatix resume {session_id}")
-        cfg = _config(session, overrides, api_key, api_base)
-        run = Run(cfg, clients=clients, store=store, session_id=session_id, progress=progress)
-        individual, rows, items = _critique(run, spec, splits, latest, max_examples)
+        env = _env(_config(session, overrides, api_key, api_base), store, session_id, clients, progress)
+        individual, rows, items = _critique(env, spec, splits, latest, max_examples)
         added: list[FeedbackItem] = []
 
         def save(s: Session) -> None:
@@ -205,7 +218,7 @@ def generate_feedback(
                 )
 
         store.update(session_id, save)
-    usage = run.get_boundary().usage().total
+    usage = env.boundary().usage().total
     return {
         "session_id": session_id,
         # upstream returned this as a JSON string, and its callers json.loads it
@@ -225,21 +238,11 @@ def generate_feedback(
 
 
 def _critique(
-    run: Run, spec: TaskSpec, splits: DataSplits, latest: PromptVersion, max_examples: int
+    env: RunEnv, spec: TaskSpec, splits: DataSplits, latest: PromptVersion, max_examples: int
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[tuple[str, str]]]:
     """Score the latest prompt on a few rows, then ask the teacher for feedback on the failures."""
-    from promptomatix.backends.base import RunContext
-
-    cfg = run.config
-    boundary = run.get_boundary()
-    ctx = RunContext(
-        boundary=boundary,
-        metrics=run.metrics_manager(spec),
-        spec=spec,
-        num_threads=cfg.num_threads,
-        seed=cfg.seed,
-        progress=run.progress,
-    )
+    boundary = env.boundary()
+    ctx = env.context(spec)
     rows = list(splits.valid or splits.train)[:max_examples]
     ctx.emit("feedback", f"scoring version {latest.version} on {len(rows)} rows")
     report = ctx.evaluate(PromptProgram(candidate_of(latest), spec, boundary.role("task")), rows)

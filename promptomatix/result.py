@@ -70,7 +70,8 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     task_spec: dict[str, Any] = Field(default_factory=dict)
     assumptions: list[str] = Field(default_factory=list)
     feedback_applied: list[str] = Field(default_factory=list)
-    kept_version: int | None = None  # refine: the result scored lower, so this earlier version stays the latest
+    kept_version: int | None = None  # refine: the result scored lower (or is unchanged), so this version stays latest
+    no_change: bool = False  # refine: the result is the prompt it started from; no version made, no feedback applied
     notes: list[str] = Field(default_factory=list)  # held-out errors, an unreliable comparison, a kept version
     verdict: PairedVerdict | None = None  # initial vs optimized on the same held-out rows, with an exact test
     pareto: list[int] = Field(default_factory=list)  # candidate ids on the quality-vs-length front

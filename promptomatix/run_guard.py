@@ -1,9 +1,8 @@
-"""A run's bookkeeping for the ways it can end badly: the task model could not answer, the user pressed Ctrl-C,
-or another process already runs the session.
+"""Checks for the ways a run can end badly: the task model could not answer, or another process already runs
+the session; and the one-line causes they report.
 
-Kept out of pipeline.py so the happy path reads straight. The rule it enforces: a run whose model could not
-answer is `failed` with one line naming the cause and the fix; a run stopped by Ctrl-C is `interrupted` with its
-best-so-far saved as a version; neither is ever left `running` or reported as a result.
+The rule they serve: a run whose model could not answer is `failed` with one line naming the cause and the fix
+(recorded by `promptomatix.run.ending`, the one handler of failures and Ctrl-C); it is never reported as a result.
 """
 
 from __future__ import annotations
@@ -15,14 +14,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from promptomatix.errors import ModelUnavailableError, RunInterrupted
+from promptomatix.errors import ModelUnavailableError
 
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary
     from promptomatix.metrics import EvalReport
     from promptomatix.result import ScoreCI
     from promptomatix.sessions import SessionStore
-    from promptomatix.task import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -127,80 +125,3 @@ def held_out_notes(
     if notes:
         notes.append("rows that errored scored 0, so the comparison is unreliable")
     return notes
-
-
-def mark_failed(store: SessionStore, session_id: str | None, reason: str) -> None:
-    """Status `failed` with the reason; never hides the original error behind a bookkeeping one."""
-    if session_id is None:
-        return
-    try:
-        store.update(session_id, lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)))
-    except Exception as e:
-        log.warning("could not mark session %s failed: %s", session_id, e)
-
-
-def interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> RunInterrupted:
-    """On Ctrl-C: mark the session interrupted, keep the best so far as a version, and say how to resume."""
-    try:
-        with _no_second_interrupt():
-            version = save_interrupted(store, session_id, spec, backend)
-    except Exception as e:  # a second error must not turn an interrupt into a traceback
-        log.warning("could not save the best-so-far of %s: %s", session_id, e)
-        version = None
-    return RunInterrupted(
-        "interrupted" + (f"; best so far saved as version {version}" if version else ""),
-        session_id=session_id,
-        hint=f"resume with `promptomatix resume {session_id}`",
-    )
-
-
-@contextmanager
-def _no_second_interrupt() -> Iterator[None]:
-    """A second Ctrl-C while the best-so-far is being written must not leave the session half-saved (`running`)."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-
-
-def save_interrupted(store: SessionStore, session_id: str, spec: TaskSpec | None, backend: str) -> int | None:
-    """Status `interrupted`; the best so far becomes a version flagged interrupted (once per interruption)."""
-    from promptomatix.backends.prompt import PromptCandidate
-    from promptomatix.sessions.models import Score
-
-    holder: dict[str, int | None] = {"v": None}
-
-    def save(s: Any) -> None:
-        s.status = "interrupted"
-        s.add_event("interrupted")
-        progress = s.progress or {}
-        best = progress.get("best")  # round 0: the initial prompt with its baseline valid score
-        if not best or spec is None or progress.get("saved_version"):
-            return
-        cand = PromptCandidate(**{k: best[k] for k in ("instructions", "demos", "format_line", "origin") if k in best})
-        v = s.add_version(
-            best.get("prompt") or cand.render(spec),
-            backend=backend,
-            instructions=cand.instructions,
-            demos=cand.demos,
-            settings={
-                "format_line": cand.format_line,
-                "interrupted": True,
-                "origin": cand.origin,
-                "rounds_completed": progress.get("round", 0),
-            },
-            valid=Score(raw=best.get("valid_raw"), penalized=best.get("valid_penalized")),
-            program_json=best.get("program_json"),
-        )
-        s.progress["saved_version"] = v.version
-        holder["v"] = v.version
-
-    store.update(session_id, save)
-    return holder["v"]

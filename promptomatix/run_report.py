@@ -1,7 +1,8 @@
-"""The end of a run: score both prompts on the held-out rows, save the result as a version, build the result.
+"""The result stage: save the searched and scored result as a version (or say why not) and build the result.
 
-Split from pipeline.py. A refine whose result the held-out test calls worse than the version it started from
-is reported, but it does not become the latest version and applies no feedback.
+A refine whose result is exactly the prompt it started from makes no version and applies no feedback ("no
+change"); one the held-out test calls worse than the version it started from is reported, but does not become the
+latest version and applies no feedback.
 """
 
 from __future__ import annotations
@@ -12,89 +13,93 @@ from typing import TYPE_CHECKING, Any
 
 from promptomatix import held_out
 from promptomatix.backends.base import BackendResult
-from promptomatix.data import DataSplits
-from promptomatix.held_out import HeldOut
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.sessions.models import Score, TestScore, Usage
-from promptomatix.task import TaskSpec
 
 if TYPE_CHECKING:
-    from promptomatix.pipeline import Run
+    from promptomatix.held_out import HeldOut
+    from promptomatix.run.env import RunEnv
+    from promptomatix.run.state import RunState
 
 log = logging.getLogger(__name__)
 
 
-def finish(
-    run: Run,
-    spec: TaskSpec,
-    result: BackendResult,
-    held: HeldOut,
-    data_report: dict[str, Any],
-    splits: DataSplits,
-    feedback_ids: list[str],
-    notes: list[str],
-    parent_version: int | None,
-) -> OptimizationResult:
-    sid = run._open_session()
-    initial_test, best_test, test_split = held.initial, held.best, held.split
-    total = run.get_boundary().usage().total
-    elapsed = time.monotonic() - run._started
-    metrics = _metrics(run, result, held, elapsed)
-    paired = held_out.verdict(held, result, seed=run.config.seed)
-    worse = _scored_lower(initial_test, best_test) and result.prompt != result.initial_prompt
-    kept = parent_version if (parent_version is not None and worse) else None
-    if kept is not None:
-        feedback_ids = []
-        notes.append(
-            f"the new version scored lower on the held-out {test_split} "
-            f"({best_test.mean:.3f} < {initial_test.mean:.3f}); kept version {kept} as latest"  # type: ignore[union-attr]
-        )
-    for note in notes:
+def finish(env: RunEnv, st: RunState) -> OptimizationResult:
+    """Save the result (a version, or a kept/no-change event) and return what the run produced."""
+    result, held, spec, splits = st.need("result"), st.need("held"), st.need("spec"), st.need("splits")
+    elapsed = time.monotonic() - env.started
+    metrics = _metrics(env, result, held, elapsed)
+    paired = held_out.verdict(held, result, seed=env.config.seed)
+    kept, kind = _kept(st, result, held)
+    feedback_ids = [] if kept is not None else st.feedback_ids
+    for note in st.notes:
         log.warning("%s", note)
-    usage = Usage(
-        calls=total.calls,
-        cached_calls=total.cached_calls,
-        prompt_tokens=total.prompt_tokens,
-        completion_tokens=total.completion_tokens,
-        cost_usd=total.cost_usd,
-        seconds=elapsed,
-    )
     extras = {"verdict": paired.model_dump(mode="json"), "pareto": held_out.pareto_ids(result),
               "test_examples": held_out.test_examples(held)}  # fmt: skip
-    version = _save_version(run, sid, result, metrics, usage, feedback_ids, notes, kept, extras)
-    run._emit("done", f"session {sid} version {version or kept}", best_score=result.valid_penalized)
+    finished = _finished(metrics, paired)
+    if kept is None:
+        version: int | None = env.recorder.completed(
+            _version_kwargs(result, metrics, _usage(env, elapsed), feedback_ids, st.notes, extras), finished
+        )
+    else:
+        version = None
+        env.recorder.kept(kind, kept, finished, rejected_prompt=result.prompt[:4000], notes=st.notes)
+    env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
     return OptimizationResult(
-        session_id=sid,
-        version=version,
-        kept_version=kept,
-        backend=result.backend,
-        task_type=spec.task_type.value,
-        input_fields=spec.input_names,
-        output_fields=spec.output_names,
-        labels=spec.labels,
-        initial_prompt=result.initial_prompt,
-        best_prompt=result.prompt,
-        instructions=result.instructions,
-        demos=result.demos,
-        metrics=metrics,
-        stop_reason=result.stop_reason,
-        rounds_completed=result.rounds_completed,
-        n_candidates=len(result.candidates),
-        synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
-        data_report=data_report,
-        task_spec=spec.model_dump(mode="json"),
-        assumptions=spec.assumptions,
-        feedback_applied=feedback_ids,
-        notes=notes,
-        verdict=paired,
-        pareto=extras["pareto"],
-    )
+        session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",
+        backend=result.backend, task_type=spec.task_type, input_fields=spec.input_names,
+        output_fields=spec.output_names, labels=spec.labels, initial_prompt=result.initial_prompt,
+        best_prompt=result.prompt, instructions=result.instructions, demos=result.demos, metrics=metrics,
+        stop_reason=result.stop_reason, rounds_completed=result.rounds_completed,
+        n_candidates=len(result.candidates), synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
+        data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=spec.assumptions,
+        feedback_applied=feedback_ids, notes=st.notes, verdict=paired, pareto=extras["pareto"],
+    )  # fmt: skip
 
 
-def _metrics(
-    run: Run, result: BackendResult, held: HeldOut, elapsed: float
-) -> RunMetrics:
-    usage = run.get_boundary().usage()
+def _kept(st: RunState, result: BackendResult, held: HeldOut) -> tuple[int | None, str]:
+    """Refine only: the version that stays the latest, and why (`no_change` or `kept_previous`); else None."""
+    parent = st.parent_version
+    if parent is None:
+        return None, ""
+    if result.prompt == result.initial_prompt or result.prompt == st.parent_prompt:
+        st.notes.append(f"no change: the refined prompt is the same as version {parent}; no new version made, "
+                        "the feedback stays open")  # fmt: skip
+        return parent, "no_change"
+    initial, best = held.initial, held.best
+    if initial is not None and best is not None and best.mean < initial.mean - 1e-9:
+        st.notes.append(
+            f"the new version scored lower on the held-out {held.split} "
+            f"({best.mean:.3f} < {initial.mean:.3f}); kept version {parent} as latest"
+        )
+        return parent, "kept_previous"
+    return None, ""
+
+
+def _finished(metrics: RunMetrics, paired: Any) -> dict[str, Any]:
+    """The `run_finished` event's scores and verdict."""
+    return {
+        "verdict": paired.model_dump(mode="json"),
+        "scores": {
+            "initial_valid": metrics.initial_prompt_score,
+            "optimized_valid": metrics.optimized_prompt_score,
+            "initial_test": metrics.initial_test_score.mean if metrics.initial_test_score else None,
+            "optimized_test": metrics.optimized_test_score.mean if metrics.optimized_test_score else None,
+            "test_split": metrics.test_split,
+        },
+        "calls": metrics.calls,
+        "cost_usd": metrics.cost,
+    }
+
+
+def _usage(env: RunEnv, elapsed: float) -> Usage:
+    total = env.boundary().usage().total
+    return Usage(calls=total.calls, cached_calls=total.cached_calls, prompt_tokens=total.prompt_tokens,
+                 completion_tokens=total.completion_tokens, cost_usd=total.cost_usd, seconds=elapsed)  # fmt: skip
+
+
+def _metrics(env: RunEnv, result: BackendResult, held: HeldOut, elapsed: float) -> RunMetrics:
+    usage = env.boundary().usage()
     total = usage.total
     return RunMetrics(
         initial_prompt_score=result.initial_valid_penalized,
@@ -115,57 +120,29 @@ def _metrics(
     )
 
 
-def _save_version(
-    run: Run,
-    sid: str,
-    result: BackendResult,
-    metrics: RunMetrics,
-    usage: Usage,
-    feedback_ids: list[str],
-    notes: list[str],
-    kept: int | None,
+def _version_kwargs(
+    result: BackendResult, metrics: RunMetrics, usage: Usage, feedback_ids: list[str], notes: list[str],
     extras: dict[str, Any],
-) -> int | None:
-    """The result as the next version, or (kept) only an event: the previous version stays the latest."""
-    holder: dict[str, int | None] = {"v": None}
-
-    def save(s: Any) -> None:
-        s.status = "completed"
-        s.progress = {}
-        if kept is not None:
-            s.add_event("kept_previous", version=kept, rejected_prompt=result.prompt[:4000], notes=notes)
-            return
-        v = s.add_version(
-            result.prompt,
-            backend=result.backend,
-            instructions=result.instructions,
-            demos=result.demos,
-            settings={
-                **result.settings,
-                "format_line": result.format_line,
-                "stop_reason": result.stop_reason,
-                **({"notes": notes} if notes else {}),
-            },
-            valid=Score(raw=result.valid_raw, penalized=result.valid_penalized),
-            initial_valid=Score(raw=result.initial_valid_raw, penalized=result.initial_valid_penalized),
-            test=_test(metrics.optimized_test_score),
-            initial_test=_test(metrics.initial_test_score),
-            usage=usage,
-            duration_s=usage.seconds,
-            program_json=result.program_json,
-            candidates=[c.model_dump() for c in result.candidates],
-            feedback_applied=feedback_ids,
-            **extras,
-        )
-        s.add_event("completed", version=v.version)
-        holder["v"] = v.version
-
-    run.store.update(sid, save)
-    return holder["v"]
-
-
-def _scored_lower(initial: ScoreCI | None, best: ScoreCI | None) -> bool:
-    return initial is not None and best is not None and best.mean < initial.mean - 1e-9
+) -> dict[str, Any]:  # fmt: skip
+    """The result as `Session.add_version` arguments."""
+    return {
+        "prompt": result.prompt,
+        "backend": result.backend,
+        "instructions": result.instructions,
+        "demos": result.demos,
+        "settings": {**result.settings, "format_line": result.format_line, "stop_reason": result.stop_reason,
+                     **({"notes": notes} if notes else {})},
+        "valid": Score(raw=result.valid_raw, penalized=result.valid_penalized),
+        "initial_valid": Score(raw=result.initial_valid_raw, penalized=result.initial_valid_penalized),
+        "test": _test(metrics.optimized_test_score),
+        "initial_test": _test(metrics.initial_test_score),
+        "usage": usage,
+        "duration_s": usage.seconds,
+        "program_json": result.program_json,
+        "candidates": [c.model_dump() for c in result.candidates],
+        "feedback_applied": feedback_ids,
+        **extras,
+    }
 
 
 def _test(score: ScoreCI | None) -> TestScore | None:

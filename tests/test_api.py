@@ -9,7 +9,20 @@ import pytest
 
 import promptomatix
 from promptomatix.errors import ConfigurationError, SessionError
+from promptomatix.lm.fake import FakeLM
 from tests.test_pipeline import GIVEN, TASK, fakes, run
+
+SHORTER = "Say negative if the review complains, else positive."  # as right as the first run's prompt, shorter
+
+
+def refining_fakes():
+    """The first run's models, with a teacher whose rewrite differs from (and beats) the first run's prompt."""
+
+    def teacher(messages):
+        text = "\n".join(m["content"] for m in messages)
+        return json.dumps({"prompt": SHORTER}) if '{"prompt"' in text else "{}"
+
+    return {**fakes()[0], "teacher": FakeLM(default=teacher, model="fake/teacher")}
 
 
 def test_public_names_load_lazily():
@@ -44,7 +57,9 @@ def test_upstream_feedback_flow(tmp_path):
         prompt_id=r["session_id"], sessions_dir=d,
     )  # fmt: skip
     assert set(fb) == {"id", "text", "start_offset", "end_offset", "feedback", "prompt_id", "created_at"}
-    r2 = promptomatix.optimize_with_feedback(r["session_id"], clients=fakes()[0], sessions_dir=d, model_api_key="sk-x")
+    r2 = promptomatix.optimize_with_feedback(
+        r["session_id"], clients=refining_fakes(), sessions_dir=d, model_api_key="sk-x"
+    )
     assert set(r2.keys()) == set(r.keys())
     assert r2.version == 2 and r2.feedback_applied == [fb["id"]] and r2["session_id"] == r["session_id"]
     s = promptomatix.load_session(r["session_id"], sessions_dir=d)
@@ -69,7 +84,7 @@ def test_generate_feedback_has_upstreams_shape(tmp_path):
 def test_process_input_with_an_existing_session_id_continues_it(tmp_path):
     d = str(tmp_path / "s")
     r = run(tmp_path)
-    r2 = promptomatix.process_input(clients=fakes()[0], session_id=r.session_id, sessions_dir=d, rounds=1)
+    r2 = promptomatix.process_input(clients=refining_fakes(), session_id=r.session_id, sessions_dir=d, rounds=1)
     assert r2.session_id == r.session_id and r2.version == 2
 
 

@@ -19,6 +19,9 @@ SCRIPT = {
     "teacher": {
         "rules": [
             ['{"feedback"', {"feedback": [{"quote": "", "comment": FEEDBACK}]}],
+            # a refine with feedback rewrites the prompt (one that ends with the same prompt makes no version)
+            [['{"prompt"', "sarcas"], {"prompt": "Negative if it complains or is sarcastic, else positive."}],
+            [['{"prompt"', "- Keep it short."], {"prompt": "Negative if it complains, else positive."}],
             ['{"prompt"', {"prompt": GOOD_PROMPT}],
         ],
         "default": {},
@@ -245,8 +248,8 @@ def test_refine_applies_open_feedback_into_a_new_version(sid):
     v2 = s.get_version(2)
     assert v2.parent == 1 and v2.feedback_applied == ["fb1"]
     assert [(f.id, f.status, f.applied_in) for f in s.feedback] == [("fb1", "applied", 2), ("fb2", "dismissed", None)]
-    r = invoke("refine", sid)  # human output names what was applied (nothing open now)
-    assert r.exit_code == 0 and "version 3" in r.stdout
+    r = invoke("refine", sid)  # nothing open now: the same prompt comes back, so no version 3
+    assert r.exit_code == 0 and "no change" in r.stdout and len(SessionStore().load(sid).versions) == 2
 
 
 def test_refine_human_output_lists_applied_feedback(sid):

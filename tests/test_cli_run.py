@@ -109,11 +109,11 @@ def test_resume_takes_budget_and_credential_flags(env, capsys):
 
 
 def test_the_live_counter_counts_every_call_as_it_is_made(env, monkeypatch):
-    import promptomatix.pipeline as pipeline
+    import promptomatix.run.progress as live_progress
     from promptomatix import process_input
     from promptomatix.cli.fakes import clients_from_env
 
-    monkeypatch.setattr(pipeline, "TICK_S", 0.0)
+    monkeypatch.setattr(live_progress, "TICK_S", 0.0)
     events = []
     r = process_input(raw_input=TASK, data=env["DATA"], clients=clients_from_env(), progress=events.append)
     live = [e.calls for e in events if e.live]

@@ -120,7 +120,7 @@ def test_ctrl_c_during_a_hung_call_exits_at_once_and_saves_the_session(env):
 def test_ctrl_c_mid_run_keeps_the_best_so_far_where_users_look(env):
     p = optimize(env, latency=0.2, role="task")
     # the baseline is measured, round 1 has not finished: the initial prompt is the best so far
-    s = wait_for(lambda s: s.status == "running" and s.progress.get("best") and s.progress.get("round") == 0, env)
+    s = wait_for(lambda s: s.status == "running" and (s.progress.get("checkpoint") or {}).get("round") == 0, env)
     code, _, err = interrupt(p)
     assert code == 130 and "best so far saved as version 1" in err
     after = SessionStore(env["PROMPTOMATIX_SESSIONS_DIR"]).load(s.session_id)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary, RoleLM
     from promptomatix.metrics import EvalReport, MetricsManager
+    from promptomatix.run.checkpoint import Checkpoint
     from promptomatix.task.models import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,21 @@ class RunContext:
     progress: ProgressFn | None = None
     human_feedback: list[str] = field(default_factory=list)
     max_errors: int | None = None
-    checkpoint: Callable[[dict[str, Any]], None] | None = None
+    checkpoint: Callable[[Checkpoint | dict[str, Any]], None] | None = None
+    on_candidate: Callable[[CandidateRecord], None] | None = None
 
-    def save_progress(self, state: dict[str, Any]) -> None:
-        """Record the best-so-far in the session, so Ctrl-C or a crash loses no finished round."""
+    def save_progress(self, state: Checkpoint | dict[str, Any]) -> None:
+        """Record the best-so-far in the session, so Ctrl-C or a crash loses no finished round.
+
+        A `promptomatix.run.checkpoint.Checkpoint` (a dict of the same shape is validated into one): the prompt as
+        the model sees it and, for DSPy, the program JSON, so an interrupted run is saved as its backend made it."""
         if self.checkpoint is not None:
             self.checkpoint(state)
+
+    def report_candidate(self, record: CandidateRecord) -> None:
+        """A candidate was scored (run event `candidate_scored`); ones never reported go out with the result."""
+        if self.on_candidate is not None:
+            self.on_candidate(record)
 
     @property
     def task_lm(self) -> RoleLM:
@@ -97,7 +107,7 @@ class RunContext:
         return evaluator.run(
             predict,
             list(rows),
-            self.metrics.scorer(self.spec.task_type.value, final=final),
+            self.metrics.scorer(self.spec.task_type, final=final),
             self.spec.input_names,
             self.spec.output_names,
             label_field=self.spec.label_field,

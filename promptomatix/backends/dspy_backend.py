@@ -56,6 +56,7 @@ from promptomatix.backends.dspy_settings import (
 from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
+from promptomatix.run.checkpoint import BestSoFar, Checkpoint
 from promptomatix.run_guard import require_answers
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,7 @@ class _Run:
             raise ConfigurationError(
                 "the dspy backend needs train or valid rows", hint="pass data or a --synthetic-data-size above 0"
             )
-        self.task_key = ctx.metrics.resolve(self.spec.task_type.value)
+        self.task_key = ctx.metrics.resolve(self.spec.task_type)
         self.adapter_name = adapter_name_for(self.s, ctx.task_lm.model)
         self.adapter = adapter_for(self.s, self.spec, ctx.task_lm.model)
         extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
@@ -175,6 +176,7 @@ class _Run:
         self.baseline_report = self.baseline_report or report  # the first scoring is the initial program's
         sc.valid_raw = selection_score(report)
         sc.valid_penalized = sc.valid_raw * self.penalty(sc.program)
+        self.ctx.report_candidate(self.record(sc))
 
     def metric(self, *, feedback: bool = False) -> Callable[..., Any]:
         """The metric DSPy sees: the run's MetricsManager score × the length penalty of the program that made
@@ -267,23 +269,23 @@ class _Run:
         return result.with_predictors(self.predictor(best.program), self.predictor(base.program))
 
     def checkpoint(self, rnd: int, best: _Scored, base: _Scored) -> None:
-        """Best-so-far for the session (same keys as the meta backend's, plus the DSPy prompt and program)."""
+        """Best-so-far for the session: DSPy's own rendering of the prompt and the program JSON, so an interrupted
+        run is saved as this backend made it (and `sessions export --format dspy` works on it)."""
         self.ctx.save_progress(
-            {
-                "round": rnd,
-                "best": {
-                    "instructions": instructions_text(best.program),
-                    "demos": program_demos(best.program),
-                    "format_line": None,
-                    "origin": best.origin,
-                    "valid_raw": best.valid_raw,
-                    "valid_penalized": best.valid_penalized,
-                    "prompt": render_program(best.program, self.adapter),
-                    "program_json": dump_program(best.program, self.s.module, self.adapter_name),
-                },
-                "initial_valid_raw": base.valid_raw,
-                "initial_valid_penalized": base.valid_penalized,
-            }
+            Checkpoint(
+                round=rnd,
+                best=BestSoFar(
+                    instructions=instructions_text(best.program),
+                    demos=program_demos(best.program),
+                    origin=best.origin,
+                    valid_raw=best.valid_raw,
+                    valid_penalized=best.valid_penalized,
+                    prompt=render_program(best.program, self.adapter),
+                    program_json=dump_program(best.program, self.s.module, self.adapter_name),
+                ),
+                initial_valid_raw=base.valid_raw,
+                initial_valid_penalized=base.valid_penalized,
+            )
         )
 
     def _better_or_equal(self, cand: _Scored, base: _Scored) -> bool:

@@ -30,6 +30,8 @@ def verdict_line(r: Any) -> str:
     m = r.metrics
     a, b = m.initial_test_score, m.optimized_test_score
     split = f"held-out {m.test_split}"
+    if getattr(r, "no_change", False):
+        return f"verdict: no change — the refine ended with version {r.kept_version}'s prompt; no new version"
     if r.kept_version is not None:
         return f"verdict: worse than version {r.kept_version} on the {split}; version {r.kept_version} stays latest"
     v = getattr(r, "verdict", None)
@@ -65,7 +67,9 @@ def result_report(r: Any) -> None:
         )
     )
     title = f"optimized prompt (session {r.session_id}, version {r.version})"
-    if r.kept_version is not None:
+    if getattr(r, "no_change", False):
+        title = f"prompt (session {r.session_id}; no change from version {r.kept_version})"
+    elif r.kept_version is not None:
         title = f"candidate prompt (session {r.session_id}; not saved as a version)"
     c.print(Panel(escape(r.best_prompt), title=title))
     if diff:

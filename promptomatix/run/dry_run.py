@@ -1,0 +1,65 @@
+"""`--dry-run`: the spec, the rows it would use and the estimated LM calls, after the spec and data stages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from promptomatix.result import DryRunReport
+from promptomatix.run.stages import example_rows, user_rows
+
+if TYPE_CHECKING:
+    from promptomatix.data import DataSplits
+    from promptomatix.run.env import RunEnv
+    from promptomatix.run.state import RunState
+    from promptomatix.task import TaskSpec
+
+
+def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> tuple[dict[str, int], list[str]]:
+    """Estimated LM calls by stage (the optimizer's from its plan, sized to the budget left), and that plan."""
+    from promptomatix.backends.registry import estimate_calls, search_plan
+    from promptomatix.data import estimate_data_calls
+    from promptomatix.task import SpecOverrides, estimate_spec_calls
+
+    cfg = env.config
+    user = st.user_rows or user_rows(env)
+    rows = example_rows(user)
+    n_train, n_valid = len(splits.train), len(splits.valid)
+    n_test = len(splits.test_rows()) or n_valid
+    left = None  # what the optimizer may spend: as in a run, after spec/data and the held-out scoring
+    if cfg.max_calls is not None:
+        spent = env.boundary().usage().total.calls
+        left = max(0, cfg.max_calls - spent - min(cfg.max_calls, 2 * n_test))
+    calls = {
+        "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump()), rows=rows or None),
+        "data": estimate_data_calls(
+            n_user_rows=len(user.get("user_rows", [])),
+            synthetic_size=cfg.synthetic_data_size,
+            batch_size=cfg.batch_size_for_teacher(env.boundary().role("teacher").model),
+            verify=cfg.verify_synthetic,
+            explicit_splits="train_rows" in user or "valid_rows" in user,
+        ),
+        "optimize": estimate_calls(cfg, n_train, n_valid, left),
+        "final_test": 2 * n_test,
+    }
+    return calls, search_plan(cfg, n_train, n_valid, left)
+
+
+def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
+    spec, splits = st.need("spec"), st.need("splits")
+    calls, plan = estimate(env, st, spec, splits)
+    env.recorder.dry_run_done()
+    return DryRunReport(
+        session_id=env.recorder.session_id,
+        task_type=spec.task_type,
+        input_fields=spec.input_names,
+        output_fields=spec.output_names,
+        labels=spec.labels,
+        initial_prompt=spec.initial_prompt,
+        assumptions=spec.assumptions,
+        rows={"train": splits.train, "valid": splits.valid, "test": splits.test_rows()},
+        data_report=st.data_report,
+        estimated_calls={**calls, "total": sum(calls.values())},
+        search_plan=plan,
+        calls_so_far=env.boundary().usage().total.calls,
+        task_spec=spec.model_dump(mode="json"),
+    )

@@ -1,0 +1,64 @@
+"""The one place a run's bad endings are handled: Ctrl-C → `interrupted` (best so far kept as a version, exit 130),
+an error → `failed` with its one-line cause. Whatever happens, the session is never left `running`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, RunInterrupted
+from promptomatix.run_guard import one_line, provider_cause
+
+if TYPE_CHECKING:
+    from promptomatix.lm.boundary import LMBoundary
+    from promptomatix.run.recorder import SessionRecorder
+    from promptomatix.task import TaskSpec
+
+NO_ERROR = "no error was recorded"
+
+
+@contextmanager
+def ending(
+    recorder: SessionRecorder,
+    boundary: Callable[[], LMBoundary | None],
+    spec: Callable[[], TaskSpec | None],
+    backend: str,
+) -> Iterator[None]:
+    """Run the stages inside; `boundary`/`spec` are read when something goes wrong (they fill in as stages run)."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if recorder.session_id is None:
+            raise
+        raise recorder.interrupted(spec(), backend) from None
+    except RunInterrupted:
+        raise
+    except BudgetExceeded as e:
+        err = _with_provider_error(e, boundary())
+        recorder.failed(one_line(str(err)))
+        if err is e:
+            raise
+        raise err from e
+    except DataError as e:
+        cause = provider_cause(boundary(), "teacher")
+        if cause == NO_ERROR:
+            recorder.failed(one_line(str(e)))
+            raise
+        # the data is missing because the teacher could not answer: that is the cause to show
+        err = ModelUnavailableError(f"the teacher model could not answer: {cause}")
+        recorder.failed(one_line(str(err)))
+        raise err from e
+    except Exception as e:
+        recorder.failed(one_line(str(e)))
+        raise
+
+
+def _with_provider_error(e: BudgetExceeded, boundary: LMBoundary | None) -> BudgetExceeded:
+    """A budget spent on retrying a failing provider: the provider's error is the cause worth reading."""
+    for role in ("task", "teacher"):
+        cause = provider_cause(boundary, role)
+        if cause != NO_ERROR:
+            return BudgetExceeded(f"{e.message}; meanwhile the {role} model's calls failed: {cause}",
+                                  limit=e.limit, hint=e.hint)  # fmt: skip
+    return e

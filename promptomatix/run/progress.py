@@ -1,0 +1,46 @@
+"""The caller's progress function, plus a live call counter: every model call re-sends the last step with fresh
+counts (at most every TICK_S seconds), so a long stage still shows calls and cost moving."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from promptomatix.backends.base import ProgressEvent, ProgressFn
+from promptomatix.lm.boundary import UsageReport
+
+#: The live call counter refreshes at most this often (seconds): every call counts, the terminal keeps up.
+TICK_S = 0.25
+
+
+class LiveProgress:
+    """Forwards steps to `user`; with `ticks`, each model call sends a counter refresh of the last step."""
+
+    def __init__(self, user: ProgressFn | None, *, ticks: bool = True) -> None:
+        self.user = user
+        self.ticks = ticks
+        self._last: ProgressEvent | None = None
+        self._lock = threading.Lock()
+        self._last_tick = 0.0
+
+    @property
+    def step_fn(self) -> ProgressFn | None:
+        """What stages and backends report steps to (None: nobody listens, nothing is built)."""
+        return self.step if self.user is not None else None
+
+    def step(self, event: ProgressEvent) -> None:
+        self._last = event
+        if self.user is not None:
+            self.user(event)
+
+    def on_call(self, usage: UsageReport) -> None:
+        """A model call (attempt) was made: refresh the counter of the step shown."""
+        if not self.ticks or self.user is None or self._last is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            if now - self._last_tick < TICK_S:
+                return
+            self._last_tick = now
+        total = usage.total
+        self.user(self._last.model_copy(update={"calls": total.calls, "cost_usd": total.cost_usd, "live": True}))

@@ -1,0 +1,212 @@
+"""The one writer of session state during a run, and the one teller of run events.
+
+Every stage hands what it produced to the `SessionRecorder`; nothing else in a run calls `store.update`. Each
+status change it records (started, a candidate scored, finished, failed, interrupted) is also told to plugins as a
+run event (`promptomatix.plugins.emit`), so subscribers see exactly what the session says.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
+
+from promptomatix.errors import RunInterrupted, SessionError
+from promptomatix.plugins import emit
+from promptomatix.run.checkpoint import Checkpoint, RunProgress
+from promptomatix.run_guard import run_lock, run_owner
+
+if TYPE_CHECKING:
+    from promptomatix.backends.base import CandidateRecord
+    from promptomatix.config import RunConfig
+    from promptomatix.data import DataSplits
+    from promptomatix.sessions import SessionStore
+    from promptomatix.task import TaskSpec
+
+log = logging.getLogger(__name__)
+
+
+class SessionRecorder:
+    """Writes one run's session. `hold`: where the run lock of a session this run creates is kept."""
+
+    def __init__(self, store: SessionStore, session_id: str | None = None, hold: ExitStack | None = None) -> None:
+        self.store = store
+        self.session_id = session_id
+        self.hold = hold
+        self._reported: set[int] = set()
+
+    def _update(self, fn: Any) -> None:
+        self.store.update(self.sid, fn)
+
+    @property
+    def sid(self) -> str:
+        if self.session_id is None:
+            raise SessionError("the run has no session yet")  # never reached: stages open the session first
+        return self.session_id
+
+    # -- the session ----------------------------------------------------------------------------------------------
+    def open(self, cfg: RunConfig) -> str:
+        """The run's session, created (status running, locked for the whole run) when there is none yet."""
+        if self.session_id is not None:
+            return self.session_id
+        # Rows passed in memory are not part of run_config; keep them so `resume` after a Ctrl-C during spec/data
+        # building uses them instead of silently generating synthetic data.
+        given = {k: v for k, v in (("train_data", cfg.train_data), ("valid_data", cfg.valid_data),
+                                   ("test_data", cfg.test_data)) if v is not None}  # fmt: skip
+        session = self.store.new_session(
+            description=(cfg.task_description or cfg.raw_input)[:200],
+            raw_input=cfg.raw_input,
+            run_config=cfg.persistable(),
+            status="running",
+            data={"given_rows": given} if given else {},
+            progress={"owner": run_owner()},
+        )
+        self.session_id = session.session_id
+        if self.hold is not None:  # a new session is ours for the whole run: `delete`/`resume` refuse
+            self.hold.enter_context(run_lock(self.store, self.session_id, "optimize"))
+        return self.session_id
+
+    def started(self, cfg: RunConfig, command: str) -> None:
+        """Tell subscribers a run began (its config as persisted: no keys, no in-memory rows)."""
+        emit("run_started", self.session_id, command=command, backend=cfg.backend, config=cfg.persistable())
+
+    def spec_and_data(self, spec: TaskSpec, splits: DataSplits, data_report: dict[str, Any]) -> None:
+        def save(s: Any) -> None:
+            s.task_spec = spec.model_dump(mode="json")
+            s.data = splits.to_dict()
+            s.data_report = data_report
+
+        self._update(save)
+
+    def dry_run_done(self) -> None:
+        self._update(lambda s: setattr(s, "status", "created"))
+
+    def search_started(self, progress: RunProgress) -> None:
+        """Status running, with what the search starts from (so `resume` continues the same run)."""
+
+        def start(s: Any) -> None:
+            s.status = "running"
+            s.progress = progress.dump()
+            s.add_event("run", backend=progress.backend)
+
+        self._update(start)
+
+    def checkpoint(self, cp: Checkpoint) -> None:
+        """A backend's best-so-far: what Ctrl-C or a crash keeps."""
+        self._update(lambda s: s.progress.update({"checkpoint": cp.model_dump(mode="json")}))
+
+    def candidates(self, records: list[CandidateRecord]) -> None:
+        """Tell subscribers of each candidate once (a backend may report some live, the rest come with its result)."""
+        for rec in records:
+            if rec.id in self._reported:
+                continue
+            self._reported.add(rec.id)
+            emit("candidate_scored", self.session_id, **rec.model_dump(mode="json"))
+
+    # -- endings --------------------------------------------------------------------------------------------------
+    def completed(self, version_kwargs: dict[str, Any], finished: dict[str, Any]) -> int:
+        """The result becomes the next version; the session is completed."""
+        holder: dict[str, int] = {}
+
+        def save(s: Any) -> None:
+            s.status = "completed"
+            s.progress = {}
+            v = s.add_version(**version_kwargs)
+            s.add_event("completed", version=v.version)
+            holder["v"] = v.version
+
+        self._update(save)
+        emit("run_finished", self.session_id, version=holder["v"], **finished)
+        return holder["v"]
+
+    def kept(self, kind: str, version: int, finished: dict[str, Any], **event: Any) -> None:
+        """Completed without a new version (`kept_previous`: scored lower; `no_change`: the same prompt)."""
+
+        def save(s: Any) -> None:
+            s.status = "completed"
+            s.progress = {}
+            s.add_event(kind, version=version, **event)
+
+        self._update(save)
+        emit("run_finished", self.session_id, version=None, kept_version=version, outcome=kind, **finished)
+
+    def failed(self, reason: str) -> None:
+        """Status `failed` with the reason; never hides the original error behind a bookkeeping one."""
+        if self.session_id is None:
+            return
+        try:
+            self._update(lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)))
+        except Exception as e:
+            log.warning("could not mark session %s failed: %s", self.session_id, e)
+        emit("run_failed", self.session_id, cause=reason)
+
+    def interrupted(self, spec: TaskSpec | None, backend: str) -> RunInterrupted:
+        """On Ctrl-C: status interrupted, the best so far kept as a version, and how to resume."""
+        sid = self.sid
+        try:
+            with _no_second_interrupt():
+                version = self._save_interrupted(spec, backend)
+        except Exception as e:  # a second error must not turn an interrupt into a traceback
+            log.warning("could not save the best-so-far of %s: %s", sid, e)
+            version = None
+        emit("run_interrupted", sid, version=version)
+        return RunInterrupted(
+            "interrupted" + (f"; best so far saved as version {version}" if version else ""),
+            session_id=sid,
+            hint=f"resume with `promptomatix resume {sid}`",
+        )
+
+    def _save_interrupted(self, spec: TaskSpec | None, backend: str) -> int | None:
+        """Status `interrupted`; the checkpoint becomes a version flagged interrupted (once per interruption)."""
+        holder: dict[str, int | None] = {"v": None}
+
+        def save(s: Any) -> None:
+            s.status = "interrupted"
+            s.add_event("interrupted")
+            progress = RunProgress.model_validate(s.progress or {})
+            cp = progress.checkpoint  # round 0: the initial prompt with its baseline valid score
+            if cp is None or spec is None or progress.saved_version:
+                return
+            v = s.add_version(**interrupted_version(cp, spec, progress.backend or backend))
+            s.progress["saved_version"] = v.version
+            holder["v"] = v.version
+
+        self._update(save)
+        return holder["v"]
+
+
+def interrupted_version(cp: Checkpoint, spec: TaskSpec, backend: str) -> dict[str, Any]:
+    """A checkpoint as `add_version` arguments: the backend's own rendering and program, flagged interrupted."""
+    from promptomatix.backends.prompt import PromptCandidate
+    from promptomatix.sessions.models import Score
+
+    best = cp.best
+    cand = PromptCandidate(instructions=best.instructions, demos=best.demos, format_line=best.format_line,
+                           origin=best.origin)  # fmt: skip
+    return {
+        "prompt": best.prompt or cand.render(spec),
+        "backend": backend,
+        "instructions": best.instructions,
+        "demos": best.demos,
+        "settings": {"format_line": best.format_line, "interrupted": True, "origin": best.origin,
+                     "rounds_completed": cp.round},
+        "valid": Score(raw=best.valid_raw, penalized=best.valid_penalized),
+        "initial_valid": Score(raw=cp.initial_valid_raw, penalized=cp.initial_valid_penalized),
+        "program_json": best.program_json,
+    }
+
+
+@contextmanager
+def _no_second_interrupt() -> Iterator[None]:
+    """A second Ctrl-C while the best-so-far is being written must not leave the session half-saved (`running`)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)

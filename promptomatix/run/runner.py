@@ -1,0 +1,113 @@
+"""Strings the stages together under the one handler of bad endings, and logs the session to a tracker at the end.
+
+`run_new`: spec → data → (dry run | search → held-out → result). `run_search`: search → held-out → result on a state
+whose spec, data and starting prompt came from a saved session (refine, resume).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.result import DryRunReport, OptimizationResult
+from promptomatix.run import stages
+from promptomatix.run.ending import ending
+from promptomatix.run_guard import one_line
+from promptomatix.run_report import finish
+
+if TYPE_CHECKING:
+    from promptomatix.run.env import RunEnv
+    from promptomatix.run.state import RunState
+
+log = logging.getLogger(__name__)
+
+
+def run_new(
+    env: RunEnv, st: RunState, prepare: Callable[[], object] | None = None, command: str = "optimize"
+) -> OptimizationResult | DryRunReport:
+    """A run from the task description; `prepare` replaces the spec and data stages (Run.prepare)."""
+    dry = env.config.dry_run
+    check_track(env.track)
+    with _tracked(env, dry) as out, _ending(env, st):
+        env.recorder.open(env.config)
+        if not dry:
+            env.recorder.started(env.config, command)
+        if prepare is not None:
+            prepare()
+        else:
+            stages.spec_stage(env, st)
+            stages.data_stage(env, st)
+        if dry:
+            from promptomatix.run.dry_run import dry_run
+
+            return dry_run(env, st)
+        st.initial = st.initial or PromptCandidate(instructions=st.need("spec").initial_prompt)
+        out.result = _search_to_result(env, st)
+        return out.result
+
+
+def run_search(env: RunEnv, st: RunState, command: str) -> OptimizationResult:
+    """Search, held-out scoring and result on a saved session's spec and data (refine, resume)."""
+    check_track(env.track)
+    with _tracked(env, False) as out, _ending(env, st):
+        env.recorder.started(env.config, command)
+        out.result = _search_to_result(env, st)
+        return out.result
+
+
+def _search_to_result(env: RunEnv, st: RunState) -> OptimizationResult:
+    stages.search_stage(env, st)
+    stages.held_out_stage(env, st)
+    return finish(env, st)
+
+
+def _ending(env: RunEnv, st: RunState) -> AbstractContextManager[None]:
+    return ending(env.recorder, env.boundary_if_built, lambda: st.spec, env.config.backend)
+
+
+@dataclass
+class _Outcome:
+    result: OptimizationResult | None = None
+
+
+@contextmanager
+def _tracked(env: RunEnv, dry: bool) -> Iterator[_Outcome]:
+    """With `env.track`: log the session when the run ends, however it ends. A tracking failure is a note on the
+    result (and a warning), never a failed run."""
+    out = _Outcome()
+    try:
+        yield out
+    finally:
+        sid = env.recorder.session_id
+        if env.track and not dry and sid is not None:
+            note = track_run(env.track, env, sid)
+            if note and out.result is not None:
+                out.result.notes.append(note)
+
+
+def check_track(value: str | None) -> None:
+    """A tracker named wrongly or not installed is a ConfigurationError before the run, not a note after it."""
+    if not value:
+        return
+    from promptomatix.tracking import parse_track
+    from promptomatix.tracking.mlflow import import_mlflow
+
+    parse_track(value)
+    import_mlflow()
+
+
+def track_run(value: str, env: RunEnv, sid: str) -> str | None:
+    """Log the session to the tracker; on failure return the note to show (the run's outcome stands)."""
+    from promptomatix.tracking import track_session
+
+    try:
+        track_session(value, env.store, sid)
+    except Exception as e:
+        note = f"tracking in {value.split(':', 1)[0]} failed: {one_line(f'{type(e).__name__}: {e}')}"
+        log.warning("%s", note)
+        return note
+    return None

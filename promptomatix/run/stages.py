@@ -1,0 +1,131 @@
+"""The stages of a run over a `RunState`: spec → data → search → held-out scoring (the result: run_report).
+
+Each stage reads what the earlier ones filled in, adds its own part, and hands anything to keep to the session
+recorder. None of them handles Ctrl-C or errors: the runner runs them inside `ending`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from promptomatix import held_out
+from promptomatix.errors import BudgetExceeded
+from promptomatix.run.checkpoint import RunProgress
+from promptomatix.run_guard import held_out_notes, require_task_answered, run_owner
+
+if TYPE_CHECKING:
+    from promptomatix.backends.base import BackendResult, RunContext
+    from promptomatix.data import DataSplits
+    from promptomatix.lm.boundary import Budget
+    from promptomatix.run.env import RunEnv
+    from promptomatix.run.state import RunState
+
+
+def user_rows(env: RunEnv) -> dict[str, Any]:
+    """The rows the user gave (files and in-memory lists), by role, with the notes on skipped rows."""
+    from promptomatix.data import load_rows, sample_cap
+
+    cfg = env.config
+    fields = {"input_fields": cfg.input_fields, "output_fields": cfg.output_fields, "seed": cfg.seed,
+              "max_rows": sample_cap(cfg.train_data_size, cfg.valid_data_size, cfg.test_data_size)}  # fmt: skip
+    out: dict[str, Any] = {"skipped": {}}
+    sources = {"user_rows": cfg.data, "train_rows": cfg.local_train_data_path, "test_rows": cfg.local_test_data_path}
+    for key, source in sources.items():
+        if source:
+            loaded = load_rows(source, **fields)
+            out[key] = loaded.rows
+            out["skipped"].update({f"{source}: {k}": v for k, v in loaded.skipped.items()})
+    for key, given in (("train_rows", cfg.train_data), ("valid_rows", cfg.valid_data), ("test_rows", cfg.test_data)):
+        if given is not None:
+            out[key] = given
+    if "test_rows" in out and "train_rows" not in out and "user_rows" in out:
+        out["train_rows"] = out.pop("user_rows")
+    return out
+
+
+def example_rows(user: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*user.get("user_rows", []), *user.get("train_rows", []), *user.get("valid_rows", [])]
+
+
+def spec_stage(env: RunEnv, st: RunState) -> None:
+    """Work out the task spec from the description, the given parts and the rows."""
+    from promptomatix.task import SpecOverrides, infer_task_spec
+
+    teacher = env.boundary().role("teacher")
+    st.user_rows = user_rows(env)
+    rows = example_rows(st.user_rows)
+    env.emit("spec", "working out the task spec")
+    overrides = SpecOverrides.from_kwargs(env.config.model_dump())
+    spec = infer_task_spec(env.config.raw_input, teacher=teacher, given=overrides, rows=rows or None)
+    env.emit("spec", f"task type {spec.task_type}; fields {spec.input_names} -> {spec.output_names}")
+    st.spec = spec
+
+
+def data_stage(env: RunEnv, st: RunState) -> None:
+    """Build train / valid / held-out test from the user's rows and/or synthetic ones; save spec and data."""
+    from promptomatix.data import build_data
+
+    cfg, spec, user = env.config, st.need("spec"), st.need("user_rows")
+    teacher = env.boundary().role("teacher")
+    env.emit("data", "building train / valid / test data")
+    splits, report = build_data(
+        spec, teacher=teacher, user_rows=user.get("user_rows"), train_rows=user.get("train_rows"),
+        valid_rows=user.get("valid_rows"), test_rows=user.get("test_rows"), synthetic_size=cfg.synthetic_data_size,
+        seed=cfg.seed, train_size=cfg.train_data_size, valid_size=cfg.valid_data_size,
+        test_size=cfg.test_data_size, train_ratio=cfg.train_ratio, max_workers=cfg.n_parallel,
+        batch_size=cfg.batch_size_for_teacher(teacher.model), verify=cfg.verify_synthetic, skipped=user["skipped"],
+    )  # fmt: skip
+    st.splits, st.data_report = splits, report.model_dump(mode="json")
+    env.emit("data", f"data ready: {splits.sizes}")
+    env.recorder.spec_and_data(spec, splits, st.data_report)
+
+
+def held_out_rows(splits: DataSplits) -> tuple[list[dict[str, Any]], str]:
+    """The rows the final report scores both prompts on: the test split, else (no verdict) the valid one."""
+    test = splits.test_rows()
+    return (test, "test") if test else (list(splits.valid), "valid")
+
+
+def search_stage(env: RunEnv, st: RunState) -> None:
+    """Record what the search starts from, then let the backend search (train and valid only)."""
+    cfg, spec, splits, initial = env.config, st.need("spec"), st.need("splits"), st.need("initial")
+    env.recorder.search_started(
+        RunProgress(owner=run_owner(), initial=initial.model_dump(), human_feedback=st.human_feedback,
+                    feedback_ids=st.feedback_ids, parent_version=st.parent_version, backend=cfg.backend)
+    )  # fmt: skip
+    boundary = env.boundary()
+    st.ctx = env.context(spec, st)
+    rows, _ = held_out_rows(splits)
+    full = boundary.budget
+    if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
+        boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, 2 * len(rows))}))
+    st.result = _compile(env, st.ctx, st, full)
+    env.recorder.candidates(st.result.candidates)
+
+
+def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> BackendResult:
+    from promptomatix.backends.registry import make_backend
+
+    try:
+        return make_backend(env.config).compile(ctx, st.need("initial"), st.need("splits").backend_view())
+    except BudgetExceeded as e:
+        raise BudgetExceeded(
+            f"the budget ran out before the initial prompt was scored ({e.message})",
+            limit=e.limit,
+            hint="raise --max-calls/--max-usd/--max-minutes or use a smaller --synthetic-data-size",
+        ) from e
+    finally:
+        # Release the calls held back for the final report. A time limit bounds the search, not the report:
+        # without held-out scores the run would have nothing to show for the time it spent.
+        ctx.boundary.set_budget(full.model_copy(update={"max_seconds": None}))
+
+
+def held_out_stage(env: RunEnv, st: RunState) -> None:
+    """Score the initial and the chosen prompt on the same held-out rows; errors become notes (or a failure)."""
+    rows, split = held_out_rows(st.need("splits"))
+    env.emit("final", f"scoring initial and optimized prompts on {len(rows)} held-out {split} rows")
+    held = held_out.score_held_out(st.need("ctx"), st.need("result"), rows, split)
+    boundary = env.boundary()
+    require_task_answered(boundary)
+    st.notes = held_out_notes(held.initial, held.best, split, boundary, held.same_prompt)
+    st.held = held
