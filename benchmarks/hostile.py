@@ -56,6 +56,8 @@ class Case:
     timeout: float = 120.0
     json_stdout: bool = False
     env: dict[str, str] = field(default_factory=dict)
+    # commands run while the main one is live ("{SID}" = its session); each must refuse (exit 1, "busy")
+    while_running: list[list[str]] = field(default_factory=list)
 
 
 def _write_files(root: Path) -> dict[str, str]:
@@ -64,7 +66,7 @@ def _write_files(root: Path) -> dict[str, str]:
         for i in range(24)
     ]
     bad_quote = list(good)
-    bad_quote[5] = 'awful "boring film 4,negative'
+    bad_quote[5] = '"awful boring film 4,negative'  # opens a quote at the start of a field, never closed
     files = {
         "good": "\n".join(good) + "\n",
         "bad_quote": "\n".join(bad_quote) + "\n",
@@ -103,7 +105,7 @@ def cases(f: dict[str, str]) -> list[Case]:
         Case("http 429", [*opt, *data, *http, "--max-calls", "40"], (1,), "429", server="429", fake=False),
         Case("http 401", [*opt, *data, *http], (1,), "401", server="401", fake=False),
         Case("malformed json", [*opt, *data, *http, "--max-calls", "40"], (1,), "", server="malformed", fake=False),
-        Case("hung provider", [*opt, *data, *http, "--max-calls", "10"], (1,), "", server="hang", fake=False,
+        Case("hung provider", [*opt, *data, *http, "--max-calls", "40"], (1,), "within", server="hang", fake=False,
              timeout=90),
         Case("missing api key", [*opt, *data, "--model", "openai/gpt-4o-mini"], (1,), "key", fake=False,
              env={"OPENAI_API_KEY": ""}, timeout=30),
@@ -139,6 +141,9 @@ def cases(f: dict[str, str]) -> list[Case]:
              interrupt_after=0.3),
         Case("ctrl-c at 3 s", [*opt, *data, *http], (130,), "interrupt", server="slow", fake=False,
              interrupt_after=3.0),
+        Case("concurrent resume/refine/delete", [*opt, *data, *http], (130,), "interrupt", server="slow",
+             fake=False, interrupt_after=8.0, while_running=[["resume", "{SID}", "--quiet"],
+             ["refine", "{SID}", "--quiet"], ["sessions", "delete", "{SID}", "--yes"]]),
         Case("ctrl-c during hung call", [*opt, *data, *http[:-1], "60"], (130,), "interrupt", server="hang",
              fake=False, interrupt_after=6.0),
     ]
@@ -162,9 +167,12 @@ def _run(case: Case, files: dict[str, str], root: Path) -> dict[str, Any]:
     proc = subprocess.Popen([sys.executable, "-m", "promptomatix", *argv], env=env, cwd=root,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
     timed_out = False
+    refusals: list[str] = []
     try:
+        if case.while_running:
+            refusals = _while_running(case, env, root, sessions)
         if case.interrupt_after is not None:
-            time.sleep(case.interrupt_after)
+            time.sleep(max(0.0, case.interrupt_after - (time.monotonic() - start)))
             proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=case.timeout)
     except subprocess.TimeoutExpired:
@@ -174,7 +182,29 @@ def _run(case: Case, files: dict[str, str], root: Path) -> dict[str, Any]:
     finally:
         if server is not None:
             server.close()
-    return _judge(case, proc.returncode, out, err, sessions, timed_out, time.monotonic() - start)
+    result = _judge(case, proc.returncode, out, err, sessions, timed_out, time.monotonic() - start)
+    result["problems"].extend(refusals)
+    return result
+
+
+def _while_running(case: Case, env: dict[str, str], root: Path, sessions: Path) -> list[str]:
+    """Run each command against the live session; anything but a refusal naming the busy session is a problem."""
+    deadline = time.monotonic() + 10
+    while not list(sessions.glob("*/session.json")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    found = list(sessions.glob("*/session.json"))
+    if not found:
+        return ["no session appeared for the concurrent commands"]
+    time.sleep(2.0)  # let the run take its lock
+    sid = found[0].parent.name
+    problems = []
+    for argv in case.while_running:
+        cmd = [a.replace("{SID}", sid) for a in argv]
+        r = subprocess.run([sys.executable, "-m", "promptomatix", *cmd], env=env, cwd=root, capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+        if r.returncode != 1 or "busy" not in r.stderr:
+            problems.append(f"`{' '.join(argv[:2])}` during a live run: exit {r.returncode}, {r.stderr.strip()[-120:]!r}")
+    return problems
 
 
 def _judge(case: Case, code: int, out: str, err: str, sessions: Path, timed_out: bool, secs: float) -> dict[str, Any]:
