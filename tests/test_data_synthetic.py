@@ -31,10 +31,30 @@ def _plan(messages: list[dict[str, str]]) -> tuple[int, int, list[str], str]:
     return batch, count, labels, hint
 
 
+#: Words that make a fake review read as its label to the fake relabeler (the label word itself would be a leak).
+CUE = {"positive": "lovely", "negative": "dreadful"}
+
+
+def review_text(batch: int, i: int, label: str, hint: str) -> str:
+    """Distinct words per row (no near-duplicates), the hint without its 'topic:' keys, and the label's cue."""
+    unique = " ".join(f"w{batch}x{i}x{k}" for k in range(6))
+    return f"A {CUE.get(label, 'plain')} film {unique} ({hint.replace(':', '')})"
+
+
+def relabeler(messages: list[dict[str, str]]) -> str | None:
+    """The blind relabel: the review's cue decides, as a reader would; None for other prompts."""
+    text = prompt_text(messages)
+    if "Answer with exactly one of" not in messages[0]["content"]:
+        return None
+    return json.dumps({"label": "negative" if "dreadful" in text else "positive"})
+
+
 def obedient(messages: list[dict[str, str]]) -> str:
-    """A teacher that does exactly what the prompt asks."""
+    """A teacher that does exactly what the prompt asks (and relabels honestly)."""
+    if (answer := relabeler(messages)) is not None:
+        return answer
     batch, count, labels, hint = _plan(messages)
-    rows = [{"review": f"Review {batch}-{i} ({hint})", "label": labels[i]} for i in range(count)]
+    rows = [{"review": review_text(batch, i, labels[i], hint), "label": labels[i]} for i in range(count)]
     return json.dumps({"examples": rows})
 
 
@@ -79,9 +99,12 @@ def test_validation_dedup_and_reasons_counted() -> None:
 
 def test_balance_caps_labels_and_top_up_asks_for_the_missing_class() -> None:
     def stubborn_then_obedient(messages: list[dict[str, str]]) -> str:
-        batch, count, _labels, _ = _plan(messages)
+        if (answer := relabeler(messages)) is not None:
+            return answer
+        batch, count, _labels, hint = _plan(messages)
         if batch < 2:  # first round ignores the target labels: all positive
-            return json.dumps({"examples": [{"review": f"p{batch}-{i}", "label": "positive"} for i in range(count)]})
+            rows = [{"review": review_text(batch, i, "positive", hint), "label": "positive"} for i in range(count)]
+            return json.dumps({"examples": rows})
         return obedient(messages)
 
     lm = FakeLM(default=stubborn_then_obedient)
@@ -90,7 +113,8 @@ def test_balance_caps_labels_and_top_up_asks_for_the_missing_class() -> None:
     assert len(rep.rows) == 10 and labels.count("positive") == 5 and labels.count("negative") == 5
     assert rep.rejected == {"label cap reached": 5}
     assert rep.rounds == 2
-    assert "in order: negative, negative, negative, negative, negative." in prompt_text(lm.calls[-1]["messages"])
+    asks = [prompt_text(c["messages"]) for c in lm.calls if "Write 5 new" in prompt_text(c["messages"])]
+    assert "in order: negative, negative, negative, negative, negative." in asks[-1]
 
 
 def test_top_up_after_junk_and_duplicates() -> None:
@@ -122,7 +146,7 @@ def test_budget_stops_generation_and_keeps_rows() -> None:
     def limited(messages: list[dict[str, str]]) -> str:
         with lock:
             state["n"] += 1
-            if state["n"] > 2:
+            if state["n"] > 2 + 10:  # two batches and their ten relabels
                 raise BudgetExceeded("calls spent", limit="calls")
         return obedient(messages)
 
@@ -130,11 +154,25 @@ def test_budget_stops_generation_and_keeps_rows() -> None:
     assert rep.stop_reason == "budget" and len(rep.rows) == 10
 
 
+def test_budget_reached_during_the_relabels_keeps_the_checked_rows() -> None:
+    state = {"n": 0}
+
+    def limited(messages: list[dict[str, str]]) -> str:
+        state["n"] += 1
+        if state["n"] > 1 + 3:  # one batch of five, then three relabels
+            raise BudgetExceeded("calls spent", limit="calls")
+        return obedient(messages)
+
+    rep = generate_synthetic(SPEC, 5, teacher=FakeLM(default=limited), seed=0, batch_size=5, max_workers=1)
+    assert rep.stop_reason == "budget" and len(rep.rows) == 3 and rep.checked == 3
+    assert rep.rejected == {"not checked (budget reached)": 2}
+
+
 def test_verify_pass_rejects_rows() -> None:
     lm = FakeLM(rules=[("Check each example", json.dumps({"keep": [0, 2]}))], default=obedient)
     rep = generate_synthetic(SPEC, 4, teacher=lm, seed=0, batch_size=4, max_workers=1, verify=True, max_batches=1)
     assert len(rep.rows) == 2 and rep.rejected == {"rejected by verifier": 2}
-    assert len(lm.calls) == 2
+    assert len(lm.calls) == 2 + 4  # the batch, the verifier, and one blind relabel per row
 
 
 def test_seeded_reproducibility() -> None:
@@ -164,7 +202,7 @@ def test_non_classification_has_no_label_targets() -> None:
     def answer(messages: list[dict[str, str]]) -> str:
         text = prompt_text(messages)
         assert "in order" not in text
-        b = re.search(r"batch (\d+)", text).group(1)
+        b = re.search(r"draft (\d+)", text).group(1)
         return json.dumps({"examples": [{"text": f"long text {b}", "summary": "short"}]})
 
     rep = generate_synthetic(spec, 3, teacher=FakeLM(default=answer), seed=0, batch_size=1)
@@ -189,3 +227,86 @@ def test_verifier_also_checks_single_example_generation() -> None:
     rep = generate_synthetic(SPEC, 4, teacher=FakeLM(default=answer), seed=0, batch_size=1, max_batches=4, verify=True)
     assert rep.rejected.get("rejected by verifier", 0) >= 1
     assert all(r["review"] == "a good film indeed" for r in rep.rows)
+
+
+def _single_teacher(write):
+    """A one-example-per-call teacher (the local path): `write(label, index)` gives the review text."""
+
+    def answer(messages: list[dict[str, str]]) -> str:
+        if (relabel := relabeler(messages)) is not None:
+            return relabel
+        text = prompt_text(messages)
+        label = re.search(r"correct label is: (\w+)", text).group(1)
+        index = int(re.search(r"draft (\d+)", text).group(1))
+        return json.dumps({"review": write(label, index)})
+
+    return FakeLM(default=answer)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("This is batch 22 of the movie reviews, a lovely one", "prompt/meta text in the input"),
+        ("topic: film and music; a lovely evening at the cinema", "prompt/meta text in the input"),
+        ("This is a movie review with a positive sentiment.", "the input describes itself instead of being an example"),
+        ("Honestly the sentiment here is positive, I liked it", "the input states its own label"),
+        ("The [noun_1] was lovely and the [noun_2] too", "template placeholder in the input"),
+        ("Then {name} thought the film was lovely", "template placeholder in the input"),
+        ("<placeholder> lovely film", "template placeholder in the input"),
+    ],
+)
+def test_leaks_and_placeholders_are_dropped_and_counted(text: str, reason: str) -> None:
+    lm = _single_teacher(lambda label, i: text if i == 0 else f"A {CUE[label]} film, take {i} w{i}a w{i}b w{i}c")
+    rep = generate_synthetic(SPEC, 4, teacher=lm, seed=0, batch_size=1, max_workers=1)
+    assert rep.rejected.get(reason) == 1, rep.rejected
+    assert all(text != r["review"] for r in rep.rows) and len(rep.rows) == 4
+    relabelled = [c for c in lm.calls if "Answer with exactly one of" in c["messages"][0]["content"]]
+    assert not any(text in prompt_text(c["messages"]) for c in relabelled)  # rejected before paying a relabel
+
+
+def test_near_duplicates_are_dropped() -> None:
+    def write(label: str, i: int) -> str:
+        if i == 1:  # row 0 reworded by one word
+            return "A lovely film with a great cast and a fine story, take 0 again"
+        return f"A {CUE[label]} film with a great cast and a fine story, take {i}" if i == 0 else f"{CUE[label]} {i} q{i}"
+
+    rep = generate_synthetic(SPEC, 4, teacher=_single_teacher(write), seed=0, batch_size=1, max_workers=1)
+    assert rep.rejected.get("near-duplicate") == 1 and len(rep.rows) == 4
+
+
+def test_rows_whose_label_a_blind_relabel_disputes_are_dropped() -> None:
+    """The teacher writes a dreadful review for a 'positive' slot; the blind relabel says negative: dropped."""
+    wrong = {0, 3}
+
+    def write(label: str, i: int) -> str:
+        cue = CUE["negative" if label == "positive" and i in wrong else label]
+        return f"A {cue} film, take {i} w{i}a w{i}b w{i}c"
+
+    lm = _single_teacher(write)
+    rep = generate_synthetic(SPEC, 6, teacher=lm, seed=0, batch_size=1, max_workers=2)
+    disputed = rep.rejected.get("label disagrees with a blind relabel", 0)
+    assert disputed >= 1 and rep.checked == rep.agreed + disputed
+    for row in rep.rows:  # every kept row reads as its label
+        assert CUE[row["label"]] in row["review"]
+    relabels = [c for c in lm.calls if "Answer with exactly one of" in c["messages"][0]["content"]]
+    assert relabels and all("correct label" not in prompt_text(c["messages"]) for c in relabels)  # blind
+    assert all(c["json_schema"]["properties"]["label"]["enum"] == ["positive", "negative"] for c in relabels)
+
+
+def test_a_failed_relabel_keeps_the_row_as_unchecked() -> None:
+    def answer(messages: list[dict[str, str]]) -> str:
+        if "Answer with exactly one of" in messages[0]["content"]:
+            return "no idea"
+        index = int(re.search(r"draft (\d+)", prompt_text(messages)).group(1))
+        return json.dumps({"review": f"An ordinary film, take {index} w{index}a w{index}b"})
+
+    rep = generate_synthetic(SPEC, 2, teacher=FakeLM(default=answer), seed=0, batch_size=1, max_workers=1)
+    assert len(rep.rows) == 2 and rep.unchecked == 2 and rep.checked == 0
+
+
+def test_checked_generation_repeats_for_a_seed() -> None:
+    def run(seed: int) -> list[dict]:
+        wrong = lambda label, i: f"A {CUE['negative' if i % 3 == 0 else label]} film {i} w{i}a w{i}b"  # noqa: E731
+        return generate_synthetic(SPEC, 8, teacher=_single_teacher(wrong), seed=seed, batch_size=1, max_workers=4).rows
+
+    assert run(5) == run(5)

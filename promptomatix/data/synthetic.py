@@ -17,10 +17,19 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from promptomatix.data.synthetic_checks import (
+    batch_verdict,
+    leak_reason,
+    near_duplicate,
+    placeholder_reason,
+    relabel,
+    text_quality_issue,
+    tokens,
+)
 from promptomatix.data.validate import check_row, row_key
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.lm.types import ChatModel
-from promptomatix.task.models import TaskSpec, normalize_label
+from promptomatix.task.models import TaskSpec
 from promptomatix.task.parsing import parse_json_loose
 from promptomatix.task.task_types import TaskType
 
@@ -62,6 +71,9 @@ class SyntheticReport:
     batches: int = 0
     stop_reason: str = "complete"
     hints: list[str] = field(default_factory=list)
+    checked: int = 0  # rows whose label the teacher re-derived blind (classification)
+    agreed: int = 0  # of those, rows whose blind label matched the one asked for
+    unchecked: int = 0  # kept without a check: the relabel call failed or gave no label
 
 
 @dataclass
@@ -78,6 +90,9 @@ class _Result:
     items: list[Any] = field(default_factory=list)
     keep: set[int] | None = None
     failure: str | None = None
+    relabels: dict[int, str | None] = field(default_factory=dict)  # item index -> the blind label
+    cut: int | None = None  # items from here on were not checked: the budget ran out during the relabels
+    budget_hit: bool = False
 
 
 def diversity_hint(seed: int, index: int) -> str:
@@ -140,36 +155,6 @@ def _items(answer: Any, spec: TaskSpec) -> list[Any] | None:
     return None
 
 
-def _verify(spec: TaskSpec, teacher: ChatModel, items: list[Any]) -> set[int] | None:
-    """Second opinion per batch: which examples are correct and realistic. None when the answer is unusable."""
-    candidates = {i: row for i, row in enumerate(items) if check_row(spec, row)[0] is not None}
-    if not candidates:
-        return set()
-    listing = "\n".join(f"{i}: {json.dumps(r, ensure_ascii=False)}" for i, r in candidates.items())
-    prompt = (
-        f"Task: {spec.description}\nCheck each example: is the output correct for the input, and is the "
-        f'example realistic?\n{listing}\nReply with JSON: {{"keep": [indices of the good examples]}}'
-    )
-    schema = {
-        "type": "object",
-        "properties": {"keep": {"type": "array", "items": {"type": "integer"}}},
-        "required": ["keep"],
-    }
-    text = teacher.chat(
-        [
-            {"role": "system", "content": "You review training data. Reply with JSON only."},
-            {"role": "user", "content": prompt},
-        ],
-        json_schema=schema,
-        temperature=0.0,
-    )
-    answer = parse_json_loose(text)
-    keep = answer.get("keep") if isinstance(answer, dict) else None
-    if not isinstance(keep, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in keep):
-        return None
-    return {i for i in keep if i in candidates}
-
-
 def single_schema(spec: TaskSpec, label: str | None) -> dict[str, Any]:
     """One example as a flat object; with the label fixed by us, the model only writes the other fields."""
     fields = [f for f in spec.fields if not (label is not None and f.name == spec.label_field)]
@@ -192,17 +177,34 @@ def _single_prompt(spec: TaskSpec, plan: _Plan) -> str:
         lines.append(f"Write one realistic example input whose correct {spec.label_field} is: {label}.")
     else:
         lines.append("Write one realistic example: the input and its correct output.")
-    lines.append(f"Vary it ({plan.hint}); this is batch {plan.index}.")
+    lines.append(f"Vary it ({plan.hint}).")
     lines.append(f"Reply with JSON with the keys: {want}.")
     return "\n".join(lines)
 
 
-def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool) -> _Result:
+def _precheck(spec: TaskSpec, item: Any) -> str | None:
+    """Why a generated item is unusable before any model looks at it (None: worth a blind relabel)."""
+    clean, reason = check_row(spec, item)
+    if clean is None:
+        return reason or "invalid"
+    return text_quality_issue(spec, clean) or placeholder_reason(spec, clean) or leak_reason(spec, clean)
+
+
+def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool, relabel_rows: bool = False) -> _Result:
     result = _run_single(spec, teacher, plan) if plan.single else _run_many(spec, teacher, plan)
+    if relabel_rows and not result.failure:
+        for i, item in enumerate(result.items):
+            if _precheck(spec, item) is not None:
+                continue
+            try:
+                result.relabels[i] = relabel(spec, teacher, check_row(spec, item)[0] or {})
+            except BudgetExceeded:  # keep the rows checked so far; the round stops on `budget_hit`
+                result.cut, result.budget_hit = i, True
+                return result
     if verify and result.items and not result.failure:
         items = result.items
         try:
-            result.keep = _verify(spec, teacher, items)
+            result.keep = batch_verdict(spec, teacher, items)
         except LMCallError as exc:
             log.warning("verifier for batch %d failed: %s", plan.index, exc)
         if result.keep is None:
@@ -226,7 +228,10 @@ def _run_many(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
 
 def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
     label = plan.labels[0] if plan.labels else None
-    messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _single_prompt(spec, plan)}]
+    # The index keeps two plans with the same hint apart (the response cache); in the system text, where a small
+    # teacher copies it less than from the request ("This is batch 22…" was seen in rows).
+    system = f"{_SYSTEM} (draft {plan.index})"
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": _single_prompt(spec, plan)}]
     try:
         text = teacher.chat(messages, json_schema=single_schema(spec, label), temperature=0.8, max_tokens=300)
     except LMCallError as exc:
@@ -241,24 +246,6 @@ def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
     return _Result(items=items)
 
 
-def text_quality_issue(spec: TaskSpec, row: dict[str, Any]) -> str | None:
-    """Why a generated row's inputs are not usable text (small models emit JSON, emoji runs, bare labels)."""
-    labels = {normalize_label(lab) for lab in spec.labels or []}
-    for f in spec.input_fields:
-        value = row.get(f.name)
-        if f.type != "str" or value is None:
-            continue
-        if isinstance(value, (dict, list)):
-            return "input is not plain text"
-        text = str(value).strip()
-        letters = sum(ch.isalpha() or ch.isspace() for ch in text)
-        if len(text) > 10 and letters < 0.6 * len(text):  # emoji runs, digit soup
-            return "low-quality text"
-        if normalize_label(text) in labels or text.lstrip().startswith(("{", "[")):
-            return "input is not plain text"
-    return None
-
-
 def _label_slots(labels: list[str], counts: Counter[str], cap: int, need: int) -> list[str]:
     """Target labels for the next `need` examples, filling the emptiest classes first."""
     deficit = {lab: max(0, cap - counts[lab]) for lab in labels}
@@ -268,6 +255,71 @@ def _label_slots(labels: list[str], counts: Counter[str], cap: int, need: int) -
         slots.append(lab)
         deficit[lab] -= 1
     return slots
+
+
+@dataclass
+class _Keeper:
+    """Decides each generated item in batch order: every check, then the label cap; counts every reason."""
+
+    spec: TaskSpec
+    n: int
+    labels: list[str]
+    cap: int
+    seen: set[str]
+    report: SyntheticReport
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    kept_tokens: list[frozenset[str]] = field(default_factory=list)
+
+    def take(self, result: _Result) -> None:
+        for i, item in enumerate(result.items):
+            reason = self._reason(result, i, item)
+            if reason:
+                self.rejected[reason] += 1
+
+    def _reason(self, result: _Result, i: int, item: Any) -> str | None:
+        spec, label = self.spec, self.spec.label_field
+        reason = _precheck(spec, item)
+        if reason:
+            return reason
+        if result.cut is not None and i >= result.cut:
+            return "not checked (budget reached)"
+        clean = check_row(spec, item)[0] or {}
+        if result.keep is not None and i not in result.keep:
+            return "rejected by verifier"
+        if row_key(spec, clean) in self.seen:
+            return "duplicate"
+        if near_duplicate(tokens(spec, clean), self.kept_tokens):
+            return "near-duplicate"
+        if result.relabels.get(i) is not None:  # None: the relabel call failed, so the row is unchecked
+            self.report.checked += 1
+            if result.relabels[i] != clean.get(label or ""):
+                return "label disagrees with a blind relabel"
+            self.report.agreed += 1
+        elif i in result.relabels:
+            self.report.unchecked += 1
+        if self.labels and self.counts[str(clean[label])] >= self.cap:  # type: ignore[index]
+            return "label cap reached"
+        if len(self.report.rows) >= self.n:
+            return "beyond requested size"
+        self.seen.add(row_key(spec, clean))
+        self.kept_tokens.append(tokens(spec, clean))
+        if self.labels:
+            self.counts[str(clean[label])] += 1  # type: ignore[index]
+        self.report.rows.append(clean)
+        return None
+
+
+def _plans(report: SyntheticReport, keeper: _Keeper, batch_size: int, max_batches: int, seed: int) -> list[_Plan]:
+    need = keeper.n - len(report.rows)
+    slots = _label_slots(keeper.labels, keeper.counts, keeper.cap, need) if keeper.labels else []
+    plans = []
+    for i in range(min(math.ceil(need / batch_size), max_batches - report.batches)):
+        index = report.batches + i
+        count = min(batch_size, need - i * batch_size)
+        labels = slots[i * batch_size : i * batch_size + count]
+        plans.append(_Plan(index, count, labels, diversity_hint(seed, index), single=batch_size == 1))
+    return plans
 
 
 def generate_synthetic(
@@ -282,18 +334,22 @@ def generate_synthetic(
     max_batches: int | None = None,
     existing: Iterable[dict[str, Any]] = (),
     verify: bool = False,
+    relabel_check: bool = True,
 ) -> SyntheticReport:
-    """Generate up to `n` valid, unique rows; top-up rounds replace rejects until `n`, a limit or the budget."""
+    """Generate up to `n` checked, unique rows; top-up rounds replace rejects until `n`, a limit or the budget.
+
+    `relabel_check` (classification only) keeps a row only when the teacher, shown the inputs alone, gives it the
+    label we asked for: one more teacher call per row, short (a label under an enum grammar).
+    """
     report = SyntheticReport(rows=[], requested=n)
     if n <= 0:
         return report
     batch_size = max(1, batch_size)
     max_batches = max_batches if max_batches is not None else 3 * math.ceil(n / batch_size)
-    seen = {row_key(spec, r) for r in existing}
     labels = list(spec.labels or []) if spec.task_type == TaskType.CLASSIFICATION else []
     cap = math.ceil(n / len(labels)) if labels else n
-    counts: Counter[str] = Counter()
-    rejected: Counter[str] = Counter()
+    keeper = _Keeper(spec, n, labels, cap, {row_key(spec, r) for r in existing}, report)
+    relabel_rows = relabel_check and bool(labels) and spec.label_field is not None
     failed: Counter[str] = Counter()
     empty_rounds = 0
     while len(report.rows) < n:
@@ -306,25 +362,11 @@ def generate_synthetic(
         if empty_rounds >= 2:
             report.stop_reason = "stalled"
             break
-        need = n - len(report.rows)
-        slots = _label_slots(labels, counts, cap, need) if labels else []
-        plans = []
-        for i in range(min(math.ceil(need / batch_size), max_batches - report.batches)):
-            index = report.batches + i
-            count = min(batch_size, need - i * batch_size)
-            plans.append(
-                _Plan(
-                    index,
-                    count,
-                    slots[i * batch_size : i * batch_size + count],
-                    diversity_hint(seed, index),
-                    single=batch_size == 1,
-                )
-            )
+        plans = _plans(report, keeper, batch_size, max_batches, seed)
         report.rounds += 1
         report.batches += len(plans)
         report.hints.extend(p.hint for p in plans)
-        results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers)
+        results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers, relabel_rows)
         before = len(report.rows)
         for plan in plans:  # batch order, not completion order: reproducible
             result = results.get(plan.index)
@@ -333,31 +375,12 @@ def generate_synthetic(
             if result.failure:
                 failed[result.failure] += 1
             report.generated += len(result.items)
-            for i, item in enumerate(result.items):
-                clean, reason = check_row(spec, item)
-                if clean is not None and isinstance(item, dict):
-                    reason = text_quality_issue(spec, item)
-                    clean = None if reason else clean
-                if clean is None:
-                    rejected[reason or "invalid"] += 1
-                elif result.keep is not None and i not in result.keep:
-                    rejected["rejected by verifier"] += 1
-                elif row_key(spec, clean) in seen:
-                    rejected["duplicate"] += 1
-                elif labels and counts[str(clean[spec.label_field])] >= cap:  # type: ignore[index]
-                    rejected["label cap reached"] += 1
-                elif len(report.rows) >= n:
-                    rejected["beyond requested size"] += 1
-                else:
-                    seen.add(row_key(spec, clean))
-                    if labels:
-                        counts[str(clean[spec.label_field])] += 1  # type: ignore[index]
-                    report.rows.append(clean)
+            keeper.take(result)
         empty_rounds = empty_rounds + 1 if len(report.rows) == before else 0
         if budget_hit:
             report.stop_reason = "budget"
             break
-    report.rejected = dict(rejected)
+    report.rejected = dict(keeper.rejected)
     report.failed_batches = dict(failed)
     log.info(
         "synthetic: %d/%d rows in %d batches (%s); rejected %s",
@@ -371,7 +394,7 @@ def generate_synthetic(
 
 
 def _run_round(
-    spec: TaskSpec, teacher: ChatModel, plans: list[_Plan], verify: bool, max_workers: int
+    spec: TaskSpec, teacher: ChatModel, plans: list[_Plan], verify: bool, max_workers: int, relabel_rows: bool
 ) -> tuple[dict[int, _Result], bool]:
     """Run one wave of batches; on BudgetExceeded cancel what has not started and keep what finished."""
     results: dict[int, _Result] = {}
@@ -379,13 +402,15 @@ def _run_round(
     if max_workers <= 1 or len(plans) <= 1:
         for plan in plans:
             try:
-                results[plan.index] = _run_batch(spec, teacher, plan, verify)
+                results[plan.index] = _run_batch(spec, teacher, plan, verify, relabel_rows)
             except BudgetExceeded:
+                return results, True
+            if results[plan.index].budget_hit:
                 return results, True
         return results, False
     with ThreadPoolExecutor(max_workers=min(max_workers, len(plans))) as pool:
         futures: dict[int, Future[_Result]] = {
-            p.index: pool.submit(_run_batch, spec, teacher, p, verify) for p in plans
+            p.index: pool.submit(_run_batch, spec, teacher, p, verify, relabel_rows) for p in plans
         }
         for index, future in futures.items():
             try:
@@ -393,15 +418,21 @@ def _run_round(
             except CancelledError:
                 continue
             except BudgetExceeded:
+                results.pop(index, None)
+            if index not in results or results[index].budget_hit:
                 budget_hit = True
                 for other in futures.values():
                     other.cancel()
     return results, budget_hit
 
 
-def estimate_synthetic_calls(n: int, *, batch_size: int = 5, verify: bool = False, worst_case: bool = False) -> int:
-    """Teacher calls for `n` rows: one per batch (two with verify); worst case includes every top-up."""
+def estimate_synthetic_calls(
+    n: int, *, batch_size: int = 5, verify: bool = False, worst_case: bool = False, relabel_check: bool = True
+) -> int:
+    """Teacher calls for `n` rows: one per batch (two with verify), plus one blind relabel per row (classification;
+    an upper bound for other tasks); worst case includes every top-up."""
     if n <= 0:
         return 0
-    batches = math.ceil(n / max(1, batch_size)) * (3 if worst_case else 1)
-    return batches * (2 if verify else 1)
+    rounds = 3 if worst_case else 1
+    batches = math.ceil(n / max(1, batch_size)) * rounds
+    return batches * (2 if verify else 1) + (n * rounds if relabel_check else 0)
