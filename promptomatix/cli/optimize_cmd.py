@@ -26,6 +26,9 @@ MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token b
 REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds per provider request (120).")
 API_KEY = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY")
 API_BASE = typer.Option(None, "--api-base", "--model_api_base", help="OpenAI-compatible server URL.")
+TRACK = typer.Option(
+    None, "--track", help="Log the run to MLflow: mlflow or mlflow:URI (e.g. sqlite:///mlflow.db); needs [mlflow]."
+)
 
 
 def budget_overrides(
@@ -183,6 +186,7 @@ def register(app: typer.Typer) -> None:
         threads: int = typer.Option(4, "--threads", min=1),
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
         dry_run: bool = typer.Option(False, "--dry-run", help="Show spec, data and estimated calls; don't optimize."),
+        track: str = TRACK,
         json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
@@ -210,7 +214,10 @@ def register(app: typer.Typer) -> None:
             sessions_dir=sessions_dir, dry_run=dry_run,
         )  # fmt: skip
         clients = clients_from_env()
-        run_and_show(json_, quiet, max_calls, max_usd, lambda view: Run(cfg, progress=view, clients=clients).execute())
+        run_and_show(
+            json_, quiet, max_calls, max_usd,
+            lambda view: Run(cfg, progress=view, clients=clients, track=track).execute(),
+        )  # fmt: skip
 
     @app.command("refine", help="Re-optimize a session from its latest version and its open feedback.")
     def refine_cmd(
@@ -227,6 +234,7 @@ def register(app: typer.Typer) -> None:
         max_total_tokens: int = MAX_TOTAL_TOKENS,
         request_timeout: float = REQUEST_TIMEOUT,
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
+        track: str = TRACK,
         json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -239,11 +247,13 @@ def register(app: typer.Typer) -> None:
             json_, quiet, max_calls, max_usd,
             lambda view: refine(
                 session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-                clients=clients, backend=backend, search_type=search_type, rounds=rounds, **budget,
+                clients=clients, track=track, backend=backend, search_type=search_type, rounds=rounds, **budget,
             ),
         )  # fmt: skip
         if result.feedback_applied and not json_:
             info(f"applied feedback: {', '.join(result.feedback_applied)}")
+        elif result.no_change and not json_:
+            info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
 
     @app.command("resume", help="Continue an interrupted run; calls already made replay from the session's cache.")
     def resume_cmd(
@@ -257,6 +267,7 @@ def register(app: typer.Typer) -> None:
         max_total_tokens: int = MAX_TOTAL_TOKENS,
         request_timeout: float = REQUEST_TIMEOUT,
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
+        track: str = TRACK,
         json_: bool = typer.Option(False, "--json", help=JSON_HELP),
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
@@ -269,6 +280,6 @@ def register(app: typer.Typer) -> None:
             json_, quiet, max_calls, max_usd,
             lambda view: resume(
                 session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-                clients=clients, **budget,
+                clients=clients, track=track, **budget,
             ),
         )  # fmt: skip
