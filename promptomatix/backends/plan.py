@@ -26,9 +26,12 @@ if TYPE_CHECKING:
 
 MIN_MINIBATCH = 3  # fewer screening rows than this cannot tell candidates apart
 MIN_CONFIRM_ROWS = 8  # a confirmation on fewer train rows is noise; below it the choice is on valid alone
-#: Expected share of candidates a screening minibatch promotes to the valid split, and of teacher-free slots.
-#: Measured with benchmarks/estimate.py (fake models, all presets): see RESULTS.md § 5.
-PROMOTED = 0.6
+#: What a typical run spends, measured with benchmarks/estimate.py (RESULTS.md § 5): of a round's slots, NEW in round 1
+#: give a new candidate to score (the rest are duplicates or strategies with nothing new), DECAY less each later
+#: round as the pool converges, and slots past SLOTS_FULL add half as many; PROMOTED of the screened candidates
+#: reach the valid split (DECAY_PROMOTED less each round, as the best gets harder to beat); TEACHER of the slots
+#: call the teacher. Rows a prompt was already scored on are cached and free.
+NEW, DECAY, SLOTS_FULL, PROMOTED, DECAY_PROMOTED, TEACHER = 0.75, 0.7, 4, 0.95, 0.8, 0.4
 
 
 class MetaPlan(BaseModel):
@@ -145,13 +148,20 @@ def _plan(
 
 
 def expected_meta_calls(plan: MetaPlan, patience: int) -> int:
-    """What a typical run spends: rounds until patience stops it after one improvement, a share of the
-    candidates promoted to valid, one finalist confirmed next to the initial prompt."""
+    """What a typical run spends: rounds until patience stops it after one improvement, the best's minibatch
+    (its rows seen before are cached), new candidates screened and a share promoted, two finalists and the
+    initial prompt confirmed on the train rows they were not screened on."""
     rounds = min(plan.rounds, patience + 1)
-    k, m = plan.candidates_per_round, plan.minibatch_size
-    per_round = k + (k + 1) * m + PROMOTED * k * plan.n_valid
-    confirm = confirm_cost(min(1, plan.confirm_top_k), plan.confirm_rows) if rounds else 0
-    return round(plan.baseline_calls + rounds * per_round + confirm)
+    k, m, v, t = plan.candidates_per_round, plan.minibatch_size, plan.n_valid, plan.n_train
+    slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
+    total = float(plan.baseline_calls)
+    for i in range(rounds):
+        new = NEW * DECAY**i * slots
+        best_mb = m if i == 0 or not t else m * (1 - m / t)
+        total += TEACHER * k + best_mb + new * (m + PROMOTED * DECAY_PROMOTED**i * v)
+    if rounds and plan.confirm_top_k:
+        total += (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
+    return round(total)
 
 
 def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:
@@ -188,7 +198,7 @@ def estimate_optimizer_calls(settings: Any, n_train: int, n_valid: int, budget: 
     """The dry run's expected LM calls of the optimizer stage (meta: its plan; dspy: see `dspy_expected_calls`)."""
     if hasattr(settings, "candidates_per_round"):
         return plan_meta(settings, n_train, n_valid, budget).expected_calls
-    return dspy_expected_calls(settings, n_train, n_valid)
+    return dspy_expected_calls(settings, n_train, n_valid, budget)
 
 
 def search_plan_lines(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> list[str]:
@@ -198,6 +208,10 @@ def search_plan_lines(settings: Any, n_train: int, n_valid: int, budget: int | N
     return []
 
 
-def dspy_expected_calls(settings: Any, n_train: int, n_valid: int) -> int:
-    """DSPy's own upper bound (DSPySettings.estimate_calls), corrected for what a run really spends."""
-    return int(settings.estimate_calls(n_train, n_valid))
+def dspy_expected_calls(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> int:
+    """DSPy's own upper bound (DSPySettings.estimate_calls), and never more than the budget lets the run spend.
+
+    Not yet an expected value: MIPROv2 and GEPA re-score rows they have seen (cache hits are free), so without a
+    binding budget this overstates their calls (RESULTS.md § 5 has the measured ratios)."""
+    calls = int(settings.estimate_calls(n_train, n_valid))
+    return calls if budget is None else min(calls, budget)

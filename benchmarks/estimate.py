@@ -1,0 +1,111 @@
+"""Dry-run estimate vs the calls a run really makes, on every backend and preset, with fake models.
+
+For each configuration the same task and rows go through `process_input(dry_run=True)` (the estimate a user sees)
+and then through a real run in a fresh session (so no cache is shared); ratio = estimated / actual LM calls, the
+goal being 0.85–1.15. The fake models are the engine benchmark's (benchmarks/engine.py): the task model is right
+when its instructions say "complains" or demos are shown, and the teacher rewrites to such an instruction.
+
+    python -m benchmarks.estimate [--configs meta-quick,dspy-miprov2] [--sizes 12,12,20] [--max-calls N] [--out F]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks.engine import fake_clients, quiet_dspy, synthetic_rows
+from benchmarks.report import machine_info
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "meta-quick": {"backend": "simple_meta_prompt", "search_type": "quick"},
+    "meta-moderate": {"backend": "simple_meta_prompt", "search_type": "moderate"},
+    "meta-heavy": {"backend": "simple_meta_prompt", "search_type": "heavy"},
+    "dspy-miprov2": {"backend": "dspy", "dspy_optimizer": "miprov2", "search_type": "quick"},
+    "dspy-bootstrap": {"backend": "dspy", "dspy_optimizer": "bootstrap", "search_type": "quick"},
+    "dspy-gepa": {"backend": "dspy", "dspy_optimizer": "gepa", "search_type": "quick"},
+    "dspy-labeled": {"backend": "dspy", "dspy_optimizer": "labeled", "search_type": "quick"},
+}
+TASK = "Classify the sentiment of a movie review as positive or negative"
+
+
+def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: int | None, seed: int) -> Any:
+    from promptomatix.api import process_input
+
+    n_train, n_valid, n_test = sizes
+    with tempfile.TemporaryDirectory(prefix="pmx-estimate-") as tmp:
+        return process_input(
+            raw_input=TASK, train_data=synthetic_rows(n_train), valid_data=synthetic_rows(n_valid, 1000),
+            test_data=synthetic_rows(n_test, 2000), input_fields=["review"], output_fields=["label"],
+            labels=["positive", "negative"], task_type="classification", seed=seed, sessions_dir=tmp,
+            clients=fake_clients(0.0), dry_run=dry_run, max_calls=max_calls, **CONFIGS[config],
+        )  # fmt: skip
+
+
+def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_calls: int | None = None,
+            seed: int = 0) -> dict[str, Any]:  # fmt: skip
+    """One configuration: the dry run's estimate by stage, the real run's calls, and their ratio."""
+    dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed)
+    t0 = time.perf_counter()
+    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed)
+    m = real.metrics
+    est = dict(dry.estimated_calls)
+    return {
+        "config": config,
+        "sizes": list(sizes),
+        "max_calls": max_calls,
+        "estimated": est,
+        "search_plan": list(getattr(dry, "search_plan", [])),
+        "actual_calls": m.calls,
+        "actual_cached": m.cached_calls,
+        "calls_by_role": {r: u["calls"] for r, u in m.usage_by_role.items()},
+        "rounds": real.rounds_completed,
+        "stop_reason": real.stop_reason,
+        "ratio": round(est["total"] / m.calls, 2) if m.calls else None,
+        "wall_s": round(time.perf_counter() - t0, 2),
+    }
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    out = ["| config | rows (train/valid/test) | max calls | estimate (optimize + rest) | actual calls (cached) "
+           "| ratio | within ±15% |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for r in rows:
+        est = r["estimated"]
+        ok = r["ratio"] is not None and 0.85 <= r["ratio"] <= 1.15
+        out.append(
+            f"| {r['config']} | {'/'.join(map(str, r['sizes']))} | {r['max_calls'] or '-'} | {est['total']} "
+            f"({est.get('optimize', 0)} + {est['total'] - est.get('optimize', 0)}) | {r['actual_calls']} "
+            f"({r['actual_cached']}) | **{r['ratio']}** | {'yes' if ok else 'no'} |"
+        )
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.estimate", description=__doc__.split("\n\n")[0])
+    p.add_argument("--configs", default=",".join(CONFIGS), help=f"comma-separated: {', '.join(CONFIGS)}")
+    p.add_argument("--sizes", default="12,12,20", help="train,valid,test rows; several as 12,12,20;34,26,100")
+    p.add_argument("--max-calls", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="also write the JSON to this file")
+    args = p.parse_args(argv)
+    configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        p.error(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
+    quiet_dspy()
+    rows = []
+    for size in args.sizes.split(";"):
+        sizes = tuple(int(x) for x in size.split(","))
+        rows += [measure(c, sizes, max_calls=args.max_calls, seed=args.seed) for c in configs]  # type: ignore[arg-type]
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps({"machine": machine_info(), "estimate": rows}, indent=1) + "\n")
+    print(markdown(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
