@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from promptomatix.errors import StateError
+
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary, RoleLM
     from promptomatix.metrics import EvalReport, MetricsManager
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from promptomatix.task.models import TaskSpec
 
 log = logging.getLogger(__name__)
+_ATTACH_HINT = "return result.with_predictors(best, initial) from compile"
 
 
 class ProgressEvent(BaseModel):
@@ -177,10 +180,12 @@ class BackendResult(BaseModel):
 
     @property
     def best_predict(self) -> Callable[[dict[str, Any]], Any]:
-        assert self._best_predict is not None, "backend did not attach predictors"
+        if self._best_predict is None:
+            raise StateError(f"backend {self.backend} did not attach predictors", hint=_ATTACH_HINT)
         return self._best_predict
 
     @property
     def initial_predict(self) -> Callable[[dict[str, Any]], Any]:
-        assert self._initial_predict is not None, "backend did not attach predictors"
+        if self._initial_predict is None:
+            raise StateError(f"backend {self.backend} did not attach predictors", hint=_ATTACH_HINT)
         return self._initial_predict

@@ -90,7 +90,7 @@ def output_schema(spec: TaskSpec) -> dict[str, Any]:
 def max_tokens_for(spec: TaskSpec) -> int:
     if spec.labels and len(spec.output_fields) == 1:
         return 48
-    kind = spec.task_type.value
+    kind = spec.task_type
     if kind in ("summarization", "qa", "classification", "multi_label_classification", "reasoning"):
         return 160
     return 320

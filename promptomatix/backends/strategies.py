@@ -336,7 +336,7 @@ class FormatStrategy:
         for f in ctx.spec.output_fields:
             if f.labels:
                 parts.append(f"'{f.name}' must be exactly one of: {', '.join(f.labels)}.")
-            elif f.type in ("int", "float") or ctx.spec.task_type.value == "reasoning":
+            elif f.type in ("int", "float") or ctx.spec.task_type == "reasoning":
                 parts.append(f"'{f.name}' must be only the final number, with no words.")
             else:
                 parts.append(f"'{f.name}' must be short and contain only the answer.")

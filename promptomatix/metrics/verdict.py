@@ -19,6 +19,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from promptomatix.errors import StateError
+
 Outcome = Literal["improved", "no_detectable_difference", "worse", "no_test", "unreliable"]
 
 ALPHA = 0.05
@@ -62,7 +64,8 @@ class PairedVerdict(BaseModel):
         """One line a user can act on."""
         if self.outcome == "no_test":
             return "no held-out test: " + ("; ".join(self.notes) or "no rows to compare on")
-        assert self.diff is not None and self.ci_low is not None and self.ci_high is not None
+        if self.diff is None or self.ci_low is None or self.ci_high is None:
+            raise StateError(f"a '{self.outcome}' verdict without its paired difference", hint="re-run the held-out scoring")
         counts = f"{self.wins} wins / {self.losses} losses / {self.ties} ties on {self.n} {self.split} rows"
         stats = f"{self.diff:+.3f} (95% CI {self.ci_low:+.3f} to {self.ci_high:+.3f}), p={self.p_value:.3g}"
         head = {
