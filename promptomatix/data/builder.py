@@ -29,7 +29,7 @@ from promptomatix.data.validate import describe_places, label_counts, validate_r
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task.models import TaskSpec
-from promptomatix.task.task_types import TaskType
+from promptomatix.task.task_types import label_kind
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ def build_data(
     user's explicit choice of no held-out test and is reported as such.
     """
     report = DataReport(seed=seed, skipped=dict(skipped or {}), notes=list(notes or []))
-    label = spec.label_field if spec.task_type == TaskType.CLASSIFICATION else None
+    label = spec.label_field if label_kind(spec.task_type) == "single" else None
     seen: set[str] = set()
     dropped: Counter[str] = Counter(report.skipped)
     sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}

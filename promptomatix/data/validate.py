@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from promptomatix.task.models import TaskSpec
-from promptomatix.task.task_types import TaskType
+from promptomatix.task.task_types import label_kind
 
 __all__ = ["SourceRow", "check_row", "describe_places", "label_counts", "normalize_text", "row_key", "validate_rows"]
 
@@ -61,7 +61,7 @@ def check_row(spec: TaskSpec, row: Any) -> tuple[dict[str, Any] | None, str | No
     """(clean row, None) or (None, reason). Clean rows hold exactly the spec's fields, typed and canonical."""
     if not isinstance(row, dict):
         return None, "not an object"
-    multi = spec.task_type == TaskType.MULTI_LABEL_CLASSIFICATION
+    multi = label_kind(spec.task_type) == "multi"
     clean: dict[str, Any] = {}
     for f in spec.fields:
         if f.name not in row:
