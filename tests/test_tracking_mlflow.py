@@ -21,6 +21,7 @@ pytestmark = pytest.mark.mlflow
 def test_batch_jobs_are_logged_and_the_prompt_registered(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(write_script(tmp_path)))
     monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "sessions"))
+    monkeypatch.chdir(tmp_path)  # MLflow's default artifact root is ./mlruns: never the repo root
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     jobs = write_jobs(tmp_path, "jobs:\n  - {name: sentiment, seed: 3}\n  - {name: broken, data: missing.csv}\n")
     r = CliRunner().invoke(app, ["batch", str(jobs), "--track", f"mlflow:{uri}", "--experiment", "exp", "--json", "-q"])
