@@ -212,3 +212,12 @@ def test_feedback_added_is_a_run_event(with_plugin, tmp_path):
     assert [(e.name, e.session_id, e.payload["comment"], e.payload["id"]) for e in seen] == [
         ("feedback_added", session.session_id, "too vague", item.id)
     ]
+
+
+def test_a_plugin_meta_prompt_without_the_current_prompt_names_the_plugin(with_plugin):
+    from promptomatix.backends.registry import make_backend
+
+    plugin = types.SimpleNamespace(register_meta_prompts=hookimpl(lambda register: register("bad", "Improve it.")))
+    with_plugin(plugin, "meta-plugin")
+    with pytest.raises(PluginError, match="plugin meta-plugin: meta-prompt template 'bad' never shows the current"):
+        make_backend(RunConfig(raw_input="Classify reviews"))

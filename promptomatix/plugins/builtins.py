@@ -26,12 +26,16 @@ def _build_meta(settings: Any, cfg: Any) -> Any:
     from promptomatix.backends.meta import MetaPromptOptimizer
     from promptomatix.backends.meta_prompts import meta_prompt_registry
     from promptomatix.backends.strategies import StrategyRegistry, TemplateStrategy
+    from promptomatix.errors import ConfigurationError, PluginError
 
     registry = StrategyRegistry.default()
     for template in meta_prompt_registry().all():
         if template.plugin == BUILTINS_NAME:
             continue  # StrategyRegistry.default() holds them already
-        registry.register(TemplateStrategy(template.name, template.text))
+        try:
+            registry.register(TemplateStrategy(template.name, template.text))
+        except ConfigurationError as e:
+            raise PluginError(f"plugin {template.plugin}: {e.message}", hint=e.hint) from e
         field = "pinned_strategies" if template.pinned else "strategies"
         setattr(settings, field, [*getattr(settings, field), template.name])
     for path in cfg.meta_prompts:
