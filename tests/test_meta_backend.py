@@ -137,10 +137,11 @@ def test_failures_and_human_feedback_reach_the_meta_prompt():
 def test_budget_stops_the_loop_and_keeps_the_best_so_far():
     good = json.dumps({"prompt": "Say negative if the text complains or criticizes, otherwise positive."})
     ctx, _task, _teach = make_ctx(good, budget=Budget(max_calls=6 + 4 + 1 + 4 + 6 + 3))
-    res = MetaPromptOptimizer(only_rewrites(rounds=4, candidates_per_round=1, minibatch_size=4)).compile(
+    settings = only_rewrites(rounds=4, candidates_per_round=1, minibatch_size=4, confirm_top_k=0)  # loop only
+    res = MetaPromptOptimizer(settings).compile(
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
     )
-    assert res.stop_reason.startswith("budget")
+    assert res.settings["rounds"] < 4 and res.rounds_completed <= res.settings["rounds"]  # the plan fitted rounds
     assert ctx.boundary.usage().total.calls <= 6 + 4 + 1 + 4 + 6 + 3
     assert res.valid_raw >= res.initial_valid_raw
 
@@ -389,13 +390,15 @@ def test_a_calls_budget_never_skips_the_confirmation(max_calls):
     ctx = confirm_ctx("Be lucky and classify the review by whatever feels right today.")
     ctx.boundary.set_budget(Budget(max_calls=max_calls))
     settings = only_rewrites(rounds=3, candidates_per_round=1, minibatch_size=1, patience=9)
-    res = MetaPromptOptimizer(settings).compile(
-        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
-    )
+    data = GuardedData(rows(12), rows(12, 100))
+    if max_calls == 30:  # one confirmed candidate does not fit: refused before any call (the plan, issue 14)
+        with pytest.raises(ConfigurationError, match="no search fits the budget"):
+            MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), data)
+        assert ctx.boundary.usage().total.calls == 0
+        return
+    res = MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), data)
     assert "lucky" not in res.instructions
     assert ctx.boundary.usage().total.calls <= max_calls
-    if max_calls < 60:
-        assert f"of the budget of {max_calls} LM calls left; round 1 and the confirmation can take" in res.stop_reason
 
 
 def test_without_a_valid_split_selection_uses_held_back_train_rows():

@@ -11,7 +11,14 @@ import pytest
 from benchmarks.engine import fake_clients, synthetic_rows
 from promptomatix.api import process_input
 from promptomatix.backends.meta import MetaSettings
-from promptomatix.backends.plan import MIN_MINIBATCH, plan_meta, round_cost
+from promptomatix.backends.plan import (
+    MIN_CONFIRM_ROWS,
+    MIN_MINIBATCH,
+    confirm_cost,
+    effective_rows,
+    plan_meta,
+    round_cost,
+)
 from promptomatix.errors import ConfigurationError
 
 TASK = "Classify the sentiment of a movie review as positive or negative"
@@ -68,10 +75,11 @@ def test_every_fitted_plan_stays_inside_its_budget_and_searches_whenever_one_can
         if p.rounds:
             assert p.max_calls <= budget, (n_train, n_valid, budget, p)
             assert p.expected_calls <= p.max_calls
-        else:
-            valid = n_valid or n_train - n_train // 2
-            m = min(MIN_MINIBATCH, (n_train if n_valid else n_train // 2) or valid or 1)
-            assert budget < valid + round_cost(1, max(1, m), valid), (n_train, n_valid, budget)
+        else:  # refused only when one candidate and (with valid rows) its confirmation cannot be paid for
+            train, valid, confirm = effective_rows(n_train, n_valid)
+            m = min(MIN_MINIBATCH, train or valid or 1)
+            need = valid + round_cost(1, m, valid) + (confirm_cost(1, min(train, MIN_CONFIRM_ROWS)) if confirm else 0)
+            assert budget < need, (n_train, n_valid, budget)
 
 
 def test_shrinking_keeps_the_most_candidates_the_budget_pays_for():

@@ -117,7 +117,8 @@ class MetaPromptOptimizer:
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
         plan = plan_meta(self.settings, len(data.train), len(data.valid), ctx.boundary.remaining_calls())
-        if plan.rounds == 0 and self.settings.rounds:  # say so before the first call, not after the baseline
+        if plan.rounds == 0 and self.settings.rounds and (plan.budget or 0) >= len(data.valid):
+            # say so before the first call, not after the baseline (a budget short of the baseline fails there)
             raise no_search_error(plan, max_calls=ctx.boundary.budget.max_calls)
         s = apply_plan(self.settings, plan)
         spec = ctx.spec

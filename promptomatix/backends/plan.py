@@ -107,8 +107,10 @@ def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -
     best: tuple[Any, ...] | None = None
     m_floor = min(m0, MIN_MINIBATCH)
     c_floor = min(c0, MIN_CONFIRM_ROWS)
+    # A preset with a confirmation keeps one (at least one finalist on MIN_CONFIRM_ROWS rows): a candidate that got
+    # lucky on valid must not be returned unconfirmed because the budget was spent on more candidates.
     for k, m, f in itertools.product(range(s.candidates_per_round, 0, -1), range(m0, m_floor - 1, -1),
-                                     range(f0, -1, -1)):  # fmt: skip
+                                     range(f0, 0 if f0 else -1, -1)):  # fmt: skip
         per_round = round_cost(k, m, valid)
         if f:  # the most confirmation rows that still leave one round
             c = min(c0, (left - per_round) // (f + 1))
@@ -124,9 +126,9 @@ def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -
         if best is None or key > best[0]:
             best = (key, rounds, k, m, f, c)
     if best is None:
-        need = valid + round_cost(1, m_floor, valid)
-        why = (f"the budget leaves {budget} calls for the search; scoring the initial prompt on {valid} valid rows "
-               f"and one candidate takes {need}")  # fmt: skip
+        need = valid + round_cost(1, m_floor, valid) + confirm_cost(min(f0, 1), c_floor)
+        why = (f"the budget leaves {budget} calls for the search; scoring the initial prompt on {valid} valid rows, "
+               f"one candidate and its confirmation take {need}")  # fmt: skip
         return preset.model_copy(update={"rounds": 0, "confirm_calls": 0, "changes": [why],
                                          "expected_calls": valid})  # fmt: skip
     _, rounds, k, m, f, c = best
@@ -186,6 +188,7 @@ def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
 def no_search_error(plan: MetaPlan, *, max_calls: int | None) -> ConfigurationError:
     """Raised before the first call of a run whose budget cannot pay for one candidate."""
     need = plan.baseline_calls + round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
+    need += confirm_cost(min(plan.confirm_top_k, 1), min(plan.n_train, MIN_CONFIRM_ROWS))
     short = need - (plan.budget or 0)
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
     return ConfigurationError(
