@@ -17,6 +17,8 @@ SCRIPT: dict[str, Any] = {
     "teacher": {
         "rules": [
             ['{"feedback"', {"feedback": [{"quote": "", "comment": GENERATED}]}],
+            # a refine on the generated feedback rewrites the prompt (one ending with the same prompt adds no version)
+            [['{"prompt"', f"- {GENERATED}"], {"prompt": "Negative if it complains or is sarcastic, else positive."}],
             ['{"prompt"', {"prompt": GOOD_PROMPT}],
         ],
         "default": {},
