@@ -9,11 +9,12 @@ all work without importing dspy here.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import MetricError, PromptomatixError
 from promptomatix.metrics import structured, text
+from promptomatix.metrics.fields import MISSING, get_field, record_items
 from promptomatix.metrics.judge import judge_score
 from promptomatix.metrics.registry import MetricRegistry, coerce_result, default_registry, plugin_metric_registry
 from promptomatix.metrics.result import MetricResult
@@ -22,7 +23,6 @@ from promptomatix.task.task_types import TaskTypeDef, normalize_task_type_name, 
 if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
 
-MISSING: Any = object()
 
 
 def metric_label(fn: Any) -> str:
@@ -60,33 +60,6 @@ def _call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> M
             hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",
         ) from e
     return coerce_result(value, f"metric {label} (for {key!r})")
-
-
-def get_field(obj: Any, name: str) -> Any:
-    """obj[name] for mappings and dspy.Example/Prediction, else getattr; MISSING when absent or None."""
-    value = MISSING
-    if isinstance(obj, Mapping):
-        value = obj.get(name, MISSING)
-    elif hasattr(obj, "__getitem__") and not isinstance(obj, (str, bytes, list, tuple)):
-        try:
-            value = obj[name]
-        except (KeyError, IndexError, TypeError, AttributeError):
-            value = MISSING
-    if value is MISSING:
-        try:
-            value = getattr(obj, name)
-        except AttributeError:
-            value = MISSING
-    return MISSING if value is None or callable(value) else value
-
-
-def record_items(obj: Any) -> dict[str, Any]:
-    """All fields of a dict, dspy.Example or plain object, as a dict."""
-    if isinstance(obj, Mapping):
-        return dict(obj)
-    if hasattr(obj, "toDict"):
-        return dict(obj.toDict())
-    return {k: v for k, v in vars(obj).items() if not k.startswith("_")} if hasattr(obj, "__dict__") else {}
 
 
 class MetricsManager:
