@@ -44,6 +44,8 @@ def make_clients() -> dict[str, FakeLM]:
         text = "\n".join(m["content"] for m in messages)
         if '{"feedback"' in text:
             return json.dumps({"feedback": [{"quote": "", "comment": "Treat sarcastic praise as negative."}]})
+        if '{"prompt"' in text and "- Treat sarcastic praise" in text:  # a refine on the feedback: a new prompt
+            return json.dumps({"prompt": "Negative if it complains or is sarcastic; mixed if but."})
         if '{"prompt"' in text:
             return json.dumps({"prompt": "Answer negative when the review complains; mixed when it says but."})
         if '"examples"' in text:  # a synthetic batch: n rows with the requested labels, in order
