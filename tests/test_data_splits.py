@@ -24,6 +24,8 @@ SPEC = TaskSpec(
 
 def obedient(messages: list[dict[str, str]]) -> str:
     text = prompt_text(messages)
+    if "Write" not in text:  # the blind relabel of a batch: no label given, so the rows count as unchecked
+        return "{}"
     count = int(re.search(r"Write (\d+) new", text).group(1))
     batch = re.search(r"batch (\d+)", text).group(1)
     labels = re.search(r"in order: (.*)\.", text).group(1).split(", ")
@@ -106,7 +108,7 @@ def test_build_synthetic_only_30_gives_12_9_9() -> None:
     for name in ("train", "valid", "test"):
         assert set(report.label_distribution[name]) == {"positive", "negative"}
     assert report.test_sources == {"synthetic": 9}
-    assert estimate_data_calls(synthetic_size=30) == 6
+    assert estimate_data_calls(synthetic_size=30) == 6 + 6  # six batches and the blind relabel of each
 
 
 def test_build_mixes_user_rows_and_takes_test_from_them_first() -> None:
@@ -118,7 +120,7 @@ def test_build_mixes_user_rows_and_takes_test_from_them_first() -> None:
     assert report.skipped == {"empty 'x'": 2, "user: duplicate": 1, "user: label not in label set": 1}
     assert report.test_sources == {"user": 5, "synthetic": 4}
     assert sum(splits.sizes.values()) == 30 and splits.sizes["test"] == 9
-    assert estimate_data_calls(n_user_rows=10, synthetic_size=30) == 4
+    assert estimate_data_calls(n_user_rows=10, synthetic_size=30) == 4 + 4
 
 
 def test_enough_user_rows_means_no_synthetic_calls() -> None:

@@ -43,10 +43,13 @@ def review_text(batch: int, i: int, label: str, hint: str) -> str:
 
 def relabeler(messages: list[dict[str, str]]) -> str | None:
     """The blind relabel: the review's cue decides, as a reader would; None for other prompts."""
-    text = prompt_text(messages)
     if "Answer with exactly one of" not in messages[0]["content"]:
         return None
-    return json.dumps({"label": "negative" if "dreadful" in text else "positive"})
+    user = messages[-1]["content"]
+    read = lambda text: "negative" if "dreadful" in text else "positive"  # noqa: E731
+    if "Input 1:" in user:  # a batch: one label per input, in order
+        return json.dumps({"labels": [read(part) for part in re.split(r"Input \d+:", user)[1:]]})
+    return json.dumps({"label": read(user)})
 
 
 def obedient(messages: list[dict[str, str]]) -> str:
@@ -146,7 +149,7 @@ def test_budget_stops_generation_and_keeps_rows() -> None:
     def limited(messages: list[dict[str, str]]) -> str:
         with lock:
             state["n"] += 1
-            if state["n"] > 2 + 10:  # two batches and their ten relabels
+            if state["n"] > 2 + 2:  # two batches and their relabels
                 raise BudgetExceeded("calls spent", limit="calls")
         return obedient(messages)
 
@@ -159,20 +162,20 @@ def test_budget_reached_during_the_relabels_keeps_the_checked_rows() -> None:
 
     def limited(messages: list[dict[str, str]]) -> str:
         state["n"] += 1
-        if state["n"] > 1 + 3:  # one batch of five, then three relabels
+        if state["n"] > 3:  # batch 1, its relabel, batch 2: the budget ends before batch 2's relabel
             raise BudgetExceeded("calls spent", limit="calls")
         return obedient(messages)
 
-    rep = generate_synthetic(SPEC, 5, teacher=FakeLM(default=limited), seed=0, batch_size=5, max_workers=1)
-    assert rep.stop_reason == "budget" and len(rep.rows) == 3 and rep.checked == 3
-    assert rep.rejected == {"not checked (budget reached)": 2}
+    rep = generate_synthetic(SPEC, 10, teacher=FakeLM(default=limited), seed=0, batch_size=5, max_workers=1)
+    assert rep.stop_reason == "budget" and len(rep.rows) == 5 and rep.checked == 5
+    assert rep.rejected == {"not checked (budget reached)": 5}
 
 
 def test_verify_pass_rejects_rows() -> None:
     lm = FakeLM(rules=[("Check each example", json.dumps({"keep": [0, 2]}))], default=obedient)
     rep = generate_synthetic(SPEC, 4, teacher=lm, seed=0, batch_size=4, max_workers=1, verify=True, max_batches=1)
     assert len(rep.rows) == 2 and rep.rejected == {"rejected by verifier": 2}
-    assert len(lm.calls) == 2 + 4  # the batch, the verifier, and one blind relabel per row
+    assert len(lm.calls) == 3  # the batch, the verifier, and one blind relabel of the batch
 
 
 def test_seeded_reproducibility() -> None:
@@ -264,14 +267,17 @@ def test_leaks_and_placeholders_are_dropped_and_counted(text: str, reason: str) 
     assert not any(text in prompt_text(c["messages"]) for c in relabelled)  # rejected before paying a relabel
 
 
-def test_near_duplicates_are_dropped() -> None:
+def test_near_duplicates_of_the_same_label_are_dropped_contrasts_are_kept() -> None:
+    base = "film with a great cast and a fine story, take 0"
+
     def write(label: str, i: int) -> str:
-        if i == 1:  # row 0 reworded by one word
-            return "A lovely film with a great cast and a fine story, take 0 again"
-        return f"A {CUE[label]} film with a great cast and a fine story, take {i}" if i == 0 else f"{CUE[label]} {i} q{i}"
+        if i == 2:  # row 0 (same label) with one more word
+            return f"A {CUE[label]} {base} again"
+        return f"A {CUE[label]} {base}" if i in (0, 1) else f"{CUE[label]} {i} q{i}"
 
     rep = generate_synthetic(SPEC, 4, teacher=_single_teacher(write), seed=0, batch_size=1, max_workers=1)
     assert rep.rejected.get("near-duplicate") == 1 and len(rep.rows) == 4
+    assert f"A dreadful {base}" in [r["review"] for r in rep.rows]  # the other label's near-twin is a contrast
 
 
 def test_rows_whose_label_a_blind_relabel_disputes_are_dropped() -> None:

@@ -25,6 +25,7 @@ from promptomatix.data.splits import (
     split_rows,
 )
 from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
+from promptomatix.data.synthetic_report import check_agreement, synthetic_account, synthetic_test_note
 from promptomatix.data.validate import describe_places, label_counts, validate_rows
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
@@ -47,6 +48,9 @@ class SyntheticSummary(BaseModel):
     rounds: int = 0
     batches: int = 0
     stop_reason: str = "complete"
+    checked: int = 0  # rows relabelled blind by the teacher (classification)
+    agreed: int = 0  # of those, rows whose blind label matched the one asked for
+    unchecked: int = 0  # kept without a check (the relabel call gave no label)
 
 
 class DataReport(BaseModel):
@@ -153,6 +157,8 @@ def build_data(
         report.notes.append(
             "no held-out test (test size 0): the final scores use the valid split, which also chose the prompt"
         )
+    if note := synthetic_test_note(report.test_sources, report.synthetic):
+        report.notes.append(note)
     for note in report.notes:
         log.info("data: %s", note)
     return splits, report
@@ -237,7 +243,12 @@ def _synthesize(
         rounds=gen.rounds,
         batches=gen.batches,
         stop_reason=gen.stop_reason,
+        checked=gen.checked,
+        agreed=gen.agreed,
+        unchecked=gen.unchecked,
     )
+    report.notes.append(synthetic_account(report.synthetic))
+    check_agreement(report.synthetic, len(spec.labels or []))
     if len(gen.rows) < need:
         report.notes.append(f"synthetic data: {len(gen.rows)} of {need} rows ({gen.stop_reason})")
     return gen.rows

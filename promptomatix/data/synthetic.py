@@ -193,14 +193,15 @@ def _precheck(spec: TaskSpec, item: Any) -> str | None:
 def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool, relabel_rows: bool = False) -> _Result:
     result = _run_single(spec, teacher, plan) if plan.single else _run_many(spec, teacher, plan)
     if relabel_rows and not result.failure:
-        for i, item in enumerate(result.items):
-            if _precheck(spec, item) is not None:
-                continue
+        todo = [i for i, item in enumerate(result.items) if _precheck(spec, item) is None]
+        groups = [[i] for i in todo] if plan.single else ([todo] if todo else [])  # local: one row per call
+        for group in groups:
             try:
-                result.relabels[i] = relabel(spec, teacher, check_row(spec, item)[0] or {})
+                labels = relabel(spec, teacher, [check_row(spec, result.items[i])[0] or {} for i in group])
             except BudgetExceeded:  # keep the rows checked so far; the round stops on `budget_hit`
-                result.cut, result.budget_hit = i, True
+                result.cut, result.budget_hit = group[0], True
                 return result
+            result.relabels.update(zip(group, labels, strict=True))
     if verify and result.items and not result.failure:
         items = result.items
         try:
@@ -269,7 +270,7 @@ class _Keeper:
     report: SyntheticReport
     counts: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
-    kept_tokens: list[frozenset[str]] = field(default_factory=list)
+    kept_tokens: list[tuple[Any, frozenset[str]]] = field(default_factory=list)  # (label, input words)
 
     def take(self, result: _Result) -> None:
         for i, item in enumerate(result.items):
@@ -289,7 +290,8 @@ class _Keeper:
             return "rejected by verifier"
         if row_key(spec, clean) in self.seen:
             return "duplicate"
-        if near_duplicate(tokens(spec, clean), self.kept_tokens):
+        words = tokens(spec, clean)
+        if near_duplicate(words, [w for lab, w in self.kept_tokens if lab == clean.get(label or "")]):
             return "near-duplicate"
         if result.relabels.get(i) is not None:  # None: the relabel call failed, so the row is unchecked
             self.report.checked += 1
@@ -303,7 +305,7 @@ class _Keeper:
         if len(self.report.rows) >= self.n:
             return "beyond requested size"
         self.seen.add(row_key(spec, clean))
-        self.kept_tokens.append(tokens(spec, clean))
+        self.kept_tokens.append((clean.get(label or ""), words))
         if self.labels:
             self.counts[str(clean[label])] += 1  # type: ignore[index]
         self.report.rows.append(clean)
@@ -339,7 +341,7 @@ def generate_synthetic(
     """Generate up to `n` checked, unique rows; top-up rounds replace rejects until `n`, a limit or the budget.
 
     `relabel_check` (classification only) keeps a row only when the teacher, shown the inputs alone, gives it the
-    label we asked for: one more teacher call per row, short (a label under an enum grammar).
+    label we asked for: one more short teacher call per batch (per row with a local teacher, batch_size 1).
     """
     report = SyntheticReport(rows=[], requested=n)
     if n <= 0:
@@ -429,10 +431,12 @@ def _run_round(
 def estimate_synthetic_calls(
     n: int, *, batch_size: int = 5, verify: bool = False, worst_case: bool = False, relabel_check: bool = True
 ) -> int:
-    """Teacher calls for `n` rows: one per batch (two with verify), plus one blind relabel per row (classification;
-    an upper bound for other tasks); worst case includes every top-up."""
+    """Teacher calls for `n` rows: one per batch (two with verify), plus the blind relabel (one per row for a local
+    teacher, one per batch otherwise; classification only, so an upper bound for other tasks); worst case includes
+    every top-up."""
     if n <= 0:
         return 0
     rounds = 3 if worst_case else 1
     batches = math.ceil(n / max(1, batch_size)) * rounds
-    return batches * (2 if verify else 1) + (n * rounds if relabel_check else 0)
+    checks = (n * rounds if batch_size <= 1 else batches) if relabel_check else 0  # one relabel per call's rows
+    return batches * (2 if verify else 1) + checks

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from promptomatix.task.models import TaskSpec
 
 #: Token-set Jaccard at or above which two inputs are the same example reworded.
-NEAR_DUPLICATE = 0.75
+NEAR_DUPLICATE = 0.8
 _META = re.compile(
     r"\b(batch|draft) \d+\b|\bexample \d+\b|\b(topic|length|style|diversity):|\brealistic example\b|\bcorrect "
     r"(label|answer|output)\b|\breply with json\b|\bthis is (a|an) (example|sample|training)\b",
@@ -77,40 +77,50 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 
 def near_duplicate(candidate: frozenset[str], kept: list[frozenset[str]], threshold: float = NEAR_DUPLICATE) -> bool:
-    """True when the input shares most of its words with one already kept (exact duplicates are caught earlier)."""
-    return len(candidate) >= 3 and any(jaccard(candidate, other) >= threshold for other in kept)
+    """True when the input shares most of its words with one already kept (exact duplicates are caught earlier).
+    Callers pass the rows of the same label only: "the film was great" / "the film was not great" is a useful
+    contrast, not a duplicate. Inputs under five words are left to the exact-duplicate rule (one word matters).
+    """
+    return len(candidate) >= 5 and any(jaccard(candidate, other) >= threshold for other in kept)
 
 
-def relabel_schema(spec: TaskSpec) -> dict[str, Any]:
+def _label_schema(spec: TaskSpec, n: int | None) -> dict[str, Any]:
     f = spec.field(spec.label_field or "")
-    return {
-        "type": "object",
-        "properties": {f.name: {"type": "string", "enum": list(f.labels or [])}},
-        "required": [f.name],
-        "additionalProperties": False,
-    }
+    enum = {"type": "string", "enum": list(f.labels or [])}
+    if n is None:
+        props: dict[str, Any] = {f.name: enum}
+    else:
+        props = {"labels": {"type": "array", "items": enum, "minItems": n, "maxItems": n}}
+    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
 
 
-def relabel(spec: TaskSpec, teacher: ChatModel, row: dict[str, Any]) -> str | None:
-    """The teacher's label for the row's inputs alone (not told the label we asked for); None if it failed."""
+def relabel(spec: TaskSpec, teacher: ChatModel, rows: list[dict[str, Any]]) -> list[str | None]:
+    """The teacher's label for each row's inputs alone (never told the label we asked for), under the label-set
+    enum: one short call for one row (small local teachers), one call for a batch. None where it gave no label."""
     from promptomatix.backends.prompt import format_inputs
     from promptomatix.task.parsing import parse_json_loose
 
     name = spec.label_field
-    if not name:
-        return None
-    labels = spec.field(name).labels or []
-    messages = [
-        {"role": "system", "content": f"{spec.description.rstrip('.')}. Answer with exactly one of: {', '.join(labels)}."},
-        {"role": "user", "content": format_inputs(spec, row)},
-    ]
+    if not name or not rows:
+        return [None] * len(rows)
+    f = spec.field(name)
+    rule = f"{spec.description.rstrip('.')}. Answer with exactly one of: {', '.join(f.labels or [])}."
+    if len(rows) == 1:
+        user = format_inputs(spec, rows[0])
+    else:
+        listed = "\n\n".join(f"Input {i + 1}:\n{format_inputs(spec, r)}" for i, r in enumerate(rows))
+        user = f"{listed}\n\nGive the {name} of each input, in order, as JSON: {{\"labels\": [...]}}"
+    schema = _label_schema(spec, None if len(rows) == 1 else len(rows))
     try:
-        text = teacher.chat(messages, json_schema=relabel_schema(spec), temperature=0.0, max_tokens=24)
+        text = teacher.chat([{"role": "system", "content": rule}, {"role": "user", "content": user}],
+                            json_schema=schema, temperature=0.0, max_tokens=24 + 12 * len(rows))  # fmt: skip
     except LMCallError:
-        return None
+        return [None] * len(rows)
     answer = parse_json_loose(text)
-    value = answer.get(name) if isinstance(answer, dict) else None
-    return spec.field(name).canonical_label(value) if value is not None else None
+    got = ([answer.get(name)] if len(rows) == 1 else answer.get("labels")) if isinstance(answer, dict) else None
+    if not isinstance(got, list) or len(got) != len(rows):
+        return [None] * len(rows)
+    return [f.canonical_label(v) if isinstance(v, str) else None for v in got]
 
 
 def text_quality_issue(spec: TaskSpec, row: dict[str, Any]) -> str | None:
