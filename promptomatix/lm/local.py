@@ -69,6 +69,17 @@ def _check_gguf(path: Path) -> None:
         )
 
 
+def request_seed(request: dict[str, Any]) -> int:
+    """A sampling seed derived from the request itself, so a seeded run (whose prompts carry the run's seed in
+    their diversity hints) samples the same text again. Batched decoding of concurrent requests can still differ
+    in the last float bits; benchmarks/readme_runs.py measures how often that changes a run."""
+    import hashlib
+    import json
+
+    digest = hashlib.sha256(json.dumps(request, sort_keys=True, default=str).encode()).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
 class LocalClient:
     """A ModelClient for a GGUF file. JSON-schema requests constrain decoding with llama.cpp's grammar."""
 
@@ -106,6 +117,7 @@ class LocalClient:
                 "type": "json_schema",
                 "json_schema": {"name": "output", "schema": json_schema},
             }
+        request["seed"] = request_seed(request)  # llama.cpp's default seed is random: same request, same sample
         try:
             out = self.server.handle_chat_completions(request)
         except Exception as e:
