@@ -26,6 +26,7 @@ from promptomatix.run.state import RunState
 from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
+from promptomatix.sessions.feedback_check import distinct_feedback
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
 from promptomatix.task import TaskSpec
 
@@ -210,7 +211,7 @@ def generate_feedback(
         added: list[FeedbackItem] = []
 
         def save(s: Session) -> None:
-            for quote, comment in items:
+            for quote, comment in distinct_feedback(s, items):  # no duplicates of each other or of open items
                 where = (latest.instructions or "") if quote and quote in (latest.instructions or "") else latest.prompt
                 use_quote = quote if quote and quote in where and quote in latest.prompt else None
                 added.append(

@@ -32,6 +32,8 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     paired = held_out.verdict(held, result, seed=env.config.seed)
     kept, kind = _kept(st, result, held)
     feedback_ids = [] if kept is not None else st.feedback_ids
+    if feedback_ids:  # applied only when the new version addresses the item (sessions/feedback_check.py)
+        feedback_ids = _addressed(env, result, feedback_ids, st.notes)
     for note in st.notes:
         log.warning("%s", note)
     extras = {"verdict": paired.model_dump(mode="json"), "pareto": held_out.pareto_ids(result),
@@ -55,6 +57,17 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=spec.assumptions,
         feedback_applied=feedback_ids, notes=st.notes, verdict=paired, pareto=extras["pareto"],
     )  # fmt: skip
+
+
+def _addressed(env: RunEnv, result: BackendResult, ids: list[str], notes: list[str]) -> list[str]:
+    from promptomatix.sessions.feedback_check import applied_feedback
+
+    cfg = env.config
+    reads = cfg.backend == "simple_meta_prompt" or (cfg.backend == "dspy" and cfg.dspy_optimizer == "gepa")
+    session = env.recorder.store.load(env.recorder.sid)
+    applied, lines = applied_feedback(session, ids, result.initial_prompt, result.prompt, uses_feedback=reads)
+    notes.extend(lines)
+    return applied
 
 
 def _kept(st: RunState, result: BackendResult, held: HeldOut) -> tuple[int | None, str]:
