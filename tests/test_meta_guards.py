@@ -139,3 +139,26 @@ def test_degenerate_teacher_answers_are_recorded_and_never_scored():
     scored_systems = {c["messages"][0]["content"] for c in task.calls}
     assert not any(j[:30] in s for j in junk for s in scored_systems)  # the task model never saw them
     assert res.instructions == initial.instructions
+
+
+def test_the_exported_text_names_the_labels_even_when_dropping_them_would_score_higher(tmp_path):
+    """A grammar-constrained task model does not need the label line, and a long one costs length penalty; the
+    run still exports a prompt that names every label, and the export is the prompt that was scored."""
+    from promptomatix.api import process_input
+    from promptomatix.lm.fake import FakeLM
+    from promptomatix.sessions import SessionStore
+    from tests.test_reproducible_runs import teacher
+
+    def task(messages):  # right on every row, whatever the prompt says
+        return json.dumps({"label": "negative" if "dreadful" in messages[-1]["content"] else "positive"})
+
+    clients = {"task": FakeLM(default=task), "teacher": FakeLM(default=teacher)}
+    r = process_input(human_input="Classify the sentiment of a movie review as positive or negative",
+                      synthetic_data_size=24, synthetic_batch_size=4, clients=clients, sessions_dir=str(tmp_path),
+                      input_fields=["review"], output_fields=["label"], lambda_penalty=0.05, rounds=3)  # fmt: skip
+    exported = SessionStore(str(tmp_path)).export(r.session_id, "text")
+    assert "positive" in exported and "negative" in exported
+    assert exported == r.best_prompt
+    version = SessionStore(str(tmp_path)).load(r.session_id).latest_version()
+    dropped = [c for c in version.candidates if c.get("origin") == "drop_line" and c.get("valid_raw") is not None]
+    assert dropped and all("exactly one of: positive, negative" in c["prompt"] for c in dropped)
