@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from promptomatix.cli.app import app, main
+from promptomatix.errors import ConfigurationError
 from promptomatix.sessions import SessionStore
 
 CLI = str(Path(sys.executable).parent / "promptomatix")
@@ -88,23 +89,29 @@ def test_refine_needs_the_stripped_credentials_again_and_takes_budget_flags(sid,
         main(["refine", sid, "-q"])
     err = capsys.readouterr().err
     assert e.value.code == 1 and "credentials that were not saved" in err and "--api-base" in err
-    r = invoke(
-        "refine", sid, "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3", "--max-calls", "12", "--max-usd", "1",
-        "--max-minutes", "5", "--max-tokens", "64", "--max-total-tokens", "100000", "--request-timeout", "5", "--json",
-    )  # fmt: skip
+    # the flags reach the run: 12 calls cannot pay for one candidate, so the refine is refused before it spends
+    with pytest.raises(ConfigurationError, match=r"no search fits the budget.*--max-calls"):
+        invoke(
+            "refine", sid, "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3", "--max-calls", "12", "--max-usd",
+            "1", "--max-minutes", "5", "--max-tokens", "64", "--max-total-tokens", "100000", "--request-timeout",
+            "5", "--json",
+        )  # fmt: skip
+    r = invoke("refine", sid, "--api-base", "http://u:pw@127.0.0.1:9/v1?code=s3", "--max-calls", "200",
+               "--max-tokens", "64", "--request-timeout", "5", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
-    assert out["metrics"]["calls"] <= 12 and out["stop_reason"].startswith("budget")
+    assert json.loads(r.stdout)["metrics"]["calls"] <= 200
 
 
 def test_resume_takes_budget_and_credential_flags(env, capsys):
     r = invoke("optimize", TASK, "--data", env["DATA"], "--dry-run", "--json")
     sid = json.loads(r.stdout)["session_id"]
-    r = invoke("resume", sid, "--api-key", "sk-xyz", "--api-base", "http://127.0.0.1:9/v1", "--max-calls", "30",
+    with pytest.raises(ConfigurationError, match="no search fits the budget"):  # the flag reached the run
+        invoke("resume", sid, "--api-key", "sk-xyz", "--api-base", "http://127.0.0.1:9/v1", "--max-calls", "30",
+               "--request-timeout", "5", "--json")  # fmt: skip
+    r = invoke("resume", sid, "--api-key", "sk-xyz", "--api-base", "http://127.0.0.1:9/v1", "--max-calls", "200",
                "--request-timeout", "5", "--json")  # fmt: skip
     assert r.exit_code == 0, r.output
-    out = json.loads(r.stdout)
-    assert out["metrics"]["calls"] <= 30 and out["stop_reason"].startswith("budget")
+    assert json.loads(r.stdout)["metrics"]["calls"] <= 200
     assert "sk-xyz" not in SessionStore().session_file(sid).read_text()
 
 

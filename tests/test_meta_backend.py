@@ -146,9 +146,9 @@ def test_budget_stops_the_loop_and_keeps_the_best_so_far():
     assert res.valid_raw >= res.initial_valid_raw
 
 
-def test_budget_too_small_for_the_baseline_raises():
+def test_budget_too_small_for_the_baseline_is_refused_before_any_call():
     ctx, *_ = make_ctx("{}", budget=Budget(max_calls=2))
-    with pytest.raises(BudgetExceeded):
+    with pytest.raises(ConfigurationError, match="no search fits the budget"):
         MetaPromptOptimizer(only_rewrites(rounds=1)).compile(
             ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(4), rows(6))
         )

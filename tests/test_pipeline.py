@@ -221,13 +221,21 @@ def test_dry_run_estimates_calls_and_makes_no_optimization_calls(tmp_path):
     assert s.status == "created" and not s.versions and s.task_spec
 
 
-@pytest.mark.parametrize("max_calls", [20, 40, 60])
+@pytest.mark.parametrize("max_calls", [60, 80, 120])
 def test_max_calls_is_respected_overall(tmp_path, max_calls):
     clients, task, teacher = fakes()
     r = run(tmp_path, clients=clients, max_calls=max_calls)
     assert task.n + teacher.n <= max_calls
     assert r.metrics.calls == task.n + teacher.n
     assert r.metrics.optimized_test_score is not None  # calls were kept for the final report
+
+
+@pytest.mark.parametrize("max_calls", [20, 40])
+def test_a_budget_that_cannot_pay_for_one_candidate_is_refused_before_the_search(tmp_path, max_calls):
+    clients, task, _ = fakes()
+    with pytest.raises(ConfigurationError, match=r"no search fits the budget.*use --max-calls \d+"):
+        run(tmp_path, clients=clients, max_calls=max_calls)
+    assert task.n == 0  # the task model was never called: nothing spent on a search that could not finish
 
 
 def test_time_budget_stops_the_search_but_the_held_out_report_still_runs(tmp_path):
@@ -240,10 +248,13 @@ def test_time_budget_stops_the_search_but_the_held_out_report_still_runs(tmp_pat
     assert r.metrics.initial_test_score is not None and r.metrics.optimized_test_score is not None
 
 
-def test_calls_budget_message_names_the_users_limit(tmp_path):
-    r = run(tmp_path, max_calls=40, search_type="heavy")
-    assert r.stop_reason.startswith("budget")
-    assert "of the budget of 40 LM calls left, 12 more held back for the final scoring" in r.stop_reason
+def test_a_heavy_preset_is_fitted_to_the_budget_and_says_how(tmp_path):
+    clients, task, teacher = fakes()
+    r = run(tmp_path, clients=clients, max_calls=60, search_type="heavy")
+    assert task.n + teacher.n <= 60 and r.rounds_completed >= 1
+    version = load_session(r.session_id, sessions_dir=str(tmp_path / "s")).latest_version()
+    plan = " ".join(version.settings["search_plan"])
+    assert "fitted to the budget" in plan and "rounds" in plan
 
 
 # -- Ctrl-C and resume -------------------------------------------------------------------------------------------

@@ -117,8 +117,9 @@ class MetaPromptOptimizer:
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
         plan = plan_meta(self.settings, len(data.train), len(data.valid), ctx.boundary.remaining_calls())
-        if plan.rounds == 0 and self.settings.rounds and (plan.budget or 0) >= len(data.valid):
-            # say so before the first call, not after the baseline (a budget short of the baseline fails there)
+        if plan.rounds == 0 and self.settings.rounds:
+            # say so before the first call; a budget short even of the baseline is the same case (and with a warm
+            # cache the baseline would pass for free and the run would return the initial prompt unsearched)
             raise no_search_error(plan, max_calls=ctx.boundary.budget.max_calls)
         s = apply_plan(self.settings, plan)
         spec = ctx.spec
@@ -263,7 +264,7 @@ class MetaPromptOptimizer:
             candidates=[_record(t, spec, ctx) for t in tried],
             rounds_completed=rounds_done,
             stop_reason=stop_reason,
-            settings=s.model_dump(),
+            settings={**s.model_dump(), "search_plan": plan.describe()},
         )
         return result.with_predictors(program(best.candidate), program(base.candidate))
 

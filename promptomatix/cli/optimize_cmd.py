@@ -124,7 +124,7 @@ class ProgressView:
         if event.live:  # a counter refresh while calls are made: the status line only
             return
         if (
-            event.stage in ("spec", "data", "baseline", "confirm", "final", "stopped", "model")
+            event.stage in ("spec", "data", "plan", "baseline", "confirm", "final", "stopped", "model")
             or "done" in event.message
         ):
             err_console().print(f"[dim]{escape(line)}[/]")
