@@ -254,6 +254,7 @@ def _single_teacher(write):
         ("This is a movie review with a positive sentiment.", "the input describes itself instead of being an example"),
         ("Honestly the sentiment here is positive, I liked it", "the input states its own label"),
         ("The [noun_1] was lovely and the [noun_2] too", "template placeholder in the input"),
+        ("A lovely film. This includes [mention character's traits].", "template placeholder in the input"),
         ("Then {name} thought the film was lovely", "template placeholder in the input"),
         ("<placeholder> lovely film", "template placeholder in the input"),
     ],

@@ -37,7 +37,7 @@ _META = re.compile(
     re.I,
 )
 _PLACEHOLDER = re.compile(
-    r"\[[A-Za-z_][\w ]{0,30}\]|\{[A-Za-z_]\w{0,30}\}|<[A-Za-z_][^<>]{0,60}>|\$\{?[A-Za-z_]\w*\}?"
+    r"\[[A-Za-z_][^\[\]\n]{0,40}\]|\{[A-Za-z_]\w{0,30}\}|<[A-Za-z_][^<>]{0,60}>|\$\{?[A-Za-z_]\w*\}?"
     r"|\bplaceholder\b|\blorem ipsum\b|\bTODO\b|\bXXX\b|_{3,}",
     re.I,
 )

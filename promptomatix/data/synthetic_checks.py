@@ -34,7 +34,7 @@ _SELF_DESCRIBED = re.compile(
 )
 _LABEL_WORDS = r"(label(l?ed)?|sentiment|class(ified)?|category|categori[sz]ed|tagged)"
 _PLACEHOLDER = re.compile(
-    r"\[[A-Za-z_][\w ]{0,30}\]|\{[A-Za-z_]\w{0,30}\}|<[A-Za-z_][^<>]{0,40}>|\bplaceholder\b|\blorem ipsum\b"
+    r"\[[A-Za-z_][^\[\]\n]{0,40}\]|\{[A-Za-z_]\w{0,30}\}|<[A-Za-z_][^<>]{0,40}>|\bplaceholder\b|\blorem ipsum\b"
     r"|\bXXX\b|_{3,}|\b(noun|verb|adjective|name)_\d\b",
     re.I,
 )
