@@ -107,6 +107,24 @@ def require_task_answered(boundary: LMBoundary) -> None:
         )
 
 
+def require_readable_answers(reports: list[Any]) -> None:
+    """A label task whose model never once answered with a label (garbage, prose, another format) measured nothing.
+
+    Only when every held-out answer of every prompt was unreadable: a weak model that is sometimes right is a
+    result to report, a model that never produced a label is a failed run.
+    """
+    records = [r for rep in reports if rep is not None for r in rep.records if r.error is None]
+    if not records or any(r.predicted is None or r.predicted != "" for r in records):
+        return
+    first = next((r.output for r in records if r.output), None)
+    shown = str(next(iter(first.values())) if isinstance(first, dict) and first else first)[:80]
+    raise ModelUnavailableError(
+        f"the task model never gave a readable answer: none of its {len(records)} held-out answers was one of "
+        f"the labels (first: {shown!r})",
+        hint="check --model/--api-base, or use a model that follows the output format",
+    )
+
+
 def held_out_notes(
     initial: ScoreCI | None, best: ScoreCI | None, split: str, boundary: LMBoundary | None, same: bool
 ) -> list[str]:

@@ -52,6 +52,7 @@ def session_files(tmp_path) -> list[dict]:
         ("401", "HTTP 401 from", ()),
         ("malformed", "unreadable response from", ()),
         ("hang", "within 1 s", ("--request-timeout", "1")),
+        ("garbage", "never gave a readable answer", ()),
     ],
 )
 def test_a_provider_fault_fails_the_run_with_its_cause(capsys, tmp_path, data_csv, mode, words, extra):

@@ -224,3 +224,17 @@ def test_no_data_because_the_teacher_failed_blames_the_teacher_not_the_data(tmp_
         )  # fmt: skip
     assert str(e.value) == "the teacher model could not answer: HTTP 401 from openai (check OPENAI_API_KEY)"
     assert only_session(tmp_path).status == "failed"
+
+
+def test_a_model_that_never_answers_with_a_label_is_a_failed_run(tmp_path):
+    with pytest.raises(ModelUnavailableError, match="never gave a readable answer.*lorem"):
+        run(tmp_path, task=lambda messages: json.dumps({"label": "#$%^ lorem ipsum"}))
+    assert only_session(tmp_path).status == "failed"
+
+
+def test_a_weak_model_that_is_sometimes_readable_is_a_result(tmp_path):
+    def sometimes(messages):
+        return json.dumps({"label": "positive" if "1" in messages[-1]["content"] else "no idea"})
+
+    r = run(tmp_path, task=sometimes)
+    assert r.verdict is not None and only_session(tmp_path).status == "completed"

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from promptomatix import held_out
 from promptomatix.errors import BudgetExceeded
 from promptomatix.run.checkpoint import RunProgress
-from promptomatix.run_guard import held_out_notes, require_task_answered, run_owner
+from promptomatix.run_guard import held_out_notes, require_readable_answers, require_task_answered, run_owner
 
 if TYPE_CHECKING:
     from promptomatix.backends.base import BackendResult, RunContext
@@ -127,5 +127,6 @@ def held_out_stage(env: RunEnv, st: RunState) -> None:
     held = held_out.score_held_out(st.need("ctx"), st.need("result"), rows, split)
     boundary = env.boundary()
     require_task_answered(boundary)
+    require_readable_answers([held.initial_report, held.best_report])
     st.notes = held_out_notes(held.initial, held.best, split, boundary, held.same_prompt)
     st.held = held
