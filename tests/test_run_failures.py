@@ -227,7 +227,7 @@ def test_no_data_because_the_teacher_failed_blames_the_teacher_not_the_data(tmp_
 
 
 def test_a_model_that_never_answers_with_a_label_is_a_failed_run(tmp_path):
-    with pytest.raises(ModelUnavailableError, match="never gave a readable answer.*lorem"):
+    with pytest.raises(ModelUnavailableError, match=r"never gave a readable answer.*lorem"):
         run(tmp_path, task=lambda messages: json.dumps({"label": "#$%^ lorem ipsum"}))
     assert only_session(tmp_path).status == "failed"
 
