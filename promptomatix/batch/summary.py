@@ -71,8 +71,8 @@ def job_row(
 
 def _verdict(version: Any, initial: float | None, optimized: float | None) -> str | None:
     own = getattr(version, "verdict", None) or (version.settings or {}).get("verdict")
-    if isinstance(own, dict):
-        own = own.get("label") or own.get("verdict")
+    if isinstance(own, dict):  # the run's paired verdict (metrics.verdict.PairedVerdict): its outcome
+        own = own.get("outcome") or own.get("label") or own.get("verdict")
     if isinstance(own, str) and own:
         return own
     if initial is None or optimized is None:

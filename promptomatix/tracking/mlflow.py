@@ -154,14 +154,16 @@ def _metrics(version: Any) -> list[tuple[str, float, int]]:
 
 
 def _artifacts(client: Any, rid: str, session: Any, version: Any) -> None:
-    """Prompts, candidates, the task spec and the data rows (held-out outputs are logged when the run keeps them)."""
+    """Prompts, candidates, the paired verdict, the per-row held-out results, the task spec and the data rows."""
     if version is not None:
         client.log_text(rid, version.prompt, "prompts/optimized_prompt.txt")
         if version.instructions:
             client.log_text(rid, version.instructions, "prompts/optimized_instructions.txt")
         client.log_text(rid, _jsonl(version.candidates), "candidates.jsonl")
-        if getattr(version, "records", None):
-            client.log_text(rid, _jsonl(version.records), "examples/records.jsonl")
+        if getattr(version, "test_examples", None):
+            client.log_text(rid, _jsonl(version.test_examples), "examples/test_examples.jsonl")
+        if getattr(version, "verdict", None):
+            client.log_text(rid, json.dumps(version.verdict, indent=2, ensure_ascii=False), "verdict.json")
     if session.task_spec:
         client.log_text(rid, json.dumps(session.task_spec, indent=2, ensure_ascii=False), "task_spec.json")
         if session.task_spec.get("initial_prompt"):
