@@ -170,3 +170,15 @@ def test_feedback_generate_takes_budget_and_credential_flags(sid):
     )  # fmt: skip
     assert r.exit_code == 0, r.output
     assert json.loads(r.stdout)["metrics"]["calls"] <= 3
+
+
+def test_backend_options_reach_the_backend_and_a_bad_one_is_one_line(env, capsys):
+    r = invoke("optimize", TASK, "--data", env["DATA"], "--json", "--backend-option", "rounds=1",
+               "--backend-option", "candidates_per_round=2")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    sid = json.loads(r.stdout)["session_id"]
+    settings = SessionStore().load(sid).latest_version().settings
+    assert settings["rounds"] == 1 and settings["candidates_per_round"] == 2
+    with pytest.raises(SystemExit) as e:
+        main(["optimize", TASK, "--data", env["DATA"], "-q", "--backend-option", "nonsense"])
+    assert e.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err

@@ -130,6 +130,22 @@ class ProgressView:
             err_console().print(f"[dim]{escape(line)}[/]")
 
 
+def _options(values: list[str] | None) -> dict[str, Any] | None:
+    """`--backend-option k=v`: v read as JSON (numbers, true/false, lists), else as a string."""
+    from promptomatix.errors import UsageError
+
+    out: dict[str, Any] = {}
+    for item in values or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--backend-option {item!r} is not KEY=VALUE", hint="e.g. --backend-option rounds=2")
+        try:
+            out[key.strip()] = json.loads(raw)
+        except ValueError:
+            out[key.strip()] = raw
+    return out or None
+
+
 def register(app: typer.Typer) -> None:
     @app.command("optimize", help="Optimize a prompt for a task described in one sentence. " + _HELP_ALIASES)
     def optimize(
@@ -142,8 +158,15 @@ def register(app: typer.Typer) -> None:
         judge_model: str = typer.Option(None, "--judge-model", "--judge_model"),
         api_key: str = API_KEY,
         api_base: str = API_BASE,
-        backend: str = typer.Option("simple_meta_prompt", "--backend", help="simple_meta_prompt | dspy"),
-        dspy_module: str = typer.Option("predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react"),
+        backend: str = typer.Option(
+            "simple_meta_prompt", "--backend", help="A registered backend: simple_meta_prompt, dspy, or a plugin's."
+        ),
+        backend_option: list[str] = typer.Option(
+            None, "--backend-option", help="KEY=VALUE for the backend's own settings (repeatable; JSON values)."
+        ),
+        dspy_module: str = typer.Option(
+            "predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react, or a plugin's module."
+        ),
         dspy_optimizer: str = typer.Option(
             "miprov2", "--dspy-optimizer", "--dspy_optimizer", help="miprov2|gepa|bootstrap|labeled"
         ),
@@ -201,8 +224,8 @@ def register(app: typer.Typer) -> None:
         cfg = RunConfig.from_kwargs(
             raw_input=task or f"Learn the task shown by the data in {data or train_path}",
             model=model, teacher_model=teacher_model, judge_model=judge_model, api_key=api_key, api_base=api_base,
-            backend=backend, dspy_module=dspy_module, dspy_optimizer=dspy_optimizer, search_type=search_type,
-            rounds=rounds, candidates_per_round=candidates, minibatch_size=minibatch_size,
+            backend=backend, backend_options=_options(backend_option), dspy_module=dspy_module,
+            dspy_optimizer=dspy_optimizer, search_type=search_type, rounds=rounds, candidates_per_round=candidates, minibatch_size=minibatch_size,
             meta_prompts=list(meta_prompt or []), task_type=task_type, task_description=task_description,
             input_fields=_split(input_fields), output_fields=_split(output_fields), labels=_split(labels),
             output_format=output_format, sample_data=samples, initial_prompt=initial_prompt, data=data,

@@ -18,7 +18,7 @@ def _meta_settings(cfg: Any) -> Any:
 
     explicit = {"rounds": cfg.rounds, "candidates_per_round": cfg.candidates_per_round}
     explicit["minibatch_size"] = cfg.minibatch_size
-    return MetaSettings.preset(cfg.search_type, **explicit, **cfg.backend_options)
+    return MetaSettings.preset(cfg.search_type, **{**explicit, **cfg.backend_options})
 
 
 def _build_meta(settings: Any, cfg: Any) -> Any:
