@@ -43,8 +43,10 @@ def test_report_counts_rows_and_says_the_test_is_synthetic():
 
 
 def test_a_teacher_whose_labels_its_own_relabel_disputes_stops_before_optimizing():
+    lm = teacher(wrong_every=2)
     with pytest.raises(DataError) as err:
-        build_data(SPEC, teacher=teacher(wrong_every=2), synthetic_size=24, seed=0, batch_size=1)
+        build_data(SPEC, teacher=lm, synthetic_size=24, seed=0, batch_size=1)
+    assert len(lm.calls) <= 2 * 24  # one round (rows + relabels), not every top-up round: noise is not paid twice
     msg = str(err.value)
     assert "too noisy" in msg and "--data" in msg and "--teacher-model" in msg
 

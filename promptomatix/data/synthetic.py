@@ -26,6 +26,7 @@ from promptomatix.data.synthetic_checks import (
     text_quality_issue,
     tokens,
 )
+from promptomatix.data.synthetic_report import too_noisy
 from promptomatix.data.validate import check_row, row_key
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.lm.types import ChatModel
@@ -381,6 +382,9 @@ def generate_synthetic(
         empty_rounds = empty_rounds + 1 if len(report.rows) == before else 0
         if budget_hit:
             report.stop_reason = "budget"
+            break
+        if too_noisy(report.checked, report.agreed, len(labels)):  # more rounds would pay for the same noise
+            report.stop_reason = "labels too noisy"
             break
     report.rejected = dict(keeper.rejected)
     report.failed_batches = dict(failed)

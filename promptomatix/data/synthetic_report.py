@@ -38,10 +38,14 @@ def min_agreement(n_labels: int) -> float:
     return chance + MIN_ABOVE_CHANCE * (1.0 - chance)
 
 
+def too_noisy(checked: int, agreed: int, n_labels: int) -> bool:
+    return checked >= MIN_CHECKED and agreed / checked < min_agreement(n_labels)
+
+
 def check_agreement(s: SyntheticSummary, n_labels: int = 2) -> None:
     """Stop before optimizing when the teacher's labels and its own blind relabel agree barely above chance:
     the kept rows would then be the lucky agreements, and every score on them close to noise."""
-    if s.checked < MIN_CHECKED:
+    if not too_noisy(s.checked, s.agreed, n_labels):
         return
     rate = s.agreed / s.checked
     need = min_agreement(n_labels)
