@@ -40,6 +40,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # plain help at the top level: rich's help renderer alone costs ~0.25 s to import, and `promptomatix --help`
+    # must answer in under 0.5 s; each command's own --help keeps the rich layout
+    rich_markup_mode=None,
 )
 
 
