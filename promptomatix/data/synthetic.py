@@ -7,10 +7,8 @@ answers give the same rows. Budget exhaustion stops generation and keeps what ex
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import random
 from collections import Counter
 from collections.abc import Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
@@ -26,6 +24,14 @@ from promptomatix.data.synthetic_checks import (
     text_quality_issue,
     tokens,
 )
+from promptomatix.data.synthetic_prompts import (
+    SYSTEM,
+    batch_prompt,
+    batch_schema,
+    diversity_hint,
+    single_prompt,
+    single_schema,
+)
 from promptomatix.data.synthetic_report import too_noisy
 from promptomatix.data.validate import check_row, row_key
 from promptomatix.errors import BudgetExceeded, LMCallError
@@ -35,29 +41,6 @@ from promptomatix.task.parsing import parse_json_loose
 from promptomatix.task.task_types import TaskType
 
 log = logging.getLogger(__name__)
-
-TOPICS = (
-    "everyday life",
-    "work and business",
-    "technology",
-    "travel",
-    "food and cooking",
-    "health",
-    "sports",
-    "film and music",
-    "science",
-    "education",
-    "family and friends",
-    "money and shopping",
-    "nature and weather",
-    "history",
-    "games and hobbies",
-    "home and housing",
-)
-LENGTHS = ("very short (a few words)", "short (one sentence)", "medium (two or three sentences)", "long (a paragraph)")
-STYLES = ("casual", "formal", "terse", "enthusiastic", "matter-of-fact", "informal with typos", "technical")
-_SYSTEM = "You write realistic, varied training examples for a task. Reply with JSON only, no prose."
-
 
 @dataclass
 class SyntheticReport:
@@ -96,52 +79,6 @@ class _Result:
     budget_hit: bool = False
 
 
-def diversity_hint(seed: int, index: int) -> str:
-    """Seeded per batch: the same seed gives the same hints, a new seed new ones."""
-    rng = random.Random(f"synthetic:{seed}:{index}")
-    return f"topic: {rng.choice(TOPICS)}; length: {rng.choice(LENGTHS)}; style: {rng.choice(STYLES)}"
-
-
-def batch_schema(spec: TaskSpec) -> dict[str, Any]:
-    """JSON schema of one batch answer: {"examples": [row, ...]} with typed fields and the label enum."""
-    row = {
-        "type": "object",
-        "properties": {f.name: f.json_schema() for f in spec.fields},
-        "required": spec.input_names + spec.output_names,
-        "additionalProperties": False,
-    }
-    return {
-        "type": "object",
-        "properties": {"examples": {"type": "array", "items": row}},
-        "required": ["examples"],
-        "additionalProperties": False,
-    }
-
-
-def _batch_prompt(spec: TaskSpec, plan: _Plan) -> str:
-    def describe(f: Any) -> str:
-        extra = f", one of: {', '.join(f.labels)}" if f.labels else ""
-        return f"- {f.name} ({f.type}{extra}){': ' + f.description if f.description else ''}"
-
-    lines = [
-        f"Task: {spec.description}",
-        "Input fields:",
-        *(describe(f) for f in spec.input_fields),
-        "Output fields (the correct answer for the inputs):",
-        *(describe(f) for f in spec.output_fields),
-        f"Write {plan.count} new, realistic examples, each different from the others.",
-    ]
-    if plan.labels and spec.label_field:
-        lines.append(f"The {spec.label_field} of each example, in order: {', '.join(plan.labels)}.")
-    lines.append(f"Diversity for batch {plan.index}: {plan.hint}.")
-    if spec.sample_rows:
-        shown = json.dumps(spec.sample_rows[:2], ensure_ascii=False)
-        lines.append(f"Examples of the format (do not copy them): {shown}")
-    keys = ", ".join(spec.input_names + spec.output_names)
-    lines.append(f'Reply with JSON: {{"examples": [{{{keys}}}, ...]}}')
-    return "\n".join(lines)
-
-
 def _items(answer: Any, spec: TaskSpec) -> list[Any] | None:
     if isinstance(answer, list):
         return answer
@@ -154,33 +91,6 @@ def _items(answer: Any, spec: TaskSpec) -> list[Any] | None:
         if lists:
             return lists[0]
     return None
-
-
-def single_schema(spec: TaskSpec, label: str | None) -> dict[str, Any]:
-    """One example as a flat object; with the label fixed by us, the model only writes the other fields."""
-    fields = [f for f in spec.fields if not (label is not None and f.name == spec.label_field)]
-    props: dict[str, Any] = {}
-    for f in fields:
-        schema = dict(f.json_schema())
-        schema.pop("description", None)
-        if schema.get("type") == "string" and "enum" not in schema:
-            schema.update({"minLength": 12 if f in spec.input_fields else 1, "maxLength": 600})
-        props[f.name] = schema
-    return {"type": "object", "properties": props, "required": list(props), "additionalProperties": False}
-
-
-def _single_prompt(spec: TaskSpec, plan: _Plan) -> str:
-    """Small teachers cannot fill arrays of examples; one example whose label we chose is within reach."""
-    label = plan.labels[0] if plan.labels else None
-    want = ", ".join(f.name for f in spec.fields if not (label is not None and f.name == spec.label_field))
-    lines = [f"Task: {spec.description}"]
-    if label is not None:
-        lines.append(f"Write one realistic example input whose correct {spec.label_field} is: {label}.")
-    else:
-        lines.append("Write one realistic example: the input and its correct output.")
-    lines.append(f"Vary it ({plan.hint}).")
-    lines.append(f"Reply with JSON with the keys: {want}.")
-    return "\n".join(lines)
 
 
 def _precheck(spec: TaskSpec, item: Any) -> str | None:
@@ -215,7 +125,7 @@ def _run_batch(spec: TaskSpec, teacher: ChatModel, plan: _Plan, verify: bool, re
 
 
 def _run_many(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
-    messages = [{"role": "system", "content": _SYSTEM}, {"role": "user", "content": _batch_prompt(spec, plan)}]
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": batch_prompt(spec, plan)}]
     try:
         text = teacher.chat(messages, json_schema=batch_schema(spec), temperature=0.8)
     except LMCallError as exc:
@@ -232,8 +142,8 @@ def _run_single(spec: TaskSpec, teacher: ChatModel, plan: _Plan) -> _Result:
     label = plan.labels[0] if plan.labels else None
     # The index keeps two plans with the same hint apart (the response cache); in the system text, where a small
     # teacher copies it less than from the request ("This is batch 22…" was seen in rows).
-    system = f"{_SYSTEM} (draft {plan.index})"
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": _single_prompt(spec, plan)}]
+    system = f"{SYSTEM} (draft {plan.index})"
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": single_prompt(spec, plan)}]
     try:
         text = teacher.chat(messages, json_schema=single_schema(spec, label), temperature=0.8, max_tokens=300)
     except LMCallError as exc:
