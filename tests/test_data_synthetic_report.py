@@ -48,7 +48,7 @@ def test_a_teacher_whose_labels_its_own_relabel_disputes_stops_before_optimizing
         build_data(SPEC, teacher=lm, synthetic_size=24, seed=0, batch_size=1)
     assert len(lm.calls) <= 2 * 24  # one round (rows + relabels), not every top-up round: noise is not paid twice
     msg = str(err.value)
-    assert "too noisy" in msg and "--data" in msg and "--teacher-model" in msg
+    assert "too noisy" in msg and "--data" in msg and "--teacher-model" in msg and "the teacher wrote 24 rows" in msg
 
 
 def test_a_mixed_test_split_says_how_many_rows_are_synthetic():

@@ -52,7 +52,8 @@ def check_agreement(s: SyntheticSummary, n_labels: int = 2) -> None:
     if rate < need:
         raise DataError(
             f"the synthetic data is too noisy to optimize on: a blind relabel agreed with the teacher's labels on "
-            f"{s.agreed} of {s.checked} rows ({rate:.0%}; {need:.0%} needed, chance is {1 / max(2, n_labels):.0%})",
+            f"{s.agreed} of {s.checked} rows ({rate:.0%}; {need:.0%} needed, chance is {1 / max(2, n_labels):.0%}); "
+            f"the teacher wrote {s.generated} rows, {s.accepted} kept",
             hint=HELP,
         )
 
