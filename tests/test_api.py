@@ -13,6 +13,7 @@ from promptomatix.lm.fake import FakeLM
 from tests.test_pipeline import GIVEN, TASK, fakes, run
 
 SHORTER = "Say negative if the review complains, else positive."  # as right as the first run's prompt, shorter
+SARCASM = "Say negative if it complains or is sarcastic, else positive."  # takes up "Include sarcasm."
 
 
 def refining_fakes():
@@ -20,7 +21,9 @@ def refining_fakes():
 
     def teacher(messages):
         text = "\n".join(m["content"] for m in messages)
-        return json.dumps({"prompt": SHORTER}) if '{"prompt"' in text else "{}"
+        if '{"prompt"' not in text:
+            return "{}"
+        return json.dumps({"prompt": SARCASM if "sarcasm" in text else SHORTER})
 
     return {**fakes()[0], "teacher": FakeLM(default=teacher, model="fake/teacher")}
 

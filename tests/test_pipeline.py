@@ -221,6 +221,20 @@ def test_dry_run_estimates_calls_and_makes_no_optimization_calls(tmp_path):
     assert s.status == "created" and not s.versions and s.task_spec
 
 
+def test_a_synthetic_dry_run_plans_the_data_without_generating_it(tmp_path):
+    clients, task, teacher = fakes()
+    d = process_input(clients=clients, human_input=TASK, synthetic_data_size=30,
+                      sessions_dir=str(tmp_path / "s"), dry_run=True, task_type="classification",
+                      input_fields=["review"], output_fields=["label"], labels=["positive", "negative"])  # fmt: skip
+    # the spec questions only; not one synthetic row written: the dry run costs seconds, not minutes
+    assert task.n == 0 and teacher.n == d.estimated_calls["spec"] <= 2
+    assert d.estimated_calls["data"] > 0 and d.estimated_calls["optimize"] > 0
+    assert d.estimated_calls["final_test"] > 0  # sized from the planned splits
+    assert "would write 30 synthetic rows" in d.data_report["notes"][0]
+    s = load_session(d.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "created" and s.task_spec and not s.data.get("train")  # `resume` builds the data for real
+
+
 @pytest.mark.parametrize("max_calls", [60, 80, 120])
 def test_max_calls_is_respected_overall(tmp_path, max_calls):
     clients, task, teacher = fakes()

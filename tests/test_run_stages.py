@@ -129,7 +129,7 @@ def test_the_budget_running_out_on_a_failing_provider_names_its_error(tmp_path):
 
     with pytest.raises(BudgetExceeded) as e:
         process_input(
-            human_input=TASK, sessions_dir=str(tmp_path / "s"), **GIVEN, max_calls=36,
+            human_input=TASK, sessions_dir=str(tmp_path / "s"), **GIVEN, max_calls=36, rounds=0,  # baseline only
             clients={"task": FakeLM(default=overloaded), "teacher": FakeLM(default=teacher_answer)},
         )  # fmt: skip
     msg = str(e.value)

@@ -25,6 +25,8 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
     rows = example_rows(user)
     n_train, n_valid = len(splits.train), len(splits.valid)
     n_test = len(splits.test_rows()) or n_valid
+    if st.planned_sizes is not None:  # the synthetic rows were planned, not generated
+        n_train, n_valid, n_test = st.planned_sizes
     left = None  # what the optimizer may spend: as in a run, after spec/data and the held-out scoring
     if cfg.max_calls is not None:
         spent = env.boundary().usage().total.calls

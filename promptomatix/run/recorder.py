@@ -81,6 +81,10 @@ class SessionRecorder:
 
         self._update(save)
 
+    def spec_only(self, spec: TaskSpec) -> None:
+        """The spec without data (a dry run that planned the data): `resume` then builds the data."""
+        self._update(lambda s: setattr(s, "task_spec", spec.model_dump(mode="json")))
+
     def dry_run_done(self) -> None:
         self._update(lambda s: setattr(s, "status", "created"))
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from promptomatix.lm.boundary import Budget
     from promptomatix.run.env import RunEnv
     from promptomatix.run.state import RunState
+    from promptomatix.task import TaskSpec
 
 
 def user_rows(env: RunEnv) -> dict[str, Any]:
@@ -67,6 +68,9 @@ def data_stage(env: RunEnv, st: RunState) -> None:
 
     cfg, spec, user = env.config, st.need("spec"), st.need("user_rows")
     teacher = env.boundary().role("teacher")
+    if cfg.dry_run and synthetic_needed(cfg, user):
+        plan_data(env, st, spec, user)
+        return
     env.emit("data", "building train / valid / test data")
     splits, report = build_data(
         spec, teacher=teacher, user_rows=user.get("user_rows"), train_rows=user.get("train_rows"),
@@ -78,6 +82,37 @@ def data_stage(env: RunEnv, st: RunState) -> None:
     st.splits, st.data_report = splits, report.model_dump(mode="json")
     env.emit("data", f"data ready: {splits.sizes}")
     env.recorder.spec_and_data(spec, splits, st.data_report)
+
+
+def synthetic_needed(cfg: Any, user: dict[str, Any]) -> int:
+    """How many rows the teacher would have to write (0 when the user gave explicit splits)."""
+    if "train_rows" in user or "valid_rows" in user:
+        return 0
+    return max(0, cfg.synthetic_data_size - len(user.get("user_rows", [])))
+
+
+def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, user: dict[str, Any]) -> None:
+    """A dry run says what data building would do without paying for it: writing synthetic rows takes minutes
+    on a local teacher. Nothing is saved as data, so `resume` builds it for real (spec calls replay from cache)."""
+    from promptomatix.data import DataSplits, estimate_data_calls
+    from promptomatix.data.splits import resolve_sizes
+
+    cfg, teacher = env.config, env.boundary().role("teacher")
+    given = list(user.get("user_rows", []))
+    need = synthetic_needed(cfg, user)
+    calls = estimate_data_calls(n_user_rows=len(given), synthetic_size=cfg.synthetic_data_size,
+                                batch_size=cfg.batch_size_for_teacher(teacher.model), verify=cfg.verify_synthetic)  # fmt: skip
+    st.planned_sizes = resolve_sizes(len(given) + need, train=cfg.train_data_size, valid=cfg.valid_data_size,
+                                     test=cfg.test_data_size, train_ratio=cfg.train_ratio)  # fmt: skip
+    st.splits = DataSplits(given, [], [], input_fields=spec.input_names, output_fields=spec.output_names)
+    tr, va, te = st.planned_sizes
+    st.data_report = {"notes": [
+        f"dry run: the teacher would write {need} synthetic rows (about {calls} teacher calls; roughly 4-5 s a row "
+        f"on the embedded model), then split {len(given) + need} rows into train {tr} / valid {va} / test {te}; "
+        "nothing was generated (the rows shown are yours only)",
+    ], "planned": True}  # fmt: skip
+    env.recorder.spec_only(spec)
+    env.emit("data", f"dry run: {need} synthetic rows planned, not generated")
 
 
 def held_out_rows(splits: DataSplits) -> tuple[list[dict[str, Any]], str]:

@@ -30,6 +30,7 @@ class RunState:
     result: BackendResult | None = None
     held: HeldOut | None = None
     notes: list[str] = field(default_factory=list)
+    planned_sizes: tuple[int, int, int] | None = None  # dry run: train/valid/test once the synthetic rows exist
 
     def need(self, name: str) -> Any:
         """A field an earlier stage must have filled (a stage run out of order is a bug, said plainly)."""

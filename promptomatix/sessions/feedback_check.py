@@ -115,7 +115,12 @@ def check_addressed(items: Iterable[FeedbackItem], old: str, new: str) -> list[F
         if not changed:
             out.append(FeedbackOutcome(item.id, False, "the prompt did not change beyond numbering, case or spacing"))
         elif item.text and _substance(item.text) and _substance(item.text) in _substance(new):
-            out.append(FeedbackOutcome(item.id, False, f"the quoted words {item.text[:40]!r} are unchanged"))
+            # the span is still there: addressed only if the change adds what the comment asks for ("also ...")
+            if shared := sorted(added & _content_words(item.comment)):
+                why = f"the quoted words stay and the new wording adds {', '.join(shared[:4])}"
+                out.append(FeedbackOutcome(item.id, True, why))
+            else:
+                out.append(FeedbackOutcome(item.id, False, f"the quoted words {item.text[:40]!r} are unchanged"))
         elif item.text:
             out.append(FeedbackOutcome(item.id, True, "the quoted words were rewritten or removed"))
         elif _SHORTER.search(item.comment) and len(new.split()) <= 0.85 * len(old.split()):
