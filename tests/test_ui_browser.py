@@ -165,7 +165,7 @@ def test_refine_from_the_page_reaches_done_and_adds_a_version(browser, page, sto
         page.wait_for_selector('#versions tr[data-version="2"]')
         assert "v1 → v2" in page.text_content("#diff h2")
         out = shots_dir(tmp_path)
-        point = page.locator("#candidates circle").first
+        point = page.locator("#candidates circle").last  # drawn last, so on top even where points coincide
         point.click()
         assert page.is_visible(f"#cand-{point.get_attribute('data-cand')}")
         page.screenshot(path=str(out / "ui-session.png"), full_page=True)
