@@ -4,7 +4,7 @@ Records for each: wall time, rows generated/kept (and why dropped), the verdict,
 no run chooses a degenerate prompt, that an exported classification prompt names its labels, and that a repeat
 of the optimize command with the same seed gives the same data and choice.
 
-    python -m benchmarks.readme_runs [--out benchmarks/results/readme_runs.json] [--skip-quickstart]
+    python -m benchmarks.readme_runs [--out benchmarks/results/readme_runs.json] [--skip-quickstart] [--teacher-model M]
 
 Other engineers may be running tests on the same 2 cores: `uptime` is recorded before and after each command.
 """
@@ -116,15 +116,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", default="benchmarks/results/readme_runs.json")
     ap.add_argument("--skip-quickstart", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--teacher-model", default=None, help="as the README's first command (local/qwen2.5-coder-0.5b)")
     args = ap.parse_args(argv)
+    synth = ("--synthetic-data-size", "30", *(("--teacher-model", args.teacher_model) if args.teacher_model else ()))
     tmp = Path(tempfile.mkdtemp(prefix="readme_runs_"))
     env = {**os.environ, "PROMPTOMATIX_SESSIONS_DIR": str(tmp / "sessions")}
     report: dict[str, Any] = {"threads": env.get("PROMPTOMATIX_THREADS", "default"), "runs": {}}
     r = report["runs"]
     r["models_run"] = sh([*CLI, "models", "run", "smollm2-135m", "Reply with the word ok.", "--verbose"], env)
-    r["optimize"] = optimize(env, args.seed)
-    r["dry_run"] = sh([*CLI, "optimize", TASK, "--dry-run"], env)  # the README's "…" is the same sentence
-    r["optimize_repeat"] = optimize(env, args.seed)
+    r["optimize"] = optimize(env, args.seed, synth)
+    r["dry_run"] = sh([*CLI, "optimize", TASK, "--dry-run", *synth], env)  # the README's "…" is the same sentence
+    r["optimize_repeat"] = optimize(env, args.seed, synth)
     a, b = r["optimize"], r["optimize_repeat"]
     same = ("rows", "best_prompt", "generated", "kept", "dropped", "relabel_agreed", "error_line")
     report["repeat_differences"] = [k for k in same if a.get(k) != b.get(k)]
