@@ -281,6 +281,20 @@ def uninterrupted(tmp_path_factory):
     return {"calls": task.n + teacher.n, "result": r}
 
 
+def _settle(*counters, quiet_s: float = 0.2, limit_s: float = 5.0) -> None:
+    """Wait until no counter moved for `quiet_s` (bounded by `limit_s`)."""
+    import time
+
+    deadline, last, since = time.monotonic() + limit_s, None, time.monotonic()
+    while time.monotonic() < deadline:
+        now = tuple(c.n for c in counters)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= quiet_s:
+            return
+        time.sleep(0.02)
+
+
 @pytest.mark.parametrize(
     ("interrupt_at", "saved"),
     # task calls: baseline, round 1, round 2, the confirmation of finalists, the final report
@@ -294,6 +308,7 @@ def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrup
     assert e.value.exit_code == 130 and e.value.session_id
     sid = e.value.session_id
     assert f"promptomatix resume {sid}" in str(e.value)
+    _settle(task, teacher)  # calls already in flight on other threads finish (and are cached) after the Ctrl-C
     made = (task.n - 1) + teacher.n  # the interrupted call never completed
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert s.status == "interrupted"
