@@ -101,11 +101,11 @@ def cases(f: dict[str, str]) -> list[Case]:
         Case("invalid gguf", [*opt, *data, "--model", f"local:{f['gguf']}"], (1,), "gguf", fake=False),
         Case("connection refused", [*opt, *data, "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1",
                                     "--api-key", SECRET], (1,), "refused", fake=False),
-        Case("http 500", [*opt, *data, *http, "--max-calls", "40"], (1,), "500", server="500", fake=False),
-        Case("http 429", [*opt, *data, *http, "--max-calls", "40"], (1,), "429", server="429", fake=False),
+        Case("http 500", [*opt, *data, *http, "--max-calls", "80"], (1,), "500", server="500", fake=False),
+        Case("http 429", [*opt, *data, *http, "--max-calls", "80"], (1,), "429", server="429", fake=False),
         Case("http 401", [*opt, *data, *http], (1,), "401", server="401", fake=False),
-        Case("malformed json", [*opt, *data, *http, "--max-calls", "40"], (1,), "", server="malformed", fake=False),
-        Case("hung provider", [*opt, *data, *http, "--max-calls", "40"], (1,), "within", server="hang", fake=False,
+        Case("malformed json", [*opt, *data, *http, "--max-calls", "80"], (1,), "", server="malformed", fake=False),
+        Case("hung provider", [*opt, *data, *http, "--max-calls", "80"], (1,), "within", server="hang", fake=False,
              timeout=90),
         Case("missing api key", [*opt, *data, "--model", "openai/gpt-4o-mini"], (1,), "key", fake=False,
              env={"OPENAI_API_KEY": ""}, timeout=30),
@@ -227,8 +227,12 @@ def _judge(case: Case, code: int, out: str, err: str, sessions: Path, timed_out:
             problems.append("left running: a session still says running")
     if code not in case.expect_exit and not timed_out:
         problems.append(f"exit {code}, expected {'/'.join(map(str, case.expect_exit))}")
-    elif case.expect_text and case.expect_text.lower() not in text.lower() and not case.data_loss:
-        problems.append(f"message lacks {case.expect_text!r}")
+    elif case.expect_text and not case.data_loss:
+        # a failure must name its cause in its own one-line message, not somewhere in the progress output
+        errors = [line for line in err.splitlines() if line.startswith("Error:")]
+        where = errors[-1] if case.must_fail and errors else text
+        if case.expect_text.lower() not in where.lower():
+            problems.append(f"message lacks {case.expect_text!r}")
     if case.json_stdout:
         try:
             json.loads(out)

@@ -115,7 +115,10 @@ class FaultServer:
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):  # the client gave up (a timeout, Ctrl-C)
+                    return
 
             def do_GET(self) -> None:
                 self._send(200, {"object": "list", "data": [{"id": "fault", "object": "model"}]})
