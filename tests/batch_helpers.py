@@ -41,3 +41,16 @@ def write_jobs(directory: Path, body: str, name: str = "jobs.yaml") -> Path:
         "defaults: {data: reviews.csv, input_fields: review, output_fields: label, raw_input: " + TASK + "}\n" + body
     )
     return path
+
+
+class InterruptAt:
+    """Wraps a fake task client: raises KeyboardInterrupt (a Ctrl-C) on its n-th call."""
+
+    def __init__(self, inner, at: int) -> None:
+        self.inner, self.at, self.n, self.model = inner, at, 0, inner.model
+
+    def complete(self, messages, **kw):
+        self.n += 1
+        if self.n == self.at:
+            raise KeyboardInterrupt
+        return self.inner.complete(messages, **kw)

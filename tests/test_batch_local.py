@@ -14,7 +14,7 @@ from promptomatix.batch.executors import LocalExecutor
 from promptomatix.batch.worker import JobPayload, execute_job, fake_clients, pack_session, unpack_session
 from promptomatix.cli.app import app
 from promptomatix.sessions import SessionStore
-from tests.batch_helpers import SCRIPT, write_jobs, write_script
+from tests.batch_helpers import SCRIPT, InterruptAt, write_jobs, write_script
 
 runner = CliRunner()
 
@@ -78,26 +78,13 @@ def test_transient_failure_is_retried_and_resumes_its_session(env, monkeypatch):
     assert events.count("failed") == 2 and events[-1] == "completed"
 
 
-class _InterruptingTask:
-    """Wraps the fake task client: raises KeyboardInterrupt (a Ctrl-C) on its n-th call."""
-
-    def __init__(self, inner, at: int) -> None:
-        self.inner, self.at, self.n, self.model = inner, at, 0, inner.model
-
-    def complete(self, messages, **kw):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
-        return self.inner.complete(messages, **kw)
-
-
 def test_ctrl_c_stops_the_batch_and_a_rerun_resumes_the_interrupted_job(env, monkeypatch):
     jobs_file = write_jobs(env, "jobs:\n  - {name: first}\n  - {name: second, seed: 1}\n")
     jobs, store = load_jobs(jobs_file), SessionStore(env / "sessions")
 
     def interrupting(script, *, job="", attempt=1):
         clients = fake_clients(script, job=job, attempt=attempt)
-        clients["task"] = _InterruptingTask(clients["task"], at=20)
+        clients["task"] = InterruptAt(clients["task"], at=20)
         return clients
 
     monkeypatch.setattr("promptomatix.batch.worker.fake_clients", interrupting)

@@ -14,7 +14,7 @@ from promptomatix.batch import BatchOptions, load_jobs, run_batch
 from promptomatix.batch.executors import LocalExecutor, RayExecutor
 from promptomatix.batch.worker import fake_clients
 from promptomatix.sessions import SessionStore
-from tests.batch_helpers import SCRIPT, write_jobs
+from tests.batch_helpers import SCRIPT, InterruptAt, write_jobs
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.ray
@@ -40,17 +40,6 @@ def time_limit():
     signal.signal(signal.SIGALRM, old)
 
 
-class _InterruptAt:
-    def __init__(self, inner, at: int) -> None:
-        self.inner, self.at, self.n, self.model = inner, at, 0, inner.model
-
-    def complete(self, messages, **kw):
-        self.n += 1
-        if self.n == self.at:
-            raise KeyboardInterrupt
-        return self.inner.complete(messages, **kw)
-
-
 def test_batch_on_ray_with_a_failure_a_retry_and_a_resumed_job(tmp_path, monkeypatch):
     jobs_file = write_jobs(
         tmp_path,
@@ -61,7 +50,7 @@ def test_batch_on_ray_with_a_failure_a_retry_and_a_resumed_job(tmp_path, monkeyp
 
     def interrupting(script, *, job="", attempt=1):  # a Ctrl-C in the first job, in this process
         clients = fake_clients(script, job=job, attempt=attempt)
-        clients["task"] = _InterruptAt(clients["task"], at=20)
+        clients["task"] = InterruptAt(clients["task"], at=20)
         return clients
 
     monkeypatch.setattr("promptomatix.batch.worker.fake_clients", interrupting)

@@ -4,7 +4,6 @@ the live counter counts every call as it is made, and `process_input`/`feedback 
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ from typer.testing import CliRunner
 from promptomatix.cli.app import app, main
 from promptomatix.errors import ConfigurationError
 from promptomatix.sessions import SessionStore
+from tests.review_rows import write_reviews_csv
 
 CLI = str(Path(sys.executable).parent / "promptomatix")
 TASK = "Classify the sentiment of a movie review"
@@ -38,15 +38,7 @@ runner = CliRunner()
 def env(tmp_path, monkeypatch):
     script = tmp_path / "fake.json"
     script.write_text(json.dumps(SCRIPT))
-    data = tmp_path / "reviews.csv"
-    with open(data, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["review", "label"])
-        for i in range(24):
-            good = i % 2 == 0
-            w.writerow(
-                [f"{'great wonderful' if good else 'awful boring'} film {i}", "positive" if good else "negative"]
-            )
+    data = write_reviews_csv(tmp_path / "reviews.csv")
     monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(script))
     monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "s"))
     return {**os.environ, "DATA": str(data)}

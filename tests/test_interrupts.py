@@ -5,7 +5,6 @@ bounded."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from promptomatix.sessions import SessionStore
+from tests.review_rows import write_reviews_csv
 
 ROOT = Path(__file__).resolve().parent.parent
 DRIVER = str(ROOT / "tests" / "cli_driver.py")
@@ -32,15 +32,7 @@ SCRIPT = {
 def env(tmp_path):
     script = tmp_path / "fake.json"
     script.write_text(json.dumps(SCRIPT))
-    data = tmp_path / "reviews.csv"
-    with open(data, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["review", "label"])
-        for i in range(24):
-            good = i % 2 == 0
-            w.writerow(
-                [f"{'great wonderful' if good else 'awful boring'} film {i}", "positive" if good else "negative"]
-            )
+    data = write_reviews_csv(tmp_path / "reviews.csv")
     e = dict(os.environ, PROMPTOMATIX_FAKE_LM=str(script), PROMPTOMATIX_SESSIONS_DIR=str(tmp_path / "s"))
     e.pop("PROMPTOMATIX_DEBUG", None)
     e["DATA"] = str(data)
