@@ -126,7 +126,8 @@ def run_peer(
     evaluate = dspy.Evaluate(devset=testset, metric=metric, num_threads=num_threads, display_progress=False)
 
     with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
-        initial = score_results(task, evaluate(program).results, mm, seed)
+        initial_results = evaluate(program).results
+        initial = score_results(task, initial_results, mm, seed)
 
     # -- the docs' recipe --------------------------------------------------------------------------------------
     stop_reason = "completed"
@@ -146,7 +147,8 @@ def run_peer(
         except BudgetStop as stop:
             stop_reason = f"budget: {stop.exceeded.message} (kept the initial program)"
     with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
-        optimized = score_results(task, evaluate(compiled).results, mm, seed)
+        optimized_results = evaluate(compiled).results
+        optimized = score_results(task, optimized_results, mm, seed)
         prompt = render_program(compiled, dspy.JSONAdapter())
 
     usage = [opt_boundary.usage().total, eval_boundary.usage().total]
@@ -157,6 +159,11 @@ def run_peer(
         "cached_calls": sum(u.cached_calls for u in usage),
         "tokens": sum(u.tokens for u in usage),
         "optimization_calls": usage[0].calls,
+        "search_calls": usage[0].calls,
+        "test_rows": [  # dspy.Evaluate keeps devset order, so the index is the test row's
+            {"index": i, "score": float(a[2] or 0.0), "initial_score": float(b[2] or 0.0), "error": False}
+            for i, (a, b) in enumerate(zip(optimized_results, initial_results, strict=True))
+        ],
         "time_s": round(time.perf_counter() - t0, 2),
         "instructions": instructions_text(compiled),
         "demos": program_demos(compiled),

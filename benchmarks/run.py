@@ -70,8 +70,11 @@ def run_process(
     from promptomatix.api import process_input
 
     tag = f"[{task['name']} {method}]"
+    marks: dict[str, int] = {}
 
     def progress(ev: Any) -> None:
+        if ev.stage == "final":  # held-out scoring starts: every call before it was the search's
+            marks.setdefault("search_calls", ev.calls)
         if ev.stage in ("baseline", "round", "confirm", "final", "done", "stopped", "model"):
             log(f"{tag} {ev.stage}: {ev.message} (calls {ev.calls})")
 
@@ -103,9 +106,12 @@ def run_process(
         "test": _score(m.optimized_test_score),
         "initial_test": _score(m.initial_test_score),
         "calls": m.calls,
+        "search_calls": marks.get("search_calls"),
         "cached_calls": m.cached_calls,
         "tokens": m.tokens,
         "time_s": round(time.perf_counter() - t0, 2),
+        "verdict": res.verdict.model_dump(mode="json") if res.verdict else None,
+        "test_rows": session_rows(sessions_dir, res.session_id),
         "instructions": res.instructions,
         "demos": res.demos,
         "best_prompt": res.best_prompt,
@@ -120,6 +126,16 @@ def run_process(
             if u.get("calls") or u.get("cached_calls")
         },
     }
+
+
+def session_rows(sessions_dir: str, session_id: str) -> list[dict[str, Any]]:
+    """Per held-out row (by index into the test split): the optimized and the initial prompt's scores, from the
+    session's latest version, so methods can be compared row by row."""
+    doc = json.loads((Path(sessions_dir) / session_id / "session.json").read_text(encoding="utf-8"))
+    versions = doc.get("versions") or []
+    rows = versions[-1].get("test_examples", []) if versions else []
+    return [{"index": r["index"], "score": r.get("score"), "initial_score": r.get("initial_score"),
+             "error": bool(r.get("error"))} for r in rows]  # fmt: skip
 
 
 def _finish_row(task: Mapping[str, Any], method: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,166 @@
+"""Tables for the comparison suite, built from whatever parts exist in benchmarks/results/suite/.
+
+Per task and seed: the held-out score of the initial prompt, meta, our dspy MIPROv2 and plain DSPy MIPROv2-light,
+each method's paired verdict against its own starting prompt, meta against the peer row by row, and the search's
+LM calls (held-out scoring excluded: it is the same 2 × test rows for every method). Per task, the paired test
+pooled over the seeds decides "significantly better"; the goals of issue 14 are checked at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from promptomatix.metrics.verdict import PairedVerdict, paired_verdict
+
+START, END = "<!-- suite:start -->", "<!-- suite:end -->"
+ORDER = ("trec", "intent", "spam", "sentiment", "squad", "math")
+WORDS = {"improved": "better", "worse": "**worse**", "no_detectable_difference": "same", "unreliable": "unreliable"}
+
+
+def load_parts(out: Path) -> dict[tuple[str, int, str], dict[str, Any]]:
+    parts = {}
+    for path in sorted(out.glob("*.json")):
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        r = doc["result"]
+        parts[(r["task"], int(r["seed"]), r["method"])] = {**r, "_meta": doc["meta"]}
+    return parts
+
+
+def _pairs(row: dict[str, Any] | None) -> list[tuple[float, float]]:
+    """(initial, optimized) per held-out row, in row order; [] when the row has none or errored."""
+    if not row or row.get("error"):
+        return []
+    rows = sorted(row.get("test_rows") or [], key=lambda r: r["index"])
+    return [(float(r["initial_score"] or 0.0), float(r["score"] or 0.0)) for r in rows]
+
+
+def _verdict(pairs: list[tuple[float, float]]) -> PairedVerdict | None:
+    return paired_verdict([a for a, _ in pairs], [b for _, b in pairs]) if pairs else None
+
+
+def _v(v: PairedVerdict | None) -> str:
+    if v is None or v.diff is None:
+        return "-"
+    return f"{WORDS.get(v.outcome, v.outcome)} {v.diff:+.3f} ({v.wins}/{v.losses}/{v.ties}, p={v.p_value:.2g})"
+
+
+def _test(row: dict[str, Any] | None, key: str = "test") -> str:
+    if not row:
+        return "not run"
+    if row.get("error"):
+        return "error"
+    t = row.get(key) or {}
+    return f"{t['mean']:.3f}" if t.get("mean") is not None else "-"
+
+
+def _vs_peer(meta: dict[str, Any] | None, peer: dict[str, Any] | None) -> PairedVerdict | None:
+    """Meta (optimized) against the peer (compiled) on the same test rows, row by row."""
+    a, b = _pairs(peer), _pairs(meta)
+    if not a or len(a) != len(b):
+        return None
+    return paired_verdict([x for _, x in a], [y for _, y in b])
+
+
+def _calls(row: dict[str, Any] | None) -> str:
+    if not row or row.get("error"):
+        return "-"
+    return str(row.get("search_calls") if row.get("search_calls") is not None else row.get("calls"))
+
+
+def _seed_rows(parts: dict, tasks: list[str], seeds: list[int]) -> list[str]:
+    head = ("| task@seed | initial | meta | meta vs initial (W/L/T, p) | our MIPROv2: start → test | verdict | "
+            "DSPy MIPROv2-light: start → test | verdict | meta vs DSPy MIPROv2-light | search calls meta / ours / "
+            "DSPy | wall s meta / ours / DSPy |")  # fmt: skip
+    lines = [head, "|" + "---|" * 12]
+    for t in tasks:
+        for s in seeds:
+            m, o, p = (parts.get((t, s, k)) for k in ("meta", "dspy-miprov2", "peer-miprov2"))
+            if not (m or o or p):
+                continue
+            wall = " / ".join(str(round(r["time_s"])) if r and r.get("time_s") else "-" for r in (m, o, p))
+            lines.append(
+                f"| {t}@s{s} | {_test(m, 'initial_test')} | {_test(m)} | {_v(_verdict(_pairs(m)))} | "
+                f"{_test(o, 'initial_test')} → {_test(o)} | {_v(_verdict(_pairs(o)))} | "
+                f"{_test(p, 'initial_test')} → {_test(p)} | {_v(_verdict(_pairs(p)))} | {_v(_vs_peer(m, p))} | "
+                f"{_calls(m)} / {_calls(o)} / {_calls(p)} | {wall} |"
+            )
+    return lines
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None
+
+
+def _task_rows(parts: dict, tasks: list[str], seeds: list[int]) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    lines = ["| task | seeds | meta vs initial, pooled (W/L/T, p) | mean test: initial / meta / DSPy MIPROv2-light | "
+             "mean search calls: meta / DSPy MIPROv2-light | meta ≥ DSPy with ≤ 1/3 of its calls |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    goals: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        metas = [parts[(t, s, "meta")] for s in seeds if (t, s, "meta") in parts]
+        peers = [parts[(t, s, "peer-miprov2")] for s in seeds if (t, s, "peer-miprov2") in parts]
+        pooled = [p for r in metas for p in _pairs(r)]
+        v = _verdict(pooled)
+        score = lambda rows, k="test": _mean([r[k]["mean"] for r in rows if not r.get("error") and r.get(k)])  # noqa: E731
+        calls = lambda rows: _mean([r["search_calls"] for r in rows if not r.get("error") and r.get("search_calls")])  # noqa: E731
+        mi, mt, pt = score(metas, "initial_test"), score(metas), score(peers)
+        mc, pc = calls(metas), calls(peers)
+        cheap = None if None in (mt, pt, mc, pc) else (mt >= pt - 1e-9 and mc <= pc / 3)
+        worse_any = any((vv := _verdict(_pairs(r))) is not None and vv.outcome == "worse" for r in metas)
+        goals[t] = {"better": bool(v and v.outcome == "improved"), "worse": bool(v and v.outcome == "worse") or worse_any,
+                    "cheap": cheap, "seeds": len(metas)}  # fmt: skip
+        f = lambda x, d=3: "-" if x is None else (f"{x:.{d}f}" if d else str(round(x)))  # noqa: E731
+        lines.append(f"| {t} | {len(metas)} | {_v(v)} | {f(mi)} / {f(mt)} / {f(pt)} | {f(mc, 0)} / {f(pc, 0)} | "
+                     f"{'-' if cheap is None else ('yes' if cheap else 'no')} |")  # fmt: skip
+    return lines, goals
+
+
+def suite_markdown(out: Path) -> str:
+    parts = load_parts(out)
+    if not parts:
+        return f"{START}\nNo suite parts yet in {out}.\n{END}"
+    tasks = [t for t in ORDER if any(k[0] == t for k in parts)]
+    seeds = sorted({k[1] for k in parts})
+    seed_lines = _seed_rows(parts, tasks, seeds)
+    task_lines, goals = _task_rows(parts, tasks, seeds)
+    better = [t for t, g in goals.items() if g["better"]]
+    worse = [t for t, g in goals.items() if g["worse"]]
+    cheap = [t for t, g in goals.items() if g["cheap"]]
+    commits = sorted({str(p["_meta"].get("machine", {}).get("git_commit") or "?")[:7] for p in parts.values()})
+    loads = [p.get("load_start") for p in parts.values() if p.get("load_start") is not None]
+    lines = [
+        START,
+        f"{len(parts)} parts ({', '.join(tasks)}; seeds {', '.join(map(str, seeds))}); commits {', '.join(commits)}; "
+        f"load average at the start of a part {min(loads, default=0):.1f}–{max(loads, default=0):.1f}.",
+        "",
+        "**Per task, pooled over the seeds that ran:**",
+        "",
+        *task_lines,
+        "",
+        f"- Meta significantly better than the initial prompt (pooled paired test, p < 0.05): **{len(better)} of "
+        f"{len(goals)}** ({', '.join(better) or 'none'}); goal ≥ 3 of 5.",
+        f"- Significantly worse on any task or seed: **{', '.join(worse) or 'none'}**; goal none.",
+        f"- Meta ≥ DSPy MIPROv2-light with ≤ 1/3 of its search calls: **{len(cheap)}** ({', '.join(cheap) or 'none'}); "
+        "goal ≥ 3.",
+        "",
+        "**Per task and seed** (a verdict is each method against its own starting prompt on the same held-out rows; "
+        "W/L/T = rows won / lost / tied; search calls exclude the held-out scoring):",
+        "",
+        *seed_lines,
+        END,
+    ]
+    return "\n".join(lines)
+
+
+def write_results_section(path: Path, md: str) -> None:
+    """Replace the text between the suite markers in RESULTS.md (append a section when there are none)."""
+    text = path.read_text(encoding="utf-8")
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        text = head + md + rest.split(END, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n## 7. The comparison suite (issue 14)\n\n" + md + "\n"
+    path.write_text(text, encoding="utf-8")
+

@@ -1,0 +1,51 @@
+"""The suite report: paired verdicts from stored parts, pooled over seeds, and the goals of issue 14 checked from
+them (no model runs: parts are written by hand)."""
+
+import json
+import sys
+from pathlib import Path
+
+_ROOT = str(Path(__file__).resolve().parents[1])
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+from benchmarks.suite_report import END, START, load_parts, suite_markdown, write_results_section  # noqa: E402
+
+
+def _part(out: Path, task: str, seed: int, method: str, init: list[int], opt: list[int], calls: int) -> None:
+    pairs = enumerate(zip(init, opt, strict=True))
+    rows = [{"index": i, "score": o, "initial_score": a, "error": False} for i, (a, o) in pairs]
+    mean = lambda xs: {"mean": sum(xs) / len(xs), "n": len(xs)}  # noqa: E731
+    result = {"task": task, "seed": seed, "method": method, "test": mean(opt), "initial_test": mean(init),
+              "test_rows": rows, "search_calls": calls, "calls": calls + 2 * len(rows), "time_s": 10.0}
+    doc = {"meta": {"machine": {"git_commit": "abcdef123"}}, "result": result}
+    (out / f"{task}-s{seed}-{method}.json").write_text(json.dumps(doc))
+
+
+def test_pooled_verdicts_and_goals(tmp_path: Path):
+    for seed in (0, 1):
+        # trec: meta wins 30 rows, loses 2; the peer moves nothing and spends 4x the calls
+        _part(tmp_path, "trec", seed, "meta", [0] * 40 + [1] * 60, [1] * 30 + [0] * 10 + [0] * 2 + [1] * 58, 100)
+        _part(tmp_path, "trec", seed, "peer-miprov2", [1] * 50 + [0] * 50, [1] * 50 + [0] * 50, 400)
+        # sentiment: meta loses 25 rows and wins 2: significantly worse
+        _part(tmp_path, "sentiment", seed, "meta", [1] * 80 + [0] * 20, [0] * 25 + [1] * 55 + [1] * 2 + [0] * 18, 90)
+    assert len(load_parts(tmp_path)) == 6
+    md = suite_markdown(tmp_path)
+    assert md.startswith(START) and md.endswith(END)
+    trec = next(line for line in md.splitlines() if line.startswith("| trec |"))
+    assert "better +0.280 (60/4/136" in trec and "| yes |" in trec
+    senti = next(line for line in md.splitlines() if line.startswith("| sentiment |"))
+    assert "**worse** -0.230" in senti
+    assert "significantly better than the initial prompt (pooled paired test, p < 0.05): **1 of 2** (trec)" in md
+    assert "Significantly worse on any task or seed: **sentiment**" in md
+    assert "≤ 1/3 of its search calls: **1** (trec)" in md
+    assert "| trec@s1 | 0.600 | 0.880 | better +0.280 (30/2/68" in md
+
+
+def test_write_results_section_replaces_between_markers(tmp_path: Path):
+    results = tmp_path / "RESULTS.md"
+    results.write_text("# R\n\nintro\n")
+    write_results_section(results, f"{START}\nfirst\n{END}")
+    write_results_section(results, f"{START}\nsecond\n{END}")
+    text = results.read_text()
+    assert text.count(START) == 1 and "second" in text and "first" not in text and text.startswith("# R\n\nintro")
