@@ -41,9 +41,14 @@ class Run:
         session_id: str | None = None,
         track: str | None = None,
     ) -> None:
+        from promptomatix.lm.teacher import default_teacher
+
+        config, teacher_note = default_teacher(config, fake_clients=clients is not None)
         recorder = SessionRecorder(store or SessionStore(config.sessions_dir), session_id)
         self.env = RunEnv(config, recorder, clients=clients, progress=progress, track=track)
         self.state = RunState()
+        if teacher_note:
+            self.state.notes.append(teacher_note)
 
     @property
     def config(self) -> RunConfig:
