@@ -2,7 +2,8 @@
 
 A refine whose result is exactly the prompt it started from makes no version and applies no feedback ("no
 change"); one the held-out test calls worse than the version it started from is reported, but does not become the
-latest version and applies no feedback.
+latest version and applies no feedback. A resume whose result scores lower than the best-so-far saved before the
+interruption keeps that version the same way (`run.previous`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from promptomatix import held_out
 from promptomatix.backends.base import BackendResult
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
+from promptomatix.run.previous import kept_previous
 from promptomatix.sessions.models import Score, TestScore, Usage
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     metrics = _metrics(env, result, held, elapsed)
     paired = held_out.verdict(held, result, seed=env.config.seed)
     kept, kind = _kept(st, result, held)
+    if kept is None:
+        kept = kept_previous(env, st, result, held)
+        kind = "kept_previous" if kept is not None else ""
     feedback_ids = [] if kept is not None else st.feedback_ids
     if feedback_ids:  # applied only when the new version addresses the item (sessions/feedback_check.py)
         feedback_ids = _addressed(env, result, feedback_ids, st.notes)

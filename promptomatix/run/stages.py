@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from promptomatix import held_out
 from promptomatix.errors import BudgetExceeded
 from promptomatix.run.checkpoint import RunProgress
+from promptomatix.run.previous import held_out_passes
 from promptomatix.run_guard import held_out_notes, require_readable_answers, require_task_answered, run_owner
 
 if TYPE_CHECKING:
@@ -132,8 +133,9 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     st.ctx = env.context(spec, st)
     rows, _ = held_out_rows(splits)
     full = boundary.budget
-    if full.max_calls is not None:  # keep enough calls to score both prompts on the held-out split
-        boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, 2 * len(rows))}))
+    if full.max_calls is not None:  # keep enough calls to score both prompts (resume: and the saved one) on it
+        passes = held_out_passes(env, st)
+        boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, passes * len(rows))}))
     st.result = _compile(env, st.ctx, st, full)
     env.recorder.candidates(st.result.candidates)
 

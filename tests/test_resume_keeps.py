@@ -1,0 +1,176 @@
+"""`resume` never silently returns a version the held-out test calls worse than the best-so-far the interrupted run
+saved: that version is scored on the same held-out rows and kept (as `refine` keeps its parent), the report says
+which version, why and the numbers, and the command exits 0. A result that is not worse becomes version 2."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+
+import pytest
+from typer.testing import CliRunner
+
+from promptomatix import resume
+from promptomatix.api import load_session
+from promptomatix.errors import RunInterrupted
+from promptomatix.lm.fake import FakeLM
+from tests.test_pipeline import GOOD_PROMPT, MARKER, fakes, run
+
+LIMIT_S = 240  # each test takes seconds with the fake models; a hang fails instead of blocking the suite
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    def expired(*_):
+        raise TimeoutError(f"test exceeded {LIMIT_S} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(LIMIT_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+HASTY = "HASTY. Label the review."
+
+
+def _number(user: str) -> int:
+    return int(re.search(r"number (\d+)", user).group(1))
+
+
+def _truth(user: str) -> str:
+    return "negative" if "awful" in user else "positive"
+
+
+def _wrong(user: str) -> str:
+    return "positive" if _truth(user) == "negative" else "negative"
+
+
+class ResumeTask:
+    """A task model for the resumed run: the saved prompt (GOOD_PROMPT) is right on every row; HASTY is right on
+    train and valid but wrong on every held-out row; other prompts miss rows 1, 3, 100 and 101."""
+
+    def __init__(self) -> None:
+        self.saved_on_test = 0  # calls that scored the saved version on a held-out row
+
+    def __call__(self, messages: list[dict[str, str]]) -> str:
+        system, user = messages[0]["content"], messages[-1]["content"]
+        if "complains" in system:
+            self.saved_on_test += MARKER in user and "STEADY" not in system
+            return json.dumps({"label": _truth(user)})
+        if "HASTY" in system:
+            return json.dumps({"label": _wrong(user) if MARKER in user else _truth(user)})
+        return json.dumps({"label": _wrong(user) if _number(user) in (1, 3, 100, 101) else _truth(user)})
+
+
+def _teacher(prompt: str):
+    def answer(messages: list[dict[str, str]]) -> str:
+        text = "\n".join(m["content"] for m in messages)
+        return json.dumps({"prompt": prompt}) if '{"prompt"' in text else "{}"
+
+    return answer
+
+
+def interrupted_with_good_v1(tmp_path) -> str:
+    """A run stopped by Ctrl-C after round 1: version 1 is GOOD_PROMPT, the best so far."""
+    clients, _task, _teacher_counter = fakes(task_interrupt=65)
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients)
+    s = load_session(e.value.session_id, sessions_dir=str(tmp_path / "s"))
+    assert [v.version for v in s.versions] == [1] and GOOD_PROMPT in s.versions[0].prompt
+    assert s.versions[0].settings["interrupted"] and not s.versions[0].test_examples
+    return e.value.session_id
+
+
+def _clients(task: ResumeTask, proposal: str) -> dict[str, FakeLM]:
+    # new model names: nothing replays from the interrupted run's cache, the resumed search is a new one
+    return {"task": FakeLM(default=task, model="fake/task-r"), "teacher": FakeLM(default=_teacher(proposal),
+                                                                                model="fake/teacher-r")}  # fmt: skip
+
+
+def test_a_resume_whose_result_scores_lower_keeps_the_saved_version(tmp_path):
+    sid = interrupted_with_good_v1(tmp_path)
+    task = ResumeTask()
+    out = resume(sid, clients=_clients(task, HASTY), sessions_dir=str(tmp_path / "s"))
+    assert "HASTY" in out.best_prompt  # the resumed search chose it on valid and train ...
+    assert task.saved_on_test == 6  # ... and version 1 was scored on the same 6 held-out rows
+    assert out.kept_version == 1 and out.version is None and not out.improved
+    note = next(n for n in out.notes if "kept version 1 as latest" in n)
+    assert "scored lower on the held-out test than version 1" in note and "0.000 < 1.000 on the same 6 rows" in note
+    assert "saved before the interruption" in note
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert [v.version for v in s.versions] == [1] and s.status == "completed"
+    assert s.events[-1]["kind"] == "kept_previous" and "HASTY" in s.events[-1]["rejected_prompt"]
+
+
+def test_a_resume_whose_result_is_not_worse_adds_version_2(tmp_path):
+    sid = interrupted_with_good_v1(tmp_path)
+    task = ResumeTask()
+    steady = "STEADY. " + GOOD_PROMPT  # right on every row, like version 1: equal, so not worse
+    out = resume(sid, clients=_clients(task, steady), sessions_dir=str(tmp_path / "s"))
+    assert "STEADY" in out.best_prompt and task.saved_on_test == 6  # version 1 was scored, and tied
+    assert out.kept_version is None and out.version == 2
+    assert not any("kept version" in n for n in out.notes)
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert [v.version for v in s.versions] == [1, 2] and "STEADY" in s.versions[-1].prompt
+
+
+def test_the_cli_resume_that_keeps_the_saved_version_says_so_and_exits_0(tmp_path, monkeypatch):
+    from promptomatix.cli.app import app
+
+    sid = interrupted_with_good_v1(tmp_path)
+    script = {
+        "task": {"rules": [[["complains", "awful"], {"label": "negative"}], ["complains", {"label": "positive"}],
+                           [["HASTY", MARKER, "awful"], {"label": "positive"}], [["HASTY", MARKER], {"label": "negative"}],
+                           [["HASTY", "awful"], {"label": "negative"}], ["HASTY", {"label": "positive"}]],
+                 "default": {"label": "positive"}},
+        "teacher": {"rules": [['{"prompt"', {"prompt": HASTY}]], "default": {}},
+    }  # fmt: skip
+    path = tmp_path / "fake_lm.json"
+    path.write_text(json.dumps(script))
+    monkeypatch.setenv("PROMPTOMATIX_FAKE_LM", str(path))
+    r = CliRunner().invoke(app, ["resume", sid, "--sessions-dir", str(tmp_path / "s")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    flat = " ".join(r.output.split())
+    assert "worse than version 1 on the held-out test; version 1 stays latest" in flat
+    assert "kept version 1 as latest" in flat and "saved before the interruption" in flat
+    assert [v.version for v in load_session(sid, sessions_dir=str(tmp_path / "s")).versions] == [1]
+
+
+def test_a_saved_version_this_run_cannot_score_is_named_in_a_note_not_skipped_silently(tmp_path):
+    from promptomatix.sessions import SessionStore
+
+    sid = interrupted_with_good_v1(tmp_path)
+    store = SessionStore(tmp_path / "s")
+    store.update(sid, lambda s: setattr(s.versions[0], "backend", "dspy"))  # as if a DSPy program were saved
+    task = ResumeTask()
+    out = resume(sid, clients=_clients(task, HASTY), sessions_dir=str(tmp_path / "s"))
+    assert task.saved_on_test == 0 and out.version == 2 and out.kept_version is None
+    assert any(n.startswith("not compared with version 1 (saved before the interruption)") and "dspy" in n
+               for n in out.notes)  # fmt: skip
+
+
+def test_the_final_scoring_reserve_covers_the_saved_version_only_when_it_needs_scoring(tmp_path):
+    """Under --max-calls the search leaves calls for the held-out scoring: 3 passes when the saved version's
+    prompt is not the initial one (it must be scored too), else 2."""
+    from types import SimpleNamespace
+
+    from promptomatix.followup import resumed_state
+    from promptomatix.run.previous import held_out_passes
+    from promptomatix.run.recorder import SessionRecorder
+    from promptomatix.sessions import SessionStore
+
+    store = SessionStore(tmp_path / "s")
+    good = interrupted_with_good_v1(tmp_path)
+    clients, _task, _teacher = fakes(task_interrupt=30)  # the baseline is measured: version 1 is the initial prompt
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients)
+    initial = e.value.session_id
+    passes = {}
+    for sid in (good, initial):
+        env = SimpleNamespace(recorder=SessionRecorder(store, sid))
+        passes[sid] = held_out_passes(env, resumed_state(store.load(sid)))
+    assert passes == {good: 3, initial: 2}
+    fresh = SimpleNamespace(recorder=SessionRecorder(store, None))
+    assert held_out_passes(fresh, resumed_state(store.load(good))) == 2
