@@ -37,7 +37,7 @@ SUITE_SIZES: dict[str, tuple[int, int, int]] = {
     "math": (16, 16, 100),
 }
 SUITE_TASKS = ("trec", "intent", "spam", "sentiment", "squad")
-SUITE_METHODS = ("meta", "peer-miprov2", "dspy-miprov2")
+SUITE_METHODS = ("meta", "peer-miprov2", "meta-third", "dspy-miprov2")
 SUITE_DIR = Path(__file__).resolve().parent / "results" / "suite"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
 
@@ -56,9 +56,22 @@ def load_suite_task(name: str, seed: int) -> dict[str, Any]:
     return load_task(name, sizes=SUITE_SIZES[name], seed=seed)
 
 
+def third_of_peer(out: Path, task: dict[str, Any], seed: int) -> int | None:
+    """`meta-third`'s budget: a third of the search calls the DSPy peer spent on the same split, plus the calls
+    held back for scoring both prompts on the test rows (None while the peer's part is missing or failed)."""
+    path = part_path(out, task["name"], seed, "peer-miprov2")
+    if not path.exists():
+        return None
+    peer = json.loads(path.read_text(encoding="utf-8"))["result"]
+    if peer.get("error") or not peer.get("search_calls"):
+        return None
+    return peer["search_calls"] // 3 + 2 * len(task["test"])
+
+
 def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teacher_model: str | None,
              num_threads: int, max_calls: int | None) -> dict[str, Any]:  # fmt: skip
-    """One method on one task split; a failure is a result (with its error), not the end of the suite."""
+    """One method on one task split; a failure is a result (with its error), not the end of the suite.
+    `meta-third` is meta under a budget of a third of the peer's search calls (see `third_of_peer`)."""
     from benchmarks.run import _finish_row, run_process
 
     common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads}
@@ -69,8 +82,9 @@ def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teache
 
             row = run_peer(task, **common, max_calls=max_calls)
         else:
+            backend = "meta" if method == "meta-third" else method
             with tempfile.TemporaryDirectory(prefix="pmx-suite-") as sdir:
-                row = run_process(task, method, **common, max_calls=max_calls, max_minutes=None, sessions_dir=sdir,
+                row = run_process(task, backend, **common, max_calls=max_calls, max_minutes=None, sessions_dir=sdir,
                                   log=_log)  # fmt: skip
     except KeyboardInterrupt:
         raise
@@ -94,11 +108,17 @@ def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str]
                 path = part_path(out, name, seed, method)
                 if path.exists():
                     continue
+                budget = max_calls
+                if method == "meta-third":
+                    budget = third_of_peer(out, task, seed)
+                    if budget is None:
+                        _log(f"[{name}@s{seed} meta-third] skipped: run peer-miprov2 on this split first")
+                        continue
                 _log(f"[{name}@s{seed} {method}] starting")
                 row = run_part(task, seed, method, model=model, teacher_model=teacher_model,
-                               num_threads=num_threads, max_calls=max_calls)  # fmt: skip
+                               num_threads=num_threads, max_calls=budget)  # fmt: skip
                 doc = {"meta": {"command": command, "model": model, "teacher_model": teacher_model,
-                                "num_threads": num_threads, "max_calls": max_calls, "sizes": SUITE_SIZES[name],
+                                "num_threads": num_threads, "max_calls": budget, "sizes": SUITE_SIZES[name],
                                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                                 "machine": machine_info()},
                        "result": row}  # fmt: skip
@@ -118,8 +138,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     r = sub.add_parser("run", help="run the parts that do not exist yet")
     r.add_argument("--tasks", default=",".join(SUITE_TASKS))
     r.add_argument("--seeds", default="0,1,2", help="data seeds (also the runs' seed)")
-    r.add_argument("--methods", default=",".join(SUITE_METHODS), help="meta, dspy-miprov2, peer-miprov2 (initial "
-                   "comes with meta: the same run scores both prompts on the same rows)")  # fmt: skip
+    r.add_argument("--methods", default=",".join(SUITE_METHODS), help="meta, meta-third, dspy-miprov2, peer-miprov2 "
+                   "(initial comes with meta: the same run scores both prompts on the same rows)")  # fmt: skip
     r.add_argument("--model", default="local/smollm2-135m")
     r.add_argument("--teacher-model", default=None)
     r.add_argument("--num-threads", type=int, default=4)

@@ -70,23 +70,50 @@ def _calls(row: dict[str, Any] | None) -> str:
 
 
 def _seed_rows(parts: dict, tasks: list[str], seeds: list[int]) -> list[str]:
-    head = ("| task@seed | initial | meta | meta vs initial (W/L/T, p) | our MIPROv2: start → test | verdict | "
-            "DSPy MIPROv2-light: start → test | verdict | meta vs DSPy MIPROv2-light | search calls meta / ours / "
-            "DSPy | wall s meta / ours / DSPy |")  # fmt: skip
-    lines = [head, "|" + "---|" * 12]
+    head = ("| task@seed | initial | meta | meta vs initial (W/L/T, p) | meta, ⅓ of DSPy's calls | its verdict | "
+            "our MIPROv2: start → test | its verdict | DSPy MIPROv2-light: start → test | its verdict | "
+            "meta vs DSPy MIPROv2-light | search calls meta / ⅓ / ours / DSPy | wall s meta / ⅓ / ours / DSPy |")
+    lines = [head, "|" + "---|" * 13]
     for t in tasks:
         for s in seeds:
-            m, o, p = (parts.get((t, s, k)) for k in ("meta", "dspy-miprov2", "peer-miprov2"))
-            if not (m or o or p):
+            m, m3, o, p = (parts.get((t, s, k)) for k in ("meta", "meta-third", "dspy-miprov2", "peer-miprov2"))
+            if not (m or m3 or o or p):
                 continue
-            wall = " / ".join(str(round(r["time_s"])) if r and r.get("time_s") else "-" for r in (m, o, p))
+            wall = " / ".join(str(round(r["time_s"])) if r and r.get("time_s") else "-" for r in (m, m3, o, p))
+            calls = " / ".join(_calls(r) for r in (m, m3, o, p))
             lines.append(
                 f"| {t}@s{s} | {_test(m, 'initial_test')} | {_test(m)} | {_v(_verdict(_pairs(m)))} | "
+                f"{_test(m3)} | {_v(_verdict(_pairs(m3)))} | "
                 f"{_test(o, 'initial_test')} → {_test(o)} | {_v(_verdict(_pairs(o)))} | "
                 f"{_test(p, 'initial_test')} → {_test(p)} | {_v(_verdict(_pairs(p)))} | {_v(_vs_peer(m, p))} | "
-                f"{_calls(m)} / {_calls(o)} / {_calls(p)} | {wall} |"
+                f"{calls} | {wall} |"
             )
     return lines
+
+
+def _score(rows: list[dict[str, Any]], key: str = "test") -> float | None:
+    return _mean([r[key]["mean"] for r in rows if not r.get("error") and r.get(key)])
+
+
+def _search(rows: list[dict[str, Any]]) -> float | None:
+    return _mean([r["search_calls"] for r in rows if not r.get("error") and r.get("search_calls")])
+
+
+def _cheap(parts: dict, t: str, seeds: list[int]) -> tuple[bool | None, str]:
+    """Does meta (plain, or under a third of the peer's calls) score ≥ the peer with ≤ 1/3 of its search calls,
+    on the seeds where both ran?"""
+    verdict: bool | None = None
+    for method in ("meta", "meta-third"):
+        both = [s for s in seeds if (t, s, method) in parts and (t, s, "peer-miprov2") in parts]
+        ours = [parts[(t, s, method)] for s in both]
+        peer = [parts[(t, s, "peer-miprov2")] for s in both]
+        mt, pt, mc, pc = _score(ours), _score(peer), _search(ours), _search(peer)
+        if None in (mt, pt, mc, pc):
+            continue
+        if mt >= pt - 1e-9 and mc <= pc / 3:
+            return True, method
+        verdict = False
+    return verdict, ""
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -94,26 +121,25 @@ def _mean(xs: list[float]) -> float | None:
 
 
 def _task_rows(parts: dict, tasks: list[str], seeds: list[int]) -> tuple[list[str], dict[str, dict[str, Any]]]:
-    lines = ["| task | seeds | meta vs initial, pooled (W/L/T, p) | mean test: initial / meta / DSPy MIPROv2-light | "
-             "mean search calls: meta / DSPy MIPROv2-light | meta ≥ DSPy with ≤ 1/3 of its calls |",
+    lines = ["| task | seeds | meta vs initial, pooled (W/L/T, p) | mean test: initial / meta / meta ⅓ / DSPy "
+             "MIPROv2-light | mean search calls: meta / meta ⅓ / DSPy | ≥ DSPy with ≤ 1/3 of its calls |",
              "|---|---|---|---|---|---|"]  # fmt: skip
     goals: dict[str, dict[str, Any]] = {}
+    f = lambda x, d=3: "-" if x is None else (f"{x:.{d}f}" if d else str(round(x)))  # noqa: E731
     for t in tasks:
-        metas = [parts[(t, s, "meta")] for s in seeds if (t, s, "meta") in parts]
-        peers = [parts[(t, s, "peer-miprov2")] for s in seeds if (t, s, "peer-miprov2") in parts]
-        pooled = [p for r in metas for p in _pairs(r)]
-        v = _verdict(pooled)
-        score = lambda rows, k="test": _mean([r[k]["mean"] for r in rows if not r.get("error") and r.get(k)])  # noqa: E731
-        calls = lambda rows: _mean([r["search_calls"] for r in rows if not r.get("error") and r.get("search_calls")])  # noqa: E731
-        mi, mt, pt = score(metas, "initial_test"), score(metas), score(peers)
-        mc, pc = calls(metas), calls(peers)
-        cheap = None if None in (mt, pt, mc, pc) else (mt >= pt - 1e-9 and mc <= pc / 3)
+        runs = {k: [parts[(t, s, k)] for s in seeds if (t, s, k) in parts] for k in ("meta", "meta-third",
+                                                                                     "peer-miprov2")}  # fmt: skip
+        metas = runs["meta"]
+        v = _verdict([p for r in metas for p in _pairs(r)])
+        cheap, how = _cheap(parts, t, seeds)
         worse_any = any((vv := _verdict(_pairs(r))) is not None and vv.outcome == "worse" for r in metas)
         goals[t] = {"better": bool(v and v.outcome == "improved"), "worse": bool(v and v.outcome == "worse") or worse_any,
                     "cheap": cheap, "seeds": len(metas)}  # fmt: skip
-        f = lambda x, d=3: "-" if x is None else (f"{x:.{d}f}" if d else str(round(x)))  # noqa: E731
-        lines.append(f"| {t} | {len(metas)} | {_v(v)} | {f(mi)} / {f(mt)} / {f(pt)} | {f(mc, 0)} / {f(pc, 0)} | "
-                     f"{'-' if cheap is None else ('yes' if cheap else 'no')} |")  # fmt: skip
+        tests = " / ".join(f(x) for x in (_score(metas, "initial_test"), _score(metas), _score(runs["meta-third"]),
+                                          _score(runs["peer-miprov2"])))  # fmt: skip
+        calls = " / ".join(f(_search(runs[k]), 0) for k in ("meta", "meta-third", "peer-miprov2"))
+        cheap_s = "-" if cheap is None else (f"yes ({how})" if cheap else "no")
+        lines.append(f"| {t} | {len(metas)} | {_v(v)} | {tests} | {calls} | {cheap_s} |")
     return lines, goals
 
 

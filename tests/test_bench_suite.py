@@ -29,16 +29,20 @@ def test_pooled_verdicts_and_goals(tmp_path: Path):
         _part(tmp_path, "trec", seed, "peer-miprov2", [1] * 50 + [0] * 50, [1] * 50 + [0] * 50, 400)
         # sentiment: meta loses 25 rows and wins 2: significantly worse
         _part(tmp_path, "sentiment", seed, "meta", [1] * 80 + [0] * 20, [0] * 25 + [1] * 55 + [1] * 2 + [0] * 18, 90)
-    assert len(load_parts(tmp_path)) == 6
+        # ... but under a third of the peer's calls it matches the peer: the cost goal is met by meta-third
+        _part(tmp_path, "sentiment", seed, "peer-miprov2", [1] * 50 + [0] * 50, [1] * 80 + [0] * 20, 99)
+        _part(tmp_path, "sentiment", seed, "meta-third", [1] * 80 + [0] * 20, [1] * 80 + [0] * 20, 33)
+    assert len(load_parts(tmp_path)) == 10
     md = suite_markdown(tmp_path)
     assert md.startswith(START) and md.endswith(END)
     trec = next(line for line in md.splitlines() if line.startswith("| trec |"))
-    assert "better +0.280 (60/4/136" in trec and "| yes |" in trec
+    assert "better +0.280 (60/4/136" in trec and trec.endswith("| 100 / - / 400 | yes (meta) |")
     senti = next(line for line in md.splitlines() if line.startswith("| sentiment |"))
     assert "**worse** -0.230" in senti
     assert "significantly better than the initial prompt (pooled paired test, p < 0.05): **1 of 2** (trec)" in md
     assert "Significantly worse on any task or seed: **sentiment**" in md
-    assert "≤ 1/3 of its search calls: **1** (trec)" in md
+    assert senti.endswith("| 90 / 33 / 99 | yes (meta-third) |")
+    assert "≤ 1/3 of its search calls: **2** (trec, sentiment)" in md
     assert "| trec@s1 | 0.600 | 0.880 | better +0.280 (30/2/68" in md
 
 
