@@ -11,14 +11,16 @@ when its instructions say "complains" or demos are shown, and the teacher rewrit
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.engine import fake_clients, quiet_dspy, synthetic_rows
+from benchmarks.engine import GOOD, _requested, fake_clients, quiet_dspy, synthetic_rows
 from benchmarks.report import machine_info
+from promptomatix.lm.fake import FakeLM
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "meta-quick": {"backend": "simple_meta_prompt", "search_type": "quick"},
@@ -30,9 +32,29 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "dspy-labeled": {"backend": "dspy", "dspy_optimizer": "labeled", "search_type": "quick"},
 }
 TASK = "Classify the sentiment of a movie review as positive or negative"
+TEACHERS = ("varied", "mixed", "echo")
+BAD = "Say positive or negative for the review, whichever fits it."
 
 
-def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: int | None, seed: int) -> Any:
+def varied_clients(mixed: bool = False) -> dict[str, FakeLM]:
+    """The engine's fake task model, and a teacher whose every proposal is new (as a real teacher sampling at
+    temperature > 0 writes): the same good instruction with a numbered, fixed-width variant tag, so candidates
+    are distinct (their rows are not cache hits) but equally right and equally long."""
+    count = itertools.count(1)
+
+    def teacher(messages: list[dict[str, str]]) -> str:
+        n = next(count)
+        text = f"{BAD if mixed and n % 2 == 0 else GOOD} Variant {n:04d}."
+        fields = _requested(messages)
+        return json.dumps({f: text for f in fields} if fields else {"prompt": text})
+
+    clients = fake_clients(0.0)
+    clients["teacher"] = FakeLM(default=teacher, model="fake/teacher")
+    return clients
+
+
+def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: int | None, seed: int,
+         teacher: str = "varied") -> Any:  # fmt: skip
     from promptomatix.api import process_input
 
     n_train, n_valid, n_test = sizes
@@ -41,22 +63,23 @@ def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: 
             raw_input=TASK, train_data=synthetic_rows(n_train), valid_data=synthetic_rows(n_valid, 1000),
             test_data=synthetic_rows(n_test, 2000), input_fields=["review"], output_fields=["label"],
             labels=["positive", "negative"], task_type="classification", seed=seed, sessions_dir=tmp,
-            clients=fake_clients(0.0), dry_run=dry_run, max_calls=max_calls, **CONFIGS[config],
+            clients=fake_clients(0.0) if teacher == "echo" else varied_clients(teacher == "mixed"), dry_run=dry_run, max_calls=max_calls, **CONFIGS[config],
         )  # fmt: skip
 
 
 def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_calls: int | None = None,
-            seed: int = 0) -> dict[str, Any]:  # fmt: skip
+            seed: int = 0, teacher: str = "varied") -> dict[str, Any]:  # fmt: skip
     """One configuration: the dry run's estimate by stage, the real run's calls, and their ratio."""
-    dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed)
+    dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed, teacher=teacher)
     t0 = time.perf_counter()
-    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed)
+    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed, teacher=teacher)
     m = real.metrics
     est = dict(dry.estimated_calls)
     return {
         "config": config,
         "sizes": list(sizes),
         "max_calls": max_calls,
+        "teacher": teacher,
         "estimated": est,
         "search_plan": list(getattr(dry, "search_plan", [])),
         "actual_calls": m.calls,
@@ -89,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="12,12,20", help="train,valid,test rows; several as 12,12,20;34,26,100")
     p.add_argument("--max-calls", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--teacher", choices=TEACHERS, default="varied",
+                   help="varied: every proposal new (as a sampling teacher); echo: the engine's fixed answer")
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     args = p.parse_args(argv)
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
@@ -99,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes.split(";"):
         sizes = tuple(int(x) for x in size.split(","))
-        rows += [measure(c, sizes, max_calls=args.max_calls, seed=args.seed) for c in configs]  # type: ignore[arg-type]
+        rows += [measure(c, sizes, max_calls=args.max_calls, seed=args.seed, teacher=args.teacher) for c in configs]  # type: ignore[arg-type]
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"machine": machine_info(), "estimate": rows}, indent=1) + "\n")

@@ -205,16 +205,23 @@ def estimate_optimizer_calls(settings: Any, n_train: int, n_valid: int, budget: 
 
 
 def search_plan_lines(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> list[str]:
-    """What the dry run shows of the search; empty for backends whose search DSPy sizes itself."""
+    """What the dry run shows of the search: the meta plan, or what the DSPy optimizer is expected to do."""
     if hasattr(settings, "candidates_per_round"):
         return plan_meta(settings, n_train, n_valid, budget).describe()
-    return []
+    from promptomatix.backends.dspy_estimate import expected_dspy
+
+    est = expected_dspy(settings, n_train, n_valid)
+    lines = [f"expected search: {line}" for line in est.lines]
+    if budget is not None and est.calls > budget:
+        lines.append(f"the budget leaves {budget} calls for the search: DSPy stops there and the initial program "
+                     "is kept unless the compiled one was scored before")  # fmt: skip
+    return lines
 
 
 def dspy_expected_calls(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> int:
-    """DSPy's own upper bound (DSPySettings.estimate_calls), and never more than the budget lets the run spend.
+    """What a typical run of the DSPy optimizer spends (backends/dspy_estimate.py), and never more than the budget
+    lets it spend (a binding budget stops DSPy there)."""
+    from promptomatix.backends.dspy_estimate import expected_dspy
 
-    Not yet an expected value: MIPROv2 and GEPA re-score rows they have seen (cache hits are free), so without a
-    binding budget this overstates their calls (RESULTS.md § 5 has the measured ratios)."""
-    calls = int(settings.estimate_calls(n_train, n_valid))
+    calls = round(expected_dspy(settings, n_train, n_valid).calls)
     return calls if budget is None else min(calls, budget)

@@ -1,0 +1,181 @@
+"""The dry run's expected LM calls of the dspy backend: what DSPy 3.4's optimizers (and gepa 0.1) do, counted at our
+LM boundary, where a row a program has already answered is a free cache hit and every teacher call is new.
+
+`DSPySettings.estimate_calls` stays the upper bound (every scored row a new call); this is the typical run:
+- MIPROv2: bootstrapping the demo sets (tries train rows until enough traces pass), the teacher's data summary and
+  three calls per proposed instruction, the default program on valid (our baseline: cached), then trials drawn at
+  random from instruction × demo-set combinations. A combination drawn again is cached, so only the expected number
+  of distinct new combinations costs (with minibatches: rows not seen before, plus the periodic full evaluations).
+- GEPA: its metric-call budget is spent in iterations of one reflection (teacher) and the parent and the child on
+  a train minibatch; the child is new (its rows are calls), the parent's rows are cached after its first pass over
+  train. Typical run: one child beats its parent and is scored on valid. More accepted children cost a few more.
+- BootstrapFewShot: train rows until enough traces pass the metric (assumed 3 in 4), then the compiled program on
+  valid. With random search: every candidate program on valid (the zero-shot one is the initial: cached).
+Kept free of DSPy imports: a dry run never imports DSPy.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from promptomatix.backends.dspy_settings import DSPySettings
+
+#: Share of bootstrapping attempts whose trace passes the metric (unknowable before the run; 1.0 with a perfect
+#: teacher, about 0.3 measured with a 135M model on question types).
+TRACE_PASS = 0.75
+GEPA_ACCEPTED = 1  # children that beat their parent on the minibatch and get a full valid evaluation, typically
+_PREDICTORS = {"react": 2, "pot": 3}  # dspy.Predict objects in the built-in modules (one for predict and cot)
+_MIPRO_TEACHER_PER_PROPOSAL = 3  # program description, module description, instruction (program-aware proposer)
+_MIPRO_FULL_EVAL_STEPS = 5  # DSPy's minibatch_full_eval_steps
+_MIPRO_MIN_MINIBATCH = 50  # with auto, minibatching starts above this many valid rows
+
+
+@dataclass
+class Expected:
+    """Expected LM calls of the optimizer stage, and what the dry run says about them."""
+
+    calls: float = 0.0
+    lines: list[str] = field(default_factory=list)
+
+
+def attempts(demos: float, n_train: int) -> float:
+    """Train rows BootstrapFewShot runs until `demos` traces pass the metric (it stops there)."""
+    return min(float(n_train), demos / TRACE_PASS) if demos > 0 else 0.0
+
+
+def expected_new(combos: int, draws: int) -> float:
+    """Distinct combinations other than the default (already scored) among `draws` uniform draws."""
+    if combos <= 1 or draws <= 0:
+        return 0.0
+    return (combos - 1) * (1 - (1 - 1 / combos) ** draws)
+
+
+def data_summary_calls(n_train: int, batch: int = 10, max_calls: int = 10) -> int:
+    """DSPy's dataset summary: one call on the first batch, one per later batch (at most 9), one to summarize."""
+    later = len(range(batch, n_train, batch))
+    return 1 + min(later, max_calls - 1) + 1
+
+
+def mipro_full_evals(trials: int, steps: int = _MIPRO_FULL_EVAL_STEPS) -> int:
+    """Full evaluations DSPy's minibatch loop makes (each one also adds a trial, shifting the numbering)."""
+    adjusted = trials + trials // steps + 1 + (1 if trials % steps else 0)
+    number, fulls = 1, 0  # trial 0 is the default program, added before the loop
+    for _ in range(trials):
+        trial_num = number + 1
+        number += 1
+        if trial_num % (steps + 1) == 0 or trial_num == adjusted - 1:
+            fulls += 1
+            number += 1
+    return fulls
+
+
+def mipro(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
+    from promptomatix.backends.dspy_settings import _AUTO_N, _AUTO_VAL, _MIPRO_MINIBATCH
+
+    preds = _PREDICTORS.get(s.module, 1)
+    boot, labeled = s.demos
+    zeroshot = boot == 0 and labeled == 0
+    n, trials = s.mipro_counts(preds)
+    if n is None or trials is None:  # DSPy's auto mode
+        n = _AUTO_N[s.auto]
+        n_instr, n_sets = (n if zeroshot else int(n * 0.5)), n
+        trials = int(max(2 * preds * (1 if zeroshot else 2) * math.log2(n), 1.5 * n))
+        v = min(n_valid, _AUTO_VAL[s.auto])
+        minibatch = v > _MIPRO_MIN_MINIBATCH
+    else:
+        n_instr = n_sets = n
+        v = n_valid
+        minibatch = (s.minibatch_size or _MIPRO_MINIBATCH) < n_valid
+    b = min(s.minibatch_size or _MIPRO_MINIBATCH, v)
+    boot_eff, labeled_eff = (3, 0) if zeroshot else (boot, labeled)  # zero-shot still bootstraps, for the proposer
+    shuffled = max(0, n_sets - 3) + (1 if labeled_eff == 0 else 0)  # without labeled demos seed -2 bootstraps too
+    boot_calls = m * (attempts(boot_eff, n_train) + shuffled * attempts((1 + boot_eff) / 2, n_train))
+    proposals = min(n_instr, n_sets)
+    teacher = data_summary_calls(n_train) + _MIPRO_TEACHER_PER_PROPOSAL * preds * proposals
+    combos = n_instr ** preds * (1 if zeroshot else n_sets**preds)
+    if not minibatch:
+        new = expected_new(combos, trials)
+        trial_calls = m * v * new
+        how = f"{trials} trials on {v} valid rows, about {new:.1f} distinct new programs (a repeat is cached)"
+    else:
+        trial_calls = 0.0
+        for k in range(trials):  # P(new) at draw k; a repeat reuses a share of its rows
+            p_new = (combos - 1) / combos * (1 - 1 / combos) ** k
+            p_rep = (combos - 1) / combos - p_new
+            trial_calls += b * (p_new + p_rep * (1 - b / v))
+        fulls = mipro_full_evals(trials)
+        trial_calls = m * (trial_calls + fulls * (v - b))
+        how = f"{trials} trials on minibatches of {b} of {v} valid rows and {fulls} full evaluations"
+    final = m * (n_valid - v)  # our scoring of the compiled program on the valid rows DSPy did not use
+    calls = boot_calls + teacher + trial_calls + final
+    return Expected(calls, [
+        f"MIPROv2: {n_sets} demo sets × {n_instr} instructions; {how}; {teacher} teacher calls; about "
+        f"{boot_calls:.0f} bootstrapping calls (typical run: 3 in 4 traces pass the metric)",
+    ])  # fmt: skip
+
+
+def gepa_auto_budget(auto: str, n_valid: int, n_predictors: int = 1) -> int:
+    """DSPy's GEPA.auto_budget for our presets."""
+    from promptomatix.backends.dspy_settings import _AUTO_N
+
+    n = _AUTO_N[auto]
+    trials = int(max(2 * (n_predictors * 2) * math.log2(n), 1.5 * n))
+    fulls = (trials + 1) // 5 + 1 + (1 if trials < 5 else 0)
+    return n_valid + n * 5 + trials * 35 + fulls * n_valid
+
+
+def gepa(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
+    from promptomatix.backends.dspy_settings import _GEPA_MINIBATCH
+
+    preds = _PREDICTORS.get(s.module, 1)
+    budget = s.max_metric_calls or gepa_auto_budget(s.auto, n_valid, preds)
+    mb = min(s.minibatch_size or _GEPA_MINIBATCH, max(1, n_train))
+    accepted = GEPA_ACCEPTED if budget > 2 * n_valid else 0
+    iterations = max(0.0, (budget - n_valid - accepted * n_valid) / (2 * mb))
+    task = iterations * mb + min(n_train, iterations * mb) + accepted * n_valid
+    calls = iterations + m * task
+    return Expected(calls, [
+        f"GEPA: a budget of {budget} metric calls; about {iterations:.0f} reflections (one teacher call each), each "
+        f"scoring a new instruction on {mb} train rows; typical run: {accepted} beats its parent and is scored on "
+        f"{n_valid} valid rows (rows a program already answered are cached)",
+    ])  # fmt: skip
+
+
+def bootstrap(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
+    from promptomatix.backends.dspy_settings import _RS_CANDIDATES
+
+    boot, _labeled = s.demos
+    if s.search_type == "quick" and s.num_candidates is None:
+        boot_calls = m * attempts(boot, n_train)
+        return Expected(boot_calls + m * n_valid, [
+            f"BootstrapFewShot: train rows until {boot} traces pass the metric, about {boot_calls:.0f} calls "
+            "(typical run: 3 in 4 pass); then the compiled program on valid",
+        ])  # fmt: skip
+    n = s.num_candidates or _RS_CANDIDATES[s.search_type]
+    # DSPy's random search: seed -1 wants every demo, seed i >= 0 wants random.Random(i).randint(1, boot)
+    wanted = [boot] + [random.Random(i).randint(1, boot) for i in range(n)] if boot else []
+    boot_calls = sum(attempts(w, n_train) for w in wanted)
+    calls = m * (boot_calls + (n + 2) * n_valid)  # n + 3 programs on valid; the zero-shot one is cached
+    return Expected(calls, [
+        f"BootstrapFewShotWithRandomSearch: {n + 3} programs, {n + 2} of them new on {n_valid} valid rows, about "
+        f"{boot_calls:.0f} bootstrapping calls (typical run: 3 in 4 traces pass the metric)",
+    ])  # fmt: skip
+
+
+def expected_dspy(s: DSPySettings, n_train: int, n_valid: int) -> Expected:
+    """The optimizer stage: the initial program on valid, the optimizer, the compiled program on valid."""
+    m = s.module_calls_per_example()
+    t, v = max(0, n_train), max(1, n_valid)
+    if not t:
+        t = v  # the backend optimizes on valid when there are no train rows
+    body = {"miprov2": mipro, "gepa": gepa, "bootstrap": bootstrap}.get(s.optimizer)
+    if body is None:  # LabeledFewShot: no calls of its own; the compiled program (new demos) on valid
+        est = Expected(m * v, [f"LabeledFewShot: {s.demos[1]} train rows as demos; no calls of its own"])
+    else:  # each body counts our scoring of the compiled program (cached where DSPy scored it on valid already)
+        est = body(s, t, v, m)
+    est.calls += m * v  # the initial program on valid (the baseline every optimizer starts from)
+    return est
