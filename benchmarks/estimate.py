@@ -54,25 +54,39 @@ def varied_clients(mixed: bool = False) -> dict[str, FakeLM]:
 
 
 def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: int | None, seed: int,
-         teacher: str = "varied") -> Any:  # fmt: skip
+         teacher: str = "varied", model: str | None = None) -> Any:  # fmt: skip
+    """One dry or real run: fake models on the synthetic reviews, or (`model`) a real task model and the teacher
+    `teacher` on the benchmark's sentiment rows."""
     from promptomatix.api import process_input
 
     n_train, n_valid, n_test = sizes
+    if model is None:
+        data: dict[str, Any] = {
+            "raw_input": TASK, "train_data": synthetic_rows(n_train), "valid_data": synthetic_rows(n_valid, 1000),
+            "test_data": synthetic_rows(n_test, 2000), "input_fields": ["review"], "output_fields": ["label"],
+            "labels": ["positive", "negative"], "task_type": "classification",
+            "clients": fake_clients(0.0) if teacher == "echo" else varied_clients(teacher == "mixed"),
+        }  # fmt: skip
+    else:
+        from benchmarks.data import load_task
+
+        task = load_task("sentiment", sizes={"train": n_train, "valid": n_valid, "test": n_test}, seed=seed)
+        data = {
+            "raw_input": task["description"], "train_data": task["train"], "valid_data": task["valid"],
+            "test_data": task["test"], "input_fields": task["input_fields"], "output_fields": task["output_fields"],
+            "labels": task["labels"], "task_type": task["task_type"], "model": model, "teacher_model": teacher,
+        }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pmx-estimate-") as tmp:
-        return process_input(
-            raw_input=TASK, train_data=synthetic_rows(n_train), valid_data=synthetic_rows(n_valid, 1000),
-            test_data=synthetic_rows(n_test, 2000), input_fields=["review"], output_fields=["label"],
-            labels=["positive", "negative"], task_type="classification", seed=seed, sessions_dir=tmp,
-            clients=fake_clients(0.0) if teacher == "echo" else varied_clients(teacher == "mixed"), dry_run=dry_run, max_calls=max_calls, **CONFIGS[config],
-        )  # fmt: skip
+        return process_input(**data, seed=seed, sessions_dir=tmp, dry_run=dry_run, max_calls=max_calls,
+                             **CONFIGS[config])  # fmt: skip
 
 
 def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_calls: int | None = None,
-            seed: int = 0, teacher: str = "varied") -> dict[str, Any]:  # fmt: skip
+            seed: int = 0, teacher: str = "varied", model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One configuration: the dry run's estimate by stage, the real run's calls, and their ratio."""
-    dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed, teacher=teacher)
+    dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed, teacher=teacher, model=model)
     t0 = time.perf_counter()
-    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed, teacher=teacher)
+    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed, teacher=teacher, model=model)
     m = real.metrics
     est = dict(dry.estimated_calls)
     return {
@@ -80,6 +94,8 @@ def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_call
         "sizes": list(sizes),
         "max_calls": max_calls,
         "teacher": teacher,
+        "model": model or "fake",
+        "seed": seed,
         "estimated": est,
         "search_plan": list(getattr(dry, "search_plan", [])),
         "actual_calls": m.calls,
@@ -112,10 +128,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sizes", default="12,12,20", help="train,valid,test rows; several as 12,12,20;34,26,100")
     p.add_argument("--max-calls", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--teacher", choices=TEACHERS, default="varied",
-                   help="varied: every proposal new (as a sampling teacher); echo: the engine's fixed answer")
+    p.add_argument(
+        "--teacher",
+        default="varied",
+        help="fake teachers: varied (every proposal new, as a sampling teacher's), mixed (every other "
+        "proposal wrong), echo (the engine's fixed answer); with --model: the teacher model",
+    )
+    p.add_argument(
+        "--model", default=None, help="a real task model (e.g. local/smollm2-135m) on the benchmark's sentiment rows"
+    )
     p.add_argument("--out", default=None, help="also write the JSON to this file")
     args = p.parse_args(argv)
+    if args.model is None and args.teacher not in TEACHERS:
+        p.error(f"--teacher must be one of {', '.join(TEACHERS)} with the fake task model")
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -124,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for size in args.sizes.split(";"):
         sizes = tuple(int(x) for x in size.split(","))
-        rows += [measure(c, sizes, max_calls=args.max_calls, seed=args.seed, teacher=args.teacher) for c in configs]  # type: ignore[arg-type]
+        rows += [
+            measure(c, sizes, max_calls=args.max_calls, seed=args.seed, teacher=args.teacher, model=args.model)
+            for c in configs
+        ]  # type: ignore[arg-type]
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"machine": machine_info(), "estimate": rows}, indent=1) + "\n")

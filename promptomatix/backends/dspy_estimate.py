@@ -96,7 +96,7 @@ def mipro(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
     boot_calls = m * (attempts(boot_eff, n_train) + shuffled * attempts((1 + boot_eff) / 2, n_train))
     proposals = min(n_instr, n_sets)
     teacher = data_summary_calls(n_train) + _MIPRO_TEACHER_PER_PROPOSAL * preds * proposals
-    combos = n_instr ** preds * (1 if zeroshot else n_sets**preds)
+    combos = n_instr**preds * (1 if zeroshot else n_sets**preds)
     if not minibatch:
         new = expected_new(combos, trials)
         trial_calls = m * v * new

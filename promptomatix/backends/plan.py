@@ -213,8 +213,9 @@ def search_plan_lines(settings: Any, n_train: int, n_valid: int, budget: int | N
     est = expected_dspy(settings, n_train, n_valid)
     lines = [f"expected search: {line}" for line in est.lines]
     if budget is not None and est.calls > budget:
-        lines.append(f"the budget leaves {budget} calls for the search: DSPy stops there and the initial program "
-                     "is kept unless the compiled one was scored before")  # fmt: skip
+        lines.append(f"the budget leaves {budget} calls for the search, fewer than a typical run's "
+                     f"{est.calls:.0f}: DSPy would be stopped there and the initial prompt kept (raise --max-calls, "
+                     "or use fewer valid rows)")  # fmt: skip
     return lines
 
 

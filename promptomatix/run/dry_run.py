@@ -43,6 +43,8 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
         "optimize": estimate_calls(cfg, n_train, n_valid, left),
         "final_test": 2 * n_test,
     }
+    if left is not None and calls["optimize"] >= left and estimate_calls(cfg, n_train, n_valid) > left:
+        calls["final_test"] = n_test  # the budget stops the optimizer: the initial prompt is kept, scored once
     return calls, search_plan(cfg, n_train, n_valid, left)
 
 
