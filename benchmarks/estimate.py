@@ -30,6 +30,9 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "dspy-bootstrap": {"backend": "dspy", "dspy_optimizer": "bootstrap", "search_type": "quick"},
     "dspy-gepa": {"backend": "dspy", "dspy_optimizer": "gepa", "search_type": "quick"},
     "dspy-labeled": {"backend": "dspy", "dspy_optimizer": "labeled", "search_type": "quick"},
+    "dspy-miprov2-moderate": {"backend": "dspy", "dspy_optimizer": "miprov2", "search_type": "moderate"},
+    "dspy-gepa-moderate": {"backend": "dspy", "dspy_optimizer": "gepa", "search_type": "moderate"},
+    "dspy-bootstrap-rs": {"backend": "dspy", "dspy_optimizer": "bootstrap", "search_type": "moderate"},
 }
 TASK = "Classify the sentiment of a movie review as positive or negative"
 TEACHERS = ("varied", "mixed", "echo")

@@ -1,0 +1,79 @@
+"""The dry run's expected LM calls against the calls a fake-model run really makes, per optimizer: a change to an
+optimizer (ours or DSPy's) that moves its calls away from the estimate fails here. Ratio = estimated / actual calls
+(cached calls are free and not counted), goal 0.85–1.15, as in benchmarks/estimate.py (RESULTS.md § 5)."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+
+from benchmarks.estimate import measure, quiet_dspy
+from promptomatix.backends.dspy_estimate import expected_new, gepa_auto_budget
+from promptomatix.backends.dspy_settings import DSPySettings
+from promptomatix.backends.plan import search_plan_lines
+
+LIMIT_S = 240  # each case takes seconds with the fake models; a hang fails instead of blocking the suite
+
+
+@pytest.fixture(autouse=True)
+def time_limit():
+    def expired(*_):
+        raise TimeoutError(f"test exceeded {LIMIT_S} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(LIMIT_S)
+    quiet_dspy()
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)
+
+
+def _within(row: dict) -> None:
+    assert row["ratio"] is not None and 0.85 <= row["ratio"] <= 1.15, (
+        f"{row['config']} {row['sizes']} max_calls={row['max_calls']}: estimated {row['estimated']} vs actual "
+        f"{row['actual_calls']} calls ({row['calls_by_role']}), ratio {row['ratio']}"
+    )
+
+
+@pytest.mark.parametrize("config", ["dspy-miprov2", "dspy-gepa", "dspy-bootstrap", "dspy-bootstrap-rs", "dspy-labeled"])
+def test_each_dspy_optimizer_estimate_is_within_15_percent_of_a_fake_run(config):
+    _within(measure(config, (12, 12, 20)))
+
+
+def test_miprov2_with_minibatches_and_full_evaluations_is_within_15_percent():
+    # Above 50 valid rows DSPy's auto mode scores trials on minibatches of 35 with periodic full evaluations.
+    row = measure("dspy-miprov2", (16, 60, 8))
+    assert "minibatches of 35 of 60 valid rows" in " ".join(row["search_plan"])
+    _within(row)
+
+
+def test_a_budget_that_stops_gepa_is_estimated_as_the_budget_plus_one_test_scoring():
+    # The budget leaves 150 - 1 (spec) - 40 (held back for the test) = 109 calls; a typical GEPA run needs ~300, so
+    # DSPy is stopped, the initial prompt is kept and the test rows are scored once.
+    row = measure("dspy-gepa", (12, 12, 20), max_calls=150)
+    assert "budget" in row["stop_reason"]
+    assert row["estimated"]["final_test"] == 20
+    assert any("would be stopped" in line for line in row["search_plan"])
+    _within(row)
+
+
+def test_the_dry_run_says_what_a_typical_dspy_run_assumes():
+    lines = search_plan_lines(DSPySettings(optimizer="gepa"), 12, 12)
+    assert len(lines) == 1 and "typical run" in lines[0] and "budget of 428 metric calls" in lines[0]
+    assert "3 in 4" in search_plan_lines(DSPySettings(optimizer="bootstrap"), 12, 12)[0]
+    assert "distinct new programs" in search_plan_lines(DSPySettings(), 12, 12)[0]
+
+
+def test_gepa_budget_is_dspys_own_auto_budget():
+    import dspy
+
+    for v in (1, 12, 48, 300):
+        for auto, n in (("light", 6), ("medium", 12), ("heavy", 18)):
+            assert gepa_auto_budget(auto, v) == dspy.GEPA.auto_budget(None, 1, n, v)
+
+
+def test_distinct_draws_count_only_new_combinations():
+    assert expected_new(1, 10) == 0.0  # the default program only: every trial is cached
+    assert expected_new(18, 1) == pytest.approx(17 / 18)
+    assert expected_new(18, 10_000) == pytest.approx(17)  # at most every combination but the default
