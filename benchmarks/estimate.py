@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -57,7 +58,7 @@ def varied_clients(mixed: bool = False) -> dict[str, FakeLM]:
 
 
 def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: int | None, seed: int,
-         teacher: str = "varied", model: str | None = None) -> Any:  # fmt: skip
+         teacher: str = "varied", model: str | None = None, progress: Any = None) -> Any:  # fmt: skip
     """One dry or real run: fake models on the synthetic reviews, or (`model`) a real task model and the teacher
     `teacher` on the benchmark's sentiment rows."""
     from promptomatix.api import process_input
@@ -81,7 +82,7 @@ def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: 
         }  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pmx-estimate-") as tmp:
         return process_input(**data, seed=seed, sessions_dir=tmp, dry_run=dry_run, max_calls=max_calls,
-                             **CONFIGS[config])  # fmt: skip
+                             progress=progress, **CONFIGS[config])  # fmt: skip
 
 
 def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_calls: int | None = None,
@@ -89,9 +90,17 @@ def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_call
     """One configuration: the dry run's estimate by stage, the real run's calls, and their ratio."""
     dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed, teacher=teacher, model=model)
     t0 = time.perf_counter()
-    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed, teacher=teacher, model=model)
+    marks: dict[str, int] = {}  # calls when the optimizer starts (its baseline) and when held-out scoring starts
+
+    def progress(ev: Any) -> None:
+        if ev.stage in ("baseline", "final", "plan"):
+            marks.setdefault("final" if ev.stage == "final" else "start", ev.calls)
+
+    real = _run(config, sizes, dry_run=False, max_calls=max_calls, seed=seed, teacher=teacher, model=model,
+                progress=progress)  # fmt: skip
     m = real.metrics
     est = dict(dry.estimated_calls)
+    opt = marks["final"] - marks["start"] if {"final", "start"} <= marks.keys() else None
     return {
         "config": config,
         "sizes": list(sizes),
@@ -107,20 +116,24 @@ def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_call
         "rounds": real.rounds_completed,
         "stop_reason": real.stop_reason,
         "ratio": round(est["total"] / m.calls, 2) if m.calls else None,
+        "actual_optimize": opt,
+        "optimize_ratio": round(est.get("optimize", 0) / opt, 2) if opt else None,
         "wall_s": round(time.perf_counter() - t0, 2),
     }
 
 
 def markdown(rows: list[dict[str, Any]]) -> str:
     out = ["| config | rows (train/valid/test) | max calls | estimate (optimize + rest) | actual calls (cached) "
-           "| ratio | within ±15% |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+           "| ratio | within ±15% | optimize stage: estimate / actual (ratio) |",
+           "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in rows:
         est = r["estimated"]
         ok = r["ratio"] is not None and 0.85 <= r["ratio"] <= 1.15
         out.append(
             f"| {r['config']} | {'/'.join(map(str, r['sizes']))} | {r['max_calls'] or '-'} | {est['total']} "
             f"({est.get('optimize', 0)} + {est['total'] - est.get('optimize', 0)}) | {r['actual_calls']} "
-            f"({r['actual_cached']}) | **{r['ratio']}** | {'yes' if ok else 'no'} |"
+            f"({r['actual_cached']}) | **{r['ratio']}** | {'yes' if ok else 'no'} | {est.get('optimize', 0)} / "
+            f"{r.get('actual_optimize')} ({r.get('optimize_ratio')}) |"
         )
     return "\n".join(out)
 
@@ -149,16 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         p.error(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
     quiet_dspy()
-    rows = []
+    rows: list[dict[str, Any]] = []
+    machine = machine_info()
     for size in args.sizes.split(";"):
         sizes = tuple(int(x) for x in size.split(","))
-        rows += [
-            measure(c, sizes, max_calls=args.max_calls, seed=args.seed, teacher=args.teacher, model=args.model)
-            for c in configs
-        ]  # type: ignore[arg-type]
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps({"machine": machine_info(), "estimate": rows}, indent=1) + "\n")
+        for c in configs:
+            rows.append(measure(c, sizes, max_calls=args.max_calls, seed=args.seed, teacher=args.teacher,
+                                model=args.model))  # type: ignore[arg-type]  # fmt: skip
+            print(markdown(rows[-1:]).splitlines()[-1], file=sys.stderr, flush=True)  # slow real runs: as they end
+            if args.out:  # written after every row, so an interrupted real-model run keeps what it measured
+                Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+                Path(args.out).write_text(json.dumps({"machine": machine, "estimate": rows}, indent=1) + "\n")
     print(markdown(rows))
     return 0
 
