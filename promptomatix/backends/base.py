@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -101,12 +102,22 @@ class RunContext:
         emit_progress(self.progress, self.boundary, stage, message, **kw)
 
     def evaluate(
-        self, predict: Callable[[dict[str, Any]], Any], rows: Sequence[dict[str, Any]], *, final: bool = False
+        self,
+        predict: Callable[[dict[str, Any]], Any],
+        rows: Sequence[dict[str, Any]],
+        *,
+        final: bool = False,
+        pool: Executor | None = None,
+        ci: bool = True,
     ) -> EvalReport:
-        """Score `predict` on rows (raw, no penalty: the caller multiplies by the candidate's penalty)."""
+        """Score `predict` on rows (raw, no penalty: the caller multiplies by the candidate's penalty). `pool`
+        shares worker threads between evaluations run at once; `ci=False` skips the bootstrap CIs (a search
+        ranks on the point scores, and the CIs cost more CPU than a fast model's calls)."""
         from promptomatix.metrics import Evaluator
 
-        evaluator = Evaluator(num_threads=self.num_threads, max_errors=self.max_errors, seed=self.seed)
+        evaluator = Evaluator(
+            num_threads=self.num_threads, max_errors=self.max_errors, seed=self.seed, n_bootstrap=1000 if ci else 0
+        )
         return evaluator.run(
             predict,
             list(rows),
@@ -114,6 +125,7 @@ class RunContext:
             self.spec.input_names,
             self.spec.output_names,
             label_field=self.spec.label_field,
+            pool=pool,
         )
 
 

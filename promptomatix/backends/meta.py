@@ -14,8 +14,8 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import random
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -24,7 +24,9 @@ from promptomatix.backends.base import BackendResult, CandidateRecord, RunContex
 from promptomatix.backends.guards import rejection
 from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
-from promptomatix.backends.selection import records_score, rows_without_demos, subset
+from promptomatix.backends.rounds import Scored as _Scored
+from promptomatix.backends.rounds import Screening, confirm_each, screen_round
+from promptomatix.backends.selection import rows_without_demos
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.metrics.pareto import approx_tokens
@@ -91,19 +93,6 @@ class MetaSettings(BaseModel):
         return n_valid + self.rounds * self.round_calls(n_train, n_valid) + self.confirm_calls(n_train)
 
 
-class _Scored:
-    def __init__(self, cid: int, rnd: int, cand: PromptCandidate) -> None:
-        self.id = cid
-        self.round = rnd
-        self.candidate = cand
-        self.minibatch: float | None = None
-        self.valid_raw: float | None = None
-        self.valid_penalized: float | None = None
-        self.valid_report: Any = None
-        self.confirm: float | None = None  # train+valid score in the confirmation stage
-        self.note = ""
-
-
 class MetaPromptOptimizer:
     """`compile(ctx, initial, data)` → BackendResult. Never mutates `initial`."""
 
@@ -139,8 +128,8 @@ class MetaPromptOptimizer:
         def penalty(c: PromptCandidate) -> float:
             return ctx.metrics.penalty(c.penalty_text(spec))
 
-        def score_valid(sc: _Scored) -> None:
-            report = ctx.evaluate(program(sc.candidate), valid)
+        def score_valid(sc: _Scored, pool: Executor | None = None) -> None:
+            report = ctx.evaluate(program(sc.candidate), valid, pool=pool, ci=False)
             sc.valid_report = report
             sc.valid_raw = selection_score(report)
             sc.valid_penalized = sc.valid_raw * penalty(sc.candidate)
@@ -158,7 +147,6 @@ class MetaPromptOptimizer:
         best = base
         ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
         stale = 0
-        label = spec.label_field
         try:
             for rnd in range(1, s.rounds + 1):
                 left, need = ctx.boundary.remaining_calls(), s.round_calls(len(train), len(valid))
@@ -173,7 +161,7 @@ class MetaPromptOptimizer:
                     ctx.emit("stopped", stop_reason)
                     break
                 mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
-                best_mb_report = ctx.evaluate(program(best.candidate), mb)
+                best_mb_report = ctx.evaluate(program(best.candidate), mb, ci=False)
                 best_keep = rows_without_demos(spec, mb, best.candidate.demos)  # its own demos score itself
                 failures = _failures(best_mb_report, spec)
                 names = _round_strategies(s, rnd, rng)
@@ -200,29 +188,23 @@ class MetaPromptOptimizer:
                     total_rounds=s.rounds,
                     best_score=best.valid_penalized,
                 )
+                scoring: list[_Scored] = []
                 for origin, cand, err in proposals:
                     sc = _Scored(len(tried), rnd, cand or best.candidate.model_copy(update={"origin": origin}))
                     tried.append(sc)
                     if cand is None:
                         sc.note = err or "teacher answer unusable"
-                        continue
-                    if why := rejection(cand, spec, base.candidate):
+                    elif why := rejection(cand, spec, base.candidate):
                         sc.note = f"rejected before scoring: {why}"
-                        continue
-                    if cand.key() in seen:
+                    elif cand.key() in seen:
                         sc.note = "duplicate of an earlier candidate"
-                        continue
-                    seen.add(cand.key())
-                    keep = rows_without_demos(spec, mb, cand.demos) & best_keep
-                    if keep:
-                        mb_report = ctx.evaluate(program(cand), [mb[i] for i in sorted(keep)])
-                        sc.minibatch = selection_score(mb_report) * penalty(cand)
-                        ref = records_score(subset(best_mb_report, keep), label) * penalty(best.candidate)
-                        if sc.minibatch + 1.0 / len(keep) < ref:
-                            sc.note = f"minibatch {sc.minibatch:.2f} < best {ref:.2f} on the same rows: not promoted"
-                            continue
-                    score_valid(sc)
-                    pool.append(sc)
+                    else:
+                        seen.add(cand.key())
+                        scoring.append(sc)
+                pool += screen_round(
+                    ctx, scoring, Screening(mb, best_keep, best_mb_report, penalty(best.candidate)), program, penalty,
+                    score_valid,
+                )  # fmt: skip
                 pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
                 pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
                 new_best = pool[0]
@@ -290,8 +272,7 @@ class MetaPromptOptimizer:
         ctx.emit("confirm", f"confirming {len(finalists)} finalists on {len(train)} train rows")
         margins: list[tuple[_Scored, float, int]] = []
         try:
-            base_train = ctx.evaluate(program(base.candidate), train)
-            for won in self._confirm_each(ctx, finalists, base, base_train, train, program, penalty):
+            for won in self._confirm_each(ctx, finalists, base, train, program, penalty):
                 margins.append(won)  # kept as they come: a budget stop keeps the finalists already confirmed
         except BudgetExceeded as e:
             if not margins:
@@ -304,29 +285,7 @@ class MetaPromptOptimizer:
         chosen, margin = max(tied, key=lambda fm: (_similarity(words, fm[0].candidate.instructions.split()), fm[1]))
         return chosen, f"confirmation: candidate {chosen.id} beat the initial prompt by {margin:.3f}"
 
-    @staticmethod
-    def _confirm_each(
-        ctx: RunContext,
-        finalists: list[_Scored],
-        base: _Scored,
-        base_train: Any,
-        train: list[dict[str, Any]],
-        program: Callable[[PromptCandidate], PromptProgram],
-        penalty: Callable[[PromptCandidate], float],
-    ) -> Iterator[tuple[_Scored, float, int]]:
-        """Score each finalist on the train rows that are neither its demos nor the initial prompt's, and
-        yield (finalist, margin over the initial prompt on the same rows, rows compared) for the winners."""
-        spec, label = ctx.spec, ctx.spec.label_field
-        base_keep = rows_without_demos(spec, train, base.candidate.demos)
-        for f in finalists:
-            keep = rows_without_demos(spec, train, f.candidate.demos) & base_keep
-            rep = ctx.evaluate(program(f.candidate), [train[i] for i in sorted(keep)])
-            f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
-            ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
-            ref *= penalty(base.candidate)
-            f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
-            if f.confirm - ref > 1e-9:
-                yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
+    _confirm_each = staticmethod(confirm_each)  # a hook: tests stop the confirmation here
 
     def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
         """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""

@@ -1,0 +1,224 @@
+"""Engine concurrency: a meta round's candidates and the confirmation's finalists share one pool (calls in flight
+reach num_threads and never exceed it), evaluations can share a pool, and threading never changes the result."""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import random
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from promptomatix.backends.base import RunContext
+from promptomatix.backends.meta import MetaPromptOptimizer, MetaSettings
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.errors import BudgetExceeded
+from promptomatix.lm.boundary import LMBoundary
+from promptomatix.lm.fake import FakeLM
+from promptomatix.metrics import Evaluator, MetricsManager
+from promptomatix.metrics.evaluator import ExampleRecord
+from tests.backend_fakes import GuardedData
+from tests.test_meta_backend import SPEC, rows
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """A deadlock in the thread pools ends the test process with the threads' tracebacks instead of hanging."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+class InFlight(FakeLM):
+    """A fake model with latency that records the most calls it had in flight, per stage of the run."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.now, self.stage = 0, "start"
+        self.peak: Counter[str] = Counter()
+        self.gate = threading.Lock()
+
+    def complete(self, messages, **kw):
+        with self.gate:
+            self.now += 1
+            self.peak[self.stage] = max(self.peak[self.stage], self.now)
+        try:
+            return super().complete(messages, **kw)
+        finally:
+            with self.gate:
+                self.now -= 1
+
+
+def task_answer(messages):
+    """Right on every row whatever the prompt, so every candidate ties with the initial and is promoted."""
+    return json.dumps({"label": "negative" if "awful" in messages[-1]["content"] else "positive"})
+
+
+def teacher_answer(messages):
+    """A distinct on-task rewrite per template (the meta-prompt's text decides it, not the call order)."""
+    tag = sum(map(ord, messages[-1]["content"])) % 997
+    return json.dumps({"prompt": f"Variant {tag}: say negative if the review complains, otherwise positive."})
+
+
+def ctx_for(task, teacher, num_threads=4):
+    boundary = LMBoundary({"task": task, "teacher": teacher})
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=num_threads, seed=1)
+    ctx.progress = lambda e: setattr(task, "stage", e.stage)  # stages: baseline, round, confirm
+    return ctx
+
+
+TEMPLATES = ["rewrite_from_failures", "rephrase", "compress", "add_format"]
+
+
+def test_a_rounds_candidates_and_the_confirmation_run_at_once_up_to_num_threads():
+    # every evaluation makes 2 calls (2 minibatch rows, 2 valid rows, 4 train rows in the confirmation of which
+    # the round's minibatch has cached 2): scored one after another, no stage would have more than 2 in flight
+    task = InFlight(default=task_answer, latency=0.05, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher")
+    settings = MetaSettings(strategies=TEMPLATES, rounds=1, candidates_per_round=4, minibatch_size=2, top_k=3)
+    res = MetaPromptOptimizer(settings).compile(
+        ctx_for(task, teacher), PromptCandidate(instructions="Classify the review."), GuardedData(rows(4), rows(2, 50))
+    )
+    assert res.rounds_completed == 1
+    assert sum(c.minibatch_score is not None for c in res.candidates) == 4  # all four were screened
+    assert sum(c.confirm_score is not None for c in res.candidates) == 2  # two finalists confirmed
+    assert task.peak["baseline"] == 2
+    assert task.peak["round"] == 4  # 4 candidates x 2 rows on 4 threads
+    assert task.peak["confirm"] == 4  # the initial prompt and 2 finalists, 2 rows each (6 calls) on 4 threads
+
+
+def test_concurrent_scoring_never_exceeds_num_threads():
+    task = InFlight(default=task_answer, latency=0.02, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher")
+    settings = MetaSettings(strategies=TEMPLATES, rounds=1, candidates_per_round=4, minibatch_size=4, top_k=3)
+    MetaPromptOptimizer(settings).compile(
+        ctx_for(task, teacher, num_threads=3),
+        PromptCandidate(instructions="Classify the review."),
+        GuardedData(rows(4), rows(6, 50)),
+    )
+    assert max(task.peak.values()) == 3
+
+
+def lucky_task(messages):
+    """Quality depends on the prompt and the row, so candidates differ: 'complains' is right, demos help on even
+    rows, a format line helps on rows divisible by 3, the rest answers 'positive'."""
+    system, user = messages[0]["content"], messages[-1]["content"]
+    n = int(user.rsplit(" ", 1)[-1])
+    truth = "negative" if "awful" in user else "positive"
+    right = "complains" in system or (len(messages) > 2 and n % 2 == 0) or ("exactly one of" in system and n % 3 == 0)
+    return json.dumps({"label": truth if right else "positive"})
+
+
+def seeded_run(num_threads, seed):
+    task = FakeLM(default=lucky_task, latency=0.002, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher")
+    ctx = ctx_for(task, teacher, num_threads)
+    ctx.seed = seed
+    settings = MetaSettings.preset("quick")
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(12), rows(12, 100))
+    )
+    records = [(c.id, c.origin, c.instructions, c.n_demos, c.minibatch_score, c.valid_penalized, c.confirm_score,
+                c.note) for c in res.candidates]  # fmt: skip
+    return res.prompt, res.stop_reason, records, len(task.calls) + len(teacher.calls)
+
+
+@pytest.mark.parametrize("seed", [0, 7])
+def test_threading_does_not_change_the_search(seed):
+    one = seeded_run(1, seed)
+    four = seeded_run(4, seed)
+    assert one[0] == four[0]  # the chosen prompt
+    assert one[1] == four[1]  # why the search stopped
+    assert one[2] == four[2]  # every candidate, its scores at each stage and its note
+    assert one[3] == four[3]  # the calls made
+    assert len(one[2]) > 5
+
+
+# -- the evaluator on a shared pool ------------------------------------------------------------------------------
+
+MM = MetricsManager(output_fields=["label"], lambda_penalty=0, label_set=["positive", "negative"])
+SCORE = MM.scorer("classification", final=True)
+
+
+def evaluate(predict, exs, pool=None, **kw):
+    return Evaluator(**kw).run(predict, exs, SCORE, ["review"], ["label"], label_field="label", pool=pool)
+
+
+def test_evaluations_on_a_shared_pool_match_their_own_runs_and_share_its_threads():
+    now, peak, gate = [0], [0], threading.Lock()
+
+    def predict(inputs):
+        with gate:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        time.sleep(0.01)
+        with gate:
+            now[0] -= 1
+        return {"label": "negative" if "awful" in inputs["review"] else "positive"}
+
+    alone = [evaluate(predict, rows(5, k), num_threads=2) for k in range(3)]
+    peak[0] = 0
+    with ThreadPoolExecutor(max_workers=2) as pool, ThreadPoolExecutor(max_workers=3) as jobs:
+        shared = list(jobs.map(lambda k: evaluate(predict, rows(5, k), pool=pool, num_threads=8), range(3)))
+    assert peak[0] == 2  # the pool's workers, not 3 evaluations x num_threads
+    for a, b in zip(alone, shared, strict=True):
+        assert a.records == b.records and a.mean == b.mean and a.balanced_accuracy == b.balanced_accuracy
+
+
+def test_a_failed_evaluation_leaves_a_shared_pool_to_the_others():
+    def broke(inputs):
+        raise BudgetExceeded("budget spent", limit="calls")
+
+    def fine(inputs):
+        time.sleep(0.005)
+        return {"label": "positive"}
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(BudgetExceeded):
+            evaluate(broke, rows(6), pool=pool)
+        report = evaluate(fine, rows(6), pool=pool)
+    assert report.n == 6 and report.n_skipped == 0
+
+
+def test_balanced_accuracy_ci_is_the_counter_bootstrap_to_the_last_bit():
+    def reference(golds, preds, point, n_bootstrap, seed):  # the Counter-based code it replaced
+        import math
+
+        rng = random.Random(seed)
+        pairs = list(zip(golds, preds, strict=True))
+        values = []
+        for _ in range(n_bootstrap):
+            sample = rng.choices(pairs, k=len(golds))
+            support = Counter(g for g, _ in sample)
+            hits = Counter(g for g, p in sample if g == p)
+            values.append(sum(hits[c] / support[c] for c in support) / len(support))
+        values.sort()
+        lo = values[math.floor(0.025 * n_bootstrap)]
+        hi = values[min(n_bootstrap - 1, math.ceil(0.975 * n_bootstrap) - 1)]
+        return min(lo, point), max(hi, point)
+
+    r = random.Random(3)
+    for _ in range(60):
+        n, k = r.randint(2, 30), r.randint(1, 5)
+        golds = [f"l{r.randrange(k)}" for _ in range(n)]
+        preds = [g if r.random() < 0.6 else r.choice(["l0", "<error>", "<invalid>"]) for g in golds]
+        seed, b = r.randint(0, 9), r.choice([10, 200])
+        got = Evaluator(seed=seed, n_bootstrap=b)._balanced_accuracy_ci(golds, preds, 0.5)
+        assert got == reference(golds, preds, 0.5, b, seed)
+
+
+def test_a_search_evaluation_skips_the_bootstrap():
+    task = FakeLM(default=task_answer, model="fake/task")
+    ctx = ctx_for(task, FakeLM(default=teacher_answer, model="fake/teacher"))
+    predict = lambda r: {"label": "positive"}  # noqa: E731
+    quick = ctx.evaluate(predict, rows(8), ci=False)
+    full = ctx.evaluate(predict, rows(8))
+    assert quick.records == full.records and quick.balanced_accuracy == full.balanced_accuracy
+    assert quick.primary_ci == (quick.primary, quick.primary) and (quick.ci_low, quick.ci_high) == (0.5, 0.5)
+    assert full.ci_low < full.ci_high
+    assert isinstance(full.records[0], ExampleRecord)
