@@ -52,3 +52,24 @@ def test_never_downloads_and_never_switches_injected_clients(models: Path):
     _pull(models)
     cfg, note = default_teacher(RunConfig(raw_input="Classify"), fake_clients=True)
     assert note is None and cfg.teacher_model is None
+
+
+def test_a_synthetic_dry_run_records_and_shows_the_chosen_teacher(models: Path, tmp_path: Path, monkeypatch):
+    """End to end through process_input: the teacher lands in the session's config and the dry run's assumptions
+    (fake clients stand in for both models; the switch is forced on as if they were the real ones)."""
+    from promptomatix import process_input
+    from promptomatix.api import load_session
+    from promptomatix.lm import teacher as teacher_mod
+    from promptomatix.lm.fake import FakeLM
+
+    _pull(models)
+    real = teacher_mod.default_teacher
+    monkeypatch.setattr(teacher_mod, "default_teacher", lambda cfg, fake_clients=False: real(cfg))
+    clients = {"task": FakeLM(default="positive", model="fake/task"),
+               "teacher": FakeLM(default='{"input_fields": ["review"]}', model="fake/teacher")}  # fmt: skip
+    d = process_input(clients=clients, human_input="Classify the sentiment of a movie review", synthetic_data_size=30,
+                      sessions_dir=str(tmp_path / "s"), dry_run=True, task_type="classification",
+                      input_fields=["review"], output_fields=["label"], labels=["positive", "negative"])  # fmt: skip
+    assert any(a.startswith("teacher: local/qwen2.5-coder-0.5b") for a in d.assumptions)
+    s = load_session(d.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.run_config["teacher_model"] == "local/qwen2.5-coder-0.5b"

@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from promptomatix.config import RunConfig
 
 STRONGER_LOCAL_TEACHER = "qwen2.5-coder-0.5b"
+TEACHER_NOTE = "teacher: "
 
 
 def writes_its_own_data(cfg: RunConfig) -> bool:
@@ -32,6 +33,6 @@ def default_teacher(cfg: RunConfig, *, fake_clients: bool = False) -> tuple[RunC
     if not is_pulled(STRONGER_LOCAL_TEACHER):
         return cfg, None
     teacher = f"local/{STRONGER_LOCAL_TEACHER}"
-    note = (f"teacher: {teacher} (found on this machine), because the embedded {DEFAULT_MODEL} cannot write "
+    note = (f"{TEACHER_NOTE}{teacher} (found on this machine), because the embedded {DEFAULT_MODEL} cannot write "
             "labelled rows that pass the label check; pass --teacher-model to choose another")  # fmt: skip
     return cfg.model_copy(update={"teacher_model": teacher}), note

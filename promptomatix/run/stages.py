@@ -51,6 +51,7 @@ def example_rows(user: dict[str, Any]) -> list[dict[str, Any]]:
 
 def spec_stage(env: RunEnv, st: RunState) -> None:
     """Work out the task spec from the description, the given parts and the rows."""
+    from promptomatix.lm.teacher import TEACHER_NOTE
     from promptomatix.task import SpecOverrides, infer_task_spec
 
     teacher = env.boundary().role("teacher")
@@ -59,6 +60,10 @@ def spec_stage(env: RunEnv, st: RunState) -> None:
     env.emit("spec", "working out the task spec")
     overrides = SpecOverrides.from_kwargs(env.config.model_dump())
     spec = infer_task_spec(env.config.raw_input, teacher=teacher, given=overrides, rows=rows or None)
+    chosen = [n for n in st.notes if n.startswith(TEACHER_NOTE)]  # the default teacher (lm/teacher.py): shown
+    if chosen:  # with the other assumptions, in the dry run too
+        st.notes[:] = [n for n in st.notes if n not in chosen]
+        spec = spec.model_copy(update={"assumptions": [*spec.assumptions, *chosen]})
     env.emit("spec", f"task type {spec.task_type}; fields {spec.input_names} -> {spec.output_names}")
     st.spec = spec
 
