@@ -104,6 +104,38 @@ def test_concurrent_scoring_never_exceeds_num_threads():
     assert max(task.peak.values()) == 3
 
 
+class Timed(FakeLM):
+    """Records when each call started and ended."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.spans: list[tuple[float, float]] = []
+
+    def complete(self, messages, **kw):
+        start = time.monotonic()
+        try:
+            return super().complete(messages, **kw)
+        finally:
+            self.spans.append((start, time.monotonic()))
+
+
+def test_candidates_that_need_no_failures_are_scored_while_the_teacher_writes():
+    task = Timed(default=task_answer, latency=0.01, model="fake/task")
+    teacher = Timed(default=teacher_answer, latency=0.3, model="fake/teacher")
+    settings = MetaSettings(
+        strategies=["rewrite_from_failures", "add_demos", "drop_line", "format_line"], rounds=1, candidates_per_round=4
+    )
+    res = MetaPromptOptimizer(settings).compile(
+        ctx_for(task, teacher),
+        PromptCandidate(instructions="Classify the review.\nBe careful."),
+        GuardedData(rows(8), rows(8, 50)),
+    )
+    assert [c.origin for c in res.candidates[1:]] == settings.strategies  # recorded in slot order all the same
+    ((t0, t1),) = teacher.spans
+    during = [s for s in task.spans if t0 < s[0] < t1]
+    assert len(during) >= 6  # the demo, dropped-line and format candidates' rows, run while the teacher writes
+
+
 def lucky_task(messages):
     """Quality depends on the prompt and the row, so candidates differ: 'complains' is right, demos help on even
     rows, a format line helps on rows divisible by 3, the rest answers 'positive'."""

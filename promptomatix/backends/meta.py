@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 import random
 from collections.abc import Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
@@ -21,12 +22,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
-from promptomatix.backends.guards import rejection
 from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
+from promptomatix.backends.rounds import Proposal, Round, confirm_each, play_round
 from promptomatix.backends.rounds import Scored as _Scored
-from promptomatix.backends.rounds import Screening, confirm_each, screen_round
-from promptomatix.backends.selection import rows_without_demos
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
 from promptomatix.metrics.pareto import approx_tokens
@@ -161,16 +160,13 @@ class MetaPromptOptimizer:
                     ctx.emit("stopped", stop_reason)
                     break
                 mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
-                best_mb_report = ctx.evaluate(program(best.candidate), mb, ci=False)
-                best_keep = rows_without_demos(spec, mb, best.candidate.demos)  # its own demos score itself
-                failures = _failures(best_mb_report, spec)
                 names = _round_strategies(s, rnd, rng)
                 pctx = ProposalContext(
                     spec=spec,
                     best=best.candidate,
                     best_score=best.valid_penalized or 0.0,
                     history=[(p.candidate.instructions, p.valid_penalized or 0.0) for p in pool],
-                    failures=failures,
+                    failures=[],  # the teacher's slots get the best's minibatch failures (play_round)
                     feedback=list(ctx.human_feedback),
                     train=train,
                     rng=random.Random(rng.random()),
@@ -180,31 +176,19 @@ class MetaPromptOptimizer:
                     pool=[p.candidate for p in pool],
                     seen=frozenset(seen),
                 )
-                proposals = self._propose(names, pctx)
                 ctx.emit(
                     "round",
-                    f"round {rnd}/{s.rounds}: {len(proposals)} candidates",
+                    f"round {rnd}/{s.rounds}: {len(names)} candidates",
                     round=rnd,
                     total_rounds=s.rounds,
                     best_score=best.valid_penalized,
                 )
-                scoring: list[_Scored] = []
-                for origin, cand, err in proposals:
-                    sc = _Scored(len(tried), rnd, cand or best.candidate.model_copy(update={"origin": origin}))
-                    tried.append(sc)
-                    if cand is None:
-                        sc.note = err or "teacher answer unusable"
-                    elif why := rejection(cand, spec, base.candidate):
-                        sc.note = f"rejected before scoring: {why}"
-                    elif cand.key() in seen:
-                        sc.note = "duplicate of an earlier candidate"
-                    else:
-                        seen.add(cand.key())
-                        scoring.append(sc)
-                pool += screen_round(
-                    ctx, scoring, Screening(mb, best_keep, best_mb_report, penalty(best.candidate)), program, penalty,
-                    score_valid,
-                )  # fmt: skip
+                early = [i for i, n in enumerate(names) if not getattr(self.registry.get(n), "needs_failures", True)]
+                late = [i for i in range(len(names)) if i not in early]
+                failures = functools.partial(_failures, spec=spec)
+                this = Round(rnd, mb, best, base, early, late, self._proposer(names, pctx), failures, program,
+                             penalty, score_valid)  # fmt: skip
+                pool += play_round(ctx, this, seen, tried)
                 pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
                 pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
                 new_best = pool[0]
@@ -287,17 +271,18 @@ class MetaPromptOptimizer:
 
     _confirm_each = staticmethod(confirm_each)  # a hook: tests stop the confirmation here
 
-    def _propose(self, names: list[str], pctx: ProposalContext) -> list[tuple[str, PromptCandidate | None, str]]:
-        """Run the round's strategies in parallel; a failed teacher call becomes a rejected candidate."""
+    def _proposer(
+        self, names: list[str], pctx: ProposalContext
+    ) -> Callable[[list[int], list[dict[str, Any]] | None], dict[int, Proposal]]:
+        """Propose for some of the round's slots, in parallel (with the failures, for the slots that read them);
+        a failed teacher call becomes a rejected candidate."""
+        base = pctx.rng.random()  # drawn here, in order: each slot gets its own seeded rng (threads race)
 
-        base = pctx.rng.random()  # drawn here, in order: each strategy gets its own seeded rng (threads race)
-
-        def one(item: tuple[int, str]) -> tuple[str, PromptCandidate | None, str]:
-            i, name = item
-            own = dataclasses.replace(pctx, rng=random.Random(f"{base}:{i}"))
+        def one(i: int, own: ProposalContext) -> Proposal:
+            name = names[i]
             strategy = self.registry.get(name)
             try:
-                cand = strategy.propose(own)
+                cand = strategy.propose(dataclasses.replace(own, rng=random.Random(f"{base}:{i}")))
             except LMCallError as e:
                 return name, None, f"teacher call failed: {e.message}"
             except ProposalRejected as e:
@@ -307,8 +292,14 @@ class MetaPromptOptimizer:
                 return name, None, why
             return name, cand, ""
 
-        with ThreadPoolExecutor(max_workers=max(1, len(names))) as ex:
-            return list(ex.map(one, enumerate(names)))
+        def propose(slots: list[int], failures: list[dict[str, Any]] | None) -> dict[int, Proposal]:
+            own = pctx if failures is None else dataclasses.replace(pctx, failures=failures)
+            if not slots:
+                return {}
+            with ThreadPoolExecutor(max_workers=len(slots)) as ex:
+                return dict(zip(slots, ex.map(functools.partial(one, own=own), slots), strict=True))
+
+        return propose
 
 
 def _similarity(a: list[str], b: list[str]) -> float:

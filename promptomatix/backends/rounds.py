@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_EXCEPTION, Executor, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from promptomatix.backends.base import selection_score
+from promptomatix.backends.guards import rejection
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.backends.selection import records_score, rows_without_demos, subset
 
 T = TypeVar("T")
-Job = Callable[[Executor], T]  # gets the shared row pool, passes it to ctx.evaluate(..., pool=...)
 
 
 class Scored:
@@ -39,106 +39,147 @@ class Scored:
         self.note = ""
 
 
-@dataclass
-class Outcomes(Generic[T]):
-    """Each job's result or exception, in the jobs' order, and the failure that happened first."""
-
-    results: list[T | None]
-    errors: list[BaseException | None]
-    first: BaseException | None = None
-
-    def raise_first(self) -> None:
-        if self.first is not None:
-            raise self.first
+Proposal = tuple[str, PromptCandidate | None, str]  # (strategy, candidate or None, why there is none)
 
 
-@dataclass
-class _First:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    error: BaseException | None = None
-
-    def note(self, e: BaseException) -> None:
-        with self.lock:
-            if self.error is None:
-                self.error = e
-
-
-def run_concurrently(num_threads: int, jobs: Sequence[Job[T]]) -> Outcomes[T]:
-    """Run the jobs at once on one row pool of `num_threads` workers; return when all have ended.
+class JobGroup:
+    """Jobs that run at once, each in a thread of its own, sharing `rows`, one pool of `num_threads` workers for
+    their model calls (so together they never have more in flight); a job may start more jobs.
 
     After the first failure the queued rows of every job are dropped (a budget stop or a metric bug would hit
-    them too) and the jobs still running are waited for, so no call is in flight when this returns. A Ctrl-C
-    (KeyboardInterrupt, in this thread or a worker's) is re-raised at once without waiting for calls in flight."""
-    if not jobs:
-        return Outcomes([], [])
-    rows = ThreadPoolExecutor(max_workers=max(1, num_threads), thread_name_prefix="promptomatix-eval")
-    coord = ThreadPoolExecutor(max_workers=len(jobs), thread_name_prefix="promptomatix-job")
-    first = _First()
+    them too). A Ctrl-C (KeyboardInterrupt, in the joining thread or a worker's) is re-raised at once by `join`
+    without waiting for calls in flight."""
 
-    def guarded(job: Job[T]) -> T:
+    def __init__(self, num_threads: int) -> None:
+        self.rows = ThreadPoolExecutor(max_workers=max(1, num_threads), thread_name_prefix="promptomatix-eval")
+        self._jobs = ThreadPoolExecutor(max_workers=64, thread_name_prefix="promptomatix-job")
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+        self.first: BaseException | None = None
+
+    def spawn(self, job: Callable[[], T]) -> Future[T]:
+        with self._lock:
+            fut = self._jobs.submit(self._guarded, job)
+            self._futures.append(fut)
+        return fut
+
+    def _guarded(self, job: Callable[[], T]) -> T:
         try:
-            return job(rows)
+            return job()
         except BaseException as e:
-            first.note(e)
-            rows.shutdown(wait=False, cancel_futures=True)  # queued rows of the other jobs go too
+            with self._lock:
+                self.first = self.first or e
+            self.rows.shutdown(wait=False, cancel_futures=True)
             raise
 
-    futures: list[Future[T]] = []
-    try:
-        futures = [coord.submit(guarded, job) for job in jobs]
-        wait(futures, return_when=FIRST_EXCEPTION)
-        if isinstance(first.error, KeyboardInterrupt):
-            raise first.error
-        wait(futures)
-    except KeyboardInterrupt:
-        rows.shutdown(wait=False, cancel_futures=True)
-        coord.shutdown(wait=False, cancel_futures=True)
-        raise
-    rows.shutdown(wait=True)
-    coord.shutdown(wait=True)
-    errors = [f.exception() for f in futures]
-    results = [None if e is not None else f.result() for f, e in zip(futures, errors, strict=True)]
-    return Outcomes(results, errors, first.error)
+    def join(self) -> BaseException | None:
+        """Wait until every job (those started meanwhile too) has ended; the failure that came first, if any."""
+        try:
+            while True:
+                with self._lock:
+                    pending = [f for f in self._futures if not f.done()]
+                if not pending:
+                    break
+                wait(pending, return_when=FIRST_EXCEPTION)
+                if isinstance(self.first, KeyboardInterrupt):
+                    raise self.first
+        except KeyboardInterrupt:
+            self.rows.shutdown(wait=False, cancel_futures=True)
+            self._jobs.shutdown(wait=False, cancel_futures=True)
+            raise
+        self.rows.shutdown(wait=True)
+        self._jobs.shutdown(wait=True)
+        return self.first
 
 
 @dataclass
-class Screening:
-    """What a round's candidates are screened against: the best's scores on the round's minibatch."""
+class Round:
+    """One round of the search: the best so far, its minibatch, and how candidates are proposed and scored."""
 
+    number: int
     minibatch: list[dict[str, Any]]
-    best_keep: set[int]  # minibatch rows that are not the best's demos
-    best_report: Any
-    best_penalty: float
+    best: Scored
+    base: Scored
+    early: list[int]  # slots whose strategy does not read the best's failures: proposed and scored at once
+    late: list[int]  # slots that wait for the best's minibatch failures (the teacher's rewrites)
+    propose: Callable[[list[int], list[dict[str, Any]] | None], dict[int, Proposal]]  # slots, failures
+    failures: Callable[[Any], list[dict[str, Any]]]
+    program: Callable[[PromptCandidate], Any]
+    penalty: Callable[[PromptCandidate], float]
+    score_valid: Callable[[Scored, Executor], None]
 
 
-def screen_round(
-    ctx: Any,
-    scoring: list[Scored],
-    screening: Screening,
-    program: Callable[[PromptCandidate], Any],
-    penalty: Callable[[PromptCandidate], float],
-    score_valid: Callable[[Scored, Executor], None],
-) -> list[Scored]:
-    """Screen every candidate on the minibatch and score the promoted ones on valid, all at once; return the
-    promoted ones in the candidates' order. A failure (e.g. the budget) is raised once all have ended."""
-    label, mb = ctx.spec.label_field, screening.minibatch
+def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[Scored]:
+    """Propose and score a round's candidates; return the promoted ones (scored on valid) in slot order.
 
-    def screen(sc: Scored, rows: Executor) -> bool:
-        cand = sc.candidate
-        keep = rows_without_demos(ctx.spec, mb, cand.demos) & screening.best_keep  # no row scores its own demo
-        if keep:
-            report = ctx.evaluate(program(cand), [mb[i] for i in sorted(keep)], pool=rows, ci=False)
-            sc.minibatch = selection_score(report) * penalty(cand)
-            ref = records_score(subset(screening.best_report, keep), label) * screening.best_penalty
-            if sc.minibatch + 1.0 / len(keep) < ref:
-                sc.note = f"minibatch {sc.minibatch:.2f} < best {ref:.2f} on the same rows: not promoted"
-                return False
-        score_valid(sc, rows)
-        return True
+    The best's minibatch, the candidates that need no failures (demos, format line, dropped line, joins) and
+    then the teacher's rewrites all share one pool, so the threads are busy while the teacher writes. Candidates
+    are recorded in `tried` (and their keys in `seen`) in slot order, as if proposed and scored one by one: a
+    candidate scored early that turns out to repeat an earlier slot is recorded as the duplicate it is."""
+    spec = ctx.spec
+    best_keep = rows_without_demos(spec, r.minibatch, r.best.candidate.demos)  # its own demos score itself
+    group = JobGroup(ctx.num_threads)
+    best_report = group.spawn(lambda: ctx.evaluate(r.program(r.best.candidate), r.minibatch, pool=group.rows, ci=False))
+    proposals = r.propose(r.early, None)
+    launched: dict[int, tuple[Scored, Future[bool]]] = {}
 
-    out = run_concurrently(ctx.num_threads, [functools.partial(screen, sc) for sc in scoring])
-    out.raise_first()
-    return [sc for sc, promoted in zip(scoring, out.results, strict=True) if promoted]
+    def claims(i: int) -> str | None:
+        """The key slot `i` takes when recorded in slot order: none if it has no candidate or is rejected."""
+        cand = proposals[i][1]
+        return None if cand is None or rejection(cand, spec, r.base.candidate) else cand.key()
+
+    def launch(slots: list[int]) -> None:
+        for i in sorted(slots):
+            key = claims(i)
+            if key is None or key in seen or key in {claims(j) for j in proposals if j < i}:
+                continue
+            sc = Scored(-1, r.number, proposals[i][1])  # type: ignore[arg-type]  # claims() saw a candidate
+            launched[i] = (sc, group.spawn(functools.partial(_screen, ctx, r, sc, best_keep, best_report, group.rows)))
+
+    def teacher_slots() -> None:
+        proposals.update(r.propose(r.late, r.failures(best_report.result())))
+        launch(r.late)
+
+    launch(r.early)
+    group.spawn(teacher_slots)
+    failed = group.join()
+    promoted = []
+    for i in range(len(r.early) + len(r.late)):
+        if i not in proposals:
+            break  # the teacher's slots never came (the failure below)
+        origin, cand, err = proposals[i]
+        sc = Scored(len(tried), r.number, cand or r.best.candidate.model_copy(update={"origin": origin}))
+        if cand is None:
+            sc.note = err or "teacher answer unusable"
+        elif why := rejection(cand, spec, r.base.candidate):
+            sc.note = f"rejected before scoring: {why}"
+        elif cand.key() in seen:
+            sc.note = "duplicate of an earlier candidate"
+        else:
+            seen.add(cand.key())
+            sc, fut = launched[i]
+            sc.id = len(tried)
+            if failed is None and fut.result():
+                promoted.append(sc)
+        tried.append(sc)
+    if failed is not None:
+        raise failed
+    return promoted
+
+
+def _screen(ctx: Any, r: Round, sc: Scored, best_keep: set[int], best: Future[Any], rows: Executor) -> bool:
+    """Minibatch first (on the rows that are neither its demos nor the best's); promoted ones get valid."""
+    cand, mb = sc.candidate, r.minibatch
+    keep = rows_without_demos(ctx.spec, mb, cand.demos) & best_keep
+    if keep:
+        report = ctx.evaluate(r.program(cand), [mb[i] for i in sorted(keep)], pool=rows, ci=False)
+        sc.minibatch = selection_score(report) * r.penalty(cand)
+        ref = records_score(subset(best.result(), keep), ctx.spec.label_field) * r.penalty(r.best.candidate)
+        if sc.minibatch + 1.0 / len(keep) < ref:
+            sc.note = f"minibatch {sc.minibatch:.2f} < best {ref:.2f} on the same rows: not promoted"
+            return False
+    r.score_valid(sc, rows)
+    return True
 
 
 def confirm_each(
@@ -157,16 +198,21 @@ def confirm_each(
     base_keep = rows_without_demos(spec, train, base.candidate.demos)
     keeps = [rows_without_demos(spec, train, f.candidate.demos) & base_keep for f in finalists]
 
-    def scorer(cand: PromptCandidate, rows: list[dict[str, Any]]) -> Job[Any]:
-        return lambda pool: ctx.evaluate(program(cand), rows, pool=pool, ci=False)
+    def scorer(cand: PromptCandidate, rows: list[dict[str, Any]], pool: Executor) -> Callable[[], Any]:
+        return lambda: ctx.evaluate(program(cand), rows, pool=pool, ci=False)
 
-    jobs = [scorer(base.candidate, train)]
-    jobs += [scorer(f.candidate, [train[i] for i in sorted(keep)]) for f, keep in zip(finalists, keeps, strict=True)]
-    out = run_concurrently(ctx.num_threads, jobs)
-    base_train = out.results[0]
+    group = JobGroup(ctx.num_threads)
+    jobs = [group.spawn(scorer(base.candidate, train, group.rows))]
+    jobs += [
+        group.spawn(scorer(f.candidate, [train[i] for i in sorted(k)], group.rows))
+        for f, k in zip(finalists, keeps, strict=True)
+    ]
+    failed = group.join()
+    reports = [None if j.exception() else j.result() for j in jobs]
+    base_train = reports[0]
     if base_train is None:
-        out.raise_first()
-    for f, keep, rep in zip(finalists, keeps, out.results[1:], strict=True):
+        raise failed or RuntimeError("the initial prompt was not scored")
+    for f, keep, rep in zip(finalists, keeps, reports[1:], strict=True):
         if rep is None:
             continue
         f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
@@ -175,4 +221,5 @@ def confirm_each(
         f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
         if f.confirm - ref > 1e-9:
             yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
-    out.raise_first()
+    if failed is not None:
+        raise failed

@@ -64,6 +64,10 @@ class ProposalContext:
 
 
 class Strategy(Protocol):
+    """`uses_teacher`: it asks the teacher model. A strategy may also set `needs_failures = False` when it never
+    reads `ctx.failures`: the meta backend then proposes and scores it without waiting for the best's minibatch
+    (strategies without the attribute wait, as the templates do)."""
+
     name: str
     uses_teacher: bool
 
@@ -198,6 +202,7 @@ class TemplateStrategy:
     name: str
     template: str
     uses_teacher: bool = True
+    needs_failures: bool = True
 
     def __post_init__(self) -> None:
         if "$current_prompt" not in self.template and "${current_prompt}" not in self.template:
@@ -241,6 +246,7 @@ class DemoStrategy:
 
     name: str = "add_demos"
     uses_teacher: bool = False
+    needs_failures: bool = False
 
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         rows = [r for r in ctx.train if all(r.get(n) not in (None, "") for n in ctx.spec.output_names)]
@@ -283,6 +289,7 @@ class DropLineStrategy:
 
     name: str = "drop_line"
     uses_teacher: bool = False
+    needs_failures: bool = False
 
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         text = ctx.best.instructions.strip()
@@ -309,6 +316,7 @@ class CombineStrategy:
 
     name: str = "combine"
     uses_teacher: bool = False
+    needs_failures: bool = False
 
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         best = ctx.best
@@ -330,6 +338,7 @@ class FormatStrategy:
 
     name: str = "format_line"
     uses_teacher: bool = False
+    needs_failures: bool = False
 
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         parts = []
