@@ -2,10 +2,17 @@
 
 For each configuration the same task and rows go through `process_input(dry_run=True)` (the estimate a user sees)
 and then through a real run in a fresh session (so no cache is shared); ratio = estimated / actual LM calls, the
-goal being 0.85–1.15. The fake models are the engine benchmark's (benchmarks/engine.py): the task model is right
-when its instructions say "complains" or demos are shown, and the teacher rewrites to such an instruction.
+goal being 0.85–1.15. The fake task model is the engine benchmark's (benchmarks/engine.py): right when its
+instructions say "complains" or demos are shown. Two fake teachers, each the regime real runs follow for one kind
+of optimizer (RESULTS.md § 5 has the real-model runs that say so):
+- varied (DSPy's optimizers): every proposal is new, as a teacher sampling at temperature > 0 writes; MIPROv2's
+  and GEPA's calls depend on how many programs are new, not on how good they are.
+- echo (the meta backend): the engine's fixed rewrite, so later rounds mostly repeat earlier candidates; the meta
+  backend's calls depend on how many candidates are new *and* pass the minibatch screen, and a real teacher's later
+  rewrites rarely do. With `varied` every rewrite is new and perfect, the meta backend's worst case.
 
     python -m benchmarks.estimate [--configs meta-quick,dspy-miprov2] [--sizes 12,12,20] [--max-calls N] [--out F]
+    python -m benchmarks.estimate --model local/smollm2-135m --teacher local/qwen2.5-coder-0.5b ...  # real models
 """
 
 from __future__ import annotations
@@ -36,19 +43,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "dspy-bootstrap-rs": {"backend": "dspy", "dspy_optimizer": "bootstrap", "search_type": "moderate"},
 }
 TASK = "Classify the sentiment of a movie review as positive or negative"
-TEACHERS = ("varied", "mixed", "echo")
-BAD = "Say positive or negative for the review, whichever fits it."
+TEACHERS = ("varied", "echo")
+KEEP_SESSIONS: str | None = None  # --keep-sessions: each run's session stays there, to read its candidates
 
 
-def varied_clients(mixed: bool = False) -> dict[str, FakeLM]:
+def default_teacher(config: str) -> str:
+    return "echo" if config.startswith("meta") else "varied"
+
+
+def varied_clients() -> dict[str, FakeLM]:
     """The engine's fake task model, and a teacher whose every proposal is new (as a real teacher sampling at
     temperature > 0 writes): the same good instruction with a numbered, fixed-width variant tag, so candidates
     are distinct (their rows are not cache hits) but equally right and equally long."""
     count = itertools.count(1)
 
     def teacher(messages: list[dict[str, str]]) -> str:
-        n = next(count)
-        text = f"{BAD if mixed and n % 2 == 0 else GOOD} Variant {n:04d}."
+        text = f"{GOOD} Variant {next(count):04d}."
         fields = _requested(messages)
         return json.dumps({f: text for f in fields} if fields else {"prompt": text})
 
@@ -69,7 +79,7 @@ def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: 
             "raw_input": TASK, "train_data": synthetic_rows(n_train), "valid_data": synthetic_rows(n_valid, 1000),
             "test_data": synthetic_rows(n_test, 2000), "input_fields": ["review"], "output_fields": ["label"],
             "labels": ["positive", "negative"], "task_type": "classification",
-            "clients": fake_clients(0.0) if teacher == "echo" else varied_clients(teacher == "mixed"),
+            "clients": fake_clients(0.0) if teacher == "echo" else varied_clients(),
         }  # fmt: skip
     else:
         from benchmarks.data import load_task
@@ -80,14 +90,18 @@ def _run(config: str, sizes: tuple[int, int, int], *, dry_run: bool, max_calls: 
             "test_data": task["test"], "input_fields": task["input_fields"], "output_fields": task["output_fields"],
             "labels": task["labels"], "task_type": task["task_type"], "model": model, "teacher_model": teacher,
         }  # fmt: skip
+    if KEEP_SESSIONS is not None:
+        return process_input(**data, seed=seed, sessions_dir=tempfile.mkdtemp(dir=KEEP_SESSIONS), dry_run=dry_run,
+                             max_calls=max_calls, progress=progress, **CONFIGS[config])  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="pmx-estimate-") as tmp:
         return process_input(**data, seed=seed, sessions_dir=tmp, dry_run=dry_run, max_calls=max_calls,
                              progress=progress, **CONFIGS[config])  # fmt: skip
 
 
 def measure(config: str, sizes: tuple[int, int, int] = (12, 12, 20), *, max_calls: int | None = None,
-            seed: int = 0, teacher: str = "varied", model: str | None = None) -> dict[str, Any]:  # fmt: skip
+            seed: int = 0, teacher: str | None = None, model: str | None = None) -> dict[str, Any]:  # fmt: skip
     """One configuration: the dry run's estimate by stage, the real run's calls, and their ratio."""
+    teacher = teacher or default_teacher(config)
     dry = _run(config, sizes, dry_run=True, max_calls=max_calls, seed=seed, teacher=teacher, model=model)
     t0 = time.perf_counter()
     marks: dict[str, int] = {}  # calls when the optimizer starts (its baseline) and when held-out scoring starts
@@ -129,8 +143,9 @@ def markdown(rows: list[dict[str, Any]]) -> str:
     for r in rows:
         est = r["estimated"]
         ok = r["ratio"] is not None and 0.85 <= r["ratio"] <= 1.15
+        teacher = "" if r.get("teacher") in (None, default_teacher(r["config"])) else f" ({r['teacher']})"
         out.append(
-            f"| {r['config']} | {'/'.join(map(str, r['sizes']))} | {r['max_calls'] or '-'} | {est['total']} "
+            f"| {r['config']}{teacher} | {'/'.join(map(str, r['sizes']))} | {r['max_calls'] or '-'} | {est['total']} "
             f"({est.get('optimize', 0)} + {est['total'] - est.get('optimize', 0)}) | {r['actual_calls']} "
             f"({r['actual_cached']}) | **{r['ratio']}** | {'yes' if ok else 'no'} | {est.get('optimize', 0)} / "
             f"{r.get('actual_optimize')} ({r.get('optimize_ratio')}) |"
@@ -146,22 +161,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--teacher",
-        default="varied",
-        help="fake teachers: varied (every proposal new, as a sampling teacher's), mixed (every other "
-        "proposal wrong), echo (the engine's fixed answer); with --model: the teacher model",
+        default=None,
+        help="fake teacher for every config: varied or echo (default: echo for meta, varied for dspy; see above); "
+        "with --model: the teacher model",
     )
     p.add_argument(
         "--model", default=None, help="a real task model (e.g. local/smollm2-135m) on the benchmark's sentiment rows"
     )
     p.add_argument("--out", default=None, help="also write the JSON to this file")
+    p.add_argument("--keep-sessions", default=None, help="keep each run's session under this directory")
     args = p.parse_args(argv)
-    if args.model is None and args.teacher not in TEACHERS:
+    if args.model is None and args.teacher not in (None, *TEACHERS):
         p.error(f"--teacher must be one of {', '.join(TEACHERS)} with the fake task model")
+    if args.model is not None and args.teacher is None:
+        p.error("--model needs --teacher MODEL (e.g. local/qwen2.5-coder-0.5b)")
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         p.error(f"unknown config(s) {unknown}; known: {', '.join(CONFIGS)}")
     quiet_dspy()
+    global KEEP_SESSIONS
+    KEEP_SESSIONS = args.keep_sessions
     rows: list[dict[str, Any]] = []
     machine = machine_info()
     for size in args.sizes.split(";"):

@@ -77,3 +77,17 @@ def test_distinct_draws_count_only_new_combinations():
     assert expected_new(1, 10) == 0.0  # the default program only: every trial is cached
     assert expected_new(18, 1) == pytest.approx(17 / 18)
     assert expected_new(18, 10_000) == pytest.approx(17)  # at most every combination but the default
+
+
+@pytest.mark.parametrize("config", ["meta-quick", "meta-heavy"])
+def test_the_meta_estimate_is_within_15_percent_of_a_fake_run(config):
+    _within(measure(config, (12, 12, 20)))
+
+
+def test_the_meta_plan_fitted_to_a_budget_is_estimated_within_15_percent():
+    # The case: 160 rows split 64/48/48, --max-calls 400. The fitted plan (1 round of 4 candidates) runs
+    # whole: every slot gives a new candidate that reaches the valid split (the estimate said 0.84 of it before).
+    row = measure("meta-quick", (64, 48, 48), max_calls=400)
+    assert row["rounds"] == 1 and any("fitted to the budget" in line for line in row["search_plan"])
+    _within(row)
+    assert 0.85 <= row["optimize_ratio"] <= 1.15

@@ -26,12 +26,13 @@ if TYPE_CHECKING:
 
 MIN_MINIBATCH = 3  # fewer screening rows than this cannot tell candidates apart
 MIN_CONFIRM_ROWS = 8  # a confirmation on fewer train rows is noise; below it the choice is on valid alone
-#: What a typical run spends, measured with benchmarks/estimate.py (RESULTS.md § 5): of a round's slots, NEW in round 1
-#: give a new candidate to score (the rest are duplicates or strategies with nothing new), DECAY less each later
-#: round as the pool converges, and slots past SLOTS_FULL add half as many; PROMOTED of the screened candidates
-#: reach the valid split (DECAY_PROMOTED less each round, as the best gets harder to beat); TEACHER of the slots
-#: call the teacher. Rows a prompt was already scored on are cached and free.
-NEW, DECAY, SLOTS_FULL, PROMOTED, DECAY_PROMOTED, TEACHER = 0.75, 0.7, 4, 0.95, 0.8, 0.4
+#: What a typical run spends, measured with benchmarks/estimate.py (RESULTS.md § 5) and checked against a real-model
+#: run: in round 1 every slot gives a new candidate that reaches the valid split (slots past SLOTS_FULL add half as
+#: many: a round's strategies repeat); later rounds add LATER new promoted candidates in all, DECAY as many each
+#: round after (the rest are duplicates, or screened out on the minibatch as the best gets harder to beat);
+#: TEACHER of the slots call the teacher; the confirmation scores CONFIRM of the finalists' unscreened train rows.
+#: Rows a prompt was already scored on are cached and free.
+SLOTS_FULL, LATER, DECAY, TEACHER, CONFIRM = 4, 2.5, 0.2, 0.4, 0.7
 
 
 class MetaPlan(BaseModel):
@@ -150,19 +151,20 @@ def _plan(
 
 
 def expected_meta_calls(plan: MetaPlan, patience: int) -> int:
-    """What a typical run spends: rounds until patience stops it after one improvement, the best's minibatch
-    (its rows seen before are cached), new candidates screened and a share promoted, two finalists and the
-    initial prompt confirmed on the train rows they were not screened on."""
+    """What a typical run spends: rounds until patience stops it after one improvement; the best's minibatch (its
+    rows seen before are cached); round 1's slots all new and promoted, later rounds' fewer; two finalists and the
+    initial prompt confirmed on the train rows they were not screened on. Within ±15% of fake-model runs of every
+    preset, with and without a budget (tests/test_estimate.py)."""
     rounds = min(plan.rounds, patience + 1)
     k, m, v, t = plan.candidates_per_round, plan.minibatch_size, plan.n_valid, plan.n_train
     slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
     total = float(plan.baseline_calls)
     for i in range(rounds):
-        new = NEW * DECAY**i * slots
+        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))
         best_mb = m if i == 0 or not t else m * (1 - m / t)
-        total += TEACHER * k + best_mb + new * (m + PROMOTED * DECAY_PROMOTED**i * v)
+        total += TEACHER * k + best_mb + new * (m + v)
     if rounds and plan.confirm_top_k:
-        total += (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
+        total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
     return round(total)
 
 
