@@ -91,3 +91,13 @@ def test_the_meta_plan_fitted_to_a_budget_is_estimated_within_15_percent():
     assert row["rounds"] == 1 and any("fitted to the budget" in line for line in row["search_plan"])
     _within(row)
     assert 0.85 <= row["optimize_ratio"] <= 1.15
+
+
+def test_the_dry_run_says_where_it_assumes_a_typical_run():
+    from promptomatix.backends.meta import MetaSettings
+    from promptomatix.backends.plan import plan_meta
+
+    line = plan_meta(MetaSettings.preset("heavy"), 12, 12, None).describe()[0]
+    assert "in a typical run (patience typically stops it after 4 of 8 rounds)" in line
+    stopped = measure("dspy-gepa", (12, 12, 20), max_calls=150)  # also checked against the run above
+    assert "held-out test: 20 rows, the initial prompt only (the budget stops the search)" in stopped["search_plan"]

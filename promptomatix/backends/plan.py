@@ -50,6 +50,7 @@ class MetaPlan(BaseModel):
     round_calls: int = 0  # at most, per round
     confirm_calls: int = 0  # at most
     expected_calls: int = 0
+    typical_rounds: int = 0  # rounds a typical run makes before patience stops it (what expected_calls assumes)
     changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
 
     @property
@@ -66,7 +67,12 @@ class MetaPlan(BaseModel):
         lines = [
             f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
             f"candidates, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
-            f"{conf}; at most {self.max_calls} calls{budget}, about {self.expected_calls} expected"
+            f"{conf}; at most {self.max_calls} calls{budget}, about {self.expected_calls} in a typical run"
+            + (
+                f" (patience typically stops it after {self.typical_rounds} of {self.rounds} rounds)"
+                if self.typical_rounds < self.rounds
+                else ""
+            )
         ]
         if self.changes:
             lines.append("fitted to the budget: " + "; ".join(self.changes))
@@ -147,6 +153,7 @@ def _plan(
         confirm_calls=confirm_cost(f, c),
     )  # fmt: skip
     plan.expected_calls = expected_meta_calls(plan, s.patience)
+    plan.typical_rounds = min(rounds, s.patience + 1)
     return plan
 
 

@@ -43,9 +43,14 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
         "optimize": estimate_calls(cfg, n_train, n_valid, left),
         "final_test": 2 * n_test,
     }
+    plan = search_plan(cfg, n_train, n_valid, left)
     if left is not None and calls["optimize"] >= left and estimate_calls(cfg, n_train, n_valid) > left:
         calls["final_test"] = n_test  # the budget stops the optimizer: the initial prompt is kept, scored once
-    return calls, search_plan(cfg, n_train, n_valid, left)
+        plan.append(f"held-out test: {n_test} rows, the initial prompt only (the budget stops the search)")
+    elif n_test:
+        plan.append(f"held-out test: {n_test} rows × initial and optimized prompt ({n_test} calls if the initial "
+                    "prompt is kept)")  # fmt: skip
+    return calls, plan
 
 
 def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
