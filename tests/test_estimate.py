@@ -8,7 +8,7 @@ import signal
 
 import pytest
 
-from benchmarks.estimate import measure, quiet_dspy
+from benchmarks.estimate import _run, measure, quiet_dspy
 from promptomatix.backends.dspy_estimate import expected_new, gepa_auto_budget
 from promptomatix.backends.dspy_settings import DSPySettings
 from promptomatix.backends.plan import search_plan_lines
@@ -99,5 +99,5 @@ def test_the_dry_run_says_where_it_assumes_a_typical_run():
 
     line = plan_meta(MetaSettings.preset("heavy"), 12, 12, None).describe()[0]
     assert "in a typical run (patience typically stops it after 4 of 8 rounds)" in line
-    stopped = measure("dspy-gepa", (12, 12, 20), max_calls=150)  # also checked against the run above
-    assert "held-out test: 20 rows, the initial prompt only (the budget stops the search)" in stopped["search_plan"]
+    stopped = _run("dspy-gepa", (12, 12, 20), dry_run=True, max_calls=150, seed=0)  # its run: the test above
+    assert "held-out test: 20 rows, the initial prompt only (the budget stops the search)" in stopped.search_plan
