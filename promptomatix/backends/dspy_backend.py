@@ -38,6 +38,7 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
+from promptomatix.backends.dspy_parallel import ParallelMIPROv2
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -351,7 +352,7 @@ class _Run:
             "max_labeled_demos": labeled,
             "minibatch_size": minibatch_size,
         }
-        opt = dspy.MIPROv2(
+        opt = ParallelMIPROv2(  # stock MIPROv2 with its serial stretches run in parallel
             metric=self.metric(),
             prompt_model=self.teacher_lm,
             task_model=self.task_lm,

@@ -1,0 +1,253 @@
+"""MIPROv2 with its serial stretches run in parallel, computing what stock DSPy 3.4 computes.
+
+Why: DSPy bootstraps the demo sets one train row at a time, writes the dataset summary and then each instruction
+proposal one call after another, and draws a progress bar to stdout for every evaluation. With `num_threads`
+workers those stretches leave the threads idle (the engine benchmark measured MIPROv2 at 1.84x the ideal).
+
+- **Bootstrapping.** Before DSPy's own pass, the calls it will make are made in parallel: the demo sets are
+  planned from a copy of MIPROv2's rng exactly as `create_n_fewshot_demo_sets` plans them, and each set's train
+  rows run through DSPy's own teacher program in waves no larger than the successes still missing, so no row
+  is run that DSPy would not run. DSPy's serial pass then reads every answer from the boundary's cache (task
+  calls are at temperature 0).
+- **Proposals.** The dataset summary (a chain of teacher calls that reads only the train rows) starts with the
+  bootstrapping; the instruction proposals draw their tips and rollout ids from MIPROv2's rng in DSPy's order,
+  then run at once.
+- **Progress bars.** MIPROv2 forces DSPy's per-evaluation bar on stdout; the run reports progress itself.
+
+Anything unexpected in a prefetch only loses the head start: DSPy's own pass still makes every call it needs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import logging
+import random
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import dspy
+from dspy.propose import grounded_proposer as gp
+from dspy.teleprompt import mipro_optimizer_v2 as mipro
+from dspy.teleprompt.bootstrap import BootstrapFewShot
+
+from promptomatix.backends.rounds import JobGroup
+
+log = logging.getLogger(__name__)
+
+
+def _in_context(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """`fn(*args)` to run in another thread under this thread's DSPy settings (LM, adapter: contextvars)."""
+    return functools.partial(contextvars.copy_context().run, fn, *args)
+
+
+class ParallelMIPROv2(dspy.MIPROv2):
+    """dspy.MIPROv2 whose bootstrapping, summary and proposals fill the threads; same demo sets, instructions and
+    trials for the same seed as stock MIPROv2."""
+
+    def compile(self, student: Any, **kwargs: Any) -> Any:
+        self._summary: Future[str] | None = None
+        self._summary_args = (kwargs.get("view_data_batch_size", 10), kwargs.get("data_aware_proposer", True))
+        return super().compile(student, **kwargs)
+
+    def _bootstrap_fewshot_examples(self, program: Any, trainset: list, seed: int, teacher: Any, **kw: Any) -> Any:
+        view, data_aware = self._summary_args
+        if data_aware:  # reads only the train rows: written while the demo sets are bootstrapped
+            start = _in_context(gp.create_dataset_summary, trainset, view, self.prompt_model)
+            self._summary = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-summary").submit(start)
+        zeroshot = kw["max_bootstrapped_demos"] == 0 and kw["max_labeled_demos"] == 0
+        boot = mipro.BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_bootstrapped_demos"]
+        labeled = mipro.LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_labeled_demos"]
+        max_errors = dspy.settings.max_errors if kw["max_errors"] is None else kw["max_errors"]
+        plans = demo_set_plans(trainset, kw["num_fewshot_candidates"], labeled, boot, self.rng)
+        try:
+            prefetch_bootstrap(
+                plans, program, teacher, self.num_threads or 1,
+                functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
+                                  metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
+                                  teacher_settings=self.teacher_settings, max_rounds=1),
+            )  # fmt: skip
+        except Exception:  # a head start only: DSPy's own pass below makes (and reports) whatever failed
+            log.debug("bootstrap prefetch stopped", exc_info=True)
+        return super()._bootstrap_fewshot_examples(program, trainset, seed, teacher, **kw)
+
+    def _propose_instructions(
+        self,
+        program: Any,
+        trainset: list,
+        demo_candidates: Any,
+        view_data_batch_size: int,
+        program_aware_proposer: bool,
+        data_aware_proposer: bool,
+        tip_aware_proposer: bool,
+        fewshot_aware_proposer: bool,
+        num_instruct_candidates: int,
+    ) -> dict[int, list[str]]:
+        """DSPy's `_propose_instructions` with the summary written earlier and the proposals made at once."""
+        proposer = ParallelProposer(
+            program=program,
+            trainset=trainset,
+            prompt_model=self.prompt_model,
+            view_data_batch_size=view_data_batch_size,
+            program_aware=program_aware_proposer,
+            use_dataset_summary=False,  # set below from the summary written during the bootstrapping
+            use_task_demos=fewshot_aware_proposer,
+            num_demos_in_context=mipro.BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT,
+            use_tip=tip_aware_proposer,
+            set_tip_randomly=tip_aware_proposer,
+            use_instruct_history=False,
+            set_history_randomly=False,
+            verbose=self.verbose,
+            rng=self.rng,
+            init_temperature=self.init_temperature,
+        )
+        proposer.num_threads = self.num_threads or 1
+        if data_aware_proposer:
+            try:
+                summary = self._summary.result() if self._summary is not None else None
+                if summary is None:
+                    summary = gp.create_dataset_summary(trainset, view_data_batch_size, self.prompt_model)
+                proposer.data_summary, proposer.use_dataset_summary = summary, True
+            except Exception as e:  # as GroundedProposer does: go on without the summary
+                log.info("no dataset summary (%s); proposing without it", e)
+        candidates = proposer.propose_instructions_for_program(
+            trainset=trainset, program=program, demo_candidates=demo_candidates, N=num_instruct_candidates,
+            trial_logs={},
+        )  # fmt: skip
+        for i, pred in enumerate(program.predictors()):
+            candidates[i][0] = gp.get_signature(pred).instructions
+        return candidates
+
+    def _optimize_prompt_parameters(self, program: Any, instruction_candidates: Any, demo_candidates: Any,
+                                    evaluate: Any, *args: Any) -> Any:  # fmt: skip
+        evaluate.display_progress = False  # MIPROv2 forces a bar on stdout per trial; the run shows progress
+        return super()._optimize_prompt_parameters(program, instruction_candidates, demo_candidates, evaluate, *args)
+
+
+def demo_set_plans(
+    trainset: list, num_candidate_sets: int, max_labeled: int, max_boot: int, rng: random.Random
+) -> list[tuple[list, int]]:
+    """(train rows in the order DSPy walks them, bootstraps wanted) per bootstrapped set, planned as
+    `dspy.teleprompt.utils.create_n_fewshot_demo_sets` plans them, from a copy of its rng (left untouched)."""
+    own = random.Random()
+    own.setstate(rng.getstate())
+    plans = []
+    for seed in range(-3, num_candidate_sets - 3):
+        order = list(trainset)
+        if seed == -3 or (seed == -2 and max_labeled > 0):
+            continue  # zero-shot and labeled-only sets: no calls
+        if seed == -1:
+            plans.append((order, max_boot))
+        else:
+            own.shuffle(order)
+            plans.append((order, own.randint(1, max_boot)))
+    return plans
+
+
+def prefetch_bootstrap(
+    plans: list[tuple[list, int]],
+    student: Any,
+    teacher: Any,
+    num_threads: int,
+    make: Callable[..., BootstrapFewShot],
+) -> None:
+    """Run each set's train rows through DSPy's own teacher program (its demos minus the row, as DSPy does) in
+    waves of the successes still missing, all sets at once on `num_threads` workers."""
+    group = JobGroup(num_threads)
+
+    def attempt(program: Any, example: Any, bfs: BootstrapFewShot) -> bool:
+        for _name, predictor in program.named_predictors():
+            predictor.demos = [x for x in predictor.demos if x != example]
+        with dspy.context(trace=[], **bfs.teacher_settings):
+            prediction = program(**example.inputs())
+            trace = dspy.settings.trace
+        value = bfs.metric(example, prediction, trace) if bfs.metric else True
+        return bool(value >= bfs.metric_threshold if bfs.metric_threshold else value)
+
+    def one_set(order: list, wanted: int) -> None:
+        bfs = make(max_bootstrapped_demos=wanted)
+        bfs.trainset = order
+        bfs._prepare_student_and_teacher(student, teacher)
+        done = 0
+        while done < wanted and order:
+            wave, order = order[: wanted - done], order[wanted - done :]
+            rows = [group.rows.submit(_in_context(attempt, bfs.teacher.deepcopy(), ex, bfs)) for ex in wave]
+            done += sum(_succeeded(f) for f in rows)
+
+    for order, wanted in plans:
+        group.spawn(_in_context(one_set, order, wanted))
+    failed = group.join()
+    if failed is not None:
+        raise failed
+
+
+def _succeeded(fut: Future[bool]) -> bool:
+    """A row whose call or metric failed counts as DSPy counts it: not a success."""
+    try:
+        return fut.result()
+    except Exception:
+        return False
+
+
+class ParallelProposer(gp.GroundedProposer):
+    """GroundedProposer whose proposals draw their tip and rollout id from the rng in DSPy's order, then run at
+    once (each proposal's calls only depend on those draws, the program, the demos and the summary)."""
+
+    num_threads = 4
+
+    def propose_instructions_for_program(
+        self,
+        trainset: list,
+        program: Any,
+        demo_candidates: Any,
+        trial_logs: dict,
+        N: int,
+    ) -> dict[int, list[str]]:
+        if self.set_history_randomly:
+            self.use_instruct_history = self.rng.random() < 0.5
+        if not demo_candidates:
+            self.use_task_demos = False
+            num_demos = N
+        else:
+            num_demos = max(len(demo_candidates[0]), 1)
+        jobs: list[tuple[int, Callable[[], str]]] = []
+        for pred_i, predictor in enumerate(program.predictors()):
+            for demo_set_i in range(num_demos)[: min(N, num_demos)]:
+                tip = None
+                if self.set_tip_randomly:
+                    tip = gp.TIPS[self.rng.choice(list(gp.TIPS.keys()))]
+                    self.use_tip = bool(tip)
+                rollout = self.rng.randint(0, 10**9)  # drawn in propose_instruction_for_predictor in DSPy
+                args = (program, predictor, pred_i, demo_candidates, demo_set_i, trial_logs, tip, self.use_tip, rollout)
+                jobs.append((pred_i, _in_context(self._propose_one, *args)))
+        with ThreadPoolExecutor(max_workers=max(1, min(self.num_threads, len(jobs)))) as ex:
+            texts = list(ex.map(lambda job: job[1](), jobs))
+        proposed: dict[int, list[str]] = {}
+        for (pred_i, _job), text in zip(jobs, texts, strict=True):
+            proposed.setdefault(pred_i, []).append(text)
+        return proposed
+
+    def _propose_one(
+        self, program: Any, predictor: Any, pred_i: int, demo_candidates: Any, demo_set_i: int, trial_logs: dict,
+        tip: str | None, use_tip: bool, rollout: int,
+    ) -> str:  # fmt: skip
+        """DSPy's `propose_instruction_for_predictor` with the tip flag and rollout id drawn beforehand."""
+        history = gp.create_predictor_level_history_string(program, pred_i, trial_logs, gp.MAX_INSTRUCT_IN_HISTORY)
+        generator = gp.GenerateModuleInstruction(
+            program_code_string=self.program_code_string,
+            use_dataset_summary=self.use_dataset_summary,
+            program_aware=self.program_aware,
+            use_task_demos=self.use_task_demos and demo_candidates,
+            use_instruct_history=self.use_instruct_history and history,
+            use_tip=use_tip,
+            verbose=self.verbose,
+        )
+        lm = self.prompt_model.copy(rollout_id=rollout, temperature=self.init_temperature)
+        with dspy.context(lm=lm):
+            text = generator(
+                demo_candidates=demo_candidates, pred_i=pred_i, demo_set_i=demo_set_i, program=program,
+                data_summary=self.data_summary, previous_instructions=history,
+                num_demos_in_context=self.num_demos_in_context, tip=tip,
+            ).proposed_instruction  # fmt: skip
+        return gp.strip_prefix(text)

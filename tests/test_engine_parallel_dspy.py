@@ -1,0 +1,112 @@
+"""MIPROv2's serial stretches run in parallel (dspy_parallel.ParallelMIPROv2) and it still computes what stock DSPy
+computes: the same demo sets, proposals, trials, chosen program and calls for the same seed."""
+
+from __future__ import annotations
+
+import faulthandler
+import json
+import threading
+from collections import Counter
+
+import dspy
+import pytest
+
+from promptomatix.backends import dspy_backend
+from promptomatix.backends.base import RunContext
+from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
+from promptomatix.lm.boundary import LMBoundary
+from promptomatix.lm.fake import FakeLM
+from promptomatix.metrics import MetricsManager
+from tests.test_dspy_backend import INITIAL, SPEC, data, requested_fields, right_with_instruction_or_demos, task_model
+
+
+@pytest.fixture(autouse=True)
+def _no_hang():
+    """A deadlock in the thread pools ends the test process with the threads' tracebacks instead of hanging."""
+    faulthandler.dump_traceback_later(240, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
+class InFlight(FakeLM):
+    """A fake model with latency that records the most calls it had in flight while a flag names the stage."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.now, self.stage = 0, "other"
+        self.peak: Counter[str] = Counter()
+        self.gate = threading.Lock()
+
+    def complete(self, messages, **kw):
+        with self.gate:
+            self.now += 1
+            self.peak[self.stage] = max(self.peak[self.stage], self.now)
+        try:
+            return super().complete(messages, **kw)
+        finally:
+            with self.gate:
+                self.now -= 1
+
+
+def varied_teacher(messages):
+    """Every field gets an instruction that names the request it answers, so a proposal made from another tip,
+    demo set or summary than stock DSPy's would be a different candidate."""
+    tag = sum(map(ord, "".join(m["content"] for m in messages))) % 9973
+    text = f"Say negative if the review complains, otherwise positive (variant {tag})."
+    return json.dumps({name: text for name in requested_fields(messages)})
+
+
+def models(latency=0.01):
+    task = InFlight(default=task_model(right_with_instruction_or_demos), latency=latency, model="fake/task")
+    return task, InFlight(default=varied_teacher, latency=latency, model="fake/teacher")
+
+
+def compile_miprov2(task, teacher):
+    boundary = LMBoundary({"task": task, "teacher": teacher})
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=3)
+    settings = DSPySettings(optimizer="miprov2", num_candidates=6, num_trials=4)
+    res = DSPyOptimizer(settings).compile(ctx, INITIAL, data())
+    records = [(c.origin, c.instructions, c.n_demos, c.valid_penalized, c.note) for c in res.candidates]
+    return res, records, boundary.usage()
+
+
+def test_parallel_miprov2_computes_what_stock_miprov2_computes(monkeypatch):
+    fast, fast_records, fast_usage = compile_miprov2(*models())
+    monkeypatch.setattr(dspy_backend, "ParallelMIPROv2", dspy.MIPROv2)
+    stock, stock_records, stock_usage = compile_miprov2(*models())
+    assert fast.prompt == stock.prompt and fast.demos == stock.demos
+    assert fast_records == stock_records  # every trial program, in order, with its score
+    assert fast.program_json == stock.program_json
+    assert fast_usage.total.calls == stock_usage.total.calls  # nothing DSPy would not have asked
+    assert fast_usage.by_role["teacher"].calls == stock_usage.by_role["teacher"].calls
+    assert fast_usage.total.cached_calls > stock_usage.total.cached_calls  # DSPy's own pass read the prefetch
+    assert "variant" in fast.instructions  # a proposal won, so the proposals were compared
+
+
+def test_bootstrapping_runs_in_parallel_and_dspys_own_pass_reads_the_cache(monkeypatch):
+    task, teacher = models(latency=0.02)
+    stock_pass = dspy.MIPROv2._bootstrap_fewshot_examples
+    ours = dspy_backend.ParallelMIPROv2._bootstrap_fewshot_examples
+    made: list[int] = []
+
+    def dspy_pass(self, *args, **kw):  # stock MIPROv2's serial bootstrapping, after the prefetch
+        before = len(task.calls)
+        task.stage = "dspy pass"
+        out = stock_pass(self, *args, **kw)
+        made.append(len(task.calls) - before)
+        return out
+
+    def prefetch(self, *args, **kw):
+        task.stage = "prefetch"
+        try:
+            return ours(self, *args, **kw)
+        finally:
+            task.stage = "other"
+
+    monkeypatch.setattr(dspy.MIPROv2, "_bootstrap_fewshot_examples", dspy_pass)
+    monkeypatch.setattr(dspy_backend.ParallelMIPROv2, "_bootstrap_fewshot_examples", prefetch)
+    res, _records, _usage = compile_miprov2(task, teacher)
+    assert made == [0]  # every bootstrap call DSPy made was answered from the cache
+    assert task.peak["prefetch"] >= 3  # stock DSPy walks the train rows one at a time: 1 in flight
+    assert res.rounds_completed == 1 and res.demos
