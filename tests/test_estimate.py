@@ -9,7 +9,7 @@ import signal
 import pytest
 
 from benchmarks.estimate import _run, measure, quiet_dspy
-from promptomatix.backends.dspy_estimate import expected_new, gepa_auto_budget
+from promptomatix.backends.dspy_estimate import gepa_auto_budget, mipro_trials, startup_draws, trial_schedule
 from promptomatix.backends.dspy_settings import DSPySettings
 from promptomatix.backends.plan import search_plan_lines
 
@@ -73,10 +73,29 @@ def test_gepa_budget_is_dspys_own_auto_budget():
             assert gepa_auto_budget(auto, v) == dspy.GEPA.auto_budget(None, 1, n, v)
 
 
-def test_distinct_draws_count_only_new_combinations():
-    assert expected_new(1, 10) == 0.0  # the default program only: every trial is cached
-    assert expected_new(18, 1) == pytest.approx(17 / 18)
-    assert expected_new(18, 10_000) == pytest.approx(17)  # at most every combination but the default
+def test_mipro_trials_count_only_programs_not_scored_before():
+    rows, new, fulls = mipro_trials([1, 1], 10, 12, 12, False)
+    assert (rows, new, fulls) == (0.0, 0.0, 0)  # the default program only: every trial is cached
+    rows, new, _ = mipro_trials([3, 6], 10_000, 12, 12, False)
+    assert new == pytest.approx(17) and rows == pytest.approx(17 * 12)  # at most every program but the default
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_the_startup_trials_are_the_ones_optuna_draws_for_the_seed(seed):
+    # MIPROv2 runs optuna's TPESampler(seed, multivariate) after adding the default program as a trial; the next
+    # nine trials are its random startup draws. An optuna change that moves them fails here.
+    import optuna
+    from optuna.distributions import CategoricalDistribution
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    dist = {"i": CategoricalDistribution(range(3)), "d": CategoricalDistribution(range(6))}
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed, multivariate=True))
+    study.add_trial(optuna.trial.create_trial(params={"i": 0, "d": 0}, distributions=dist, value=0.5))
+    drawn: list[tuple[int, int]] = []
+    study.optimize(lambda t: drawn.append((t.suggest_categorical("i", range(3)), t.suggest_categorical("d", range(6))))
+                   or 0.5, n_trials=9)  # fmt: skip
+    assert startup_draws(seed, [3, 6], 9) == drawn
+    assert trial_schedule(10, False)[0] == [True] * 9 + [False]
 
 
 @pytest.mark.parametrize("config", ["meta-quick", "meta-heavy"])

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from promptomatix.backends.dspy_estimate import run_seed
 from promptomatix.result import DryRunReport
 from promptomatix.run.stages import example_rows, user_rows
 
@@ -16,10 +17,6 @@ if TYPE_CHECKING:
 
 def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> tuple[dict[str, int], list[str]]:
     """Estimated LM calls by stage (the optimizer's from its plan, sized to the budget left), and that plan."""
-    from promptomatix.backends.registry import estimate_calls, search_plan
-    from promptomatix.data import estimate_data_calls
-    from promptomatix.task import SpecOverrides, estimate_spec_calls
-
     cfg = env.config
     user = st.user_rows or user_rows(env)
     rows = example_rows(user)
@@ -31,6 +28,17 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
     if cfg.max_calls is not None:
         spent = env.boundary().usage().total.calls
         left = max(0, cfg.max_calls - spent - min(cfg.max_calls, 2 * n_test))
+    with run_seed(cfg.seed):  # MIPROv2's random trials follow the run's seed
+        return _estimate(env, cfg, user, rows, (n_train, n_valid, n_test), left)
+
+
+def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tuple[int, int, int],
+              left: int | None) -> tuple[dict[str, int], list[str]]:  # fmt: skip
+    from promptomatix.backends.registry import estimate_calls, search_plan
+    from promptomatix.data import estimate_data_calls
+    from promptomatix.task import SpecOverrides, estimate_spec_calls
+
+    n_train, n_valid, n_test = sizes
     calls = {
         "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump()), rows=rows or None),
         "data": estimate_data_calls(
