@@ -3,9 +3,10 @@ LM boundary, where a row a program has already answered is a free cache hit and 
 
 `DSPySettings.estimate_calls` stays the upper bound (every scored row a new call); this is the typical run:
 - MIPROv2: bootstrapping the demo sets (tries train rows until enough traces pass), the teacher's data summary and
-  three calls per proposed instruction, the default program on valid (our baseline: cached), then trials drawn at
-  random from instruction × demo-set combinations. A combination drawn again is cached, so only the expected number
-  of distinct new combinations costs (with minibatches: rows not seen before, plus the periodic full evaluations).
+  three calls per proposed instruction, the default program on valid (our baseline: cached), then trials over
+  instruction × demo-set combinations: optuna's random startup trials exactly as the run's seed draws them, TPE's
+  later ones as likely-new draws. A combination drawn again is cached, so only distinct new combinations cost
+  (with minibatches: the rows not seen before, plus the periodic full evaluations).
 - GEPA: its metric-call budget is spent in iterations of one reflection (teacher) and the parent and the child on
   a train minibatch; the child is new (its rows are calls), the parent's rows are cached after its first pass over
   train. Typical run: one child beats its parent and is scored on valid. More accepted children cost a few more.
