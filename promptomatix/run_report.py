@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptomatix import held_out
 from promptomatix.backends.base import BackendResult
+from promptomatix.backends.contract import LABEL_LINE_ADDED
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.run.previous import kept_previous
 from promptomatix.sessions.models import Score, TestScore, Usage
@@ -32,6 +33,8 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     elapsed = time.monotonic() - env.started
     metrics = _metrics(env, result, held, elapsed)
     paired = held_out.verdict(held, result, seed=env.config.seed)
+    if st.parent_version is None:  # a new run (or its resume) says what it added to the user's initial prompt
+        st.notes[:0] = [a for a in spec.assumptions if a.startswith(LABEL_LINE_ADDED)]
     kept, kind = _kept(st, result, held)
     if kept is None:
         kept = kept_previous(env, st, result, held)
@@ -59,9 +62,14 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         best_prompt=result.prompt, instructions=result.instructions, demos=result.demos, metrics=metrics,
         stop_reason=result.stop_reason, rounds_completed=result.rounds_completed,
         n_candidates=len(result.candidates), synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
-        data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=spec.assumptions,
+        data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=_assumed(spec.assumptions),
         feedback_applied=feedback_ids, notes=st.notes, verdict=paired, pareto=extras["pareto"],
     )  # fmt: skip
+
+
+def _assumed(assumptions: list[str]) -> list[str]:
+    """What the spec assumed, minus the label line note (a run note, not an assumption)."""
+    return [a for a in assumptions if not a.startswith(LABEL_LINE_ADDED)]
 
 
 def _addressed(env: RunEnv, result: BackendResult, ids: list[str], notes: list[str]) -> list[str]:

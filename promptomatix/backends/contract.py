@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from promptomatix.task.models import TaskSpec
 
+#: How the spec's note starts when the label line was appended to an initial prompt that did not name the labels.
+LABEL_LINE_ADDED = "added the label line"
 _FORMAT_PREFIXES = ("output format:", "answer with exactly one of", "answer in json")
 #: A label line has few words besides the labels ("Answer with exactly one of:" is five).
 _MAX_OTHER_WORDS = 8

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from promptomatix.backends.contract import LABEL_LINE_ADDED, contract_line, missing_labels
 from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task import heuristics as h
@@ -270,7 +271,9 @@ def infer_task_spec(
             initial_prompt = valid_prompt(answer2.get("initial_prompt"))
             if initial_prompt:
                 notes.append("initial prompt written by teacher")
+    whose = "your prompt" if "initial_prompt" in given_parts else "the teacher's prompt"
     if not initial_prompt:
+        whose = "the prompt built from the description"
         initial_prompt = h.build_initial_prompt(
             desc,
             input_names=[f.name for f in inputs],
@@ -280,15 +283,11 @@ def infer_task_spec(
             constraints=g.constraints or [],
         )
         notes.append("initial prompt built from the description")
-    elif outputs[0].labels and "initial_prompt" not in given_parts:
-        lowered = initial_prompt.lower()
-        if not all(lab.lower() in lowered for lab in outputs[0].labels):
-            initial_prompt += f"\nAnswer with exactly one of: {', '.join(outputs[0].labels)}."
 
     for note in notes:
         log.info("spec: %s", note)
     try:
-        return TaskSpec(
+        spec = TaskSpec(
             description=desc,
             task_type=task_type,
             input_fields=inputs,
@@ -302,3 +301,20 @@ def infer_task_spec(
         )
     except ValidationError as exc:
         raise ConfigurationError(f"invalid task spec: {exc.errors()[0]['msg']}") from None
+    return with_label_line(spec, whose)
+
+
+def with_label_line(spec: TaskSpec, whose: str) -> TaskSpec:
+    """The spec with the task's label line appended (once, worded as the built-in prompt words it) when the initial
+    prompt does not name every label; unchanged, byte for byte, when it does.
+
+    Why: what is scored is what is exported. A classification prompt that never names its labels scores fine under
+    the local engine's answer grammar, and is then used without it; so the label set goes into the scored text."""
+    missing = missing_labels(spec.initial_prompt, spec)
+    line = contract_line(spec)
+    if not missing or line is None:
+        return spec
+    note = f"{LABEL_LINE_ADDED}: '{line}' because {whose} did not name the labels (missing: {', '.join(missing)})"
+    log.info("spec: %s", note)
+    return spec.model_copy(update={"initial_prompt": f"{spec.initial_prompt.rstrip()}\n{line}",
+                                   "assumptions": [*spec.assumptions, note]})  # fmt: skip
