@@ -254,3 +254,24 @@ def test_a_search_evaluation_skips_the_bootstrap():
     assert quick.primary_ci == (quick.primary, quick.primary) and (quick.ci_low, quick.ci_high) == (0.5, 0.5)
     assert full.ci_low < full.ci_high
     assert isinstance(full.records[0], ExampleRecord)
+
+
+def test_a_cache_lookup_never_waits_for_another_threads_write(tmp_path):
+    from promptomatix.lm.cache import ResponseCache
+
+    ResponseCache(tmp_path / "c.sqlite").put("earlier", {"text": "from an earlier run"})
+    cache = ResponseCache(tmp_path / "c.sqlite")  # a resumed run: the earlier run's answers are there
+    cache.put("mine", {"text": "a"})
+    got: dict[str, object] = {}
+
+    def lookups():
+        got["miss"] = cache.get("fresh request")
+        got["hit"] = cache.get("mine")
+
+    with cache._lock:  # another thread's put holds the database
+        reader = threading.Thread(target=lookups)
+        reader.start()
+        reader.join(timeout=2.0)
+        assert not reader.is_alive()  # the lookups did not queue behind the write
+    assert got == {"miss": None, "hit": {"text": "a"}}
+    assert cache.get("earlier") == {"text": "from an earlier run"}

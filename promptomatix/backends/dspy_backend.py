@@ -173,7 +173,7 @@ class _Run:
         return self.ctx.metrics.penalty(penalty_text(program))
 
     def score_valid(self, sc: _Scored) -> None:
-        report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows)
+        report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows, ci=False)  # ranked on points
         self.baseline_report = self.baseline_report or report  # the first scoring is the initial program's
         sc.valid_raw = selection_score(report)
         sc.valid_penalized = sc.valid_raw * self.penalty(sc.program)

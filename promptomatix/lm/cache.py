@@ -36,6 +36,10 @@ class ResponseCache:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self._db.commit()
+            # the keys (and the answers read or written by this run) held in memory: a get takes no lock, where
+            # every call used to queue behind the other threads' puts (10 ms a call with DSPy's threads busy)
+            self._keys = {k for (k,) in self._db.execute("SELECT key FROM responses")}
+            self._mem: dict[str, str] = {}
         except sqlite3.Error as e:  # sqlite names no path ("unable to open database file"); we do
             from promptomatix.errors import SessionError
             from promptomatix.sessions.fs import WRITABLE_HINT
@@ -43,14 +47,25 @@ class ResponseCache:
             raise SessionError(f"cannot open the response cache {self.path}: {e}", hint=WRITABLE_HINT) from e
 
     def get(self, key: str) -> dict[str, Any] | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
-        return json.loads(row[0]) if row else None
+        """The stored answer (written by this run or one before it on the same file), or None."""
+        if key not in self._keys:
+            return None
+        text = self._mem.get(key)
+        if text is None:
+            with self._lock:
+                row = self._db.execute("SELECT value FROM responses WHERE key = ?", (key,)).fetchone()
+            if row is None:
+                return None
+            text = self._mem[key] = row[0]
+        return json.loads(text)
 
     def put(self, key: str, value: dict[str, Any]) -> None:
+        text = json.dumps(value)
         with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, json.dumps(value)))
+            self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, text))
             self._db.commit()
+            self._mem[key] = text
+            self._keys.add(key)
 
     def __len__(self) -> int:
         with self._lock:
