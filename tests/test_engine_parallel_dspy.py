@@ -11,7 +11,7 @@ from collections import Counter
 import dspy
 import pytest
 
-from promptomatix.backends import dspy_backend
+from promptomatix.backends import dspy_backend, dspy_parallel
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.lm.boundary import LMBoundary
@@ -110,3 +110,43 @@ def test_bootstrapping_runs_in_parallel_and_dspys_own_pass_reads_the_cache(monke
     assert made == [0]  # every bootstrap call DSPy made was answered from the cache
     assert task.peak["prefetch"] >= 3  # stock DSPy walks the train rows one at a time: 1 in flight
     assert res.rounds_completed == 1 and res.demos
+
+
+def compile_bootstrap(task, teacher):
+    boundary = LMBoundary({"task": task, "teacher": teacher})
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=3)
+    res = DSPyOptimizer(DSPySettings(optimizer="bootstrap", search_type="quick")).compile(ctx, INITIAL, data())
+    return res, boundary.usage()
+
+
+def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeypatch):
+    task, teacher = models(latency=0.02)
+    stock_pass = dspy.BootstrapFewShot._bootstrap
+    made: list[int] = []
+
+    def dspy_pass(self, *args, **kw):
+        before = len(task.calls)
+        out = stock_pass(self, *args, **kw)
+        made.append(len(task.calls) - before)
+        return out
+
+    prefetch = dspy_parallel.prefetch_bootstrap
+
+    def staged(*args):
+        task.stage = "prefetch"
+        try:
+            return prefetch(*args)
+        finally:
+            task.stage = "other"
+
+    monkeypatch.setattr(dspy.BootstrapFewShot, "_bootstrap", dspy_pass)
+    monkeypatch.setattr(dspy_parallel, "prefetch_bootstrap", staged)
+    fast, fast_usage = compile_bootstrap(task, teacher)
+    assert made == [0] and fast.demos
+    assert task.peak["prefetch"] >= 2  # the rows of a wave at once: DSPy walks them one at a time
+    monkeypatch.setattr(dspy_backend, "prefetch_quietly", lambda *a: None)
+    stock, stock_usage = compile_bootstrap(*models())
+    assert fast.prompt == stock.prompt and fast.program_json == stock.program_json
+    assert fast_usage.total.calls == stock_usage.total.calls
+    assert fast_usage.total.cached_calls == stock_usage.total.cached_calls + len(fast.demos)

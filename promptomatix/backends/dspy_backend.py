@@ -17,6 +17,7 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -38,7 +39,7 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
-from promptomatix.backends.dspy_parallel import ParallelMIPROv2
+from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_quietly
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -429,10 +430,10 @@ class _Run:
         if s.search_type == "quick" and s.num_candidates is None:
             self.resolved = {"dspy_optimizer": "BootstrapFewShot", "max_bootstrapped_demos": boot,
                              "max_labeled_demos": labeled}  # fmt: skip
-            opt = dspy.BootstrapFewShot(
-                metric=metric, max_bootstrapped_demos=boot, max_labeled_demos=labeled, max_errors=self.max_errors
-            )
-            return opt.compile(student, trainset=self.trainset)
+            make = functools.partial(dspy.BootstrapFewShot, metric=metric, max_labeled_demos=labeled,
+                                     max_errors=self.max_errors)  # fmt: skip
+            prefetch_quietly([(self.trainset, boot)], student, None, self.num_threads, make)  # rows DSPy will run
+            return make(max_bootstrapped_demos=boot).compile(student, trainset=self.trainset)
         n = s.num_candidates or _RS_CANDIDATES[s.search_type]
         self.resolved = {"dspy_optimizer": "BootstrapFewShotWithRandomSearch", "num_candidate_programs": n,
                          "max_bootstrapped_demos": boot, "max_labeled_demos": labeled}  # fmt: skip

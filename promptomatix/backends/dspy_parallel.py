@@ -12,6 +12,7 @@ workers those stretches leave the threads idle (the engine benchmark measured MI
 - **Proposals.** The dataset summary (a chain of teacher calls that reads only the train rows) starts with the
   bootstrapping; the instruction proposals draw their tips and rollout ids from MIPROv2's rng in DSPy's order,
   then run at once.
+- BootstrapFewShot (the quick `bootstrap` optimizer) gets the same prefetch of its train rows.
 - **Progress bars.** MIPROv2 forces DSPy's per-evaluation bar on stdout; the run reports progress itself.
 
 Anything unexpected in a prefetch only loses the head start: DSPy's own pass still makes every call it needs.
@@ -61,15 +62,12 @@ class ParallelMIPROv2(dspy.MIPROv2):
         labeled = mipro.LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_labeled_demos"]
         max_errors = dspy.settings.max_errors if kw["max_errors"] is None else kw["max_errors"]
         plans = demo_set_plans(trainset, kw["num_fewshot_candidates"], labeled, boot, self.rng)
-        try:
-            prefetch_bootstrap(
-                plans, program, teacher, self.num_threads or 1,
-                functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
-                                  metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
-                                  teacher_settings=self.teacher_settings, max_rounds=1),
-            )  # fmt: skip
-        except Exception:  # a head start only: DSPy's own pass below makes (and reports) whatever failed
-            log.debug("bootstrap prefetch stopped", exc_info=True)
+        prefetch_quietly(
+            plans, program, teacher, self.num_threads or 1,
+            functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
+                              metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
+                              teacher_settings=self.teacher_settings, max_rounds=1),
+        )  # fmt: skip
         return super()._bootstrap_fewshot_examples(program, trainset, seed, teacher, **kw)
 
     def _propose_instructions(
@@ -143,6 +141,14 @@ def demo_set_plans(
             own.shuffle(order)
             plans.append((order, own.randint(1, max_boot)))
     return plans
+
+
+def prefetch_quietly(*args: Any) -> None:
+    """`prefetch_bootstrap`, as a head start only: DSPy's own pass after it makes (and reports) what failed."""
+    try:
+        prefetch_bootstrap(*args)
+    except Exception:
+        log.debug("bootstrap prefetch stopped", exc_info=True)
 
 
 def prefetch_bootstrap(
