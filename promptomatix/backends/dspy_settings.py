@@ -152,7 +152,8 @@ class DSPySettings(BaseModel):
         return {"react": _REACT_MAX_ITERS + 1, "pot": 2 * _POT_MAX_ITERS + 1}.get(self.module, 1)
 
     def estimate_calls(self, n_train: int, n_valid: int) -> int:
-        """A rough upper bound on LM calls (cache hits are free, so real runs use fewer), for dry runs.
+        """An upper bound on LM calls (every scored row counted as a new call; cache hits are free, so real runs
+        use fewer). The dry run shows a typical run's calls instead: backends/dspy_estimate.py.
 
         baseline + final scoring: 2·V forward passes. Then, with m = calls per forward pass:
         - miprov2: bootstrapping (N−2 candidate demo sets × T train rows × m, where N = num_candidates or auto's
