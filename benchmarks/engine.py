@@ -148,6 +148,19 @@ def engine_benchmark(
     return rows
 
 
+def machine_load() -> dict[str, Any]:
+    """Load average and CPU pressure (Linux PSI: % of time some task waited for a CPU), to judge a timing by."""
+    import os
+
+    out: dict[str, Any] = {"time": time.strftime("%H:%M:%S", time.gmtime()), "load_average": os.getloadavg()}
+    try:
+        some = Path("/proc/pressure/cpu").read_text().splitlines()[0]
+        out["cpu_pressure_some_avg60"] = float(re.search(r"avg60=([\d.]+)", some).group(1))  # type: ignore[union-attr]
+    except (OSError, AttributeError, IndexError):
+        pass
+    return out
+
+
 def quiet_dspy() -> None:
     """DSPy logs every MIPROv2 trial at INFO and draws progress bars; benchmarks print tables instead."""
     import logging
@@ -249,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown backend(s) {unknown}; known: {', '.join(ENGINE_BACKENDS)}")
     sizes = tuple(int(x) for x in args.sizes.split(","))
     quiet_dspy()
+    before = machine_load()
     rows = engine_benchmark(
         backends, latency=args.latency, num_threads=args.num_threads, sizes=sizes, repeats=args.repeats
     )
     startup = None if args.no_startup else cli_startup(args.startup_repeats)
-    doc = {"machine": machine_info(), "engine": rows, "cli_startup": startup}
+    doc = {"machine": machine_info(), "load": {"start": before, "end": machine_load()}, "engine": rows,
+           "cli_startup": startup}  # fmt: skip
     if args.json:
         print(json.dumps(doc, indent=1))
     if args.out:
