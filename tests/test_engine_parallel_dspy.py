@@ -11,7 +11,7 @@ from collections import Counter
 import dspy
 import pytest
 
-from promptomatix.backends import dspy_backend, dspy_parallel
+from promptomatix.backends import dspy_backend
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.lm.boundary import LMBoundary
@@ -131,7 +131,7 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
         made.append(len(task.calls) - before)
         return out
 
-    prefetch = dspy_parallel.prefetch_bootstrap
+    prefetch = dspy_backend.prefetch_bootstrap
 
     def staged(*args):
         task.stage = "prefetch"
@@ -141,11 +141,11 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
             task.stage = "other"
 
     monkeypatch.setattr(dspy.BootstrapFewShot, "_bootstrap", dspy_pass)
-    monkeypatch.setattr(dspy_parallel, "prefetch_bootstrap", staged)
+    monkeypatch.setattr(dspy_backend, "prefetch_bootstrap", staged)
     fast, fast_usage = compile_bootstrap(task, teacher)
     assert made == [0] and fast.demos
     assert task.peak["prefetch"] >= 2  # the rows of a wave at once: DSPy walks them one at a time
-    monkeypatch.setattr(dspy_backend, "prefetch_quietly", lambda *a: None)
+    monkeypatch.setattr(dspy_backend, "prefetch_bootstrap", lambda *a: None)
     stock, stock_usage = compile_bootstrap(*models())
     assert fast.prompt == stock.prompt and fast.program_json == stock.program_json
     assert fast_usage.total.calls == stock_usage.total.calls

@@ -39,7 +39,7 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
-from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_quietly
+from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -432,7 +432,7 @@ class _Run:
                              "max_labeled_demos": labeled}  # fmt: skip
             make = functools.partial(dspy.BootstrapFewShot, metric=metric, max_labeled_demos=labeled,
                                      max_errors=self.max_errors)  # fmt: skip
-            prefetch_quietly([(self.trainset, boot)], student, None, self.num_threads, make)  # rows DSPy will run
+            prefetch_bootstrap([(self.trainset, boot)], student, None, self.num_threads, make)  # rows DSPy will run
             return make(max_bootstrapped_demos=boot).compile(student, trainset=self.trainset)
         n = s.num_candidates or _RS_CANDIDATES[s.search_type]
         self.resolved = {"dspy_optimizer": "BootstrapFewShotWithRandomSearch", "num_candidate_programs": n,

@@ -54,19 +54,18 @@ class ParallelMIPROv2(dspy.MIPROv2):
 
     def _bootstrap_fewshot_examples(self, program: Any, trainset: list, seed: int, teacher: Any, **kw: Any) -> Any:
         view, data_aware = self._summary_args
-        if data_aware:  # reads only the train rows: written while the demo sets are bootstrapped
-            start = _in_context(gp.create_dataset_summary, trainset, view, self.prompt_model)
-            self._summary = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-summary").submit(start)
+        summary = _in_context(gp.create_dataset_summary, trainset, view, self.prompt_model) if data_aware else None
         zeroshot = kw["max_bootstrapped_demos"] == 0 and kw["max_labeled_demos"] == 0
         boot = mipro.BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_bootstrapped_demos"]
         labeled = mipro.LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_labeled_demos"]
         max_errors = dspy.settings.max_errors if kw["max_errors"] is None else kw["max_errors"]
         plans = demo_set_plans(trainset, kw["num_fewshot_candidates"], labeled, boot, self.rng)
-        prefetch_quietly(
+        self._summary = prefetch_bootstrap(
             plans, program, teacher, self.num_threads or 1,
             functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
                               metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
                               teacher_settings=self.teacher_settings, max_rounds=1),
+            also=summary,  # the summary reads only the train rows: written while the sets are bootstrapped
         )  # fmt: skip
         return super()._bootstrap_fewshot_examples(program, trainset, seed, teacher, **kw)
 
@@ -103,9 +102,10 @@ class ParallelMIPROv2(dspy.MIPROv2):
         proposer.num_threads = self.num_threads or 1
         if data_aware_proposer:
             try:
-                summary = self._summary.result() if self._summary is not None else None
-                if summary is None:
+                if self._summary is None:  # no bootstrapping step ran
                     summary = gp.create_dataset_summary(trainset, view_data_batch_size, self.prompt_model)
+                else:
+                    summary = self._summary.result()
                 proposer.data_summary, proposer.use_dataset_summary = summary, True
             except Exception as e:  # as GroundedProposer does: go on without the summary
                 log.info("no dataset summary (%s); proposing without it", e)
@@ -143,24 +143,20 @@ def demo_set_plans(
     return plans
 
 
-def prefetch_quietly(*args: Any) -> None:
-    """`prefetch_bootstrap`, as a head start only: DSPy's own pass after it makes (and reports) what failed."""
-    try:
-        prefetch_bootstrap(*args)
-    except Exception:
-        log.debug("bootstrap prefetch stopped", exc_info=True)
-
-
 def prefetch_bootstrap(
     plans: list[tuple[list, int]],
     student: Any,
     teacher: Any,
     num_threads: int,
     make: Callable[..., BootstrapFewShot],
-) -> None:
+    also: Callable[[], Any] | None = None,
+) -> Future[Any] | None:
     """Run each set's train rows through DSPy's own teacher program (its demos minus the row, as DSPy does) in
-    waves of the successes still missing, all sets at once on `num_threads` workers."""
+    waves of the successes still missing, all sets at once on `num_threads` workers; run `also` alongside and
+    return its (finished) future. A head start only: a failure here is left to DSPy's own pass to make again
+    and report, and nothing started here is still running on return."""
     group = JobGroup(num_threads)
+    side = group.spawn(also) if also is not None else None
 
     def attempt(program: Any, example: Any, bfs: BootstrapFewShot) -> bool:
         for _name, predictor in program.named_predictors():
@@ -183,9 +179,10 @@ def prefetch_bootstrap(
 
     for order, wanted in plans:
         group.spawn(_in_context(one_set, order, wanted))
-    failed = group.join()
+    failed = group.join()  # a Ctrl-C is raised from here
     if failed is not None:
-        raise failed
+        log.debug("bootstrap prefetch stopped: %s", failed)
+    return side
 
 
 def _succeeded(fut: Future[bool]) -> bool:

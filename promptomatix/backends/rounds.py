@@ -72,6 +72,11 @@ class JobGroup:
             self.rows.shutdown(wait=False, cancel_futures=True)
             raise
 
+    def abandon(self) -> None:
+        """Drop every queued row and job, without waiting for calls in flight (Ctrl-C, or a bug while starting)."""
+        self.rows.shutdown(wait=False, cancel_futures=True)
+        self._jobs.shutdown(wait=False, cancel_futures=True)
+
     def join(self) -> BaseException | None:
         """Wait until every job (those started meanwhile too) has ended; the failure that came first, if any."""
         try:
@@ -84,8 +89,7 @@ class JobGroup:
                 if isinstance(self.first, KeyboardInterrupt):
                     raise self.first
         except KeyboardInterrupt:
-            self.rows.shutdown(wait=False, cancel_futures=True)
-            self._jobs.shutdown(wait=False, cancel_futures=True)
+            self.abandon()
             raise
         self.rows.shutdown(wait=True)
         self._jobs.shutdown(wait=True)
@@ -120,7 +124,7 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
     best_keep = rows_without_demos(spec, r.minibatch, r.best.candidate.demos)  # its own demos score itself
     group = JobGroup(ctx.num_threads)
     best_report = group.spawn(lambda: ctx.evaluate(r.program(r.best.candidate), r.minibatch, pool=group.rows, ci=False))
-    proposals = r.propose(r.early, None)
+    proposals: dict[int, Proposal] = {}
     launched: dict[int, tuple[Scored, Future[bool]]] = {}
 
     def claims(i: int) -> str | None:
@@ -140,8 +144,13 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
         proposals.update(r.propose(r.late, r.failures(best_report.result())))
         launch(r.late)
 
-    launch(r.early)
-    group.spawn(teacher_slots)
+    try:
+        proposals.update(r.propose(r.early, None))
+        launch(r.early)
+        group.spawn(teacher_slots)
+    except BaseException:
+        group.abandon()
+        raise
     failed = group.join()
     promoted = []
     for i in range(len(r.early) + len(r.late)):
@@ -157,10 +166,11 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
             sc.note = "duplicate of an earlier candidate"
         else:
             seen.add(cand.key())
-            sc, fut = launched[i]
-            sc.id = len(tried)
-            if failed is None and fut.result():
-                promoted.append(sc)
+            if i in launched:  # always, unless the round failed first
+                sc, fut = launched[i]
+                sc.id = len(tried)
+                if failed is None and fut.result():
+                    promoted.append(sc)
         tried.append(sc)
     if failed is not None:
         raise failed
