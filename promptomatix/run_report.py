@@ -36,9 +36,10 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     if st.parent_version is None:  # a new run (or its resume) says what it added to the user's initial prompt
         st.notes[:0] = [a for a in spec.assumptions if a.startswith(LABEL_LINE_ADDED)]
     kept, kind = _kept(st, result, held)
-    if kept is None:
-        kept = kept_previous(env, st, result, held)
-        kind = "kept_previous" if kept is not None else ""
+    scored: dict[str, Any] | None = None  # resume: the held-out results of the saved version it keeps
+    resumed = kept_previous(env, st, result, held) if kept is None else None
+    if resumed is not None:
+        (kept, scored), kind = resumed, "kept_previous"
     feedback_ids = [] if kept is not None else st.feedback_ids
     if feedback_ids:  # applied only when the new version addresses the item (sessions/feedback_check.py)
         feedback_ids = _addressed(env, result, feedback_ids, st.notes)
@@ -53,7 +54,7 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         )
     else:
         version = None
-        env.recorder.kept(kind, kept, finished, rejected_prompt=result.prompt[:4000], notes=st.notes)
+        env.recorder.kept(kind, kept, finished, scored=scored, rejected_prompt=result.prompt[:4000], notes=st.notes)
     env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
     return OptimizationResult(
         session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",

@@ -131,3 +131,15 @@ def test_cli_optimize_reports_the_added_line_and_exports_the_labels(tmp_path, mo
     (summary,) = SessionStore(tmp_path / "sessions").list()
     out = runner.invoke(app, ["sessions", "export", summary.session_id, "--format", "text"], catch_exceptions=False)
     assert out.exit_code == 0 and names_every_label(system_text(out.stdout.strip("\n")))
+
+
+def test_the_dspy_backend_scores_and_exports_the_added_label_line_too(tmp_path):
+    from tests.test_run_stages import DSPY, dspy_fakes
+
+    clients, _task, _teacher = dspy_fakes()
+    r = process_input(raw_input=TASK, initial_prompt=NO_LABELS, clients=clients, sessions_dir=str(tmp_path / "s"),
+                      **GIVEN, **DSPY)  # fmt: skip
+    exported = SessionStore(tmp_path / "s").export(r.session_id, "text")
+    assert r.backend == "dspy" and exported == r.best_prompt
+    assert f"{NO_LABELS}\n" in r.task_spec["initial_prompt"] and "Answer with exactly one of:" in exported
+    assert names_every_label(system_text(exported))

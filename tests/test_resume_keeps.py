@@ -102,6 +102,12 @@ def test_a_resume_whose_result_scores_lower_keeps_the_saved_version(tmp_path):
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert [v.version for v in s.versions] == [1] and s.status == "completed"
     assert s.events[-1]["kind"] == "kept_previous" and "HASTY" in s.events[-1]["rejected_prompt"]
+    # version 1 now carries what the resume measured, like a completed version, and is no longer an unscored
+    # best-so-far (whose export would say `resume` finishes it: the session is completed)
+    (v,) = s.versions
+    assert v.test.mean == 1.0 and v.test.n == 6 and len(v.test_examples) == 6
+    assert v.initial_test.mean == out.initial_test_score and v.verdict["optimized_mean"] == 1.0
+    assert not v.settings["interrupted"] and v.settings["saved_at_interrupt"]
 
 
 def test_a_resume_whose_result_is_not_worse_adds_version_2(tmp_path):
@@ -136,6 +142,8 @@ def test_the_cli_resume_that_keeps_the_saved_version_says_so_and_exits_0(tmp_pat
     assert "worse than version 1 on the held-out test; version 1 stays latest" in flat
     assert "kept version 1 as latest" in flat and "saved before the interruption" in flat
     assert [v.version for v in load_session(sid, sessions_dir=str(tmp_path / "s")).versions] == [1]
+    exported = CliRunner().invoke(app, ["sessions", "export", sid, "--sessions-dir", str(tmp_path / "s")])
+    assert exported.exit_code == 0 and GOOD_PROMPT in exported.output and "resume" not in exported.output
 
 
 def test_a_saved_version_this_run_cannot_score_is_named_in_a_note_not_skipped_silently(tmp_path):

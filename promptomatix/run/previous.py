@@ -8,7 +8,7 @@ lower does not become the latest version: the run keeps the saved one and says s
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import BudgetExceeded
 
@@ -43,9 +43,10 @@ def held_out_passes(env: RunEnv, st: RunState) -> int:
     return 3 if prev is not None and prev.prompt != initial else 2
 
 
-def kept_previous(env: RunEnv, st: RunState, result: BackendResult, held: HeldOut) -> int | None:
+def kept_previous(env: RunEnv, st: RunState, result: BackendResult, held: HeldOut) -> tuple[int, dict[str, Any]] | None:
     """Resume: the saved version when the result scores lower on the same held-out rows (a note says why and the
-    numbers); None when there is no such version, the result is its prompt, or it is not worse."""
+    numbers), with the held-out results to record on it; None when there is no such version, the result is its
+    prompt, or it is not worse."""
     prev = previous_version(env, st)
     if prev is None or prev.prompt == result.prompt or held.best is None or held.best_report is None:
         return None
@@ -71,7 +72,33 @@ def kept_previous(env: RunEnv, st: RunState, result: BackendResult, held: HeldOu
         f"so far saved before the interruption ({best_mean:.3f} < {previous_mean:.3f} on the same {len(common)} "
         f"rows; {paired.summary()}); kept version {prev.version} as latest"
     )
-    return prev.version
+    return prev.version, _scored(env, prev, report, result, held)
+
+
+def _scored(
+    env: RunEnv, prev: PromptVersion, report: EvalReport, result: BackendResult, held: HeldOut
+) -> dict[str, Any]:
+    """What the kept version gets: its held-out score, per-row results and verdict against the run's initial
+    prompt (as a completed version has them), and it is no longer shown as an unscored best-so-far."""
+    from promptomatix import held_out
+    from promptomatix.result import ScoreCI
+    from promptomatix.sessions.models import TestScore
+
+    def test(s: ScoreCI | None) -> TestScore | None:
+        return TestScore(mean=s.mean, ci_low=s.ci_low, ci_high=s.ci_high, n=s.n) if s else None
+
+    score = ScoreCI(mean=report.primary, ci_low=report.primary_ci[0], ci_high=report.primary_ci[1], n=report.n,
+                    n_errors=report.n_errors)  # fmt: skip
+    same = prev.prompt == result.initial_prompt
+    own = held_out.HeldOut(held.split, held.initial, score, held.initial_report, report, same_prompt=same)
+    verdict = held_out.verdict(own, result.model_copy(update={"prompt": prev.prompt}), seed=env.config.seed)
+    return {
+        "test": test(score),
+        "initial_test": test(held.initial),
+        "test_examples": held_out.test_examples(own),
+        "verdict": verdict.model_dump(mode="json"),
+        "settings": {**prev.settings, "interrupted": False, "saved_at_interrupt": True, "scored_by": "resume"},
+    }
 
 
 def _score(

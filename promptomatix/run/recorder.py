@@ -126,12 +126,18 @@ class SessionRecorder:
         emit("run_finished", self.session_id, version=holder["v"], **finished)
         return holder["v"]
 
-    def kept(self, kind: str, version: int, finished: dict[str, Any], **event: Any) -> None:
-        """Completed without a new version (`kept_previous`: scored lower; `no_change`: the same prompt)."""
+    def kept(
+        self, kind: str, version: int, finished: dict[str, Any], scored: dict[str, Any] | None = None, **event: Any
+    ) -> None:
+        """Completed without a new version (`kept_previous`: scored lower; `no_change`: the same prompt). `scored`:
+        fields set on the kept version (a resume scored its saved best-so-far on the held-out rows)."""
 
         def save(s: Any) -> None:
             s.status = "completed"
             s.progress = {}
+            kept_version = s.get_version(version)
+            for name, value in (scored or {}).items():
+                setattr(kept_version, name, value)
             s.add_event(kind, version=version, **event)
 
         self._update(save)
