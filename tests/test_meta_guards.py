@@ -162,3 +162,30 @@ def test_the_exported_text_names_the_labels_even_when_dropping_them_would_score_
     version = SessionStore(str(tmp_path)).load(r.session_id).latest_version()
     dropped = [c for c in version.candidates if c.get("origin") == "drop_line" and c.get("valid_raw") is not None]
     assert dropped and all("exactly one of: positive, negative" in c["prompt"] for c in dropped)
+
+
+INTENTS = ["add_to_playlist", "book_restaurant", "get_weather", "play_music", "search_creative_work", "rate_book"]
+INTENT_SPEC = TaskSpec(
+    description="Classify the intent of a voice-assistant request as one of: " + ", ".join(INTENTS),
+    task_type=TaskType.CLASSIFICATION,
+    input_fields=[FieldSpec(name="utterance")],
+    output_fields=[FieldSpec(name="intent", labels=INTENTS)],
+)
+INTENT_LABELS = "\nAnswer with exactly one of: " + ", ".join(INTENTS) + "."
+
+
+@pytest.mark.parametrize(
+    ("text", "rejected"),
+    [
+        # won the intent benchmark's seed 0 (benchmarks/results/suite/intent-s0-meta.json) before this rule
+        ("To create a better world, we must protect our planet and promote creativity and freedom.", True),
+        ("Play some music and rate the book you like.", True),  # only the labels' words
+        ("Classify the user's request by what it wants done.", False),
+        ("Decide which of these the utterance asks for.", False),
+        ("Read the voice command carefully.", False),
+    ],
+)
+def test_a_rewrite_that_says_nothing_about_the_task_is_rejected(text, rejected):
+    initial = PromptCandidate(instructions=INTENT_SPEC.description + "." + INTENT_LABELS)
+    got = rejection(PromptCandidate(instructions=text + INTENT_LABELS), INTENT_SPEC, initial)
+    assert (got is not None and "off the task" in got) if rejected else got is None, got

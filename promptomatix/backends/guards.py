@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from promptomatix.backends.contract import missing_labels, names
+from promptomatix.backends.contract import labels_of, missing_labels, names, without_contract
 
 if TYPE_CHECKING:
     from promptomatix.backends.prompt import PromptCandidate
@@ -98,6 +98,29 @@ def dropped_content(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandid
     return None
 
 
+#: Words any instruction for a task may use without naming its topic ("decide", "label", "answer").
+_TASK_TALK = "task input output answer label category class classify classification decide choose pick identify"
+
+
+def off_topic(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandidate) -> str | None:
+    """Its own words (the label and format lines aside) say nothing about the task: seen winning on intents, where
+    "To create a better world, we must protect our planet and promote creativity and freedom." rode on the label
+    line, and shared a word only with a label ("creativ[e]"). So the labels' words do not count as the task's."""
+    from promptomatix.backends.strategies import _NO_SPACES, _stems
+
+    own = without_contract(cand.instructions, spec)
+    if not own.strip() or own.strip() == without_contract(initial.instructions, spec).strip():
+        return None
+    task = " ".join([spec.description, without_contract(initial.instructions, spec), *spec.input_names,
+                     *spec.output_names])  # fmt: skip
+    vocab = _stems(task) - _stems(" ".join(labels_of(spec)))
+    if not vocab or _NO_SPACES.search(task + own):
+        return None
+    if _stems(own) & (vocab | _stems(_TASK_TALK)):
+        return None
+    return "off the task: no word of the task, its fields or its kind of answer besides the labels"
+
+
 def rejection(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandidate) -> str | None:
     """Why `cand` must not be scored, or None. Rules look at what changed: the initial prompt is the user's."""
     if cand.instructions.strip() == initial.instructions.strip():
@@ -111,6 +134,7 @@ def rejection(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandidate) -
         question(text),
         fragment(text, before),
         dropped_content(cand, spec, initial),
+        off_topic(cand, spec, initial),
     ):
         if reason:
             return reason
