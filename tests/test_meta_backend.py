@@ -355,7 +355,7 @@ def test_a_tie_in_the_confirmation_goes_to_the_wording_closest_to_the_users():
 
     user = "Classify the review. Say positive or negative."
     close = user + " Negative if it complains."  # both are right on every row; `junk` is 5 words shorter
-    junk = "zzz complains. Say positive or negative."  # the label sentence is not counted by the penalty
+    junk = "Review complains. Say positive or negative."  # the label sentence is not counted by the penalty
 
     def chosen(lam):
         ctx, *_ = make_ctx("{}")
