@@ -275,3 +275,77 @@ def test_a_cache_lookup_never_waits_for_another_threads_write(tmp_path):
         assert not reader.is_alive()  # the lookups did not queue behind the write
     assert got == {"miss": None, "hit": {"text": "a"}}
     assert cache.get("earlier") == {"text": "from an earlier run"}
+
+
+def test_a_rounds_checkpoint_is_written_while_the_next_rounds_calls_are_in_flight():
+    task = InFlight(default=task_answer, latency=0.05, model="fake/task")
+    ctx = ctx_for(task, FakeLM(default=teacher_answer, model="fake/teacher"))
+    saved: list[tuple[int, int]] = []
+
+    def save(state):  # a session write takes a while: were the next round's calls running by its end?
+        time.sleep(0.03)
+        saved.append((state["round"], task.now))
+
+    ctx.checkpoint = save
+    settings = MetaSettings(strategies=["add_demos", "rewrite_from_failures"], rounds=3, patience=5)
+    MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(8), rows(8, 50))
+    )
+    assert [r for r, _ in saved] == [0, 1, 2, 3, 3]  # the baseline, each round, the confirmed choice
+    assert all(in_flight > 0 for _, in_flight in saved[:3]), saved  # written while the next round's calls ran
+
+
+@pytest.mark.parametrize("seconds", [0.1, 0.2, 0.3, 0.4])
+def test_a_budget_stop_in_the_middle_of_a_round_ends_every_evaluation_waiting_on_the_pool(seconds):
+    """The first evaluation to hit the budget skips the others' queued rows; none may wait forever for them."""
+    from promptomatix.lm.boundary import Budget
+
+    task = InFlight(default=task_answer, latency=0.02, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, latency=0.02, model="fake/teacher")
+    boundary = LMBoundary({"task": task, "teacher": teacher}, budget=Budget(max_seconds=seconds))
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4, seed=1)
+    settings = MetaSettings(strategies=["add_demos", "drop_line", *TEMPLATES], rounds=4, candidates_per_round=6)
+    out: dict[str, object] = {}
+    initial, data = (
+        PromptCandidate(instructions="Classify the review.\nBe careful."),
+        GuardedData(rows(12), rows(12, 50)),
+    )
+
+    def search() -> None:
+        out["res"] = MetaPromptOptimizer(settings).compile(ctx, initial, data)
+
+    run = threading.Thread(target=search, daemon=True)
+    run.start()
+    run.join(timeout=30)
+    assert not run.is_alive(), "an evaluation waited forever on a row the pool had dropped"
+    assert out["res"].stop_reason.startswith("budget")  # type: ignore[attr-defined]
+    assert task.now == 0  # no call left in flight
+
+
+def test_a_failed_job_skips_the_queued_rows_of_the_others_and_wakes_their_evaluations():
+    from promptomatix.backends.rounds import JobGroup, RoundAborted
+
+    group = JobGroup(1)  # one worker: the second job's later rows wait in the queue
+    started = threading.Event()
+
+    def slow(inputs):
+        started.set()
+        time.sleep(0.1)
+        return {"label": "positive"}
+
+    def waits_on_queued_rows():
+        return evaluate(slow, rows(4), pool=group.rows)
+
+    def fails():
+        started.wait(5)  # the other job's first row is running, three are queued
+        raise BudgetExceeded("budget spent", limit="calls")
+
+    first_job = group.spawn(waits_on_queued_rows)
+    group.spawn(fails)
+    joined = threading.Thread(target=group.join, daemon=True)
+    joined.start()
+    joined.join(timeout=10)
+    assert not joined.is_alive()  # the evaluation was woken, not left waiting on rows the pool dropped
+    assert isinstance(group.first, BudgetExceeded)
+    assert isinstance(first_job.exception(), RoundAborted)

@@ -140,7 +140,14 @@ class MetaPromptOptimizer:
         ctx.emit("baseline", f"scoring the initial prompt on {len(valid)} valid rows", total_rounds=s.rounds)
         score_valid(base)  # BudgetExceeded here propagates: without a baseline there is nothing to return
         require_answers(base.valid_report, ctx.boundary, "scoring the initial prompt")
-        ctx.save_progress(_checkpoint(0, base, base))  # a Ctrl-C before round 1 keeps the measured baseline
+        # A checkpoint is written while the next round's first calls are in flight (it is a session write on the
+        # path between rounds otherwise); a Ctrl-C before round 1 still keeps the measured baseline.
+        pending = [functools.partial(ctx.save_progress, _checkpoint(0, base, base))]
+
+        def flush() -> None:
+            while pending:
+                pending.pop(0)()
+
         pool.append(base)
         tried.append(base)
         best = base
@@ -187,7 +194,7 @@ class MetaPromptOptimizer:
                 late = [i for i in range(len(names)) if i not in early]
                 failures = functools.partial(_failures, spec=spec)
                 this = Round(rnd, mb, best, base, early, late, self._proposer(names, pctx), failures, program,
-                             penalty, score_valid)  # fmt: skip
+                             penalty, score_valid, meanwhile=flush)  # fmt: skip
                 pool += play_round(ctx, this, seen, tried)
                 pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
                 pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
@@ -197,7 +204,7 @@ class MetaPromptOptimizer:
                     best, stale = new_best, 0
                 else:
                     stale += 1
-                ctx.save_progress(_checkpoint(rnd, best, base))
+                pending.append(functools.partial(ctx.save_progress, _checkpoint(rnd, best, base)))
                 ctx.emit(
                     "round",
                     f"round {rnd} done: best valid {best.valid_penalized:.3f}",
@@ -208,6 +215,7 @@ class MetaPromptOptimizer:
                 if stale >= s.patience:
                     stop_reason = f"no improvement for {stale} rounds"
                     break
+            flush()
             if s.confirm_top_k and data.valid and train and rounds_done:
                 confirm = (train[: plan.confirm_rows], plan.confirm_top_k)
                 best, verdict = self._confirm(ctx, pool, base, *confirm, program, penalty)
@@ -216,6 +224,8 @@ class MetaPromptOptimizer:
         except BudgetExceeded as e:
             stop_reason = f"budget: {e.message}"
             ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")
+        finally:
+            flush()  # a Ctrl-C keeps the last finished round too
         result = BackendResult(
             backend=self.name,
             prompt=best.candidate.render(spec),

@@ -42,16 +42,38 @@ class Scored:
 Proposal = tuple[str, PromptCandidate | None, str]  # (strategy, candidate or None, why there is none)
 
 
+class RoundAborted(Exception):
+    """A queued row of a job group that failed (or was interrupted): skipped without calling the model."""
+
+
+class _Rows(ThreadPoolExecutor):
+    """The shared row pool. Aborting makes its queued rows fail at once instead of calling the model; they are
+    never cancelled from outside, because an evaluation waiting on a future that the pool cancelled while
+    draining its queue is never woken (concurrent.futures notifies waiters only when a worker dequeues it)."""
+
+    def __init__(self, num_threads: int) -> None:
+        super().__init__(max_workers=max(1, num_threads), thread_name_prefix="promptomatix-eval")
+        self.aborted = threading.Event()
+
+    def submit(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Future[T]:
+        def row() -> T:
+            if self.aborted.is_set():
+                raise RoundAborted("skipped: another evaluation of the round failed")
+            return fn(*args, **kwargs)
+
+        return super().submit(row)
+
+
 class JobGroup:
     """Jobs that run at once, each in a thread of its own, sharing `rows`, one pool of `num_threads` workers for
     their model calls (so together they never have more in flight); a job may start more jobs.
 
-    After the first failure the queued rows of every job are dropped (a budget stop or a metric bug would hit
+    After the first failure the queued rows of every job are skipped (a budget stop or a metric bug would hit
     them too). A Ctrl-C (KeyboardInterrupt, in the joining thread or a worker's) is re-raised at once by `join`
     without waiting for calls in flight."""
 
     def __init__(self, num_threads: int) -> None:
-        self.rows = ThreadPoolExecutor(max_workers=max(1, num_threads), thread_name_prefix="promptomatix-eval")
+        self.rows = _Rows(num_threads)
         self._jobs = ThreadPoolExecutor(max_workers=64, thread_name_prefix="promptomatix-job")
         self._futures: list[Future[Any]] = []
         self._lock = threading.Lock()
@@ -69,13 +91,15 @@ class JobGroup:
         except BaseException as e:
             with self._lock:
                 self.first = self.first or e
-            self.rows.shutdown(wait=False, cancel_futures=True)
+            self.rows.aborted.set()
             raise
 
     def abandon(self) -> None:
-        """Drop every queued row and job, without waiting for calls in flight (Ctrl-C, or a bug while starting)."""
-        self.rows.shutdown(wait=False, cancel_futures=True)
-        self._jobs.shutdown(wait=False, cancel_futures=True)
+        """Skip every queued row and return without waiting for calls in flight (Ctrl-C, or a bug while
+        starting); the jobs then end on their own as their rows fail."""
+        self.rows.aborted.set()
+        self.rows.shutdown(wait=False)
+        self._jobs.shutdown(wait=False)
 
     def join(self) -> BaseException | None:
         """Wait until every job (those started meanwhile too) has ended; the failure that came first, if any."""
@@ -111,6 +135,7 @@ class Round:
     program: Callable[[PromptCandidate], Any]
     penalty: Callable[[PromptCandidate], float]
     score_valid: Callable[[Scored, Executor], None]
+    meanwhile: Callable[[], None] = lambda: None  # run once the round's first calls are in flight
 
 
 def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[Scored]:
@@ -145,6 +170,7 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
         launch(r.late)
 
     try:
+        r.meanwhile()
         proposals.update(r.propose(r.early, None))
         launch(r.early)
         group.spawn(teacher_slots)
