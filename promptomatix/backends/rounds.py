@@ -178,10 +178,27 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
         group.abandon()
         raise
     failed = group.join()
+    promoted = _record(spec, r, proposals, launched, seen, tried, ok=failed is None)
+    if failed is not None:
+        raise failed
+    return promoted
+
+
+def _record(
+    spec: Any,
+    r: Round,
+    proposals: dict[int, Proposal],
+    launched: dict[int, tuple[Scored, Future[bool]]],
+    seen: set[str],
+    tried: list[Scored],
+    *,
+    ok: bool,
+) -> list[Scored]:
+    """Record the round's candidates in slot order, as if proposed and scored one by one; the promoted ones."""
     promoted = []
     for i in range(len(r.early) + len(r.late)):
         if i not in proposals:
-            break  # the teacher's slots never came (the failure below)
+            break  # the teacher's slots never came (the round failed)
         origin, cand, err = proposals[i]
         sc = Scored(len(tried), r.number, cand or r.best.candidate.model_copy(update={"origin": origin}))
         if cand is None:
@@ -195,11 +212,9 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
             if i in launched:  # always, unless the round failed first
                 sc, fut = launched[i]
                 sc.id = len(tried)
-                if failed is None and fut.result():
+                if ok and fut.result():
                     promoted.append(sc)
         tried.append(sc)
-    if failed is not None:
-        raise failed
     return promoted
 
 
