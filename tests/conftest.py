@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 
@@ -14,3 +15,19 @@ def _isolated_sessions(tmp_path, monkeypatch):
     monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "sessions"))
     monkeypatch.delenv("PROMPTOMATIX_DEBUG", raising=False)
     yield
+
+
+@pytest.fixture
+def time_limit(request: pytest.FixtureRequest):
+    """A test that hangs fails after its module's LIMIT_S seconds (default 240) instead of blocking the suite.
+    Modules opt in with `pytestmark = pytest.mark.usefixtures("time_limit")`."""
+    limit = int(getattr(request.module, "LIMIT_S", 240))
+
+    def expired(*_):
+        raise TimeoutError(f"test exceeded {limit} s")
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(limit)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, old)

@@ -5,7 +5,6 @@ same scores and call counts as a local run. Run alone with `pytest -m ray`."""
 
 from __future__ import annotations
 
-import signal
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from promptomatix.sessions import SessionStore
 from tests.batch_helpers import SCRIPT, InterruptAt, write_jobs
 
 ray = pytest.importorskip("ray")
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("time_limit")]  # time_limit: conftest.py
 LIMIT_S = 240
 
 
@@ -27,17 +26,6 @@ def local_ray():
     yield
     ray.shutdown()
 
-
-@pytest.fixture(autouse=True)
-def time_limit():
-    def expired(*_):
-        raise TimeoutError(f"test exceeded {LIMIT_S} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 def test_batch_on_ray_with_a_failure_a_retry_and_a_resumed_job(tmp_path, monkeypatch):

@@ -4,8 +4,6 @@ optimizer (ours or DSPy's) that moves its calls away from the estimate fails her
 
 from __future__ import annotations
 
-import signal
-
 import pytest
 
 from benchmarks.estimate import _run, measure, quiet_dspy
@@ -16,17 +14,12 @@ from promptomatix.backends.plan import search_plan_lines
 LIMIT_S = 240  # each case takes seconds with the fake models; a hang fails instead of blocking the suite
 
 
-@pytest.fixture(autouse=True)
-def time_limit():
-    def expired(*_):
-        raise TimeoutError(f"test exceeded {LIMIT_S} s")
+pytestmark = pytest.mark.usefixtures("time_limit")  # conftest.py: SIGALRM after LIMIT_S
 
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(LIMIT_S)
+
+@pytest.fixture(autouse=True)
+def _quiet():
     quiet_dspy()
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
 
 
 def _within(row: dict) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import json
 import re
-import signal
 
 import pytest
 from typer.testing import CliRunner
@@ -24,16 +23,7 @@ NO_LABELS = "Decide how the reviewer felt about the film."
 LINE = "Answer with exactly one of: {}."
 
 
-@pytest.fixture(autouse=True)
-def time_limit():
-    def expired(*_):
-        raise TimeoutError(f"test exceeded {LIMIT_S} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_limit")  # conftest.py: SIGALRM after LIMIT_S
 
 
 def system_text(exported: str) -> str:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 
 import pytest
 from typer.testing import CliRunner
@@ -20,16 +19,7 @@ from tests.test_pipeline import GOOD_PROMPT, MARKER, fakes, run
 LIMIT_S = 240  # each test takes seconds with the fake models; a hang fails instead of blocking the suite
 
 
-@pytest.fixture(autouse=True)
-def time_limit():
-    def expired(*_):
-        raise TimeoutError(f"test exceeded {LIMIT_S} s")
-
-    old = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, old)
+pytestmark = pytest.mark.usefixtures("time_limit")  # conftest.py: SIGALRM after LIMIT_S
 
 
 HASTY = "HASTY. Label the review."
