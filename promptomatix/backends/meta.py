@@ -32,8 +32,10 @@ from promptomatix.metrics.pareto import approx_tokens
 from promptomatix.run_guard import require_answers
 
 SearchType = Literal["quick", "moderate", "heavy"]
+#: Round 1 starts with the demo set (one example per label): it is the candidate that wins most often on small
+#: models (benchmarks/RESULTS.md §3e, §7), and a plan cut to fit a small budget keeps only the first slots.
 DEFAULT_STRATEGIES = (
-    "rewrite_from_failures", "add_demos", "drop_line", "format_line",
+    "add_demos", "rewrite_from_failures", "drop_line", "format_line",
     "add_demos", "rephrase", "combine", "drop_line",
     "add_format", "add_demos", "compress", "combine",
 )  # fmt: skip
