@@ -189,3 +189,13 @@ def test_a_rewrite_that_says_nothing_about_the_task_is_rejected(text, rejected):
     initial = PromptCandidate(instructions=INTENT_SPEC.description + "." + INTENT_LABELS)
     got = rejection(PromptCandidate(instructions=text + INTENT_LABELS), INTENT_SPEC, initial)
     assert (got is not None and "off the task" in got) if rejected else got is None, got
+
+
+def test_a_short_generic_instruction_is_not_judged_off_the_task():
+    """Too few words to be about something else: a plugin's "Checklist: 1. Read it." passed before the rule too."""
+    yesno = TaskSpec(description="Answer the question yes or no", task_type=TaskType.CLASSIFICATION,
+                     input_fields=[FieldSpec(name="question")],
+                     output_fields=[FieldSpec(name="answer", labels=["yes", "no"])])  # fmt: skip
+    initial = PromptCandidate(instructions="Answer the question yes or no.")
+    cand = PromptCandidate(instructions="Checklist: 1. Read it. 2. Answer with exactly yes or no.")
+    assert rejection(cand, yesno, initial) is None

@@ -99,6 +99,7 @@ def dropped_content(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandid
 
 
 #: Words any instruction for a task may use without naming its topic ("decide", "label", "answer").
+_OFF_TOPIC_MIN_WORDS = 4
 _TASK_TALK = "task input output answer label category class classify classification decide choose pick identify"
 
 
@@ -116,7 +117,10 @@ def off_topic(cand: PromptCandidate, spec: TaskSpec, initial: PromptCandidate) -
     vocab = _stems(task) - _stems(" ".join(labels_of(spec)))
     if not vocab or _NO_SPACES.search(task + own):
         return None
-    if _stems(own) & (vocab | _stems(_TASK_TALK)):
+    words = _stems(own)
+    if len(words) < _OFF_TOPIC_MIN_WORDS:  # "Checklist: 1. Read it." is too short to be about something else
+        return None
+    if words & (vocab | _stems(_TASK_TALK)):
         return None
     return "off the task: no word of the task, its fields or its kind of answer besides the labels"
 
