@@ -160,7 +160,7 @@ def test_sessions_list_show_export_delete(sid):
     assert json.loads(r.stdout)["session_id"] == sid
     r = invoke("sessions", "show", sid, "--candidates")
     assert r.exit_code == 0 and "candidates of v1" in r.stdout and "initial" in r.stdout
-    assert "#1 r1 rewrite_from_failures · 0 demos" in r.stdout and " add_demos · " in r.stdout
+    assert "#1 r1 add_demos · " in r.stdout and " r1 rewrite_from_failures · 0 demos" in r.stdout  # demos first
 
     r = invoke("sessions", "export", sid)
     assert r.exit_code == 0 and GOOD_PROMPT in r.stdout and r.stdout.startswith("[system]")
