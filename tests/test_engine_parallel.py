@@ -21,7 +21,7 @@ from promptomatix.lm.boundary import LMBoundary
 from promptomatix.lm.fake import FakeLM
 from promptomatix.metrics import Evaluator, MetricsManager
 from promptomatix.metrics.evaluator import ExampleRecord
-from tests.backend_fakes import GuardedData
+from tests.backend_fakes import GuardedData, InFlight
 from tests.test_meta_backend import SPEC, rows
 
 
@@ -31,26 +31,6 @@ def _no_hang():
     faulthandler.dump_traceback_later(120, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-class InFlight(FakeLM):
-    """A fake model with latency that records the most calls it had in flight, per stage of the run."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.now, self.stage = 0, "start"
-        self.peak: Counter[str] = Counter()
-        self.gate = threading.Lock()
-
-    def complete(self, messages, **kw):
-        with self.gate:
-            self.now += 1
-            self.peak[self.stage] = max(self.peak[self.stage], self.now)
-        try:
-            return super().complete(messages, **kw)
-        finally:
-            with self.gate:
-                self.now -= 1
 
 
 def task_answer(messages):

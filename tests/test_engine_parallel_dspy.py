@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import faulthandler
 import json
-import threading
-from collections import Counter
 
 import dspy
 import pytest
@@ -15,8 +13,8 @@ from promptomatix.backends import dspy_backend
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.lm.boundary import LMBoundary
-from promptomatix.lm.fake import FakeLM
 from promptomatix.metrics import MetricsManager
+from tests.backend_fakes import InFlight
 from tests.test_dspy_backend import INITIAL, SPEC, data, requested_fields, right_with_instruction_or_demos, task_model
 
 
@@ -26,26 +24,6 @@ def _no_hang():
     faulthandler.dump_traceback_later(240, exit=True)
     yield
     faulthandler.cancel_dump_traceback_later()
-
-
-class InFlight(FakeLM):
-    """A fake model with latency that records the most calls it had in flight while a flag names the stage."""
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.now, self.stage = 0, "other"
-        self.peak: Counter[str] = Counter()
-        self.gate = threading.Lock()
-
-    def complete(self, messages, **kw):
-        with self.gate:
-            self.now += 1
-            self.peak[self.stage] = max(self.peak[self.stage], self.now)
-        try:
-            return super().complete(messages, **kw)
-        finally:
-            with self.gate:
-                self.now -= 1
 
 
 def varied_teacher(messages):
