@@ -141,7 +141,8 @@ def test_budget_stops_the_loop_and_keeps_the_best_so_far():
     res = MetaPromptOptimizer(settings).compile(
         ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(6), rows(6, 9))
     )
-    assert res.settings["rounds"] < 4 and res.rounds_completed <= res.settings["rounds"]  # the plan fitted rounds
+    assert "fitted to the budget: rounds 4 → " in " ".join(res.settings["search_plan"])  # the plan fitted rounds
+    assert res.rounds_completed <= 4 and "budget" in res.stop_reason  # more rounds only while the budget paid
     assert ctx.boundary.usage().total.calls <= 6 + 4 + 1 + 4 + 6 + 3
     assert res.valid_raw >= res.initial_valid_raw
 

@@ -74,7 +74,7 @@ def test_every_fitted_plan_stays_inside_its_budget_and_searches_whenever_one_can
         p = plan_meta(s, n_train, n_valid, budget)
         if p.rounds:
             assert p.max_calls <= budget, (n_train, n_valid, budget, p)
-            assert p.expected_calls <= p.max_calls
+            assert p.expected_calls <= budget  # a fitted plan's extra rounds run only while the budget pays
         else:  # refused only when one candidate and (with valid rows) its confirmation cannot be paid for
             train, valid, confirm = effective_rows(n_train, n_valid)
             m = min(MIN_MINIBATCH, train or valid or 1)
@@ -88,3 +88,34 @@ def test_shrinking_keeps_the_most_candidates_the_budget_pays_for():
     assert p.rounds * p.candidates_per_round >= 3
     assert p.confirm_rows < 64 and p.confirm_rows >= 8  # a shorter confirmation pays for candidates
     assert any("confirmation rows" in c for c in p.changes)
+
+
+def _only_the_first_prompt_is_right() -> dict:
+    """Task model right only under the first system prompt it sees (the initial one, scored first): every
+    candidate then loses its screening minibatch and costs a few calls, not a valid pass."""
+    import json
+
+    from promptomatix.lm.fake import FakeLM
+
+    first: list[str] = []
+
+    def answer(messages: list[dict[str, str]]) -> str:
+        first.append(messages[0]["content"]) if not first else None
+        right = messages[0]["content"] == first[0] and len(messages) == 2
+        label = ("negative" if "awful" in messages[-1]["content"] else "positive") if right else "zzz"
+        return json.dumps({"label": label})
+
+    return {**fake_clients(0.0), "task": FakeLM(default=answer, model="fake/task")}
+
+
+def test_a_plan_cut_to_fit_goes_on_while_the_budget_lasts():
+    # 24/24/100 rows and 290 calls: 200 held back for the test, so the budget pays for one round of one candidate
+    # if it is promoted. Screened-out candidates cost 3-7 calls each; the run used to stop after that one round
+    # ("completed") with most of its budget unspent, and now tries more candidates until the budget or patience
+    # stops it.
+    d = _run(0, 290, sizes=(24, 24, 100), dry_run=True)
+    assert "1 round × 1 candidates (then more rounds, up to 12, while the budget pays" in d.search_plan[0]
+    r = _run(0, 290, sizes=(24, 24, 100), clients=_only_the_first_prompt_is_right())
+    assert r.metrics.calls <= 290
+    assert r.rounds_completed > 1 and r.n_candidates > 2, r.stop_reason
+    assert "budget" in r.stop_reason or "no improvement for 8 rounds" in r.stop_reason

@@ -6,6 +6,9 @@ giving up at round 1 ("0 rounds"), the plan shrinks it up front, keeping the mos
 for: fewer rows per confirmation, smaller screening minibatches, fewer finalists, fewer rounds, fewer candidates.
 Every size is an upper bound (every candidate promoted to the valid split), so a planned round is never cut off.
 Only a budget that cannot pay for one candidate gives no search, and the run says so before it spends anything.
+A fitted plan's rounds are the ones the budget pays for even if every candidate is promoted; most are screened out
+on the minibatch for a few calls, so the run goes on with more rounds while what is left still pays for one more
+round and the confirmation, up to as many candidates as the preset would try (patience scaled the same way).
 
 The dry run shows the plan and an expected call count (`expected_calls`): the upper bound assumes every candidate
 is promoted and every round runs, which real runs rarely do (patience stops them, minibatches screen candidates
@@ -38,7 +41,9 @@ SLOTS_FULL, LATER, DECAY, TEACHER, CONFIRM = 4, 2.5, 0.2, 0.4, 0.7
 class MetaPlan(BaseModel):
     """What the meta backend will do, at most, and what that costs in LM calls."""
 
-    rounds: int = Field(ge=0)
+    rounds: int = Field(ge=0)  # rounds the budget pays for even if every candidate is promoted
+    max_rounds: int = 0  # a fitted plan goes on while the budget lasts, up to these (else = rounds)
+    patience: int = 1  # rounds without improvement that stop the run (a fitted plan's is scaled to its candidates)
     candidates_per_round: int = Field(ge=1)
     minibatch_size: int = Field(ge=1)
     confirm_top_k: int = Field(ge=0)
@@ -55,7 +60,12 @@ class MetaPlan(BaseModel):
 
     @property
     def max_calls(self) -> int:
+        """Upper bound of the guaranteed rounds (more rounds run only while the budget pays for them)."""
         return self.baseline_calls + self.rounds * self.round_calls + self.confirm_calls
+
+    @property
+    def extends(self) -> bool:
+        return self.max_rounds > self.rounds
 
     def describe(self) -> list[str]:
         """Lines for the dry run and the run's first progress message."""
@@ -64,13 +74,16 @@ class MetaPlan(BaseModel):
             return [f"search plan: no search — {self.changes[-1] if self.changes else 'no rounds requested'}"]
         conf = (f"top {self.confirm_top_k} confirmed on {self.confirm_rows} train rows"
                 if self.confirm_calls else "no confirmation (chosen on valid)")  # fmt: skip
+        more = (f" (then more rounds, up to {self.max_rounds}, while the budget pays for one more and the "
+                "confirmation)" if self.extends else "")  # fmt: skip
+        cap = self.budget if self.extends and self.budget is not None else self.max_calls
         lines = [
             f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
-            f"candidates, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
-            f"{conf}; at most {self.max_calls} calls{budget}, about {self.expected_calls} in a typical run"
+            f"candidates{more}, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
+            f"{conf}; at most {cap} calls{budget}, about {self.expected_calls} in a typical run"
             + (
-                f" (patience typically stops it after {self.typical_rounds} of {self.rounds} rounds)"
-                if self.typical_rounds < self.rounds
+                f" (patience typically stops it after {self.typical_rounds} of {self.max_rounds} rounds)"
+                if self.typical_rounds < self.max_rounds and not self.extends
                 else ""
             )
         ]
@@ -139,40 +152,53 @@ def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -
         return preset.model_copy(update={"rounds": 0, "confirm_calls": 0, "changes": [why],
                                          "expected_calls": valid})  # fmt: skip
     _, rounds, k, m, f, c = best
-    plan = _plan(s, rounds, k, m, f, c, train, valid, budget)
+    if f and c > c_floor:  # fewer confirmation rows, down to the floor, so that one more round can run
+        c = max(c_floor, min(c, (left - (rounds + 1) * round_cost(k, m, valid)) // (f + 1)))
+    # as many candidates as the preset would try, and as many failed candidates before patience stops the run
+    scale = -(-s.candidates_per_round // k)
+    plan = _plan(s, rounds, k, m, f, c, train, valid, budget, max_rounds=max(rounds, s.rounds * scale),
+                 patience=s.patience * scale)  # fmt: skip
     plan.changes = _changes(preset, plan)
     return plan
 
 
 def _plan(
-    s: MetaSettings, rounds: int, k: int, m: int, f: int, c: int, train: int, valid: int, budget: int | None
-) -> MetaPlan:
+    s: MetaSettings, rounds: int, k: int, m: int, f: int, c: int, train: int, valid: int, budget: int | None,
+    *, max_rounds: int | None = None, patience: int | None = None,
+) -> MetaPlan:  # fmt: skip
     plan = MetaPlan(
-        rounds=rounds, candidates_per_round=k, minibatch_size=m, confirm_top_k=f, confirm_rows=c, n_train=train,
-        n_valid=valid, budget=budget, baseline_calls=valid, round_calls=round_cost(k, m, valid),
-        confirm_calls=confirm_cost(f, c),
+        rounds=rounds, max_rounds=max_rounds or rounds, patience=patience or s.patience, candidates_per_round=k,
+        minibatch_size=m, confirm_top_k=f, confirm_rows=c, n_train=train, n_valid=valid, budget=budget,
+        baseline_calls=valid, round_calls=round_cost(k, m, valid), confirm_calls=confirm_cost(f, c),
     )  # fmt: skip
-    plan.expected_calls = expected_meta_calls(plan, s.patience)
-    plan.typical_rounds = min(rounds, s.patience + 1)
+    plan.expected_calls, plan.typical_rounds = _typical(plan)
     return plan
 
 
 def expected_meta_calls(plan: MetaPlan, patience: int) -> int:
-    """What a typical run spends: rounds until patience stops it after one improvement; the best's minibatch (its
-    rows seen before are cached); round 1's slots all new and promoted, later rounds' fewer; two finalists and the
-    initial prompt confirmed on the train rows they were not screened on. Within ±15% of fake-model runs of every
-    preset, with and without a budget (tests/test_estimate.py)."""
-    rounds = min(plan.rounds, patience + 1)
+    """What a typical run spends (see `_typical`) when patience is `patience`."""
+    return _typical(plan.model_copy(update={"patience": patience}))[0]
+
+
+def _typical(plan: MetaPlan) -> tuple[int, int]:
+    """(calls, rounds) of a typical run: rounds until patience stops it after one improvement; the best's minibatch
+    (its rows seen before are cached); round 1's slots all new and promoted, later rounds' fewer; two finalists and
+    the initial prompt confirmed on the train rows they were not screened on. A fitted plan's rounds past the
+    guaranteed ones run while the budget left pays for one more and the confirmation, as the run checks. Within
+    ±15% of fake-model runs of every preset, with and without a budget (tests/test_estimate.py)."""
     k, m, v, t = plan.candidates_per_round, plan.minibatch_size, plan.n_valid, plan.n_train
     slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
-    total = float(plan.baseline_calls)
-    for i in range(rounds):
+    total, rounds = float(plan.baseline_calls), 0
+    for i in range(min(plan.max_rounds, plan.patience + 1)):
+        if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
+            break
         new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))
         best_mb = m if i == 0 or not t else m * (1 - m / t)
         total += TEACHER * k + best_mb + new * (m + v)
+        rounds += 1
     if rounds and plan.confirm_top_k:
         total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
-    return round(total)
+    return round(total), rounds
 
 
 def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:
@@ -189,7 +215,7 @@ def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:
 def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
     """The settings the run uses: the preset's, with the plan's sizes."""
     return s.model_copy(update={
-        "rounds": plan.rounds, "candidates_per_round": plan.candidates_per_round,
+        "rounds": plan.max_rounds, "patience": plan.patience, "candidates_per_round": plan.candidates_per_round,
         "minibatch_size": plan.minibatch_size, "confirm_top_k": plan.confirm_top_k,
     })  # fmt: skip
 
