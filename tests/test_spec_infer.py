@@ -218,3 +218,15 @@ def test_estimate_spec_calls() -> None:
     full = SpecOverrides(task_type="classification", input_fields="t", output_fields="l", output_format="x")
     assert estimate_spec_calls(full) == 2  # labels unknown, sample rows and prompt missing
     assert estimate_spec_calls(full, rows=[{"t": "a", "l": "b"}]) == 0  # everything known; prompt built locally
+
+
+@pytest.mark.parametrize("word", ["classification", "json", "enumeration", "response"])
+def test_a_one_word_output_format_from_the_teacher_stays_out_of_the_prompt(word) -> None:
+    # What the 135M teacher answered on every suite task: "Output format: classification" became a line of the
+    # initial prompt, and the meta guards then rejected any rewrite that dropped that word.
+    lm = FakeLM(responses=[json.dumps({"output_format": word}), json.dumps(ROWS_ANSWER)])
+    given = SpecOverrides(task_type="classification", input_fields=["review"], output_fields=["sentiment"])
+    spec = infer_task_spec(DESC, teacher=lm, given=given)
+    assert spec.output_format is None
+    assert "Output format" not in spec.initial_prompt
+    assert any("output_format from the teacher ignored" in a and word in a for a in spec.assumptions)

@@ -8,6 +8,7 @@ listed in `TaskSpec.assumptions` with where it came from.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -229,8 +230,11 @@ def infer_task_spec(
     if output_format is None:
         value = answer.get("output_format")
         if isinstance(value, str) and value.strip() and len(value) <= 500:
-            output_format = value.strip()
-            notes.append("output_format inferred by teacher")
+            if len(re.findall(r"[^\W\d_]+", value)) >= 2:
+                output_format = value.strip()
+                notes.append("output_format inferred by teacher")
+            else:  # a small teacher answers "json", "classification", "response": a word, not a format
+                notes.append(f"output_format from the teacher ignored ({value.strip()!r} does not describe a format)")
 
     fields = [*inputs, *outputs]
     if data and not sample_rows:
