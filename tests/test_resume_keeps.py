@@ -172,3 +172,11 @@ def test_the_final_scoring_reserve_covers_the_saved_version_only_when_it_needs_s
     assert passes == {good: 3, initial: 2}
     fresh = SimpleNamespace(recorder=SessionRecorder(store, None))
     assert held_out_passes(fresh, resumed_state(store.load(good))) == 2
+
+
+def test_resume_help_states_the_kept_version_rule():
+    from promptomatix.cli.app import app
+
+    r = CliRunner().invoke(app, ["resume", "--help"], terminal_width=200)
+    assert r.exit_code == 0
+    assert "when it scores lower the saved version stays the latest" in " ".join(r.output.split())

@@ -278,7 +278,10 @@ def register(app: typer.Typer) -> None:
         elif result.no_change and not json_:
             info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
 
-    @app.command("resume", help="Continue an interrupted run; calls already made replay from the session's cache.")
+    @app.command("resume", help=(
+        "Continue an interrupted run; calls already made replay from the session's cache. The result is compared "
+        "with the best-so-far version saved at the interrupt on the same held-out rows, and when it scores lower "
+        "the saved version stays the latest (the report gives both scores)."))  # fmt: skip
     def resume_cmd(
         session_id: str = typer.Argument(...),
         api_key: str = API_KEY,
