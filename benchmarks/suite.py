@@ -101,6 +101,7 @@ def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str]
     """Run every missing part, seed-major so that each seed's five tasks finish before the next seed starts."""
     out.mkdir(parents=True, exist_ok=True)
     done = 0
+    code = machine_info()["git_commit"]  # the code this process loaded, not what HEAD is when a part ends
     for seed in seeds:
         for name in tasks:
             task = load_suite_task(name, seed)
@@ -120,7 +121,7 @@ def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str]
                 doc = {"meta": {"command": command, "model": model, "teacher_model": teacher_model,
                                 "num_threads": num_threads, "max_calls": budget, "sizes": SUITE_SIZES[name],
                                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                                "machine": machine_info()},
+                                "machine": {**machine_info(), "git_commit": code}},
                        "result": row}  # fmt: skip
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
