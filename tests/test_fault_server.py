@@ -134,15 +134,30 @@ def test_403_with_the_key_from_the_environment_names_the_env_var(monkeypatch):
     assert s.count == 1
 
 
-def test_connection_refused_is_retryable_but_bounded():
+def test_connection_refused_is_retried_then_the_model_is_gone_for_every_later_call():
     url = f"http://127.0.0.1:{fs.closed_port()}/v1"
     b = boundary(url, retries=2)
     start = time.monotonic()
-    with pytest.raises(LMCallError) as e:
+    with pytest.raises(ModelUnavailableError) as e:
         call(b)
     assert str(e.value) == f"connection refused at {url} (is the server running?)"
-    assert e.value.retryable and b.usage().by_role["task"].calls == 3
+    assert b.usage().by_role["task"].calls == 3  # retried: a server that is starting gets its chance
     assert time.monotonic() - start < 5
+    for _ in range(3):  # each later call used to wait out its own retries and backoff
+        with pytest.raises(ModelUnavailableError, match="connection refused"):
+            call(b)
+    u = b.usage().by_role["task"]
+    assert (u.calls, u.refused_calls) == (3, 3)
+
+
+def test_a_server_that_answers_after_refusing_is_not_given_up_on():
+    from promptomatix.lm.remote import ProviderError
+
+    refused = ProviderError("connection refused at x", retryable=True, unreachable=True)
+    client = _Scripted(refused, refused)
+    b = LMBoundary({"task": client}, retry=RetryPolicy(max_retries=2, backoff_base=0.0))
+    assert b.role("task").chat([{"role": "user", "content": "hi"}]) == "fine"
+    assert b.unavailable("task") is None
 
 
 def test_no_api_key_fails_before_any_request(monkeypatch):
@@ -246,3 +261,17 @@ def test_cli_run_against_a_server_that_always_fails_exits_non_zero(tmp_path):
     assert KEY not in r.stderr + r.stdout
     sessions = list((tmp_path / "s").rglob("session.json"))
     assert sessions and all(json.loads(p.read_text())["status"] == "failed" for p in sessions)
+
+
+class _Scripted:
+    """Raises the given errors in order, then answers."""
+
+    def __init__(self, *errors):
+        self.errors, self.model = list(errors), "fake/scripted"
+
+    def complete(self, messages, **kw):
+        if self.errors:
+            raise self.errors.pop(0)
+        from promptomatix.lm.fake import FakeLM
+
+        return FakeLM(default="fine").complete(messages, **kw)

@@ -272,11 +272,19 @@ class LMBoundary:
 
     def _call_with_retries(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
         attempt = 0
+        refused = True  # every attempt so far found nothing listening
         while True:
             self._reserve()  # a retry is a call: it takes a budget slot like any other
             try:
                 return self._attempt(role, client, payload)
             except (LMCallError, ModelUnavailableError) as e:
+                refused = refused and getattr(e, "unreachable", False)
+                if refused and attempt >= self.retry.max_retries:
+                    # nothing listened through every retry: the model is gone, and the calls queued behind this
+                    # one fail at once instead of each waiting out its own backoff (32 s to fail a run before)
+                    gone = ModelUnavailableError(e.message, hint=e.hint)
+                    self._remember(role, client, gone)
+                    raise gone from e
                 delay = self._retry_delay(e, attempt)
                 attempt += 1
                 with self._lock:

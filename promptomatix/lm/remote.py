@@ -36,10 +36,12 @@ class ProviderError(LMCallError):
         retryable: bool = False,
         status: int | None = None,
         retry_after: float | None = None,
+        unreachable: bool = False,
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
         self.status = status
         self.retry_after = retry_after
+        self.unreachable = unreachable  # nothing listens there: when every retry says so, the model is gone
 
 
 @functools.cache
@@ -190,7 +192,9 @@ def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: s
     if any(s in detail for s in _NO_KEY):
         return ModelUnavailableError(f"{model}: no API key", hint=f"set {_key_env(model)} or pass --api-key")
     if "ConnectionRefusedError" in chain:
-        return ProviderError(f"connection refused at {where}", hint="is the server running?", retryable=True)
+        return ProviderError(
+            f"connection refused at {where}", hint="is the server running?", retryable=True, unreachable=True
+        )
     if "timeout" in name.lower() or any("Timeout" in c for c in chain):
         return ProviderError(
             f"no answer from {where} ({model}) within {timeout:g} s", hint="raise --request-timeout", retryable=True
