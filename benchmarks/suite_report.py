@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks.suite_estimate import estimate_lines
 from promptomatix.metrics.verdict import PairedVerdict, paired_verdict
 
 START, END = "<!-- suite:start -->", "<!-- suite:end -->"
@@ -70,9 +71,11 @@ def _calls(row: dict[str, Any] | None) -> str:
 
 
 def _seed_rows(parts: dict, tasks: list[str], seeds: list[int]) -> list[str]:
-    head = ("| task@seed | initial | meta | meta vs initial (W/L/T, p) | meta, ⅓ of DSPy's calls | its verdict | "
-            "our MIPROv2: start → test | its verdict | DSPy MIPROv2-light: start → test | its verdict | "
-            "meta vs DSPy MIPROv2-light | search calls meta / ⅓ / ours / DSPy | wall s meta / ⅓ / ours / DSPy |")
+    head = (
+        "| task@seed | initial | meta | meta vs initial (W/L/T, p) | meta, ⅓ of DSPy's calls | its verdict | "
+        "our MIPROv2: start → test | its verdict | DSPy MIPROv2-light: start → test | its verdict | "
+        "meta vs DSPy MIPROv2-light | search calls meta / ⅓ / ours / DSPy | wall s meta / ⅓ / ours / DSPy |"
+    )
     lines = [head, "|" + "---|" * 13]
     for t in tasks:
         for s in seeds:
@@ -175,6 +178,11 @@ def suite_markdown(out: Path) -> str:
         "W/L/T = rows won / lost / tied; search calls exclude the held-out scoring):",
         "",
         *seed_lines,
+        "",
+        "**The dry run's estimate against the real runs** (the part's command as a dry run; search calls are every "
+        "call before the held-out scoring):",
+        "",
+        *estimate_lines(parts),
         END,
     ]
     return "\n".join(lines)
@@ -189,4 +197,3 @@ def write_results_section(path: Path, md: str) -> None:
     else:
         text = text.rstrip() + "\n\n## 7. The comparison suite (issue 14)\n\n" + md + "\n"
     path.write_text(text, encoding="utf-8")
-

@@ -119,3 +119,19 @@ def test_a_plan_cut_to_fit_goes_on_while_the_budget_lasts():
     assert r.metrics.calls <= 290
     assert r.rounds_completed > 1 and r.n_candidates > 2, r.stop_reason
     assert "budget" in r.stop_reason or "no improvement for 8 rounds" in r.stop_reason
+
+
+def test_the_dry_run_also_says_what_a_run_whose_candidates_all_fail_spends():
+    # A 135M task model's candidates usually fail their screening; such runs spent a third of the "typical" estimate
+    # (benchmarks/RESULTS.md §7), so the dry run gives that figure too, and such a run lands near it.
+    import re
+
+    d = _run(0, 100_000, sizes=(24, 24, 20), dry_run=True)
+    m = re.search(
+        r"about (\d+) in a typical run.*, about (\d+) if every candidate fails its screening", d.search_plan[0]
+    )
+    assert m, d.search_plan[0]
+    typical, least = int(m.group(1)), int(m.group(2))
+    r = _run(0, 100_000, sizes=(24, 24, 20), clients=_only_the_first_prompt_is_right())
+    spent = r.metrics.calls - 1 - 20  # the spec call and the held-out scoring (the initial prompt kept) aside
+    assert abs(spent - least) < abs(spent - typical) and spent <= least * 1.3

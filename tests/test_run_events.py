@@ -111,3 +111,20 @@ def test_a_failing_subscriber_never_stops_the_run(tmp_path, events):
     finally:
         plugin_manager().unregister(broken)
     assert r.version == 1 and events.named("run_finished")
+
+
+def test_the_live_counter_never_goes_back_when_parallel_snapshots_arrive_out_of_order(monkeypatch):
+    # Two threads' usage snapshots (11 calls, then 10) reached the display in the wrong order: "calls 11" then
+    # "calls 10" on the live line (and a flaky CLI test under load).
+    from types import SimpleNamespace
+
+    import promptomatix.run.progress as live_progress
+    from promptomatix.backends.base import ProgressEvent
+
+    monkeypatch.setattr(live_progress, "TICK_S", 0.0)
+    shown: list[int | None] = []
+    live = live_progress.LiveProgress(lambda e: shown.append(e.calls))
+    live.step(ProgressEvent(stage="round", message="round 1/3", calls=9))
+    for n in (11, 10, 12):
+        live.on_call(SimpleNamespace(total=SimpleNamespace(calls=n, cost_usd=0.0)))
+    assert shown == [9, 11, 12]

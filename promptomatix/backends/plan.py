@@ -55,6 +55,7 @@ class MetaPlan(BaseModel):
     round_calls: int = 0  # at most, per round
     confirm_calls: int = 0  # at most
     expected_calls: int = 0
+    least_calls: int = 0  # a run whose every candidate fails its screening (a small model's usual case)
     typical_rounds: int = 0  # rounds a typical run makes before patience stops it (what expected_calls assumes)
     changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
 
@@ -77,6 +78,8 @@ class MetaPlan(BaseModel):
         more = (f" (then more rounds, up to {self.max_rounds}, while the budget pays for one more and the "
                 "confirmation)" if self.extends else "")  # fmt: skip
         cap = self.budget if self.extends and self.budget is not None else self.max_calls
+        low = self.least_calls < 0.85 * self.expected_calls
+        least = f", about {self.least_calls} if every candidate fails its screening" if low else ""
         lines = [
             f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
             f"candidates{more}, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
@@ -86,6 +89,7 @@ class MetaPlan(BaseModel):
                 if self.typical_rounds < self.max_rounds and not self.extends
                 else ""
             )
+            + least
         ]
         if self.changes:
             lines.append("fitted to the budget: " + "; ".join(self.changes))
@@ -172,6 +176,7 @@ def _plan(
         baseline_calls=valid, round_calls=round_cost(k, m, valid), confirm_calls=confirm_cost(f, c),
     )  # fmt: skip
     plan.expected_calls, plan.typical_rounds = _typical(plan)
+    plan.least_calls = _least(plan)
     return plan
 
 
@@ -199,6 +204,21 @@ def _typical(plan: MetaPlan) -> tuple[int, int]:
     if rounds and plan.confirm_top_k:
         total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
     return round(total), rounds
+
+
+def _least(plan: MetaPlan) -> int:
+    """A run whose candidates all fail their minibatch screening: `patience` rounds of teacher calls and
+    minibatches (the best's and each candidate's), no valid pass, nothing to confirm. Real runs with 135M-class
+    models often look like this (benchmarks/RESULTS.md §7); duplicates and rejected rewrites can make it less."""
+    k, m, t = plan.candidates_per_round, plan.minibatch_size, plan.n_train
+    slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
+    total = float(plan.baseline_calls)
+    for i in range(min(plan.max_rounds, plan.patience) if plan.rounds else 0):
+        if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
+            break
+        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))  # later rounds repeat earlier candidates
+        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + new * m
+    return round(total)
 
 
 def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:

@@ -22,6 +22,7 @@ class LiveProgress:
         self._last: ProgressEvent | None = None
         self._lock = threading.Lock()
         self._last_tick = 0.0
+        self._shown = 0  # the last count shown
 
     @property
     def step_fn(self) -> ProgressFn | None:
@@ -37,10 +38,10 @@ class LiveProgress:
         """A model call (attempt) was made: refresh the counter of the step shown."""
         if not self.ticks or self.user is None or self._last is None:
             return
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last_tick < TICK_S:
-                return
-            self._last_tick = now
         total = usage.total
-        self.user(self._last.model_copy(update={"calls": total.calls, "cost_usd": total.cost_usd, "live": True}))
+        with self._lock:  # parallel calls' snapshots can arrive out of order: the counter never goes back
+            now = time.monotonic()
+            if now - self._last_tick < TICK_S or total.calls < self._shown:
+                return
+            self._last_tick, self._shown = now, total.calls
+            self.user(self._last.model_copy(update={"calls": total.calls, "cost_usd": total.cost_usd, "live": True}))
