@@ -9,14 +9,16 @@ a 135M task model and teacher move a run from the typical run the estimate assum
 
 from __future__ import annotations
 
+import re
 import tempfile
 from typing import Any
 
 ESTIMATED = ("meta", "meta-third", "dspy-miprov2")
 
 
-def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None) -> int:
-    """Spec + optimizer calls the dry run of this part's command estimates."""
+def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None) -> tuple[int, int | None]:
+    """Spec + optimizer calls the dry run of this part's command estimates: typical, and (meta) when every
+    candidate fails its screening."""
     from benchmarks.engine import fake_clients
     from benchmarks.run import PROCESS_METHODS
     from promptomatix.api import process_input
@@ -30,24 +32,26 @@ def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None) -> in
             sessions_dir=sdir, clients=fake_clients(0.0), dry_run=True, **PROCESS_METHODS.get(backend, {}),
         )  # fmt: skip
     est = res.estimated_calls
-    return int(est.get("spec", 0) + est.get("data", 0) + est.get("optimize", 0))
+    before = int(est.get("spec", 0) + est.get("data", 0))
+    least = re.search(r"about (\d+) if every candidate fails", " ".join(res.search_plan))
+    return before + int(est.get("optimize", 0)), (before + int(least.group(1))) if least else None
 
 
 def estimate_lines(parts: dict[tuple[str, int, str], dict[str, Any]]) -> list[str]:
     """One row per estimated part: estimate, actual search calls, ratio, and why the run stopped."""
     from benchmarks.suite import load_suite_task
 
-    lines = ["| part | dry-run estimate | actual search calls | ratio | within ±15% | how the run ended |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+    lines = ["| part | dry-run estimate | if every candidate fails | actual search calls | ratio | within ±15% | "
+             "how the run ended |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     ratios: dict[str, list[float]] = {}
     for (name, seed, method), row in sorted(parts.items()):
         if method not in ESTIMATED or row.get("error") or not row.get("search_calls"):
             continue
-        est = dry_estimate(load_suite_task(name, seed), method, row["_meta"].get("max_calls"))
+        est, least = dry_estimate(load_suite_task(name, seed), method, row["_meta"].get("max_calls"))
         ratio = est / row["search_calls"]
         ratios.setdefault(method, []).append(ratio)
         ended = str(row.get("stop_reason") or "").split(";")[0][:70]
-        lines.append(f"| {name}@s{seed} {method} | {est} | {row['search_calls']} | {ratio:.2f} | "
+        lines.append(f"| {name}@s{seed} {method} | {est} | {least or '-'} | {row['search_calls']} | {ratio:.2f} | "
                      f"{'yes' if 0.85 <= ratio <= 1.15 else 'no'} | {ended} |")  # fmt: skip
     lines.append("")
     for method, rs in ratios.items():
