@@ -9,7 +9,7 @@ import json
 import dspy
 import pytest
 
-from promptomatix.backends import dspy_backend
+from promptomatix.backends import dspy_optimizers
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.lm.boundary import LMBoundary
@@ -51,7 +51,7 @@ def compile_miprov2(task, teacher):
 
 def test_parallel_miprov2_computes_what_stock_miprov2_computes(monkeypatch):
     fast, fast_records, fast_usage = compile_miprov2(*models())
-    monkeypatch.setattr(dspy_backend, "ParallelMIPROv2", dspy.MIPROv2)
+    monkeypatch.setattr(dspy_optimizers, "ParallelMIPROv2", dspy.MIPROv2)
     stock, stock_records, stock_usage = compile_miprov2(*models())
     assert fast.prompt == stock.prompt and fast.demos == stock.demos
     assert fast_records == stock_records  # every trial program, in order, with its score
@@ -65,7 +65,7 @@ def test_parallel_miprov2_computes_what_stock_miprov2_computes(monkeypatch):
 def test_bootstrapping_runs_in_parallel_and_dspys_own_pass_reads_the_cache(monkeypatch):
     task, teacher = models(latency=0.02)
     stock_pass = dspy.MIPROv2._bootstrap_fewshot_examples
-    ours = dspy_backend.ParallelMIPROv2._bootstrap_fewshot_examples
+    ours = dspy_optimizers.ParallelMIPROv2._bootstrap_fewshot_examples
     made: list[int] = []
 
     def dspy_pass(self, *args, **kw):  # stock MIPROv2's serial bootstrapping, after the prefetch
@@ -83,7 +83,7 @@ def test_bootstrapping_runs_in_parallel_and_dspys_own_pass_reads_the_cache(monke
             task.stage = "other"
 
     monkeypatch.setattr(dspy.MIPROv2, "_bootstrap_fewshot_examples", dspy_pass)
-    monkeypatch.setattr(dspy_backend.ParallelMIPROv2, "_bootstrap_fewshot_examples", prefetch)
+    monkeypatch.setattr(dspy_optimizers.ParallelMIPROv2, "_bootstrap_fewshot_examples", prefetch)
     res, _records, _usage = compile_miprov2(task, teacher)
     assert made == [0]  # every bootstrap call DSPy made was answered from the cache
     assert task.peak["prefetch"] >= 3  # stock DSPy walks the train rows one at a time: 1 in flight
@@ -109,7 +109,7 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
         made.append(len(task.calls) - before)
         return out
 
-    prefetch = dspy_backend.prefetch_bootstrap
+    prefetch = dspy_optimizers.prefetch_bootstrap
 
     def staged(*args):
         task.stage = "prefetch"
@@ -119,11 +119,11 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
             task.stage = "other"
 
     monkeypatch.setattr(dspy.BootstrapFewShot, "_bootstrap", dspy_pass)
-    monkeypatch.setattr(dspy_backend, "prefetch_bootstrap", staged)
+    monkeypatch.setattr(dspy_optimizers, "prefetch_bootstrap", staged)
     fast, fast_usage = compile_bootstrap(task, teacher)
     assert made == [0] and fast.demos
     assert task.peak["prefetch"] >= 2  # the rows of a wave at once: DSPy walks them one at a time
-    monkeypatch.setattr(dspy_backend, "prefetch_bootstrap", lambda *a: None)
+    monkeypatch.setattr(dspy_optimizers, "prefetch_bootstrap", lambda *a: None)
     stock, stock_usage = compile_bootstrap(*models())
     assert fast.prompt == stock.prompt and fast.program_json == stock.program_json
     assert fast_usage.total.calls == stock_usage.total.calls

@@ -17,7 +17,6 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,7 +30,6 @@ from promptomatix.backends.dspy_modules import (
     SpecProgram,
     build_signature,
     dump_program,
-    inner,
     instructions_text,
     penalty_text,
     program_demos,
@@ -39,7 +37,6 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
-from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -48,10 +45,6 @@ from promptomatix.backends.dspy_programs import (
     load_program,
 )
 from promptomatix.backends.dspy_settings import (
-    _AUTO_VAL,
-    _GEPA_MINIBATCH,
-    _MIPRO_MINIBATCH,
-    _RS_CANDIDATES,
     DSPySettings,
     normalize_optimizer_name,
 )
@@ -317,137 +310,11 @@ class _Run:
 
     # -- optimizers ---------------------------------------------------------------------------------------
     def optimize(self, start: SpecProgram) -> SpecProgram:
-        fn = {
-            "miprov2": self._miprov2,
-            "gepa": self._gepa,
-            "bootstrap": self._bootstrap,
-            "labeled": self._labeled,
-        }[self.s.optimizer]
+        from promptomatix.backends import dspy_optimizers
+
+        fn = dspy_optimizers.OPTIMIZERS[self.s.optimizer]
         with self.context():
-            compiled = fn(start.deepcopy())
+            compiled = fn(self, start.deepcopy())
         if not isinstance(compiled, SpecProgram):  # pragma: no cover - DSPy returns the student's class
             raise RuntimeError(f"DSPy returned a {type(compiled).__name__}, not the program it was given")
         return compiled
-
-    def _miprov2(self, student: SpecProgram) -> SpecProgram:
-        try:
-            import optuna  # noqa: F401
-        except ImportError as e:
-            raise ConfigurationError(
-                "the miprov2 optimizer needs optuna", hint='install it with `pip install "dspy[optuna]"`'
-            ) from e
-        s = self.s
-        boot, labeled = s.demos
-        n_preds = len(inner(student).named_predictors())
-        num_candidates, num_trials = s.mipro_counts(n_preds)
-        auto = None if num_candidates is not None else s.auto
-        v = len(self.valset) if auto is None else min(len(self.valset), _AUTO_VAL[auto])
-        minibatch_size = min(s.minibatch_size or _MIPRO_MINIBATCH, v)
-        # With auto, DSPy decides minibatching (valset > 50); without, minibatch only if it is smaller than valid.
-        minibatch = True if auto is not None else minibatch_size < v
-        self.resolved = {
-            "dspy_auto": auto,
-            "num_candidates": num_candidates,
-            "num_trials": num_trials,
-            "max_bootstrapped_demos": boot,
-            "max_labeled_demos": labeled,
-            "minibatch_size": minibatch_size,
-        }
-        opt = ParallelMIPROv2(  # stock MIPROv2 with its serial stretches run in parallel
-            metric=self.metric(),
-            prompt_model=self.teacher_lm,
-            task_model=self.task_lm,
-            max_bootstrapped_demos=boot,
-            max_labeled_demos=labeled,
-            auto=auto,
-            num_candidates=num_candidates,
-            num_threads=self.num_threads,
-            max_errors=self.max_errors,
-            seed=self.ctx.seed,
-            init_temperature=s.teacher_temperature,
-            verbose=False,
-            track_stats=True,
-        )
-        compiled = opt.compile(
-            student,
-            trainset=self.trainset,
-            valset=self.valset,
-            num_trials=num_trials,
-            minibatch=minibatch,
-            minibatch_size=minibatch_size,
-            seed=self.ctx.seed,
-        )
-        self._mipro_candidates(compiled)
-        return compiled
-
-    def _mipro_candidates(self, compiled: Any) -> None:
-        """MIPROv2's scored trial programs become candidate records (DSPy's own metric, not our valid score)."""
-        seen = {penalty_text(t.program) for t in self.tried}
-        for key in ("candidate_programs", "mb_candidate_programs"):
-            for entry in getattr(compiled, key, None) or []:
-                prog = entry.get("program")
-                if not isinstance(prog, SpecProgram) or penalty_text(prog) in seen:
-                    continue
-                seen.add(penalty_text(prog))
-                full = bool(entry.get("full_eval"))
-                score = float(entry.get("score", 0.0)) / 100.0
-                sc = self.add("miprov2 trial", prog.deepcopy(), f"DSPy {'full valid' if full else 'minibatch'} "
-                              f"score {score:.3f} (mean per-example metric x penalty)")  # fmt: skip
-                if not full:
-                    sc.minibatch = score
-        for attr in ("trial_logs", "candidate_programs", "mb_candidate_programs"):
-            if hasattr(compiled, attr):
-                delattr(compiled, attr)
-
-    def _gepa(self, student: SpecProgram) -> SpecProgram:
-        s = self.s
-        budget: dict[str, Any] = {"max_metric_calls": s.max_metric_calls} if s.max_metric_calls else {"auto": s.auto}
-        self.resolved = {**budget, "reflection_minibatch_size": s.minibatch_size or _GEPA_MINIBATCH}
-        opt = dspy.GEPA(
-            metric=self.metric(feedback=True),
-            **budget,
-            reflection_lm=self.teacher_lm,
-            reflection_minibatch_size=s.minibatch_size or _GEPA_MINIBATCH,
-            num_threads=self.num_threads,
-            track_stats=True,
-            seed=self.ctx.seed,
-            warn_on_score_mismatch=False,  # the penalty tag makes module- and predictor-level scores agree anyway
-        )
-        compiled = opt.compile(student, trainset=self.trainset, valset=self.valset)
-        details = getattr(compiled, "detailed_results", None)
-        if details is not None:
-            for i, (prog, score) in enumerate(zip(details.candidates, details.val_aggregate_scores, strict=False)):
-                if i == 0 or not isinstance(prog, SpecProgram):
-                    continue  # candidate 0 is the seed (the initial program)
-                self.add("gepa candidate", prog.deepcopy(), f"GEPA valid score {score:.3f} (mean metric x penalty)")
-            delattr(compiled, "detailed_results")
-        return compiled
-
-    def _bootstrap(self, student: SpecProgram) -> SpecProgram:
-        s = self.s
-        boot, labeled = s.demos
-        metric = self.metric()
-        if s.search_type == "quick" and s.num_candidates is None:
-            self.resolved = {"dspy_optimizer": "BootstrapFewShot", "max_bootstrapped_demos": boot,
-                             "max_labeled_demos": labeled}  # fmt: skip
-            make = functools.partial(dspy.BootstrapFewShot, metric=metric, max_labeled_demos=labeled,
-                                     max_errors=self.max_errors)  # fmt: skip
-            prefetch_bootstrap([(self.trainset, boot)], student, None, self.num_threads, make)  # rows DSPy will run
-            return make(max_bootstrapped_demos=boot).compile(student, trainset=self.trainset)
-        n = s.num_candidates or _RS_CANDIDATES[s.search_type]
-        self.resolved = {"dspy_optimizer": "BootstrapFewShotWithRandomSearch", "num_candidate_programs": n,
-                         "max_bootstrapped_demos": boot, "max_labeled_demos": labeled}  # fmt: skip
-        rs = dspy.BootstrapFewShotWithRandomSearch(
-            metric=metric,
-            max_bootstrapped_demos=boot,
-            max_labeled_demos=labeled,
-            num_candidate_programs=n,
-            num_threads=self.num_threads,
-            max_errors=self.max_errors,
-        )
-        return rs.compile(student, trainset=self.trainset, valset=self.valset)
-
-    def _labeled(self, student: SpecProgram) -> SpecProgram:
-        _boot, k = self.s.demos
-        self.resolved = {"dspy_optimizer": "LabeledFewShot", "k": k}
-        return dspy.LabeledFewShot(k=k).compile(student, trainset=self.trainset)
