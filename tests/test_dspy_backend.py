@@ -481,3 +481,25 @@ def test_local_task_models_get_the_lean_json_adapter():
     lean = LeanJSONAdapter(["review"], ["label"])
     other = lean.format(Other, demos=[], inputs={"summary": "s"})
     assert "proposed_instruction" in other[0]["content"] and "[[ ## summary ## ]]" in other[-1]["content"]
+
+
+def test_the_caching_json_adapter_sends_what_stock_json_adapter_sends():
+    # It builds the response schema and system message once per signature (a sixth of a MIPROv2 run's CPU went to
+    # rebuilding them per call); the messages and the schema must stay exactly DSPy's.
+    from promptomatix.backends.dspy_programs import CachingJSONAdapter
+    from promptomatix.lm.dspy_engine import BoundaryEngine
+
+    sig = build_signature(SPEC, "Say negative if the review complains.")
+    other = sig.with_instructions("Another instruction.")
+    lm = BoundaryEngine(None)
+    ours, stock = CachingJSONAdapter(), dspy.JSONAdapter()
+    demos = [dspy.Example(review="awful film", label="negative")]
+    for s in (sig, other, sig):
+        for _ in range(2):  # the second time reads the cache
+            a: dict = {}
+            b: dict = {}
+            ours._prepare_response_format(lm, a, s)
+            stock._prepare_response_format(lm, b, s)
+            assert a["response_format"].model_json_schema() == b["response_format"].model_json_schema()
+            assert ours.format(s, demos, {"review": "great"}) == stock.format(s, demos, {"review": "great"})
+    assert len(ours._formats) == 2 and len(ours._systems) == 2

@@ -99,7 +99,39 @@ def load_program(
     return program
 
 
-class LeanJSONAdapter(dspy.JSONAdapter):
+class CachingJSONAdapter(dspy.JSONAdapter):
+    """DSPy's JSON adapter with what depends on the signature alone built once per signature, per run.
+
+    Stock JSONAdapter builds a pydantic model and its JSON schema for the response format, and the system message,
+    on every call; for a run's thousands of calls over a few signatures that was a sixth of the engine's CPU
+    (benchmarks/RESULTS.md §1). The messages and the schema sent are the same as stock (tests)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._formats: dict[Any, Any] = {}
+        self._systems: dict[Any, str] = {}
+
+    def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
+        key = (
+            signature,
+            "response_format" in lm.supported_params,
+            bool(getattr(lm, "supports_response_schema", False)),
+        )
+        if key not in self._formats:
+            probe: dict[str, Any] = {}
+            super()._prepare_response_format(lm, probe, signature)
+            self._formats[key] = probe.get("response_format")
+        if self._formats[key] is not None:
+            lm_kwargs["response_format"] = self._formats[key]
+
+    def format_system_message(self, signature: Any) -> str:
+        text = self._systems.get(signature)
+        if text is None:
+            text = self._systems[signature] = super().format_system_message(signature)
+        return text
+
+
+class LeanJSONAdapter(CachingJSONAdapter):
     """DSPy's JSON adapter cut down for small local models, for the task's own signature only.
 
     The system message is the instructions alone and inputs are `name: value` lines, as in the meta backend; the
@@ -151,4 +183,4 @@ def adapter_for(settings: DSPySettings, spec: Any = None, task_model: str = "") 
         return dspy.ChatAdapter()
     if name == "lean" and spec is not None:
         return LeanJSONAdapter(spec.input_names, spec.output_names)
-    return dspy.JSONAdapter()
+    return CachingJSONAdapter()
