@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 from collections import Counter
@@ -102,10 +101,12 @@ def bootstrap_ci(
     mean = sum(scores) / n
     if n == 1 or n_bootstrap <= 0:
         return mean, mean
-    rng = random.Random(seed)
-    means = sorted(sum(rng.choices(scores, k=n)) / n for _ in range(n_bootstrap))
-    lo = means[math.floor(alpha / 2 * n_bootstrap)]
-    hi = means[min(n_bootstrap - 1, math.ceil((1 - alpha / 2) * n_bootstrap) - 1)]
+    import numpy as np
+
+    values = np.asarray(scores, dtype=float)
+    means = np.sort(values[np.random.default_rng(seed).integers(0, n, size=(n_bootstrap, n))].mean(axis=1))
+    lo = float(means[math.floor(alpha / 2 * n_bootstrap)])
+    hi = float(means[min(n_bootstrap - 1, math.ceil((1 - alpha / 2) * n_bootstrap) - 1)])
     return min(lo, mean), max(hi, mean)
 
 
@@ -316,27 +317,24 @@ class Evaluator:
 
     def _balanced_accuracy_ci(self, golds: list[str], preds: list[str], point: float) -> tuple[float, float]:
         """Percentile bootstrap over (gold, prediction) pairs, resampled jointly; deterministic for a seed.
+        Vectorized (numpy): a resample's balanced accuracy is the mean recall over the gold labels it contains."""
+        import numpy as np
 
-        The same draws as `rng.choices(pairs, k=n)`, with the per-label counts kept in plain dicts in order of
-        first appearance (as Counter keeps them), so the values are the same to the last bit, 2-3x faster."""
         n = len(golds)
         if n < 2 or self.n_bootstrap <= 0:
             return point, point
-        rand, nf, rows = random.Random(self.seed).random, float(n), range(n)
-        pairs = [(g, g == p) for g, p in zip(golds, preds, strict=True)]
-        values = []
-        for _ in range(self.n_bootstrap):
-            support: dict[str, int] = {}
-            hits: dict[str, int] = {}
-            for _ in rows:
-                gold, hit = pairs[int(rand() * nf)]
-                support[gold] = support.get(gold, 0) + 1
-                if hit:
-                    hits[gold] = hits.get(gold, 0) + 1
-            values.append(sum([hits.get(c, 0) / k for c, k in support.items()]) / len(support))
-        values.sort()
-        lo = values[math.floor(0.025 * self.n_bootstrap)]
-        hi = values[min(self.n_bootstrap - 1, math.ceil(0.975 * self.n_bootstrap) - 1)]
+        labels = sorted(set(golds))
+        codes = np.array([labels.index(g) for g in golds])
+        hits = np.array([g == p for g, p in zip(golds, preds, strict=True)])
+        idx = np.random.default_rng(self.seed).integers(0, n, size=(self.n_bootstrap, n))
+        g, h = codes[idx], hits[idx]
+        support = np.stack([(g == c).sum(axis=1) for c in range(len(labels))], axis=1)
+        right = np.stack([((g == c) & h).sum(axis=1) for c in range(len(labels))], axis=1)
+        present = support > 0
+        recall = np.divide(right, support, out=np.zeros(support.shape), where=present)
+        values = np.sort(recall.sum(axis=1) / present.sum(axis=1))
+        lo = float(values[math.floor(0.025 * self.n_bootstrap)])
+        hi = float(values[min(self.n_bootstrap - 1, math.ceil(0.975 * self.n_bootstrap) - 1)])
         return min(lo, point), max(hi, point)
 
     @staticmethod

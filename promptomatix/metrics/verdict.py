@@ -13,7 +13,6 @@ that, never "improved".
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Sequence
 from typing import Literal
 
@@ -65,7 +64,9 @@ class PairedVerdict(BaseModel):
         if self.outcome == "no_test":
             return "no held-out test: " + ("; ".join(self.notes) or "no rows to compare on")
         if self.diff is None or self.ci_low is None or self.ci_high is None:
-            raise StateError(f"a '{self.outcome}' verdict without its paired difference", hint="re-run the held-out scoring")
+            raise StateError(
+                f"a '{self.outcome}' verdict without its paired difference", hint="re-run the held-out scoring"
+            )
         counts = f"{self.wins} wins / {self.losses} losses / {self.ties} ties on {self.n} {self.split} rows"
         stats = f"{self.diff:+.3f} (95% CI {self.ci_low:+.3f} to {self.ci_high:+.3f}), p={self.p_value:.3g}"
         head = {
@@ -108,18 +109,19 @@ def _is_binary(values: Sequence[float]) -> bool:
 
 
 def _bootstrap_ci(diffs: Sequence[float], seed: int) -> tuple[float, float]:
-    """Percentile CI of the mean paired difference (resampling rows, keeping pairs together)."""
-    n = len(diffs)
-    rng = random.Random(seed)
-    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(_BOOTSTRAP))
-    lo = means[int(0.025 * (_BOOTSTRAP - 1))]
-    hi = means[math.ceil(0.975 * (_BOOTSTRAP - 1))]
-    return lo, hi
+    """Percentile CI of the mean paired difference (resampling rows, keeping pairs together); deterministic for a
+    seed. Vectorized: the pure-Python loop took 110 ms on 100 rows, on the path between a run's end and its report."""
+    import numpy as np
+
+    values = np.asarray(diffs, dtype=float)
+    idx = np.random.default_rng(seed).integers(0, len(values), size=(_BOOTSTRAP, len(values)))
+    means = np.sort(values[idx].mean(axis=1))
+    return float(means[int(0.025 * (_BOOTSTRAP - 1))]), float(means[math.ceil(0.975 * (_BOOTSTRAP - 1))])
 
 
-def _p_value(initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int) -> tuple[
-    float, str
-]:
+def _p_value(
+    initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int
+) -> tuple[float, str]:
     from scipy import stats
 
     if wins + losses == 0:
