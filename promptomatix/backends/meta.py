@@ -6,7 +6,8 @@ add demo sets, drop lines and join the parts of kept candidates (instructions ×
 Candidates are scored on the train minibatch first (without their own demo rows); only promising ones get the
 full valid split. The finalists are then confirmed on the train rows against the initial prompt on the same
 rows (see selection.py). The initial prompt is always in the pool, so the result never scores below it on
-valid. Budget exhaustion stops the loop, keeping the best.
+valid. Budget exhaustion stops the loop, keeping the best. The run's steps are in meta_loop.py (`MetaRun`), the
+concurrent scoring of a round and of the confirmation in rounds.py.
 """
 
 from __future__ import annotations
@@ -16,20 +17,19 @@ import difflib
 import functools
 import random
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.base import BackendResult, RunContext
+from promptomatix.backends.meta_loop import MetaRun
 from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
-from promptomatix.backends.rounds import Proposal, Round, confirm_each, play_round
+from promptomatix.backends.rounds import Proposal, confirm_each
 from promptomatix.backends.rounds import Scored as _Scored
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
-from promptomatix.metrics.pareto import approx_tokens
-from promptomatix.run_guard import require_answers
 
 SearchType = Literal["quick", "moderate", "heavy"]
 #: Round 1 starts with the demo set (one example per label): it is the candidate that wins most often on small
@@ -106,145 +106,28 @@ class MetaPromptOptimizer:
             self.registry.get(name)  # fail fast on a typo
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
+        """Fit the search to the budget, score the initial prompt, play the rounds and confirm the finalists.
+
+        The steps live on `MetaRun` (meta_loop.py); the budget handling stays here, in one place: a budget stop
+        during the rounds or the confirmation keeps the best so far, one during the baseline propagates."""
         plan = plan_meta(self.settings, len(data.train), len(data.valid), ctx.boundary.remaining_calls())
         if plan.rounds == 0 and self.settings.rounds:
             # say so before the first call; a budget short even of the baseline is the same case (and with a warm
             # cache the baseline would pass for free and the run would return the initial prompt unsearched)
             raise no_search_error(plan, max_calls=ctx.boundary.budget.max_calls)
-        s = apply_plan(self.settings, plan)
-        spec = ctx.spec
-        rng = random.Random(ctx.seed)
-        train, valid = list(data.train), list(data.valid)
-        if not valid:  # select on held-back train rows, so demos are never scored against themselves
-            train, valid = (train[: len(train) // 2], train[len(train) // 2 :]) if len(train) >= 4 else ([], train)
-        pool: list[_Scored] = []
-        tried: list[_Scored] = []
-        seen: set[str] = set()
-        stop_reason = "completed"
-        rounds_done = 0
-
-        def program(c: PromptCandidate) -> PromptProgram:
-            return PromptProgram(c, spec, ctx.task_lm)
-
-        def penalty(c: PromptCandidate) -> float:
-            return ctx.metrics.penalty(c.penalty_text(spec))
-
-        def score_valid(sc: _Scored, pool: Executor | None = None) -> None:
-            report = ctx.evaluate(program(sc.candidate), valid, pool=pool, ci=False)
-            sc.valid_report = report
-            sc.valid_raw = selection_score(report)
-            sc.valid_penalized = sc.valid_raw * penalty(sc.candidate)
-
-        base = _Scored(0, 0, initial.model_copy(update={"origin": "initial"}))
-        seen.add(base.candidate.key())
-        for line in plan.describe():
-            ctx.emit("plan", line, total_rounds=s.rounds)
-        ctx.emit("baseline", f"scoring the initial prompt on {len(valid)} valid rows", total_rounds=s.rounds)
-        score_valid(base)  # BudgetExceeded here propagates: without a baseline there is nothing to return
-        require_answers(base.valid_report, ctx.boundary, "scoring the initial prompt")
-        # A checkpoint is written while the next round's first calls are in flight (it is a session write on the
-        # path between rounds otherwise); a Ctrl-C before round 1 still keeps the measured baseline.
-        pending = [functools.partial(ctx.save_progress, _checkpoint(0, base, base))]
-
-        def flush() -> None:
-            while pending:
-                pending.pop(0)()
-
-        pool.append(base)
-        tried.append(base)
-        best = base
-        ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
-        stale = 0
+        run = MetaRun.start(ctx, apply_plan(self.settings, plan), plan, initial, data)
+        run.score_baseline()  # BudgetExceeded here propagates: without a baseline there is nothing to return
         try:
-            for rnd in range(1, s.rounds + 1):
-                left, need = ctx.boundary.remaining_calls(), s.round_calls(len(train), len(valid))
-                keep_back = plan.confirm_calls
-                if left is not None and left < need + keep_back:
-                    b = ctx.boundary.budget
-                    held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
-                    stop_reason = (
-                        f"budget: {left} of the budget of {b.max_calls} LM calls left{held}; round {rnd} and the "
-                        f"confirmation can take {need + keep_back}"
-                    )
-                    ctx.emit("stopped", stop_reason)
-                    break
-                mb = rng.sample(train, min(s.minibatch_size, len(train))) if train else valid[: s.minibatch_size]
-                names = _round_strategies(s, rnd, rng)
-                pctx = ProposalContext(
-                    spec=spec,
-                    best=best.candidate,
-                    best_score=best.valid_penalized or 0.0,
-                    history=[(p.candidate.instructions, p.valid_penalized or 0.0) for p in pool],
-                    failures=[],  # the teacher's slots get the best's minibatch failures (play_round)
-                    feedback=list(ctx.human_feedback),
-                    train=train,
-                    rng=random.Random(rng.random()),
-                    max_demos=s.max_demos,
-                    teacher=ctx.teacher_lm,
-                    temperature=s.teacher_temperature,
-                    pool=[p.candidate for p in pool],
-                    seen=frozenset(seen),
-                )
-                ctx.emit(
-                    "round",
-                    f"round {rnd}/{s.rounds}: {len(names)} candidates",
-                    round=rnd,
-                    total_rounds=s.rounds,
-                    best_score=best.valid_penalized,
-                )
-                early = [i for i, n in enumerate(names) if not getattr(self.registry.get(n), "needs_failures", True)]
-                late = [i for i in range(len(names)) if i not in early]
-                failures = functools.partial(_failures, spec=spec)
-                this = Round(rnd, mb, best, base, early, late, self._proposer(names, pctx), failures, program,
-                             penalty, score_valid, meanwhile=flush)  # fmt: skip
-                pool += play_round(ctx, this, seen, tried)
-                pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
-                pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
-                new_best = pool[0]
-                rounds_done = rnd
-                if (new_best.valid_penalized or 0) > (best.valid_penalized or 0) + 1e-9:
-                    best, stale = new_best, 0
-                else:
-                    stale += 1
-                pending.append(functools.partial(ctx.save_progress, _checkpoint(rnd, best, base)))
-                ctx.emit(
-                    "round",
-                    f"round {rnd} done: best valid {best.valid_penalized:.3f}",
-                    round=rnd,
-                    total_rounds=s.rounds,
-                    best_score=best.valid_penalized,
-                )
-                if stale >= s.patience:
-                    stop_reason = f"no improvement for {stale} rounds"
-                    break
-            flush()
-            if s.confirm_top_k and data.valid and train and rounds_done:
-                confirm = (train[: plan.confirm_rows], plan.confirm_top_k)
-                best, verdict = self._confirm(ctx, pool, base, *confirm, program, penalty)
-                stop_reason = f"{stop_reason}; {verdict}"
-                ctx.save_progress(_checkpoint(rounds_done, best, base))
+            run.play_rounds(self.registry, self._proposer)
+            run.flush()
+            if run.s.confirm_top_k and data.valid and run.train and run.rounds_done:
+                run.confirm(self._confirm)
         except BudgetExceeded as e:
-            stop_reason = f"budget: {e.message}"
+            run.stop_reason = f"budget: {e.message}"
             ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")
         finally:
-            flush()  # a Ctrl-C keeps the last finished round too
-        result = BackendResult(
-            backend=self.name,
-            prompt=best.candidate.render(spec),
-            instructions=best.candidate.instructions,
-            demos=best.candidate.demos,
-            format_line=best.candidate.format_line,
-            valid_raw=best.valid_raw or 0.0,
-            valid_penalized=best.valid_penalized or 0.0,
-            initial_prompt=base.candidate.render(spec),
-            initial_valid_raw=base.valid_raw or 0.0,
-            initial_valid_penalized=base.valid_penalized or 0.0,
-            candidates=[_record(t, spec, ctx) for t in tried],
-            rounds_completed=rounds_done,
-            stop_reason=stop_reason,
-            settings={**s.model_dump(), "search_plan": plan.describe()},
-        )
-        return result.with_predictors(program(best.candidate), program(base.candidate))
+            run.flush()  # a Ctrl-C keeps the last finished round too
+        return run.result(self.name)
 
     def _confirm(
         self,
@@ -316,60 +199,3 @@ class MetaPromptOptimizer:
 
 def _similarity(a: list[str], b: list[str]) -> float:
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
-
-
-def _checkpoint(rnd: int, best: _Scored, base: _Scored) -> dict[str, Any]:
-    return {
-        "round": rnd,
-        "best": {**best.candidate.model_dump(), "valid_raw": best.valid_raw, "valid_penalized": best.valid_penalized},
-        "initial_valid_raw": base.valid_raw,
-        "initial_valid_penalized": base.valid_penalized,
-    }
-
-
-def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
-    """Pinned strategies first in every round; the other slots rotate through `strategies` in order."""
-    pinned = s.pinned_strategies[: s.candidates_per_round]
-    free = s.candidates_per_round - len(pinned)
-    order = list(s.strategies) or list(pinned)
-    start = (rnd - 1) * free
-    return [*pinned, *(order[(start + i) % len(order)] for i in range(free))]
-
-
-def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:
-    out = []
-    for r in report.records:
-        if r.raw_score < 1.0:
-            out.append(
-                {
-                    "input": "; ".join(f"{k}: {v}" for k, v in r.inputs.items()),
-                    "expected": ", ".join(str(r.gold.get(n)) for n in spec.output_names),
-                    "got": r.error or ", ".join(str((r.output or {}).get(n)) for n in spec.output_names),
-                    "feedback": r.feedback,
-                }
-            )
-    return out
-
-
-def _record(t: _Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
-    text = t.candidate.penalty_text(spec)
-    pen = ctx.metrics.penalty(text) or 1.0
-    return CandidateRecord(
-        id=t.id,
-        round=t.round,
-        origin=t.candidate.origin,
-        prompt=t.candidate.render(spec),
-        instructions=t.candidate.instructions,
-        n_demos=len(t.candidate.demos),
-        length=ctx.metrics.length(t.candidate.penalty_text(spec)),
-        minibatch_score=t.minibatch,
-        valid_raw=t.valid_raw,
-        valid_penalized=t.valid_penalized,
-        confirm_score=t.confirm,
-        note=t.note,
-        demos=t.candidate.demos,
-        format_line=t.candidate.format_line,
-        minibatch_raw=None if t.minibatch is None else t.minibatch / pen,
-        confirm_raw=None if t.confirm is None else t.confirm / pen,
-        tokens=approx_tokens(t.candidate.render(spec)),  # all the model reads but the row's values
-    )

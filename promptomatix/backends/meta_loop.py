@@ -1,0 +1,276 @@
+"""One run of the meta backend's search (`MetaPromptOptimizer.compile`), step by step.
+
+Why a state object: the baseline, each round and the confirmation all read and move the same things (the kept
+pool, the best, the rounds without improvement, the checkpoints still to write), and the run's one rng must be
+drawn in a fixed order (each round's minibatch, then its proposal rng) for a seed to give the same run. Keeping
+them on `MetaRun` lets each step be a short method while `compile` keeps the control flow and the budget handling.
+"""
+
+from __future__ import annotations
+
+import functools
+import random
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.prompt import PromptCandidate, PromptProgram
+from promptomatix.backends.rounds import Proposal, Round, Scored, play_round
+from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
+from promptomatix.metrics.pareto import approx_tokens
+from promptomatix.run_guard import require_answers
+
+if TYPE_CHECKING:
+    from promptomatix.backends.meta import MetaSettings
+    from promptomatix.backends.plan import MetaPlan
+    from promptomatix.task.models import TaskSpec
+
+Proposer = Callable[[list[int], list[dict[str, Any]] | None], dict[int, Proposal]]  # slots, failures
+ProposerFor = Callable[[list[str], ProposalContext], Proposer]  # the optimizer's `_proposer`: names, context
+Confirm = Callable[..., tuple[Scored, str]]
+
+
+@dataclass(eq=False)
+class MetaRun:
+    """What one `compile` carries from the baseline to the result. `s` is the settings fitted to `plan`."""
+
+    ctx: RunContext
+    spec: TaskSpec
+    s: MetaSettings
+    plan: MetaPlan
+    train: list[dict[str, Any]]
+    valid: list[dict[str, Any]]
+    rng: random.Random  # seeded once per run; its draws must keep their order (see the module docstring)
+    base: Scored
+    best: Scored
+    pool: list[Scored] = field(default_factory=list)  # the top_k kept, best first, always with the initial prompt
+    tried: list[Scored] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    stale: int = 0
+    rounds_done: int = 0
+    stop_reason: str = "completed"
+    pending: list[Callable[[], None]] = field(default_factory=list)  # checkpoints not written yet
+
+    @classmethod
+    def start(cls, ctx: RunContext, s: MetaSettings, plan: MetaPlan, initial: PromptCandidate, data: Any) -> MetaRun:
+        """The run's rows and its initial prompt (a copy: `initial` is never mutated); no call is made yet."""
+        spec = ctx.spec
+        rng = random.Random(ctx.seed)
+        train, valid = list(data.train), list(data.valid)
+        if not valid:  # select on held-back train rows, so demos are never scored against themselves
+            train, valid = (train[: len(train) // 2], train[len(train) // 2 :]) if len(train) >= 4 else ([], train)
+        base = Scored(0, 0, initial.model_copy(update={"origin": "initial"}))
+        run = cls(ctx, spec, s, plan, train, valid, rng, base, best=base)
+        run.seen.add(base.candidate.key())
+        return run
+
+    def program(self, c: PromptCandidate) -> PromptProgram:
+        return PromptProgram(c, self.spec, self.ctx.task_lm)
+
+    def penalty(self, c: PromptCandidate) -> float:
+        return self.ctx.metrics.penalty(c.penalty_text(self.spec))
+
+    def score_valid(self, sc: Scored, pool: Executor | None = None) -> None:
+        """Score a candidate on the valid split: what candidates are kept and ranked by."""
+        report = self.ctx.evaluate(self.program(sc.candidate), self.valid, pool=pool, ci=False)
+        sc.valid_report = report
+        sc.valid_raw = selection_score(report)
+        sc.valid_penalized = sc.valid_raw * self.penalty(sc.candidate)
+
+    def score_baseline(self) -> None:
+        """Say the plan and score the initial prompt on valid: every candidate must beat it, and it is the result
+        if none does. A BudgetExceeded here propagates: without a baseline there is nothing to return."""
+        ctx, base = self.ctx, self.base
+        for line in self.plan.describe():
+            ctx.emit("plan", line, total_rounds=self.s.rounds)
+        ctx.emit("baseline", f"scoring the initial prompt on {len(self.valid)} valid rows", total_rounds=self.s.rounds)
+        self.score_valid(base)
+        require_answers(base.valid_report, ctx.boundary, "scoring the initial prompt")
+        # A checkpoint is written while the next round's first calls are in flight (it is a session write on the
+        # path between rounds otherwise); a Ctrl-C before round 1 still keeps the measured baseline.
+        self.pending = [functools.partial(ctx.save_progress, _checkpoint(0, base, base))]
+        self.pool.append(base)
+        self.tried.append(base)
+        self.best = base
+        ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
+
+    def flush(self) -> None:
+        """Write the queued checkpoints, oldest first."""
+        while self.pending:
+            self.pending.pop(0)()
+
+    def play_rounds(self, registry: StrategyRegistry, proposer: ProposerFor) -> None:
+        """Play rounds until the plan's last, a budget that cannot pay for the next one, or patience stops it."""
+        for rnd in range(1, self.s.rounds + 1):
+            if self.out_of_budget(rnd):
+                break
+            this = self.next_round(rnd, registry, proposer)
+            if self.finish_round(rnd, play_round(self.ctx, this, self.seen, self.tried)):
+                break
+
+    def out_of_budget(self, rnd: int) -> bool:
+        """True (with the stop said) when the calls left cannot pay for round `rnd` and the confirmation: a round
+        is never started that the budget could cut off."""
+        left, need = self.ctx.boundary.remaining_calls(), self.s.round_calls(len(self.train), len(self.valid))
+        keep_back = self.plan.confirm_calls
+        if left is None or left >= need + keep_back:
+            return False
+        b = self.ctx.boundary.budget
+        held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
+        self.stop_reason = (
+            f"budget: {left} of the budget of {b.max_calls} LM calls left{held}; round {rnd} and the "
+            f"confirmation can take {need + keep_back}"
+        )
+        self.ctx.emit("stopped", self.stop_reason)
+        return True
+
+    def next_round(self, rnd: int, registry: StrategyRegistry, proposer: ProposerFor) -> Round:
+        """Round `rnd`: its minibatch, then its proposal rng, drawn from the run's rng in this order (a seed fixes
+        the run), and its slots split into those proposed at once and those that wait for the best's failures."""
+        ctx, s, spec, best = self.ctx, self.s, self.spec, self.best
+        train, pool = self.train, self.pool
+        mb = self.rng.sample(train, min(s.minibatch_size, len(train))) if train else self.valid[: s.minibatch_size]
+        names = _round_strategies(s, rnd, self.rng)
+        pctx = ProposalContext(
+            spec=spec,
+            best=best.candidate,
+            best_score=best.valid_penalized or 0.0,
+            history=[(p.candidate.instructions, p.valid_penalized or 0.0) for p in pool],
+            failures=[],  # the teacher's slots get the best's minibatch failures (play_round)
+            feedback=list(ctx.human_feedback),
+            train=train,
+            rng=random.Random(self.rng.random()),
+            max_demos=s.max_demos,
+            teacher=ctx.teacher_lm,
+            temperature=s.teacher_temperature,
+            pool=[p.candidate for p in pool],
+            seen=frozenset(self.seen),
+        )
+        ctx.emit(
+            "round",
+            f"round {rnd}/{s.rounds}: {len(names)} candidates",
+            round=rnd,
+            total_rounds=s.rounds,
+            best_score=best.valid_penalized,
+        )
+        early = [i for i, n in enumerate(names) if not getattr(registry.get(n), "needs_failures", True)]
+        late = [i for i in range(len(names)) if i not in early]
+        failures = functools.partial(_failures, spec=spec)
+        return Round(rnd, mb, best, self.base, early, late, proposer(names, pctx), failures, self.program,
+                     self.penalty, self.score_valid, meanwhile=self.flush)  # fmt: skip
+
+    def finish_round(self, rnd: int, promoted: list[Scored]) -> bool:
+        """Keep the top_k (the initial prompt always among them, so the result never scores below it), move the
+        best only on a real gain and queue the round's checkpoint; True when patience says stop."""
+        s, spec, base = self.s, self.spec, self.base
+        self.pool += promoted
+        self.pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
+        pool = self.pool
+        self.pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
+        new_best = self.pool[0]
+        self.rounds_done = rnd
+        if (new_best.valid_penalized or 0) > (self.best.valid_penalized or 0) + 1e-9:
+            self.best, self.stale = new_best, 0
+        else:
+            self.stale += 1
+        self.pending.append(functools.partial(self.ctx.save_progress, _checkpoint(rnd, self.best, base)))
+        self.ctx.emit(
+            "round",
+            f"round {rnd} done: best valid {self.best.valid_penalized:.3f}",
+            round=rnd,
+            total_rounds=s.rounds,
+            best_score=self.best.valid_penalized,
+        )
+        if self.stale >= s.patience:
+            self.stop_reason = f"no improvement for {self.stale} rounds"
+            return True
+        return False
+
+    def confirm(self, choose: Confirm) -> None:
+        """Let `choose` (the optimizer's `_confirm`) pick among the pool on the plan's train rows; its verdict joins
+        the stop reason and the choice is checkpointed at once (there is no later round to overlap with)."""
+        confirm = (self.train[: self.plan.confirm_rows], self.plan.confirm_top_k)
+        self.best, verdict = choose(self.ctx, self.pool, self.base, *confirm, self.program, self.penalty)
+        self.stop_reason = f"{self.stop_reason}; {verdict}"
+        self.ctx.save_progress(_checkpoint(self.rounds_done, self.best, self.base))
+
+    def result(self, backend: str) -> BackendResult:
+        """The best and the initial prompt with their valid scores, every candidate tried, and why the search
+        stopped; with both as predictors for the final scoring."""
+        spec, best, base, s = self.spec, self.best, self.base, self.s
+        result = BackendResult(
+            backend=backend,
+            prompt=best.candidate.render(spec),
+            instructions=best.candidate.instructions,
+            demos=best.candidate.demos,
+            format_line=best.candidate.format_line,
+            valid_raw=best.valid_raw or 0.0,
+            valid_penalized=best.valid_penalized or 0.0,
+            initial_prompt=base.candidate.render(spec),
+            initial_valid_raw=base.valid_raw or 0.0,
+            initial_valid_penalized=base.valid_penalized or 0.0,
+            candidates=[_record(t, spec, self.ctx) for t in self.tried],
+            rounds_completed=self.rounds_done,
+            stop_reason=self.stop_reason,
+            settings={**s.model_dump(), "search_plan": self.plan.describe()},
+        )
+        return result.with_predictors(self.program(best.candidate), self.program(base.candidate))
+
+
+def _checkpoint(rnd: int, best: Scored, base: Scored) -> dict[str, Any]:
+    return {
+        "round": rnd,
+        "best": {**best.candidate.model_dump(), "valid_raw": best.valid_raw, "valid_penalized": best.valid_penalized},
+        "initial_valid_raw": base.valid_raw,
+        "initial_valid_penalized": base.valid_penalized,
+    }
+
+
+def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
+    """Pinned strategies first in every round; the other slots rotate through `strategies` in order."""
+    pinned = s.pinned_strategies[: s.candidates_per_round]
+    free = s.candidates_per_round - len(pinned)
+    order = list(s.strategies) or list(pinned)
+    start = (rnd - 1) * free
+    return [*pinned, *(order[(start + i) % len(order)] for i in range(free))]
+
+
+def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:
+    out = []
+    for r in report.records:
+        if r.raw_score < 1.0:
+            out.append(
+                {
+                    "input": "; ".join(f"{k}: {v}" for k, v in r.inputs.items()),
+                    "expected": ", ".join(str(r.gold.get(n)) for n in spec.output_names),
+                    "got": r.error or ", ".join(str((r.output or {}).get(n)) for n in spec.output_names),
+                    "feedback": r.feedback,
+                }
+            )
+    return out
+
+
+def _record(t: Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
+    text = t.candidate.penalty_text(spec)
+    pen = ctx.metrics.penalty(text) or 1.0
+    return CandidateRecord(
+        id=t.id,
+        round=t.round,
+        origin=t.candidate.origin,
+        prompt=t.candidate.render(spec),
+        instructions=t.candidate.instructions,
+        n_demos=len(t.candidate.demos),
+        length=ctx.metrics.length(t.candidate.penalty_text(spec)),
+        minibatch_score=t.minibatch,
+        valid_raw=t.valid_raw,
+        valid_penalized=t.valid_penalized,
+        confirm_score=t.confirm,
+        note=t.note,
+        demos=t.candidate.demos,
+        format_line=t.candidate.format_line,
+        minibatch_raw=None if t.minibatch is None else t.minibatch / pen,
+        confirm_raw=None if t.confirm is None else t.confirm / pen,
+        tokens=approx_tokens(t.candidate.render(spec)),  # all the model reads but the row's values
+    )
