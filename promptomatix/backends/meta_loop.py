@@ -168,7 +168,8 @@ class MetaRun:
         self.pool += promoted
         self.pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
         pool = self.pool
-        self.pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[: s.top_k - 1], base]
+        keep = max(1, s.top_k - 1)  # the best always stays, even with top_k=1 (it used to leave the initial alone)
+        self.pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[:keep], base]
         new_best = self.pool[0]
         self.rounds_done = rnd
         if (new_best.valid_penalized or 0) > (self.best.valid_penalized or 0) + 1e-9:
