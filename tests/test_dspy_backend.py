@@ -493,7 +493,7 @@ def test_the_caching_json_adapter_sends_what_stock_json_adapter_sends():
     other = sig.with_instructions("Another instruction.")
     lm = BoundaryEngine(None)
     ours, stock = CachingJSONAdapter(), dspy.JSONAdapter()
-    demos = [dspy.Example(review="awful film", label="negative")]
+    demos = [dspy.Example(review="awful film", label="negative"), dspy.Example(review=["not", "a", "str"], label="x")]
     for s in (sig, other, sig):
         for _ in range(2):  # the second time reads the cache
             a: dict = {}
@@ -501,5 +501,6 @@ def test_the_caching_json_adapter_sends_what_stock_json_adapter_sends():
             ours._prepare_response_format(lm, a, s)
             stock._prepare_response_format(lm, b, s)
             assert a["response_format"].model_json_schema() == b["response_format"].model_json_schema()
-            assert ours.format(s, demos, {"review": "great"}) == stock.format(s, demos, {"review": "great"})
+            for inputs in ({"review": "great"}, {"review": 'quote " and \u00e9 and\nnewline'}, {"review": 7}):
+                assert ours.format(s, demos, inputs) == stock.format(s, demos, inputs)
     assert len(ours._formats) == 2 and len(ours._systems) == 2

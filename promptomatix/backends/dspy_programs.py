@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -123,6 +124,16 @@ class CachingJSONAdapter(dspy.JSONAdapter):
             self._formats[key] = probe.get("response_format")
         if self._formats[key] is not None:
             lm_kwargs["response_format"] = self._formats[key]
+
+    def format_field_with_value(self, fields_with_values: dict[Any, Any], role: str = "user") -> str:
+        """Plain-string values (nearly every value a task row has) formatted as stock formats them, without the
+        pydantic TypeAdapter stock builds per value to serialize a string to itself; anything else goes to
+        stock."""
+        if not all(type(v) is str for v in fields_with_values.values()):
+            return super().format_field_with_value(fields_with_values, role)
+        if role == "user":
+            return "\n\n".join(f"[[ ## {f.name} ## ]]\n{v}" for f, v in fields_with_values.items()).strip()
+        return json.dumps({f.name: v for f, v in fields_with_values.items()}, indent=2, ensure_ascii=False)
 
     def format_system_message(self, signature: Any) -> str:
         text = self._systems.get(signature)
