@@ -180,45 +180,39 @@ def _plan(
     return plan
 
 
-def expected_meta_calls(plan: MetaPlan, patience: int) -> int:
-    """What a typical run spends (see `_typical`) when patience is `patience`."""
-    return _typical(plan.model_copy(update={"patience": patience}))[0]
-
-
 def _typical(plan: MetaPlan) -> tuple[int, int]:
-    """(calls, rounds) of a typical run: rounds until patience stops it after one improvement; the best's minibatch
-    (its rows seen before are cached); round 1's slots all new and promoted, later rounds' fewer; two finalists and
-    the initial prompt confirmed on the train rows they were not screened on. A fitted plan's rounds past the
-    guaranteed ones run while the budget left pays for one more and the confirmation, as the run checks. Within
-    ±15% of fake-model runs of every preset, with and without a budget (tests/test_estimate.py)."""
-    k, m, v, t = plan.candidates_per_round, plan.minibatch_size, plan.n_valid, plan.n_train
-    slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
-    total, rounds = float(plan.baseline_calls), 0
-    for i in range(min(plan.max_rounds, plan.patience + 1)):
-        if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
-            break
-        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))
-        best_mb = m if i == 0 or not t else m * (1 - m / t)
-        total += TEACHER * k + best_mb + new * (m + v)
-        rounds += 1
+    """(calls, rounds) of a typical run: rounds until patience stops it after one improvement, each new candidate
+    screened and promoted to the valid split; two finalists and the initial prompt confirmed on the train rows
+    they were not screened on. Within ±15% of fake-model runs of every preset, with and without a budget
+    (tests/test_estimate.py)."""
+    total, rounds = _walk(plan, plan.patience + 1, plan.minibatch_size + plan.n_valid)
     if rounds and plan.confirm_top_k:
-        total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - m)
+        total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - plan.minibatch_size)
     return round(total), rounds
 
 
 def _least(plan: MetaPlan) -> int:
-    """A run whose candidates all fail their minibatch screening: `patience` rounds of teacher calls and
-    minibatches (the best's and each candidate's), no valid pass, nothing to confirm. Real runs with 135M-class
-    models often look like this (benchmarks/RESULTS.md §7); duplicates and rejected rewrites can make it less."""
+    """A run whose candidates all fail their minibatch screening: `patience` rounds, no valid pass, nothing to
+    confirm. Real runs with 135M-class models often look like this (benchmarks/RESULTS.md §7); duplicates and
+    rejected rewrites can make it less."""
+    return round(_walk(plan, plan.patience, plan.minibatch_size)[0]) if plan.rounds else plan.baseline_calls
+
+
+def _walk(plan: MetaPlan, most: int, per_new: int) -> tuple[float, int]:
+    """(calls, rounds) over up to `most` rounds: the baseline, then per round the teacher slots, the best's
+    minibatch (its rows seen before are cached) and `per_new` calls for each new candidate (round 1's slots all
+    new, later rounds' fewer: strategies repeat). A fitted plan's rounds past the guaranteed ones run while the
+    budget left pays for one more and the confirmation, as the run checks."""
     k, m, t = plan.candidates_per_round, plan.minibatch_size, plan.n_train
     slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
-    total = float(plan.baseline_calls)
-    for i in range(min(plan.max_rounds, plan.patience) if plan.rounds else 0):
+    total, rounds = float(plan.baseline_calls), 0
+    for i in range(min(plan.max_rounds, most)):
         if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
             break
-        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))  # later rounds repeat earlier candidates
-        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + new * m
-    return round(total)
+        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))
+        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + new * per_new
+        rounds += 1
+    return total, rounds
 
 
 def _changes(preset: MetaPlan, plan: MetaPlan) -> list[str]:
