@@ -503,4 +503,8 @@ def test_the_caching_json_adapter_sends_what_stock_json_adapter_sends():
             assert a["response_format"].model_json_schema() == b["response_format"].model_json_schema()
             for inputs in ({"review": "great"}, {"review": 'quote " and \u00e9 and\nnewline'}, {"review": 7}):
                 assert ours.format(s, demos, inputs) == stock.format(s, demos, inputs)
-    assert len(ours._formats) == 2 and len(ours._systems) == 2
+    # the schema reads only the outputs and the demos only the fields: one entry for both instructions
+    assert len(ours._formats) == 1 and len(ours._systems) == 2 and len(ours._demos) == 1
+    fewer = demos[:1]  # another demo set is formatted anew, still as stock formats it
+    assert ours.format(other, fewer, {"review": "great"}) == stock.format(other, fewer, {"review": "great"})
+    assert len(ours._demos) == 2

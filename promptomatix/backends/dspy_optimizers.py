@@ -59,6 +59,7 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
         verbose=False,
         track_stats=True,
     )
+    opt.replay = run.ctx.boundary.greedy("task", "judge")
     compiled = opt.compile(
         student,
         trainset=run.trainset,

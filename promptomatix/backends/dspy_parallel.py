@@ -13,7 +13,8 @@ workers those stretches leave the threads idle (the engine benchmark measured MI
   bootstrapping; the instruction proposals draw their tips and rollout ids from MIPROv2's rng in DSPy's order,
   then run at once.
 - BootstrapFewShot (the quick `bootstrap` optimizer) gets the same prefetch of its train rows.
-- **Progress bars.** MIPROv2 forces DSPy's per-evaluation bar on stdout; the run reports progress itself.
+- **Trials.** Every evaluation runs on one pool kept for the run (dspy_evaluate.py), with no progress bar
+  (MIPROv2 forces DSPy's bar on stdout; the run reports progress itself).
 
 Anything unexpected in a prefetch only loses the head start: DSPy's own pass still makes every call it needs.
 """
@@ -33,6 +34,7 @@ from dspy.propose import grounded_proposer as gp
 from dspy.teleprompt import mipro_optimizer_v2 as mipro
 from dspy.teleprompt.bootstrap import BootstrapFewShot
 
+from promptomatix.backends.dspy_evaluate import PooledEvaluate
 from promptomatix.backends.rounds import JobGroup
 
 log = logging.getLogger(__name__)
@@ -47,25 +49,42 @@ class ParallelMIPROv2(dspy.MIPROv2):
     """dspy.MIPROv2 whose bootstrapping, summary and proposals fill the threads; same demo sets, instructions and
     trials for the same seed as stock MIPROv2."""
 
+    replay = False  # True when the task model and judge answer greedily: a row scored once is not run again
+
     def compile(self, student: Any, **kwargs: Any) -> Any:
         self._summary: Future[str] | None = None
+        self._source: Future[str] | None = None
         self._summary_args = (kwargs.get("view_data_batch_size", 10), kwargs.get("data_aware_proposer", True))
-        return super().compile(student, **kwargs)
+        self._rows = ThreadPoolExecutor(max_workers=self.num_threads or 1, thread_name_prefix="promptomatix-eval")
+        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptomatix-side")
+        try:
+            compiled = super().compile(student, **kwargs)
+        except BaseException:  # a Ctrl-C or a failure: do not wait for calls in flight
+            for pool in (self._rows, self._side):
+                pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        for pool in (self._rows, self._side):
+            pool.shutdown(wait=True)
+        return compiled
 
     def _bootstrap_fewshot_examples(self, program: Any, trainset: list, seed: int, teacher: Any, **kw: Any) -> Any:
         view, data_aware = self._summary_args
-        summary = _in_context(gp.create_dataset_summary, trainset, view, self.prompt_model) if data_aware else None
+        # What the proposer reads besides the demo sets is made while the sets are bootstrapped: the summary (a
+        # chain of teacher calls over the train rows) and the program's source (CPU that would otherwise run
+        # with no call in flight). DSPy's own pass below need not wait for either.
+        if data_aware:
+            self._summary = self._side.submit(_in_context(gp.create_dataset_summary, trainset, view, self.prompt_model))
+        self._source = self._side.submit(gp.get_dspy_source_code, program)
         zeroshot = kw["max_bootstrapped_demos"] == 0 and kw["max_labeled_demos"] == 0
         boot = mipro.BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_bootstrapped_demos"]
         labeled = mipro.LABELED_FEWSHOT_EXAMPLES_IN_CONTEXT if zeroshot else kw["max_labeled_demos"]
         max_errors = dspy.settings.max_errors if kw["max_errors"] is None else kw["max_errors"]
         plans = demo_set_plans(trainset, kw["num_fewshot_candidates"], labeled, boot, self.rng)
-        self._summary = prefetch_bootstrap(
+        prefetch_bootstrap(
             plans, program, teacher, self.num_threads or 1,
             functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
                               metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
                               teacher_settings=self.teacher_settings, max_rounds=1),
-            also=summary,  # the summary reads only the train rows: written while the sets are bootstrapped
         )  # fmt: skip
         return super()._bootstrap_fewshot_examples(program, trainset, seed, teacher, **kw)
 
@@ -87,7 +106,7 @@ class ParallelMIPROv2(dspy.MIPROv2):
             trainset=trainset,
             prompt_model=self.prompt_model,
             view_data_batch_size=view_data_batch_size,
-            program_aware=program_aware_proposer,
+            program_aware=False,  # set below from the source read during the bootstrapping
             use_dataset_summary=False,  # set below from the summary written during the bootstrapping
             use_task_demos=fewshot_aware_proposer,
             num_demos_in_context=mipro.BOOTSTRAPPED_FEWSHOT_EXAMPLES_IN_CONTEXT,
@@ -100,6 +119,12 @@ class ParallelMIPROv2(dspy.MIPROv2):
             init_temperature=self.init_temperature,
         )
         proposer.num_threads = self.num_threads or 1
+        if program_aware_proposer:
+            try:  # as GroundedProposer does: without the source, propose without it
+                source = self._source or self._side.submit(gp.get_dspy_source_code, program)
+                proposer.program_code_string, proposer.program_aware = source.result(), True
+            except Exception as e:
+                log.info("no program source (%s); proposing without it", e)
         if data_aware_proposer:
             try:
                 if self._summary is None:  # no bootstrapping step ran
@@ -119,7 +144,8 @@ class ParallelMIPROv2(dspy.MIPROv2):
 
     def _optimize_prompt_parameters(self, program: Any, instruction_candidates: Any, demo_candidates: Any,
                                     evaluate: Any, *args: Any) -> Any:  # fmt: skip
-        evaluate.display_progress = False  # MIPROv2 forces a bar on stdout per trial; the run shows progress
+        # Every trial on one pool (MIPROv2's Evaluate makes a pool per trial and forces a bar on stdout for it)
+        evaluate = PooledEvaluate.like(evaluate, self._rows, replay=self.replay)
         return super()._optimize_prompt_parameters(program, instruction_candidates, demo_candidates, evaluate, *args)
 
 
@@ -149,14 +175,11 @@ def prefetch_bootstrap(
     teacher: Any,
     num_threads: int,
     make: Callable[..., BootstrapFewShot],
-    also: Callable[[], Any] | None = None,
-) -> Future[Any] | None:
+) -> None:
     """Run each set's train rows through DSPy's own teacher program (its demos minus the row, as DSPy does) in
-    waves of the successes still missing, all sets at once on `num_threads` workers; run `also` alongside and
-    return its (finished) future. A head start only: a failure here is left to DSPy's own pass to make again
+    waves of the successes still missing, all sets at once on `num_threads` workers. A head start only: a failure here is left to DSPy's own pass to make again
     and report, and nothing started here is still running on return."""
     group = JobGroup(num_threads)
-    side = group.spawn(also) if also is not None else None
 
     def attempt(program: Any, example: Any, bfs: BootstrapFewShot) -> bool:
         for _name, predictor in program.named_predictors():
@@ -182,7 +205,6 @@ def prefetch_bootstrap(
     failed = group.join()  # a Ctrl-C is raised from here
     if failed is not None:
         log.debug("bootstrap prefetch stopped: %s", failed)
-    return side
 
 
 def _succeeded(fut: Future[bool]) -> bool:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import textwrap
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -111,10 +113,12 @@ class CachingJSONAdapter(dspy.JSONAdapter):
         super().__init__()
         self._formats: dict[Any, Any] = {}
         self._systems: dict[Any, str] = {}
+        self._demos: OrderedDict[Any, tuple[list[Any], list[dict[str, Any]]]] = OrderedDict()
+        self._lock = threading.Lock()
 
     def _prepare_response_format(self, lm: Any, lm_kwargs: dict[str, Any], signature: Any) -> None:
         key = (
-            signature,
+            _outputs_shape(signature),  # MIPROv2 makes a signature per trial; the schema reads only the outputs
             "response_format" in lm.supported_params,
             bool(getattr(lm, "supports_response_schema", False)),
         )
@@ -140,6 +144,36 @@ class CachingJSONAdapter(dspy.JSONAdapter):
         if text is None:
             text = self._systems[signature] = super().format_system_message(signature)
         return text
+
+    def format_demos(self, signature: Any, demos: list[Any]) -> list[dict[str, Any]]:
+        """Stock's messages for the demos, formatted once per demo set and field shape (every row of a trial shows
+        the same demos; dumping them was a quarter of a call's CPU). A demo is never changed once made (DSPy
+        copies, never edits, them), so the set is known by its objects, kept alive with the entry."""
+        key = (_fields_shape(signature), tuple(id(d) for d in demos))
+        with self._lock:
+            hit = self._demos.get(key)
+            if hit is not None:
+                self._demos.move_to_end(key)
+        if hit is None:
+            hit = (list(demos), super().format_demos(signature, demos))
+            with self._lock:
+                self._demos[key] = hit
+                while len(self._demos) > _DEMO_SETS_KEPT:
+                    self._demos.popitem(last=False)
+        return [dict(m) for m in hit[1]]
+
+
+_DEMO_SETS_KEPT = 256
+
+
+def _fields_shape(signature: Any) -> tuple[Any, ...]:
+    """What a signature's formatting of values depends on: its fields' names, kinds and types (not instructions)."""
+    ins = tuple((n, f.annotation) for n, f in signature.input_fields.items())
+    return ins, _outputs_shape(signature)
+
+
+def _outputs_shape(signature: Any) -> tuple[Any, ...]:
+    return tuple((n, f.annotation, repr(getattr(f, "default", None))) for n, f in signature.output_fields.items())
 
 
 class LeanJSONAdapter(CachingJSONAdapter):

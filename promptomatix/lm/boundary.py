@@ -222,12 +222,16 @@ class LMBoundary:
             self.cache.put(key, result.__dict__)
         return result
 
+    def greedy(self, *roles: str) -> bool:
+        """True if no run setting makes these roles sample (our callers ask them for temperature 0)."""
+        return all(self.role_settings[r].temperature in (None, 0.0) for r in roles)
+
     # -- internals ----------------------------------------------------------------------------------------------
     def _cache_key(self, client: ModelClient, payload: dict[str, Any]) -> str:
         """Sampled requests (temperature > 0) are keyed by occurrence, so repeats differ but replay in order."""
-        base = request_key(client.model, payload)
         n = 0
-        if payload["temperature"] > 0:
+        if payload["temperature"] > 0:  # (a greedy request's key is hashed once: it is a tenth of a call's CPU)
+            base = request_key(client.model, payload)
             with self._lock:
                 n = self._occurrences.get(base, 0)
                 self._occurrences[base] = n + 1

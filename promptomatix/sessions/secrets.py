@@ -140,13 +140,13 @@ def scrub_text(text: str, *, env_values: list[str] | None = None) -> str:
     return text
 
 
-def scrub(obj: Any, *, keep_ambiguous_keys: bool = False) -> Any:
+def scrub(obj: Any, *, keep_ambiguous_keys: bool = False, env_values: list[str] | None = None) -> Any:
     """Return a copy of JSON-like `obj` with credential keys dropped and key-shaped strings redacted.
 
     Dicts, lists and tuples are walked; strings are scrubbed; other values are returned as they are.
+    `env_values` (from `env_secret_values()`, read now when not given) lets many calls share one read.
     """
-    env_values = env_secret_values()
-    return _walk(obj, keep_ambiguous_keys, env_values)
+    return _walk(obj, keep_ambiguous_keys, env_secret_values() if env_values is None else env_values)
 
 
 def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:

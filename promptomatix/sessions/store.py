@@ -36,7 +36,7 @@ from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
 from promptomatix.sessions.runlock import hold_run_lock, live_owner
-from promptomatix.sessions.secrets import scrub, strip_config_urls, urls_with_credentials
+from promptomatix.sessions.secrets import env_secret_values, scrub, strip_config_urls, urls_with_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +57,10 @@ _FEEDBACK_DATA_FIELDS = frozenset({"details"})
 def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
     """Scrub a dumped session: full scrubbing for configuration, data-safe scrubbing for user data."""
 
+    env_values = env_secret_values()  # read once per write, not once per field
+
     def fields(item: dict[str, Any], data_fields: frozenset[str]) -> dict[str, Any]:
-        return {k: scrub(v, keep_ambiguous_keys=k in data_fields) for k, v in item.items()}
+        return {k: scrub(v, keep_ambiguous_keys=k in data_fields, env_values=env_values) for k, v in item.items()}
 
     out: dict[str, Any] = {}
     for key, value in doc.items():
@@ -67,7 +69,7 @@ def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
         elif key == "feedback" and isinstance(value, list):
             out[key] = [fields(f, _FEEDBACK_DATA_FIELDS) for f in value]
         else:
-            out[key] = scrub(value, keep_ambiguous_keys=key in _DATA_SECTIONS)
+            out[key] = scrub(value, keep_ambiguous_keys=key in _DATA_SECTIONS, env_values=env_values)
     return out
 
 
@@ -248,13 +250,14 @@ class SessionStore:
     def update(self, session_id: str, fn: Callable[[Session], Any]) -> Session:
         """Load, apply `fn` (mutate in place, or return a new Session), save: all under the session lock."""
         with self.lock(session_id):
-            session = self._read(session_id)
+            session = self._read(session_id)  # raises for corrupt/newer files: they are never overwritten
+            read_revision = session.revision
             result = fn(session)
             if isinstance(result, Session):
                 if result.session_id != session_id:
                     raise SessionError(f"update of {session_id} returned session {result.session_id}")
                 session = result
-            self._save_locked(session, force=True)  # we hold the lock and just read it
+            self._write(session, revision=read_revision + 1)  # we hold the lock and just read it
         return session
 
     def _save_locked(self, session: Session, *, force: bool) -> None:
