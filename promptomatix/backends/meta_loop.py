@@ -132,7 +132,7 @@ class MetaRun:
         ctx, s, spec, best = self.ctx, self.s, self.spec, self.best
         train, pool = self.train, self.pool
         mb = self.rng.sample(train, min(s.minibatch_size, len(train))) if train else self.valid[: s.minibatch_size]
-        names = _round_strategies(s, rnd, self.rng)
+        names = _round_strategies(s, rnd)
         pctx = ProposalContext(
             spec=spec,
             best=best.candidate,
@@ -229,7 +229,7 @@ def _checkpoint(rnd: int, best: Scored, base: Scored) -> dict[str, Any]:
     }
 
 
-def _round_strategies(s: MetaSettings, rnd: int, rng: random.Random) -> list[str]:
+def _round_strategies(s: MetaSettings, rnd: int) -> list[str]:
     """Pinned strategies first in every round; the other slots rotate through `strategies` in order."""
     pinned = s.pinned_strategies[: s.candidates_per_round]
     free = s.candidates_per_round - len(pinned)
@@ -263,7 +263,7 @@ def _record(t: Scored, spec: Any, ctx: RunContext) -> CandidateRecord:
         prompt=t.candidate.render(spec),
         instructions=t.candidate.instructions,
         n_demos=len(t.candidate.demos),
-        length=ctx.metrics.length(t.candidate.penalty_text(spec)),
+        length=ctx.metrics.length(text),
         minibatch_score=t.minibatch,
         valid_raw=t.valid_raw,
         valid_penalized=t.valid_penalized,

@@ -53,7 +53,7 @@ class RunEnv:
                 budget=self.config.budget(),
                 cache_path=self.store.session_dir(sid) / "cache.sqlite",
                 clients=self.clients,
-                on_call=self.live.on_call,
+                on_call=self.live.on_call if self.live.listening else None,  # else no per-call usage report
                 on_message=lambda m: self.emit("model", m),
             )
         return self._boundary

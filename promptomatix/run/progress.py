@@ -25,6 +25,11 @@ class LiveProgress:
         self._shown = 0  # the last count shown
 
     @property
+    def listening(self) -> bool:
+        """Whether a call's usage would be shown (else the boundary need not build one per call)."""
+        return self.ticks and self.user is not None
+
+    @property
     def step_fn(self) -> ProgressFn | None:
         """What stages and backends report steps to (None: nobody listens, nothing is built)."""
         return self.step if self.user is not None else None
