@@ -1,4 +1,5 @@
-"""Provider faults over real HTTP: a scripted OpenAI-compatible server on 127.0.0.1 (tests/fault_server.py).
+"""Provider faults over real HTTP: the packaged scripted OpenAI-compatible server on 127.0.0.1
+(promptomatix.testing.fault_server).
 
 Each test drives the real client stack (litellm and the OpenAI SDK) through the LM boundary and checks the error
 type and message, how many requests the server received (exactly one retry layer: ours), the calls counted and
@@ -20,7 +21,7 @@ import pytest
 from promptomatix.errors import LMCallError, ModelUnavailableError
 from promptomatix.lm.boundary import LMBoundary, RetryPolicy
 from promptomatix.lm.factory import create_client
-from tests import fault_server as fs
+from promptomatix.testing.fault_server import FaultServer, closed_port
 
 MSG = [{"role": "user", "content": "Say hi."}]
 KEY = "sk-test-not-a-real-key-1234"
@@ -36,25 +37,25 @@ def call(b: LMBoundary, content: str = "Say hi.") -> str:
 
 
 def test_a_good_answer_is_one_request_with_max_tokens_and_the_timeout_sent():
-    with fs.FaultServer(fs.ok("hello")) as s:
-        b = boundary(s.url)
+    with FaultServer("ok", answer="hello") as s:
+        b = boundary(s.base_url)
         assert call(b) == "hello"
-        assert s.count == 1
-        body = s.requests[0]["body"]
+        assert s.requests == 1
+        body = s.bodies[0]
         assert body["max_tokens"] == 256 and body["temperature"] == 0.0  # no caller value: the task default
         assert b.usage().by_role["task"].calls == 1
 
 
 def test_429_honours_retry_after_and_every_attempt_is_a_call():
-    with fs.FaultServer(fs.status(429, {"Retry-After": "1"})) as s:
+    with FaultServer("429", retry_after=1) as s:
         seen: list[int] = []
-        b = boundary(s.url, retries=1, on_call=lambda r: seen.append(r.total.calls))
+        b = boundary(s.base_url, retries=1, on_call=lambda r: seen.append(r.total.calls))
         start = time.monotonic()
         with pytest.raises(LMCallError) as e:
             call(b)
         elapsed = time.monotonic() - start
-    assert str(e.value) == f"HTTP 429 (rate limited) from {s.url} (lower --threads or wait)"
-    assert s.count == 2  # ours: 1 + 1 retry; the SDK's own retries are off
+    assert str(e.value) == f"HTTP 429 (rate limited) from {s.base_url} (lower --threads or wait)"
+    assert s.requests == 2  # ours: 1 + 1 retry; the SDK's own retries are off
     assert 1.0 <= elapsed < 6
     u = b.usage().by_role["task"]
     assert (u.calls, u.failed_calls, u.retries) == (2, 2, 1)
@@ -63,62 +64,62 @@ def test_429_honours_retry_after_and_every_attempt_is_a_call():
 
 
 def test_500_is_retried_a_bounded_number_of_times():
-    with fs.FaultServer(fs.status(500)) as s:
-        b = boundary(s.url, retries=2)
+    with FaultServer("500", message="scripted failure") as s:
+        b = boundary(s.base_url, retries=2)
         start = time.monotonic()
-        with pytest.raises(LMCallError, match=rf"^HTTP 500 from {s.url}: scripted failure$"):
+        with pytest.raises(LMCallError, match=rf"^HTTP 500 from {s.base_url}: scripted failure$"):
             call(b)
-    assert s.count == 3 and b.usage().by_role["task"].calls == 3
+    assert s.requests == 3 and b.usage().by_role["task"].calls == 3
     assert time.monotonic() - start < 5
 
 
 def test_500_then_success_recovers():
-    with fs.FaultServer(fs.sequence(fs.status(500), fs.ok("back"))) as s:
-        b = boundary(s.url)
+    with FaultServer(["500", "ok"], answer="back") as s:
+        b = boundary(s.base_url)
         assert call(b) == "back"
-    assert s.count == 2
+    assert s.requests == 2
     u = b.usage().by_role["task"]
     assert (u.calls, u.failed_calls, u.retries) == (2, 1, 1)
 
 
-@pytest.mark.parametrize("fault", [fs.malformed_json(), fs.garbage_body()], ids=["malformed-json", "garbage-body"])
-def test_an_unreadable_body_is_one_clear_error_naming_the_server(fault):
-    with fs.FaultServer(fault) as s:
-        b = boundary(s.url, retries=3)
+@pytest.mark.parametrize("mode", ["malformed", "html"], ids=["malformed-json", "garbage-body"])
+def test_an_unreadable_body_is_one_clear_error_naming_the_server(mode):
+    with FaultServer(mode) as s:
+        b = boundary(s.base_url, retries=3)
         with pytest.raises(LMCallError) as e:
             call(b)
-    assert e.value.message.startswith(f"unreadable response from {s.url}: not a chat completion")
+    assert e.value.message.startswith(f"unreadable response from {s.base_url}: not a chat completion")
     assert "OpenAI-compatible /v1 endpoint" in str(e.value)
-    assert not e.value.retryable and s.count == 1 and b.usage().by_role["task"].calls == 1
+    assert not e.value.retryable and s.requests == 1 and b.usage().by_role["task"].calls == 1
 
 
 def test_garbage_content_is_an_answer_not_an_error():
-    with fs.FaultServer(fs.ok("\x00\x01 }{ not json ]] ☃")) as s:
-        b = boundary(s.url)
+    with FaultServer("ok", answer="\x00\x01 }{ not json ]] ☃") as s:
+        b = boundary(s.base_url)
         assert call(b) == "\x00\x01 }{ not json ]] ☃"
-    assert s.count == 1 and b.first_error("task") is None
+    assert s.requests == 1 and b.first_error("task") is None
 
 
 def test_a_hung_server_ends_within_the_request_timeout():
-    with fs.FaultServer(fs.hang(), hang_seconds=8) as s:
-        b = boundary(s.url, retries=1, timeout=1.0)
+    with FaultServer("hang", delay=8) as s:
+        b = boundary(s.base_url, retries=1, timeout=1.0)
         start = time.monotonic()
         with pytest.raises(LMCallError) as e:
             call(b)
         elapsed = time.monotonic() - start
-    assert str(e.value) == f"no answer from {s.url} (openai/x) within 1 s (raise --request-timeout)"
-    assert s.count == 2 and 2.0 <= elapsed < 5.5
+    assert str(e.value) == f"no answer from {s.base_url} (openai/x) within 1 s (raise --request-timeout)"
+    assert s.requests == 2 and 2.0 <= elapsed < 5.5
     assert b.usage().by_role["task"].calls == 2
 
 
 def test_401_is_an_authentication_error_at_once_and_later_calls_send_nothing():
-    with fs.FaultServer(fs.status(401, message="Incorrect API key provided: " + KEY)) as s:
-        b = boundary(s.url, retries=3)
+    with FaultServer("401", message="Incorrect API key provided: " + KEY) as s:
+        b = boundary(s.base_url, retries=3)
         for i in range(5):
             with pytest.raises(ModelUnavailableError) as e:
                 call(b, f"q{i}")
-        assert s.count == 1  # one request, not 5 x 4
-    assert str(e.value) == f"HTTP 401 from {s.url} (check the key given with --api-key)"
+        assert s.requests == 1  # one request, not 5 x 4
+    assert str(e.value) == f"HTTP 401 from {s.base_url} (check the key given with --api-key)"
     assert KEY not in str(e.value)
     u = b.usage().by_role["task"]
     assert (u.calls, u.retries, u.refused_calls) == (1, 0, 4)
@@ -126,16 +127,16 @@ def test_401_is_an_authentication_error_at_once_and_later_calls_send_nothing():
 
 def test_403_with_the_key_from_the_environment_names_the_env_var(monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    with fs.FaultServer(fs.status(403)) as s:
-        b = LMBoundary({"task": create_client("openai/x", api_base=s.url)}, retry=RetryPolicy(max_retries=3))
+    with FaultServer("403") as s:
+        b = LMBoundary({"task": create_client("openai/x", api_base=s.base_url)}, retry=RetryPolicy(max_retries=3))
         with pytest.raises(ModelUnavailableError) as e:
             call(b)
-    assert str(e.value) == f"HTTP 403 from {s.url} (check OPENAI_API_KEY or pass --api-key)"
-    assert s.count == 1
+    assert str(e.value) == f"HTTP 403 from {s.base_url} (check OPENAI_API_KEY or pass --api-key)"
+    assert s.requests == 1
 
 
 def test_connection_refused_is_retried_then_the_model_is_gone_for_every_later_call():
-    url = f"http://127.0.0.1:{fs.closed_port()}/v1"
+    url = f"http://127.0.0.1:{closed_port()}/v1"
     b = boundary(url, retries=2)
     start = time.monotonic()
     with pytest.raises(ModelUnavailableError) as e:
@@ -191,7 +192,7 @@ def test_a_file_that_is_not_a_gguf_fails_at_client_creation(tmp_path):
 
 
 def test_credentials_in_the_api_base_never_reach_a_message():
-    with fs.FaultServer(fs.status(500, message="upstream said no")) as s:
+    with FaultServer("500", message="upstream said no") as s:
         url = f"http://bob:hunter2pw@127.0.0.1:{s.port}/v1?api-key=QUERYSECRET&region=eu"
         b = boundary(url, retries=0)
         with pytest.raises(LMCallError) as e:
@@ -203,8 +204,8 @@ def test_credentials_in_the_api_base_never_reach_a_message():
 
 
 def test_ctrl_c_during_a_hung_call_reaches_the_caller_at_once():
-    with fs.FaultServer(fs.sequence(fs.ok("warm"), fs.hang()), hang_seconds=20) as s:
-        b = boundary(s.url, timeout=30.0)
+    with FaultServer(["ok", "hang"], answer="warm", delay=20) as s:
+        b = boundary(s.base_url, timeout=30.0)
         assert call(b, "warm up") == "warm"  # litellm is imported; the next request hangs
         previous = signal.signal(signal.SIGINT, signal.default_int_handler)
         timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
@@ -245,19 +246,19 @@ def test_cli_run_against_a_server_that_always_fails_exits_non_zero(tmp_path):
     lines = ["text,label"] + [f"{'great' if i % 2 else 'awful'} film number {i},{'positive' if i % 2 else 'negative'}"
                               for i in range(12)]  # fmt: skip
     data.write_text("\n".join(lines) + "\n")
-    with fs.FaultServer(fs.status(500)) as s:
+    with FaultServer("500") as s:
         args = ["optimize", "Classify the sentiment of a movie review as positive or negative",
-                "--model", "openai/fake", "--api-base", s.url, "--api-key", KEY, "--data", str(data),
+                "--model", "openai/fake", "--api-base", s.base_url, "--api-key", KEY, "--data", str(data),
                 "--input-fields", "text", "--output-fields", "label", "--synthetic-data-size", "0",
                 "--max-calls", "40", "--quiet",
                 "--sessions-dir", str(tmp_path / "s")]  # fmt: skip
         code = "import sys\nfrom promptomatix.cli.app import main\nmain(sys.argv[1:])\n"
         r = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=240)
-        received = s.count
+        received = s.requests
     assert received <= 40  # --max-calls counts every HTTP attempt
     assert r.returncode != 0, r.stdout[-2000:]
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
-    assert errors and f"HTTP 500 from {s.url}" in errors[-1], r.stderr[-2000:]  # the cause, not the budget
+    assert errors and f"HTTP 500 from {s.base_url}" in errors[-1], r.stderr[-2000:]  # the cause, not the budget
     assert KEY not in r.stderr + r.stdout
     sessions = list((tmp_path / "s").rglob("session.json"))
     assert sessions and all(json.loads(p.read_text())["status"] == "failed" for p in sessions)
