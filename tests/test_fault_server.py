@@ -276,3 +276,15 @@ class _Scripted:
         from promptomatix.lm.fake import FakeLM
 
         return FakeLM(default="fine").complete(messages, **kw)
+
+
+def test_a_connection_reset_mid_request_is_said_as_such_not_as_a_wrong_api_base():
+    # The server read the request, then reset the connection: the address was right, so "check --api-base" (what a
+    # connect failure gets) would send the user the wrong way.
+    with FaultServer("reset") as s:
+        b = boundary(s.base_url, retries=1)
+        with pytest.raises(LMCallError) as e:
+            call(b)
+    assert s.requests == 2  # a reset is retried
+    assert str(e.value).startswith(f"connection reset by {s.base_url}") and "--api-base" not in str(e.value)
+    assert b.unavailable("task") is None  # a server that resets is there: later calls still try it

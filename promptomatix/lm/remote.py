@@ -199,6 +199,10 @@ def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: s
         return ProviderError(
             f"no answer from {where} ({model}) within {timeout:g} s", hint="raise --request-timeout", retryable=True
         )
+    if "ConnectionResetError" in chain:  # it took the request, then dropped it: the address is right
+        return ProviderError(
+            f"connection reset by {where} during the request", hint="check the server's log", retryable=True
+        )
     if "ConnectError" in chain or "APIConnectionError" in chain:
         return ProviderError(f"could not connect to {where}: {detail}", hint="check --api-base", retryable=True)
     if name in ("AuthenticationError", "PermissionDeniedError") or status in (401, 403):
