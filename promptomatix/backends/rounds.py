@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from promptomatix.backends.base import selection_score
 from promptomatix.backends.guards import rejection
 from promptomatix.backends.prompt import PromptCandidate
-from promptomatix.backends.selection import records_score, rows_without_demos, subset
+from promptomatix.backends.selection import EVIDENCE_P, evidence, records_score, rows_without_demos, subset
 
 T = TypeVar("T")
 
@@ -263,14 +263,23 @@ def confirm_each(
     base_train = reports[0]
     if base_train is None:
         raise failed or RuntimeError("the initial prompt was not scored")
+    base_valid = {r.index: r.raw_score for r in base.valid_report.records}
+    base_rows = {r.index: r.raw_score for r in base_train.records}
     for f, keep, rep in zip(finalists, keeps, reports[1:], strict=True):
         if rep is None:
             continue
         f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
         ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
         ref *= penalty(base.candidate)
-        f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows"
-        if f.confirm - ref > 1e-9:
+        order = sorted(keep)  # rep scored train[order[j]] as its row j
+        paired = evidence(
+            [(r.raw_score, base_valid.get(r.index)) for r in f.valid_report.records]
+            + [(r.raw_score, base_rows.get(order[r.index])) for r in rep.records]
+        )
+        f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows; {paired}"
+        if f.confirm - ref > 1e-9 and not paired.enough:
+            f.note += f": not kept, too few rows for a gain (needs p <= {EVIDENCE_P} or no row worse)"
+        elif f.confirm - ref > 1e-9:
             yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
     if failed is not None:
         raise failed

@@ -1,0 +1,77 @@
+"""The meta backend keeps a finalist only with paired evidence: it must win more rows than luck would give it
+(one-sided sign test, p <= 0.1) or lose none. On squad a finalist chosen on a mean over 24 rows (4 rows better,
+1 worse) was significantly worse on 100 fresh rows (benchmarks/RESULTS.md §7)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from promptomatix.backends.base import RunContext
+from promptomatix.backends.meta import MetaPromptOptimizer
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.backends.selection import EVIDENCE_P, Evidence, evidence
+from promptomatix.lm.boundary import LMBoundary
+from promptomatix.lm.fake import FakeLM
+from promptomatix.metrics import MetricsManager
+from tests.backend_fakes import GuardedData
+from tests.test_meta_backend import SPEC, only_rewrites, rows
+
+
+def test_the_sign_test_is_exact():
+    assert Evidence(4, 1).p_value == pytest.approx(6 / 32)
+    assert Evidence(4, 0).p_value == pytest.approx(1 / 16)
+    assert Evidence(0, 0).p_value == 1.0
+    assert not Evidence(4, 1).enough and Evidence(6, 1).enough  # 8/128 = 0.0625 <= 0.1
+    assert Evidence(1, 0).enough and Evidence(0, 0).enough  # no row worse: at least as good on every row
+    assert evidence([(1.0, 0.0), (0.5, 0.5), (0.2, 0.6), (1.0, None)]) == Evidence(1, 1)  # ties and unpaired out
+
+
+def task_for(extra_right: set[int], extra_wrong: set[int]):
+    """The initial prompt is right on every row except multiples of 5; a prompt saying 'candidate' is also right
+    on `extra_right` (rows the initial gets wrong) and wrong on `extra_wrong`."""
+
+    def answer(messages):
+        system, user = messages[0]["content"], messages[-1]["content"]
+        number = int(user.rsplit(" ", 1)[-1])
+        truth = "negative" if "awful" in user else "positive"
+        wrong = "positive" if truth == "negative" else "negative"
+        right = number % 5 != 0
+        if "candidate" in system:
+            right = (right or number in extra_right) and number not in extra_wrong
+        return json.dumps({"label": truth if right else wrong})
+
+    return answer
+
+
+def run(extra_right: set[int], extra_wrong: set[int]):
+    task = FakeLM(default=task_for(extra_right, extra_wrong), model="fake/task")
+    teacher = FakeLM(default=json.dumps({"prompt": "Classify the review (candidate wording)."}), model="fake/teacher")
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    ctx = RunContext(boundary=LMBoundary({"task": task, "teacher": teacher}), metrics=mm, spec=SPEC, num_threads=4)
+    settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
+    return MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(12), rows(12, 100))
+    )
+
+
+def test_a_finalist_ahead_by_a_few_rows_but_worse_on_one_is_not_kept():
+    # valid rows 100..111 and train rows 0..11: better on 100, 105, 0, 5 (4 rows), worse on 101 (1 row)
+    res = run(extra_right={100, 105, 0, 5}, extra_wrong={101})
+    cand = next(c for c in res.candidates if "candidate" in c.instructions)
+    assert cand.valid_raw > res.initial_valid_raw  # ahead on the mean: the old rule kept it
+    assert "4 rows better, 1 worse" in cand.note and "not kept" in cand.note
+    assert res.instructions == "Classify the review."
+    assert f"p <= {EVIDENCE_P}" in cand.note
+
+
+def test_a_finalist_with_enough_rows_won_is_kept_even_if_it_loses_one():
+    res = run(extra_right={100, 105, 110, 0, 5, 10}, extra_wrong={101})  # 6 better, 1 worse: p = 0.0625
+    assert res.instructions == "Classify the review (candidate wording)."
+    assert "beat the initial prompt" in res.stop_reason
+
+
+def test_a_finalist_better_on_a_row_and_worse_on_none_is_kept():
+    res = run(extra_right={100}, extra_wrong=set())
+    assert res.instructions == "Classify the review (candidate wording)."
