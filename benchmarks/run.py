@@ -112,6 +112,7 @@ def run_process(
         "time_s": round(time.perf_counter() - t0, 2),
         "verdict": res.verdict.model_dump(mode="json") if res.verdict else None,
         "test_rows": session_rows(sessions_dir, res.session_id),
+        "confirmations": session_confirmations(sessions_dir, res.session_id),
         "instructions": res.instructions,
         "demos": res.demos,
         "best_prompt": res.best_prompt,
@@ -136,6 +137,15 @@ def session_rows(sessions_dir: str, session_id: str) -> list[dict[str, Any]]:
     rows = versions[-1].get("test_examples", []) if versions else []
     return [{"index": r["index"], "score": r.get("score"), "initial_score": r.get("initial_score"),
              "error": bool(r.get("error"))} for r in rows]  # fmt: skip
+
+
+def session_confirmations(sessions_dir: str, session_id: str) -> list[str]:
+    """The confirmation notes of the latest version's candidates (paired rows better/worse and the sign test), so
+    a part's JSON says why the initial prompt was or was not replaced."""
+    doc = json.loads((Path(sessions_dir) / session_id / "session.json").read_text(encoding="utf-8"))
+    versions = doc.get("versions") or []
+    cands = versions[-1].get("candidates", []) if versions else []
+    return [f"candidate {c['id']}: {c['note']}" for c in cands if str(c.get("note", "")).startswith("confirmation:")]
 
 
 def _finish_row(task: Mapping[str, Any], method: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ def test_runner_writes_json_and_markdown(tmp_path):
     assert by["meta"]["test"]["mean"] == pytest.approx(1.0)  # the teacher's rewrite says 'complains'
     assert by["dspy-labeled"]["n_demos"] > 0
     assert by["meta"]["calls"] > 0 and by["meta"]["tokens"] > 0
+    # why the initial prompt was replaced is in the part: the paired rows and the sign test of each finalist
+    assert by["meta"]["confirmations"] and all("sign test p" in c for c in by["meta"]["confirmations"])
 
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".md"]
