@@ -16,9 +16,9 @@ from typing import Any
 ESTIMATED = ("meta", "meta-third", "dspy-miprov2")
 
 
-def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None) -> tuple[int, int | None]:
+def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None, seed: int) -> tuple[int, int | None]:
     """Spec + optimizer calls the dry run of this part's command estimates: typical, and (meta) when every
-    candidate fails its screening."""
+    candidate fails its screening. The part's seed is passed: MIPROv2's trials, and so its estimate, follow it."""
     from benchmarks.engine import fake_clients
     from benchmarks.run import PROCESS_METHODS
     from promptomatix.api import process_input
@@ -28,7 +28,7 @@ def dry_estimate(task: dict[str, Any], method: str, max_calls: int | None) -> tu
         res = process_input(
             raw_input=task["description"], train_data=task["train"], valid_data=task["valid"],
             test_data=task["test"], input_fields=task["input_fields"], output_fields=task["output_fields"],
-            labels=task.get("labels"), task_type=task["task_type"], search_type="quick", max_calls=max_calls,
+            labels=task.get("labels"), task_type=task["task_type"], search_type="quick", max_calls=max_calls, seed=seed,
             sessions_dir=sdir, clients=fake_clients(0.0), dry_run=True, **PROCESS_METHODS.get(backend, {}),
         )  # fmt: skip
     est = res.estimated_calls
@@ -47,7 +47,7 @@ def estimate_lines(parts: dict[tuple[str, int, str], dict[str, Any]]) -> list[st
     for (name, seed, method), row in sorted(parts.items()):
         if method not in ESTIMATED or row.get("error") or not row.get("search_calls"):
             continue
-        est, least = dry_estimate(load_suite_task(name, seed), method, row["_meta"].get("max_calls"))
+        est, least = dry_estimate(load_suite_task(name, seed), method, row["_meta"].get("max_calls"), seed)
         ratio = est / row["search_calls"]
         ratios.setdefault(method, []).append(ratio)
         ended = str(row.get("stop_reason") or "").split(";")[0][:70]
