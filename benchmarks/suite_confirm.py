@@ -86,12 +86,9 @@ def _spec_of(task: dict[str, Any]) -> Any:
 
 
 def run(name: str, per_seed: int, model: str) -> Path:
-    from promptomatix.lm.boundary import LMBoundary
-    from promptomatix.lm.catalog import resolve_local_model
-    from promptomatix.lm.local import LocalClient
     from promptomatix.metrics.verdict import paired_verdict
 
-    lm = LMBoundary({"task": LocalClient(resolve_local_model(model, auto_pull=True), model=model)}).role("task")
+    lm = _task_lm(model)
     rows = fresh_rows(name, per_seed)
     out: dict[str, Any] = {"task": name, "model": model, "rows_per_seed": per_seed, "salt": SALT, "seeds": {}}
     for seed in SEEDS:
@@ -112,6 +109,32 @@ def run(name: str, per_seed: int, model: str) -> Path:
     path = CONFIRM_DIR / f"{name}.json"
     path.write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def replay_rule(name: str, seed: int, model: str) -> dict[str, Any]:
+    """The paired-evidence rule (backends/selection.py) replayed on a suite part's chosen prompt: it and the initial
+    prompt scored again on the rows the confirmation compares them on (valid + train rows that are not its demos),
+    to say whether the rule would have let the part's prompt replace the initial one."""
+    from promptomatix.backends.selection import evidence
+
+    lm = _task_lm(model)
+    part = json.loads(part_path(SUITE_DIR, name, seed, "meta").read_text(encoding="utf-8"))["result"]
+    task = load_suite_task(name, seed)
+    demos = part.get("demos") or []
+    rows = task["valid"] + [r for r in task["train"] if r not in demos]
+    initial = score(task, part["initial_instructions"], [], rows, lm)
+    chosen = score(task, part["instructions"], demos, rows, lm)
+    ev = evidence(list(zip(chosen, initial, strict=True)))
+    return {"task": name, "seed": seed, "rows": len(rows), "initial_mean": sum(initial) / len(rows),
+            "chosen_mean": sum(chosen) / len(rows), "evidence": str(ev), "kept": ev.enough and sum(chosen) > sum(initial)}  # fmt: skip
+
+
+def _task_lm(model: str) -> Any:
+    from promptomatix.lm.boundary import LMBoundary
+    from promptomatix.lm.catalog import resolve_local_model
+    from promptomatix.lm.local import LocalClient
+
+    return LMBoundary({"task": LocalClient(resolve_local_model(model, auto_pull=True), model=model)}).role("task")
 
 
 def report() -> str:
@@ -139,9 +162,15 @@ def main(argv: list[str]) -> int:
     r.add_argument("--rows", type=int, default=300, help="fresh rows per seed")
     r.add_argument("--model", default="local/smollm2-135m")
     sub.add_parser("report")
+    rr = sub.add_parser("rule", help="replay the paired-evidence rule on a part's chosen prompt")
+    rr.add_argument("task")
+    rr.add_argument("--seed", type=int, required=True)
+    rr.add_argument("--model", default="local/smollm2-135m")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         print(run(args.task, args.rows, args.model))
+    elif args.cmd == "rule":
+        print(json.dumps(replay_rule(args.task, args.seed, args.model)))
     else:
         print(report())
     return 0
