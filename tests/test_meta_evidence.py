@@ -26,6 +26,7 @@ def test_the_sign_test_is_exact():
     assert not Evidence(4, 1).enough and Evidence(6, 1).enough  # 8/128 = 0.0625 <= 0.1
     assert Evidence(1, 0).enough and Evidence(0, 0).enough  # no row worse: at least as good on every row
     assert evidence([(1.0, 0.0), (0.5, 0.5), (0.2, 0.6), (1.0, None)]) == Evidence(1, 1)  # ties and unpaired out
+    assert str(Evidence(1, 0)) == "1 row better, 0 worse (sign test p = 0.5)"  # what the session's note says
 
 
 def task_for(extra_right: set[int], extra_wrong: set[int]):

@@ -68,7 +68,8 @@ class Evidence:
         return self.losses == 0 or self.p_value <= EVIDENCE_P
 
     def __str__(self) -> str:
-        return f"{self.wins} rows better, {self.losses} worse (sign test p = {self.p_value:.2g})"
+        rows = "row" if self.wins == 1 else "rows"
+        return f"{self.wins} {rows} better, {self.losses} worse (sign test p = {self.p_value:.2g})"
 
 
 def evidence(pairs: Iterable[tuple[float, float | None]]) -> Evidence:
