@@ -57,8 +57,16 @@ def fresh_rows(name: str, per_seed: int) -> dict[int, list[dict[str, Any]]]:
     return {s: dealt[i * per_seed : (i + 1) * per_seed] for i, s in enumerate(SEEDS)}
 
 
+def format_line(part: dict[str, Any]) -> str | None:
+    """The chosen prompt's output-format line (the part keeps it only inside `best_prompt`): what its system
+    message says after the instructions."""
+    system = part["best_prompt"].split("[user]", 1)[0].removeprefix("[system]").strip()
+    rest = system.removeprefix(part["instructions"].strip()).strip()
+    return rest or None if system.startswith(part["instructions"].strip()) else None
+
+
 def score(task: dict[str, Any], instructions: str, demos: list[dict[str, Any]], rows: list[dict[str, Any]],
-          lm: Any) -> list[float]:  # fmt: skip
+          lm: Any, fmt: str | None = None) -> list[float]:  # fmt: skip
     """Each row's raw score (the suite's final metric, no length penalty) for one prompt."""
     from promptomatix.backends.prompt import PromptCandidate, PromptProgram
     from promptomatix.metrics import Evaluator, MetricsManager
@@ -66,7 +74,7 @@ def score(task: dict[str, Any], instructions: str, demos: list[dict[str, Any]], 
     spec = _spec_of(task)
     mm = MetricsManager(output_fields=spec.output_names, lambda_penalty=0.0, label_set=spec.labels,
                         input_fields=spec.input_names)  # fmt: skip
-    program = PromptProgram(PromptCandidate(instructions=instructions, demos=demos), spec, lm)
+    program = PromptProgram(PromptCandidate(instructions=instructions, demos=demos, format_line=fmt), spec, lm)
     rep = Evaluator(num_threads=4, n_bootstrap=0).run(
         program, rows, mm.scorer(spec.task_type, final=True), spec.input_names, spec.output_names,
         label_field=spec.label_field,
@@ -95,8 +103,9 @@ def run(name: str, per_seed: int, model: str) -> Path:
         part = json.loads(part_path(SUITE_DIR, name, seed, "meta").read_text(encoding="utf-8"))["result"]
         task, t0 = load_suite_task(name, seed), time.time()
         initial = score(task, part["initial_instructions"], [], rows[seed], lm)
-        same = part["instructions"] == part["initial_instructions"] and not part.get("demos")
-        best = initial if same else score(task, part["instructions"], part.get("demos") or [], rows[seed], lm)
+        fmt = format_line(part)
+        same = part["instructions"] == part["initial_instructions"] and not part.get("demos") and not fmt
+        best = initial if same else score(task, part["instructions"], part.get("demos") or [], rows[seed], lm, fmt)
         v = paired_verdict(initial, best, errors=0, split="test", seed=seed)
         out["seeds"][str(seed)] = {"same_prompt": same, "initial": initial, "optimized": best,
                                    "verdict": v.model_dump(), "time_s": round(time.time() - t0, 1)}  # fmt: skip
@@ -123,7 +132,7 @@ def replay_rule(name: str, seed: int, model: str) -> dict[str, Any]:
     demos = part.get("demos") or []
     rows = task["valid"] + [r for r in task["train"] if r not in demos]
     initial = score(task, part["initial_instructions"], [], rows, lm)
-    chosen = score(task, part["instructions"], demos, rows, lm)
+    chosen = score(task, part["instructions"], demos, rows, lm, format_line(part))
     ev = evidence(list(zip(chosen, initial, strict=True)))
     return {"task": name, "seed": seed, "rows": len(rows), "initial_mean": sum(initial) / len(rows),
             "chosen_mean": sum(chosen) / len(rows), "evidence": str(ev), "kept": ev.enough and sum(chosen) > sum(initial)}  # fmt: skip
