@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import faulthandler
 import json
+import re
+import threading
 
 import dspy
 import pytest
 
-from promptomatix.backends import dspy_optimizers
+from promptomatix.backends import dspy_backend, dspy_optimizers
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.lm.boundary import LMBoundary
@@ -111,10 +113,10 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
 
     prefetch = dspy_optimizers.prefetch_bootstrap
 
-    def staged(*args):
+    def staged(*args, **kw):
         task.stage = "prefetch"
         try:
-            return prefetch(*args)
+            return prefetch(*args, **kw)
         finally:
             task.stage = "other"
 
@@ -123,8 +125,43 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
     fast, fast_usage = compile_bootstrap(task, teacher)
     assert made == [0] and fast.demos
     assert task.peak["prefetch"] >= 2  # the rows of a wave at once: DSPy walks them one at a time
-    monkeypatch.setattr(dspy_optimizers, "prefetch_bootstrap", lambda *a: None)
+    monkeypatch.setattr(dspy_optimizers, "prefetch_bootstrap", lambda *a, **k: None)
     stock, stock_usage = compile_bootstrap(*models())
     assert fast.prompt == stock.prompt and fast.program_json == stock.program_json
     assert fast_usage.total.calls == stock_usage.total.calls
     assert fast_usage.total.cached_calls == stock_usage.total.cached_calls + len(fast.demos)
+
+
+class GatedLastRow(InFlight):
+    """InFlight whose answer for the last valid row (number 108) waits until a train row's call has started: it
+    is answered at once when the two run side by side, after a timeout when one waits for the other."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.train_started = threading.Event()
+        self.overlapped: list[bool] = []
+
+    def complete(self, messages, **kw):
+        number = re.findall(r"film number (\d+)", messages[-1]["content"])
+        n = int(number[-1]) if number else -1
+        if 0 <= n < 100:
+            self.train_started.set()
+        elif n == 108 and not self.overlapped:
+            self.overlapped.append(self.train_started.wait(timeout=5))
+        return super().complete(messages, **kw)
+
+
+def test_the_baseline_is_scored_while_miprov2_bootstraps_on_the_same_threads(monkeypatch):
+    """The initial program's valid rows run while MIPROv2's train rows are bootstrapped, on the same pool: calls in
+    flight never exceed num_threads, and the run computes what it computes one after the other."""
+    task = GatedLastRow(default=task_model(right_with_instruction_or_demos), latency=0.02, model="fake/task")
+    teacher = InFlight(default=varied_teacher, latency=0.02, model="fake/teacher")
+    beside, beside_records, beside_usage = compile_miprov2(task, teacher)
+    assert task.overlapped == [True]  # a train row started while the baseline's last row was in flight
+    assert max(task.peak.values()) <= 4  # num_threads: the baseline took no threads of its own
+
+    monkeypatch.setattr(dspy_backend._Run, "baseline_can_run_beside", lambda self: False)
+    alone, alone_records, alone_usage = compile_miprov2(*models())
+    assert beside.prompt == alone.prompt and beside.program_json == alone.program_json
+    assert beside_records == alone_records and beside.initial_valid_raw == alone.initial_valid_raw
+    assert beside_usage.total.calls == alone_usage.total.calls

@@ -17,8 +17,10 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dspy
@@ -49,6 +51,7 @@ from promptomatix.backends.dspy_settings import (
     normalize_optimizer_name,
 )
 from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
+from promptomatix.backends.rounds import RowPool
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
 from promptomatix.run.checkpoint import BestSoFar, Checkpoint
@@ -138,6 +141,7 @@ class _Run:
         self.tried: list[_Scored] = []
         self.resolved: dict[str, Any] = {}
         self.baseline_report: Any = None
+        self.rows: RowPool | None = None  # lent to the optimizer, so the baseline can be scored beside it
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _example(self, row: Mapping[str, Any]) -> dspy.Example:
@@ -167,7 +171,7 @@ class _Run:
         return self.ctx.metrics.penalty(penalty_text(program))
 
     def score_valid(self, sc: _Scored) -> None:
-        report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows, ci=False)  # ranked on points
+        report = self.ctx.evaluate(self.predictor(sc.program), self.valid_rows, ci=False, pool=self.rows)  # points
         self.baseline_report = self.baseline_report or report  # the first scoring is the initial program's
         sc.valid_raw = selection_score(report)
         sc.valid_penalized = sc.valid_raw * self.penalty(sc.program)
@@ -207,15 +211,44 @@ class _Run:
         base = self.add("initial", start)
         label = f"{s.optimizer} ({s.search_type}) on a {s.module} module"
         ctx.emit("baseline", f"dspy backend, {label}: scoring the initial program on {len(self.valid_rows)} rows")
-        self.score_valid(base)  # BudgetExceeded propagates: without a baseline there is nothing to return
-        require_answers(self.baseline_report, ctx.boundary, "scoring the initial program")
-        ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
-        self.checkpoint(0, base, base)
-
-        best, stop_reason, rounds = base, "completed", 0
-        ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
+        if self.baseline_can_run_beside():
+            self.rows = RowPool(self.num_threads)
         try:
-            compiled = self.optimize(start)
+            outcome = self.optimize_beside_baseline(start, base, label)
+            best, stop_reason, rounds = self.select(outcome, base)
+        finally:
+            if self.rows is not None:
+                self.rows.shutdown(wait=False)
+
+        self.checkpoint(rounds, best, base)
+        result = BackendResult(
+            backend=self.opt.name,
+            prompt=render_program(best.program, self.adapter),
+            instructions=instructions_text(best.program),
+            demos=program_demos(best.program),
+            valid_raw=best.valid_raw or 0.0,
+            valid_penalized=best.valid_penalized or 0.0,
+            initial_prompt=render_program(base.program, self.adapter),
+            initial_valid_raw=base.valid_raw or 0.0,
+            initial_valid_penalized=base.valid_penalized or 0.0,
+            candidates=[self.record(t) for t in self.tried],
+            rounds_completed=rounds,
+            stop_reason=stop_reason,
+            program_json=dump_program(best.program, s.module, self.adapter_name),
+            settings={**s.model_dump(), **self.resolved},
+        )
+        ctx.emit("done", f"dspy backend done: valid {result.valid_penalized:.3f} ({stop_reason})",
+                 best_score=result.valid_penalized)  # fmt: skip
+        return result.with_predictors(self.predictor(best.program), self.predictor(base.program))
+
+    def select(self, outcome: SpecProgram | BaseException, base: _Scored) -> tuple[_Scored, str, int]:
+        """(best, stop reason, rounds): the compiled program if it scores at least the initial one on valid."""
+        s, ctx = self.s, self.ctx
+        best, stop_reason, rounds = base, "completed", 0
+        try:
+            if isinstance(outcome, BaseException):
+                raise outcome
+            compiled = outcome
             cand = self.add(s.optimizer, compiled)
             self.score_valid(cand)
             rounds = 1
@@ -241,27 +274,55 @@ class _Run:
             log.warning("DSPy %s failed", s.optimizer, exc_info=True)
             stop_reason = f"optimizer error: {type(e).__name__}: {e}; kept the initial program"
             ctx.emit("stopped", stop_reason)
+        return best, stop_reason, rounds
 
-        self.checkpoint(rounds, best, base)
-        result = BackendResult(
-            backend=self.opt.name,
-            prompt=render_program(best.program, self.adapter),
-            instructions=instructions_text(best.program),
-            demos=program_demos(best.program),
-            valid_raw=best.valid_raw or 0.0,
-            valid_penalized=best.valid_penalized or 0.0,
-            initial_prompt=render_program(base.program, self.adapter),
-            initial_valid_raw=base.valid_raw or 0.0,
-            initial_valid_penalized=base.valid_penalized or 0.0,
-            candidates=[self.record(t) for t in self.tried],
-            rounds_completed=rounds,
-            stop_reason=stop_reason,
-            program_json=dump_program(best.program, s.module, self.adapter_name),
-            settings={**s.model_dump(), **self.resolved},
-        )
-        ctx.emit("done", f"dspy backend done: valid {result.valid_penalized:.3f} ({stop_reason})",
-                 best_score=result.valid_penalized)  # fmt: skip
-        return result.with_predictors(self.predictor(best.program), self.predictor(base.program))
+    def optimize_beside_baseline(self, start: SpecProgram, base: _Scored, label: str) -> SpecProgram | BaseException:
+        """The compiled program, or the optimizer's exception. With a row pool lent to the optimizer, the initial
+        program is scored on valid while the optimizer starts (its bootstrapping and proposals leave threads
+        idle), on the same pool, so calls in flight never exceed `num_threads`. The baseline's own failure (the
+        budget, a model that never answers) is raised: without a baseline there is nothing to return."""
+        if self.rows is None:
+            self.baseline(base)
+            self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
+            return self.try_optimize(start)
+        side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-baseline")
+        scoring = side.submit(contextvars.copy_context().run, self.baseline, base)
+        try:
+            self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1)
+            outcome = self.try_optimize(start)
+            scoring.result()
+        except BaseException:  # a Ctrl-C, or the baseline failed: its queued rows are skipped, none waited for
+            self.rows.aborted.set()
+            raise
+        finally:
+            side.shutdown(wait=False)
+        return outcome
+
+    def baseline_can_run_beside(self) -> bool:
+        """MIPROv2 and quick BootstrapFewShot send every task call through a pool the run can lend them, so the
+        baseline can share it; only when no budget can run out under it (the optimizer's calls must never leave
+        the baseline without its own: a run that cannot finish its search still keeps the initial program)."""
+        s, b = self.s, self.ctx.boundary.budget
+        quick_bootstrap = s.optimizer == "bootstrap" and s.search_type == "quick" and s.num_candidates is None
+        if not (s.optimizer == "miprov2" or quick_bootstrap) or b.max_tokens is not None or b.max_usd is not None:
+            return False
+        left = self.ctx.boundary.remaining_calls()
+        return left is None or left >= s.estimate_calls(len(self.train_rows), len(self.valid_rows))
+
+    def baseline(self, base: _Scored) -> None:
+        """Score the initial program on valid; then its checkpoint, unless the run is being aborted."""
+        self.score_valid(base)  # BudgetExceeded propagates
+        require_answers(self.baseline_report, self.ctx.boundary, "scoring the initial program")
+        self.ctx.emit("baseline", f"initial valid score {base.valid_penalized:.3f}", best_score=base.valid_penalized)
+        if self.rows is None or not self.rows.aborted.is_set():
+            self.checkpoint(0, base, base)
+
+    def try_optimize(self, start: SpecProgram) -> SpecProgram | BaseException:
+        """The compiled program, or what the optimizer raised (a Ctrl-C propagates)."""
+        try:
+            return self.optimize(start)
+        except (Exception, BudgetStop) as e:
+            return e
 
     def checkpoint(self, rnd: int, best: _Scored, base: _Scored) -> None:
         """Best-so-far for the session: DSPy's own rendering of the prompt and the program JSON, so an interrupted

@@ -60,6 +60,7 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
         track_stats=True,
     )
     opt.replay = run.ctx.boundary.greedy("task", "judge")
+    opt.rows = run.rows  # the run's pool: the baseline is scored on it while MIPROv2 bootstraps and proposes
     compiled = opt.compile(
         student,
         trainset=run.trainset,
@@ -129,7 +130,7 @@ def bootstrap(run: Any, student: SpecProgram) -> SpecProgram:
                          "max_labeled_demos": labeled}  # fmt: skip
         make = functools.partial(dspy.BootstrapFewShot, metric=metric, max_labeled_demos=labeled,
                                  max_errors=run.max_errors)  # fmt: skip
-        prefetch_bootstrap([(run.trainset, boot)], student, None, run.num_threads, make)  # rows DSPy will run
+        prefetch_bootstrap([(run.trainset, boot)], student, None, run.num_threads, make, run.rows)  # rows DSPy runs
         return make(max_bootstrapped_demos=boot).compile(student, trainset=run.trainset)
     n = s.num_candidates or _RS_CANDIDATES[s.search_type]
     run.resolved = {"dspy_optimizer": "BootstrapFewShotWithRandomSearch", "num_candidate_programs": n,

@@ -35,7 +35,7 @@ from dspy.teleprompt import mipro_optimizer_v2 as mipro
 from dspy.teleprompt.bootstrap import BootstrapFewShot
 
 from promptomatix.backends.dspy_evaluate import PooledEvaluate
-from promptomatix.backends.rounds import JobGroup
+from promptomatix.backends.rounds import JobGroup, RowPool
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +50,23 @@ class ParallelMIPROv2(dspy.MIPROv2):
     trials for the same seed as stock MIPROv2."""
 
     replay = False  # True when the task model and judge answer greedily: a row scored once is not run again
+    rows: RowPool | None = None  # the run's row pool, when it lends one (its other evaluations share the threads)
 
     def compile(self, student: Any, **kwargs: Any) -> Any:
         self._summary: Future[str] | None = None
         self._source: Future[str] | None = None
         self._summary_args = (kwargs.get("view_data_batch_size", 10), kwargs.get("data_aware_proposer", True))
-        self._rows = ThreadPoolExecutor(max_workers=self.num_threads or 1, thread_name_prefix="promptomatix-eval")
-        self._side = ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptomatix-side")
+        own = [ThreadPoolExecutor(max_workers=2, thread_name_prefix="promptomatix-side")]
+        if self.rows is None:
+            own.append(ThreadPoolExecutor(max_workers=self.num_threads or 1, thread_name_prefix="promptomatix-eval"))
+        self._side, self._rows = own[0], self.rows or own[-1]
         try:
             compiled = super().compile(student, **kwargs)
         except BaseException:  # a Ctrl-C or a failure: do not wait for calls in flight
-            for pool in (self._rows, self._side):
+            for pool in own:
                 pool.shutdown(wait=False, cancel_futures=True)
             raise
-        for pool in (self._rows, self._side):
+        for pool in own:
             pool.shutdown(wait=True)
         return compiled
 
@@ -85,6 +88,7 @@ class ParallelMIPROv2(dspy.MIPROv2):
             functools.partial(BootstrapFewShot, metric=self.metric, max_errors=max_errors,
                               metric_threshold=kw["metric_threshold"], max_labeled_demos=labeled,
                               teacher_settings=self.teacher_settings, max_rounds=1),
+            rows=self.rows,
         )  # fmt: skip
         return super()._bootstrap_fewshot_examples(program, trainset, seed, teacher, **kw)
 
@@ -175,11 +179,13 @@ def prefetch_bootstrap(
     teacher: Any,
     num_threads: int,
     make: Callable[..., BootstrapFewShot],
+    rows: RowPool | None = None,
 ) -> None:
     """Run each set's train rows through DSPy's own teacher program (its demos minus the row, as DSPy does) in
-    waves of the successes still missing, all sets at once on `num_threads` workers. A head start only: a failure here is left to DSPy's own pass to make again
-    and report, and nothing started here is still running on return."""
-    group = JobGroup(num_threads)
+    waves of the successes still missing, all sets at once on `num_threads` workers (`rows`: the run's row pool,
+    when it lends one). A head start only: a failure here is left to DSPy's own pass to make again and report,
+    and nothing started here is still running on return."""
+    group = JobGroup(num_threads, rows)
 
     def attempt(program: Any, example: Any, bfs: BootstrapFewShot) -> bool:
         for _name, predictor in program.named_predictors():

@@ -46,7 +46,7 @@ class RoundAborted(Exception):
     """A queued row of a job group that failed (or was interrupted): skipped without calling the model."""
 
 
-class _Rows(ThreadPoolExecutor):
+class RowPool(ThreadPoolExecutor):
     """The shared row pool. Aborting makes its queued rows fail at once instead of calling the model; they are
     never cancelled from outside, because an evaluation waiting on a future that the pool cancelled while
     draining its queue is never woken (concurrent.futures notifies waiters only when a worker dequeues it)."""
@@ -72,8 +72,9 @@ class JobGroup:
     them too). A Ctrl-C (KeyboardInterrupt, in the joining thread or a worker's) is re-raised at once by `join`
     without waiting for calls in flight."""
 
-    def __init__(self, num_threads: int) -> None:
-        self.rows = _Rows(num_threads)
+    def __init__(self, num_threads: int, rows: RowPool | None = None) -> None:
+        self._own_rows = rows is None  # a pool lent by the caller is neither aborted on a failure nor shut down
+        self.rows = RowPool(num_threads) if rows is None else rows
         self._jobs = ThreadPoolExecutor(max_workers=64, thread_name_prefix="promptomatix-job")
         self._futures: list[Future[Any]] = []
         self._lock = threading.Lock()
@@ -91,7 +92,8 @@ class JobGroup:
         except BaseException as e:
             with self._lock:
                 self.first = self.first or e
-            self.rows.aborted.set()
+            if self._own_rows:
+                self.rows.aborted.set()
             raise
 
     def abandon(self) -> None:
@@ -115,7 +117,8 @@ class JobGroup:
         except KeyboardInterrupt:
             self.abandon()
             raise
-        self.rows.shutdown(wait=True)
+        if self._own_rows:
+            self.rows.shutdown(wait=True)
         self._jobs.shutdown(wait=True)
         return self.first
 
