@@ -8,12 +8,15 @@ split the rows are the valid split, which the search saw: the scores are shown b
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 from promptomatix.backends.base import BackendResult, RunContext
+from promptomatix.backends.rounds import RowPool
 from promptomatix.errors import BudgetExceeded
 from promptomatix.metrics.evaluator import EvalReport
 from promptomatix.metrics.pareto import candidate_points, pareto_front
@@ -39,10 +42,10 @@ class HeldOut:
 
 
 def _evaluate(
-    ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]]
+    ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]], pool: Executor | None = None
 ) -> tuple[ScoreCI | None, EvalReport | None]:
     try:
-        rep = ctx.evaluate(predict, rows, final=True)
+        rep = ctx.evaluate(predict, rows, final=True, pool=pool)
     except BudgetExceeded as e:
         log.warning("no held-out score: %s", e.message)
         return None, None
@@ -55,12 +58,32 @@ def _evaluate(
 
 def score_held_out(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]], split: str) -> HeldOut:
     """Score the initial and the optimized prompt on the same rows (once when they are the same prompt)."""
-    initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
-    same = result.prompt == result.initial_prompt
-    if same:
+    if result.prompt == result.initial_prompt:
+        initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
         return HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True)
-    best, best_rep = _evaluate(ctx, result.best_predict, rows)
+    if not ctx.boundary.surely_affords(2 * len(rows)):  # the initial prompt first: it is the reference
+        initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
+        best, best_rep = _evaluate(ctx, result.best_predict, rows)
+        return HeldOut(split, initial, best, initial_rep, best_rep)
+    (initial, initial_rep), (best, best_rep) = _both(ctx, result, rows)
     return HeldOut(split, initial, best, initial_rep, best_rep)
+
+
+def _both(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Both prompts scored at once on one pool of `num_threads` workers: one stream of calls, no pause between
+    the two evaluations and no threads started for the second. A Ctrl-C skips the queued rows of both."""
+    pool = RowPool(ctx.num_threads)
+    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-held-out")
+    try:
+        best = side.submit(contextvars.copy_context().run, _evaluate, ctx, result.best_predict, rows, pool)
+        initial = _evaluate(ctx, result.initial_predict, rows, pool)
+        return initial, best.result()
+    except BaseException:
+        pool.aborted.set()
+        raise
+    finally:
+        side.shutdown(wait=False)
+        pool.shutdown(wait=False)
 
 
 def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVerdict:

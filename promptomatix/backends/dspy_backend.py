@@ -302,12 +302,11 @@ class _Run:
         """MIPROv2 and quick BootstrapFewShot send every task call through a pool the run can lend them, so the
         baseline can share it; only when no budget can run out under it (the optimizer's calls must never leave
         the baseline without its own: a run that cannot finish its search still keeps the initial program)."""
-        s, b = self.s, self.ctx.boundary.budget
+        s = self.s
         quick_bootstrap = s.optimizer == "bootstrap" and s.search_type == "quick" and s.num_candidates is None
-        if not (s.optimizer == "miprov2" or quick_bootstrap) or b.max_tokens is not None or b.max_usd is not None:
+        if not (s.optimizer == "miprov2" or quick_bootstrap):
             return False
-        left = self.ctx.boundary.remaining_calls()
-        return left is None or left >= s.estimate_calls(len(self.train_rows), len(self.valid_rows))
+        return self.ctx.boundary.surely_affords(s.estimate_calls(len(self.train_rows), len(self.valid_rows)))
 
     def baseline(self, base: _Scored) -> None:
         """Score the initial program on valid; then its checkpoint, unless the run is being aborted."""

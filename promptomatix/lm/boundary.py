@@ -182,6 +182,13 @@ class LMBoundary:
             self.budget = budget
             self._exhausted = None
 
+    def surely_affords(self, calls: int) -> bool:
+        """The budget cannot stop the next `calls` calls: no token or cost limit, and calls enough left. Work is
+        run side by side only then; under a limit that can bind, the order decides what gets scored."""
+        b = self.budget
+        left = self.remaining_calls()
+        return b.max_tokens is None and b.max_usd is None and (left is None or left >= calls)
+
     def remaining_calls(self) -> int | None:
         """Calls still allowed before the budget stops the run (those held back for the final report excluded)."""
         b = self.budget
