@@ -37,9 +37,37 @@ class SessionRecorder:
         self.session_id = session_id
         self.hold = hold
         self._reported: set[int] = set()
+        self._behind: _Write | None = None  # a write still being made while the run goes on
+        self._order = threading.Lock()
 
-    def _update(self, fn: Any) -> None:
-        self.store.update(self.sid, fn)
+    def _update(self, fn: Any, *, strict: bool = True) -> None:
+        """Write now, after the write behind (if any), so the session's writes land in the order they were made.
+        A failed write behind is raised first; `strict=False` (recording a failure) logs it and writes anyway."""
+        with self._order:
+            try:
+                self._drain()
+            except Exception as e:
+                if strict:
+                    raise
+                log.warning("an earlier write to session %s failed: %s", self.session_id, e)
+            self.store.update(self.sid, fn)
+
+    def _update_behind(self, fn: Any) -> None:
+        """Write in a thread of its own while the run goes on (a session write is CPU the model's calls could
+        overlap); the next write of either kind waits for it, and a failure is raised there."""
+        with self._order:
+            self._drain()
+            self._behind = _Write(self.store, self.sid, fn)
+
+    def _drain(self) -> None:
+        if self._behind is not None:
+            write, self._behind = self._behind, None
+            write.wait()
+
+    def flush(self) -> None:
+        """Wait for the write behind, if any (the run's end, or before the session is read back)."""
+        with self._order:
+            self._drain()
 
     @property
     def sid(self) -> str:
@@ -96,11 +124,12 @@ class SessionRecorder:
             s.progress = progress.dump()
             s.add_event("run", backend=progress.backend)
 
-        self._update(start)
+        self._update_behind(start)
 
     def checkpoint(self, cp: Checkpoint) -> None:
-        """A backend's best-so-far: what Ctrl-C or a crash keeps."""
-        self._update(lambda s: s.progress.update({"checkpoint": cp.model_dump(mode="json")}))
+        """A backend's best-so-far: what Ctrl-C or a crash keeps (written behind: the next write waits for it)."""
+        dumped = cp.model_dump(mode="json")
+        self._update_behind(lambda s: s.progress.update({"checkpoint": dumped}))
 
     def candidates(self, records: list[CandidateRecord]) -> None:
         """Tell subscribers of each candidate once (a backend may report some live, the rest come with its result)."""
@@ -148,7 +177,7 @@ class SessionRecorder:
         if self.session_id is None:
             return
         try:
-            self._update(lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)))
+            self._update(lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)), strict=False)
         except Exception as e:
             log.warning("could not mark session %s failed: %s", self.session_id, e)
         emit("run_failed", self.session_id, cause=reason)
@@ -184,8 +213,28 @@ class SessionRecorder:
             s.progress["saved_version"] = v.version
             holder["v"] = v.version
 
-        self._update(save)
+        self._update(save, strict=False)
         return holder["v"]
+
+
+class _Write:
+    """One session update made by a thread of its own; `wait` joins it and raises what it raised."""
+
+    def __init__(self, store: SessionStore, sid: str, fn: Any) -> None:
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(store, sid, fn), name="promptomatix-session-write")
+        self.thread.start()
+
+    def _run(self, store: SessionStore, sid: str, fn: Any) -> None:
+        try:
+            store.update(sid, fn)
+        except BaseException as e:  # re-raised in the thread that waits for this write
+            self.error = e
+
+    def wait(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
 
 
 def interrupted_version(cp: Checkpoint, spec: TaskSpec, backend: str) -> dict[str, Any]:
