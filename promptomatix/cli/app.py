@@ -110,6 +110,20 @@ def _quiet_third_party() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def quiet_dspy_if_loaded() -> None:
+    """DSPy sets its logger to INFO when it is imported, which the CLI leaves to the run (it is lazy), so the
+    level set above does not hold: the run's progress events call this, and once DSPy is loaded its log is cut to
+    errors (its trial-by-trial INFO and the warnings about its own proposer's fields tear through the progress
+    display; nothing in them is for the user to act on). PROMPTOMATIX_VERBOSE=1 keeps them."""
+    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1" or "dspy" not in sys.modules:
+        return
+    import logging
+
+    logger = logging.getLogger("dspy")
+    if logger.level < logging.ERROR:
+        logger.setLevel(logging.ERROR)
+
+
 def _exit_interrupted(message: str) -> None:
     """Exit 130 with one line. A provider call still hanging in a worker thread must not hold the exit (Python
     joins worker threads at exit): the session is saved already, so the CLI process leaves at once."""

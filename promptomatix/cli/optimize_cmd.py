@@ -110,6 +110,9 @@ class ProgressView:
             self.status.__exit__(*exc)
 
     def __call__(self, event: Any) -> None:
+        from promptomatix.cli.app import quiet_dspy_if_loaded
+
+        quiet_dspy_if_loaded()
         if not self.enabled:
             return
         calls = f"{event.calls}" + (f"/{self.max_calls}" if self.max_calls else "")
