@@ -8,15 +8,14 @@ split the rows are the valid split, which the search saw: the scores are shown b
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
 from promptomatix.backends.base import BackendResult, RunContext
-from promptomatix.backends.rounds import RowPool
+from promptomatix.backends.rounds import RowPool, beside
 from promptomatix.errors import BudgetExceeded
 from promptomatix.metrics.evaluator import EvalReport
 from promptomatix.metrics.pareto import candidate_points, pareto_front
@@ -73,16 +72,13 @@ def _both(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]]) ->
     """Both prompts scored at once on one pool of `num_threads` workers: one stream of calls, no pause between
     the two evaluations and no threads started for the second. A Ctrl-C skips the queued rows of both."""
     pool = RowPool(ctx.num_threads)
-    side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-held-out")
     try:
-        best = side.submit(contextvars.copy_context().run, _evaluate, ctx, result.best_predict, rows, pool)
-        initial = _evaluate(ctx, result.initial_predict, rows, pool)
-        return initial, best.result()
-    except BaseException:
-        pool.aborted.set()
-        raise
+        return beside(
+            pool,
+            lambda: _evaluate(ctx, result.best_predict, rows, pool),
+            lambda: _evaluate(ctx, result.initial_predict, rows, pool),
+        )
     finally:
-        side.shutdown(wait=False)
         pool.shutdown(wait=False)
 
 

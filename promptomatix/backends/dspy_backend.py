@@ -17,10 +17,8 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 
 from __future__ import annotations
 
-import contextvars
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dspy
@@ -51,7 +49,7 @@ from promptomatix.backends.dspy_settings import (
     normalize_optimizer_name,
 )
 from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
-from promptomatix.backends.rounds import RowPool
+from promptomatix.backends.rounds import RowPool, beside
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
 from promptomatix.run.checkpoint import BestSoFar, Checkpoint
@@ -285,17 +283,8 @@ class _Run:
             self.baseline(base)
             self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
             return self.try_optimize(start)
-        side = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-baseline")
-        scoring = side.submit(contextvars.copy_context().run, self.baseline, base)
-        try:
-            self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1)
-            outcome = self.try_optimize(start)
-            scoring.result()
-        except BaseException:  # a Ctrl-C, or the baseline failed: its queued rows are skipped, none waited for
-            self.rows.aborted.set()
-            raise
-        finally:
-            side.shutdown(wait=False)
+        self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1)
+        outcome, _ = beside(self.rows, lambda: self.baseline(base), lambda: self.try_optimize(start))
         return outcome
 
     def baseline_can_run_beside(self) -> bool:

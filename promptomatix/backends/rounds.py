@@ -9,6 +9,7 @@ candidates' order, from reports that do not depend on the scheduling: the same s
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import threading
 from collections.abc import Callable, Iterator
@@ -22,6 +23,7 @@ from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.backends.selection import EVIDENCE_P, evidence, records_score, rows_without_demos, subset
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 
 class Scored:
@@ -62,6 +64,22 @@ class RowPool(ThreadPoolExecutor):
             return fn(*args, **kwargs)
 
         return super().submit(row)
+
+
+def beside(pool: RowPool, side: Callable[[], S], main: Callable[[], T]) -> tuple[T, S]:
+    """`main()` in this thread while `side()` runs in a thread of its own, both sending their rows to `pool`; both
+    results. A failure of either, or a Ctrl-C, skips the pool's queued rows and is raised without waiting for
+    calls in flight."""
+    runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="promptomatix-beside")
+    try:
+        later = runner.submit(contextvars.copy_context().run, side)
+        first = main()
+        return first, later.result()
+    except BaseException:
+        pool.aborted.set()
+        raise
+    finally:
+        runner.shutdown(wait=False)
 
 
 class JobGroup:

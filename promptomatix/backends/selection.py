@@ -13,7 +13,6 @@ a significant margin (benchmarks/RESULTS.md §7). So a finalist must also win mo
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -60,8 +59,10 @@ class Evidence:
     @property
     def p_value(self) -> float:
         """P(at least `wins` of the rows that differ go the finalist's way | each is a coin flip)."""
+        from scipy import stats  # the exact binomial test the held-out verdict uses, one-sided here
+
         n = self.wins + self.losses
-        return sum(math.comb(n, k) for k in range(self.wins, n + 1)) / 2**n if n else 1.0
+        return float(stats.binomtest(self.wins, n, 0.5, alternative="greater").pvalue) if n else 1.0
 
     @property
     def enough(self) -> bool:

@@ -64,11 +64,6 @@ class SessionRecorder:
             write, self._behind = self._behind, None
             write.wait()
 
-    def flush(self) -> None:
-        """Wait for the write behind, if any (the run's end, or before the session is read back)."""
-        with self._order:
-            self._drain()
-
     @property
     def sid(self) -> str:
         if self.session_id is None:
