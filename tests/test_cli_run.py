@@ -62,6 +62,18 @@ def test_json_with_the_dspy_backend_is_one_document_on_stdout(env):
     assert "Bootstrapped" in r.stderr
 
 
+def test_dspys_own_prints_stay_out_of_the_report_unless_verbose(env):
+    """DSPy print()s "Bootstrapped 3 full traces…" while it compiles; without --json those lines landed between the
+    progress lines and the report. They are DEBUG log records now, shown as printed only with PROMPTOMATIX_VERBOSE."""
+    args = ["optimize", TASK, "--data", env["DATA"], "--backend", "dspy", "--dspy-optimizer", "bootstrap"]
+    r = cli({k: v for k, v in env.items() if k != "PROMPTOMATIX_VERBOSE"}, *args)
+    assert r.returncode == 0, r.stderr
+    assert "Bootstrapped" not in r.stdout + r.stderr and "optimized" in r.stdout.lower()
+    loud = cli({**env, "PROMPTOMATIX_VERBOSE": "1"}, *args)
+    assert loud.returncode == 0, loud.stderr
+    assert "Bootstrapped" in loud.stdout
+
+
 def test_an_error_under_json_leaves_stdout_empty_and_names_the_position(env):
     r = cli(env, "optimize", TASK, "--sample-data", '[{"review": "great", label: 1}]', "--json", timeout=60)
     assert r.returncode == 1 and r.stdout == ""

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from promptomatix.cli.fakes import clients_from_env
-from promptomatix.cli.render import err_console, info, print_json, stdout_to_stderr
+from promptomatix.cli.render import err_console, info, print_json, run_stdout
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
 JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothing on stdout, exit code != 0)."
@@ -79,7 +79,7 @@ def run_and_show(json_: bool, quiet: bool, max_calls: int | None, max_usd: float
     from promptomatix.cli.report import dry_run_report, result_report
     from promptomatix.result import DryRunReport
 
-    with stdout_to_stderr(json_), ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
+    with run_stdout(json_), ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
         result = fn(view)
     if json_:
         print_json(result.model_dump(mode="json") if isinstance(result, DryRunReport) else result.to_json_dict())

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -68,3 +70,52 @@ def stdout_to_stderr(enabled: bool = True) -> Iterator[None]:
             sys.stderr.flush()
             os.dup2(saved, fd)
             os.close(saved)
+
+
+class _LinesToLog(io.TextIOBase):
+    """A stdout stand-in that turns whole lines into DEBUG records of `promptomatix.cli.printed`."""
+
+    def __init__(self) -> None:
+        self._pending = ""
+        self._log = logging.getLogger("promptomatix.cli.printed")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        lines = (self._pending + text).split("\n")
+        self._pending = lines.pop()
+        for line in lines:
+            if line.strip():
+                self._log.debug(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._pending.strip():
+            self._log.debug(self._pending)
+        self._pending = ""
+
+
+@contextmanager
+def run_stdout(json_: bool) -> Iterator[None]:
+    """Where Python-level stdout goes while a run works.
+
+    Third-party code prints progress of its own (DSPy: "Bootstrapping set 2/6", "Bootstrapped 3 full traces…"),
+    which tore through the live progress line and told the user nothing to act on. With `--json` it goes to
+    stderr as before; otherwise it becomes DEBUG log records, and PROMPTOMATIX_VERBOSE=1 shows it as printed.
+    """
+    if json_:
+        with stdout_to_stderr():
+            yield
+        return
+    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1":
+        yield
+        return
+    real, sink = sys.stdout, _LinesToLog()
+    real.flush()
+    sys.stdout = sink
+    try:
+        yield
+    finally:
+        sink.flush()
+        sys.stdout = real

@@ -333,7 +333,7 @@ def feedback_generate(
 
     budget = run_opts.budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
     clients = clients_from_env()
-    with run_opts.stdout_to_stderr(json_), run_opts.ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
+    with run_opts.run_stdout(json_), run_opts.ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
         out = generate_feedback(
             session_id, store=_store(sessions_dir), api_key=api_key, api_base=api_base, clients=clients,
             progress=view, **budget,
