@@ -67,11 +67,3 @@ def valid_row(spec_fields: list[FieldSpec], row: Any) -> dict[str, Any] | None:
         out[f.name] = value
     return out
 
-
-def valid_prompt(value: Any) -> str | None:
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    if not 15 <= len(text) <= 4000 or text[0] in "{[":
-        return None
-    return text

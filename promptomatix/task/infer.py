@@ -1,6 +1,6 @@
 """Work out a TaskSpec from one sentence: keep what the user gave, ask the teacher for the rest, fall back.
 
-At most two teacher calls (spec, then sample rows / initial prompt), each with a JSON schema. Each answer
+At most two teacher calls (spec, then sample rows), each with a JSON schema. Each answer
 part is validated on its own, so one junk part does not discard the good ones; whatever was not given is
 listed in `TaskSpec.assumptions` with where it came from.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
@@ -18,7 +19,7 @@ from promptomatix.backends.contract import LABEL_LINE_ADDED, contract_line, miss
 from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task import heuristics as h
-from promptomatix.task.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_prompt, valid_row
+from promptomatix.task.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_row
 from promptomatix.task.models import FieldSpec, TaskSpec
 from promptomatix.task.overrides import SpecOverrides, as_fields, parse_sample_data, parse_task_type
 from promptomatix.task.parsing import parse_json_loose
@@ -80,6 +81,22 @@ def estimate_spec_calls(given: SpecOverrides | None = None, *, rows: Sequence[di
     return int(bool(call1)) + int(call2)
 
 
+@dataclass
+class _Draft:
+    """The spec as far as it is known, filled stage by stage; `notes` says where each part came from."""
+
+    desc: str
+    data: list[dict[str, Any]]
+    task_type: str | None = None
+    inputs: list[FieldSpec] | None = None
+    outputs: list[FieldSpec] | None = None
+    labels: list[str] | None = None
+    sample_rows: list[dict[str, Any]] = field(default_factory=list)
+    data_hint: str | None = None
+    notes: list[str] = field(default_factory=list)
+    given: list[str] = field(default_factory=list)
+
+
 def infer_task_spec(
     description: str,
     *,
@@ -89,223 +106,222 @@ def infer_task_spec(
 ) -> TaskSpec:
     """Build a valid TaskSpec. `rows` (user data) fixes fields and labels without asking the teacher."""
     g = given or SpecOverrides()
-    notes: list[str] = []
-    given_parts: list[str] = []
-    desc = (g.task_description or description or "").strip()
-    if not desc:
-        raise ConfigurationError("no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."')
-    given_parts.append("description")
-
-    task_type = parse_task_type(g.task_type) if g.task_type else None
-    sample_rows = parse_sample_data(g.sample_data) if g.sample_data else []
-    inputs = as_fields(g.input_fields) if g.input_fields else None
-    outputs = as_fields(g.output_fields) if g.output_fields else None
-    labels = list(g.labels) if g.labels else None
-    if outputs and not labels:
-        labels = next((f.labels for f in outputs if f.labels), None)
-    for part, value in (
-        ("task_type", task_type),
-        ("input_fields", inputs),
-        ("output_fields", outputs),
-        ("labels", labels),
-        ("output_format", g.output_format),
-        ("sample_rows", sample_rows),
-        ("initial_prompt", g.initial_prompt),
-        ("constraints", g.constraints),
-    ):
-        if value:
-            given_parts.append(part)
-
-    # Data decides fields (and later labels) deterministically: no model is needed to read column names.
-    data = list(rows or []) or sample_rows
-    data_hint: str | None = None
-    if data and not (inputs and outputs):
-        in_names, out_names, how = h.fields_from_rows(
-            data, [f.name for f in inputs] if inputs else None, [f.name for f in outputs] if outputs else None
-        )
-        if not in_names or not out_names:
-            raise ConfigurationError("cannot tell input from output columns in the data", hint="pass --output-fields")
-        types = {c: h.value_type(r.get(c) for r in data) for c in in_names + out_names}
-        inputs = inputs or [FieldSpec(name=n, type=types[n]) for n in in_names]  # type: ignore[arg-type]
-        outputs = outputs or [FieldSpec(name=n, type=types[n]) for n in out_names]  # type: ignore[arg-type]
-        notes.append(f"fields taken from the data columns ({how})")
-    if data and outputs and h.looks_like_labels([r.get(outputs[0].name) for r in data]):
-        data_hint = TaskType.CLASSIFICATION
-
-    explicit_labels = h.extract_labels(desc)
-    # Call 1: only the parts still unknown, so the teacher cannot overwrite what was given.
-    props: dict[str, Any] = {}
-    if task_type is None:
-        props["task_type"] = {"type": "string", "enum": known_task_types()}
-    if inputs is None:
-        props["input_fields"] = _FIELD_LIST_SCHEMA
-    if outputs is None:
-        props["output_fields"] = _FIELD_LIST_SCHEMA
-    if labels is None and not data and not explicit_labels and (task_type is None or label_kind(task_type)):
-        props["labels"] = {"type": "array", "items": {"type": "string"}}
-    if g.output_format is None:
-        props["output_format"] = {"type": ["string", "null"]}
-    answer: dict[str, Any] = {}
-    if props and teacher is not None:
-        known = [f"Task description: {desc}"]
-        if task_type:
-            known.append(f"Task type (fixed): {task_type}")
-        if inputs:
-            known.append(f"Inputs (fixed): {', '.join(f.name for f in inputs)}")
-        if outputs:
-            known.append(f"Outputs (fixed): {', '.join(f.name for f in outputs)}")
-        prompt = "\n".join(
-            [
-                *known,
-                "",
-                f"Fill in these keys: {', '.join(props)}.",
-                "task_type is one of: " + ", ".join(known_task_types()) + "." if "task_type" in props else "",
-                "Fields are short snake_case names with a type and a one-line description."
-                if "input_fields" in props or "output_fields" in props
-                else "",
-                "labels: the closed set of class names, if the task is classification." if "labels" in props else "",
-            ]
-        ).strip()
-        answer = _ask(teacher, prompt, _object_schema(props), notes, "the task spec")
-    elif props:
-        notes.append("no teacher model: spec parts inferred by keyword rules")
-
-    if task_type is None:
-        name = answer.get("task_type")
-        found = task_type_registry().get(name) if isinstance(name, str) else None
-        task_type = found.name if found else None
-        if task_type is not None:
-            notes.append(f"task_type inferred by teacher ({task_type})")
-        elif data_hint is not None:
-            task_type = data_hint
-            notes.append(f"task_type from the data: short repeated output values → {task_type}")
-        else:
-            task_type = h.guess_task_type(desc)
-            notes.append(f"task_type fell back to keyword rules on the description → {task_type}")
-
-    default_in, default_out = h.default_fields(task_type, desc)
-    if inputs is None:
-        inputs = teacher_fields(answer.get("input_fields"), set())
-        if inputs:
-            notes.append(f"input fields inferred by teacher ({', '.join(f.name for f in inputs)})")
-        else:
-            inputs = default_in
-            notes.append(f"input fields fell back to defaults for {task_type} ({inputs[0].name})")
-    taken = {f.name for f in inputs}
-    if outputs is None:
-        outputs = teacher_fields(answer.get("output_fields"), taken)
-        if outputs:
-            notes.append(f"output fields inferred by teacher ({', '.join(f.name for f in outputs)})")
-        else:
-            name = default_out[0].name if default_out[0].name not in taken else "output"
-            outputs = [FieldSpec(name=name)]
-            notes.append(f"output field fell back to the default for {task_type} ({name})")
-
-    if label_kind(task_type) and outputs[0].type == "str":
-        multi = label_kind(task_type) == "multi"
-        if labels is None and data:
-            labels = h.discover_labels(data, outputs[0].name, multi=multi) or None
-            if labels and len(labels) > MAX_LABELS:
-                notes.append(f"{len(labels)} distinct output values in the data: too many for a label set")
-                labels = None
-            elif labels:
-                notes.append(f"labels discovered from the data ({', '.join(labels)})")
-        if labels is None and explicit_labels:
-            labels = explicit_labels
-            notes.append(f"labels read from the description ({', '.join(labels)})")
-        if labels is None:
-            labels = teacher_labels(answer.get("labels"))
-            if labels:
-                notes.append(f"labels inferred by teacher ({', '.join(labels)})")
-        if labels is None:
-            labels = h.guess_labels(desc)
-            if labels:
-                notes.append(f"labels fell back to keyword rules ({', '.join(labels)})")
-            else:
-                notes.append("no label set found: class names are free text")
-        if labels:
-            outputs = [outputs[0].model_copy(update={"labels": labels}), *outputs[1:]]
-
-    output_format = g.output_format
-    if output_format is None:
-        value = answer.get("output_format")
-        if isinstance(value, str) and value.strip() and len(value) <= 500:
-            if len(re.findall(r"[^\W\d_]+", value)) >= 2:
-                output_format = value.strip()
-                notes.append("output_format inferred by teacher")
-            else:  # a small teacher answers "json", "classification", "response": a word, not a format
-                notes.append(f"output_format from the teacher ignored ({value.strip()!r} does not describe a format)")
-
-    fields = [*inputs, *outputs]
-    if data and not sample_rows:
-        sample_rows = [r for r in (valid_row(fields, row) for row in data[:10]) if r][:3]
-    initial_prompt = g.initial_prompt
-    # Call 2: sample rows, only when still missing. The initial prompt is never the teacher's: it is the baseline
-    # the optimizer must beat, so it stays the user's own words (a small teacher's rewrite is usually worse).
-    if not sample_rows and teacher is not None:
-        props2: dict[str, Any] = {}
-        if not sample_rows:
-            row_schema = _object_schema({f.name: f.json_schema() for f in fields})
-            props2["sample_rows"] = {"type": "array", "items": row_schema, "minItems": 1, "maxItems": 3}
-        prompt = "\n".join(
-            [
-                f"Task description: {desc}",
-                f"Task type: {task_type}",
-                "Fields: " + ", ".join(f"{f.name} ({f.type})" for f in fields),
-                f"Labels: {', '.join(outputs[0].labels)}" if outputs[0].labels else "",
-                "",
-                "Write up to 3 realistic example rows with every field (sample_rows)."
-                if "sample_rows" in props2
-                else "",
-                "Write a clear instruction prompt for this task (initial_prompt)."
-                if "initial_prompt" in props2
-                else "",
-            ]
-        ).strip()
-        answer2 = _ask(teacher, prompt, _object_schema(props2), notes, "sample rows and initial prompt")
-        if "sample_rows" in props2:
-            got = answer2.get("sample_rows")
-            sample_rows = (
-                [r for r in (valid_row(fields, row) for row in got or []) if r][:3] if isinstance(got, list) else []
-            )
-            notes.append(
-                f"{len(sample_rows)} sample rows written by teacher" if sample_rows else "no usable sample rows"
-            )
-        if "initial_prompt" in props2:
-            initial_prompt = valid_prompt(answer2.get("initial_prompt"))
-            if initial_prompt:
-                notes.append("initial prompt written by teacher")
-    whose = "your prompt" if "initial_prompt" in given_parts else "the teacher's prompt"
+    d = _draft(description, g, rows)
+    explicit_labels = h.extract_labels(d.desc)
+    answer = _spec_answer(d, g, teacher, explicit_labels)  # call 1: only the parts still unknown
+    _settle_task_type(d, answer)
+    _settle_fields(d, answer)
+    _settle_labels(d, answer, explicit_labels)
+    output_format = _output_format(g.output_format, answer, d.notes)
+    fields = [*(d.inputs or []), *(d.outputs or [])]
+    if d.data and not d.sample_rows:
+        d.sample_rows = [r for r in (valid_row(fields, row) for row in d.data[:10]) if r][:3]
+    if not d.sample_rows and teacher is not None:  # call 2
+        d.sample_rows = _teacher_sample_rows(d, teacher, fields)
+    # The initial prompt is never the teacher's: it is the baseline the optimizer must beat, so it stays the user's
+    # own words or is built from the description (a small teacher's rewrite is usually worse).
+    initial_prompt, whose = g.initial_prompt, "your prompt"
     if not initial_prompt:
-        whose = "the prompt built from the description"
-        initial_prompt = h.build_initial_prompt(
-            desc,
-            input_names=[f.name for f in inputs],
-            output_names=[f.name for f in outputs],
-            labels=outputs[0].labels,
-            output_format=output_format,
-            constraints=g.constraints or [],
+        initial_prompt, whose = (
+            _built_prompt(d, output_format, g.constraints or []),
+            "the prompt built from the description",
         )
-        notes.append("initial prompt built from the description")
-
-    for note in notes:
+    for note in d.notes:
         log.info("spec: %s", note)
     try:
         spec = TaskSpec(
-            description=desc,
-            task_type=task_type,
-            input_fields=inputs,
-            output_fields=outputs,
-            output_format=output_format,
-            constraints=list(g.constraints or []),
-            sample_rows=sample_rows,
-            initial_prompt=initial_prompt,
-            assumptions=notes,
-            given=given_parts,
-        )
+            description=d.desc, task_type=d.task_type, input_fields=d.inputs, output_fields=d.outputs,
+            output_format=output_format, constraints=list(g.constraints or []), sample_rows=d.sample_rows,
+            initial_prompt=initial_prompt, assumptions=d.notes, given=d.given,
+        )  # fmt: skip
     except ValidationError as exc:
         raise ConfigurationError(f"invalid task spec: {exc.errors()[0]['msg']}") from None
     return with_label_line(spec, whose)
+
+
+def _draft(description: str, g: SpecOverrides, rows: Sequence[dict[str, Any]] | None) -> _Draft:
+    """What the user gave, and what their data decides without a model (fields, and that labels are short)."""
+    desc = (g.task_description or description or "").strip()
+    if not desc:
+        raise ConfigurationError("no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."')
+    sample_rows = parse_sample_data(g.sample_data) if g.sample_data else []
+    d = _Draft(desc=desc, data=list(rows or []) or sample_rows, sample_rows=sample_rows, given=["description"])
+    d.task_type = parse_task_type(g.task_type) if g.task_type else None
+    d.inputs = as_fields(g.input_fields) if g.input_fields else None
+    d.outputs = as_fields(g.output_fields) if g.output_fields else None
+    d.labels = list(g.labels) if g.labels else None
+    if d.outputs and not d.labels:
+        d.labels = next((f.labels for f in d.outputs if f.labels), None)
+    for part, value in (
+        ("task_type", d.task_type), ("input_fields", d.inputs), ("output_fields", d.outputs), ("labels", d.labels),
+        ("output_format", g.output_format), ("sample_rows", sample_rows), ("initial_prompt", g.initial_prompt),
+        ("constraints", g.constraints),
+    ):  # fmt: skip
+        if value:
+            d.given.append(part)
+    if d.data and not (d.inputs and d.outputs):
+        in_names, out_names, how = h.fields_from_rows(
+            d.data, [f.name for f in d.inputs] if d.inputs else None, [f.name for f in d.outputs] if d.outputs else None
+        )
+        if not in_names or not out_names:
+            raise ConfigurationError("cannot tell input from output columns in the data", hint="pass --output-fields")
+        types = {c: h.value_type(r.get(c) for r in d.data) for c in in_names + out_names}
+        d.inputs = d.inputs or [FieldSpec(name=n, type=types[n]) for n in in_names]  # type: ignore[arg-type]
+        d.outputs = d.outputs or [FieldSpec(name=n, type=types[n]) for n in out_names]  # type: ignore[arg-type]
+        d.notes.append(f"fields taken from the data columns ({how})")
+    if d.data and d.outputs and h.looks_like_labels([r.get(d.outputs[0].name) for r in d.data]):
+        d.data_hint = TaskType.CLASSIFICATION
+    return d
+
+
+def _spec_answer(d: _Draft, g: SpecOverrides, teacher: ChatModel | None, explicit: list[str] | None) -> dict[str, Any]:
+    """Call 1 asks only for the parts still unknown, so the teacher cannot overwrite what was given."""
+    props: dict[str, Any] = {}
+    if d.task_type is None:
+        props["task_type"] = {"type": "string", "enum": known_task_types()}
+    if d.inputs is None:
+        props["input_fields"] = _FIELD_LIST_SCHEMA
+    if d.outputs is None:
+        props["output_fields"] = _FIELD_LIST_SCHEMA
+    if d.labels is None and not d.data and not explicit and (d.task_type is None or label_kind(d.task_type)):
+        props["labels"] = {"type": "array", "items": {"type": "string"}}
+    if g.output_format is None:
+        props["output_format"] = {"type": ["string", "null"]}
+    if not props:
+        return {}
+    if teacher is None:
+        d.notes.append("no teacher model: spec parts inferred by keyword rules")
+        return {}
+    known = [f"Task description: {d.desc}"]
+    if d.task_type:
+        known.append(f"Task type (fixed): {d.task_type}")
+    if d.inputs:
+        known.append(f"Inputs (fixed): {', '.join(f.name for f in d.inputs)}")
+    if d.outputs:
+        known.append(f"Outputs (fixed): {', '.join(f.name for f in d.outputs)}")
+    asks = [
+        f"Fill in these keys: {', '.join(props)}.",
+        "task_type is one of: " + ", ".join(known_task_types()) + "." if "task_type" in props else "",
+        "Fields are short snake_case names with a type and a one-line description."
+        if "input_fields" in props or "output_fields" in props
+        else "",
+        "labels: the closed set of class names, if the task is classification." if "labels" in props else "",
+    ]
+    prompt = "\n".join([*known, "", *asks]).strip()
+    return _ask(teacher, prompt, _object_schema(props), d.notes, "the task spec")
+
+
+def _settle_task_type(d: _Draft, answer: dict[str, Any]) -> None:
+    """Given, else the teacher's (if it names a known type), else the data's hint, else keyword rules."""
+    if d.task_type is not None:
+        return
+    name = answer.get("task_type")
+    found = task_type_registry().get(name) if isinstance(name, str) else None
+    if found is not None:
+        d.task_type = found.name
+        d.notes.append(f"task_type inferred by teacher ({d.task_type})")
+    elif d.data_hint is not None:
+        d.task_type = d.data_hint
+        d.notes.append(f"task_type from the data: short repeated output values → {d.task_type}")
+    else:
+        d.task_type = h.guess_task_type(d.desc)
+        d.notes.append(f"task_type fell back to keyword rules on the description → {d.task_type}")
+
+
+def _settle_fields(d: _Draft, answer: dict[str, Any]) -> None:
+    """Given or from the data, else the teacher's, else the task type's defaults (an output never shadows an input)."""
+    assert d.task_type is not None
+    default_in, default_out = h.default_fields(d.task_type, d.desc)
+    if d.inputs is None:
+        d.inputs = teacher_fields(answer.get("input_fields"), set())
+        if d.inputs:
+            d.notes.append(f"input fields inferred by teacher ({', '.join(f.name for f in d.inputs)})")
+        else:
+            d.inputs = default_in
+            d.notes.append(f"input fields fell back to defaults for {d.task_type} ({d.inputs[0].name})")
+    taken = {f.name for f in d.inputs}
+    if d.outputs is None:
+        d.outputs = teacher_fields(answer.get("output_fields"), taken)
+        if d.outputs:
+            d.notes.append(f"output fields inferred by teacher ({', '.join(f.name for f in d.outputs)})")
+        else:
+            name = default_out[0].name if default_out[0].name not in taken else "output"
+            d.outputs = [FieldSpec(name=name)]
+            d.notes.append(f"output field fell back to the default for {d.task_type} ({name})")
+
+
+def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None) -> None:
+    """For label tasks: given, else the data's values, else the description's, the teacher's, keyword rules."""
+    assert d.task_type is not None and d.outputs
+    if not label_kind(d.task_type) or d.outputs[0].type != "str":
+        return
+    labels, notes = d.labels, d.notes
+    if labels is None and d.data:
+        labels = h.discover_labels(d.data, d.outputs[0].name, multi=label_kind(d.task_type) == "multi") or None
+        if labels and len(labels) > MAX_LABELS:
+            notes.append(f"{len(labels)} distinct output values in the data: too many for a label set")
+            labels = None
+        elif labels:
+            notes.append(f"labels discovered from the data ({', '.join(labels)})")
+    if labels is None and explicit:
+        labels = explicit
+        notes.append(f"labels read from the description ({', '.join(labels)})")
+    if labels is None:
+        labels = teacher_labels(answer.get("labels"))
+        if labels:
+            notes.append(f"labels inferred by teacher ({', '.join(labels)})")
+    if labels is None:
+        labels = h.guess_labels(d.desc)
+        notes.append(f"labels fell back to keyword rules ({', '.join(labels)})" if labels else
+                     "no label set found: class names are free text")  # fmt: skip
+    d.labels = labels
+    if labels:
+        d.outputs = [d.outputs[0].model_copy(update={"labels": labels}), *d.outputs[1:]]
+
+
+def _output_format(given: str | None, answer: dict[str, Any], notes: list[str]) -> str | None:
+    """Given, else the teacher's if it describes a format (two words at least, under 500 characters)."""
+    if given is not None:
+        return given
+    value = answer.get("output_format")
+    if not (isinstance(value, str) and value.strip() and len(value) <= 500):
+        return None
+    if len(re.findall(r"[^\W\d_]+", value)) >= 2:
+        notes.append("output_format inferred by teacher")
+        return value.strip()
+    # a small teacher answers "json", "classification", "response": a word, not a format
+    notes.append(f"output_format from the teacher ignored ({value.strip()!r} does not describe a format)")
+    return None
+
+
+def _teacher_sample_rows(d: _Draft, teacher: ChatModel, fields: list[FieldSpec]) -> list[dict[str, Any]]:
+    """Call 2, only when neither the user nor their data gave examples: up to 3 rows, each checked on its own."""
+    assert d.outputs
+    prompt = "\n".join(
+        [
+            f"Task description: {d.desc}",
+            f"Task type: {d.task_type}",
+            "Fields: " + ", ".join(f"{f.name} ({f.type})" for f in fields),
+            f"Labels: {', '.join(d.outputs[0].labels)}" if d.outputs[0].labels else "",
+            "",
+            "Write up to 3 realistic example rows with every field (sample_rows).",
+        ]
+    ).strip()
+    row_schema = _object_schema({f.name: f.json_schema() for f in fields})
+    schema = _object_schema({"sample_rows": {"type": "array", "items": row_schema, "minItems": 1, "maxItems": 3}})
+    got = _ask(teacher, prompt, schema, d.notes, "sample rows").get("sample_rows")
+    rows = [r for r in (valid_row(fields, row) for row in got or []) if r][:3] if isinstance(got, list) else []
+    d.notes.append(f"{len(rows)} sample rows written by teacher" if rows else "no usable sample rows")
+    return rows
+
+
+def _built_prompt(d: _Draft, output_format: str | None, constraints: list[str]) -> str:
+    assert d.inputs and d.outputs
+    d.notes.append("initial prompt built from the description")
+    return h.build_initial_prompt(
+        d.desc, input_names=[f.name for f in d.inputs], output_names=[f.name for f in d.outputs],
+        labels=d.outputs[0].labels, output_format=output_format, constraints=constraints,
+    )  # fmt: skip
 
 
 def with_label_line(spec: TaskSpec, whose: str) -> TaskSpec:
