@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         md = suite_markdown(Path(args.out))
         if args.write:
-            write_results_section(RESULTS_MD, md)
+            write_results_section(RESULTS_MD, md, Path(args.out))
         print(md)
         return 0
     split = [v.strip() for v in args.tasks.split(",") if v.strip()]

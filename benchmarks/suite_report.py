@@ -16,6 +16,12 @@ from benchmarks.suite_estimate import estimate_lines
 from promptomatix.metrics.verdict import PairedVerdict, paired_verdict
 
 START, END = "<!-- suite:start -->", "<!-- suite:end -->"
+
+
+def markers(out: Path) -> tuple[str, str]:
+    """The RESULTS.md markers of a parts directory: §7's for results/suite, one pair per other directory (the suite
+    on another model has a section of its own, and rebuilding one never overwrites the other)."""
+    return (START, END) if out.name == "suite" else (f"<!-- suite:start {out.name} -->", f"<!-- suite:end {out.name} -->")
 ORDER = ("trec", "intent", "spam", "sentiment", "squad", "math")
 WORDS = {"improved": "better", "worse": "**worse**", "no_detectable_difference": "same", "unreliable": "unreliable"}
 
@@ -147,9 +153,10 @@ def _task_rows(parts: dict, tasks: list[str], seeds: list[int]) -> tuple[list[st
 
 
 def suite_markdown(out: Path) -> str:
+    start, end = markers(out)
     parts = load_parts(out)
     if not parts:
-        return f"{START}\nNo suite parts yet in {out}.\n{END}"
+        return f"{start}\nNo suite parts yet in {out}.\n{end}"
     tasks = [t for t in ORDER if any(k[0] == t for k in parts)]
     seeds = sorted({k[1] for k in parts})
     seed_lines = _seed_rows(parts, tasks, seeds)
@@ -159,8 +166,12 @@ def suite_markdown(out: Path) -> str:
     cheap = [t for t, g in goals.items() if g["cheap"]]
     commits = sorted({str(p["_meta"].get("machine", {}).get("git_commit") or "?")[:7] for p in parts.values()})
     loads = [p.get("load_start") for p in parts.values() if p.get("load_start") is not None]
+    models = sorted({f"{p['_meta'].get('model')} (teacher {p['_meta'].get('teacher_model') or 'the same'})"
+                     for p in parts.values()})  # fmt: skip
     lines = [
-        START,
+        start,
+        f"Models: {'; '.join(models)}.",
+        "",
         f"{len(parts)} parts ({', '.join(tasks)}; seeds {', '.join(map(str, seeds))}); commits {', '.join(commits)}; "
         f"load average at the start of a part {min(loads, default=0):.1f}–{max(loads, default=0):.1f}.",
         "",
@@ -183,17 +194,19 @@ def suite_markdown(out: Path) -> str:
         "call before the held-out scoring):",
         "",
         *estimate_lines(parts),
-        END,
+        end,
     ]
     return "\n".join(lines)
 
 
-def write_results_section(path: Path, md: str) -> None:
-    """Replace the text between the suite markers in RESULTS.md (append a section when there are none)."""
+def write_results_section(path: Path, md: str, out: Path | None = None) -> None:
+    """Replace the text between the parts directory's markers in RESULTS.md (append a section when there are none)."""
+    start, end = markers(out or Path("suite"))
     text = path.read_text(encoding="utf-8")
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + md + rest.split(END, 1)[1]
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + md + rest.split(end, 1)[1]
     else:
-        text = text.rstrip() + "\n\n## 7. The comparison suite (issue 14)\n\n" + md + "\n"
+        title = "The comparison suite" + ("" if out is None or out.name == "suite" else f" ({out.name})")
+        text = text.rstrip() + f"\n\n## {title} (issue 14)\n\n" + md + "\n"
     path.write_text(text, encoding="utf-8")

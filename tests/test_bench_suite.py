@@ -9,7 +9,7 @@ _ROOT = str(Path(__file__).resolve().parents[1])
 if _ROOT not in sys.path:
     sys.path.insert(0, _ROOT)
 
-from benchmarks.suite_report import END, START, load_parts, suite_markdown, write_results_section  # noqa: E402
+from benchmarks.suite_report import END, START, load_parts, markers, suite_markdown, write_results_section  # noqa: E402
 
 
 def _part(out: Path, task: str, seed: int, method: str, init: list[int], opt: list[int], calls: int) -> None:
@@ -34,7 +34,8 @@ def test_pooled_verdicts_and_goals(tmp_path: Path):
         _part(tmp_path, "sentiment", seed, "meta-third", [1] * 80 + [0] * 20, [1] * 80 + [0] * 20, 33)
     assert len(load_parts(tmp_path)) == 10
     md = suite_markdown(tmp_path)
-    assert md.startswith(START) and md.endswith(END)
+    start, end = markers(tmp_path)
+    assert md.startswith(start) and md.endswith(end)
     trec = next(line for line in md.splitlines() if line.startswith("| trec |"))
     assert "better +0.280 (60/4/136" in trec and trec.endswith("| 100 / - / 400 | yes (meta) |")
     senti = next(line for line in md.splitlines() if line.startswith("| sentiment |"))
@@ -53,3 +54,21 @@ def test_write_results_section_replaces_between_markers(tmp_path: Path):
     write_results_section(results, f"{START}\nsecond\n{END}")
     text = results.read_text()
     assert text.count(START) == 1 and "second" in text and "first" not in text and text.startswith("# R\n\nintro")
+
+
+def test_a_suite_on_another_model_keeps_a_section_of_its_own(tmp_path: Path):
+    """Rebuilding the qwen suite's tables must not overwrite §7 (results/suite), nor the other way round."""
+    results = tmp_path / "RESULTS.md"
+    results.write_text(f"# R\n\n{START}\nsmall model\n{END}\n")
+    qwen = tmp_path / "suite-qwen"
+    qwen.mkdir()
+    _part(qwen, "spam", 0, "meta", [0] * 10, [1] * 10, 50)
+    md = suite_markdown(qwen)
+    assert "Models: None (teacher the same)" in md  # hand-written parts name no model
+    write_results_section(results, md, qwen)
+    write_results_section(results, suite_markdown(qwen), qwen)
+    write_results_section(results, f"{START}\nsmall model, rebuilt\n{END}")
+    text = results.read_text()
+    q_start, _ = markers(qwen)
+    assert text.count(q_start) == 1 and "small model, rebuilt" in text and "| spam |" in text
+    assert text.index(START) < text.index(q_start)
