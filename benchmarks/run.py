@@ -113,6 +113,7 @@ def run_process(
         "verdict": res.verdict.model_dump(mode="json") if res.verdict else None,
         "test_rows": session_rows(sessions_dir, res.session_id),
         "confirmations": session_confirmations(sessions_dir, res.session_id),
+        "candidates": session_candidates(sessions_dir, res.session_id),
         "instructions": res.instructions,
         "demos": res.demos,
         "best_prompt": res.best_prompt,
@@ -146,6 +147,15 @@ def session_confirmations(sessions_dir: str, session_id: str) -> list[str]:
     versions = doc.get("versions") or []
     cands = versions[-1].get("candidates", []) if versions else []
     return [f"candidate {c['id']}: {c['note']}" for c in cands if str(c.get("note", "")).startswith("confirmation:")]
+
+
+def session_candidates(sessions_dir: str, session_id: str) -> list[dict[str, Any]]:
+    """What the search tried, one line each (round, origin, demos, raw score at each stage, note): a part can then
+    say why nothing beat the initial prompt, after its session's temporary directory is gone."""
+    doc = json.loads((Path(sessions_dir) / session_id / "session.json").read_text(encoding="utf-8"))
+    versions = doc.get("versions") or []
+    keys = ("id", "round", "origin", "n_demos", "length", "minibatch_raw", "valid_raw", "confirm_raw", "note")
+    return [{k: c.get(k) for k in keys} for c in (versions[-1].get("candidates", []) if versions else [])]
 
 
 def _finish_row(task: Mapping[str, Any], method: str, row: dict[str, Any]) -> dict[str, Any]:

@@ -54,6 +54,10 @@ def test_runner_writes_json_and_markdown(tmp_path):
     assert by["meta"]["calls"] > 0 and by["meta"]["tokens"] > 0
     # why the initial prompt was replaced is in the part: the paired rows and the sign test of each finalist
     assert by["meta"]["confirmations"] and all("sign test p" in c for c in by["meta"]["confirmations"])
+    # and what the search tried, stage by stage: the teacher's rewrite ('complains') screened at 1.0
+    tried = by["meta"]["candidates"]
+    assert tried and {"origin", "minibatch_raw", "valid_raw", "note"} <= tried[0].keys()
+    assert any(c["minibatch_raw"] == pytest.approx(1.0) for c in tried)
 
     files = sorted(p.suffix for p in tmp_path.iterdir())
     assert files == [".json", ".md"]
