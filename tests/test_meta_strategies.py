@@ -46,6 +46,34 @@ def test_demo_sets_show_every_label_when_labels_are_few():
     assert DemoStrategy().propose(ctx(best, max_demos=0)) is None
 
 
+SPAM = TaskSpec(
+    description="Classify an SMS message as spam or ham",
+    task_type=TaskType.CLASSIFICATION,
+    input_fields=[FieldSpec(name="text")],
+    output_fields=[FieldSpec(name="label", labels=["spam", "ham"])],
+)
+
+
+def test_few_label_demo_sets_show_several_of_each_label_balanced_and_interleaved():
+    """One example per label was all a two-label task ever got; qwen2.5-0.5b needed three of each on spam."""
+    train = [{"text": f"message {i}", "label": "spam" if i % 3 == 0 else "ham"} for i in range(30)]
+    best = PromptCandidate(instructions="Classify the message.")
+    sizes = set()
+    for seed in range(20):
+        c = ProposalContext(spec=SPAM, best=best, best_score=0.5, history=[], failures=[], feedback=[], train=train,
+                            rng=random.Random(seed), max_demos=8, pool=[], seen=frozenset())  # fmt: skip
+        labels = [d["label"] for d in DemoStrategy().propose(c).demos]
+        per = labels.count("spam")
+        assert per == labels.count("ham") and 1 <= per <= 4  # balanced, never more than 4 of a label
+        assert all(a != b for a, b in zip(labels, labels[1:]))  # interleaved: spam, ham, spam, ham, ...
+        sizes.add(per)
+    assert sizes == {1, 2, 3, 4}
+    # max_demos still caps the set: 3 slots for 2 labels is one of each
+    c = ProposalContext(spec=SPAM, best=best, best_score=0.5, history=[], failures=[], feedback=[], train=train,
+                        rng=random.Random(0), max_demos=3, pool=[], seen=frozenset())  # fmt: skip
+    assert len(DemoStrategy().propose(c).demos) == 2
+
+
 def test_demo_strategy_skips_sets_already_tried():
     best = PromptCandidate(instructions="Classify the question.")
     first = DemoStrategy().propose(ctx(best, seed=3))
