@@ -375,7 +375,7 @@ def test_falls_back_to_the_initial_program_when_the_compiled_one_is_worse():
     assert res.best_predict({"review": "awful"}) == {"label": "negative"}
 
 
-def test_length_penalty_reaches_dspy_and_can_reject_demos():
+def test_length_penalty_reaches_dspy_and_counts_instructions_not_demos():
     ctx, *_ = make_ctx(lam=0.05)
     seen = []
     score = ctx.metrics.score
@@ -387,9 +387,18 @@ def test_length_penalty_reaches_dspy_and_can_reject_demos():
     ctx.metrics.score = spy
     res, _ = run("bootstrap", ctx=ctx)
     dspy_calls = [p for p in seen if p is not None]
-    assert dspy_calls and any("Classify the review." in p for p in dspy_calls)  # each program's own text
-    assert res.initial_valid_penalized == pytest.approx(0.5 * ctx.metrics.penalty("Classify the review."))
-    # Three demos cost ~40 words: exp(-0.05·43) ≈ 0.12 < 0.5·exp(-0.05·3) ≈ 0.43, so the initial program stays.
+    assert dspy_calls and all(p == "Classify the review." for p in dspy_calls)  # each program's instructions
+    pen = ctx.metrics.penalty("Classify the review.")
+    assert res.initial_valid_penalized == pytest.approx(0.5 * pen)
+    # Demos that make every answer right are kept under a strong λ: it counts instruction words (as upstream's
+    # does); when demos counted, 3 demos (~40 words) at λ = 0.05 threw away a doubling of accuracy.
+    assert res.demos and res.valid_raw == 1.0 and res.valid_penalized == pytest.approx(pen)
+
+
+def test_demos_that_do_not_help_lose_the_tie_to_the_prompt_with_less_to_read():
+    ctx, *_ = make_ctx(rule=lambda messages, text: "positive", lam=0.05)
+    res, _ = run("bootstrap", ctx=ctx)
+    assert res.valid_raw == res.initial_valid_raw == 0.5
     assert res.demos == [] and "kept the initial program" in res.stop_reason
 
 

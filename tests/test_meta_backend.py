@@ -164,7 +164,7 @@ def test_junk_teacher_answers_are_rejected_not_crashing():
     assert all("unusable" in c.note for c in res.candidates[1:])
 
 
-def test_demo_strategy_adds_balanced_train_demos_and_length_penalty_can_reject_them():
+def test_demo_strategy_adds_balanced_train_demos_and_demos_that_do_not_help_are_not_kept():
     ctx, *_ = make_ctx("{}")
     settings = MetaSettings(strategies=["add_demos"], rounds=1, candidates_per_round=1, max_demos=2)
     res = MetaPromptOptimizer(settings).compile(
@@ -172,7 +172,7 @@ def test_demo_strategy_adds_balanced_train_demos_and_length_penalty_can_reject_t
     )
     demo_cands = [c for c in res.candidates if c.origin == "add_demos"]
     assert demo_cands and demo_cands[0].n_demos == 2
-    # Demos do not help this fake model; with a strong length penalty the result stays demo-free.
+    # Demos do not help this fake model: at equal quality the prompt with less to read is kept, whatever λ.
     ctx2, *_ = make_ctx("{}")
     ctx2.metrics = MetricsManager(output_fields=["label"], lambda_penalty=0.05, label_set=["positive", "negative"])
     res2 = MetaPromptOptimizer(settings).compile(

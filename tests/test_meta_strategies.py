@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from promptomatix.backends.prompt import PromptCandidate
@@ -65,7 +66,7 @@ def test_few_label_demo_sets_show_several_of_each_label_balanced_and_interleaved
         labels = [d["label"] for d in DemoStrategy().propose(c).demos]
         per = labels.count("spam")
         assert per == labels.count("ham") and 1 <= per <= 4  # balanced, never more than 4 of a label
-        assert all(a != b for a, b in zip(labels, labels[1:]))  # interleaved: spam, ham, spam, ham, ...
+        assert all(a != b for a, b in itertools.pairwise(labels))  # interleaved: spam, ham, spam, ham, ...
         sizes.add(per)
     assert sizes == {1, 2, 3, 4}
     # max_demos still caps the set: 3 slots for 2 labels is one of each

@@ -33,6 +33,7 @@ from promptomatix.backends.dspy_modules import (
     instructions_text,
     penalty_text,
     program_demos,
+    read_text,
     register_module,
     render_program,
     set_demos,
@@ -339,7 +340,7 @@ class _Run:
             return True
         if c < b - 1e-9:
             return False
-        return len(penalty_text(cand.program).split()) <= len(penalty_text(base.program).split())
+        return len(read_text(cand.program).split()) <= len(read_text(base.program).split())
 
     def record(self, t: _Scored) -> CandidateRecord:
         text = penalty_text(t.program)

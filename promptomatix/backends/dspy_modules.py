@@ -133,9 +133,17 @@ def predictor_demos(predictor: Any) -> list[dict[str, Any]]:
 
 
 def penalty_text(program: dspy.Module) -> str:
-    """What the length penalty counts: every predictor's instructions and demos, formatted like the meta
-    backend's PromptCandidate.penalty_text (inputs as 'name: value' lines, outputs as JSON), without DSPy's
-    fixed field-structure boilerplate, which is the same for every candidate."""
+    """What the length penalty counts: every predictor's instructions, as the meta backend's
+    PromptCandidate.penalty_text counts (demos are not counted; see there)."""
+    return "\n".join(
+        t for t in (pred.signature.instructions.strip() for _n, pred in inner(program).named_predictors()) if t
+    )
+
+
+def read_text(program: dspy.Module) -> str:
+    """Every predictor's instructions and demos, formatted like the meta backend's PromptCandidate.read_text
+    (inputs as 'name: value' lines, outputs as JSON), without DSPy's fixed field-structure boilerplate, which is the
+    same for every candidate: ties go to the program with less to read, and programs are told apart by it."""
     parts: list[str] = []
     for _name, pred in inner(program).named_predictors():
         sig = pred.signature

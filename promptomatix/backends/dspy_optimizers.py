@@ -13,7 +13,7 @@ from typing import Any
 
 import dspy
 
-from promptomatix.backends.dspy_modules import SpecProgram, inner, penalty_text
+from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
 from promptomatix.errors import ConfigurationError
@@ -76,13 +76,13 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
 
 def _mipro_candidates(run: Any, compiled: Any) -> None:
     """MIPROv2's scored trial programs become candidate records (DSPy's own metric, not our valid score)."""
-    seen = {penalty_text(t.program) for t in run.tried}
+    seen = {read_text(t.program) for t in run.tried}
     for key in ("candidate_programs", "mb_candidate_programs"):
         for entry in getattr(compiled, key, None) or []:
             prog = entry.get("program")
-            if not isinstance(prog, SpecProgram) or penalty_text(prog) in seen:
+            if not isinstance(prog, SpecProgram) or read_text(prog) in seen:
                 continue
-            seen.add(penalty_text(prog))
+            seen.add(read_text(prog))
             full = bool(entry.get("full_eval"))
             score = float(entry.get("score", 0.0)) / 100.0
             sc = run.add("miprov2 trial", prog.deepcopy(), f"DSPy {'full valid' if full else 'minibatch'} "

@@ -166,7 +166,7 @@ class MetaRun:
         best only on a real gain and queue the round's checkpoint; True when patience says stop."""
         s, spec, base = self.s, self.spec, self.base
         self.pool += promoted
-        self.pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.penalty_text(spec)), p.id))
+        self.pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.read_text(spec)), p.id))
         pool = self.pool
         keep = max(1, s.top_k - 1)  # the best always stays, even with top_k=1 (it used to leave the initial alone)
         self.pool = pool[: s.top_k] if base in pool[: s.top_k] else [*pool[:keep], base]

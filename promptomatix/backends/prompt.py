@@ -52,12 +52,19 @@ class PromptCandidate(BaseModel):
         return "\n\n".join(lines)
 
     def penalty_text(self, spec: TaskSpec) -> str:
-        """What the length penalty counts: instructions, format line and demos (not the per-example input), minus
-        the contract lines (labels, output format), so no candidate gains by dropping what the task needs."""
+        """What the length penalty counts: the instructions and format line minus the contract lines (labels, output
+        format), so no candidate gains by dropping what the task needs. Demos are not counted, as upstream's λ
+        counts instruction words: counting them made λ = 0.005 pick one SMS demo per label (0.67 accuracy) over
+        three (0.96) on spam (benchmarks/results/suite-qwen/PLAN.md). What they cost per call is on the Pareto
+        front (`tokens`), and ties go to the prompt with less to read (`read_text`)."""
         from promptomatix.backends.contract import without_contract
 
+        return without_contract(self.system_text(), spec)
+
+    def read_text(self, spec: TaskSpec) -> str:
+        """The penalty text plus the demos: all the model reads on every call but the row itself."""
         demo_text = "\n".join(format_inputs(spec, d) + "\n" + format_outputs(spec, d) for d in self.demos)
-        return "\n".join(p for p in (without_contract(self.system_text(), spec), demo_text) if p)
+        return "\n".join(p for p in (self.penalty_text(spec), demo_text) if p)
 
     def key(self) -> str:
         return json.dumps([self.instructions.strip(), self.demos, self.format_line], sort_keys=True, default=str)
