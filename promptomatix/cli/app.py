@@ -101,7 +101,9 @@ def _quiet_third_party() -> None:
 
     Done here, in the CLI process, never in the library. PROMPTOMATIX_VERBOSE=1 keeps them.
     """
-    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1":
+    from promptomatix.cli.render import verbose
+
+    if verbose():
         return
     import logging
 
@@ -115,7 +117,9 @@ def quiet_dspy_if_loaded() -> None:
     level set above does not hold: the run's progress events call this, and once DSPy is loaded its log is cut to
     errors (its trial-by-trial INFO and the warnings about its own proposer's fields tear through the progress
     display; nothing in them is for the user to act on). PROMPTOMATIX_VERBOSE=1 keeps them."""
-    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1" or "dspy" not in sys.modules:
+    from promptomatix.cli.render import verbose
+
+    if verbose() or "dspy" not in sys.modules:
         return
     import logging
 

@@ -12,6 +12,11 @@ from contextlib import contextmanager
 from typing import Any
 
 
+def verbose() -> bool:
+    """PROMPTOMATIX_VERBOSE=1: third-party logs and prints are shown as they come, not quieted by the CLI."""
+    return os.environ.get("PROMPTOMATIX_VERBOSE") == "1"
+
+
 def _console(stderr: bool = False) -> Any:
     from rich.console import Console
 
@@ -108,7 +113,7 @@ def run_stdout(json_: bool) -> Iterator[None]:
         with stdout_to_stderr():
             yield
         return
-    if os.environ.get("PROMPTOMATIX_VERBOSE") == "1":
+    if verbose():
         yield
         return
     real, sink = sys.stdout, _LinesToLog()
