@@ -34,8 +34,11 @@ MIN_CONFIRM_ROWS = 8  # a confirmation on fewer train rows is noise; below it th
 #: many: a round's strategies repeat); later rounds add LATER new promoted candidates in all, DECAY as many each
 #: round after (the rest are duplicates, or screened out on the minibatch as the best gets harder to beat);
 #: TEACHER of the slots call the teacher; the confirmation scores CONFIRM of the finalists' unscreened train rows.
+#: DECAY was 0.2 until the demo sets grew to 1-4 per label:
+#: each round's add_demos slot is then a new set, and qwen2.5-coder-0.5b's runs promote 2-3 candidates in round 3
+#: (RESULTS.md § 5, "Against the qwen suite's runs"); 0.45 sits between those runs and the fake-model ones.
 #: Rows a prompt was already scored on are cached and free.
-SLOTS_FULL, LATER, DECAY, TEACHER, CONFIRM = 4, 2.5, 0.2, 0.4, 0.7
+SLOTS_FULL, LATER, DECAY, TEACHER, CONFIRM = 4, 2.5, 0.45, 0.4, 0.7
 
 
 class MetaPlan(BaseModel):
