@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -101,30 +102,13 @@ def build_data(
     """
     report = DataReport(seed=seed, skipped=dict(skipped or {}), notes=list(notes or []))
     label = spec.label_field if label_kind(spec.task_type) == "single" else None
-    seen: set[str] = set()
-    dropped: Counter[str] = Counter(report.skipped)
     sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}
-
-    def take(name: str, rows: Sequence[Row] | None) -> list[Row]:
-        places: dict[tuple[str, str], list[str]] = {}
-        report.notes.extend(n for n in getattr(rows, "notes", ()) if n not in report.notes)  # the loader's account
-        kept, bad = validate_rows(spec, rows or [], seen=seen, places=places)
-        if rows:
-            report.sources[name] = len(kept)
-        dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
-        for (source, reason), where in places.items():
-            n = len(where)
-            what = source or f"{name} rows"
-            report.notes.append(f"{what}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(where)}: {reason})")
-        if name in ("train", "valid", "test") and rows is not None:
-            kept = _cap_given(name, kept, sizes.get(name), label, seed, report)
-        return kept
-
+    intake = _Intake(spec, report, label, seed, sizes, dropped=Counter(report.skipped))
     # Test first: a duplicate of a test row is removed from train/valid, never the other way round.
-    test_given = take("test", test_rows)
-    valid_given = take("valid", valid_rows)
-    train_given = take("train", train_rows)
-    user = take("user", user_rows)
+    test_given = intake.take("test", test_rows)
+    valid_given = intake.take("valid", valid_rows)
+    train_given = intake.take("train", train_rows)
+    user = intake.take("user", user_rows)
     if train_rows is not None or valid_rows is not None:
         if user:
             train_given += user
@@ -134,21 +118,61 @@ def build_data(
         synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
                             max_workers, max_batches, verify)  # fmt: skip
         train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
-    total = len(train) + len(valid) + len(test)
-    if total == 0 and (skips := _skip_summary(report)):
+    if len(train) + len(valid) + len(test) == 0:
+        _raise_no_rows(report, intake.dropped)
+    report.skipped = dict(intake.dropped)
+    splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
+    report.split_sizes = splits.sizes
+    _check_enough(report, test_size, synthetic_size, teacher is not None)
+    _finish_report(report, label, train, valid, test)
+    return splits, report
+
+
+@dataclass
+class _Intake:
+    """Validates every source against one shared `seen` set, so the first source taken keeps a duplicated row."""
+
+    spec: TaskSpec
+    report: DataReport
+    label: str | None
+    seed: int
+    sizes: dict[str, Any]
+    seen: set[str] = field(default_factory=set)
+    dropped: Counter[str] = field(default_factory=Counter)
+
+    def take(self, name: str, rows: Sequence[Row] | None) -> list[Row]:
+        """The usable rows of one source; each skip is counted and noted with its places, for the report."""
+        report = self.report
+        places: dict[tuple[str, str], list[str]] = {}
+        report.notes.extend(n for n in getattr(rows, "notes", ()) if n not in report.notes)  # the loader's account
+        kept, bad = validate_rows(self.spec, rows or [], seen=self.seen, places=places)
+        if rows:
+            report.sources[name] = len(kept)
+        self.dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
+        for (source, reason), where in places.items():
+            n = len(where)
+            what = source or f"{name} rows"
+            report.notes.append(f"{what}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(where)}: {reason})")
+        if name in ("train", "valid", "test") and rows is not None:
+            kept = _cap_given(name, kept, self.sizes.get(name), self.label, self.seed, report)
+        return kept
+
+
+def _raise_no_rows(report: DataReport, dropped: Counter[str]) -> NoReturn:
+    """No usable row at all: the skip notes say why better than the bare counts, so they lead when there are any."""
+    if skips := _skip_summary(report):
         raise DataError(
             f"no usable data rows: {skips}",
             hint="fix those rows, or check --input-fields/--output-fields",
         )
-    if total == 0:
-        raise DataError(
-            "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
-            hint="pass --data FILE, or a teacher model to generate examples",
-        )
-    report.skipped = dict(dropped)
-    splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
-    report.split_sizes = splits.sizes
-    _check_enough(report, test_size, synthetic_size, teacher is not None)
+    raise DataError(
+        "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
+        hint="pass --data FILE, or a teacher model to generate examples",
+    )
+
+
+def _finish_report(report: DataReport, label: str | None, train: list[Row], valid: list[Row], test: list[Row]) -> None:
+    """Label counts per split and the closing notes, logged too so a run's log tells where its data came from."""
     if label:
         report.label_distribution = {
             name: label_counts(rows, label) for name, rows in (("train", train), ("valid", valid), ("test", test))
@@ -161,7 +185,6 @@ def build_data(
         report.notes.append(note)
     for note in report.notes:
         log.info("data: %s", note)
-    return splits, report
 
 
 def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_teacher: bool) -> None:

@@ -264,9 +264,9 @@ def load_rows(
     column, so a huge file costs only the sample; `sample_cap()` gives the right value for explicit split sizes.
     """
     src = _open(source)
-    label = src.label
     fmap = dict(field_map or {})
     declared = [*(input_fields or []), *(output_fields or [])]
+    restrict = bool(input_fields and output_fields)  # both sides known: rows keep only the task's fields
     places: dict[str, list[str]] = {}
     rows: list[dict[str, Any]] = []
     reservoir: Reservoir | None = None
@@ -276,29 +276,17 @@ def load_rows(
         total += 1
         row = {fmap.get(k, k): v for k, v in raw.items()}
         if columns is None:
-            columns = list(dict.fromkeys([fmap.get(c, c) for c in src.columns] or list(row)))
-            for name in input_fields or []:
-                _resolve(columns, name, label, declared, "--input-fields")
-            for name in output_fields or []:
-                _resolve(columns, name, label, declared, "--output-fields")
+            columns = _check_columns(src, fmap, row, input_fields, output_fields, declared)
             if max_rows is not None:
                 reservoir = Reservoir(max_rows, label_field=_stratum(output_fields, columns), seed=seed)
         if limit is not None and kept_n >= limit:
             places.setdefault(f"beyond limit {limit}", []).append(where)
             continue
-        if input_fields and output_fields:  # both sides known: keep only the task's fields
-            row = {name: row.get(name) for name in declared}
-        empty = next((k for k in declared if row.get(k) is None or not str(row[k]).strip()), None)
-        if empty is not None:
-            places.setdefault(f"empty or missing '{empty}'", []).append(where)
+        row, reason = _clean_row(row, src.label, where, declared, field_types, restrict=restrict)
+        if reason is not None:
+            places.setdefault(reason, []).append(where)
             continue
-        for name, type_ in (field_types or {}).items():
-            if name in row and row[name] is not None:
-                try:
-                    row[name] = coerce_value(row[name], type_)
-                except ValueError as exc:
-                    raise DataError(f"{label} {where}, column '{name}': {exc}") from None
-        kept = SourceRow(row, label, where)
+        kept = SourceRow(row, src.label, where)
         kept_n += 1
         if reservoir is not None:
             reservoir.add(kept)
@@ -307,6 +295,61 @@ def load_rows(
     src.check()
     if total == 0:
         raise src.empty
+    return _loaded(src, rows, columns, total, places, reservoir, seed)
+
+
+def _check_columns(
+    src: _Source,
+    fmap: Mapping[str, str],
+    row: Mapping[str, Any],
+    input_fields: Sequence[str] | None,
+    output_fields: Sequence[str] | None,
+    declared: Sequence[str],
+) -> list[str]:
+    """The source's columns after renaming, read at the first row; a declared field missing from them is an error."""
+    columns = list(dict.fromkeys([fmap.get(c, c) for c in src.columns] or list(row)))
+    for name in input_fields or []:
+        _resolve(columns, name, src.label, declared, "--input-fields")
+    for name in output_fields or []:
+        _resolve(columns, name, src.label, declared, "--output-fields")
+    return columns
+
+
+def _clean_row(
+    row: dict[str, Any],
+    label: str,
+    where: str,
+    declared: Sequence[str],
+    field_types: Mapping[str, str] | None,
+    *,
+    restrict: bool,
+) -> tuple[dict[str, Any], str | None]:
+    """The row ready to keep, or the reason to skip it; a value of the wrong type is an error, not a skip."""
+    if restrict:
+        row = {name: row.get(name) for name in declared}
+    empty = next((k for k in declared if row.get(k) is None or not str(row[k]).strip()), None)
+    if empty is not None:
+        return row, f"empty or missing '{empty}'"
+    for name, type_ in (field_types or {}).items():
+        if name in row and row[name] is not None:
+            try:
+                row[name] = coerce_value(row[name], type_)
+            except ValueError as exc:
+                raise DataError(f"{label} {where}, column '{name}': {exc}") from None
+    return row, None
+
+
+def _loaded(
+    src: _Source,
+    rows: list[dict[str, Any]],
+    columns: list[str] | None,
+    total: int,
+    places: dict[str, list[str]],
+    reservoir: Reservoir | None,
+    seed: int,
+) -> LoadedData:
+    """The rows with their account (skips, spanning records, sampling), which travels with them to the report."""
+    label = src.label
     if reservoir is not None:
         rows = reservoir.rows()
     data = LoadedData(rows=rows, path=label, columns=columns or [], total=total)

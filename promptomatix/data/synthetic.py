@@ -42,6 +42,7 @@ from promptomatix.task.task_types import TaskType
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class SyntheticReport:
     """What generation produced and why rows were rejected; `rows` are valid, unique and balanced."""
@@ -266,14 +267,8 @@ def generate_synthetic(
     failed: Counter[str] = Counter()
     empty_rounds = 0
     while len(report.rows) < n:
-        if max_rounds is not None and report.rounds >= max_rounds:
-            report.stop_reason = "max_rounds"
-            break
-        if report.batches >= max_batches:
-            report.stop_reason = "max_batches"
-            break
-        if empty_rounds >= 2:
-            report.stop_reason = "stalled"
+        if stop := _limit_reached(report, max_rounds, max_batches, empty_rounds):
+            report.stop_reason = stop
             break
         plans = _plans(report, keeper, batch_size, max_batches, seed)
         report.rounds += 1
@@ -281,14 +276,7 @@ def generate_synthetic(
         report.hints.extend(p.hint for p in plans)
         results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers, relabel_rows)
         before = len(report.rows)
-        for plan in plans:  # batch order, not completion order: reproducible
-            result = results.get(plan.index)
-            if result is None:
-                continue
-            if result.failure:
-                failed[result.failure] += 1
-            report.generated += len(result.items)
-            keeper.take(result)
+        _take_results(report, keeper, plans, results, failed)
         empty_rounds = empty_rounds + 1 if len(report.rows) == before else 0
         if budget_hit:
             report.stop_reason = "budget"
@@ -296,17 +284,47 @@ def generate_synthetic(
         if too_noisy(report.checked, report.agreed, len(labels)):  # more rounds would pay for the same noise
             report.stop_reason = "labels too noisy"
             break
+    _settle(report, keeper, failed)
+    return report
+
+
+def _limit_reached(report: SyntheticReport, max_rounds: int | None, max_batches: int, empty_rounds: int) -> str | None:
+    """The stop reason when no further round may start: a limit, or two rounds in a row that added nothing."""
+    if max_rounds is not None and report.rounds >= max_rounds:
+        return "max_rounds"
+    if report.batches >= max_batches:
+        return "max_batches"
+    if empty_rounds >= 2:
+        return "stalled"
+    return None
+
+
+def _take_results(
+    report: SyntheticReport, keeper: _Keeper, plans: list[_Plan], results: dict[int, _Result], failed: Counter[str]
+) -> None:
+    """Keep a round's rows in batch order, not completion order, so the same answers give the same rows."""
+    for plan in plans:
+        result = results.get(plan.index)
+        if result is None:
+            continue
+        if result.failure:
+            failed[result.failure] += 1
+        report.generated += len(result.items)
+        keeper.take(result)
+
+
+def _settle(report: SyntheticReport, keeper: _Keeper, failed: Counter[str]) -> None:
+    """Put the rejection and failure counts in the report, and log the outcome in one line."""
     report.rejected = dict(keeper.rejected)
     report.failed_batches = dict(failed)
     log.info(
         "synthetic: %d/%d rows in %d batches (%s); rejected %s",
         len(report.rows),
-        n,
+        report.requested,
         report.batches,
         report.stop_reason,
         report.rejected,
     )
-    return report
 
 
 def _run_round(

@@ -151,6 +151,63 @@ def _release(executor: Executor, futures: list[Future[Any]], own: bool, *, wait:
         wait_all(futures)
 
 
+class _ErrorCount:
+    """Row errors counted across the worker threads; `stop` is set when they reach `max_errors`."""
+
+    def __init__(self, max_errors: int | None) -> None:
+        self.max_errors = max_errors
+        self.count = 0
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+            if self.max_errors is not None and self.count >= self.max_errors:
+                self.stop.set()
+
+
+def _drive(
+    executor: Executor,
+    own: bool,
+    one: Callable[[int, Any], ExampleRecord | None],
+    examples: Sequence[Any],
+    stop: threading.Event,
+) -> tuple[list[Future[ExampleRecord | None]], bool]:
+    """Submit every example and wait; a worker's exception stops the rest and propagates at once. Returns the
+    futures and whether `stop` was set (max_errors), after releasing this evaluation's share of the pool."""
+    futures: list[Future[ExampleRecord | None]] = []
+    try:
+        futures = [executor.submit(one, i, ex) for i, ex in enumerate(examples)]
+        for fut in as_completed(futures):
+            fut.result()  # re-raises BudgetExceeded / MetricError from the worker at once
+            if stop.is_set():
+                break
+    except KeyboardInterrupt:  # do not wait for calls in flight (a hung provider call would hold Ctrl-C)
+        stop.set()
+        _release(executor, futures, own, wait=False)
+        raise
+    except BaseException:
+        stop.set()
+        _release(executor, futures, own, wait=True)
+        raise
+    stopped = stop.is_set()
+    stop.set()
+    _release(executor, futures, own, wait=True)
+    return futures, stopped
+
+
+def _finished(futures: Sequence[Future[ExampleRecord | None]]) -> list[ExampleRecord]:
+    """The records of the examples that ran, in example order: a stopped run leaves queued ones unrun."""
+    done: dict[int, ExampleRecord] = {}
+    for fut in futures:
+        if fut.done() and not fut.cancelled() and fut.exception() is None:
+            rec = fut.result()
+            if rec is not None:
+                done[rec.index] = rec
+    return [done[i] for i in sorted(done)]
+
+
 class Evaluator:
     """Parallel evaluation with error accounting and a deterministic bootstrap CI."""
 
@@ -180,51 +237,22 @@ class Evaluator:
         `pool` lets several evaluations run at once on one set of worker threads (so together they never have
         more calls in flight than its workers); without it the evaluation has `num_threads` workers of its own."""
         start = time.perf_counter()
-        stop = threading.Event()  # set on max_errors or an exception; queued examples then skip
-        lock = threading.Lock()
-        errors = [0]
+        errors = _ErrorCount(self.max_errors)  # its `stop` is set on max_errors or an exception; queued rows skip
 
         def one(index: int, example: Any) -> ExampleRecord | None:
-            if stop.is_set():
+            if errors.stop.is_set():
                 return None
             rec = self._one(index, example, predict, score_fn, input_fields, output_fields)
             if rec.error is not None:
-                with lock:  # counted in the worker, so a fast failing predictor cannot outrun the limit
-                    errors[0] += 1
-                    if self.max_errors is not None and errors[0] >= self.max_errors:
-                        stop.set()
+                errors.add()  # counted in the worker, so a fast failing predictor cannot outrun the limit
             return rec
 
         own = pool is None
         executor = pool or ThreadPoolExecutor(max_workers=self.num_threads, thread_name_prefix="promptomatix-eval")
-        futures: list[Future[ExampleRecord | None]] = []
-        try:
-            futures = [executor.submit(one, i, ex) for i, ex in enumerate(examples)]
-            for fut in as_completed(futures):
-                fut.result()  # re-raises BudgetExceeded / MetricError from the worker at once
-                if stop.is_set():
-                    break
-        except KeyboardInterrupt:  # do not wait for calls in flight (a hung provider call would hold Ctrl-C)
-            stop.set()
-            _release(executor, futures, own, wait=False)
-            raise
-        except BaseException:
-            stop.set()
-            _release(executor, futures, own, wait=True)
-            raise
-        stopped = stop.is_set()
-        stop.set()
-        _release(executor, futures, own, wait=True)
+        futures, stopped = _drive(executor, own, one, examples, errors.stop)
         if stopped:
-            logger.warning("evaluation stopped after %d errors (max_errors=%s)", errors[0], self.max_errors)
-        done: dict[int, ExampleRecord] = {}
-        for fut in futures:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                rec = fut.result()
-                if rec is not None:
-                    done[rec.index] = rec
-        records = [done[i] for i in sorted(done)]
-        report = self._report(records, len(examples), stopped, label_field)
+            logger.warning("evaluation stopped after %d errors (max_errors=%s)", errors.count, self.max_errors)
+        report = self._report(_finished(futures), len(examples), stopped, label_field)
         report.elapsed_s = time.perf_counter() - start
         logger.info(
             "evaluated %d examples: mean %.3f [%.3f, %.3f], %d errors",
