@@ -75,6 +75,17 @@ def test_few_label_demo_sets_show_several_of_each_label_balanced_and_interleaved
     assert len(DemoStrategy().propose(c).demos) == 2
 
 
+def test_a_rare_label_caps_the_others_so_demo_sets_stay_balanced():
+    """With two spam rows in train, a set never shows three or four ham beside them (it biased small models)."""
+    train = [{"text": f"message {i}", "label": "spam" if i in (0, 7) else "ham"} for i in range(20)]
+    best = PromptCandidate(instructions="Classify the message.")
+    for seed in range(20):
+        c = ProposalContext(spec=SPAM, best=best, best_score=0.5, history=[], failures=[], feedback=[], train=train,
+                            rng=random.Random(seed), max_demos=8, pool=[], seen=frozenset())  # fmt: skip
+        labels = [d["label"] for d in DemoStrategy().propose(c).demos]
+        assert labels.count("spam") == labels.count("ham") <= 2
+
+
 def test_demo_strategy_skips_sets_already_tried():
     best = PromptCandidate(instructions="Classify the question.")
     first = DemoStrategy().propose(ctx(best, seed=3))

@@ -154,8 +154,11 @@ class MetaPromptOptimizer:
             for won in self._confirm_each(ctx, finalists, base, train, program, penalty):
                 margins.append(won)  # kept as they come: a budget stop keeps the finalists already confirmed
         except BudgetExceeded as e:
-            if not margins:
-                return finalists[0], f"budget: {e.message}; chosen on valid alone, before the confirmation"
+            if not margins:  # a finalist confirmed before the stop lost its confirmation: never fall back to it
+                unconfirmed = [f for f in finalists if f.confirm is None]
+                if not unconfirmed:
+                    return base, f"budget: {e.message}; no confirmed finalist beat the initial prompt"
+                return unconfirmed[0], f"budget: {e.message}; chosen on valid alone, before the confirmation"
         if not margins:
             return base, "confirmation: no finalist beat the initial prompt on the train rows too"
         top = max(m for _, m, _ in margins)

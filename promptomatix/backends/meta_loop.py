@@ -174,7 +174,8 @@ class MetaRun:
         self.rounds_done = rnd
         if (new_best.valid_penalized or 0) > (self.best.valid_penalized or 0) + 1e-9:
             self.best, self.stale = new_best, 0
-        else:
+        else:  # a tie is no gain for patience, but the pool's tie-break (less to read) still picks the best
+            self.best = new_best if (new_best.valid_penalized or 0) >= (self.best.valid_penalized or 0) else self.best
             self.stale += 1
         self.pending.append(functools.partial(self.ctx.save_progress, _checkpoint(rnd, self.best, base)))
         self.ctx.emit(

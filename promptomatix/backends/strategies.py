@@ -268,7 +268,8 @@ class DemoStrategy:
             by_label.setdefault(str(r[label]), []).append(r)
         groups = [ctx.rng.sample(g, len(g)) for g in by_label.values()]
         if groups and len(groups) <= ctx.max_demos:  # every label, the same number of each, interleaved
-            per = ctx.rng.randint(1, max(1, min(MAX_PER_LABEL, ctx.max_demos // len(groups))))
+            fewest = min(len(g) for g in groups)  # a rare label caps the others: the set stays balanced
+            per = ctx.rng.randint(1, max(1, min(MAX_PER_LABEL, ctx.max_demos // len(groups), fewest)))
             ctx.rng.shuffle(groups)
             picked = [g[i] for i in range(per) for g in groups if i < len(g)]
         elif groups:  # more labels than slots: 1 to 3 examples of different labels

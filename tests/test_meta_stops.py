@@ -1,0 +1,90 @@
+"""The meta backend when a run is cut short or ties: what it returns must be what the evidence supports
+(bugs found by a hostile review, session 7; each test failed before its fix)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from promptomatix.backends.meta import MetaPromptOptimizer, MetaSettings
+from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.backends.strategies import StrategyRegistry
+from promptomatix.errors import BudgetExceeded
+from tests.backend_fakes import GuardedData
+from tests.test_meta_backend import confirm_ctx, make_ctx, rows
+
+LUCKY = "Classify it, lucky."  # wins on valid by chance, loses on train (tests/test_meta_backend.lucky_task)
+GOOD = "Read each review with care. Say negative if the text complains or criticizes, otherwise positive."
+
+
+@dataclass
+class Fixed:
+    """A procedural strategy proposing fixed instructions (and optionally the first `n_demos` train rows)."""
+
+    name: str
+    text: str
+    demos: list[dict[str, str]] | None = None
+    uses_teacher: bool = False
+    needs_failures: bool = False
+
+    def propose(self, ctx):
+        return ctx.best.model_copy(update={"instructions": self.text, "demos": self.demos or [], "origin": self.name})
+
+
+def registry(*strategies: Fixed) -> StrategyRegistry:
+    reg = StrategyRegistry.default()
+    for s in strategies:
+        reg.register(s)
+    return reg
+
+
+def test_a_budget_stop_in_the_confirmation_never_returns_a_finalist_that_lost_it(monkeypatch):
+    """Finalist 1 is confirmed and loses; the budget runs out while finalist 2 is confirmed: the run must not fall
+    back to finalist 1 "chosen on valid alone" (it was the lucky one the confirmation exists to reject)."""
+    seen: list[str] = []
+
+    def stop(ctx, finalists, base, train, program, penalty):
+        seen.extend(f.candidate.instructions for f in finalists)
+        finalists[0].confirm = 0.1  # scored on train and lost: confirm_each does not yield losers
+        raise BudgetExceeded("time budget of 60 s spent")
+        yield  # a generator, as confirm_each is
+
+    monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(stop))
+    reg = registry(Fixed("lucky", LUCKY), Fixed("good", GOOD))
+    settings = MetaSettings(strategies=["lucky", "good"], rounds=1, candidates_per_round=2, minibatch_size=1)
+    res = MetaPromptOptimizer(settings, reg).compile(
+        confirm_ctx("unused"), PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    assert len(seen) == 2
+    assert res.instructions == seen[1] != seen[0]
+    assert "chosen on valid alone" in res.stop_reason
+
+
+def test_a_budget_stop_after_every_finalist_lost_returns_the_initial_prompt(monkeypatch):
+    def stop(ctx, finalists, base, train, program, penalty):
+        for f in finalists:
+            f.confirm = 0.1
+        raise BudgetExceeded("time budget of 60 s spent")
+        yield
+
+    monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(stop))
+    settings = MetaSettings(strategies=["lucky"], rounds=1, candidates_per_round=1, minibatch_size=1)
+    res = MetaPromptOptimizer(settings, registry(Fixed("lucky", LUCKY))).compile(
+        confirm_ctx("unused"), PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(12, 100))
+    )
+    assert res.instructions == "Classify."
+    assert "no confirmed finalist beat the initial prompt" in res.stop_reason
+
+
+def test_a_later_tie_with_less_to_read_is_returned_without_a_confirmation():
+    """Round 1 finds GOOD with six demos, round 2 the same score with two: the pool ranks the shorter first,
+    and so must the result (it used to keep round 1's best, since the best moved only on a strict gain)."""
+    train = rows(12)
+    reg = registry(Fixed("many", GOOD, train[:6]), Fixed("few", GOOD, train[:2]))
+    settings = MetaSettings(strategies=["many", "few"], rounds=2, candidates_per_round=1, confirm_top_k=0, patience=5)
+    ctx, *_ = make_ctx("{}")
+    res = MetaPromptOptimizer(settings, reg).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(train, rows(8, 100))
+    )
+    scores = {c.n_demos: c.valid_raw for c in res.candidates if c.round}
+    assert scores[6] == scores[2] == 1.0
+    assert len(res.demos) == 2
