@@ -17,9 +17,10 @@ from typing import Any
 from promptomatix.backends.base import BackendResult, RunContext
 from promptomatix.backends.rounds import RowPool, beside
 from promptomatix.errors import BudgetExceeded
-from promptomatix.metrics.evaluator import EvalReport
+from promptomatix.metrics.evaluator import EvalReport, ExampleRecord
 from promptomatix.metrics.pareto import candidate_points, pareto_front
-from promptomatix.metrics.verdict import PairedVerdict, paired_verdict
+from promptomatix.metrics.text import normalize_label
+from promptomatix.metrics.verdict import PairedVerdict, balanced_weights, paired_verdict
 from promptomatix.result import ScoreCI
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class HeldOut:
     initial_report: EvalReport | None = None
     best_report: EvalReport | None = None
     same_prompt: bool = False
+    label_field: str | None = None  # classification: the verdict weighs rows as balanced accuracy does
 
 
 def _evaluate(
@@ -57,15 +59,16 @@ def _evaluate(
 
 def score_held_out(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]], split: str) -> HeldOut:
     """Score the initial and the optimized prompt on the same rows (once when they are the same prompt)."""
+    label = ctx.spec.label_field
     if result.prompt == result.initial_prompt:
         initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
-        return HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True)
+        return HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True, label_field=label)
     if not ctx.boundary.surely_affords(2 * len(rows)):  # the initial prompt first: it is the reference
         initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
         best, best_rep = _evaluate(ctx, result.best_predict, rows)
-        return HeldOut(split, initial, best, initial_rep, best_rep)
+        return HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
     (initial, initial_rep), (best, best_rep) = _both(ctx, result, rows)
-    return HeldOut(split, initial, best, initial_rep, best_rep)
+    return HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
 
 
 def _both(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
@@ -97,8 +100,19 @@ def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVer
     errors = sum(a[i].error is not None or b[i].error is not None for i in common)
     return paired_verdict(
         [a[i].raw_score for i in common], [b[i].raw_score for i in common], errors=errors, split=held.split,
-        same_prompt=held.same_prompt, seed=seed, **words,
+        same_prompt=held.same_prompt, seed=seed, weights=row_weights(held, [a[i] for i in common]), **words,
     )  # fmt: skip
+
+
+def row_weights(held: HeldOut, records: list[ExampleRecord]) -> list[float] | None:
+    """For classification the test score shown is balanced accuracy, so the verdict weighs each row as it does
+    (a gain on the majority label must not be called an improvement while balanced accuracy falls)."""
+    field, rep = held.label_field, held.initial_report
+    if field is None or rep is None or rep.balanced_accuracy is None:
+        return None
+    if any(r.gold.get(field) in (None, "") for r in records):
+        return None
+    return balanced_weights([normalize_label(r.gold[field]) for r in records])
 
 
 def _short(value: Any) -> Any:

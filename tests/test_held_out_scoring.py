@@ -73,3 +73,35 @@ def test_under_a_budget_that_could_bind_the_initial_prompt_is_scored_first():
     first_best = min(s for name, s, _ in rec.spans if name == "best")
     last_initial = max(e for name, _, e in rec.spans if name == "initial")
     assert last_initial <= first_best
+
+
+def test_the_verdict_is_about_balanced_accuracy_the_score_it_reports():
+    """180 positive and 20 negative test rows: the initial prompt misses 40 positives, the optimized one says
+    positive to everything. Row accuracy rises (0.80 → 0.90) but balanced accuracy, the test score shown, falls
+    (0.89 → 0.50): the verdict must say worse, not improved (it said improved, p = 0.01, before)."""
+    from promptomatix.held_out import verdict
+
+    test = [{"review": f"film {i}", "label": "positive" if i < 180 else "negative"} for i in range(200)]
+
+    def initial(row):
+        i = int(row["review"].split()[1])
+        return {"label": "negative" if i < 40 or i >= 180 else "positive"}
+
+    ctx = RunContext(
+        boundary=LMBoundary({"task": FakeLM(default="x")}),
+        metrics=MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"]),
+        spec=SPEC,
+        num_threads=4,
+    )
+    result = BackendResult(backend="fake", prompt="better", instructions="better", valid_raw=1.0,
+                           valid_penalized=1.0, initial_prompt="initial", initial_valid_raw=0.0,
+                           initial_valid_penalized=0.0)  # fmt: skip
+    result = result.with_predictors(lambda row: {"label": "positive"}, initial)
+    held = score_held_out(ctx, result, test, "test")
+    assert held.initial.mean == pytest.approx(0.8889, abs=1e-3) and held.best.mean == pytest.approx(0.5)
+    v = verdict(held, result)
+    assert v.outcome == "worse"
+    assert v.initial_mean == pytest.approx(held.initial.mean) and v.optimized_mean == pytest.approx(held.best.mean)
+    assert v.diff == pytest.approx(held.best.mean - held.initial.mean)
+    assert (v.wins, v.losses) == (40, 20)  # still row counts
+    assert "balanced accuracy" in v.test

@@ -74,3 +74,19 @@ def test_unpaired_input_is_refused():
 def test_bootstrap_ci_is_deterministic_for_a_seed():
     a, b = [0.0, 1.0, 1.0, 0.0, 1.0] * 4, [1.0, 1.0, 0.0, 1.0, 1.0] * 4
     assert paired_verdict(a, b, seed=3).ci_low == paired_verdict(a, b, seed=3).ci_low
+
+
+def test_balanced_weights_make_the_weighted_mean_balanced_accuracy():
+    from promptomatix.metrics.verdict import balanced_weights
+
+    labels = ["a"] * 6 + ["b"] * 2
+    hits = [1, 1, 1, 0, 0, 0, 1, 0]  # recall a = 0.5, b = 0.5
+    w = balanced_weights(labels)
+    assert sum(x * h for x, h in zip(w, hits, strict=True)) / len(hits) == pytest.approx(0.5)
+    assert sum(w) / len(w) == pytest.approx(1.0)
+    assert balanced_weights(["a", "b", "a", "b"]) is None  # balanced: the plain mean is balanced accuracy
+    # with equal weights the exact McNemar test is kept; with unequal ones the weighted permutation test runs
+    v = paired_verdict([0, 0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 0], weights=w)
+    assert "weighted" in v.test and v.diff == pytest.approx(
+        sum(x * (o - i) for x, i, o in zip(w, [0, 0, 0, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 1, 0], strict=True)) / 8
+    )

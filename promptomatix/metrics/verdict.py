@@ -119,14 +119,28 @@ def _bootstrap_ci(diffs: Sequence[float], seed: int) -> tuple[float, float]:
     return float(means[int(0.025 * (_BOOTSTRAP - 1))]), float(means[math.ceil(0.975 * (_BOOTSTRAP - 1))])
 
 
+def balanced_weights(labels: Sequence[str]) -> list[float] | None:
+    """Row weights under which the mean of 0/1 hits is balanced accuracy, the score the test split reports for
+    classification: n / (labels × rows of the row's label). None when every label has as many rows (the plain
+    mean is balanced accuracy then, and the exact McNemar test applies)."""
+    from collections import Counter
+
+    counts = Counter(labels)
+    if len(set(counts.values())) <= 1:
+        return None
+    n, k = len(labels), len(counts)
+    return [n / (k * counts[label]) for label in labels]
+
+
 def _p_value(
-    initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int
+    initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int, weighted: bool = False
 ) -> tuple[float, str]:
     from scipy import stats
 
+    binary = _is_binary([*initial, *optimized]) and not weighted
     if wins + losses == 0:
-        return 1.0, "exact McNemar" if _is_binary([*initial, *optimized]) else "paired permutation"
-    if _is_binary([*initial, *optimized]):
+        return 1.0, "exact McNemar" if binary else "paired permutation"
+    if binary:
         return float(stats.binomtest(wins, wins + losses, 0.5).pvalue), "exact McNemar"
     diffs = [o - i for i, o in zip(initial, optimized, strict=True)]
     res = stats.permutation_test(
@@ -138,7 +152,7 @@ def _p_value(
         random_state=seed,
         vectorized=True,
     )
-    return float(res.pvalue), "paired permutation"
+    return float(res.pvalue), "paired permutation" + (", rows weighted as in balanced accuracy" if weighted else "")
 
 
 def _sd_of_diffs(diffs: Sequence[float], binary: bool) -> float:
@@ -160,10 +174,17 @@ def paired_verdict(
     optimized_words: int | None = None,
     same_prompt: bool = False,
     seed: int = 0,
+    weights: Sequence[float] | None = None,
 ) -> PairedVerdict:
-    """Compare two prompts scored on the same rows, in the same order. `errors` = rows that errored in either."""
-    if len(initial) != len(optimized):
+    """Compare two prompts scored on the same rows, in the same order. `errors` = rows that errored in either.
+    `weights` (see `balanced_weights`) make the means, the difference and the test those of balanced accuracy,
+    so the verdict is about the score the report shows; wins and losses stay row counts."""
+    if len(initial) != len(optimized) or (weights is not None and len(weights) != len(initial)):
         raise ValueError("paired scores must cover the same rows")
+    binary = _is_binary([*initial, *optimized])
+    if weights is not None:
+        initial = [w * x for w, x in zip(weights, initial, strict=True)]
+        optimized = [w * x for w, x in zip(weights, optimized, strict=True)]
     base = {"split": split, "initial_words": initial_words, "optimized_words": optimized_words,
             "same_prompt": same_prompt, "n_errors": errors}  # fmt: skip
     n = len(initial)
@@ -174,8 +195,7 @@ def paired_verdict(
     losses = sum(d < -1e-9 for d in diffs)
     diff = sum(diffs) / n
     lo, hi = _bootstrap_ci(diffs, seed)
-    p, test = _p_value(initial, optimized, wins, losses, seed)
-    binary = _is_binary([*initial, *optimized])
+    p, test = _p_value(initial, optimized, wins, losses, seed, weighted=weights is not None)
     sd = _sd_of_diffs(diffs, binary)
     mde = (_Z_ALPHA + _Z_POWER) * sd / math.sqrt(n)
     target = max(_MIN_EFFECT, abs(diff))

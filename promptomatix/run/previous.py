@@ -55,18 +55,20 @@ def kept_previous(env: RunEnv, st: RunState, result: BackendResult, held: HeldOu
         st.notes.append(f"not compared with version {prev.version} (saved before the interruption): {why}; "
                         "the result was saved as a new version")  # fmt: skip
         return None
+    from promptomatix.held_out import row_weights
     from promptomatix.metrics.verdict import paired_verdict
 
     a = {r.index: r for r in report.records}
     b = {r.index: r for r in held.best_report.records}
     common = sorted(set(a) & set(b))
-    previous_mean = sum(a[i].raw_score for i in common) / len(common) if common else 0.0
-    best_mean = sum(b[i].raw_score for i in common) / len(common) if common else 0.0
+    weights = row_weights(held, [a[i] for i in common]) or [1.0] * len(common)  # balanced accuracy's, if shown
+    previous_mean = sum(w * a[i].raw_score for w, i in zip(weights, common, strict=True)) / max(1, len(common))
+    best_mean = sum(w * b[i].raw_score for w, i in zip(weights, common, strict=True)) / max(1, len(common))
     if not common or best_mean >= previous_mean - 1e-9:
         return None
     errors = sum(a[i].error is not None or b[i].error is not None for i in common)
     paired = paired_verdict([a[i].raw_score for i in common], [b[i].raw_score for i in common], errors=errors,
-                            split=held.split, seed=env.config.seed)  # fmt: skip
+                            split=held.split, seed=env.config.seed, weights=weights)  # fmt: skip
     st.notes.append(
         f"the resumed run's result scored lower on the held-out {held.split} than version {prev.version}, the best "
         f"so far saved before the interruption ({best_mean:.3f} < {previous_mean:.3f} on the same {len(common)} "
@@ -90,7 +92,8 @@ def _scored(
     score = ScoreCI(mean=report.primary, ci_low=report.primary_ci[0], ci_high=report.primary_ci[1], n=report.n,
                     n_errors=report.n_errors)  # fmt: skip
     same = prev.prompt == result.initial_prompt
-    own = held_out.HeldOut(held.split, held.initial, score, held.initial_report, report, same_prompt=same)
+    own = held_out.HeldOut(held.split, held.initial, score, held.initial_report, report, same_prompt=same,
+                           label_field=held.label_field)  # fmt: skip
     verdict = held_out.verdict(own, result.model_copy(update={"prompt": prev.prompt}), seed=env.config.seed)
     return {
         "test": test(score),
