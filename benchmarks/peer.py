@@ -12,7 +12,7 @@ initial program, the task description as the instructions.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from promptomatix.lm.boundary import Budget
@@ -83,6 +83,80 @@ def score_results(task: Mapping[str, Any], results: list[tuple[Any, Any, Any]], 
     return out
 
 
+def _examples(task: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+    """The rows as `dspy.Example`s with the task's inputs marked, the way the DSPy docs build a trainset."""
+    import dspy
+
+    names = [*task["input_fields"], *task["output_fields"]]
+    return [dspy.Example(**{k: row[k] for k in names}).with_inputs(*task["input_fields"]) for row in rows]
+
+
+def _boundaries(settings: Any, budget: Budget, clients: dict[str, Any] | None) -> tuple[Any, Any]:
+    """(optimization, held-out scoring): the scoring is never cut short by the optimization's budget, so it gets a
+    second boundary on the same clients."""
+    from promptomatix.lm.factory import build_boundary
+
+    opt_boundary = build_boundary(settings, budget=budget, clients=clients)
+    eval_boundary = build_boundary(settings, clients=dict(opt_boundary.clients))
+    return opt_boundary, eval_boundary
+
+
+def _compile_peer(
+    program: Any,
+    metric: Callable[..., float],
+    trainset: list[Any],
+    valset: list[Any],
+    *,
+    lm: Any,
+    prompt_lm: Any,
+    auto: str,
+    num_threads: int,
+    seed: int,
+) -> tuple[Any, str]:
+    """The docs' recipe (stock MIPROv2 + compile); a budget stop keeps the initial program and says so."""
+    import dspy
+
+    from promptomatix.errors import BudgetStop
+
+    stop_reason = "completed"
+    compiled = program
+    with dspy.context(lm=lm, adapter=dspy.JSONAdapter()):
+        optimizer = dspy.MIPROv2(
+            metric=metric, auto=auto, prompt_model=prompt_lm, num_threads=num_threads, seed=seed, verbose=False
+        )
+        try:
+            compiled = optimizer.compile(
+                program.deepcopy(),
+                trainset=trainset,
+                valset=valset,
+                max_bootstrapped_demos=PEER_DEMOS[0],
+                max_labeled_demos=PEER_DEMOS[1],
+            )
+        except BudgetStop as stop:
+            stop_reason = f"budget: {stop.exceeded.message} (kept the initial program)"
+    return compiled, stop_reason
+
+
+def _usage_counts(opt_boundary: Any, eval_boundary: Any) -> dict[str, Any]:
+    """Calls and tokens of both boundaries; the search's calls are the optimization boundary's alone."""
+    usage = [opt_boundary.usage().total, eval_boundary.usage().total]
+    return {
+        "calls": sum(u.calls for u in usage),
+        "cached_calls": sum(u.cached_calls for u in usage),
+        "tokens": sum(u.tokens for u in usage),
+        "optimization_calls": usage[0].calls,
+        "search_calls": usage[0].calls,
+    }
+
+
+def _test_rows(optimized_results: list[Any], initial_results: list[Any]) -> list[dict[str, Any]]:
+    """Per test row, both programs' scores: dspy.Evaluate keeps devset order, so the index is the test row's."""
+    return [
+        {"index": i, "score": float(a[2] or 0.0), "initial_score": float(b[2] or 0.0), "error": False}
+        for i, (a, b) in enumerate(zip(optimized_results, initial_results, strict=True))
+    ]
+
+
 def run_peer(
     task: Mapping[str, Any],
     *,
@@ -100,27 +174,17 @@ def run_peer(
     import dspy
 
     from promptomatix.backends.dspy_modules import instructions_text, program_demos, render_program
-    from promptomatix.errors import BudgetStop
     from promptomatix.lm.dspy_engine import make_dspy_lm
-    from promptomatix.lm.factory import ModelSettings, build_boundary
+    from promptomatix.lm.factory import ModelSettings
 
     t0 = time.perf_counter()
     settings = ModelSettings(model=model, teacher_model=teacher_model, n_parallel=max(4, num_threads))
     budget = Budget(max_calls=max_calls, max_seconds=max_minutes * 60 if max_minutes else None)
-    opt_boundary = build_boundary(settings, budget=budget, clients=clients)
-    # Held-out scoring is never cut short by the optimization's budget: a second boundary on the same clients.
-    eval_boundary = build_boundary(settings, clients=dict(opt_boundary.clients))
+    opt_boundary, eval_boundary = _boundaries(settings, budget, clients)
     eval_lm = make_dspy_lm(eval_boundary.role("task"), temperature=0.0, max_tokens=256)
     opt_lm = make_dspy_lm(opt_boundary.role("task"), temperature=0.0, max_tokens=256)
     prompt_lm = make_dspy_lm(opt_boundary.role("teacher"), temperature=1.0, max_tokens=1024) if teacher_model else None
-
-    def example(row: Mapping[str, Any]) -> Any:
-        names = [*task["input_fields"], *task["output_fields"]]
-        return dspy.Example(**{k: row[k] for k in names}).with_inputs(*task["input_fields"])
-
-    trainset = [example(r) for r in task["train"]]
-    valset = [example(r) for r in task["valid"]]
-    testset = [example(r) for r in task["test"]]
+    trainset, valset, testset = (_examples(task, task[split]) for split in ("train", "valid", "test"))
     metric, mm = make_metric(task)
     program = dspy.Predict(make_signature(task))
     evaluate = dspy.Evaluate(devset=testset, metric=metric, num_threads=num_threads, display_progress=False)
@@ -128,42 +192,19 @@ def run_peer(
     with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
         initial_results = evaluate(program).results
         initial = score_results(task, initial_results, mm, seed)
-
-    # -- the docs' recipe --------------------------------------------------------------------------------------
-    stop_reason = "completed"
-    compiled = program
-    with dspy.context(lm=opt_lm, adapter=dspy.JSONAdapter()):
-        optimizer = dspy.MIPROv2(
-            metric=metric, auto=auto, prompt_model=prompt_lm, num_threads=num_threads, seed=seed, verbose=False
-        )
-        try:
-            compiled = optimizer.compile(
-                program.deepcopy(),
-                trainset=trainset,
-                valset=valset,
-                max_bootstrapped_demos=PEER_DEMOS[0],
-                max_labeled_demos=PEER_DEMOS[1],
-            )
-        except BudgetStop as stop:
-            stop_reason = f"budget: {stop.exceeded.message} (kept the initial program)"
+    compiled, stop_reason = _compile_peer(
+        program, metric, trainset, valset, lm=opt_lm, prompt_lm=prompt_lm, auto=auto, num_threads=num_threads, seed=seed
+    )
     with dspy.context(lm=eval_lm, adapter=dspy.JSONAdapter()):
         optimized_results = evaluate(compiled).results
         optimized = score_results(task, optimized_results, mm, seed)
         prompt = render_program(compiled, dspy.JSONAdapter())
 
-    usage = [opt_boundary.usage().total, eval_boundary.usage().total]
     return {
         "test": optimized,
         "initial_test": initial,
-        "calls": sum(u.calls for u in usage),
-        "cached_calls": sum(u.cached_calls for u in usage),
-        "tokens": sum(u.tokens for u in usage),
-        "optimization_calls": usage[0].calls,
-        "search_calls": usage[0].calls,
-        "test_rows": [  # dspy.Evaluate keeps devset order, so the index is the test row's
-            {"index": i, "score": float(a[2] or 0.0), "initial_score": float(b[2] or 0.0), "error": False}
-            for i, (a, b) in enumerate(zip(optimized_results, initial_results, strict=True))
-        ],
+        **_usage_counts(opt_boundary, eval_boundary),
+        "test_rows": _test_rows(optimized_results, initial_results),
         "time_s": round(time.perf_counter() - t0, 2),
         "instructions": instructions_text(compiled),
         "demos": program_demos(compiled),

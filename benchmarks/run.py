@@ -51,6 +51,52 @@ def _score(s: Any) -> dict[str, Any] | None:
     return s.model_dump() if s is not None else None
 
 
+def _progress(tag: str, marks: dict[str, int], log: Log) -> Callable[[Any], None]:
+    """Logs the run's milestones and notes the call count when held-out scoring starts (the search's calls)."""
+
+    def progress(ev: Any) -> None:
+        if ev.stage == "final":  # held-out scoring starts: every call before it was the search's
+            marks.setdefault("search_calls", ev.calls)
+        if ev.stage in ("baseline", "round", "confirm", "final", "done", "stopped", "model"):
+            log(f"{tag} {ev.stage}: {ev.message} (calls {ev.calls})")
+
+    return progress
+
+
+def _by_role(usage_by_role: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Usage of the roles that made (or replayed) calls, without the roles that stayed idle."""
+    keys = ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "seconds")
+    return {r: {k: u.get(k) for k in keys} for r, u in usage_by_role.items() if u.get("calls") or u.get("cached_calls")}
+
+
+def _process_row(res: Any, sessions_dir: str, marks: Mapping[str, int], t0: float) -> dict[str, Any]:
+    """The result row of a process_input run: scores and usage, plus what its session recorded (rows,
+    confirmations, candidates), read before a temporary sessions directory goes away."""
+    m = res.metrics
+    return {
+        "test": _score(m.optimized_test_score),
+        "initial_test": _score(m.initial_test_score),
+        "calls": m.calls,
+        "search_calls": marks.get("search_calls"),
+        "cached_calls": m.cached_calls,
+        "tokens": m.tokens,
+        "time_s": round(time.perf_counter() - t0, 2),
+        "verdict": res.verdict.model_dump(mode="json") if res.verdict else None,
+        "test_rows": session_rows(sessions_dir, res.session_id),
+        "confirmations": session_confirmations(sessions_dir, res.session_id),
+        "candidates": session_candidates(sessions_dir, res.session_id),
+        "instructions": res.instructions,
+        "demos": res.demos,
+        "best_prompt": res.best_prompt,
+        "initial_prompt": res.initial_prompt,
+        "initial_instructions": (res.task_spec or {}).get("initial_prompt") or "",
+        "stop_reason": res.stop_reason,
+        "session_id": res.session_id,
+        "valid": {"initial": m.initial_prompt_score_raw, "optimized": m.optimized_prompt_score_raw},
+        "by_role": _by_role(m.usage_by_role),
+    }
+
+
 def run_process(
     task: Mapping[str, Any],
     method: str,
@@ -69,15 +115,8 @@ def run_process(
     """One Promptomatix run through process_input on the task's own train/valid/test rows."""
     from promptomatix.api import process_input
 
-    tag = f"[{task['name']} {method}]"
     marks: dict[str, int] = {}
-
-    def progress(ev: Any) -> None:
-        if ev.stage == "final":  # held-out scoring starts: every call before it was the search's
-            marks.setdefault("search_calls", ev.calls)
-        if ev.stage in ("baseline", "round", "confirm", "final", "done", "stopped", "model"):
-            log(f"{tag} {ev.stage}: {ev.message} (calls {ev.calls})")
-
+    progress = _progress(f"[{task['name']} {method}]", marks, log)
     t0 = time.perf_counter()
     res = process_input(
         raw_input=task["description"],
@@ -101,33 +140,7 @@ def run_process(
         progress=progress,
         **{**PROCESS_METHODS.get(method, {}), **(extra or {})},
     )
-    m = res.metrics
-    return {
-        "test": _score(m.optimized_test_score),
-        "initial_test": _score(m.initial_test_score),
-        "calls": m.calls,
-        "search_calls": marks.get("search_calls"),
-        "cached_calls": m.cached_calls,
-        "tokens": m.tokens,
-        "time_s": round(time.perf_counter() - t0, 2),
-        "verdict": res.verdict.model_dump(mode="json") if res.verdict else None,
-        "test_rows": session_rows(sessions_dir, res.session_id),
-        "confirmations": session_confirmations(sessions_dir, res.session_id),
-        "candidates": session_candidates(sessions_dir, res.session_id),
-        "instructions": res.instructions,
-        "demos": res.demos,
-        "best_prompt": res.best_prompt,
-        "initial_prompt": res.initial_prompt,
-        "initial_instructions": (res.task_spec or {}).get("initial_prompt") or "",
-        "stop_reason": res.stop_reason,
-        "session_id": res.session_id,
-        "valid": {"initial": m.initial_prompt_score_raw, "optimized": m.optimized_prompt_score_raw},
-        "by_role": {
-            r: {k: u.get(k) for k in ("calls", "cached_calls", "prompt_tokens", "completion_tokens", "seconds")}
-            for r, u in m.usage_by_role.items()
-            if u.get("calls") or u.get("cached_calls")
-        },
-    }
+    return _process_row(res, sessions_dir, marks, t0)
 
 
 def session_rows(sessions_dir: str, session_id: str) -> list[dict[str, Any]]:
@@ -183,6 +196,67 @@ def _initial_row(source: Mapping[str, Any], note: str) -> dict[str, Any]:
     }
 
 
+def _new_doc(tasks: Sequence[Mapping[str, Any]], methods: Sequence[str], **settings: Any) -> dict[str, Any]:
+    """The result document before any run: the settings (in the order given), the machine and each task's shape."""
+    return {
+        "meta": {**settings, "methods": list(methods), "machine": machine_info()},
+        "tasks": {
+            t["name"]: {
+                "task_type": t["task_type"],
+                "description": t["description"],
+                "sizes": t.get("sizes") or {s: len(t[s]) for s in ("train", "valid", "test")},
+                "input_fields": t["input_fields"],
+                "output_fields": t["output_fields"],
+                "labels": t.get("labels"),
+            }
+            for t in tasks
+        },
+        "results": [],
+    }
+
+
+def _method_row(
+    task: Mapping[str, Any],
+    method: str,
+    common: Mapping[str, Any],
+    sessions_dir: str,
+    clients: ClientsFactory | None,
+    log: Log,
+) -> dict[str, Any]:
+    """One method's raw row on one task. A failing method is a result (its error), not the end of the run."""
+    try:
+        fake = clients(task["name"], method) if clients else None
+        if method == "peer-miprov2":
+            from benchmarks.peer import run_peer
+
+            return run_peer(task, **common, clients=fake)
+        if method == "initial":  # its own short run (meta with 0 rounds)
+            row = run_process(
+                task, "meta", **common, sessions_dir=sessions_dir, clients=fake, log=log, extra={"rounds": 0}
+            )
+            return {**_initial_row(row, "meta backend with 0 rounds"), "calls": row["calls"],
+                    "tokens": row["tokens"], "time_s": row["time_s"]}  # fmt: skip
+        return run_process(task, method, **common, sessions_dir=sessions_dir, clients=fake, log=log)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        log(f"[{task['name']} {method}] FAILED: {type(e).__name__}: {e}")
+        log(traceback.format_exc(limit=6))
+        return {"error": f"{type(e).__name__}: {e}".strip()}
+
+
+def _initial_from_meta(meta_row: Mapping[str, Any]) -> dict[str, Any]:
+    """The initial prompt's row when a meta run scored it on the test rows (no run of its own)."""
+    if meta_row.get("error"):
+        return {"error": "the meta run failed, so the initial prompt was not scored"}
+    return _initial_row(meta_row, "scored in the meta run (test rows only)")
+
+
+def _done_line(task: Mapping[str, Any], method: str, row: Mapping[str, Any]) -> str:
+    score = f"{row['test']['mean']:.3f}" if row.get("test") else "-"
+    return f"[{task['name']} {method}] done: test {score}, calls {row.get('calls')}, {row.get('time_s')} s"
+
+
 def run_benchmark(
     tasks: Sequence[Mapping[str, Any]],
     methods: Sequence[str] = DEFAULT_METHODS,
@@ -204,31 +278,9 @@ def run_benchmark(
     if unknown:
         raise ValueError(f"unknown method(s) {unknown}; known: {', '.join(METHODS)}")
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    doc: dict[str, Any] = {
-        "meta": {
-            "command": command,
-            "model": model,
-            "teacher_model": teacher_model,
-            "seed": seed,
-            "num_threads": num_threads,
-            "max_calls": max_calls,
-            "max_minutes": max_minutes,
-            "methods": list(methods),
-            "machine": machine_info(),
-        },
-        "tasks": {
-            t["name"]: {
-                "task_type": t["task_type"],
-                "description": t["description"],
-                "sizes": t.get("sizes") or {s: len(t[s]) for s in ("train", "valid", "test")},
-                "input_fields": t["input_fields"],
-                "output_fields": t["output_fields"],
-                "labels": t.get("labels"),
-            }
-            for t in tasks
-        },
-        "results": [],
-    }
+    common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads,
+              "max_calls": max_calls, "max_minutes": max_minutes}  # fmt: skip
+    doc = _new_doc(tasks, methods, command=command, **common)
     out = Path(out_dir) if out_dir else None
     started = time.perf_counter()
     tmp = None if sessions_dir else tempfile.TemporaryDirectory(prefix="pmx-bench-")
@@ -247,44 +299,12 @@ def run_benchmark(
             rows: dict[str, dict[str, Any]] = {}
             for method in order:
                 log(f"[{task['name']} {method}] starting")
-                common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads}
-                try:
-                    fake = clients(task["name"], method) if clients else None
-                    if method == "peer-miprov2":
-                        from benchmarks.peer import run_peer
-
-                        row = run_peer(task, **common, max_calls=max_calls, max_minutes=max_minutes, clients=fake)
-                    elif method == "initial":
-                        row = run_process(
-                            task, "meta", **common, max_calls=max_calls, max_minutes=max_minutes,
-                            sessions_dir=sdir, clients=fake, log=log, extra={"rounds": 0},
-                        )  # fmt: skip
-                        row = {**_initial_row(row, "meta backend with 0 rounds"), "calls": row["calls"],
-                               "tokens": row["tokens"], "time_s": row["time_s"]}  # fmt: skip
-                    else:
-                        row = run_process(
-                            task, method, **common, max_calls=max_calls, max_minutes=max_minutes,
-                            sessions_dir=sdir, clients=fake, log=log,
-                        )  # fmt: skip
-                except KeyboardInterrupt:
-                    raise
-                except BaseException as e:  # a failing method is a result, not the end of the run
-                    log(f"[{task['name']} {method}] FAILED: {type(e).__name__}: {e}")
-                    log(traceback.format_exc(limit=6))
-                    row = {"error": f"{type(e).__name__}: {e}".strip()}
-                rows[method] = _finish_row(task, method, row)
+                rows[method] = _finish_row(task, method, _method_row(task, method, common, sdir, clients, log))
                 doc["results"].append(rows[method])
                 if method == "meta" and "initial" in methods:
-                    src = rows["meta"]
-                    if src.get("error"):
-                        init_row = {"error": "the meta run failed, so the initial prompt was not scored"}
-                    else:
-                        init_row = _initial_row(src, "scored in the meta run (test rows only)")
-                    rows["initial"] = _finish_row(task, "initial", init_row)
+                    rows["initial"] = _finish_row(task, "initial", _initial_from_meta(rows["meta"]))
                     doc["results"].insert(len(doc["results"]) - 1, rows["initial"])
-                r = rows[method]
-                score = f"{r['test']['mean']:.3f}" if r.get("test") else "-"
-                log(f"[{task['name']} {method}] done: test {score}, calls {r.get('calls')}, {r.get('time_s')} s")
+                log(_done_line(task, method, rows[method]))
                 save()
     finally:
         save()

@@ -6,8 +6,10 @@ code print), and on an error stdout stays empty, the error is one line on stderr
 
 from __future__ import annotations
 
+import inspect
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 
@@ -149,167 +151,229 @@ def _options(values: list[str] | None) -> dict[str, Any] | None:
     return out or None
 
 
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+
+
+def _option_group(*params: inspect.Parameter) -> Callable[[_Command], _Command]:
+    """A reusable set of options as a decorator. Typer reads a command's options from its signature, so the group
+    is put in front of it: the top decorator's options come first in --help, as with stacked click options."""
+
+    def decorate(fn: _Command) -> _Command:
+        sig = inspect.signature(fn)
+        kept = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        fn.__signature__ = sig.replace(parameters=[*params, *kept])  # type: ignore[attr-defined]
+        return fn
+
+    return decorate
+
+
+_task_options = _option_group(
+    _param("raw_input", str, typer.Argument(None, help='The task, e.g. "Classify the sentiment of a movie review".')),
+    _param("raw_input_opt", str, typer.Option(None, "--raw-input", "--raw_input", "--human_input", hidden=True)),
+)
+_model_options = _option_group(
+    _param("model", str, typer.Option(
+        None, "--model", "--model_name", "-m", help="Task model (default local/smollm2-135m).")),
+    _param("teacher_model", str, typer.Option(None, "--teacher-model", "--teacher_model", "--config_model_name")),
+    _param("judge_model", str, typer.Option(None, "--judge-model", "--judge_model")),
+    _param("api_key", str, API_KEY),
+    _param("api_base", str, API_BASE),
+)  # fmt: skip
+_search_options = _option_group(
+    _param("backend", str, typer.Option(
+        "simple_meta_prompt", "--backend", help="A registered backend: simple_meta_prompt, dspy, or a plugin's.")),
+    _param("backend_option", list[str], typer.Option(
+        None, "--backend-option", help="KEY=VALUE for the backend's own settings (repeatable; JSON values).")),
+    _param("dspy_module", str, typer.Option(
+        "predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react, or a plugin's module.")),
+    _param("dspy_optimizer", str, typer.Option(
+        "miprov2", "--dspy-optimizer", "--dspy_optimizer", help="miprov2|gepa|bootstrap|labeled")),
+    _param("search_type", str, typer.Option("quick", "--search-type", "--search_type", help="quick|moderate|heavy")),
+    _param("rounds", int, typer.Option(None, "--rounds", min=0)),
+    _param("candidates", int, typer.Option(None, "--candidates", "--candidates-per-round", min=1)),
+    _param("minibatch_size", int, typer.Option(None, "--minibatch-size", "--minibatch_size", min=1)),
+    _param("meta_prompt", list[str], typer.Option(
+        None, "--meta-prompt", help="A meta-prompt template file (repeatable).")),
+)  # fmt: skip
+_spec_options = _option_group(
+    _param("task_type", str, typer.Option(None, "--task-type", "--task_type")),
+    _param("task_description", str, typer.Option(None, "--task-description", "--task_description")),
+    _param("input_fields", list[str], typer.Option(
+        None, "--input-fields", "--input_fields", help="Comma-separated.")),
+    _param("output_fields", list[str], typer.Option(
+        None, "--output-fields", "--output_fields", help="Comma-separated.")),
+    _param("labels", list[str], typer.Option(None, "--labels", help="Comma-separated label set.")),
+    _param("output_format", str, typer.Option(None, "--output-format", "--output_format")),
+    _param("sample_data", str, typer.Option(None, "--sample-data", "--sample_data", help="JSON rows.")),
+    _param("initial_prompt", str, typer.Option(None, "--initial-prompt", "--initial_prompt")),
+)  # fmt: skip
+_data_options = _option_group(
+    _param("data", str, typer.Option(
+        None, "--data", "--huggingface_dataset_name", help="CSV/JSON/JSONL or hf:NAME[:CFG][@SPLIT].")),
+    _param("train_path", str, typer.Option(None, "--local-train-data-path", "--local_train_data_path")),
+    _param("test_path", str, typer.Option(None, "--local-test-data-path", "--local_test_data_path")),
+    _param("load_data_local", bool, typer.Option(False, "--load_data_local", hidden=True)),
+    _param("synthetic_data_size", int, typer.Option(
+        30, "--synthetic-data-size", "--synthetic_data_size", min=0)),
+    _param("verify_synthetic", bool, typer.Option(
+        False, "--verify-synthetic", help="A second teacher pass keeps only examples it judges correct.")),
+    _param("train_data_size", int, typer.Option(None, "--train-data-size", "--train_data_size", min=0)),
+    _param("valid_data_size", int, typer.Option(None, "--valid-data-size", "--valid_data_size", min=0)),
+    _param("test_data_size", int, typer.Option(None, "--test-data-size", "--test_data_size", min=0)),
+    _param("train_ratio", float, typer.Option(None, "--train-ratio", "--train_ratio")),
+)  # fmt: skip
+_scoring_options = _option_group(
+    _param("lambda_penalty", float, typer.Option(
+        0.005, "--lambda", "--lambda-penalty", "--lambda_penalty", min=0.0,
+        help="Length penalty: scores × exp(-λ · instruction words).")),
+    _param("metric", str, typer.Option(
+        None, "--metric", help="A custom metric as module:function or file.py:function.")),
+)  # fmt: skip
+_budget_options = _option_group(
+    _param("max_calls", int, MAX_CALLS),
+    _param("max_usd", float, MAX_USD),
+    _param("max_minutes", float, MAX_MINUTES),
+    _param("max_tokens", int, MAX_TOKENS),
+    _param("max_total_tokens", int, MAX_TOTAL_TOKENS),
+    _param("request_timeout", float, REQUEST_TIMEOUT),
+)
+_run_options = _option_group(
+    _param("seed", int, typer.Option(0, "--seed")),
+    _param("threads", int, typer.Option(4, "--threads", min=1)),
+    _param("sessions_dir", str, typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR")),
+    _param("dry_run", bool, typer.Option(
+        False, "--dry-run", help="Show spec, data and estimated calls; don't optimize.")),
+    _param("track", str, TRACK),
+    _param("json_", bool, typer.Option(False, "--json", help=JSON_HELP)),
+    _param("quiet", bool, typer.Option(False, "--quiet", "-q", help="No progress display.")),
+)  # fmt: skip
+
+
+def _run_config(o: dict[str, Any]) -> Any:
+    """The RunConfig of `optimize`'s options: the CLI's spellings mapped onto the config's settings."""
+    from promptomatix.config import RunConfig
+    from promptomatix.errors import UsageError
+
+    task, data, train_path = o["raw_input"] or o["raw_input_opt"], o["data"], o["train_path"]
+    if not task and not data and not train_path:
+        raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
+    samples = parse_sample_data(o["sample_data"])
+    budget = ("max_calls", "max_usd", "max_minutes", "max_tokens", "max_total_tokens", "request_timeout")
+    return RunConfig.from_kwargs(
+        raw_input=task or f"Learn the task shown by the data in {data or train_path}",
+        model=o["model"], teacher_model=o["teacher_model"], judge_model=o["judge_model"], api_key=o["api_key"],
+        api_base=o["api_base"], backend=o["backend"], backend_options=_options(o["backend_option"]),
+        dspy_module=o["dspy_module"], dspy_optimizer=o["dspy_optimizer"], search_type=o["search_type"],
+        rounds=o["rounds"], candidates_per_round=o["candidates"], minibatch_size=o["minibatch_size"],
+        meta_prompts=list(o["meta_prompt"] or []), task_type=o["task_type"], task_description=o["task_description"],
+        input_fields=_split(o["input_fields"]), output_fields=_split(o["output_fields"]), labels=_split(o["labels"]),
+        output_format=o["output_format"], sample_data=samples, initial_prompt=o["initial_prompt"], data=data,
+        local_train_data_path=train_path, local_test_data_path=o["test_path"],
+        synthetic_data_size=o["synthetic_data_size"], verify_synthetic=o["verify_synthetic"],
+        train_data_size=o["train_data_size"], valid_data_size=o["valid_data_size"],
+        test_data_size=o["test_data_size"], train_ratio=o["train_ratio"], lambda_penalty=o["lambda_penalty"],
+        metric=o["metric"], seed=o["seed"], num_threads=o["threads"],
+        **budget_overrides(*(o[k] for k in budget)),
+        sessions_dir=o["sessions_dir"], dry_run=o["dry_run"],
+    )  # fmt: skip
+
+
+@_task_options
+@_model_options
+@_search_options
+@_spec_options
+@_data_options
+@_scoring_options
+@_budget_options
+@_run_options
+def optimize(**opts: Any) -> None:
+    """Typer passes every option of the groups above as a keyword; `_run_config` reads them."""
+    from promptomatix.pipeline import Run
+
+    cfg = _run_config(opts)
+    clients = clients_from_env()
+    run_and_show(
+        opts["json_"], opts["quiet"], opts["max_calls"], opts["max_usd"],
+        lambda view: Run(cfg, progress=view, clients=clients, track=opts["track"]).execute(),
+    )  # fmt: skip
+
+
+def refine_cmd(
+    session_id: str = typer.Argument(...),
+    backend: str = typer.Option(None, "--backend"),
+    search_type: str = typer.Option(None, "--search-type", "--search_type"),
+    rounds: int = typer.Option(None, "--rounds", min=0),
+    api_key: str = API_KEY,
+    api_base: str = API_BASE,
+    max_calls: int = MAX_CALLS,
+    max_usd: float = MAX_USD,
+    max_minutes: float = MAX_MINUTES,
+    max_tokens: int = MAX_TOKENS,
+    max_total_tokens: int = MAX_TOTAL_TOKENS,
+    request_timeout: float = REQUEST_TIMEOUT,
+    sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
+    track: str = TRACK,
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """`refine`: its own signature (fewer options than optimize, and budget flags that override the session's)."""
+    from promptomatix.followup import refine
+    from promptomatix.sessions import SessionStore
+
+    budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+    clients = clients_from_env()
+    result = run_and_show(
+        json_, quiet, max_calls, max_usd,
+        lambda view: refine(
+            session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
+            clients=clients, track=track, backend=backend, search_type=search_type, rounds=rounds, **budget,
+        ),
+    )  # fmt: skip
+    if result.feedback_applied and not json_:
+        info(f"applied feedback: {', '.join(result.feedback_applied)}")
+    elif result.no_change and not json_:
+        info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
+
+
+def resume_cmd(
+    session_id: str = typer.Argument(...),
+    api_key: str = API_KEY,
+    api_base: str = API_BASE,
+    max_calls: int = MAX_CALLS,
+    max_usd: float = MAX_USD,
+    max_minutes: float = MAX_MINUTES,
+    max_tokens: int = MAX_TOKENS,
+    max_total_tokens: int = MAX_TOTAL_TOKENS,
+    request_timeout: float = REQUEST_TIMEOUT,
+    sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
+    track: str = TRACK,
+    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q"),
+) -> None:
+    """`resume`: the session and the budget flags only; the rest of the run's settings come from the session."""
+    from promptomatix.followup import resume
+    from promptomatix.sessions import SessionStore
+
+    budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+    clients = clients_from_env()
+    run_and_show(
+        json_, quiet, max_calls, max_usd,
+        lambda view: resume(
+            session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
+            clients=clients, track=track, **budget,
+        ),
+    )  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
-    @app.command("optimize", help="Optimize a prompt for a task described in one sentence. " + _HELP_ALIASES)
-    def optimize(
-        raw_input: str = typer.Argument(None, help='The task, e.g. "Classify the sentiment of a movie review".'),
-        raw_input_opt: str = typer.Option(None, "--raw-input", "--raw_input", "--human_input", hidden=True),
-        model: str = typer.Option(
-            None, "--model", "--model_name", "-m", help="Task model (default local/smollm2-135m)."
-        ),
-        teacher_model: str = typer.Option(None, "--teacher-model", "--teacher_model", "--config_model_name"),
-        judge_model: str = typer.Option(None, "--judge-model", "--judge_model"),
-        api_key: str = API_KEY,
-        api_base: str = API_BASE,
-        backend: str = typer.Option(
-            "simple_meta_prompt", "--backend", help="A registered backend: simple_meta_prompt, dspy, or a plugin's."
-        ),
-        backend_option: list[str] = typer.Option(
-            None, "--backend-option", help="KEY=VALUE for the backend's own settings (repeatable; JSON values)."
-        ),
-        dspy_module: str = typer.Option(
-            "predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react, or a plugin's module."
-        ),
-        dspy_optimizer: str = typer.Option(
-            "miprov2", "--dspy-optimizer", "--dspy_optimizer", help="miprov2|gepa|bootstrap|labeled"
-        ),
-        search_type: str = typer.Option("quick", "--search-type", "--search_type", help="quick|moderate|heavy"),
-        rounds: int = typer.Option(None, "--rounds", min=0),
-        candidates: int = typer.Option(None, "--candidates", "--candidates-per-round", min=1),
-        minibatch_size: int = typer.Option(None, "--minibatch-size", "--minibatch_size", min=1),
-        meta_prompt: list[str] = typer.Option(None, "--meta-prompt", help="A meta-prompt template file (repeatable)."),
-        task_type: str = typer.Option(None, "--task-type", "--task_type"),
-        task_description: str = typer.Option(None, "--task-description", "--task_description"),
-        input_fields: list[str] = typer.Option(None, "--input-fields", "--input_fields", help="Comma-separated."),
-        output_fields: list[str] = typer.Option(None, "--output-fields", "--output_fields", help="Comma-separated."),
-        labels: list[str] = typer.Option(None, "--labels", help="Comma-separated label set."),
-        output_format: str = typer.Option(None, "--output-format", "--output_format"),
-        sample_data: str = typer.Option(None, "--sample-data", "--sample_data", help="JSON rows."),
-        initial_prompt: str = typer.Option(None, "--initial-prompt", "--initial_prompt"),
-        data: str = typer.Option(
-            None, "--data", "--huggingface_dataset_name", help="CSV/JSON/JSONL or hf:NAME[:CFG][@SPLIT]."
-        ),
-        train_path: str = typer.Option(None, "--local-train-data-path", "--local_train_data_path"),
-        test_path: str = typer.Option(None, "--local-test-data-path", "--local_test_data_path"),
-        load_data_local: bool = typer.Option(False, "--load_data_local", hidden=True),
-        synthetic_data_size: int = typer.Option(30, "--synthetic-data-size", "--synthetic_data_size", min=0),
-        verify_synthetic: bool = typer.Option(
-            False, "--verify-synthetic", help="A second teacher pass keeps only examples it judges correct."
-        ),
-        train_data_size: int = typer.Option(None, "--train-data-size", "--train_data_size", min=0),
-        valid_data_size: int = typer.Option(None, "--valid-data-size", "--valid_data_size", min=0),
-        test_data_size: int = typer.Option(None, "--test-data-size", "--test_data_size", min=0),
-        train_ratio: float = typer.Option(None, "--train-ratio", "--train_ratio"),
-        lambda_penalty: float = typer.Option(0.005, "--lambda", "--lambda-penalty", "--lambda_penalty", min=0.0,
-                                             help="Length penalty: scores × exp(-λ · instruction words)."),
-        metric: str = typer.Option(None, "--metric", help="A custom metric as module:function or file.py:function."),
-        max_calls: int = MAX_CALLS,
-        max_usd: float = MAX_USD,
-        max_minutes: float = MAX_MINUTES,
-        max_tokens: int = MAX_TOKENS,
-        max_total_tokens: int = MAX_TOTAL_TOKENS,
-        request_timeout: float = REQUEST_TIMEOUT,
-        seed: int = typer.Option(0, "--seed"),
-        threads: int = typer.Option(4, "--threads", min=1),
-        sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-        dry_run: bool = typer.Option(False, "--dry-run", help="Show spec, data and estimated calls; don't optimize."),
-        track: str = TRACK,
-        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-    ) -> None:
-        from promptomatix.config import RunConfig
-        from promptomatix.errors import UsageError
-        from promptomatix.pipeline import Run
-
-        task = raw_input or raw_input_opt
-        if not task and not data and not train_path:
-            raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
-        samples = parse_sample_data(sample_data)
-        cfg = RunConfig.from_kwargs(
-            raw_input=task or f"Learn the task shown by the data in {data or train_path}",
-            model=model, teacher_model=teacher_model, judge_model=judge_model, api_key=api_key, api_base=api_base,
-            backend=backend, backend_options=_options(backend_option), dspy_module=dspy_module,
-            dspy_optimizer=dspy_optimizer, search_type=search_type, rounds=rounds, candidates_per_round=candidates, minibatch_size=minibatch_size,
-            meta_prompts=list(meta_prompt or []), task_type=task_type, task_description=task_description,
-            input_fields=_split(input_fields), output_fields=_split(output_fields), labels=_split(labels),
-            output_format=output_format, sample_data=samples, initial_prompt=initial_prompt, data=data,
-            local_train_data_path=train_path, local_test_data_path=test_path,
-            synthetic_data_size=synthetic_data_size, verify_synthetic=verify_synthetic, train_data_size=train_data_size,
-            valid_data_size=valid_data_size, test_data_size=test_data_size, train_ratio=train_ratio,
-            lambda_penalty=lambda_penalty, metric=metric, seed=seed, num_threads=threads,
-            **budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout),
-            sessions_dir=sessions_dir, dry_run=dry_run,
-        )  # fmt: skip
-        clients = clients_from_env()
-        run_and_show(
-            json_, quiet, max_calls, max_usd,
-            lambda view: Run(cfg, progress=view, clients=clients, track=track).execute(),
-        )  # fmt: skip
-
-    @app.command("refine", help="Re-optimize a session from its latest version and its open feedback.")
-    def refine_cmd(
-        session_id: str = typer.Argument(...),
-        backend: str = typer.Option(None, "--backend"),
-        search_type: str = typer.Option(None, "--search-type", "--search_type"),
-        rounds: int = typer.Option(None, "--rounds", min=0),
-        api_key: str = API_KEY,
-        api_base: str = API_BASE,
-        max_calls: int = MAX_CALLS,
-        max_usd: float = MAX_USD,
-        max_minutes: float = MAX_MINUTES,
-        max_tokens: int = MAX_TOKENS,
-        max_total_tokens: int = MAX_TOTAL_TOKENS,
-        request_timeout: float = REQUEST_TIMEOUT,
-        sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-        track: str = TRACK,
-        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        from promptomatix.followup import refine
-        from promptomatix.sessions import SessionStore
-
-        budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
-        clients = clients_from_env()
-        result = run_and_show(
-            json_, quiet, max_calls, max_usd,
-            lambda view: refine(
-                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-                clients=clients, track=track, backend=backend, search_type=search_type, rounds=rounds, **budget,
-            ),
-        )  # fmt: skip
-        if result.feedback_applied and not json_:
-            info(f"applied feedback: {', '.join(result.feedback_applied)}")
-        elif result.no_change and not json_:
-            info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
-
-    @app.command("resume", help=(
+    """Module-level commands, registered here so the CLI's plugin hook decides when they join the app."""
+    app.command("optimize", help="Optimize a prompt for a task described in one sentence. " + _HELP_ALIASES)(optimize)
+    app.command("refine", help="Re-optimize a session from its latest version and its open feedback.")(refine_cmd)
+    app.command("resume", help=(
         "Continue an interrupted run; calls already made replay from the session's cache. The result is compared "
         "with the best-so-far version saved at the interrupt on the same held-out rows, and when it scores lower "
-        "the saved version stays the latest (the report gives both scores)."))  # fmt: skip
-    def resume_cmd(
-        session_id: str = typer.Argument(...),
-        api_key: str = API_KEY,
-        api_base: str = API_BASE,
-        max_calls: int = MAX_CALLS,
-        max_usd: float = MAX_USD,
-        max_minutes: float = MAX_MINUTES,
-        max_tokens: int = MAX_TOKENS,
-        max_total_tokens: int = MAX_TOTAL_TOKENS,
-        request_timeout: float = REQUEST_TIMEOUT,
-        sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-        track: str = TRACK,
-        json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
-    ) -> None:
-        from promptomatix.followup import resume
-        from promptomatix.sessions import SessionStore
-
-        budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
-        clients = clients_from_env()
-        run_and_show(
-            json_, quiet, max_calls, max_usd,
-            lambda view: resume(
-                session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-                clients=clients, track=track, **budget,
-            ),
-        )  # fmt: skip
+        "the saved version stays the latest (the report gives both scores)."))(resume_cmd)  # fmt: skip
