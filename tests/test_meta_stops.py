@@ -88,3 +88,35 @@ def test_a_later_tie_with_less_to_read_is_returned_without_a_confirmation():
     scores = {c.n_demos: c.valid_raw for c in res.candidates if c.round}
     assert scores[6] == scores[2] == 1.0
     assert len(res.demos) == 2
+
+
+def test_a_budget_stop_mid_round_keeps_the_candidates_already_scored_on_valid():
+    """--max-usd / --max-minutes / a retry under --max-calls can stop a round midway: a candidate already scored
+    on every valid row (1.0 against the initial 0.5) must be kept, not thrown away with the round."""
+    import threading
+
+    slow = "Classify the review as positive or negative, thinking it through."
+    reg = registry(Fixed("good", GOOD), Fixed("slow", slow))
+    settings = MetaSettings(strategies=["good", "slow"], rounds=1, candidates_per_round=2, minibatch_size=4,
+                            confirm_top_k=0)  # fmt: skip
+    ctx, *_ = make_ctx("{}")
+    real, good_done = ctx.evaluate, threading.Event()
+
+    def evaluate(predict, rows_, **kw):
+        text = getattr(getattr(predict, "candidate", None), "instructions", None)
+        on_valid = len(rows_) == 8 and all(int(r["review"].rsplit(" ", 1)[-1]) >= 100 for r in rows_)
+        if text == slow and on_valid:
+            good_done.wait(10)
+            raise BudgetExceeded("budget of $0.30 spent")
+        report = real(predict, rows_, **kw)
+        if text == GOOD and on_valid:
+            good_done.set()
+        return report
+
+    ctx.evaluate = evaluate
+    res = MetaPromptOptimizer(settings, reg).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(8), rows(8, 100))
+    )
+    assert good_done.is_set()
+    assert res.instructions == GOOD and res.valid_raw == 1.0
+    assert res.stop_reason.startswith("budget")

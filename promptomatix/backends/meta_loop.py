@@ -107,7 +107,11 @@ class MetaRun:
             if self.out_of_budget(rnd):
                 break
             this = self.next_round(rnd, registry, proposer)
-            if self.finish_round(rnd, play_round(self.ctx, this, self.seen, self.tried)):
+            promoted, failed = play_round(self.ctx, this, self.seen, self.tried)
+            stop = self.finish_round(rnd, promoted)  # a budget stop keeps what the round fully scored
+            if failed is not None:
+                raise failed
+            if stop:
                 break
 
     def out_of_budget(self, rnd: int) -> bool:

@@ -159,8 +159,9 @@ class Round:
     meanwhile: Callable[[], None] = lambda: None  # run once the round's first calls are in flight
 
 
-def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[Scored]:
-    """Propose and score a round's candidates; return the promoted ones (scored on valid) in slot order.
+def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple[list[Scored], BaseException | None]:
+    """Propose and score a round's candidates; return the promoted ones (scored on valid) in slot order, and what
+    stopped the round (a budget) if anything did: candidates fully scored on valid before it are still promoted.
 
     The best's minibatch, the candidates that need no failures (demos, format line, dropped line, joins) and
     then the teacher's rewrites all share one pool, so the threads are busy while the teacher writes. Candidates
@@ -199,10 +200,7 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> list[
         group.abandon()
         raise
     failed = group.join()
-    promoted = _record(spec, r, proposals, launched, seen, tried, ok=failed is None)
-    if failed is not None:
-        raise failed
-    return promoted
+    return _record(spec, r, proposals, launched, seen, tried), failed
 
 
 def _record(
@@ -212,8 +210,6 @@ def _record(
     launched: dict[int, tuple[Scored, Future[bool]]],
     seen: set[str],
     tried: list[Scored],
-    *,
-    ok: bool,
 ) -> list[Scored]:
     """Record the round's candidates in slot order, as if proposed and scored one by one; the promoted ones."""
     promoted = []
@@ -233,8 +229,8 @@ def _record(
             if i in launched:  # always, unless the round failed first
                 sc, fut = launched[i]
                 sc.id = len(tried)
-                if ok and fut.result():
-                    promoted.append(sc)
+                if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result():
+                    promoted.append(sc)  # scored on every valid row, even if the round stopped later
         tried.append(sc)
     return promoted
 
