@@ -120,3 +120,37 @@ def test_a_budget_stop_mid_round_keeps_the_candidates_already_scored_on_valid():
     assert good_done.is_set()
     assert res.instructions == GOOD and res.valid_raw == 1.0
     assert res.stop_reason.startswith("budget")
+
+
+def test_a_judge_scored_task_plans_two_calls_a_row_so_its_planned_round_runs():
+    """Generation is scored by a judge: each row costs a task call and a judge call. The plan counted one, so with
+    --max-calls 80 its promised round was refused after the baseline had spent calls (0 rounds)."""
+    import json
+
+    from promptomatix.backends.base import RunContext
+    from promptomatix.backends.plan import plan_meta
+    from promptomatix.lm.boundary import Budget, LMBoundary
+    from promptomatix.lm.fake import FakeLM
+    from promptomatix.metrics import MetricsManager
+    from promptomatix.task.models import FieldSpec, TaskSpec
+    from promptomatix.task.task_types import TaskType
+
+    gen = TaskSpec(description="Write a one-line slogan for the product", task_type=TaskType.GENERATION,
+                   input_fields=[FieldSpec(name="product")], output_fields=[FieldSpec(name="slogan")])  # fmt: skip
+    task = FakeLM(default=lambda m: json.dumps({"slogan": "great " + m[-1]["content"]}), model="fake/task")
+    teacher = FakeLM(default=json.dumps({"score": 4, "reason": "ok", "prompt": "Write a short catchy slogan."}),
+                     model="fake/teacher")  # fmt: skip
+    boundary = LMBoundary({"task": task, "teacher": teacher}, budget=Budget(max_calls=80))
+    metrics = MetricsManager(output_fields=["slogan"], lambda_penalty=0.0, judge=boundary.role("judge"))
+    assert metrics.calls_per_row("generation") == 2
+    assert MetricsManager(output_fields=["label"], judge=boundary.role("judge")).calls_per_row("classification") == 1
+    ctx = RunContext(boundary=boundary, metrics=metrics, spec=gen, num_threads=2, seed=1)
+    train = [{"product": f"item {i}", "slogan": f"buy item {i}"} for i in range(10)]
+    valid = [{"product": f"thing {i}", "slogan": f"buy thing {i}"} for i in range(6)]
+    settings = MetaSettings.preset("quick")
+    plan = plan_meta(settings, len(train), len(valid), 80, calls_per_row=2)
+    assert plan.rounds >= 1 and plan.max_calls <= 80
+    res = MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Write a slogan."),
+                                                GuardedData(train, valid))  # fmt: skip
+    assert res.rounds_completed >= plan.rounds
+    assert boundary.usage().total.calls <= 80

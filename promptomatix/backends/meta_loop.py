@@ -117,7 +117,8 @@ class MetaRun:
     def out_of_budget(self, rnd: int) -> bool:
         """True (with the stop said) when the calls left cannot pay for round `rnd` and the confirmation: a round
         is never started that the budget could cut off."""
-        left, need = self.ctx.boundary.remaining_calls(), self.s.round_calls(len(self.train), len(self.valid))
+        left = self.ctx.boundary.remaining_calls()
+        need = self.s.round_calls(len(self.train), len(self.valid)) * self.plan.calls_per_row
         keep_back = self.plan.confirm_calls
         if left is None or left >= need + keep_back:
             return False

@@ -60,6 +60,7 @@ class MetaPlan(BaseModel):
     expected_calls: int = 0
     least_calls: int = 0  # a run whose every candidate fails its screening (a small model's usual case)
     typical_rounds: int = 0  # rounds a typical run makes before patience stops it (what expected_calls assumes)
+    calls_per_row: int = 1  # 2 when a judge scores each row: every count here is in calls
     changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
 
     @property
@@ -121,7 +122,24 @@ def _finalists(s: MetaSettings, top_k: int) -> int:
     return min(s.confirm_top_k, max(0, top_k - 1))
 
 
-def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -> MetaPlan:
+def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None, calls_per_row: int = 1) -> MetaPlan:
+    """The plan in LM calls when scoring a row costs `calls_per_row` of them (2 when a judge scores each row): sized
+    in scored rows to the budget's share, then counted in calls, so a judge task's planned rounds are not cut off."""
+    if calls_per_row <= 1:
+        return _plan_rows(s, n_train, n_valid, budget)
+    k = calls_per_row
+    plan = _plan_rows(s, n_train, n_valid, None if budget is None else budget // k, k)
+    plan = plan.model_copy(update={
+        "budget": budget, "calls_per_row": k, "baseline_calls": plan.baseline_calls * k,
+        "round_calls": plan.round_calls * k, "confirm_calls": plan.confirm_calls * k,
+        "expected_calls": plan.expected_calls * k, "least_calls": plan.least_calls * k,
+    })  # fmt: skip
+    if budget is not None and plan.rounds:
+        plan.changes.insert(0, f"each scored row costs {k} calls (the task model's answer and the judge's score)")
+    return plan
+
+
+def _plan_rows(s: MetaSettings, n_train: int, n_valid: int, budget: int | None, k: int = 1) -> MetaPlan:
     """The preset when it fits (or no budget is set); else the plan that tries the most candidates in budget."""
     train, valid, can_confirm = effective_rows(n_train, n_valid)
     m0 = max(1, min(s.minibatch_size, train or valid or 1))
@@ -154,8 +172,9 @@ def plan_meta(s: MetaSettings, n_train: int, n_valid: int, budget: int | None) -
             best = (key, rounds, k, m, f, c)
     if best is None:
         need = valid + round_cost(1, m_floor, valid) + confirm_cost(min(f0, 1), c_floor)
-        why = (f"the budget leaves {budget} calls for the search; scoring the initial prompt on {valid} valid rows, "
-               f"one candidate and its confirmation take {need}")  # fmt: skip
+        per = f" ({k} calls a scored row)" if k > 1 else ""
+        why = (f"the budget leaves {budget * k} calls for the search; scoring the initial prompt on {valid} valid rows, "
+               f"one candidate and its confirmation take {need * k}{per}")  # fmt: skip
         return preset.model_copy(update={"rounds": 0, "confirm_calls": 0, "changes": [why],
                                          "expected_calls": valid})  # fmt: skip
     _, rounds, k, m, f, c = best
@@ -239,8 +258,9 @@ def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
 
 def no_search_error(plan: MetaPlan, *, max_calls: int | None) -> ConfigurationError:
     """Raised before the first call of a run whose budget cannot pay for one candidate."""
-    need = plan.baseline_calls + round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
+    need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
     need += confirm_cost(min(plan.confirm_top_k, 1), min(plan.n_train, MIN_CONFIRM_ROWS))
+    need = plan.baseline_calls + need * plan.calls_per_row
     short = need - (plan.budget or 0)
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
     return ConfigurationError(

@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from promptomatix.lm.types import ChatModel
 
 
-
 def metric_label(fn: Any) -> str:
     """`module:function` of a user metric, as the user would write it for --metric."""
     module = getattr(fn, "__module__", None) or "?"
@@ -169,6 +168,16 @@ class MetricsManager:
         factor = self.penalty(prompt_text)
         note = f"(length penalty x{factor:.2f} for {self.length(prompt_text)} prompt words)" if factor < 0.995 else ""
         return result.penalized(factor, note)
+
+    def calls_per_row(self, task_type: str) -> int:
+        """LM calls one scored row costs: 2 when the built-in judge metric scores it, so that a plan sized to
+        --max-calls counts both (a custom metric's own calls are its author's to say)."""
+        key = normalize_task_type_name(str(task_type))
+        d = task_type_registry().get(key)
+        builtin_judge = (
+            d is not None and d.metric is None and d.scoring == "judge" and not self._custom(key, final=False)
+        )
+        return 2 if self.judge is not None and builtin_judge else 1
 
     def scorer(
         self, task_type: str, *, final: bool = False, prompt_text: str | None = None

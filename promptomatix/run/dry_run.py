@@ -24,21 +24,26 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
     n_test = len(splits.test_rows()) or n_valid
     if st.planned_sizes is not None:  # the synthetic rows were planned, not generated
         n_train, n_valid, n_test = st.planned_sizes
+    per_row = env.metrics_manager(spec).calls_per_row(spec.task_type)  # 2 when a judge scores each row
     left = None  # what the optimizer may spend: as in a run, after spec/data and the held-out scoring
     if cfg.max_calls is not None:
         spent = env.boundary().usage().total.calls
-        left = max(0, cfg.max_calls - spent - min(cfg.max_calls, 2 * n_test))
+        left = max(0, cfg.max_calls - spent - min(cfg.max_calls, 2 * n_test * per_row))
     with run_seed(cfg.seed):  # MIPROv2's random trials follow the run's seed
-        return _estimate(env, cfg, user, rows, (n_train, n_valid, n_test), left)
+        calls, plan = _estimate(env, cfg, user, rows, (n_train, n_valid, n_test), left, per_row)
+    return calls, plan
 
 
 def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tuple[int, int, int],
-              left: int | None) -> tuple[dict[str, int], list[str]]:  # fmt: skip
+              left: int | None, per_row: int = 1) -> tuple[dict[str, int], list[str]]:  # fmt: skip
+    """The stages' calls; a judge-scored task's search and held-out scoring are planned in scored rows (the
+    budget's share) and counted in calls."""
     from promptomatix.backends.registry import estimate_calls, search_plan
     from promptomatix.data import estimate_data_calls
     from promptomatix.task import SpecOverrides, estimate_spec_calls
 
     n_train, n_valid, n_test = sizes
+    rows_left = None if left is None else left // per_row
     calls = {
         "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump()), rows=rows or None),
         "data": estimate_data_calls(
@@ -48,16 +53,19 @@ def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tup
             verify=cfg.verify_synthetic,
             explicit_splits="train_rows" in user or "valid_rows" in user,
         ),
-        "optimize": estimate_calls(cfg, n_train, n_valid, left),
-        "final_test": 2 * n_test,
+        "optimize": estimate_calls(cfg, n_train, n_valid, rows_left) * per_row,
+        "final_test": 2 * n_test * per_row,
     }
-    plan = search_plan(cfg, n_train, n_valid, left)
-    if left is not None and calls["optimize"] >= left and estimate_calls(cfg, n_train, n_valid) > left:
-        calls["final_test"] = n_test  # the budget stops the optimizer: the initial prompt is kept, scored once
+    plan = search_plan(cfg, n_train, n_valid, rows_left)
+    if per_row > 1:
+        plan.append(f"a judge scores each row: the search plan above counts scored rows, and each costs {per_row} LM "
+                    "calls (the task model's answer and the judge's score); the estimate counts calls")  # fmt: skip
+    if left is not None and calls["optimize"] >= left and estimate_calls(cfg, n_train, n_valid) * per_row > left:
+        calls["final_test"] = n_test * per_row  # the budget stops the optimizer: the initial prompt is kept
         plan.append(f"held-out test: {n_test} rows, the initial prompt only (the budget stops the search)")
     elif n_test:
-        plan.append(f"held-out test: {n_test} rows × initial and optimized prompt ({n_test} calls if the initial "
-                    "prompt is kept)")  # fmt: skip
+        plan.append(f"held-out test: {n_test} rows × initial and optimized prompt ({n_test * per_row} calls if the "
+                    "initial prompt is kept)")  # fmt: skip
     return calls, plan
 
 

@@ -140,7 +140,7 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     rows, _ = held_out_rows(splits)
     full = boundary.budget
     if full.max_calls is not None:  # keep enough calls to score both prompts (resume: and the saved one) on it
-        passes = held_out_passes(env, st)
+        passes = held_out_passes(env, st) * st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
         boundary.set_budget(full.model_copy(update={"reserved_calls": min(full.max_calls, passes * len(rows))}))
     st.result = _compile(env, st.ctx, st, full)
     env.recorder.candidates(st.result.candidates)
