@@ -42,8 +42,7 @@ class Recorder:
         return predict
 
 
-def score(budget: Budget | None = None):
-    rec = Recorder()
+def ctx_and_result(budget: Budget | None = None) -> tuple[RunContext, BackendResult]:
     ctx = RunContext(
         boundary=LMBoundary({"task": FakeLM(default="x")}, budget=budget),
         metrics=MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"]),
@@ -53,6 +52,12 @@ def score(budget: Budget | None = None):
     result = BackendResult(backend="fake", prompt="better", instructions="better", valid_raw=1.0,
                            valid_penalized=1.0, initial_prompt="initial", initial_valid_raw=0.0,
                            initial_valid_penalized=0.0)  # fmt: skip
+    return ctx, result
+
+
+def score(budget: Budget | None = None):
+    rec = Recorder()
+    ctx, result = ctx_and_result(budget)
     result = result.with_predictors(rec.predictor("best", True), rec.predictor("initial", False))
     return score_held_out(ctx, result, ROWS, "test"), rec
 
@@ -87,15 +92,7 @@ def test_the_verdict_is_about_balanced_accuracy_the_score_it_reports():
         i = int(row["review"].split()[1])
         return {"label": "negative" if i < 40 or i >= 180 else "positive"}
 
-    ctx = RunContext(
-        boundary=LMBoundary({"task": FakeLM(default="x")}),
-        metrics=MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"]),
-        spec=SPEC,
-        num_threads=4,
-    )
-    result = BackendResult(backend="fake", prompt="better", instructions="better", valid_raw=1.0,
-                           valid_penalized=1.0, initial_prompt="initial", initial_valid_raw=0.0,
-                           initial_valid_penalized=0.0)  # fmt: skip
+    ctx, result = ctx_and_result()
     result = result.with_predictors(lambda row: {"label": "positive"}, initial)
     held = score_held_out(ctx, result, test, "test")
     assert held.initial.mean == pytest.approx(0.8889, abs=1e-3) and held.best.mean == pytest.approx(0.5)
