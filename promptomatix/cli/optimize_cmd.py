@@ -158,14 +158,15 @@ def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
 
 
-def _option_group(*params: inspect.Parameter) -> Callable[[_Command], _Command]:
+def _option_group(*params: inspect.Parameter, last: bool = False) -> Callable[[_Command], _Command]:
     """A reusable set of options as a decorator. Typer reads a command's options from its signature, so the group
-    is put in front of it: the top decorator's options come first in --help, as with stacked click options."""
+    is put in front of it (`last`: after the command's own): the top decorator's options come first in --help, as
+    with stacked click options."""
 
     def decorate(fn: _Command) -> _Command:
         sig = inspect.signature(fn)
         kept = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        fn.__signature__ = sig.replace(parameters=[*params, *kept])  # type: ignore[attr-defined]
+        fn.__signature__ = sig.replace(parameters=[*kept, *params] if last else [*params, *kept])  # type: ignore[attr-defined]
         return fn
 
     return decorate
@@ -233,7 +234,7 @@ _scoring_options = _option_group(
     _param("metric", str, typer.Option(
         None, "--metric", help="A custom metric as module:function or file.py:function.")),
 )  # fmt: skip
-_budget_options = _option_group(
+_BUDGET = (
     _param("max_calls", int, MAX_CALLS),
     _param("max_usd", float, MAX_USD),
     _param("max_minutes", float, MAX_MINUTES),
@@ -241,6 +242,7 @@ _budget_options = _option_group(
     _param("max_total_tokens", int, MAX_TOTAL_TOKENS),
     _param("request_timeout", float, REQUEST_TIMEOUT),
 )
+_budget_options = _option_group(*_BUDGET)
 _run_options = _option_group(
     _param("seed", int, typer.Option(0, "--seed")),
     _param("threads", int, typer.Option(4, "--threads", min=1)),
@@ -302,36 +304,44 @@ def optimize(**opts: Any) -> None:
     )  # fmt: skip
 
 
+#: What `refine` and `resume` share after their own options: credentials, budget overrides, where and how to show.
+_session_options = _option_group(
+    _param("api_key", str, API_KEY),
+    _param("api_base", str, API_BASE),
+    *_BUDGET,
+    _param("sessions_dir", str, typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR")),
+    _param("track", str, TRACK),
+    _param("json_", bool, typer.Option(False, "--json", help=JSON_HELP)),
+    _param("quiet", bool, typer.Option(False, "--quiet", "-q")),
+    last=True,
+)
+
+
+def _followup(opts: dict[str, Any]) -> dict[str, Any]:
+    """The keywords `refine` and `resume` (promptomatix.followup) take from the shared options; the session store
+    is opened inside the command's error boundary (`run_and_show`), as each command does."""
+    budget = budget_overrides(*(opts[p.name] for p in _BUDGET))
+    return {"api_key": opts["api_key"], "api_base": opts["api_base"], "clients": clients_from_env(),
+            "track": opts["track"], **budget}  # fmt: skip
+
+
+@_session_options
 def refine_cmd(
     session_id: str = typer.Argument(...),
     backend: str = typer.Option(None, "--backend"),
     search_type: str = typer.Option(None, "--search-type", "--search_type"),
     rounds: int = typer.Option(None, "--rounds", min=0),
-    api_key: str = API_KEY,
-    api_base: str = API_BASE,
-    max_calls: int = MAX_CALLS,
-    max_usd: float = MAX_USD,
-    max_minutes: float = MAX_MINUTES,
-    max_tokens: int = MAX_TOKENS,
-    max_total_tokens: int = MAX_TOTAL_TOKENS,
-    request_timeout: float = REQUEST_TIMEOUT,
-    sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-    track: str = TRACK,
-    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
+    **opts: Any,
 ) -> None:
     """`refine`: its own signature (fewer options than optimize, and budget flags that override the session's)."""
     from promptomatix.followup import refine
     from promptomatix.sessions import SessionStore
 
-    budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
-    clients = clients_from_env()
+    common, json_ = _followup(opts), opts["json_"]
     result = run_and_show(
-        json_, quiet, max_calls, max_usd,
-        lambda view: refine(
-            session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-            clients=clients, track=track, backend=backend, search_type=search_type, rounds=rounds, **budget,
-        ),
+        json_, opts["quiet"], opts["max_calls"], opts["max_usd"],
+        lambda view: refine(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, backend=backend,
+                            search_type=search_type, rounds=rounds, **common),
     )  # fmt: skip
     if result.feedback_applied and not json_:
         info(f"applied feedback: {', '.join(result.feedback_applied)}")
@@ -339,33 +349,16 @@ def refine_cmd(
         info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
 
 
-def resume_cmd(
-    session_id: str = typer.Argument(...),
-    api_key: str = API_KEY,
-    api_base: str = API_BASE,
-    max_calls: int = MAX_CALLS,
-    max_usd: float = MAX_USD,
-    max_minutes: float = MAX_MINUTES,
-    max_tokens: int = MAX_TOKENS,
-    max_total_tokens: int = MAX_TOTAL_TOKENS,
-    request_timeout: float = REQUEST_TIMEOUT,
-    sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
-    track: str = TRACK,
-    json_: bool = typer.Option(False, "--json", help=JSON_HELP),
-    quiet: bool = typer.Option(False, "--quiet", "-q"),
-) -> None:
+@_session_options
+def resume_cmd(session_id: str = typer.Argument(...), **opts: Any) -> None:
     """`resume`: the session and the budget flags only; the rest of the run's settings come from the session."""
     from promptomatix.followup import resume
     from promptomatix.sessions import SessionStore
 
-    budget = budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
-    clients = clients_from_env()
+    common = _followup(opts)
     run_and_show(
-        json_, quiet, max_calls, max_usd,
-        lambda view: resume(
-            session_id, store=SessionStore(sessions_dir), progress=view, api_key=api_key, api_base=api_base,
-            clients=clients, track=track, **budget,
-        ),
+        opts["json_"], opts["quiet"], opts["max_calls"], opts["max_usd"],
+        lambda view: resume(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, **common),
     )  # fmt: skip
 
 
