@@ -154,3 +154,32 @@ def test_a_judge_scored_task_plans_two_calls_a_row_so_its_planned_round_runs():
                                                 GuardedData(train, valid))  # fmt: skip
     assert res.rounds_completed >= plan.rounds
     assert boundary.usage().total.calls <= 80
+
+
+def test_calls_no_round_could_use_go_to_the_confirmation(monkeypatch):
+    """A fitted plan cuts the confirmation to its floor (8 rows) so that more rounds can run; when no further round
+    fits, the calls left must widen the confirmation, not go unspent (37 of 89 did at a third of DSPy's calls)."""
+    import json
+
+    from promptomatix.backends.plan import plan_meta
+    from promptomatix.backends.rounds import confirm_each
+    from promptomatix.lm.boundary import Budget
+
+    sizes: list[int] = []
+
+    def spy(ctx, finalists, base, train, program, penalty):
+        sizes.append(len(train))
+        yield from confirm_each(ctx, finalists, base, train, program, penalty)
+
+    monkeypatch.setattr(MetaPromptOptimizer, "_confirm_each", staticmethod(spy))
+    good = json.dumps({"prompt": "Say negative if the text complains or criticizes, otherwise positive."})
+    ctx, *_ = make_ctx(good, budget=Budget(max_calls=89))
+    settings = MetaSettings(strategies=["rewrite_from_failures"], rounds=3, candidates_per_round=4)
+    plan = plan_meta(settings, 24, 24, 89)
+    assert plan.confirm_rows == 8 and plan.rounds == 1
+    res = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(24), rows(24, 100))
+    )
+    assert sizes and sizes[0] > plan.confirm_rows
+    assert ctx.boundary.usage().total.calls <= 89
+    assert "complains" in res.instructions

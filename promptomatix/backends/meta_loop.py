@@ -198,10 +198,20 @@ class MetaRun:
     def confirm(self, choose: Confirm) -> None:
         """Let `choose` (the optimizer's `_confirm`) pick among the pool on the plan's train rows; its verdict joins
         the stop reason and the choice is checkpointed at once (there is no later round to overlap with)."""
-        confirm = (self.train[: self.plan.confirm_rows], self.plan.confirm_top_k)
+        confirm = (self.train[: self._confirm_rows()], self.plan.confirm_top_k)
         self.best, verdict = choose(self.ctx, self.pool, self.base, *confirm, self.program, self.penalty)
         self.stop_reason = f"{self.stop_reason}; {verdict}"
         self.ctx.save_progress(_checkpoint(self.rounds_done, self.best, self.base))
+
+    def _confirm_rows(self) -> int:
+        """The plan's confirmation rows, or more when no further round fits and calls are left: a fitted plan cuts
+        the confirmation to its floor so that more rounds can run, and calls no round used give the evidence rule
+        more rows instead of going unspent (at a third of the DSPy peer's calls, 37 of 89 did)."""
+        planned, left = self.plan.confirm_rows, self.ctx.boundary.remaining_calls()
+        if left is None or not planned or planned >= len(self.train):
+            return planned
+        per_row = (self.plan.confirm_top_k + 1) * self.plan.calls_per_row
+        return min(len(self.train), max(planned, left // per_row))
 
     def result(self, backend: str) -> BackendResult:
         """The best and the initial prompt with their valid scores, every candidate tried, and why the search

@@ -209,7 +209,10 @@ def _typical(plan: MetaPlan) -> tuple[int, int]:
     (tests/test_estimate.py)."""
     total, rounds = _walk(plan, plan.patience + 1, plan.minibatch_size + plan.n_valid)
     if rounds and plan.confirm_top_k:
-        total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, plan.confirm_rows - plan.minibatch_size)
+        rows = plan.confirm_rows
+        if plan.budget is not None and 0 < rows < plan.n_train:  # the run widens it with the calls left
+            rows = min(plan.n_train, max(rows, int(plan.budget - total) // (plan.confirm_top_k + 1)))
+        total += CONFIRM * (min(2, plan.confirm_top_k) + 1) * max(0, rows - plan.minibatch_size)
     return round(total), rounds
 
 
