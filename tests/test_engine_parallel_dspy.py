@@ -74,7 +74,8 @@ def test_bootstrapping_runs_in_parallel_and_dspys_own_pass_reads_the_cache(monke
         before = len(task.calls)
         task.stage = "dspy pass"
         out = stock_pass(self, *args, **kw)
-        made.append(len(task.calls) - before)
+        # train rows only: the valid rows' scoring runs side by side with the bootstrap (see GatedLastRow)
+        made.append(sum(_number(c) < 100 for c in task.calls[before:]))
         return out
 
     def prefetch(self, *args, **kw):
@@ -100,6 +101,11 @@ def compile_bootstrap(task, teacher):
     return res, boundary.usage()
 
 
+def _number(call: dict) -> int:
+    """The row number a task call was about (train rows are numbered below 100, valid rows from 100)."""
+    return int(call["messages"][-1]["content"].split("film number ")[1].split()[0])
+
+
 def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeypatch):
     task, teacher = models(latency=0.02)
     stock_pass = dspy.BootstrapFewShot._bootstrap
@@ -108,7 +114,8 @@ def test_bootstrap_fewshot_reads_its_train_rows_from_a_parallel_prefetch(monkeyp
     def dspy_pass(self, *args, **kw):
         before = len(task.calls)
         out = stock_pass(self, *args, **kw)
-        made.append(len(task.calls) - before)
+        # train rows only: the valid rows' scoring runs side by side with the bootstrap (see GatedLastRow)
+        made.append(sum(_number(c) < 100 for c in task.calls[before:]))
         return out
 
     prefetch = dspy_optimizers.prefetch_bootstrap
