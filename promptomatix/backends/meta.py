@@ -110,7 +110,7 @@ class MetaPromptOptimizer:
 
         The steps live on `MetaRun` (meta_loop.py); the budget handling stays here, in one place: a budget stop
         during the rounds or the confirmation keeps the best so far, one during the baseline propagates."""
-        per_row = ctx.metrics.calls_per_row(ctx.spec.task_type) if hasattr(ctx.metrics, "calls_per_row") else 1
+        per_row = ctx.metrics.calls_per_row(ctx.spec.task_type)
         plan = plan_meta(self.settings, len(data.train), len(data.valid), ctx.boundary.remaining_calls(), per_row)
         if plan.rounds == 0 and self.settings.rounds:
             # say so before the first call; a budget short even of the baseline is the same case (and with a warm

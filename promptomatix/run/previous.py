@@ -61,9 +61,10 @@ def kept_previous(env: RunEnv, st: RunState, result: BackendResult, held: HeldOu
     a = {r.index: r for r in report.records}
     b = {r.index: r for r in held.best_report.records}
     common = sorted(set(a) & set(b))
-    weights = row_weights(held, [a[i] for i in common]) or [1.0] * len(common)  # balanced accuracy's, if shown
-    previous_mean = sum(w * a[i].raw_score for w, i in zip(weights, common, strict=True)) / max(1, len(common))
-    best_mean = sum(w * b[i].raw_score for w, i in zip(weights, common, strict=True)) / max(1, len(common))
+    weights = row_weights(held, [a[i] for i in common])  # balanced accuracy's, when labels are uneven
+    w = weights or [1.0] * len(common)
+    previous_mean = sum(x * a[i].raw_score for x, i in zip(w, common, strict=True)) / max(1, len(common))
+    best_mean = sum(x * b[i].raw_score for x, i in zip(w, common, strict=True)) / max(1, len(common))
     if not common or best_mean >= previous_mean - 1e-9:
         return None
     errors = sum(a[i].error is not None or b[i].error is not None for i in common)
