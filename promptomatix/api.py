@@ -34,10 +34,11 @@ def process_input(
     from promptomatix.pipeline import Run
 
     session_id = kwargs.pop("session_id", None)
-    if session_id:  # upstream passed session_id to continue a session
+    if session_id:  # upstream passed session_id to continue a session; a missing one is an error, never a new
+        # run (which went to the default sessions dir, not the one passed)
         store = SessionStore(kwargs.pop("sessions_dir", None))
-        if store.exists(session_id) and store.load(session_id).versions:
-            return refine(session_id, store=store, clients=clients, progress=progress, track=track, **kwargs)
+        store.require(session_id)
+        return refine(session_id, store=store, clients=clients, progress=progress, track=track, **kwargs)
     cfg = RunConfig.from_kwargs(**kwargs)
     return Run(cfg, clients=clients, progress=progress, track=track).execute()
 

@@ -98,10 +98,10 @@ class RunConfig(BaseModel):
         return 1 if is_local(teacher_model or self.teacher_model or self.model) else 5
 
     # scoring
-    lambda_penalty: float = Field(default=0.005, ge=0)
+    lambda_penalty: float = Field(default=0.005, ge=0, allow_inf_nan=False)
     metric: str | None = None
     # run
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's and DSPy's seeds take no other
     num_threads: int = Field(default=4, ge=1, le=64)
     max_calls: int | None = Field(default=None, ge=0)
     max_total_tokens: int | None = Field(default=None, ge=0)  # the run's token budget (prompt + completion)

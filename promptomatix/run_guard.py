@@ -71,8 +71,11 @@ def run_lock(store: SessionStore, session_id: str, command: str) -> Iterator[Non
 
 
 def one_line(text: str, limit: int = 300) -> str:
-    """Collapse whitespace so a provider's multi-line error stays one line of output."""
-    flat = " ".join(str(text).split())
+    """Collapse whitespace so a provider's multi-line error stays one line of output, without credentials: an
+    error may quote a URL with a password in it (a tracking server's, a provider's api_base)."""
+    from promptomatix.sessions.secrets import scrub_text
+
+    flat = " ".join(scrub_text(str(text)).split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 

@@ -91,6 +91,13 @@ def test_process_input_with_an_existing_session_id_continues_it(tmp_path):
     assert r2.session_id == r.session_id and r2.version == 2
 
 
+def test_process_input_with_a_session_id_that_does_not_exist_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a run that went ahead would write to ./sessions
+    with pytest.raises(SessionError, match="no session '20990101-000000-abcdef'"):
+        run(tmp_path, session_id="20990101-000000-abcdef")
+    assert not (tmp_path / "sessions").exists()
+
+
 def test_follow_up_overrides_are_checked(tmp_path):
     d = str(tmp_path / "s")
     r = run(tmp_path)
@@ -98,6 +105,13 @@ def test_follow_up_overrides_are_checked(tmp_path):
         promptomatix.optimize_with_feedback(r.session_id, clients=fakes()[0], sessions_dir=d, roundz=1)
     with pytest.raises(SessionError):
         promptomatix.optimize_with_feedback("20990101-000000-abcdef", clients=fakes()[0], sessions_dir=d)
+
+
+@pytest.mark.parametrize(("kw", "field"), [({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
+                                             ({"lambda_penalty": float("inf")}, "lambda_penalty")])  # fmt: skip
+def test_out_of_range_settings_are_one_error_naming_the_setting(tmp_path, kw, field):
+    with pytest.raises(ConfigurationError, match=f"invalid {field}"):
+        run(tmp_path, **kw)
 
 
 def test_results_do_not_share_state_across_runs(tmp_path):

@@ -76,6 +76,28 @@ def test_a_tracking_failure_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
     assert "\n" not in note
 
 
+def test_a_tracking_failure_never_shows_the_tracking_urls_password(tmp_path, monkeypatch, caplog):
+    """The MLflow error quotes the URL it could not reach; its userinfo must not reach the note (printed by
+    `--json`) or the log (stderr). Port 9 on 127.0.0.1 refuses at once; no retries."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    r = run(tmp_path, track="mlflow:http://bob:trackpw123@127.0.0.1:9/")
+    (note,) = [n for n in r.notes if n.startswith("tracking in mlflow failed")]
+    assert "127.0.0.1" in note and "trackpw123" not in note
+    assert "trackpw123" not in caplog.text
+
+
+def test_a_batch_jobs_tracking_failure_never_shows_the_password(tmp_path, caplog):
+    from promptomatix.batch.runner import _track
+
+    def tracker(store, sid, name):
+        raise ConnectionError("API request to http://bob:trackpw123@127.0.0.1:9/api failed")
+
+    row_error = _track(tracker, SessionStore(tmp_path / "s"), "sid", "j1", None)
+    assert "127.0.0.1" in row_error and "trackpw123" not in row_error and "trackpw123" not in caplog.text
+
+
 def test_a_wrong_tracker_fails_before_the_run(tmp_path):
     with pytest.raises(ConfigurationError, match="unknown tracker"):
         run(tmp_path, track="wandb")

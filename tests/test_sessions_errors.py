@@ -98,6 +98,18 @@ def test_disk_full_keeps_the_previous_file(store, sid, monkeypatch, where):
     assert store.load(sid).feedback == []
 
 
+def test_a_corrupt_session_can_be_deleted_as_its_error_advises(store, sid, capsys):
+    path = store.session_file(sid)
+    path.write_text(path.read_text()[:200])  # truncated mid-write
+    code, _, err = _cli(capsys, "sessions", "show", sid, "--sessions-dir", str(store.root))
+    assert code == 1 and "is corrupt" in err and f"promptomatix sessions delete {sid}" in err
+    main(["sessions", "delete", sid, "--yes", "--sessions-dir", str(store.root)])  # returns: exit code 0
+    assert f"deleted {sid}" in capsys.readouterr().out and not store.session_dir(sid).exists()
+    code, _, err = _cli(capsys, "sessions", "delete", "20990101-000000-abcdef", "--yes", "--sessions-dir",
+                        str(store.root))  # fmt: skip
+    assert code == 1 and "no session" in err
+
+
 def test_delete_on_a_read_only_store(store, sid, monkeypatch, capsys):
     monkeypatch.setattr("shutil.rmtree", _raise(errno.EROFS, "Read-only file system"))
     code, _, err = _cli(capsys, "sessions", "delete", sid, "--yes", "--sessions-dir", str(store.root))

@@ -131,6 +131,15 @@ def test_pick_refuses_unknown_candidates_and_ambiguous_requests(store):
     assert len(st.load(sid).versions) == 1
 
 
+@pytest.mark.parametrize("lam", ["nan", "inf", "-0.1"])
+def test_pick_refuses_a_lambda_that_is_not_a_number_of_0_or_more(store, lam):
+    st, sid = store
+    before = st.session_file(sid).read_text()
+    r = runner.invoke(app, ["sessions", "pick", sid, "--lambda", lam])
+    assert isinstance(r.exception, SessionError) and "λ must be a number, 0 or more" in str(r.exception)
+    assert st.session_file(sid).read_text() == before  # no version added, no NaN written
+
+
 def test_show_lists_the_front_and_the_paired_verdict(store):
     st, sid = store
     v1 = st.load(sid).latest_version()

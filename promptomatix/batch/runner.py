@@ -159,6 +159,9 @@ def _track(tracker: Callable[[SessionStore, str, str], str | None], store: Sessi
     try:
         tracker(store, sid, name)
     except Exception as e:
-        log.warning("tracking job %s failed: %s", name, e)
-        return f"{error + '; ' if error else ''}tracking failed: {type(e).__name__}: {e}"
+        from promptomatix.run_guard import one_line
+
+        cause = one_line(f"{type(e).__name__}: {e}")  # the tracking URL's password is never shown or kept
+        log.warning("tracking job %s failed: %s", name, cause)
+        return f"{error + '; ' if error else ''}tracking failed: {cause}"
     return error

@@ -24,9 +24,12 @@ def _console(stderr: bool = False) -> Any:
 
 
 def error_line(message: str) -> None:
+    """One red line on stderr; credentials an exception quoted (a URL's password) are redacted first."""
     from rich.markup import escape  # a message quoting user input ("a[b]x") must print as given
 
-    _console(stderr=True).print(f"[bold red]Error:[/] {escape(message)}", markup=True, highlight=False)
+    from promptomatix.sessions.secrets import scrub_text
+
+    _console(stderr=True).print(f"[bold red]Error:[/] {escape(scrub_text(message))}", markup=True, highlight=False)
 
 
 def info(message: str) -> None:

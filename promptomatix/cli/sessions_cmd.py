@@ -257,7 +257,7 @@ def sessions_delete(
     from promptomatix.sessions.runlock import busy_error
 
     store = _store(sessions_dir)
-    store.load(session_id)
+    store.require(session_id)  # not `load`: a corrupt session must be deletable, as its error advises
     live = store.live_run(session_id)
     if live:  # refuse before asking; `delete` checks again under the lock
         raise busy_error(session_id, live)

@@ -63,8 +63,8 @@ def pick_candidate(
 
 def pick_for_lambda(session: Session, lambda_penalty: float, *, version: int | None = None) -> PromptVersion:
     """Re-select among the candidates scored on valid as a run with `lambda_penalty` would have, and add it."""
-    if lambda_penalty < 0:
-        raise SessionError(f"λ must be 0 or more, got {lambda_penalty}", hint="e.g. --lambda 0.005")
+    if not math.isfinite(lambda_penalty) or lambda_penalty < 0:  # NaN would rank nothing and land in the file
+        raise SessionError(f"λ must be a number, 0 or more, got {lambda_penalty}", hint="e.g. --lambda 0.005")
     source = session.get_version(version)
     best = best_for_lambda(candidate_points(source.candidates), lambda_penalty)
     if best is None:

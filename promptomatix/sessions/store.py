@@ -296,11 +296,16 @@ class SessionStore:
             raise SessionError(f"session {doc.get('session_id')} would not load back: {exc}") from exc
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
-    def delete(self, session_id: str) -> None:
-        """Remove the session's directory; refused (SessionError "busy") while a run holds its run lock."""
+    def require(self, session_id: str) -> Path:
+        """The session's directory; SessionError when there is none (its file is not read: it may be corrupt)."""
         directory = self.session_dir(session_id)
         if not directory.is_dir():
             raise self._missing(session_id)
+        return directory
+
+    def delete(self, session_id: str) -> None:
+        """Remove the session's directory; refused (SessionError "busy") while a run holds its run lock."""
+        directory = self.require(session_id)
         with self.run_lock(session_id, command="delete"), writing(directory, "delete"):
             shutil.rmtree(directory)
 
