@@ -299,3 +299,11 @@ def test_bad_utf8_in_a_streamed_file_names_the_line(tmp_path: Path) -> None:
     p.write_bytes(b'{"review": "a", "label": "x"}\n{"review": "caf\xe9", "label": "y"}\n')
     with pytest.raises(DataError, match=r"r\.jsonl line 2: not valid UTF-8 \(byte 0xe9 at offset 45\)"):
         load_rows(p, **FIELDS)
+
+
+def test_a_nan_value_is_an_empty_field_not_a_label() -> None:
+    """pandas gives NaN for a blank cell; `str(nan)` would have made "nan" a value, and a class."""
+    from promptomatix.data.validate import check_row
+
+    row = {name: "x" for name in SPEC.input_names} | {SPEC.output_names[0]: float("nan")}
+    assert check_row(SPEC, row) == (None, f"empty field '{SPEC.output_names[0]}'")

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
+from promptomatix.errors import BudgetExceeded, ConfigurationError, DataError, LMCallError
 from promptomatix.lm.fake import FakeLM
 from promptomatix.task import (
     FieldSpec,
@@ -163,6 +163,23 @@ def test_fields_and_labels_from_user_rows_without_the_model() -> None:
     assert spec.input_names == ["review"] and spec.output_names == ["sentiment"]
     assert spec.labels == ["pos", "neg"]
     assert len(spec.sample_rows) == 3
+
+
+def test_a_label_set_of_one_is_an_error_naming_the_fix() -> None:
+    rows = [{"review": f"r{i}", "sentiment": "positive"} for i in range(12)]
+    with pytest.raises(DataError, match="every row of the data has the same sentiment") as e:
+        infer_task_spec(DESC, teacher=None, rows=rows)
+    assert "--labels" in e.value.hint
+    with pytest.raises(ConfigurationError, match="the label set has one label"):
+        infer_task_spec(DESC, teacher=None, given=SpecOverrides(task_type="classification", labels="positive"))
+    one = FakeLM(responses=[json.dumps({**SPEC_ANSWER, "labels": ["positive"]}), json.dumps(ROWS_ANSWER)])
+    assert infer_task_spec("Classify movie reviews", teacher=one).labels != ["positive"]  # the teacher's one: none
+
+
+def test_nan_labels_are_missing_values_not_a_class() -> None:
+    rows = [{"review": f"r{i}", "sentiment": ["pos", "neg", float("nan"), "NaN"][i % 4]} for i in range(12)]
+    spec = infer_task_spec("Label reviews", teacher=None, given=SpecOverrides(task_type="classification"), rows=rows)
+    assert spec.labels == ["pos", "neg"]
 
 
 def test_given_labels_and_unknown_task_type() -> None:

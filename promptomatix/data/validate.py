@@ -67,7 +67,7 @@ def check_row(spec: TaskSpec, row: Any) -> tuple[dict[str, Any] | None, str | No
         if f.name not in row:
             return None, f"missing field '{f.name}'"
         value = row[f.name]
-        if value is None or (isinstance(value, str) and not value.strip()):
+        if value is None or (isinstance(value, str) and not value.strip()) or value != value:  # NaN: pandas' blank
             return None, f"empty field '{f.name}'"
         if f.labels and multi:
             items = value if isinstance(value, list) else str(value).split(",")

@@ -174,7 +174,7 @@ def discover_labels(rows: Iterable[dict[str, Any]], field: str, *, multi: bool =
         for item in items:
             text = str(item).strip()
             key = normalize_label(text)
-            if not key:
+            if not key or key == "nan":  # a float NaN, or pandas' missing value written out as text
                 continue
             spelled.setdefault(key, text)
             counts[key] += 1

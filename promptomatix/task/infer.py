@@ -16,7 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from promptomatix.backends.contract import LABEL_LINE_ADDED, contract_line, missing_labels
-from promptomatix.errors import BudgetExceeded, ConfigurationError, LMCallError
+from promptomatix.errors import BudgetExceeded, ConfigurationError, DataError, LMCallError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task import heuristics as h
 from promptomatix.task.answers import FIELD_TYPES, teacher_fields, teacher_labels, valid_row
@@ -256,8 +256,20 @@ def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None
     if not label_kind(d.task_type) or d.outputs[0].type != "str":
         return
     labels, notes = d.labels, d.notes
+    one_of = label_kind(d.task_type) == "single"
+    if labels is not None and one_of and len(labels) < 2:
+        raise ConfigurationError(
+            f"the label set has one label ({labels[0]!r}); a classifier needs two or more",
+            hint="name them all, e.g. --labels positive,negative",
+        )
     if labels is None and d.data:
         labels = h.discover_labels(d.data, d.outputs[0].name, multi=label_kind(d.task_type) == "multi") or None
+        if labels and one_of and len(labels) == 1:
+            raise DataError(
+                f"every row of the data has the same {d.outputs[0].name} ({labels[0]!r}); a classifier needs "
+                "examples of two or more labels",
+                hint="add rows of the other labels to the data, or name them all with --labels A,B",
+            )
         if labels and len(labels) > MAX_LABELS:
             notes.append(f"{len(labels)} distinct output values in the data: too many for a label set")
             labels = None
@@ -268,6 +280,7 @@ def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None
         notes.append(f"labels read from the description ({', '.join(labels)})")
     if labels is None:
         labels = teacher_labels(answer.get("labels"))
+        labels = labels if labels and (len(labels) > 1 or not one_of) else None  # one label is no label set
         if labels:
             notes.append(f"labels inferred by teacher ({', '.join(labels)})")
     if labels is None:
