@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 from pathlib import Path
 
@@ -244,12 +245,16 @@ def test_max_calls_is_respected_overall(tmp_path, max_calls):
     assert r.metrics.optimized_test_score is not None  # calls were kept for the final report
 
 
-@pytest.mark.parametrize("max_calls", [20, 40])
+@pytest.mark.parametrize("max_calls", [3, 20, 40])
 def test_a_budget_that_cannot_pay_for_one_candidate_is_refused_before_the_search(tmp_path, max_calls):
     clients, task, _ = fakes()
-    with pytest.raises(ConfigurationError, match=r"no search fits the budget.*use --max-calls \d+"):
+    with pytest.raises(ConfigurationError, match=r"no search fits the budget") as e:
         run(tmp_path, clients=clients, max_calls=max_calls)
     assert task.n == 0  # the task model was never called: nothing spent on a search that could not finish
+    advised = int(re.search(r"use --max-calls (\d+)", e.value.hint).group(1))
+    r = run(tmp_path, clients=fakes()[0], max_calls=advised)  # the advice is enough (it once fell short of it)
+    rounds = [c.get("round") or 0 for c in load_session(r.session_id, sessions_dir=str(tmp_path / "s")).latest_version().candidates]
+    assert r.metrics.calls <= advised and max(rounds) >= 1
 
 
 def test_time_budget_stops_the_search_but_the_held_out_report_still_runs(tmp_path):

@@ -259,12 +259,13 @@ def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
     })  # fmt: skip
 
 
-def no_search_error(plan: MetaPlan, *, max_calls: int | None) -> ConfigurationError:
-    """Raised before the first call of a run whose budget cannot pay for one candidate."""
+def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None = None) -> ConfigurationError:
+    """Raised before the first call of a run whose budget cannot pay for one candidate. `left`: the calls the
+    budget leaves the search, negative when what is held back for the final scoring already exceeds it."""
     need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
     need += confirm_cost(min(plan.confirm_top_k, 1), min(plan.n_train, MIN_CONFIRM_ROWS))
     need = plan.baseline_calls + need * plan.calls_per_row
-    short = need - (plan.budget or 0)
+    short = need - (plan.budget or 0 if left is None else left)
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
     return ConfigurationError(
         f"no search fits the budget: {plan.changes[-1] if plan.changes else 'no rounds'}",

@@ -189,14 +189,16 @@ class LMBoundary:
         left = self.remaining_calls()
         return b.max_tokens is None and b.max_usd is None and (left is None or left >= calls)
 
-    def remaining_calls(self) -> int | None:
-        """Calls still allowed before the budget stops the run (those held back for the final report excluded)."""
+    def remaining_calls(self, *, clamp: bool = True) -> int | None:
+        """Calls still allowed before the budget stops the run (those held back for the final report excluded);
+        `clamp=False`: negative by the calls the budget is short of."""
         b = self.budget
         if b.max_calls is None:
             return None
         with self._lock:
             used = sum(u.calls for u in self._usage.values()) + self._reserved
-        return max(0, b.max_calls - b.reserved_calls - used)
+        left = b.max_calls - b.reserved_calls - used
+        return max(0, left) if clamp else left
 
     def complete(
         self,
