@@ -87,7 +87,8 @@ def _both(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]]) ->
 
 def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVerdict:
     """The paired verdict on the rows both prompts were scored on."""
-    words = {"initial_words": len(result.initial_prompt.split()), "optimized_words": len(result.prompt.split())}
+    words = {"initial_words": len(result.initial_prompt.split()), "optimized_words": len(result.prompt.split()),
+             "valid_gain": result.valid_raw - result.initial_valid_raw}  # fmt: skip
     if held.split != "test":
         return PairedVerdict(outcome="no_test", split=held.split, same_prompt=held.same_prompt, **words,
                              notes=[f"there is no held-out test split; the {held.split} rows were seen by the search"])  # fmt: skip

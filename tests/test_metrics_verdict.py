@@ -51,6 +51,20 @@ def test_shorter_at_equal_quality_is_said_as_such_not_improved():
     assert v.length_note() == "chosen because it is 12 words shorter at no detectable difference in quality"
 
 
+def test_a_prompt_chosen_for_its_valid_score_is_not_said_to_be_chosen_for_length():
+    """The search picked it for a valid gain the test could not confirm: saying "chosen because it is shorter"
+    misstates why (the default demo run: valid 0.5 -> 1.0, held-out +0.5 on 6 rows, p = 0.25)."""
+    v = paired_verdict([0.0, 0.0, 0.0, 1.0, 1.0, 1.0], [1.0] * 6, initial_words=30, optimized_words=25,
+                       valid_gain=0.5)  # fmt: skip
+    assert v.outcome == "no_detectable_difference"
+    assert v.length_note() == ("chosen for its valid score (+0.500), a gain the held-out test could not confirm; "
+                               "it is 5 words shorter")  # fmt: skip
+    assert v.ci_low > 0 and "the exact test decides" in v.summary()  # a CI that excludes 0 is not the verdict
+    tied = paired_verdict([1.0, 0.0] * 10, [1.0, 0.0] * 10, initial_words=30, optimized_words=25, valid_gain=0.0)
+    assert tied.length_note().startswith("chosen because it is 5 words shorter")
+    assert "the exact test decides" not in tied.summary()
+
+
 def test_errors_never_make_an_improvement():
     initial = [0.0] * 20
     optimized = [1.0] * 19 + [0.0]

@@ -53,6 +53,9 @@ class PairedVerdict(BaseModel):
     initial_words: int | None = None
     optimized_words: int | None = None
     same_prompt: bool = False
+    #: optimized minus initial raw score on valid, where the search chose: a choice made on quality is not one made
+    #: on length, whatever the test can tell
+    valid_gain: float | None = None
     notes: list[str] = Field(default_factory=list)
 
     @property
@@ -78,6 +81,8 @@ class PairedVerdict(BaseModel):
         line = f"{head}: {stats}, {counts}"
         if self.outcome == "unreliable":
             line += "; " + "; ".join(self.notes)
+        if self.outcome == "no_detectable_difference" and (self.ci_low > 0 or self.ci_high < 0):
+            line += f"; on {self.n} rows the bootstrap CI is too narrow to go by: the exact test decides"
         if self.outcome == "no_detectable_difference" and self.min_detectable_diff is not None:
             line += f"; this test could only detect differences of about {self.min_detectable_diff:.2f} or more"
             if self.n_needed and self.n_needed > self.n:
@@ -91,8 +96,13 @@ class PairedVerdict(BaseModel):
         if self.initial_words is None or self.optimized_words is None or self.same_prompt:
             return None
         delta = self.initial_words - self.optimized_words
-        if delta > 0 and self.outcome == "no_detectable_difference":
+        chosen_on_length = self.valid_gain is None or abs(self.valid_gain) < 1e-9
+        if delta > 0 and self.outcome == "no_detectable_difference" and chosen_on_length:
             return f"chosen because it is {delta} words shorter at no detectable difference in quality"
+        if self.outcome == "no_detectable_difference" and self.valid_gain and self.valid_gain > 0:
+            size = f"; it is {delta} words shorter" if delta > 0 else f"; it is {-delta} words longer" if delta else ""
+            return (f"chosen for its valid score (+{self.valid_gain:.3f}), a gain the held-out test could not "
+                    f"confirm{size}")  # fmt: skip
         if delta < 0:
             return f"the optimized prompt is {-delta} words longer"
         if delta > 0:
@@ -175,6 +185,7 @@ def paired_verdict(
     same_prompt: bool = False,
     seed: int = 0,
     weights: Sequence[float] | None = None,
+    valid_gain: float | None = None,
 ) -> PairedVerdict:
     """Compare two prompts scored on the same rows, in the same order. `errors` = rows that errored in either.
     `weights` (see `balanced_weights`) make the means, the difference and the test those of balanced accuracy,
@@ -186,7 +197,7 @@ def paired_verdict(
         initial = [w * x for w, x in zip(weights, initial, strict=True)]
         optimized = [w * x for w, x in zip(weights, optimized, strict=True)]
     base = {"split": split, "initial_words": initial_words, "optimized_words": optimized_words,
-            "same_prompt": same_prompt, "n_errors": errors}  # fmt: skip
+            "same_prompt": same_prompt, "n_errors": errors, "valid_gain": valid_gain}  # fmt: skip
     n = len(initial)
     if n == 0:
         return PairedVerdict(outcome="no_test", notes=["no held-out rows"], **base)
