@@ -26,6 +26,8 @@ ALIASES: dict[str, str] = {
     "config_max_tokens": "teacher_max_tokens",
     "config_temperature": "teacher_temperature",
 }
+#: Past this, --synthetic-data-size is a typo or a run of days: a local model writes a row in seconds.
+MAX_SYNTHETIC_ROWS = 10_000
 #: upstream kwargs we accept and deliberately ignore (they never did anything, or are superseded).
 IGNORED = {
     "model_provider", "config_model_provider", "config_model_api_key", "config_model_api_base",
@@ -81,7 +83,7 @@ class RunConfig(BaseModel):
     test_data: list[dict[str, Any]] | None = None
     local_train_data_path: str | None = None
     local_test_data_path: str | None = None
-    synthetic_data_size: int = Field(default=30, ge=0)
+    synthetic_data_size: int = Field(default=30, ge=0, le=MAX_SYNTHETIC_ROWS)
     train_data_size: int | None = Field(default=None, ge=0)
     valid_data_size: int | None = Field(default=None, ge=0)
     test_data_size: int | None = Field(default=None, ge=0)

@@ -108,7 +108,8 @@ def test_follow_up_overrides_are_checked(tmp_path):
 
 
 @pytest.mark.parametrize(("kw", "field"), [({"seed": -1}, "seed"), ({"seed": 2**32}, "seed"),
-                                             ({"lambda_penalty": float("inf")}, "lambda_penalty")])  # fmt: skip
+                                             ({"lambda_penalty": float("inf")}, "lambda_penalty"),
+                                             ({"synthetic_data_size": 100_000_000}, "synthetic_data_size")])  # fmt: skip
 def test_out_of_range_settings_are_one_error_naming_the_setting(tmp_path, kw, field):
     with pytest.raises(ConfigurationError, match=f"invalid {field}"):
         run(tmp_path, **kw)

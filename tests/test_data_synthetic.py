@@ -142,6 +142,14 @@ def test_max_batches_bounds_a_useless_teacher() -> None:
     assert len(lm.calls) <= 4
 
 
+def test_a_teacher_that_writes_nothing_stops_after_two_rounds_of_bounded_size() -> None:
+    """10,000 rows asked of a teacher that writes nothing once cost 4,092 calls before "stalled"."""
+    lm = FakeLM(default="I cannot help with that")
+    rep = generate_synthetic(SPEC, 10_000, teacher=lm, seed=0, batch_size=5, relabel_check=False)
+    assert rep.rows == [] and rep.stop_reason == "stalled" and rep.rounds == 2
+    assert len(lm.calls) <= 2 * 50
+
+
 def test_budget_stops_generation_and_keeps_rows() -> None:
     lock = threading.Lock()
     state = {"n": 0}

@@ -225,15 +225,21 @@ class _Keeper:
 
 
 def _plans(report: SyntheticReport, keeper: _Keeper, batch_size: int, max_batches: int, seed: int) -> list[_Plan]:
+    """The next round's batches: what is still needed, at most `MAX_ROUND_BATCHES` of them."""
     need = keeper.n - len(report.rows)
     slots = _label_slots(keeper.labels, keeper.counts, keeper.cap, need) if keeper.labels else []
     plans = []
-    for i in range(min(math.ceil(need / batch_size), max_batches - report.batches)):
+    for i in range(min(math.ceil(need / batch_size), max_batches - report.batches, MAX_ROUND_BATCHES)):
         index = report.batches + i
         count = min(batch_size, need - i * batch_size)
         labels = slots[i * batch_size : i * batch_size + count]
         plans.append(_Plan(index, count, labels, diversity_hint(seed, index), single=batch_size == 1))
     return plans
+
+
+#: Batches per round: two rounds that add nothing stop generation ("stalled"), so a teacher that writes nothing costs
+#: at most twice this many calls, whatever the size asked for (all of 10,000 rows' batches in round 1 cost 4,092).
+MAX_ROUND_BATCHES = 50
 
 
 def generate_synthetic(
