@@ -172,6 +172,8 @@ def test_a_label_set_of_one_is_an_error_naming_the_fix() -> None:
     assert "--labels" in e.value.hint
     with pytest.raises(ConfigurationError, match="the label set has one label"):
         infer_task_spec(DESC, teacher=None, given=SpecOverrides(task_type="classification", labels="positive"))
+    few = infer_task_spec(DESC, teacher=None, rows=rows[:3])  # examples, not a data set: labels from elsewhere
+    assert few.labels == ["positive", "negative"] and any("show one label" in n for n in few.assumptions)
     one = FakeLM(responses=[json.dumps({**SPEC_ANSWER, "labels": ["positive"]}), json.dumps(ROWS_ANSWER)])
     assert infer_task_spec("Classify movie reviews", teacher=one).labels != ["positive"]  # the teacher's one: none
 

@@ -250,6 +250,11 @@ def _settle_fields(d: _Draft, answer: dict[str, Any]) -> None:
             d.notes.append(f"output field fell back to the default for {d.task_type} ({name})")
 
 
+#: From this many rows (what a run needs: 1 train, 1 valid, 4 test) data that shows one label is an error; fewer are
+#: examples, and the label set comes from elsewhere.
+ONE_LABEL_ERROR_ROWS = 6
+
+
 def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None) -> None:
     """For label tasks: given, else the data's values, else the description's, the teacher's, keyword rules."""
     assert d.task_type is not None and d.outputs
@@ -264,7 +269,10 @@ def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None
         )
     if labels is None and d.data:
         labels = h.discover_labels(d.data, d.outputs[0].name, multi=label_kind(d.task_type) == "multi") or None
-        if labels and one_of and len(labels) == 1:
+        if labels and one_of and len(labels) == 1 and len(d.data) < ONE_LABEL_ERROR_ROWS:
+            notes.append(f"the data's {len(d.data)} rows show one label ({labels[0]}): not taken as the label set")
+            labels = None  # a few examples: the description, the teacher or the keyword rules name the rest
+        elif labels and one_of and len(labels) == 1:
             raise DataError(
                 f"every row of the data has the same {d.outputs[0].name} ({labels[0]!r}); a classifier needs "
                 "examples of two or more labels",
