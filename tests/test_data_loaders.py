@@ -145,6 +145,13 @@ def test_missing_file(tmp_path: Path) -> None:
         load_rows(tmp_path / "nope.csv")
 
 
+def test_an_empty_directory_names_what_to_pass(tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="cannot load dataset") as e:
+        load_rows(tmp_path / "empty", input_fields=["review"], output_fields=["label"])
+    assert "pass a CSV, JSON or JSONL file" in e.value.hint
+
+
 def test_discover_labels() -> None:
     rows = [{"l": "b"}, {"l": "a"}, {"l": "B "}, {"l": None}, {"l": "a"}, {"l": "c"}, {"l": "a"}]
     assert discover_labels(rows, "l") == ["a", "b", "c"]

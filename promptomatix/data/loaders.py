@@ -194,7 +194,10 @@ def _hf_dataset(source: str | Path, split: str | None = None) -> tuple[str, Any]
     except DataError:
         raise
     except Exception as exc:  # datasets raises many unrelated types; show its message with the source
-        raise DataError(f"{label}: cannot load dataset ({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{label}: cannot load dataset ({type(exc).__name__}: {exc})",
+            hint="pass a CSV, JSON or JSONL file, a directory of them, a saved dataset, or hf:NAME[@SPLIT]",
+        ) from None
     if isinstance(ds, datasets.DatasetDict):
         if split not in ds:
             raise DataError(f"{label}: no split {split!r} (splits: {', '.join(ds)})", hint=f"use {label}@SPLIT")
