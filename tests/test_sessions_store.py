@@ -291,6 +291,26 @@ def test_list_is_newest_first_and_tolerates_corrupt_files(store, caplog):
     assert "s-bad" in caplog.text
 
 
+def test_a_hand_edited_session_never_takes_the_list_down(store):
+    """A `created_at` without a zone made sorting fail for every session; a verdict that does not read back
+    (`"wins": "many"`) passed as valid and crashed every page showing it. Now: UTC, and a corrupt file."""
+    for sid in ("s-a", "s-naive", "s-verdict"):
+        sess = Session(session_id=sid, raw_input="task")
+        sess.add_version("p1", backend="b", valid=Score(raw=0.4))
+        store.create(sess)
+    path = store.session_file("s-naive")
+    data = json.loads(path.read_text())
+    data["created_at"] = "2026-01-01T00:00:00"  # no zone
+    path.write_text(json.dumps(data))
+    path = store.session_file("s-verdict")
+    data = json.loads(path.read_text())
+    data["versions"][0]["verdict"] = {"outcome": "improved", "wins": "many"}
+    path.write_text(json.dumps(data))
+    rows = {r.session_id: r for r in store.list()}
+    assert rows["s-naive"].readable and rows["s-naive"].created_at.tzinfo is not None
+    assert rows["s-a"].readable and not rows["s-verdict"].readable and "corrupt" in rows["s-verdict"].error
+
+
 def test_list_of_missing_root_is_empty(tmp_path):
     assert SessionStore(tmp_path / "nothing").list() == []
 

@@ -32,6 +32,13 @@ def utcnow() -> datetime:
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="after")
+    @classmethod
+    def _aware(cls, v: Any) -> Any:
+        """A time without a zone (a hand edit) is UTC, as every time we write: naive and aware times cannot be
+        compared, and one naive `created_at` made `sessions list` fail for every session."""
+        return v.replace(tzinfo=timezone.utc) if isinstance(v, datetime) and v.tzinfo is None else v
+
 
 class Usage(_Model):
     """Model usage of one step. `cost_usd` is None when the price is unknown (it is not 0 then)."""
@@ -104,6 +111,17 @@ class PromptVersion(_Model):
     pareto: list[int] = Field(default_factory=list)  # ids of the candidates on the quality-vs-length front
     # Per held-out row: input, expected, got (both prompts), scores, feedback, error.
     test_examples: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("verdict")
+    @classmethod
+    def _readable_verdict(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        """A stored paired verdict must read back as one: a broken one is a corrupt file, named as such, not a
+        crash of every page that lists the session."""
+        if isinstance(v, dict) and "wins" in v:
+            from promptomatix.metrics.verdict import PairedVerdict
+
+            PairedVerdict.model_validate(v)
+        return v
 
 
 class FeedbackItem(_Model):
