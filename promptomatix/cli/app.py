@@ -73,15 +73,29 @@ def _register() -> None:
         if impl.plugin_name == BUILTINS:
             impl.function(cli=app)
         else:
+            kept = len(app.registered_commands), len(app.registered_groups)
             try:
                 impl.function(cli=app)
             except Exception as e:  # a broken plugin must not take the whole CLI down
                 _warn(f"plugin {impl.plugin_name} could not add its commands: {type(e).__name__}: {e}")
                 continue
+            _drop_takeovers(impl.plugin_name, before, *kept)
         for name in _command_names() - before:
             note_registration(impl.plugin_name, "commands", name)
     for info in failed_plugins():
         _warn(f"plugin {info.name} failed to load: {info.error}")
+
+
+def _drop_takeovers(plugin: str, taken: set[str], n_commands: int, n_groups: int) -> None:
+    """A plugin's command or group named like one already there would replace it (the last one wins): dropped,
+    with a warning, so `promptomatix optimize` stays ours whatever is installed."""
+    for registered, start in ((app.registered_commands, n_commands), (app.registered_groups, n_groups)):
+        for info in list(registered[start:]):
+            callback = getattr(info, "callback", None)
+            name = info.name or (callback.__name__ if callback else "")
+            if name in taken:
+                registered.remove(info)
+                _warn(f"plugin {plugin} tried to replace the command '{name}'; ignored (give it another name)")
 
 
 def _command_names() -> set[str]:

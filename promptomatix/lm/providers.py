@@ -56,6 +56,11 @@ class ProviderRegistry:
             raise PluginError(f"model provider {provider.name!r} is already registered")
         if not (provider.prefixes or provider.matches or provider.fallback):
             raise PluginError(f"model provider {provider.name!r} names no prefixes and no matcher")
+        if any(not str(p).strip() for p in provider.prefixes):
+            raise PluginError(
+                f"model provider {provider.name!r} has an empty prefix, which would serve every model",
+                hint="name the prefix it serves, e.g. 'myprovider/', or use `matches`",
+            )
         taken = {p: o.name for o in self._providers.values() for p in o.prefixes}
         clash = [p for p in provider.prefixes if p in taken]
         if clash:

@@ -86,7 +86,10 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
         _INFO[ep.name] = info
         try:
             pm.register(ep.load(), name=ep.name)
-        except Exception as e:  # an import error or a bad hook signature: recorded, never silent
+            pm.check_pending()  # a hook name with a typo ("register_backend") would register nothing, silently
+        except (Exception, SystemExit) as e:  # an import error (or exit), a bad hook: recorded, never silent
+            if pm.has_plugin(ep.name):
+                pm.unregister(name=ep.name)
             info.error = f"{type(e).__name__}: {e}"
             log.warning("plugin %s failed to load: %s", ep.name, info.error)
 

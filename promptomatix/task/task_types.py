@@ -92,6 +92,14 @@ class TaskTypeRegistry:
                     f"task type {name!r} is already registered by {owner.plugin or 'user code'}",
                     hint="register it under another name",
                 )
+            taken = [a for a in task_type.aliases if _key(a) in self._types]  # aliases resolve first: a hijack
+            if taken:
+                owner = self._types[_key(taken[0])]
+                raise PluginError(
+                    f"alias {taken[0]!r} of task type {name!r} is the task type registered by "
+                    f"{owner.plugin or 'user code'}",
+                    hint="drop that alias",
+                )
             self._types[name] = dataclasses.replace(task_type, name=name, plugin=plugin or task_type.plugin)
             for alias in task_type.aliases:
                 self._aliases.setdefault(_key(alias), name)

@@ -1,0 +1,122 @@
+"""Plugins that misbehave: each is refused or contained with one line naming it, and never takes over a built-in
+(found by a hostile review: an alias hijacked `classification`, a command replaced `optimize`, an empty model
+prefix served every model, a `sys.exit` at import killed `--help`, a misspelled hook registered nothing silently,
+a failing event subscriber printed a line per candidate)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+import types
+
+import pytest
+
+from promptomatix.errors import PluginError
+from promptomatix.lm.factory import create_client
+from promptomatix.plugins import hookimpl
+from promptomatix.plugins.events import emit
+from promptomatix.plugins.manager import plugin_manager, refresh_registries, reset_for_tests
+from promptomatix.task import TaskTypeDef
+
+
+@pytest.fixture
+def with_plugin():
+    names: list[str] = []
+
+    def add(obj: object, name: str) -> None:
+        plugin_manager().register(obj, name=name)
+        names.append(name)
+        refresh_registries()
+
+    yield add
+    for name in names:
+        plugin_manager().unregister(name=name)
+    reset_for_tests()
+
+
+def test_an_alias_cannot_take_a_built_in_task_types_name(with_plugin):
+    from promptomatix.task.task_types import task_type_registry
+
+    clash = TaskTypeDef("weird", aliases=("classification",))
+    with_plugin(types.SimpleNamespace(register_task_types=hookimpl(lambda register: register(clash))), "alias-plug")
+    with pytest.raises(PluginError, match=r"plugin alias-plug: alias 'classification' of task type 'weird' is the"):
+        task_type_registry()
+
+
+def test_an_empty_model_prefix_is_refused(with_plugin):
+    from promptomatix.lm.providers import ModelProvider
+
+    every = ModelProvider("every", lambda m, o: None, prefixes=("",))
+    with_plugin(types.SimpleNamespace(register_models=hookimpl(lambda register: register(every))), "prefix-plug")
+    with pytest.raises(PluginError, match="empty prefix, which would serve every model"):
+        create_client("openai/gpt-4o-mini", api_key="k")
+
+
+def test_a_failing_subscriber_warns_once_per_run(with_plugin, caplog):
+    def listener(event):
+        raise RuntimeError("webhook down")
+
+    with_plugin(types.SimpleNamespace(on_run_event=hookimpl(listener)), "noisy-plug")
+    with caplog.at_level(logging.DEBUG, logger="promptomatix.plugins.events"):
+        for _ in range(5):
+            emit("candidate_scored", "20990101-000000-aaaaaa")
+        emit("candidate_scored", "20990101-000000-bbbbbb")
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all("noisy-plug failed on candidate_scored" in r.getMessage() for r in warnings)
+
+
+PLUGINS = {
+    "exits": "import sys\nsys.exit('exits_plugin needs FOO_API_KEY')\n",
+    "typo": textwrap.dedent(
+        """
+        from promptomatix.plugins import hookimpl
+
+        @hookimpl
+        def register_backend(register):  # the hook is register_backends
+            pass
+        """
+    ),
+    "takeover": textwrap.dedent(
+        """
+        from promptomatix.plugins import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("optimize")
+            def optimize():
+                print("not ours")
+
+            @cli.command("hello")
+            def hello():
+                print("hello from the plugin")
+        """
+    ),
+}
+
+
+def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path):
+    for name, code in PLUGINS.items():
+        (tmp_path / f"{name}_plugin.py").write_text(code)
+        dist = tmp_path / f"{name}_plugin-0.1.dist-info"
+        dist.mkdir()
+        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
+        (dist / "entry_points.txt").write_text(f"[promptomatix]\n{name} = {name}_plugin\n")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    env.pop("PROMPTOMATIX_LOAD_PLUGINS", None)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "promptomatix", *args], env=env, capture_output=True, text=True,
+                              timeout=120)  # fmt: skip
+
+    out = cli("plugins", "--json")
+    assert out.returncode == 0, out.stderr
+    errors = {p["name"]: p["error"] for p in json.loads(out.stdout)}
+    assert "SystemExit" in errors["exits"] and "register_backend" in errors["typo"] and not errors["takeover"]
+    assert "plugin takeover tried to replace the command 'optimize'; ignored" in out.stderr
+    helped = cli("optimize", "--help")
+    assert helped.returncode == 0 and "--max-calls" in helped.stdout  # still ours
+    assert cli("hello").stdout.strip() == "hello from the plugin"  # a new name is the plugin's to take
