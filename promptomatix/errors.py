@@ -60,7 +60,12 @@ class MetricError(PromptomatixError):
 
 
 class PluginError(ConfigurationError):
-    """A plugin failed to load or registered something invalid; the message names the plugin."""
+    """A plugin failed to load or registered something invalid; the message names the plugin (`plugin` too, when
+    it is known)."""
+
+    def __init__(self, message: str, *, hint: str | None = None, plugin: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.plugin = plugin
 
 
 class StateError(PromptomatixError):

@@ -14,6 +14,7 @@ import textwrap
 import types
 
 import pytest
+from pydantic import BaseModel
 
 from promptomatix.errors import PluginError
 from promptomatix.lm.factory import create_client
@@ -120,3 +121,14 @@ def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path)
     helped = cli("optimize", "--help")
     assert helped.returncode == 0 and "--max-calls" in helped.stdout  # still ours
     assert cli("hello").stdout.strip() == "hello from the plugin"  # a new name is the plugin's to take
+
+
+def test_the_plugins_report_lists_every_plugin_with_the_broken_one_marked(with_plugin):
+    from promptomatix.backends.registry import BackendEntry
+    from promptomatix.cli.plugins_cmd import plugin_report
+
+    dup = BackendEntry("dspy", BaseModel, lambda settings, cfg: None)  # the built-in's name
+    with_plugin(types.SimpleNamespace(register_backends=hookimpl(lambda register: register(dup))), "dup-plug")
+    report = {p["name"]: p for p in plugin_report()}
+    assert "promptomatix.builtins" in report and report["promptomatix.builtins"]["registered"]["backends"]
+    assert report["dup-plug"]["error"].startswith("plugin dup-plug:")

@@ -16,13 +16,20 @@ def plugin_report() -> list[dict[str, Any]]:
     from promptomatix.backends.registry import backend_registry
     from promptomatix.lm.providers import provider_registry
     from promptomatix.metrics.registry import plugin_metric_registry
+    from promptomatix.errors import PluginError
     from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
     from promptomatix.task.task_types import task_type_registry
 
-    for build in (backend_registry, task_type_registry, plugin_metric_registry, provider_registry):
-        build()
-    meta_prompt_registry()
-    dspy_module_registry()
+    builds = (backend_registry, task_type_registry, plugin_metric_registry, provider_registry, meta_prompt_registry,
+              dspy_module_registry)  # fmt: skip
+    for build in builds:
+        try:
+            build()
+        except PluginError as e:  # the command that diagnoses plugins lists them all, the broken one marked
+            broken = next((i for i in plugin_infos() if i.name == e.plugin), None)
+            if broken is None:
+                raise
+            broken.error = broken.error or e.message
     for impl in plugin_manager().hook.on_run_event.get_hookimpls():
         note_registration(impl.plugin_name, "events", "on_run_event")
     return [

@@ -123,9 +123,10 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
         try:
             impl.function(register=bound)
         except PromptomatixError as e:
-            raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or _fix_hint(plugin)) from e
+            raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or _fix_hint(plugin), plugin=plugin) from e
         except Exception as e:
-            raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=_fix_hint(plugin)) from e
+            raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=_fix_hint(plugin),
+                              plugin=plugin) from e  # fmt: skip
 
 
 def _fix_hint(plugin: str) -> str:
