@@ -132,3 +132,40 @@ def test_the_plugins_report_lists_every_plugin_with_the_broken_one_marked(with_p
     report = {p["name"]: p for p in plugin_report()}
     assert "promptomatix.builtins" in report and report["promptomatix.builtins"]["registered"]["backends"]
     assert report["dup-plug"]["error"].startswith("plugin dup-plug:")
+
+
+def test_a_plugin_backend_or_model_that_fails_names_the_plugin(with_plugin):
+    from promptomatix.backends.registry import BackendEntry, compile_backend, estimate_calls, make_backend
+    from promptomatix.config import RunConfig
+    from promptomatix.lm.providers import ModelProvider
+
+    class Broken:
+        def compile(self, ctx, initial, data):
+            return None  # not a BackendResult
+
+        def estimate_calls(self, n_train, n_valid):
+            return "lots"
+
+    def build(settings, cfg):
+        if cfg.seed == 1:
+            raise RuntimeError("no config file")
+        return Broken()
+
+    class Settings(BaseModel):
+        tries: int = 1
+
+    entry = BackendEntry("broken", Settings, build)
+    none = ModelProvider("none", lambda model, options: None, prefixes=("none/",))
+    plugin = types.SimpleNamespace(register_backends=hookimpl(lambda register: register(entry)),
+                                   register_models=hookimpl(lambda register: register(none)))  # fmt: skip
+    with_plugin(plugin, "bad-plug")
+    cfg = RunConfig(raw_input="x", backend="broken")
+    with pytest.raises(PluginError, match=r"plugin bad-plug: backend 'broken' build failed: RuntimeError: no config"):
+        make_backend(cfg.model_copy(update={"seed": 1}))
+    with pytest.raises(PluginError, match="compile returned NoneType, not a BackendResult") as e:
+        compile_backend(cfg, make_backend(cfg), None, None, None)
+    assert e.value.plugin == "bad-plug"
+    with pytest.raises(PluginError, match=r"plugin bad-plug: backend 'broken' call estimate failed: ValueError"):
+        estimate_calls(cfg, 4, 4)
+    with pytest.raises(PluginError, match=r"model provider 'none' .* returned NoneType for 'none/x'"):
+        create_client("none/x")

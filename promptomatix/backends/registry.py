@@ -130,10 +130,29 @@ def backend_settings(cfg: RunConfig) -> Any:
         ) from None
 
 
+def compile_backend(cfg: RunConfig, backend: Any, ctx: Any, initial: Any, data: Any) -> BackendResult:
+    """`backend.compile(...)`; a plugin backend's failure, or an answer that is not a BackendResult, names it."""
+    from promptomatix.backends.base import BackendResult
+    from promptomatix.plugins.manager import plugin_code
+
+    entry = backend_registry().get(cfg.backend)
+    with plugin_code(entry.plugin, f"backend {entry.name!r} compile"):
+        result = backend.compile(ctx, initial, data)
+    if not isinstance(result, BackendResult):
+        raise PluginError(
+            f"backend {entry.name!r} ({entry.plugin}) compile returned {type(result).__name__}, not a BackendResult",
+            hint="compile(ctx, initial, data) must return a BackendResult", plugin=entry.plugin,
+        )  # fmt: skip
+    return result
+
+
 def make_backend(cfg: RunConfig) -> Any:
     """The run's backend, built from the registered entry; it must satisfy the Backend protocol."""
+    from promptomatix.plugins.manager import plugin_code
+
     entry = backend_registry().get(cfg.backend)
-    backend = entry.build(backend_settings(cfg), cfg)
+    with plugin_code(entry.plugin, f"backend {entry.name!r} build"):
+        backend = entry.build(backend_settings(cfg), cfg)
     if not callable(getattr(backend, "compile", None)):
         raise PluginError(
             f"backend {entry.name!r} ({entry.plugin}) built {type(backend).__name__}, which has no compile()",
@@ -144,16 +163,22 @@ def make_backend(cfg: RunConfig) -> Any:
 
 def estimate_calls(cfg: RunConfig, n_train: int, n_valid: int, budget: int | None = None) -> int:
     """Expected LM calls of the optimizer stage, for dry runs; `budget`: calls it may make (meta: plan.py)."""
+    from promptomatix.plugins.manager import plugin_code
+
     entry = backend_registry().get(cfg.backend)
     settings = backend_settings(cfg)
-    if entry.estimate is not None:
-        return int(entry.estimate(settings, n_train, n_valid, budget))
-    return int(entry.build(settings, cfg).estimate_calls(n_train, n_valid))
+    with plugin_code(entry.plugin, f"backend {entry.name!r} call estimate"):  # int("lots") included
+        if entry.estimate is not None:
+            return int(entry.estimate(settings, n_train, n_valid, budget))
+        return int(entry.build(settings, cfg).estimate_calls(n_train, n_valid))
 
 
 def search_plan(cfg: RunConfig, n_train: int, n_valid: int, budget: int | None = None) -> list[str]:
     """The search plan sized to the data and the budget, as lines for the dry run (empty when none is known)."""
+    from promptomatix.plugins.manager import plugin_code
+
     entry = backend_registry().get(cfg.backend)
     if entry.plan_lines is None:
         return []
-    return entry.plan_lines(backend_settings(cfg), n_train, n_valid, budget)
+    with plugin_code(entry.plugin, f"backend {entry.name!r} search plan"):
+        return [str(line) for line in entry.plan_lines(backend_settings(cfg), n_train, n_valid, budget)]

@@ -14,9 +14,9 @@ def plugin_report() -> list[dict[str, Any]]:
     from promptomatix.backends.dspy_settings import dspy_module_registry
     from promptomatix.backends.meta_prompts import meta_prompt_registry
     from promptomatix.backends.registry import backend_registry
+    from promptomatix.errors import PluginError
     from promptomatix.lm.providers import provider_registry
     from promptomatix.metrics.registry import plugin_metric_registry
-    from promptomatix.errors import PluginError
     from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
     from promptomatix.task.task_types import task_type_registry
 

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
+from promptomatix.errors import PluginError
 from promptomatix.lm.boundary import Budget, LMBoundary, ModelClient, RetryPolicy, RoleSettings, UsageReport
 from promptomatix.lm.cache import ResponseCache
 from promptomatix.lm.catalog import DEFAULT_LOCAL_MODEL, KNOWN_MODELS
@@ -80,7 +81,18 @@ def create_client(
         request_timeout=request_timeout,
         extra=dict(extra),
     )
-    return provider_registry().for_model(model).factory(model, options)
+    from promptomatix.plugins.manager import plugin_code
+
+    provider = provider_registry().for_model(model)
+    with plugin_code(provider.plugin, f"model provider {provider.name!r} for {model!r}"):
+        client = provider.factory(model, options)
+    if not callable(getattr(client, "complete", None)):
+        raise PluginError(
+            f"model provider {provider.name!r} ({provider.plugin or 'user code'}) returned "
+            f"{type(client).__name__} for {model!r}, which has no complete()",
+            hint="the factory must return a ModelClient", plugin=provider.plugin,
+        )  # fmt: skip
+    return client
 
 
 def local_client(model: str, options: Any) -> ModelClient:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +128,23 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
         except Exception as e:
             raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=_fix_hint(plugin),
                               plugin=plugin) from e  # fmt: skip
+
+
+@contextmanager
+def plugin_code(plugin: str, what: str) -> Iterator[None]:
+    """Run a registered object's code: a plugin's failure becomes a PluginError naming the plugin, what failed
+    and the fix (not "unexpected error: RuntimeError"); our errors and the built-ins' pass unchanged."""
+    try:
+        yield
+    except PromptomatixError:
+        raise
+    except Exception as e:
+        if not plugin or plugin == BUILTINS:
+            raise
+        from promptomatix.run_guard import one_line
+
+        raise PluginError(f"plugin {plugin}: {what} failed: {one_line(f'{type(e).__name__}: {e}')}",
+                          hint=_fix_hint(plugin), plugin=plugin) from e  # fmt: skip
 
 
 def _fix_hint(plugin: str) -> str:

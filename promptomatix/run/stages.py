@@ -148,12 +148,12 @@ def search_stage(env: RunEnv, st: RunState) -> None:
 
 
 def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> BackendResult:
-    from promptomatix.backends.registry import make_backend
+    from promptomatix.backends.registry import compile_backend, make_backend
 
     try:
         backend = make_backend(env.config)
         _freeze_imports()
-        return backend.compile(ctx, st.need("initial"), st.need("splits").backend_view())
+        return compile_backend(env.config, backend, ctx, st.need("initial"), st.need("splits").backend_view())
     except BudgetExceeded as e:
         raise BudgetExceeded(
             f"the budget ran out before the initial prompt was scored ({e.message})",
