@@ -169,3 +169,14 @@ def test_a_plugin_backend_or_model_that_fails_names_the_plugin(with_plugin):
         estimate_calls(cfg, 4, 4)
     with pytest.raises(PluginError, match=r"model provider 'none' .* returned NoneType for 'none/x'"):
         create_client("none/x")
+
+
+def test_a_plugin_metric_that_is_not_callable_fails_the_run_before_any_call(with_plugin, tmp_path):
+    from tests.test_pipeline import fakes, run
+
+    plugin = types.SimpleNamespace(register_metrics=hookimpl(lambda register: register("classification", 42)))
+    with_plugin(plugin, "metric-plug")
+    clients, task, teacher = fakes()
+    with pytest.raises(PluginError, match="plugin metric-plug: metric for task type 'classification' is not callable"):
+        run(tmp_path, clients=clients)
+    assert task.n == 0 and teacher.n == 0

@@ -2,46 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import typer
 
-KINDS = ("backends", "task_types", "metrics", "models", "meta_prompts", "dspy_modules", "commands", "events")
+from promptomatix.plugins.report import KINDS, plugin_report
 
-
-def plugin_report() -> list[dict[str, Any]]:
-    """Build every registry (so every register hook has run), then report per plugin. Imports no DSPy."""
-    from promptomatix.backends.dspy_settings import dspy_module_registry
-    from promptomatix.backends.meta_prompts import meta_prompt_registry
-    from promptomatix.backends.registry import backend_registry
-    from promptomatix.errors import PluginError
-    from promptomatix.lm.providers import provider_registry
-    from promptomatix.metrics.registry import plugin_metric_registry
-    from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
-    from promptomatix.task.task_types import task_type_registry
-
-    builds = (backend_registry, task_type_registry, plugin_metric_registry, provider_registry, meta_prompt_registry,
-              dspy_module_registry)  # fmt: skip
-    for build in builds:
-        try:
-            build()
-        except PluginError as e:  # the command that diagnoses plugins lists them all, the broken one marked
-            broken = next((i for i in plugin_infos() if i.name == e.plugin), None)
-            if broken is None:
-                raise
-            broken.error = broken.error or e.message
-    for impl in plugin_manager().hook.on_run_event.get_hookimpls():
-        note_registration(impl.plugin_name, "events", "on_run_event")
-    return [
-        {
-            "name": info.name,
-            "distribution": info.distribution,
-            "version": info.version,
-            "error": info.error or None,
-            "registered": {k: info.registered[k] for k in KINDS if info.registered.get(k)},
-        }
-        for info in plugin_infos()
-    ]
+__all__ = ["KINDS", "plugin_report", "register"]
 
 
 def register(app: typer.Typer) -> None:

@@ -32,6 +32,7 @@ def run_new(
     """A run from the task description; `prepare` replaces the spec and data stages (Run.prepare)."""
     dry = env.config.dry_run
     check_track(env.track)
+    check_plugins()
     with _tracked(env, dry) as out, _ending(env, st):
         env.recorder.open(env.config)
         if not dry:
@@ -53,6 +54,7 @@ def run_new(
 def run_search(env: RunEnv, st: RunState, command: str) -> OptimizationResult:
     """Search, held-out scoring and result on a saved session's spec and data (refine, resume)."""
     check_track(env.track)
+    check_plugins()
     with _tracked(env, False) as out, _ending(env, st):
         env.recorder.started(env.config, command)
         out.result = _search_to_result(env, st)
@@ -87,6 +89,15 @@ def _tracked(env: RunEnv, dry: bool) -> Iterator[_Outcome]:
             note = track_run(env.track, env, sid)
             if note and out.result is not None:
                 out.result.notes.append(note)
+
+
+def check_plugins() -> None:
+    """Build every registry the plugins add to, before the first call: a plugin that registers something invalid
+    (a metric that is not callable) fails the run before it spends anything, not when the first row is scored.
+    Cheap: building them imports no DSPy or litellm."""
+    from promptomatix.plugins.report import plugin_report
+
+    plugin_report(strict=True)
 
 
 def check_track(value: str | None) -> None:

@@ -1,0 +1,44 @@
+"""What the plugins registered: every registry built from the hooks, reported per plugin (`promptomatix plugins`),
+and checked before a run spends anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+KINDS = ("backends", "task_types", "metrics", "models", "meta_prompts", "dspy_modules", "commands", "events")
+
+
+def plugin_report(*, strict: bool = False) -> list[dict[str, Any]]:
+    """Build every registry (so every register hook has run), then report per plugin. Imports no DSPy.
+    `strict`: a plugin that registers something invalid raises (a run), rather than being marked (the listing)."""
+    from promptomatix.backends.dspy_settings import dspy_module_registry
+    from promptomatix.backends.meta_prompts import meta_prompt_registry
+    from promptomatix.backends.registry import backend_registry
+    from promptomatix.errors import PluginError
+    from promptomatix.lm.providers import provider_registry
+    from promptomatix.metrics.registry import plugin_metric_registry
+    from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
+    from promptomatix.task.task_types import task_type_registry
+
+    builds = (backend_registry, task_type_registry, plugin_metric_registry, provider_registry, meta_prompt_registry,
+              dspy_module_registry)  # fmt: skip
+    for build in builds:
+        try:
+            build()
+        except PluginError as e:  # the command that diagnoses plugins lists them all, the broken one marked
+            broken = next((i for i in plugin_infos() if i.name == e.plugin), None)
+            if broken is None or strict:
+                raise
+            broken.error = broken.error or e.message
+    for impl in plugin_manager().hook.on_run_event.get_hookimpls():
+        note_registration(impl.plugin_name, "events", "on_run_event")
+    return [
+        {
+            "name": info.name,
+            "distribution": info.distribution,
+            "version": info.version,
+            "error": info.error or None,
+            "registered": {k: info.registered[k] for k in KINDS if info.registered.get(k)},
+        }
+        for info in plugin_infos()
+    ]
