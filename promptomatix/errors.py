@@ -55,6 +55,10 @@ class SessionError(PromptomatixError):
     """A session cannot be found, read or written."""
 
 
+class NotFoundError(SessionError):
+    """What was asked for (a session, version, candidate, feedback item, run) does not exist (the UI's 404)."""
+
+
 class MetricError(PromptomatixError):
     """A metric is unknown or failed to compute."""
 

@@ -150,6 +150,16 @@ def test_unknown_and_invalid_sessions_are_404(client):
     assert client.get("/s/20261122-043012-3f9a1c/export").status_code == 404
 
 
+def test_what_does_not_exist_is_404_and_json_asks_get_json(client, sid):
+    """A missing version, candidate or run was 409 (a conflict), an export of a missing version 200, and the run
+    status poll answered a missing run with an HTML page."""
+    assert client.get(f"/s/{sid}?v=999").status_code == 404
+    assert client.get(f"/s/{sid}/export?format=json&v=999").status_code == 404
+    assert client.get(f"/s/{sid}/export?format=text&v=999").status_code == 404
+    missing = client.get("/jobs/nope/status")
+    assert missing.status_code == 404 and "no such run" in missing.json()["error"]
+
+
 def test_verdict_pareto_and_examples_render(client, store, sid):
     def add(s):
         v = s.get_version(1)
@@ -252,7 +262,7 @@ def test_edit_resolve_reopen_delete(client, store, sid):
     assert act("fb1", "reopen").status_code == 303
     assert doc(store, sid)["feedback"][0]["status"] == "open"
     assert act("fb1", "explode").status_code == 400
-    assert act("fb9", "resolve").status_code == 409
+    assert act("fb9", "resolve").status_code == 404  # no such item
     assert act("fb1", "edit", comment="   ").status_code == 400
 
 
@@ -278,7 +288,7 @@ def test_pick_a_candidate_makes_a_new_version(client, store, sid):
     assert v2.settings["picked"] == {"version": 1, "candidate": cand["id"]}
     assert v2.valid == Score(raw=cand["valid_raw"], penalized=cand["valid_penalized"])
     bad = client.post(f"/s/{sid}/pick", data={"csrf": CSRF, "version": "1", "candidate": "999"})
-    assert bad.status_code == 409 and len(store.load(sid).versions) == 2
+    assert bad.status_code == 404 and len(store.load(sid).versions) == 2  # no such candidate
 
 
 def test_exports(client, store, sid):

@@ -160,7 +160,7 @@ def test_runs_need_csrf_and_a_known_kind(store):
         assert c.post(f"/s/{sid}/run/refine", data={}).status_code == 403
         assert post(c, f"/s/{sid}/run/format-disk").status_code == 404
         assert post(c, "/s/20261122-043012-3f9a1c/run/refine").status_code == 404
-        assert post(c, "/jobs/nope/cancel").status_code == 409
+        assert post(c, "/jobs/nope/cancel").status_code == 404  # no such run
         assert c.app.state.runs.jobs == {}
 
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from promptomatix.errors import SessionError
+from promptomatix.errors import NotFoundError, SessionError
 from promptomatix.sessions.ids import ID_EXAMPLE, is_valid_id
 
 SCHEMA_VERSION = 1
@@ -233,7 +233,7 @@ class Session(_Model):
             if v.version == number:
                 return v
         have = ", ".join(str(v.version) for v in self.versions)
-        raise SessionError(f"session {self.session_id} has no version {number} (it has: {have})")
+        raise NotFoundError(f"session {self.session_id} has no version {number} (it has: {have})")
 
     def best_version(self) -> PromptVersion | None:
         """The version with the highest validation selection score (ties: the later one)."""
@@ -282,7 +282,7 @@ class Session(_Model):
         for f in self.feedback:
             if f.id == feedback_id:
                 return f
-        raise SessionError(
+        raise NotFoundError(
             f"session {self.session_id} has no feedback {feedback_id!r}",
             hint=f"see `promptomatix feedback list {self.session_id}`",
         )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from promptomatix.errors import SessionError
+from promptomatix.errors import NotFoundError, SessionError
 from promptomatix.metrics.pareto import best_for_lambda, candidate_points, pareto_front
 from promptomatix.sessions.models import PromptVersion, Score, Session
 
@@ -21,7 +21,7 @@ def _candidate(source: PromptVersion, cand_id: int) -> dict[str, Any]:
     cand = next((c for c in source.candidates if c.get("id") == cand_id), None)
     if cand is None or not isinstance(cand.get("prompt"), str):
         have = ", ".join(f"#{c.get('id')}" for c in source.candidates if c.get("valid_raw") is not None)
-        raise SessionError(
+        raise NotFoundError(
             f"version {source.version} has no candidate #{cand_id}",
             hint=f"candidates scored on valid: {have or 'none'} (see `sessions show ID --pareto`)",
         )

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from promptomatix.errors import SessionError
+from promptomatix.errors import NotFoundError, SessionError
 from promptomatix.sessions.fs import try_lock, writing
 
 RUN_LOCK_FILE = ".run.lock"
@@ -119,7 +119,7 @@ def hold_run_lock(directory: Path, session_id: str, *, command: str) -> Iterator
                 entry[1] -= 1
         return
     if not directory.is_dir():
-        raise SessionError(f"no session {session_id!r}", hint="see `promptomatix sessions list`")
+        raise NotFoundError(f"no session {session_id!r}", hint="see `promptomatix sessions list`")
     with writing(path, "lock"):
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
@@ -129,7 +129,7 @@ def hold_run_lock(directory: Path, session_id: str, *, command: str) -> Iterator
         except FileNotFoundError:
             same_file = False
         if not same_file:  # deleted (`sessions delete`) between our open and our lock
-            raise SessionError(f"session {session_id} was deleted", hint="see `promptomatix sessions list`")
+            raise NotFoundError(f"session {session_id} was deleted", hint="see `promptomatix sessions list`")
         owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
                  "started": datetime.now().astimezone().isoformat(timespec="seconds")}  # fmt: skip
         with writing(path):

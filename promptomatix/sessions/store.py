@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from promptomatix.errors import ConfigurationError, SessionError
+from promptomatix.errors import ConfigurationError, NotFoundError, SessionError
 from promptomatix.sessions.fs import WRITABLE_HINT, atomic_write, try_lock, writing
 from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
@@ -158,7 +158,7 @@ class SessionStore:
         return self._read(session_id)
 
     def _missing(self, session_id: str) -> SessionError:
-        return SessionError(
+        return NotFoundError(
             f"no session {session_id!r} in {_display(self.root)}",
             hint="see `promptomatix sessions list`",
         )
@@ -337,7 +337,9 @@ class SessionStore:
     def export(self, session_id: str, format: ExportFormat = "text", version: int | None = None) -> str:
         """The prompt as the model sees it (text), the session (json), or the saved DSPy program (dspy)."""
         session = self.load(session_id)
-        if format == "json":
+        if format == "json":  # the whole session; a version named must still exist
+            if version is not None:
+                session.get_version(version)
             return self._serialize(session.model_dump(mode="json"))
         if format not in ("text", "dspy"):
             raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")

@@ -22,7 +22,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from promptomatix.errors import PromptomatixError, SessionError
+from promptomatix.errors import NotFoundError, PromptomatixError, SessionError
 from promptomatix.sessions import SessionStore
 from promptomatix.ui import actions, jobs, pages
 from promptomatix.ui.runs import RunManager
@@ -70,7 +70,7 @@ def _templates() -> Jinja2Templates:
 async def _error_page(request: Request, exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         status, message = exc.status_code, str(exc.detail)
-    elif isinstance(exc, SessionError) and str(exc).startswith(("no session", "invalid session id")):
+    elif isinstance(exc, NotFoundError) or (isinstance(exc, SessionError) and str(exc).startswith("invalid session id")):
         status, message = 404, str(exc)
     elif isinstance(exc, PromptomatixError):
         status, message = 400 if not isinstance(exc, SessionError) else 409, str(exc)

@@ -8,7 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from promptomatix.errors import PromptomatixError, SessionError
+from promptomatix.errors import NotFoundError, PromptomatixError, SessionError
 from promptomatix.sessions import Session, SessionStore, validate_id
 from promptomatix.ui import views
 
@@ -126,8 +126,12 @@ async def job_page(request: Request) -> Response:
 
 
 async def job_status(request: Request) -> Response:
+    """JSON, errors too: the page's script polls it."""
     since = _int(request.query_params.get("since")) or 0
-    return JSONResponse(_job(request).snapshot(since=max(0, since)))
+    job = request.app.state.runs.get(request.path_params["jid"])
+    if job is None:
+        return JSONResponse({"error": "no such run on this server (runs are kept in memory until it stops)"}, 404)
+    return JSONResponse(job.snapshot(since=max(0, since)))
 
 
 async def export(request: Request) -> Response:
@@ -139,7 +143,7 @@ async def export(request: Request) -> Response:
     try:
         body = store_of(request).export(sid, fmt, version=version)  # type: ignore[arg-type]
     except SessionError as e:
-        raise HTTPException(409 if "no saved DSPy program" in str(e) else 404, str(e)) from None
+        raise HTTPException(404 if isinstance(e, NotFoundError) else 409, str(e)) from None
     ext, media = {"text": ("txt", "text/plain"), "json": ("json", "application/json"),
                   "dspy": ("json", "application/json")}[fmt]  # fmt: skip
     suffix = f"-v{version}" if version else ""

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from promptomatix.errors import PromptomatixError, RunInterrupted, SessionError
+from promptomatix.errors import NotFoundError, PromptomatixError, RunInterrupted, SessionError
 from promptomatix.sessions import SessionStore
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,7 @@ class RunManager:
     def cancel(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
         if job is None:
-            raise SessionError(f"no run {job_id!r} on this server")
+            raise NotFoundError(f"no run {job_id!r} on this server")
         if job.live:
             job.cancel_flag.set()
             job.status = "cancelling"
