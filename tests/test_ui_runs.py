@@ -100,7 +100,7 @@ def test_new_optimization_from_an_uploaded_csv(store):
         assert s.status == "completed" and s.get_version(1).prompt
         kept = [*s.data["train"], *s.data["valid"], *s.data.get("test", [])]
         assert {r["review"] for r in kept} <= {r["review"] for r in rows()}
-        assert s.run_config["data"].startswith(str(store.root / ".uploads"))  # resume reads the same file
+        assert s.run_config["data"].startswith(str(store.root / ".uploads" / "reviews-"))  # resume reads it
         assert [x.session_id for x in store.list()] == [s.session_id]  # the upload folder is not a session
 
 
@@ -114,6 +114,9 @@ def test_new_optimization_rejections(store):
         assert c.post("/new", data={"csrf": CSRF, "task": " "}).status_code == 400
         r = c.post("/new", data={"csrf": CSRF, "task": "Classify reviews", "backend": "nonsense"})
         assert r.status_code == 400
+        r = c.post("/new", data={"csrf": CSRF, "task": "Classify reviews", "backend": "nonsense"},
+                   files={"data": ("r.csv", csv_bytes(), "text/csv")})  # fmt: skip
+        assert r.status_code == 400 and not any((store.root / ".uploads").glob("*"))  # the refused upload is gone
         assert c.app.state.runs.jobs == {} and store.list() == []
 
 

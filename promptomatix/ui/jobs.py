@@ -6,6 +6,7 @@ cancel becomes the run's Ctrl-C path.
 
 from __future__ import annotations
 
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from promptomatix.errors import ConfigurationError
+from promptomatix.errors import ConfigurationError, PromptomatixError
 from promptomatix.ui.actions import _refuse_if_busy
 from promptomatix.ui.actions import _text as _field
 from promptomatix.ui.pages import _int, session_id, store_of
@@ -69,7 +70,8 @@ async def _save_upload(request: Request, upload: UploadFile) -> str | None:
         return None
     folder = store_of(request).root / UPLOADS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{secrets.token_hex(8)}{suffix}"
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40].strip("_") or "data"
+    path = folder / f"{stem}-{secrets.token_hex(4)}{suffix}"  # errors about the file name the user's file
     path.write_bytes(body)
     return str(path)
 
@@ -116,8 +118,18 @@ async def start_optimize(request: Request) -> Response:
     from promptomatix.config import RunConfig
 
     store = store_of(request)
-    cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
-    runs = request.app.state.runs
+    try:
+        cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
+        job = request.app.state.runs.start("optimize", None, _optimize_work(request, cfg))
+    except PromptomatixError:
+        if data:
+            Path(data).unlink(missing_ok=True)  # a refused form leaves no upload behind
+        raise
+    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+
+
+def _optimize_work(request: Request, cfg: Any) -> Any:
+    store, runs = store_of(request), request.app.state.runs
 
     def work(job: Job, progress: Any) -> Any:
         from promptomatix.pipeline import Run
@@ -131,8 +143,7 @@ async def start_optimize(request: Request) -> Response:
         run.progress = report
         return run.execute()
 
-    job = runs.start("optimize", None, work)
-    return RedirectResponse(f"/jobs/{job.id}", status_code=303)
+    return work
 
 
 async def cancel_job(request: Request) -> Response:
