@@ -118,6 +118,7 @@ def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path)
     errors = {p["name"]: p["error"] for p in json.loads(out.stdout)}
     assert "SystemExit" in errors["exits"] and "register_backend" in errors["typo"] and not errors["takeover"]
     assert "plugin takeover tried to replace the command 'optimize'; ignored" in out.stderr
+    assert out.stderr.count("plugin exits failed to load") == 1 and "PROMPTOMATIX_LOAD_PLUGINS" in out.stderr
     helped = cli("optimize", "--help")
     assert helped.returncode == 0 and "--max-calls" in helped.stdout  # still ours
     assert cli("hello").stdout.strip() == "hello from the plugin"  # a new name is the plugin's to take

@@ -65,9 +65,18 @@ def _register() -> None:
     A built-in that fails to import is a bug and fails loudly. A plugin that fails to load or to register is not
     silently dropped either: one warning line names it (and `promptomatix plugins` shows the error).
     """
-    from promptomatix.plugins.manager import BUILTINS, failed_plugins, note_registration, plugin_manager
+    import logging
 
-    pm = plugin_manager()
+    from promptomatix.plugins.manager import BUILTINS, LOAD_ENV, failed_plugins, note_registration, plugin_manager
+    from promptomatix.run_guard import one_line
+
+    manager_log = logging.getLogger("promptomatix.plugins.manager")
+    level = manager_log.level
+    manager_log.setLevel(logging.ERROR)  # its load warnings are printed below, once each, with the fix
+    try:
+        pm = plugin_manager()
+    finally:
+        manager_log.setLevel(level)
     for impl in pm.hook.register_commands.get_hookimpls():
         before = _command_names()
         if impl.plugin_name == BUILTINS:
@@ -83,7 +92,8 @@ def _register() -> None:
         for name in _command_names() - before:
             note_registration(impl.plugin_name, "commands", name)
     for info in failed_plugins():
-        _warn(f"plugin {info.name} failed to load: {info.error}")
+        _warn(f"plugin {info.name} failed to load: {one_line(info.error)} (fix or uninstall it, or leave it out "
+              f"with {LOAD_ENV}=<the plugins to load>)")  # fmt: skip
 
 
 def _drop_takeovers(plugin: str, taken: set[str], n_commands: int, n_groups: int) -> None:
