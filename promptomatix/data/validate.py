@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
 from collections import Counter
@@ -57,6 +58,11 @@ def row_key(spec: TaskSpec, row: dict[str, Any]) -> str:
     return "\x1f".join(normalize_text(row.get(name, "")) for name in spec.input_names)
 
 
+def _is_nan(value: Any) -> bool:
+    """pandas gives NaN for a blank cell (`str` of it, "nan", would become a value, and a class)."""
+    return isinstance(value, float) and math.isnan(value)
+
+
 def check_row(spec: TaskSpec, row: Any) -> tuple[dict[str, Any] | None, str | None]:
     """(clean row, None) or (None, reason). Clean rows hold exactly the spec's fields, typed and canonical."""
     if not isinstance(row, dict):
@@ -67,7 +73,7 @@ def check_row(spec: TaskSpec, row: Any) -> tuple[dict[str, Any] | None, str | No
         if f.name not in row:
             return None, f"missing field '{f.name}'"
         value = row[f.name]
-        if value is None or (isinstance(value, str) and not value.strip()) or value != value:  # NaN: pandas' blank
+        if value is None or (isinstance(value, str) and not value.strip()) or _is_nan(value):
             return None, f"empty field '{f.name}'"
         if f.labels and multi:
             items = value if isinstance(value, list) else str(value).split(",")
