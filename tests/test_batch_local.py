@@ -56,6 +56,22 @@ def test_failing_job_does_not_stop_the_others_and_rerun_skips_completed(env):
     assert len(store.list()) == 4
 
 
+def test_a_running_batch_job_holds_its_sessions_run_lock(env, monkeypatch):
+    """The batch creates the session before the job runs, and Run only locks a session it creates: `sessions list`
+    called the live job stale, and a `resume` (or `delete`) ran beside it."""
+    from promptomatix.pipeline import Run
+
+    seen, execute = [], Run.execute
+
+    def spy(run):
+        seen.append(run.env.recorder.store.live_run(run.session_id))
+        return execute(run)
+
+    monkeypatch.setattr(Run, "execute", spy)
+    code, _ = batch(str(write_jobs(env, "jobs:\n  - {name: one}\n")))
+    assert code == 0 and seen and seen[0] is not None and seen[0]["command"] == "batch"
+
+
 def test_csv_output_and_all_completed_exits_zero(env):
     jobs = write_jobs(env, "jobs:\n  - {name: only}\n")
     r = runner.invoke(app, ["batch", str(jobs), "--csv", "-q"], catch_exceptions=False)

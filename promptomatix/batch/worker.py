@@ -91,6 +91,7 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
     from promptomatix.config import RunConfig
     from promptomatix.followup import resume
     from promptomatix.pipeline import Run
+    from promptomatix.run_guard import run_lock
 
     try:
         clients = job_clients(p)
@@ -101,7 +102,8 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
             resume(p.session_id, store=store, clients=clients, api_key=p.api_key)
         else:
             cfg = RunConfig.from_kwargs(**p.options, api_key=p.api_key)
-            Run(cfg, clients=clients, store=store, session_id=p.session_id).execute()
+            with run_lock(store, p.session_id, "batch"):  # the session exists already: Run would not lock it
+                Run(cfg, clients=clients, store=store, session_id=p.session_id).execute()
         return "completed", None, False
     except RunInterrupted as e:
         return "interrupted", e.message, False
