@@ -127,6 +127,24 @@ def test_ctrl_c_mid_run_keeps_the_best_so_far_where_users_look(env):
     assert export.returncode == 0 and export.stdout.startswith("[system]")
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_end_a_run_as_ctrl_c_does(env, sig):
+    """`timeout`, `docker stop` and a closed terminal send these: they killed the run at once, leaving the session
+    `running` with no version."""
+    p = optimize(env, latency=0.2, role="task")
+    s = wait_for(lambda s: s.status == "running" and (s.progress.get("checkpoint") or {}).get("round") == 0, env)
+    p.send_signal(sig)
+    try:
+        _, err = p.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        p.communicate()
+        pytest.fail("no exit within 20 s of the signal")
+    assert p.returncode == 130 and "best so far saved as version 1" in err and "Traceback" not in err
+    after = SessionStore(env["PROMPTOMATIX_SESSIONS_DIR"]).load(s.session_id)
+    assert after.status == "interrupted" and len(after.versions) == 1
+
+
 def test_three_concurrent_resumes_one_runs_the_others_refuse(env):
     dry = subprocess.run(
         [CLI, "optimize", TASK, "--data", env["DATA"], "--dry-run", "--json"],

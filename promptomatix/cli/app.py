@@ -152,11 +152,19 @@ def quiet_dspy_if_loaded() -> None:
         logger.setLevel(logging.ERROR)
 
 
+def _stop_as_interrupt(signum: int, frame: object) -> None:
+    """SIGTERM and SIGHUP end a run as Ctrl-C does: best so far saved, session `interrupted`, exit 130 (they killed
+    it at once, leaving it `running` with no version)."""
+    raise KeyboardInterrupt
+
+
 def _exit_interrupted(message: str) -> None:
     """Exit 130 with one line. A provider call still hanging in a worker thread must not hold the exit (Python
     joins worker threads at exit): the session is saved already, so the CLI process leaves at once."""
     from promptomatix.cli.render import error_line
 
+    if threading.current_thread() is threading.main_thread():  # the session is saved: a second Ctrl-C while the
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # line prints must not end in a traceback and exit -2
     error_line(message)
     if LAUNCHED and any(
         t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
@@ -171,6 +179,9 @@ def main(argv: list[str] | None = None) -> None:
     """Entry point with the single error boundary."""
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
+        for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # `timeout`, docker stop, a closed terminal
+            if stop is not None:
+                signal.signal(stop, _stop_as_interrupt)
     debug = os.environ.get("PROMPTOMATIX_DEBUG") == "1"
     try:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
