@@ -180,3 +180,18 @@ def test_resume_help_states_the_kept_version_rule():
     r = CliRunner().invoke(app, ["resume", "--help"], terminal_width=200)
     assert r.exit_code == 0
     assert "when it scores lower the saved version stays the latest" in " ".join(r.output.split())
+
+
+def test_a_refine_stopped_before_it_found_better_adds_no_version(tmp_path):
+    """A stopped refine saved its best so far, a copy of version 1 (or the initial prompt of a resumed run, worse
+    than v1), as version 2: the latest, which `export` and `refine` use, and flagged interrupted."""
+    import promptomatix
+
+    r = run(tmp_path)
+    clients = fakes(task_interrupt=9)[0]  # the refine's baseline on 6 valid rows is scored, round 1 is not
+    with pytest.raises(RunInterrupted) as e:
+        promptomatix.optimize_with_feedback(r.session_id, clients=clients, sessions_dir=str(tmp_path / "s"))
+    assert "saved as version" not in e.value.message
+    s = load_session(r.session_id, sessions_dir=str(tmp_path / "s"))
+    assert [v.version for v in s.versions] == [1] and not s.latest_version().settings.get("interrupted")
+    assert "interrupted_not_saved" in str(s.events)

@@ -204,7 +204,11 @@ class SessionRecorder:
             cp = progress.checkpoint  # round 0: the initial prompt with its baseline valid score
             if cp is None or spec is None or progress.saved_version:
                 return
-            v = s.add_version(**interrupted_version(cp, spec, progress.backend or backend))
+            kept = interrupted_version(cp, spec, progress.backend or backend)
+            if not _beats_the_latest(s, kept):  # a stopped resume/refine must not bury a better version
+                s.add_event("interrupted_not_saved", why="its best so far does not beat the latest version")
+                return
+            v = s.add_version(**kept)
             s.progress["saved_version"] = v.version
             holder["v"] = v.version
 
@@ -251,6 +255,18 @@ def interrupted_version(cp: Checkpoint, spec: TaskSpec, backend: str) -> dict[st
         "initial_valid": Score(raw=cp.initial_valid_raw, penalized=cp.initial_valid_penalized),
         "program_json": best.program_json,
     }
+
+
+def _beats_the_latest(session: Any, kept: dict[str, Any]) -> bool:
+    """A resumed or refined run stopped early: its best so far becomes the latest version (the one `export` and
+    `refine` use) only when it is a different prompt that scores higher on the same valid rows."""
+    latest = session.latest_version() if session.versions else None
+    if latest is None:
+        return True
+    if latest.prompt == kept["prompt"]:
+        return False
+    mine, theirs = kept["valid"].penalized, latest.valid.penalized if latest.valid else None
+    return mine is not None and (theirs is None or mine > theirs + 1e-9)
 
 
 @contextmanager
