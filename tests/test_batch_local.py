@@ -116,6 +116,21 @@ def test_ctrl_c_stops_the_batch_and_a_rerun_resumes_the_interrupted_job(env, mon
     assert session.status == "completed" and "interrupted" in [e["kind"] for e in session.events]
 
 
+def test_an_interrupted_batch_says_so_once_and_exits_130(env, monkeypatch, capsys):
+    from promptomatix.cli.app import main
+
+    def interrupting(script, *, job="", attempt=1):
+        clients = fake_clients(script, job=job, attempt=attempt)
+        clients["task"] = InterruptAt(clients["task"], at=20)
+        return clients
+
+    monkeypatch.setattr("promptomatix.batch.worker.fake_clients", interrupting)
+    with pytest.raises(SystemExit) as e:
+        main(["batch", str(write_jobs(env, "jobs:\n  - {name: first}\n")), "-q", "--json"])
+    err = capsys.readouterr().err
+    assert e.value.code == 130 and err.count("interrupted") == 1 and "0 of 1 jobs completed" in err, err
+
+
 def test_worker_without_the_driver_store_ships_the_session_back_as_bytes(env, tmp_path):
     jobs_file = write_jobs(env, "jobs:\n  - {name: shipped}\n")
     job = load_jobs(jobs_file)[0]

@@ -114,7 +114,7 @@ def register(app: typer.Typer) -> None:
         from promptomatix.batch import BatchOptions, load_jobs, run_batch
         from promptomatix.batch.executors import make_executor
         from promptomatix.batch.summary import counts, rows_csv, rows_json
-        from promptomatix.errors import UsageError
+        from promptomatix.errors import RunInterrupted, UsageError
         from promptomatix.sessions import SessionStore
 
         if eval_actors and executor != "ray":
@@ -140,10 +140,9 @@ def register(app: typer.Typer) -> None:
         else:
             _table(report.rows)
         by_status = counts(report.rows)
-        if report.interrupted:
-            error_line(f"interrupted; {by_status.get('completed', 0)} of {len(report.rows)} jobs completed "
-                       f"(run the same command again to resume)")  # fmt: skip
-            raise typer.Exit(130)
+        if report.interrupted:  # printed once, by the CLI's error boundary (an Exit(130) was printed again there)
+            raise RunInterrupted(f"interrupted; {by_status.get('completed', 0)} of {len(report.rows)} jobs completed",
+                                 session_id="", hint="run the same command again to resume")  # fmt: skip
         if not report.ok:
             bad = len(report.rows) - by_status.get("completed", 0)
             error_line(f"{bad} of {len(report.rows)} jobs did not complete "
