@@ -90,8 +90,8 @@ def _kept(st: RunState, result: BackendResult, held: HeldOut) -> tuple[int | Non
     if parent is None:
         return None, ""
     if result.prompt == result.initial_prompt or result.prompt == st.parent_prompt:
-        st.notes.append(f"no change: the refined prompt is the same as version {parent}; no new version made, "
-                        "the feedback stays open")  # fmt: skip
+        stays = "; the feedback stays open" if st.feedback_ids else ""
+        st.notes.append(f"no change: the refined prompt is the same as version {parent}; no new version made{stays}")
         return parent, "no_change"
     initial, best = held.initial, held.best
     if initial is not None and best is not None and best.mean < initial.mean - 1e-9:

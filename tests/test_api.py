@@ -122,3 +122,10 @@ def test_results_do_not_share_state_across_runs(tmp_path):
     )
     assert a.session_id != b.session_id
     assert b.metrics.optimized_prompt_score == pytest.approx(1.0) and a.metrics.optimized_prompt_score < 1.0
+
+
+def test_a_refine_without_feedback_that_changes_nothing_says_no_feedback_stays_open(tmp_path):
+    r = run(tmp_path)
+    r2 = promptomatix.optimize_with_feedback(r.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+    assert r2.no_change and any(n.startswith("no change") for n in r2.notes)
+    assert not any("feedback stays open" in n for n in r2.notes)  # there was none

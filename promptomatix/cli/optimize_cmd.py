@@ -346,7 +346,9 @@ def refine_cmd(
     if result.feedback_applied and not json_:
         info(f"applied feedback: {', '.join(result.feedback_applied)}")
     elif result.no_change and not json_:
-        info(f"no change: the prompt is version {result.kept_version}'s; the feedback stays open")
+        session = SessionStore(opts["sessions_dir"]).load(session_id)
+        stays = "; the feedback stays open" if any(f.status == "open" for f in session.feedback) else ""
+        info(f"no change: the prompt is version {result.kept_version}'s{stays}")
 
 
 @_session_options
