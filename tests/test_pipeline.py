@@ -397,3 +397,9 @@ def test_resume_refuses_a_session_that_another_process_is_running(tmp_path):
     # Once that process is gone (a crash, a kill -9), the same session resumes.
     result = resume(dry.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
     assert result.version == 1
+
+
+def test_a_budget_out_before_the_baseline_names_the_limit_that_ran_out(tmp_path):
+    with pytest.raises(PromptomatixError, match="before the initial prompt was scored") as e:
+        run(tmp_path, max_total_tokens=150)
+    assert e.value.hint.startswith("raise --max-total-tokens")  # not "--max-calls/--max-usd/--max-minutes"

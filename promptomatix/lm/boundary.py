@@ -32,7 +32,7 @@ DEFAULT_MAX_TOKENS = {"task": 256, "teacher": 768, "judge": 256}
 #: the longest Retry-After we sleep; a longer one is cut to this.
 RETRY_AFTER_CAP = 60.0
 CallError = LMCallError | ModelUnavailableError
-_LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
+LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
 
 
 class Budget(BaseModel):
@@ -278,7 +278,7 @@ class LMBoundary:
                 reason = ("seconds", f"time budget of {b.max_seconds:.0f} s spent")
             if reason is not None:
                 self._exhausted = BudgetExceeded(
-                    reason[1], limit=reason[0], hint=f"raise the limit ({_LIMIT_FLAGS[reason[0]]})"
+                    reason[1], limit=reason[0], hint=f"raise the limit ({LIMIT_FLAGS[reason[0]]})"
                 )
                 raise self._exhausted
             self._reserved += 1

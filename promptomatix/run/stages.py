@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptomatix import held_out
 from promptomatix.errors import BudgetExceeded
+from promptomatix.lm.boundary import LIMIT_FLAGS
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.previous import held_out_passes
 from promptomatix.run_guard import held_out_notes, require_readable_answers, require_task_answered, run_owner
@@ -158,7 +159,7 @@ def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> Backen
         raise BudgetExceeded(
             f"the budget ran out before the initial prompt was scored ({e.message})",
             limit=e.limit,
-            hint="raise --max-calls/--max-usd/--max-minutes or use a smaller --synthetic-data-size",
+            hint=f"raise {LIMIT_FLAGS.get(e.limit, 'the budget')} or use a smaller --synthetic-data-size",
         ) from e
     finally:
         # Release the calls held back for the final report. A time limit bounds the search, not the report:
