@@ -31,3 +31,23 @@ def time_limit(request: pytest.FixtureRequest):
     yield
     signal.alarm(0)
     signal.signal(signal.SIGALRM, old)
+
+
+@pytest.fixture
+def with_plugin():
+    """Register plugin objects in this process for one test; everything is rebuilt without them afterwards."""
+    names: list[str] = []
+
+    def add(obj: object, name: str) -> None:
+        from promptomatix.plugins.manager import plugin_manager, refresh_registries
+
+        plugin_manager().register(obj, name=name)
+        names.append(name)
+        refresh_registries()
+
+    yield add
+    from promptomatix.plugins.manager import plugin_manager, reset_for_tests
+
+    for name in names:
+        plugin_manager().unregister(name=name)
+    reset_for_tests()

@@ -18,27 +18,11 @@ from promptomatix.lm.factory import create_client
 from promptomatix.lm.types import Completion
 from promptomatix.metrics import MetricsManager
 from promptomatix.plugins import hookimpl
-from promptomatix.plugins.manager import plugin_infos, plugin_manager, refresh_registries, reset_for_tests
+from promptomatix.plugins.manager import plugin_infos, reset_for_tests
 from promptomatix.task import TaskSpec, TaskTypeDef, guess_task_type
 from promptomatix.task.models import FieldSpec
 
 ENV = {**os.environ, "PROMPTOMATIX_LOAD_PLUGINS": ""}
-
-
-@pytest.fixture
-def with_plugin():
-    """Register plugin objects in this process for one test; everything is rebuilt without them afterwards."""
-    names: list[str] = []
-
-    def add(obj: object, name: str) -> None:
-        plugin_manager().register(obj, name=name)
-        names.append(name)
-        refresh_registries()
-
-    yield add
-    for name in names:
-        plugin_manager().unregister(name=name)
-    reset_for_tests()
 
 
 class Echo:

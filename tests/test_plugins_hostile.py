@@ -20,23 +20,7 @@ from promptomatix.errors import PluginError
 from promptomatix.lm.factory import create_client
 from promptomatix.plugins import hookimpl
 from promptomatix.plugins.events import emit
-from promptomatix.plugins.manager import plugin_manager, refresh_registries, reset_for_tests
 from promptomatix.task import TaskTypeDef
-
-
-@pytest.fixture
-def with_plugin():
-    names: list[str] = []
-
-    def add(obj: object, name: str) -> None:
-        plugin_manager().register(obj, name=name)
-        names.append(name)
-        refresh_registries()
-
-    yield add
-    for name in names:
-        plugin_manager().unregister(name=name)
-    reset_for_tests()
 
 
 def test_an_alias_cannot_take_a_built_in_task_types_name(with_plugin):
