@@ -113,7 +113,7 @@ def _cheap(parts: dict, t: str, seeds: list[int]) -> tuple[bool | None, str]:
     on the seeds where both ran?"""
     verdict: bool | None = None
     for method in ("meta", "meta-third"):
-        both = [s for s in seeds if (t, s, method) in parts and (t, s, "peer-miprov2") in parts]
+        both = [s for s in seeds if _ok(parts.get((t, s, method))) and _ok(parts.get((t, s, "peer-miprov2")))]
         ours = [parts[(t, s, method)] for s in both]
         peer = [parts[(t, s, "peer-miprov2")] for s in both]
         mt, pt, mc, pc = _score(ours), _score(peer), _search(ours), _search(peer)
@@ -123,6 +123,12 @@ def _cheap(parts: dict, t: str, seeds: list[int]) -> tuple[bool | None, str]:
             return True, method
         verdict = False
     return verdict, ""
+
+
+def _ok(part: dict[str, Any] | None) -> bool:
+    """A part that ran to a result: a refused or failed one (meta ⅓ with no search that fits) is compared on no seed,
+    and the two methods' means are taken over the same seeds."""
+    return part is not None and not part.get("error")
 
 
 def _mean(xs: list[float]) -> float | None:

@@ -72,3 +72,17 @@ def test_a_suite_on_another_model_keeps_a_section_of_its_own(tmp_path: Path):
     q_start, _ = markers(qwen)
     assert text.count(q_start) == 1 and "small model, rebuilt" in text and "| spam |" in text
     assert text.index(START) < text.index(q_start)
+
+
+def test_a_refused_part_is_compared_on_no_seed(tmp_path: Path):
+    """Spam s1's meta ⅓ was refused (no search fits): its mean came from s0 alone while the peer's came from s0 and
+    s1, and the report called the cost goal met."""
+    _part(tmp_path, "spam", 0, "meta", [0] * 100, [0] * 100, 300)
+    _part(tmp_path, "spam", 0, "peer-miprov2", [0] * 100, [1] * 68 + [0] * 32, 270)
+    _part(tmp_path, "spam", 0, "meta-third", [1] * 59 + [0] * 41, [1] * 59 + [0] * 41, 65)
+    _part(tmp_path, "spam", 1, "peer-miprov2", [0] * 100, [1] * 50 + [0] * 50, 199)
+    doc = {"meta": {"machine": {"git_commit": "abcdef123"}},
+           "result": {"task": "spam", "seed": 1, "method": "meta-third", "error": "ConfigurationError: no search fits"}}
+    (tmp_path / "spam-s1-meta-third.json").write_text(json.dumps(doc))
+    spam = next(line for line in suite_markdown(tmp_path).splitlines() if line.startswith("| spam |"))
+    assert spam.endswith("| no |"), spam  # 0.59 on s0 against the peer's 0.68 on s0, not its s0-s1 mean of 0.59
