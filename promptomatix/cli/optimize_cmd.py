@@ -346,9 +346,7 @@ def refine_cmd(
     if result.feedback_applied and not json_:
         info(f"applied feedback: {', '.join(result.feedback_applied)}")
     elif result.no_change and not json_:
-        session = SessionStore(opts["sessions_dir"]).load(session_id)
-        stays = "; the feedback stays open" if any(f.status == "open" for f in session.feedback) else ""
-        info(f"no change: the prompt is version {result.kept_version}'s{stays}")
+        info(f"no change: the prompt is version {result.kept_version}'s")  # the report's note says what stays open
 
 
 @_session_options

@@ -8,16 +8,17 @@ from typing import Any
 KINDS = ("backends", "task_types", "metrics", "models", "meta_prompts", "dspy_modules", "commands", "events")
 
 
-def plugin_report(*, strict: bool = False) -> list[dict[str, Any]]:
-    """Build every registry (so every register hook has run), then report per plugin. Imports no DSPy.
-    `strict`: a plugin that registers something invalid raises (a run), rather than being marked (the listing)."""
+def build_registries(*, strict: bool = True) -> None:
+    """Build every registry the hooks feed (each once per process), so every register hook has run. Imports no DSPy.
+    `strict`: a plugin that registers something invalid raises (a run); else it is marked on its plugin (the
+    listing, which shows every plugin)."""
     from promptomatix.backends.dspy_settings import dspy_module_registry
     from promptomatix.backends.meta_prompts import meta_prompt_registry
     from promptomatix.backends.registry import backend_registry
     from promptomatix.errors import PluginError
     from promptomatix.lm.providers import provider_registry
     from promptomatix.metrics.registry import plugin_metric_registry
-    from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
+    from promptomatix.plugins.manager import plugin_infos
     from promptomatix.task.task_types import task_type_registry
 
     builds = (backend_registry, task_type_registry, plugin_metric_registry, provider_registry, meta_prompt_registry,
@@ -25,11 +26,18 @@ def plugin_report(*, strict: bool = False) -> list[dict[str, Any]]:
     for build in builds:
         try:
             build()
-        except PluginError as e:  # the command that diagnoses plugins lists them all, the broken one marked
+        except PluginError as e:
             broken = next((i for i in plugin_infos() if i.name == e.plugin), None)
             if broken is None or strict:
                 raise
             broken.error = broken.error or e.message
+
+
+def plugin_report() -> list[dict[str, Any]]:
+    """Every plugin, built-ins first, with what it registered; one that registered something invalid is marked."""
+    from promptomatix.plugins.manager import note_registration, plugin_infos, plugin_manager
+
+    build_registries(strict=False)
     for impl in plugin_manager().hook.on_run_event.get_hookimpls():
         note_registration(impl.plugin_name, "events", "on_run_event")
     return [

@@ -95,9 +95,9 @@ def check_plugins() -> None:
     """Build every registry the plugins add to, before the first call: a plugin that registers something invalid
     (a metric that is not callable) fails the run before it spends anything, not when the first row is scored.
     Cheap: building them imports no DSPy or litellm."""
-    from promptomatix.plugins.report import plugin_report
+    from promptomatix.plugins.report import build_registries
 
-    plugin_report(strict=True)
+    build_registries()
 
 
 def check_track(value: str | None) -> None:
