@@ -30,11 +30,11 @@ from typing import Any
 
 from promptomatix.errors import ConfigurationError, PromptomatixError
 
+_NO_CREDENTIALS = "keys never go in job files; set the provider's environment variable or pass --api-key"
 #: options that belong to the batch, not to a job.
 _BATCH_ONLY = {
     "sessions_dir": "sessions go to the batch's --sessions-dir",
-    "api_key": "keys never go in job files; set the provider's environment variable or pass --api-key",
-    "model_api_key": "keys never go in job files; set the provider's environment variable or pass --api-key",
+    **dict.fromkeys(("api_key", "model_api_key"), _NO_CREDENTIALS),
     "dry_run": "a batch runs its jobs; use `promptomatix optimize --dry-run` for one",
 }
 #: options whose value may be a file path relative to the jobs file.
