@@ -78,6 +78,31 @@ def test_token_usd_and_time_budgets():
         b3.role("task").chat(MSG)
 
 
+def test_token_and_usd_limits_hold_back_the_final_scoring_at_the_task_calls_mean_size():
+    """A token or dollar limit used to let the search spend it all, and the verdict went untested (`no_test`)."""
+    b = LMBoundary(
+        {"task": FakeLM(default="a", cost_per_call=0.1), "teacher": FakeLM(default="a b c d e f g h i")},
+        budget=Budget(max_usd=1.0, reserved_calls=5),
+    )
+    b.role("teacher").chat([{"role": "user", "content": "t"}])  # the teacher's calls do not size the reserve
+    for i in range(4):  # $0.40 spent, $0.50 held back for 5 task calls: the 6th search call would eat into it
+        b.role("task").chat([{"role": "user", "content": str(i)}])
+    b.role("task").chat([{"role": "user", "content": "4"}])
+    with pytest.raises(BudgetExceeded) as e:
+        b.role("task").chat([{"role": "user", "content": "5"}])
+    assert e.value.limit == "usd" and "about $0.5000 held back for the final scoring" in e.value.message
+    b.set_budget(Budget(max_usd=1.0))  # released for the held-out scoring
+    for i in range(5):
+        b.role("task").chat([{"role": "user", "content": f"held {i}"}])
+    t = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=40, reserved_calls=2))
+    t.role("task").chat(MSG)  # 8 tokens a call: 16 held back, so the search stops at 24
+    t.role("task").chat([{"role": "user", "content": "one two four"}])
+    t.role("task").chat([{"role": "user", "content": "one two five"}])
+    with pytest.raises(BudgetExceeded) as e:
+        t.role("task").chat([{"role": "user", "content": "one two six"}])
+    assert e.value.limit == "tokens" and "about 16 held back" in e.value.message
+
+
 def test_transient_errors_are_retried_with_backoff():
     fake = FakeLM(default="fine", fail_times=2)
     b = LMBoundary({"task": fake}, retry=RetryPolicy(max_retries=3, backoff_base=0.0))

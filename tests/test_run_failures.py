@@ -238,3 +238,16 @@ def test_a_weak_model_that_is_sometimes_readable_is_a_result(tmp_path):
 
     r = run(tmp_path, task=sometimes)
     assert r.verdict is not None and only_session(tmp_path).status == "completed"
+
+
+@pytest.mark.parametrize("limit", [{"max_total_tokens": 800}, {"max_usd": 0.05}])
+def test_a_token_or_dollar_limit_leaves_enough_to_test_the_verdict(tmp_path, limit):
+    """Both limits used to let the search spend everything: the held-out scoring then ran out and the verdict was
+    `no_test`. The search now stops with the final scoring's share held back (at the task calls' mean size)."""
+    task = FakeLM(default=task_answer, model="fake/task", cost_per_call=0.001)
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher", cost_per_call=0.001)
+    args = {"human_input": TASK, "sessions_dir": str(tmp_path / "s"), "rounds": 3, **GIVEN, **limit}
+    result = process_input(clients={"task": task, "teacher": teacher}, **args)
+    assert result.stop_reason.startswith("budget:") and "held back for the final scoring" in result.stop_reason
+    assert result.verdict.outcome != "no_test" and result.verdict.n == len(GIVEN["test_data"])
+    assert only_session(tmp_path).status == "completed"

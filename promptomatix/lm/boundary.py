@@ -17,13 +17,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
 from promptomatix.lm.types import Completion, ModelClient
+from promptomatix.lm.usage import Budget, RoleUsage, UsageReport
 
 log = logging.getLogger(__name__)
+
+__all__ = ["Budget", "LMBoundary", "RetryPolicy", "RoleLM", "RoleSettings", "RoleUsage", "UsageReport"]
 
 ROLES = ("task", "teacher", "judge")
 #: output tokens per completion when the caller names none: a task answer and a judge verdict are short; the
@@ -33,47 +34,6 @@ DEFAULT_MAX_TOKENS = {"task": 256, "teacher": 768, "judge": 256}
 RETRY_AFTER_CAP = 60.0
 CallError = LMCallError | ModelUnavailableError
 LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
-
-
-class Budget(BaseModel):
-    """Limits for one run; None means unlimited. Cached (replayed) calls are free and never count."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    max_calls: int | None = Field(default=None, ge=0)
-    max_tokens: int | None = Field(default=None, ge=0)  # total tokens of the run (RunConfig.max_total_tokens)
-    max_usd: float | None = Field(default=None, ge=0)
-    max_seconds: float | None = Field(default=None, ge=0)
-    reserved_calls: int = Field(default=0, ge=0)  # held back from max_calls (for the final held-out scoring)
-
-
-class RoleUsage(BaseModel):
-    """Per-role counts. `calls` counts every request sent (each retry is one); `failed_calls` and `retries` are
-    subcounts of it; `refused_calls` were never sent because the model had already shown it cannot answer."""
-
-    calls: int = 0
-    cached_calls: int = 0
-    failed_calls: int = 0
-    retries: int = 0
-    refused_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    cost_usd: float = 0.0
-    seconds: float = 0.0
-
-    @property
-    def tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def add(self, other: RoleUsage) -> RoleUsage:
-        return RoleUsage(**{k: getattr(self, k) + getattr(other, k) for k in RoleUsage.model_fields})
-
-
-class UsageReport(BaseModel):
-    by_role: dict[str, RoleUsage]
-    total: RoleUsage
-    elapsed_seconds: float
-    models: dict[str, str]
 
 
 @dataclass
@@ -266,14 +226,17 @@ class LMBoundary:
             calls = sum(u.calls for u in self._usage.values()) + self._reserved
             tokens = sum(u.tokens for u in self._usage.values())
             usd = sum(u.cost_usd for u in self._usage.values())
+            held_tokens, held_usd = self._held_back(b.reserved_calls)
             reason = None
             if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
                 held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
                 reason = ("calls", f"budget of {b.max_calls} LM calls spent{held}")
-            elif b.max_tokens is not None and tokens >= b.max_tokens:
-                reason = ("tokens", f"budget of {b.max_tokens} tokens spent ({tokens} used)")
-            elif b.max_usd is not None and usd >= b.max_usd:
-                reason = ("usd", f"budget of ${b.max_usd:.4f} spent (${usd:.4f} used)")
+            elif b.max_tokens is not None and tokens >= b.max_tokens - held_tokens:
+                held = f", about {held_tokens:.0f} held back for the final scoring" if held_tokens else ""
+                reason = ("tokens", f"budget of {b.max_tokens} tokens spent ({tokens} used{held})")
+            elif b.max_usd is not None and usd >= b.max_usd - held_usd:
+                held = f", about ${held_usd:.4f} held back for the final scoring" if held_usd else ""
+                reason = ("usd", f"budget of ${b.max_usd:.4f} spent (${usd:.4f} used{held})")
             elif b.max_seconds is not None and self.elapsed >= b.max_seconds:
                 reason = ("seconds", f"time budget of {b.max_seconds:.0f} s spent")
             if reason is not None:
@@ -282,6 +245,16 @@ class LMBoundary:
                 )
                 raise self._exhausted
             self._reserved += 1
+
+    def _held_back(self, calls: int) -> tuple[float, float]:
+        """Tokens and dollars `calls` held-out calls will take, at the mean of the task-side calls so far (the
+        held-out scoring asks the task model, and a judge if the metric has one); 0 before any such call.
+        Call under the lock."""
+        done = [self._usage[r] for r in ("task", "judge") if self._usage[r].calls]
+        n = sum(u.calls - u.failed_calls for u in done)
+        if not calls or not n:
+            return 0.0, 0.0
+        return calls * sum(u.tokens for u in done) / n, calls * sum(u.cost_usd for u in done) / n
 
     def _call_with_retries(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
         attempt = 0

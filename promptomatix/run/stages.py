@@ -140,9 +140,10 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     st.ctx = env.context(spec, st)
     rows, _ = held_out_rows(splits)
     full = boundary.budget
-    if full.max_calls is not None:  # keep enough calls to score both prompts (resume: and the saved one) on it
+    if full.max_calls is not None or full.max_tokens is not None or full.max_usd is not None:
+        # keep enough to score both prompts (resume: and the saved one) on them; not capped at max_calls: a budget
+        # too small for the search says by how much, the reserve included
         passes = held_out_passes(env, st) * st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
-        # not capped at max_calls: a budget too small for the search says by how much, the reserve included
         boundary.set_budget(full.model_copy(update={"reserved_calls": passes * len(rows)}))
     st.result = _compile(env, st.ctx, st, full)
     env.recorder.candidates(st.result.candidates)
