@@ -7,6 +7,7 @@ paid for is paid again).
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from pydantic import SecretStr
@@ -21,7 +22,7 @@ from promptomatix.result import OptimizationResult
 from promptomatix.run import runner
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.env import RunEnv
-from promptomatix.run.recorder import SessionRecorder
+from promptomatix.run.recorder import SessionRecorder, usage_of
 from promptomatix.run.state import RunState
 from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
@@ -29,6 +30,8 @@ from promptomatix.sessions.feedback import attach_feedback
 from promptomatix.sessions.feedback_check import distinct_feedback
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
 from promptomatix.task import TaskSpec
+
+log = logging.getLogger(__name__)
 
 _FEEDBACK_SCHEMA = {
     "type": "object",
@@ -207,10 +210,15 @@ def generate_feedback(
         if latest is None:
             raise SessionError(f"session {session_id} has no version yet", hint=f"promptomatix resume {session_id}")
         env = _env(_config(session, overrides, api_key, api_base), store, session_id, clients, progress)
-        individual, rows, items = _critique(env, spec, splits, latest, max_examples)
+        try:
+            individual, rows, items = _critique(env, spec, splits, latest, max_examples)
+        except BaseException:  # what the critic spent before it failed is still the session's cost
+            _record_spent(store, session_id, env)
+            raise
         added: list[FeedbackItem] = []
 
         def save(s: Session) -> None:
+            _add_spent(s, env)
             for quote, comment in distinct_feedback(s, items):  # no duplicates of each other or of open items
                 where = (latest.instructions or "") if quote and quote in (latest.instructions or "") else latest.prompt
                 use_quote = quote if quote and quote in where and quote in latest.prompt else None
@@ -236,6 +244,19 @@ def generate_feedback(
             "calls": usage.calls,
         },
     }
+
+
+def _add_spent(s: Session, env: RunEnv) -> None:
+    built = env.boundary_if_built()
+    if built is not None:
+        s.add_spent(usage_of(built))
+
+
+def _record_spent(store: SessionStore, session_id: str, env: RunEnv) -> None:
+    try:
+        store.update(session_id, lambda s: _add_spent(s, env))
+    except Exception as e:  # never hide the critic's error behind a bookkeeping one
+        log.warning("could not record what session %s spent: %s", session_id, e)
 
 
 def _critique(

@@ -17,6 +17,7 @@ from promptomatix.backends.base import BackendResult
 from promptomatix.backends.contract import LABEL_LINE_ADDED
 from promptomatix.result import OptimizationResult, RunMetrics, ScoreCI
 from promptomatix.run.previous import kept_previous
+from promptomatix.run.recorder import usage_of
 from promptomatix.sessions.models import Score, TestScore, Usage
 
 if TYPE_CHECKING:
@@ -50,11 +51,12 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     finished = _finished(metrics, paired)
     if kept is None:
         version: int | None = env.recorder.completed(
-            _version_kwargs(result, metrics, _usage(env, elapsed), feedback_ids, st.notes, extras), finished
+            _version_kwargs(result, metrics, usage_of(env.boundary(), elapsed), feedback_ids, st.notes, extras), finished
         )
     else:
         version = None
-        env.recorder.kept(kind, kept, finished, scored=scored, rejected_prompt=result.prompt[:4000], notes=st.notes)
+        env.recorder.kept(kind, kept, finished, usage_of(env.boundary(), elapsed), scored=scored,
+                          rejected_prompt=result.prompt[:4000], notes=st.notes)  # fmt: skip
     env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
     return OptimizationResult(
         session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",
@@ -119,10 +121,6 @@ def _finished(metrics: RunMetrics, paired: Any) -> dict[str, Any]:
     }
 
 
-def _usage(env: RunEnv, elapsed: float) -> Usage:
-    total = env.boundary().usage().total
-    return Usage(calls=total.calls, cached_calls=total.cached_calls, prompt_tokens=total.prompt_tokens,
-                 completion_tokens=total.completion_tokens, cost_usd=total.cost_usd, seconds=elapsed)  # fmt: skip
 
 
 def _metrics(env: RunEnv, result: BackendResult, held: HeldOut, elapsed: float) -> RunMetrics:

@@ -322,6 +322,12 @@ def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrup
         assert [v.version for v in s.versions] == [1] and s.versions[0].settings["interrupted"]
     else:
         assert not s.versions and not s.progress.get("best")
+    # what the run spent is the session's, interrupted or not (it read 0 calls before): at the Ctrl-C at most the
+    # calls made, and all but the ones in flight then
+    at_interrupt = s.total_spent().calls
+    assert made - 4 <= at_interrupt <= made + 1 and s.total_spent().prompt_tokens > 0
+    if saved:
+        assert s.versions[0].usage.calls == at_interrupt
 
     fresh, task2, teacher2 = fakes()
     r = resume(sid, clients=fresh, sessions_dir=str(tmp_path / "s"))
@@ -335,6 +341,7 @@ def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrup
     done = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert done.status == "completed" and done.versions[-1].prompt == r.best_prompt
     assert [v.version for v in done.versions] == ([1, 2] if saved else [1]) and r.version == done.versions[-1].version
+    assert done.total_spent().calls == at_interrupt + paid
 
 
 def test_ctrl_c_during_the_spec_keeps_the_given_rows_for_resume(tmp_path, uninterrupted):

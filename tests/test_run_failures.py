@@ -78,6 +78,7 @@ def test_every_baseline_call_failing_is_a_failed_run_naming_the_provider_error(t
     assert "\n" not in msg
     s = only_session(tmp_path)
     assert s.status == "failed" and not s.versions
+    assert s.total_spent().calls >= 6  # the failed attempts are the session's cost too (lost before)
     assert s.events[-1]["kind"] == "failed" and REFUSED in s.events[-1]["reason"]
 
 

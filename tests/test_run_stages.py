@@ -116,6 +116,7 @@ def test_a_refine_that_returns_its_starting_prompt_makes_no_version_and_applies_
     assert [v.version for v in s.versions] == [1] and s.status == "completed"
     assert [f.status for f in s.feedback] == ["open"] and s.events[-1]["kind"] == "no_change"
     assert any(n.startswith("no change") for n in again.notes) and not again.improved
+    assert again.metrics.calls > 0 and s.total_spent().calls == r.metrics.calls + again.metrics.calls  # not lost
 
 
 def test_the_budget_running_out_on_a_failing_provider_names_its_error(tmp_path):

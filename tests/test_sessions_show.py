@@ -108,3 +108,12 @@ def test_list_marks_a_dead_running_session_stale(store):
     assert "stale" in out.splitlines()[1]
     rows = json.loads(_cli("sessions", "list", "--json", "--sessions-dir", str(store.root)).stdout)
     assert rows[0]["status"] == "running" and rows[0]["live_run"] is None
+
+
+def test_show_counts_what_every_run_spent(store):
+    from promptomatix.sessions.models import Usage
+
+    sid = _without_versions(store, "failed", kind="failed", error="budget of 40 LM calls spent")
+    store.update(sid, lambda s: s.add_spent(Usage(calls=40, cached_calls=3, prompt_tokens=1000, cost_usd=0.02)))
+    out = _cli("sessions", "show", sid, "--sessions-dir", str(store.root)).output
+    assert "spent in all runs: 40 calls (3 cached), 1000 tokens, $0.0200" in out

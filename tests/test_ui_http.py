@@ -330,3 +330,21 @@ def test_help_does_not_import_the_web_stack():
     code = "import sys, promptomatix.cli.app; print(any(m in sys.modules for m in ('starlette', 'uvicorn', 'jinja2')))"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_a_failed_runs_spending_is_listed_with_the_session(client, store, sid):
+    """The sessions page's calls and cost summed the versions only: a run that failed (or was interrupted, or kept
+    the previous version) cost nothing there. A session's `spent` counts every run."""
+    from promptomatix.sessions.models import Usage
+
+    failed = store.new_session(description="Summarize a news article", status="failed")
+    failed.add_spent(Usage(calls=37, prompt_tokens=900, cost_usd=0.0123))
+    store.save(failed)
+    row = re.search(rf'data-session="{failed.session_id}".*?</tr>', client.get("/").text, re.S)
+    assert row is not None and ">37<" in row.group(0).replace(" ", "")
+    assert "spent in all runs: 37 calls" in client.get(f"/s/{failed.session_id}").text
+    old = store.new_session(description="saved before spent existed", status="completed")
+    old.add_version("Classify.", backend="simple_meta_prompt", usage=Usage(calls=12, cost_usd=0.001))
+    store.save(old)  # spent is None: its versions' usage is what it has
+    row = re.search(rf'data-session="{old.session_id}".*?</tr>', client.get("/").text, re.S)
+    assert row is not None and ">12<" in row.group(0).replace(" ", "")

@@ -83,7 +83,7 @@ def sessions_show(
 
     c = console()
     c.print(f"[bold]{s.session_id}[/] · {escape(display_status(s.status, live))} · {escape(s.description)}")
-    for line in filter(None, [view.model_line(s), *view.state_lines(s, live)]):
+    for line in filter(None, [view.model_line(s), view.spent_line(s), *view.state_lines(s, live)]):
         c.print(escape(line))
     for v in s.versions:
         parent = f" (from v{v.parent})" if v.parent else ""

@@ -54,6 +54,15 @@ def state_lines(session: Session, live_run: dict[str, Any] | None) -> list[str]:
     return []
 
 
+def spent_line(session: Session) -> str | None:
+    """What every run of the session cost, failed and interrupted ones included (versions only show their own)."""
+    t = session.total_spent()
+    if not t.calls and not t.cached_calls:
+        return None
+    cost = "cost unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
+    return f"spent in all runs: {t.calls} calls ({t.cached_calls} cached), {t.prompt_tokens + t.completion_tokens} tokens, {cost}"
+
+
 def model_line(session: Session) -> str | None:
     """Which model and endpoint the session ran with, and whether credentials must be passed again."""
     cfg = session.run_config

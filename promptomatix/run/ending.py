@@ -13,6 +13,7 @@ from promptomatix.run_guard import one_line, provider_cause
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary
     from promptomatix.run.recorder import SessionRecorder
+    from promptomatix.sessions.models import Usage
     from promptomatix.task import TaskSpec
 
 NO_ERROR = "no error was recorded"
@@ -31,27 +32,34 @@ def ending(
     except KeyboardInterrupt:
         if recorder.session_id is None:
             raise
-        raise recorder.interrupted(spec(), backend) from None
+        raise recorder.interrupted(spec(), backend, _spent(boundary())) from None
     except RunInterrupted:
         raise
     except BudgetExceeded as e:
         err = _with_provider_error(e, boundary())
-        recorder.failed(one_line(str(err)))
+        recorder.failed(one_line(str(err)), _spent(boundary()))
         if err is e:
             raise
         raise err from e
     except DataError as e:
         cause = provider_cause(boundary(), "teacher")
         if cause == NO_ERROR:
-            recorder.failed(one_line(str(e)))
+            recorder.failed(one_line(str(e)), _spent(boundary()))
             raise
         # the data is missing because the teacher could not answer: that is the cause to show
         err = ModelUnavailableError(f"the teacher model could not answer: {cause}")
-        recorder.failed(one_line(str(err)))
+        recorder.failed(one_line(str(err)), _spent(boundary()))
         raise err from e
     except Exception as e:
-        recorder.failed(one_line(str(e)))
+        recorder.failed(one_line(str(e)), _spent(boundary()))
         raise
+
+
+def _spent(boundary: LMBoundary | None) -> Usage | None:
+    """What the run spent, for the session's record; None if it ended before it had a boundary."""
+    from promptomatix.run.recorder import usage_of
+
+    return usage_of(boundary) if boundary is not None else None
 
 
 def _with_provider_error(e: BudgetExceeded, boundary: LMBoundary | None) -> BudgetExceeded:

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
     from promptomatix.backends.base import CandidateRecord
     from promptomatix.config import RunConfig
     from promptomatix.data import DataSplits
+    from promptomatix.lm.boundary import LMBoundary
     from promptomatix.sessions import SessionStore
+    from promptomatix.sessions.models import Usage
     from promptomatix.task import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -142,6 +144,7 @@ class SessionRecorder:
         def save(s: Any) -> None:
             s.status = "completed"
             s.progress = {}
+            s.add_spent(version_kwargs["usage"])  # before the version: an older session's total sums its versions
             v = s.add_version(**version_kwargs)
             s.add_event("completed", version=v.version)
             holder["v"] = v.version
@@ -151,7 +154,8 @@ class SessionRecorder:
         return holder["v"]
 
     def kept(
-        self, kind: str, version: int, finished: dict[str, Any], scored: dict[str, Any] | None = None, **event: Any
+        self, kind: str, version: int, finished: dict[str, Any], usage: Usage, scored: dict[str, Any] | None = None,
+        **event: Any,
     ) -> None:
         """Completed without a new version (`kept_previous`: scored lower; `no_change`: the same prompt). `scored`:
         fields set on the kept version (a resume scored its saved best-so-far on the held-out rows)."""
@@ -159,6 +163,7 @@ class SessionRecorder:
         def save(s: Any) -> None:
             s.status = "completed"
             s.progress = {}
+            s.add_spent(usage)
             kept_version = s.get_version(version)
             for name, value in (scored or {}).items():
                 setattr(kept_version, name, value)
@@ -167,22 +172,31 @@ class SessionRecorder:
         self._update(save)
         emit("run_finished", self.session_id, version=None, kept_version=version, outcome=kind, **finished)
 
-    def failed(self, reason: str) -> None:
-        """Status `failed` with the reason; never hides the original error behind a bookkeeping one."""
+    def failed(self, reason: str, usage: Usage | None = None) -> None:
+        """Status `failed` with the reason and what the run spent; never hides the original error behind a
+        bookkeeping one."""
         if self.session_id is None:
             return
+
+        def save(s: Any) -> None:
+            s.status = "failed"
+            s.add_event("failed", reason=reason)
+            if usage is not None:
+                s.add_spent(usage)
+
         try:
-            self._update(lambda s: (setattr(s, "status", "failed"), s.add_event("failed", reason=reason)), strict=False)
+            self._update(save, strict=False)
         except Exception as e:
             log.warning("could not mark session %s failed: %s", self.session_id, e)
         emit("run_failed", self.session_id, cause=reason)
 
-    def interrupted(self, spec: TaskSpec | None, backend: str) -> RunInterrupted:
-        """On Ctrl-C: status interrupted, the best so far kept as a version, and how to resume."""
+    def interrupted(self, spec: TaskSpec | None, backend: str, usage: Usage | None = None) -> RunInterrupted:
+        """On Ctrl-C: status interrupted, the best so far kept as a version (with what the run spent), and how to
+        resume."""
         sid = self.sid
         try:
             with _no_second_interrupt():
-                version = self._save_interrupted(spec, backend)
+                version = self._save_interrupted(spec, backend, usage)
         except Exception as e:  # a second error must not turn an interrupt into a traceback
             log.warning("could not save the best-so-far of %s: %s", sid, e)
             version = None
@@ -193,18 +207,22 @@ class SessionRecorder:
             hint=f"resume with `promptomatix resume {sid}`",
         )
 
-    def _save_interrupted(self, spec: TaskSpec | None, backend: str) -> int | None:
+    def _save_interrupted(self, spec: TaskSpec | None, backend: str, usage: Usage | None) -> int | None:
         """Status `interrupted`; the checkpoint becomes a version flagged interrupted (once per interruption)."""
         holder: dict[str, int | None] = {"v": None}
 
         def save(s: Any) -> None:
             s.status = "interrupted"
             s.add_event("interrupted")
+            if usage is not None:
+                s.add_spent(usage)
             progress = RunProgress.model_validate(s.progress or {})
             cp = progress.checkpoint  # round 0: the initial prompt with its baseline valid score
             if cp is None or spec is None or progress.saved_version:
                 return
             kept = interrupted_version(cp, spec, progress.backend or backend)
+            if usage is not None:
+                kept["usage"] = usage
             if not _beats_the_latest(s, kept):  # a stopped resume/refine must not bury a better version
                 s.add_event("interrupted_not_saved", why="its best so far does not beat the latest version")
                 return
@@ -214,6 +232,16 @@ class SessionRecorder:
 
         self._update(save, strict=False)
         return holder["v"]
+
+
+def usage_of(boundary: LMBoundary, seconds: float | None = None) -> Usage:
+    """The boundary's count of a run's calls as a session records it (`seconds`: the run's wall time)."""
+    from promptomatix.sessions.models import Usage
+
+    t = boundary.usage().total
+    return Usage(calls=t.calls, cached_calls=t.cached_calls, prompt_tokens=t.prompt_tokens,
+                 completion_tokens=t.completion_tokens, cost_usd=t.cost_usd,
+                 seconds=boundary.elapsed if seconds is None else seconds)  # fmt: skip
 
 
 class _Write:

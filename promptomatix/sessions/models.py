@@ -192,6 +192,9 @@ class Session(_Model):
     versions: list[PromptVersion] = Field(default_factory=list)
     feedback: list[FeedbackItem] = Field(default_factory=list)
     events: list[dict[str, Any]] = Field(default_factory=list)
+    #: every call the session's runs made, whatever their ending (failed, interrupted, kept, no change) and the
+    #: generated feedback's; None in a session saved before this was recorded (its versions' usage is all it has)
+    spent: Usage | None = None
 
     @field_validator("session_id")
     @classmethod
@@ -219,6 +222,16 @@ class Session(_Model):
         return self
 
     # --- versions -------------------------------------------------------------------------------
+
+    def total_spent(self) -> Usage:
+        """What the session cost so far: `spent`, or the sum of the versions' usage for an older session."""
+        if self.spent is not None:
+            return self.spent
+        return sum((v.usage for v in self.versions), Usage())
+
+    def add_spent(self, usage: Usage) -> None:
+        """Count one run's (or one feedback generation's) calls into `spent`."""
+        self.spent = self.total_spent() + usage
 
     def latest_version(self) -> PromptVersion | None:
         return self.versions[-1] if self.versions else None

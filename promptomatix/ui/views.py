@@ -90,7 +90,7 @@ def session_row(s: Session) -> dict[str, Any]:
         default=None,
     )
     latest = s.latest_version()
-    costs = [v.usage.cost_usd for v in s.versions]
+    spent = s.total_spent()  # every run's calls, failed and interrupted ones included
     cfg = s.run_config or {}
     return {
         "id": s.session_id,
@@ -104,8 +104,8 @@ def session_row(s: Session) -> dict[str, Any]:
         "verdict": verdict_of(best or latest),
         "versions": len(s.versions),
         "open_feedback": len(s.open_feedback()),
-        "calls": sum(v.usage.calls for v in s.versions),
-        "cost": None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
+        "calls": spent.calls,
+        "cost": spent.cost_usd,
         "created": s.created_at,
     }
 
