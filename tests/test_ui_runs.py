@@ -107,7 +107,11 @@ def test_new_optimization_from_an_uploaded_csv(store):
 def test_new_optimization_rejections(store):
     with client_for(store, max_upload_bytes=1024) as c:
         big = {"data": ("big.csv", csv_bytes(200), "text/csv")}
-        assert c.post("/new", data={"csrf": CSRF, "task": "x"}, files=big).status_code == 413
+        too_big = c.post("/new", data={"csrf": CSRF, "task": "x"}, files=big)
+        assert too_big.status_code == 413  # with the headers every other answer has (it had none)
+        huge = {"data": ("huge.csv", b"review,label\n" + b"x,y\n" * 70_000, "text/csv")}  # past the body limit
+        for r in (too_big, c.post("/new", data={"csrf": CSRF, "task": "x"}, files=huge)):
+            assert r.status_code == 413 and r.headers["x-frame-options"] == "DENY"  # the body limit's 413 had none
         exe = {"data": ("x.exe", b"MZ", "application/octet-stream")}
         r = c.post("/new", data={"csrf": CSRF, "task": "Classify reviews"}, files=exe)
         assert r.status_code == 400 and "not .csv" in r.text

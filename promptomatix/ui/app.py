@@ -16,6 +16,7 @@ import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
@@ -118,9 +119,10 @@ def create_app(
     token = token or new_token()
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(Guard, token=token, allowed_hosts=allowed_hosts)],
+        # the body limit inside the guard: its 413 carries the security headers (Starlette's own sits outside it)
+        middleware=[Middleware(Guard, token=token, allowed_hosts=allowed_hosts),
+                    Middleware(RequestBodyLimitMiddleware, max_body_size=max_upload_bytes + MAX_FIELD_BYTES)],
         exception_handlers={Exception: _error_page, HTTPException: _error_page, PromptomatixError: _error_page},
-        max_body_size=max_upload_bytes + MAX_FIELD_BYTES,
         lifespan=_lifespan,
     )
     app.state.store = store or SessionStore()
