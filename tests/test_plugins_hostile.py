@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -90,6 +91,10 @@ def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path)
         dist.mkdir()
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}-plugin\nVersion: 0.1\n")
         (dist / "entry_points.txt").write_text(f"[promptomatix]\n{name} = {name}_plugin\n")
+    twin = tmp_path / "twin_plugin-0.1.dist-info"  # a second distribution whose entry point name is taken
+    twin.mkdir()
+    (twin / "METADATA").write_text("Metadata-Version: 2.1\nName: twin-plugin\nVersion: 0.1\n")
+    (twin / "entry_points.txt").write_text("[promptomatix]\ntakeover = takeover_plugin\n")
     env = {**os.environ, "PYTHONPATH": str(tmp_path)}
     env.pop("PROMPTOMATIX_LOAD_PLUGINS", None)
 
@@ -101,6 +106,8 @@ def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path)
     assert out.returncode == 0, out.stderr
     errors = {p["name"]: p["error"] for p in json.loads(out.stdout)}
     assert "SystemExit" in errors["exits"] and "register_backend" in errors["typo"] and not errors["takeover"]
+    (dropped,) = [e for k, e in errors.items() if k.startswith("takeover (")]  # was dropped without a word
+    assert re.search(r"its name .takeover. is taken by (twin|takeover)-plugin; rename this entry point", dropped)
     assert "plugin takeover tried to replace the command 'optimize'; ignored" in out.stderr
     assert out.stderr.count("plugin exits failed to load") == 1 and "PROMPTOMATIX_LOAD_PLUGINS" in out.stderr
     helped = cli("optimize", "--help")

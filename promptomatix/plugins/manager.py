@@ -80,10 +80,13 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
 
     allowed = _allowed()
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        if (allowed is not None and ep.name not in allowed) or ep.name in _INFO:
+        if allowed is not None and ep.name not in allowed:
             continue
         dist = getattr(ep, "dist", None)
         info = PluginInfo(ep.name, getattr(dist, "name", "") or "", getattr(dist, "version", "") or "")
+        if ep.name in _INFO:
+            _name_taken(info)
+            continue
         _INFO[ep.name] = info
         try:
             pm.register(ep.load(), name=ep.name)
@@ -93,6 +96,19 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
                 pm.unregister(name=ep.name)
             info.error = f"{type(e).__name__}: {e}"
             log.warning("plugin %s failed to load: %s", ep.name, info.error)
+
+
+def _name_taken(info: PluginInfo) -> None:
+    """A second distribution's entry point with a name already loaded: recorded as not loaded (it was dropped
+    without a word), unless it is the same distribution seen twice on the path."""
+    first = _INFO[info.name]
+    if first.distribution == info.distribution:
+        return
+    key = f"{info.name} ({info.distribution or 'unknown distribution'})"
+    info.error = (f"its name {info.name!r} is taken by {first.distribution or 'promptomatix'}; "
+                  "rename this entry point in its [project.entry-points.promptomatix] table")  # fmt: skip
+    _INFO[key] = PluginInfo(key, info.distribution, info.version, info.error)
+    log.warning("plugin %s %s", key, info.error)
 
 
 def plugin_infos() -> list[PluginInfo]:
