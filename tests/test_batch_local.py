@@ -166,3 +166,13 @@ def test_missing_extras_name_the_install_command(env, monkeypatch, capsys):
             main(["batch", str(jobs), *args])
         err = capsys.readouterr().err.strip()
         assert e.value.code == 1 and len(err.splitlines()) == 1 and f'pip install "promptomatix[{extra}]"' in err
+
+
+def test_a_failed_jobs_calls_are_in_the_summary(env):
+    """A job that failed after spending calls showed none (the summary read the latest version's usage only)."""
+    jobs = write_jobs(env, "jobs:\n  - {name: tight, max_calls: 8}\n")
+    code, out = batch(str(jobs))
+    (row,) = out["jobs"]
+    assert code == 1 and row["status"] == "failed" and "--max-calls" in row["error"]
+    spent = SessionStore(env / "sessions").load(row["session_id"]).total_spent()
+    assert row["calls"] == spent.calls > 0 and row["cost_usd"] == spent.cost_usd

@@ -54,6 +54,9 @@ def job_row(
     if session.status == "completed":  # the session is the truth (a job completed before a driver crash)
         row.status = "completed"
         row.error = None
+    spent = session.total_spent()  # every attempt's calls, a failed or interrupted one's too
+    row.calls = spent.calls
+    row.cost_usd = None if spent.cost_usd is None else round(spent.cost_usd, 6)
     version = session.latest_version()
     if version is None or session.status != "completed":
         return row
@@ -61,8 +64,6 @@ def job_row(
     row.optimized_valid = version.valid.penalized if version.valid else None
     row.initial_test = version.initial_test.mean if version.initial_test else None
     row.optimized_test = version.test.mean if version.test else None
-    row.calls = version.usage.calls
-    row.cost_usd = round(version.usage.cost_usd, 6)
     if row.seconds is None:
         row.seconds = version.duration_s
     row.verdict = _verdict(version, row.initial_test, row.optimized_test)
