@@ -109,6 +109,7 @@ def test_refine_needs_the_stripped_credentials_again_and_takes_budget_flags(sid,
 def test_resume_takes_budget_and_credential_flags(env, capsys):
     r = invoke("optimize", TASK, "--data", env["DATA"], "--dry-run", "--json")
     sid = json.loads(r.stdout)["session_id"]
+    assert SessionStore().load(sid).total_spent().calls > 0  # the dry run's spec questions are the session's cost
     with pytest.raises(ConfigurationError, match="no search fits the budget"):  # the flag reached the run
         invoke("resume", sid, "--api-key", "sk-xyz", "--api-base", "http://127.0.0.1:9/v1", "--max-calls", "30",
                "--request-timeout", "5", "--json")  # fmt: skip

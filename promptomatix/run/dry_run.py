@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from promptomatix.backends.dspy_estimate import run_seed
 from promptomatix.result import DryRunReport
+from promptomatix.run.recorder import usage_of
 from promptomatix.run.stages import example_rows, user_rows
 
 if TYPE_CHECKING:
@@ -72,7 +73,8 @@ def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tup
 def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
     spec, splits = st.need("spec"), st.need("splits")
     calls, plan = estimate(env, st, spec, splits)
-    env.recorder.dry_run_done()
+    built = env.boundary_if_built()  # the spec questions a dry run asks are the session's cost too
+    env.recorder.dry_run_done(usage_of(built) if built is not None else None)
     return DryRunReport(
         session_id=env.recorder.session_id,
         task_type=spec.task_type,

@@ -110,8 +110,13 @@ class SessionRecorder:
         """The spec without data (a dry run that planned the data): `resume` then builds the data."""
         self._update(lambda s: setattr(s, "task_spec", spec.model_dump(mode="json")))
 
-    def dry_run_done(self) -> None:
-        self._update(lambda s: setattr(s, "status", "created"))
+    def dry_run_done(self, usage: Usage | None = None) -> None:
+        def save(s: Any) -> None:
+            s.status = "created"
+            if usage is not None:
+                s.add_spent(usage)
+
+        self._update(save)
 
     def search_started(self, progress: RunProgress) -> None:
         """Status running, with what the search starts from (so `resume` continues the same run)."""
