@@ -67,8 +67,10 @@ def test_an_interrupted_then_resumed_run_is_tracked_each_time(tmp_path, uri):
     assert statuses == ["FAILED", "FINISHED"] and r.version == 2
 
 
-def test_a_tracking_failure_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
+def test_a_tracking_failure_at_the_end_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
+    """The store answered before the run (the check is stubbed here) and fails when the run is logged."""
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("promptomatix.tracking.mlflow.probe", lambda uri: None)
     (tmp_path / "blocker").write_text("a file where the store's directory should be")
     r = run(tmp_path, track=f"mlflow:sqlite:///{tmp_path / 'blocker' / 'mlflow.db'}")
     assert r.version == 1 and SessionStore(tmp_path / "s").load(r.session_id).status == "completed"
@@ -76,16 +78,57 @@ def test_a_tracking_failure_is_a_note_not_a_failed_run(tmp_path, monkeypatch):
     assert "\n" not in note
 
 
-def test_a_tracking_failure_never_shows_the_tracking_urls_password(tmp_path, monkeypatch, caplog):
-    """The MLflow error quotes the URL it could not reach; its userinfo must not reach the note (printed by
-    `--json`) or the log (stderr). Port 9 on 127.0.0.1 refuses at once; no retries."""
+#: a password with a `/` or `#` in it, or a URI without `http://`: URL parsers misplace the userinfo (it leaked)
+ODD_URIS = ["http://bob:trackpw123@127.0.0.1:9/", "http://bob:track/pw123@127.0.0.1:9/",
+            "http://bob:track#pw123@127.0.0.1:9/", "bob:trackpw123@127.0.0.1:9"]  # fmt: skip
+
+
+@pytest.mark.parametrize("uri", ODD_URIS)
+def test_a_store_that_does_not_answer_fails_before_the_run_without_the_password(tmp_path, monkeypatch, caplog, uri):
+    """It was found after the run had been paid for, printed the password, and (MLflow's 7 retries) kept the
+    finished run waiting 4 minutes. Port 9 on 127.0.0.1 refuses at once."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
-    r = run(tmp_path, track="mlflow:http://bob:trackpw123@127.0.0.1:9/")
+    clients, task, teacher = fakes()
+    with pytest.raises(ConfigurationError) as e:
+        run(tmp_path, clients=clients, track=f"mlflow:{uri}")
+    msg = f"{e.value} {e.value.hint}"
+    assert "127.0.0.1" in msg and "pw123" not in msg and "pw123" not in caplog.text and "--track" in msg
+    assert task.n == teacher.n == 0  # nothing spent
+
+
+@pytest.mark.parametrize("uri", ODD_URIS)
+def test_a_tracking_failure_note_never_shows_the_password(tmp_path, monkeypatch, caplog, uri):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setattr("promptomatix.tracking.mlflow.probe", lambda uri: None)
+    r = run(tmp_path, track=f"mlflow:{uri}")
     (note,) = [n for n in r.notes if n.startswith("tracking in mlflow failed")]
-    assert "127.0.0.1" in note and "trackpw123" not in note
-    assert "trackpw123" not in caplog.text
+    assert "pw123" not in note and "pw123" not in caplog.text
+
+
+def test_ctrl_c_while_a_finished_run_is_tracked_keeps_the_result(tmp_path, monkeypatch, uri):
+    """Ctrl-C while MLflow retried said "interrupted", exit 130, with nothing shown, of a run saved as completed."""
+
+    def slow_tracker(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("promptomatix.tracking.track_session", slow_tracker)
+    r = run(tmp_path, track=f"mlflow:{uri}")
+    assert r.version == 1 and SessionStore(tmp_path / "s").load(r.session_id).status == "completed"
+    assert any(n.startswith("tracking in mlflow interrupted (Ctrl-C)") for n in r.notes)
+
+
+def test_mlflow_http_retries_are_bounded_unless_the_user_set_them(monkeypatch):
+    from promptomatix.tracking.mlflow import HTTP_DEFAULTS, import_mlflow
+
+    monkeypatch.delenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", raising=False)
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "7")
+    import_mlflow()
+    import os
+
+    assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == HTTP_DEFAULTS["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
+    assert os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] == "7"
 
 
 def test_a_batch_jobs_tracking_failure_never_shows_the_password(tmp_path, caplog):

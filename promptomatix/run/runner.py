@@ -101,24 +101,29 @@ def check_plugins() -> None:
 
 
 def check_track(value: str | None) -> None:
-    """A tracker named wrongly or not installed is a ConfigurationError before the run, not a note after it."""
+    """A tracker named wrongly, not installed, or whose store does not answer is a ConfigurationError before the
+    run, not a note after it."""
     if not value:
         return
-    from promptomatix.tracking import parse_track
-    from promptomatix.tracking.mlflow import import_mlflow
+    from promptomatix.tracking import check_tracking
 
-    parse_track(value)
-    import_mlflow()
+    check_tracking(value)
 
 
 def track_run(value: str, env: RunEnv, sid: str) -> str | None:
-    """Log the session to the tracker; on failure return the note to show (the run's outcome stands)."""
-    from promptomatix.tracking import track_session
+    """Log the session to the tracker; on failure return the note to show (the run's outcome stands). Ctrl-C while
+    it logs stops the logging only: the run is saved, and its result is still shown."""
+    from promptomatix.tracking import redact_track, track_session
 
     try:
         track_session(value, env.store, sid)
+    except KeyboardInterrupt:
+        note = f"tracking in {value.split(':', 1)[0]} interrupted (Ctrl-C); session {sid} is saved as it ended"
+        log.warning("%s", note)
+        return note
     except Exception as e:
-        note = f"tracking in {value.split(':', 1)[0]} failed: {one_line(f'{type(e).__name__}: {e}')}"
+        cause = one_line(redact_track(f"{type(e).__name__}: {e}", value))
+        note = f"tracking in {value.split(':', 1)[0]} failed: {cause}"
         log.warning("%s", note)
         return note
     return None

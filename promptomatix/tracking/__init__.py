@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from urllib.parse import quote, unquote
 
 from promptomatix.errors import ConfigurationError
 from promptomatix.sessions import SessionStore
@@ -16,15 +18,64 @@ def parse_track(value: str) -> tuple[str, str | None]:
     return "mlflow", uri.strip() or None
 
 
+def track_secrets(value: str) -> list[str]:
+    """The credentials a `--track` value carries, taken literally: the userinfo before the last `@` (with a `/`
+    or `#` in the password, or no `scheme://`, URL parsers misplace it) and its password part."""
+    _, _, uri = value.partition(":")
+    rest = re.sub(r"^[A-Za-z][A-Za-z0-9+.\-]*://", "", uri.strip())
+    if "@" not in rest:
+        return []
+    userinfo = rest.rpartition("@")[0]
+    password = userinfo.partition(":")[2]
+    found = [userinfo, password, unquote(userinfo), unquote(password), quote(password, safe="")]
+    return sorted({f for f in found if f}, key=len, reverse=True)
+
+
+def redact_track(text: str, value: str | None) -> str:
+    """`text` without the `--track` value's credentials (and without any URL's, as every message we show)."""
+    from promptomatix.lm.urls import redact_text
+
+    return redact_text(text, *(track_secrets(value) if value else []))
+
+
+def check_tracking(value: str) -> None:
+    """Before a run: the tracker is known, mlflow imports, and the store answers (an unsupported URI or a server
+    that is down fails here, before any model call, not after the run has been paid for)."""
+    from promptomatix.tracking.mlflow import probe
+
+    _, uri = parse_track(value)
+    try:
+        probe(uri)
+    except ConfigurationError:
+        raise
+    except Exception as e:
+        raise ConfigurationError(
+            f"cannot use the MLflow tracking store {_shown(value)}: {redact_track(f'{type(e).__name__}: {e}', value)}",
+            hint="start the tracking server or fix the URI (mlflow:http://HOST:PORT, mlflow:sqlite:///FILE.db), "
+            "or leave out --track",
+        ) from None
+
+
+def _shown(value: str) -> str:
+    from promptomatix.sessions.urls import strip_url_credentials
+
+    uri = parse_track(value)[1] or "(MLflow's default)"
+    return redact_track(strip_url_credentials(uri), value)
+
+
 def make_tracker(value: str, *, experiment: str = "promptomatix") -> Callable[[SessionStore, str, str], str | None]:
     """A batch tracker: (store, session id, job name) → logs that session. Checks that mlflow imports, up front."""
     from promptomatix.tracking.mlflow import import_mlflow, log_session
 
     _, uri = parse_track(value)
     import_mlflow()
+    check_tracking(value)
 
     def track(store: SessionStore, session_id: str, job: str) -> str | None:
-        tracked = log_session(store, session_id, uri=uri, experiment=experiment, run_name=job)
+        try:
+            tracked = log_session(store, session_id, uri=uri, experiment=experiment, run_name=job)
+        except Exception as e:  # the message may quote the URI as given: its password goes before it is shown
+            raise RuntimeError(redact_track(f"{type(e).__name__}: {e}", value)) from None
         return tracked.run_id
 
     return track
@@ -38,4 +89,4 @@ def track_session(value: str, store: SessionStore, session_id: str, *, name: str
     return log_session(store, session_id, uri=uri, run_name=name)
 
 
-__all__ = ["make_tracker", "parse_track", "track_session"]
+__all__ = ["check_tracking", "make_tracker", "parse_track", "redact_track", "track_secrets", "track_session"]

@@ -10,6 +10,7 @@ version of a registered prompt, tagged with the session id and its scores.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -30,12 +31,25 @@ class TrackedRun:
     prompt_version: int | None = None
 
 
+#: MLflow's HTTP defaults (7 retries with backoff, 120 s a request) kept a finished run waiting 4 minutes for a
+#: server that is down; these apply unless the user set them
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+
+
 def import_mlflow() -> Any:
     try:
         import mlflow
     except ImportError:
         raise ConfigurationError("tracking in MLflow needs mlflow", hint=MLFLOW_HINT) from None
+    for name, default in HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, default)
     return mlflow
+
+
+def probe(uri: str | None) -> None:
+    """One cheap request to the store: raises what MLflow raises for an unsupported URI or an unreachable server."""
+    mlflow = import_mlflow()
+    mlflow.MlflowClient(tracking_uri=uri, registry_uri=uri).search_experiments(max_results=1)
 
 
 def prompt_name_for(text: str) -> str:
