@@ -85,13 +85,41 @@ def test_load_metric_spec_module_and_file(tmp_path, monkeypatch):
         ("zz_user_metrics2:missing", "has no attribute 'missing'"),
         ("zz_user_metrics2:VALUE", "not callable"),
         ("/nonexistent/dir/m.py:fn", "not found"),
+        ("zz_user_metrics_exits:fn", "exited (SystemExit: 2)"),  # argparse at import ended the process silently
     ],
 )
 def test_load_metric_spec_errors(spec, fragment, tmp_path, monkeypatch):
     (tmp_path / "zz_user_metrics2.py").write_text("VALUE = 3\n")
+    (tmp_path / "zz_user_metrics_exits.py").write_text("import sys\nsys.exit(2)\ndef fn(e, p):\n    return 1\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(MetricError) as err:
         load_metric_spec(spec)
     assert fragment in str(err.value)
     assert err.value.hint  # every error names a fix
     assert "\n" not in str(err.value)
+
+
+def test_numeric_returns_of_any_number_type_are_scores():
+    """numpy ints and bools and Decimal were refused ("a metric must return a number"); np.float64 was not."""
+    from decimal import Decimal
+    from fractions import Fraction
+
+    import numpy as np
+
+    from promptomatix.metrics.registry import coerce_result
+
+    for value, score in [(np.int64(1), 1.0), (np.True_, 1.0), (Decimal("0.5"), 0.5), (Fraction(1, 4), 0.25)]:
+        assert coerce_result(value).score == score
+    for bad in ["0.5", b"1", 1 + 0j]:
+        with pytest.raises(MetricError):
+            coerce_result(bad)
+
+
+def test_a_metric_that_exits_is_a_metric_error_not_the_end_of_the_process():
+    def exits(example, pred):
+        raise SystemExit(3)
+
+    reg = MetricRegistry()
+    register_metric("quits", exits, registry=reg)
+    with pytest.raises(MetricError, match="raised SystemExit"):
+        MetricsManager(output_fields=["o"], registry=reg).score("quits", {}, {})

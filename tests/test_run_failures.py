@@ -252,3 +252,13 @@ def test_a_token_or_dollar_limit_leaves_enough_to_test_the_verdict(tmp_path, lim
     assert result.stop_reason.startswith("budget:") and "held back for the final scoring" in result.stop_reason
     assert result.verdict.outcome != "no_test" and result.verdict.n == len(GIVEN["test_data"])
     assert only_session(tmp_path).status == "completed"
+
+
+def test_a_metric_that_does_not_import_fails_before_any_model_call(tmp_path):
+    """It was found when the first row was scored, after the spec (and any synthetic data) had been paid for."""
+    task = FakeLM(default=task_answer, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher")
+    args = {"human_input": TASK, "sessions_dir": str(tmp_path / "s"), **GIVEN, "metric": "zz_no_such_metrics:score"}
+    with pytest.raises(MetricError, match="cannot import metric module 'zz_no_such_metrics'"):
+        process_input(clients={"task": task, "teacher": teacher}, **args)
+    assert task.calls == [] and teacher.calls == []

@@ -53,7 +53,7 @@ def _call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> M
         value = fn(example, pred)
     except PromptomatixError:  # a budget stop or a failed judge call inside the metric
         raise
-    except Exception as e:
+    except (Exception, SystemExit) as e:  # SystemExit: it ended the process, the session left `running`
         raise MetricError(
             f"metric {label} raised {type(e).__name__}: {text.shorten(e, 200)}",
             hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",

@@ -132,13 +132,17 @@ def coerce_result(value: Any, name: str = "metric") -> MetricResult:
         value, feedback = value["score"], value.get("feedback", "")
     elif not isinstance(value, (bool, int, float)) and hasattr(value, "score"):
         value, feedback = value.score, getattr(value, "feedback", "") or ""
-    if isinstance(value, (bool, int, float)):
+    if _numeric(value):  # numpy ints and bools, Decimal, Fraction too (they were refused)
         score = float(value)
     else:
         raise MetricError(f"{name} returned {value!r}; a metric must return a number in [0, 1] or a bool")
     if not math.isfinite(score) or not 0.0 <= score <= 1.0:
         raise MetricError(f"{name} returned {score}, outside [0, 1]", hint="scale the score to [0, 1]")
     return MetricResult(score=score, feedback=str(feedback or ""))
+
+
+def _numeric(value: Any) -> bool:
+    return not isinstance(value, (str, bytes, complex)) and callable(getattr(value, "__float__", None))
 
 
 def _metric_name(fn: Any) -> str:
@@ -170,6 +174,12 @@ def load_metric_spec(spec: str) -> UserMetric:
             module = importlib.import_module(module_name)
     except MetricError:
         raise
+    except SystemExit as exc:  # argparse at import, or sys.exit(): it ended the process without a word
+        raise MetricError(
+            f"importing metric module {module_name!r} exited (SystemExit: {exc.code})",
+            hint="a metric module must not parse the command line or exit when imported; "
+            "put that code under `if __name__ == '__main__':`",
+        ) from None
     except ImportError as exc:
         raise MetricError(
             f"cannot import metric module {module_name!r}: {exc}",

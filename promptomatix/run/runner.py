@@ -33,6 +33,7 @@ def run_new(
     dry = env.config.dry_run
     check_track(env.track)
     check_plugins()
+    check_metric(env.config.metric)
     with _tracked(env, dry) as out, _ending(env, st):
         env.recorder.open(env.config)
         if not dry:
@@ -55,6 +56,7 @@ def run_search(env: RunEnv, st: RunState, command: str) -> OptimizationResult:
     """Search, held-out scoring and result on a saved session's spec and data (refine, resume)."""
     check_track(env.track)
     check_plugins()
+    check_metric(env.config.metric)
     with _tracked(env, False) as out, _ending(env, st):
         env.recorder.started(env.config, command)
         out.result = _search_to_result(env, st)
@@ -98,6 +100,17 @@ def check_plugins() -> None:
     from promptomatix.plugins.report import build_registries
 
     build_registries()
+
+
+def check_metric(spec: str | None) -> None:
+    """A `--metric` that does not import or has the wrong signature fails before the spec and the synthetic data
+    are paid for (it was found when the first row was scored)."""
+    if not spec:
+        return
+    from promptomatix.metrics import load_metric_spec
+    from promptomatix.metrics.manager import check_metric_signature
+
+    check_metric_signature(load_metric_spec(spec))
 
 
 def check_track(value: str | None) -> None:
