@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from promptomatix.data.roles import Part, data_files
 from promptomatix.data.sampling import Reservoir
 from promptomatix.data.splits import sample_cap
 from promptomatix.data.textfiles import CsvRecords, iter_lines
@@ -23,7 +24,7 @@ from promptomatix.task.models import coerce_value
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DEFAULT_SAMPLE", "LoadedData", "LoadedRows", "discover_labels", "load_rows", "parse_hf_source"]
+__all__ = ["DEFAULT_SAMPLE", "LoadedData", "LoadedRows", "Part", "discover_labels", "load_rows", "parse_hf_source"]
 
 _CONTAINER_KEYS = ("data", "rows", "examples", "train", "items")
 DEFAULT_SAMPLE = sample_cap()
@@ -132,7 +133,7 @@ def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
     return "fix the JSON at that point (check quotes, commas and brackets)"
 
 
-def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
+def _json_rows(path: Path, text: str, key: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
     if not text.strip():
         raise DataError(f"{path.name}: file is empty")
     try:
@@ -143,7 +144,7 @@ def _json_rows(path: Path, text: str) -> Iterator[tuple[str, dict[str, Any]]]:
         ) from None
     del text
     if isinstance(data, dict):
-        key = next((k for k in _CONTAINER_KEYS if isinstance(data.get(k), list)), None)
+        key = key or next((k for k in _CONTAINER_KEYS if isinstance(data.get(k), list)), None)
         if key is None:
             raise DataError(f'{path.name}: expected a list of objects or {{"data": [...]}}')
         data = data[key]
@@ -221,9 +222,43 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
     raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
-def _open(source: str | Path) -> _Source:
+def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> _Source:
+    """Several files (or JSON lists) read as one source, each row placed by its file ("b.csv line 4"), with a
+    note of what each gave and which files were left out."""
+    opened = [_open(p.path, p.key) for p in parts]
+    counts = dict.fromkeys((p.name for p in parts), 0)
+
+    many = len(parts) > 1
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        for part, src in zip(parts, opened, strict=True):
+            for where, row in src.rows:
+                counts[part.name] += 1
+                yield (f"{part.name} {where}" if many else where), row
+            src.check()
+
+    label = (parts[0].path.parent.name or str(parts[0].path.parent)) if many else parts[0].name
+    same = all(o.columns == opened[0].columns for o in opened)
+    source = _Source(label, rows(), opened[0].columns if same else [])
+
+    def note() -> str | None:
+        read = f"{label}: read " + ", ".join(f"{name} ({n} rows)" for name, n in counts.items()) if many else ""
+        left = f"{label}: left out {', '.join(ignored)} (not .csv/.tsv/.json/.jsonl)" if ignored else ""
+        return "; ".join(n for n in (read, left, *(o.note() for o in opened)) if n) or None
+
+    source.note = note
+    source.empty = DataError(f"{label}: no rows in {', '.join(p.name for p in parts)}")
+    return source
+
+
+def _open(source: str | Path | Sequence[Part], key: str | None = None) -> _Source:
+    if isinstance(source, (list, tuple)):
+        return _chain(source)
     text_source = str(source)
     path = Path(text_source)
+    if path.is_dir() and (files := data_files(path)):  # CSV/JSON files: ours, with their line-level errors
+        others = sorted(p.name for p in path.iterdir() if p.is_file() and p not in files and not p.name.startswith("."))
+        return _chain([Part(f) for f in files], others)
     if text_source.startswith("hf:") or path.is_dir():
         label, ds = _hf_dataset(source)
         return _Source(label, _hf_rows(ds), list(ds.column_names))
@@ -231,7 +266,7 @@ def _open(source: str | Path) -> _Source:
     if suffix in (".csv", ".tsv"):
         return _csv_source(path)
     if suffix == ".json":
-        return _Source(path.name, _json_rows(path, _read_text(path)), [])
+        return _Source(Part(path, key).name, _json_rows(path, _read_text(path), key), [])
     if suffix == ".jsonl":
         if not path.exists():
             raise DataError(f"{path}: file not found")
@@ -248,7 +283,7 @@ def _stratum(output_fields: Sequence[str] | None, columns: Sequence[str]) -> str
 
 
 def load_rows(
-    source: str | Path,
+    source: str | Path | Sequence[Part],
     *,
     input_fields: Sequence[str] | None = None,
     output_fields: Sequence[str] | None = None,

@@ -34,16 +34,22 @@ class SourceRow(dict[str, Any]):
 
 
 def describe_places(places: list[str], limit: int = 8) -> str:
-    """["line 4", "line 9"] -> "lines 4, 9"; a long list ends in "… (+N more)"."""
+    """["line 4", "line 9"] -> "lines 4, 9"; rows of several files by file: "a.csv lines 2, 5; b.csv line 3"; a
+    long list ends in "… (+N more)"."""
     if not places:
         return ""
-    words = {p.split(" ", 1)[0] for p in places}
-    if len(words) != 1 or not all(" " in p for p in places):
-        shown = ", ".join(places[:limit])
-    else:
-        word = words.pop()
-        nums = ", ".join(p.split(" ", 1)[1] for p in places[:limit])
-        shown = f"{word}{'s' if len(places) > 1 else ''} {nums}"
+    total: dict[str, int] = {}
+    for p in places:
+        head = p.rpartition(" ")[0]
+        total[head] = total.get(head, 0) + 1
+    groups: dict[str, list[str]] = {}
+    for p in places[:limit]:
+        head, _, num = p.rpartition(" ")
+        groups.setdefault(head, []).append(num)
+    shown = "; ".join(
+        f"{head}{'s' if total[head] > 1 else ''} {', '.join(nums)}" if head else ", ".join(nums)
+        for head, nums in groups.items()
+    )
     return shown + (f" … (+{len(places) - limit} more)" if len(places) > limit else "")
 
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 def user_rows(env: RunEnv) -> dict[str, Any]:
     """The rows the user gave (files and in-memory lists), by role, with the notes on skipped rows."""
     from promptomatix.data import load_rows, sample_cap
+    from promptomatix.data.roles import source_roles
 
     cfg = env.config
     fields = {"input_fields": cfg.input_fields, "output_fields": cfg.output_fields, "seed": cfg.seed,
@@ -35,9 +36,13 @@ def user_rows(env: RunEnv) -> dict[str, Any]:
     out: dict[str, Any] = {"skipped": {}}
     sources = {"user_rows": cfg.data, "train_rows": cfg.local_train_data_path, "test_rows": cfg.local_test_data_path}
     for key, source in sources.items():
-        if source:
-            loaded = load_rows(source, **fields)
-            out[key] = loaded.rows
+        roles = source_roles(source) if source and key == "user_rows" else None
+        parts: dict[str, Any] = {f"{r}_rows": ps for r, ps in roles[0].items()} if roles else {key: source}
+        for part_key, part in parts.items() if source else ():
+            loaded = load_rows(part, **fields)
+            if roles and part_key == next(iter(parts)):  # the split files' account, once, with the rows
+                loaded.rows.notes[:0] = roles[1]
+            out[part_key] = loaded.rows
             out["skipped"].update({f"{source}: {k}": v for k, v in loaded.skipped.items()})
     for key, given in (("train_rows", cfg.train_data), ("valid_rows", cfg.valid_data), ("test_rows", cfg.test_data)):
         if given is not None:

@@ -1,0 +1,87 @@
+"""Sources that hold more than one split: a directory of data files (`train.csv`, `test.csv`, …) or a JSON file
+of named lists (`{"train": [...], "test": [...]}`). Each file or list is read as the split its name says; the
+rest are rows to split as usual. Before, a directory was handed to `datasets`, which read one format and only
+its `train` split, and a JSON file's `test` list was ignored: both without a word.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+#: a file stem's word (or a JSON key) → the split it names
+SPLIT_WORDS = {"train": "train", "training": "train", "valid": "valid", "validation": "valid", "val": "valid",
+               "dev": "valid", "test": "test", "testing": "test"}  # fmt: skip
+DATA_SUFFIXES = (".csv", ".tsv", ".json", ".jsonl")
+#: files `datasets.save_to_disk` writes: such a directory is a saved dataset, read by `datasets`
+SAVED_DATASET = ("dataset_info.json", "state.json", "dataset_dict.json")
+
+
+@dataclass(frozen=True)
+class Part:
+    """One file of a multi-file source, or one named list of a JSON file of splits."""
+
+    path: Path
+    key: str | None = None  # a JSON file's top-level list to read ("test"); None: the file's rows as usual
+
+    @property
+    def name(self) -> str:
+        return f"{self.path.name}[{self.key}]" if self.key else self.path.name
+
+
+def data_files(directory: Path) -> list[Path]:
+    """The CSV/TSV/JSON/JSONL files of a directory, sorted; none for a saved dataset (`datasets` reads those)."""
+    if any((directory / name).exists() for name in SAVED_DATASET):
+        return []
+    return sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in DATA_SUFFIXES
+                  and not p.name.startswith("."))  # fmt: skip
+
+
+def split_of(name: str) -> str | None:
+    """The split a file stem or key names: `test.csv`, `reviews_test.jsonl`, `validation` → test, test, valid."""
+    return next((SPLIT_WORDS[w] for w in re.split(r"[^a-z]+", name.lower()) if w in SPLIT_WORDS), None)
+
+
+def source_roles(source: str | Path) -> tuple[dict[str, list[Part]], list[str]] | None:
+    """The parts of a source that names splits, by role (train / valid / test / user), and one note per decision;
+    None when the source names no split (it is read as one source, as before)."""
+    path = Path(str(source))
+    if path.is_dir():
+        files = data_files(path)
+        parts = {f: split_of(f.stem) for f in files}
+        label, what = f"{path.name}/", "file"
+    elif path.suffix.lower() == ".json" and path.is_file():
+        keys = _json_split_keys(path)
+        parts = {k: SPLIT_WORDS.get(k.lower()) for k in keys}
+        label, what = path.name, "list"
+    else:
+        return None
+    if not any(role in ("valid", "test") for role in parts.values()):
+        return None
+    roles: dict[str, list[Part]] = {}
+    for item, role in parts.items():
+        part = Part(item) if isinstance(item, Path) else Part(path, item)
+        roles.setdefault(role or "train", []).append(part)
+    notes = [f"{label}: {', '.join(p.name for p in ps)} read as the {role} split" for role, ps in roles.items()]
+    unnamed = [k.name if isinstance(k, Path) else k for k, r in parts.items() if r is None]
+    if path.is_dir() and (left := sorted(p.name for p in path.iterdir() if p.is_file() and p not in parts
+                                         and not p.name.startswith("."))):  # fmt: skip
+        notes.append(f"{label}: left out {', '.join(left)} (not .csv/.tsv/.json/.jsonl)")
+    if unnamed:
+        notes.append(f"{label}: {', '.join(unnamed)} names no split; read as train ({what}s named "
+                     "train/valid/test set the splits)")  # fmt: skip
+    return roles, notes
+
+
+def _json_split_keys(path: Path) -> list[str]:
+    """The top-level lists of a JSON object file whose names include a split word; [] for anything else."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (OSError, ValueError):
+        return []  # the loader reports what is wrong with the file, with its line
+    if not isinstance(data, dict):
+        return []
+    lists = [k for k, v in data.items() if isinstance(v, list)]
+    return lists if any(split_of(k) for k in lists) else []
