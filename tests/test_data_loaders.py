@@ -156,3 +156,24 @@ def test_discover_labels() -> None:
     rows = [{"l": "b"}, {"l": "a"}, {"l": "B "}, {"l": None}, {"l": "a"}, {"l": "c"}, {"l": "a"}]
     assert discover_labels(rows, "l") == ["a", "b", "c"]
     assert discover_labels([{"l": "x, y"}, {"l": "y"}], "l", multi=True) == ["y", "x"]
+
+
+def test_a_json_row_without_the_output_is_skipped_wherever_it_is(tmp_path: Path) -> None:
+    """The first object decided the columns: lacking 'label' there stopped the run with "pass --output-fields with
+    one of: " (an empty list), while the same object second was a skipped row."""
+    rows = [{"review": "no label here"}, *ROWS]
+    p = _write(tmp_path / "r.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    data = load_rows(p, input_fields=["review"], output_fields=["label"])
+    assert len(data.rows) == 3 and data.skipped == {"empty or missing 'label'": 1}
+    nowhere = _write(tmp_path / "n.jsonl", "".join(json.dumps({"review": r["review"]}) + "\n" for r in ROWS))
+    with pytest.raises(DataError) as e:
+        load_rows(nowhere, input_fields=["review"], output_fields=["label"])
+    assert "column 'label' not found (columns: review)" in str(e.value) and "one of: " not in str(e.value)
+
+
+def test_a_long_document_in_a_csv_loads(tmp_path: Path) -> None:
+    """A 200,000-character value was "malformed CSV (field larger than field limit (131072))"; as JSONL it loaded."""
+    long = "word " * 40_000
+    p = _write(tmp_path / "docs.csv", f'review,label\n"{long}",positive\nshort one,negative\n')
+    data = load_rows(p, input_fields=["review"], output_fields=["label"])
+    assert len(data.rows) == 2 and len(data.rows[0]["review"]) == len(long)

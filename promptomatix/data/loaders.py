@@ -218,7 +218,12 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
     named = [c for c in unused if c.lower() in OUTPUT_COLUMN_HINTS]
     if len(named) == 1:  # "sentiment" is a better guess for a missing output than "text"
         unused = named if flag == "--output-fields" else [c for c in unused if c not in named]
-    hint = f"pass {flag} {unused[0]}" if len(unused) == 1 else f"pass {flag} with one of: {', '.join(unused)}"
+    if not unused:
+        hint = f"every column is already another field: check {flag}"
+    elif len(unused) == 1:
+        hint = f"pass {flag} {unused[0]}"
+    else:
+        hint = f"pass {flag} with one of: {', '.join(unused)}"
     raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
@@ -310,11 +315,14 @@ def load_rows(
     reservoir: Reservoir | None = None
     total = kept_n = 0
     columns: list[str] | None = None
-    for where, raw in src.rows:
+    keys: dict[str, None] = {}  # every key of a source without a header line (JSON): a field is missing only if
+    for where, raw in src.rows:  # no row has it, not when the first row lacks it
         total += 1
         row = {fmap.get(k, k): v for k, v in raw.items()}
+        if not src.columns:
+            keys.update(dict.fromkeys(row))
         if columns is None:
-            columns = _check_columns(src, fmap, row, input_fields, output_fields, declared)
+            columns = _check_columns(src, fmap, row, input_fields, output_fields, declared, check=bool(src.columns))
             if max_rows is not None:
                 reservoir = Reservoir(max_rows, label_field=_stratum(output_fields, columns), seed=seed)
         if limit is not None and kept_n >= limit:
@@ -333,6 +341,8 @@ def load_rows(
     src.check()
     if total == 0:
         raise src.empty
+    if not src.columns:
+        columns = _check_columns(src, fmap, keys, input_fields, output_fields, declared, check=True)
     return _loaded(src, rows, columns, total, places, reservoir, seed)
 
 
@@ -343,9 +353,14 @@ def _check_columns(
     input_fields: Sequence[str] | None,
     output_fields: Sequence[str] | None,
     declared: Sequence[str],
+    *,
+    check: bool,
 ) -> list[str]:
-    """The source's columns after renaming, read at the first row; a declared field missing from them is an error."""
+    """The source's columns after renaming (its header, else `row`'s keys); with `check`, a declared field missing
+    from them is an error."""
     columns = list(dict.fromkeys([fmap.get(c, c) for c in src.columns] or list(row)))
+    if not check:
+        return columns
     for name in input_fields or []:
         _resolve(columns, name, src.label, declared, "--input-fields")
     for name in output_fields or []:

@@ -24,6 +24,8 @@ _CR = re.compile(r"(?<=\r)(?!\n)")
 _FIX = 'put the whole value in quotes ("like, this") or delete the stray quote'
 _MAX_SEEN_VALUES = 1000  # distinct last-column values remembered for the swallow check
 _MAX_PENDING = 200  # multi-line values kept for the end-of-file check
+#: the longest CSV value read (the csv module's default, 131,072 characters, refused long documents as "malformed")
+MAX_FIELD_CHARS = 16 * 1024 * 1024
 
 
 def iter_lines(path: Path) -> Iterator[str]:
@@ -68,6 +70,8 @@ class CsvRecords:
         self.path = path
         self.delimiter = delimiter
         self.lines = 0
+        if csv.field_size_limit() < MAX_FIELD_CHARS:  # process-wide, and only ever raised
+            csv.field_size_limit(MAX_FIELD_CHARS)
         self._reader = csv.reader(iter_lines(path), delimiter=delimiter, strict=True)
         self._width = 0
         self._records = 0
@@ -132,6 +136,9 @@ class CsvRecords:
         if "unexpected end of data" in message:
             swallowed = f" (it swallows lines {start}-{end})" if end > start else ""
             return DataError(f"{name} line {start} opens a quote that is never closed{swallowed}", hint=_FIX)
+        if "field larger than field limit" in message:
+            return DataError(f"{name} line {start}: a value longer than {MAX_FIELD_CHARS:,} characters",
+                             hint="shorten it, or check for a stray quote that swallows the rest of the file")  # fmt: skip
         if end > start and "expected after" in message:
             return DataError(
                 f"{name} line {start} opens a quote that closes on line {end} in the middle of a value "
