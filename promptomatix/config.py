@@ -84,8 +84,8 @@ class RunConfig(BaseModel):
     local_train_data_path: str | None = None
     local_test_data_path: str | None = None
     synthetic_data_size: int = Field(default=30, ge=0, le=MAX_SYNTHETIC_ROWS)
-    train_data_size: int | None = Field(default=None, ge=0)
-    valid_data_size: int | None = Field(default=None, ge=0)
+    train_data_size: int | None = Field(default=None, ge=1)  # a search needs train and valid rows; only the
+    valid_data_size: int | None = Field(default=None, ge=1)  # held-out test may be 0 (no verdict, said so)
     test_data_size: int | None = Field(default=None, ge=0)
     train_ratio: float | None = Field(default=None, gt=0, lt=1)
     verify_synthetic: bool = False

@@ -314,6 +314,14 @@ def test_no_task_exits_2(capsys):
     assert code == 2 and "no task given" in one_error_line(err)
 
 
+@pytest.mark.parametrize("flag", [["--train-data-size", "0"], ["--valid-data-size", "0"], ["--train-ratio", "1.5"],
+                                  ["--train-ratio", "nan"]])  # fmt: skip
+def test_split_sizes_no_run_can_use_are_a_bad_command_line(capsys, data_csv, flag):
+    """They were accepted, then failed with exit 1: "14 usable rows (0 train, …); add rows to the data"."""
+    code, _, err = boundary(capsys, "optimize", TASK, "--data", data_csv, "--dry-run", *flag)
+    assert code == 2 and flag[0] in err and "add rows" not in err
+
+
 def test_unknown_flag_exits_2(capsys):
     code, _, err = boundary(capsys, "optimize", TASK, "--no-such-flag")
     assert code == 2 and "No such option" in err and "Traceback" not in err

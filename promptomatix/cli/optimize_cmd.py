@@ -212,6 +212,13 @@ _spec_options = _option_group(
     _param("sample_data", str, typer.Option(None, "--sample-data", "--sample_data", help="JSON rows.")),
     _param("initial_prompt", str, typer.Option(None, "--initial-prompt", "--initial_prompt")),
 )  # fmt: skip
+def _share(value: float | None) -> float | None:
+    """A share strictly between 0 and 1 (NaN is not): a bad command line (exit 2) naming the option."""
+    if value is not None and not 0.0 < value < 1.0:
+        raise typer.BadParameter(f"{value} is not a share between 0 and 1 (e.g. 0.6)")
+    return value
+
+
 _data_options = _option_group(
     _param("data", str, typer.Option(
         None, "--data", "--huggingface_dataset_name", help="CSV/JSON/JSONL or hf:NAME[:CFG][@SPLIT].")),
@@ -222,10 +229,10 @@ _data_options = _option_group(
         30, "--synthetic-data-size", "--synthetic_data_size", min=0)),
     _param("verify_synthetic", bool, typer.Option(
         False, "--verify-synthetic", help="A second teacher pass keeps only examples it judges correct.")),
-    _param("train_data_size", int, typer.Option(None, "--train-data-size", "--train_data_size", min=0)),
-    _param("valid_data_size", int, typer.Option(None, "--valid-data-size", "--valid_data_size", min=0)),
+    _param("train_data_size", int, typer.Option(None, "--train-data-size", "--train_data_size", min=1)),
+    _param("valid_data_size", int, typer.Option(None, "--valid-data-size", "--valid_data_size", min=1)),
     _param("test_data_size", int, typer.Option(None, "--test-data-size", "--test_data_size", min=0)),
-    _param("train_ratio", float, typer.Option(None, "--train-ratio", "--train_ratio")),
+    _param("train_ratio", float, typer.Option(None, "--train-ratio", "--train_ratio", callback=_share)),
 )  # fmt: skip
 _scoring_options = _option_group(
     _param("lambda_penalty", float, typer.Option(
