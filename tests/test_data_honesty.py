@@ -210,6 +210,14 @@ def test_large_inputs_make_a_small_session(tmp_path: Path) -> None:
     assert "given train rows: sampled 200 of 5,000 (cap; change with --train-data-size)" in report2.notes
 
 
+def test_the_valid_size_is_kept_when_valid_rows_are_carved_from_given_train_rows() -> None:
+    """Given train and test rows, the valid split was carved at its default size whatever --valid-data-size said."""
+    test = [{**r, "review": f"test {i}"} for i, r in enumerate(rows(8))]
+    splits, report = build_data(SPEC, teacher=None, train_rows=rows(24), test_rows=test, valid_size=4)
+    assert splits.sizes == {"train": 20, "valid": 4, "test": 8}
+    assert "valid split carved from the given train rows (4 rows)" in report.notes
+
+
 # -- too little data for a held-out test ----------------------------------------------------------------------
 
 

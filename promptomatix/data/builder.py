@@ -113,7 +113,8 @@ def build_data(
         if user:
             train_given += user
             report.notes.append(f"{len(user)} user rows added to the given train rows")
-        train, valid, test = _explicit(train_given, valid_given, test_given, label, seed, report, test_size == 0)
+        train, valid, test = _explicit(train_given, valid_given, test_given, label, seed, report, test_size == 0,
+                                       valid_size=valid_size)  # fmt: skip
     else:
         synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
                             max_workers, max_batches, verify)  # fmt: skip
@@ -285,11 +286,13 @@ def _explicit(
     seed: int,
     report: DataReport,
     no_test: bool = False,
+    valid_size: Size = None,
 ) -> tuple[list[Row], list[Row], list[Row]]:
-    """Respect user-given splits; carve only what is missing, deterministically, and say so."""
+    """Respect user-given splits; carve only what is missing (valid: `valid_size` rows when given),
+    deterministically, and say so."""
     if not valid:
         t_n = 0 if test or no_test else None
-        train, valid, carved = split_rows(train, label_field=label, test=t_n, seed=seed)
+        train, valid, carved = split_rows(train, label_field=label, valid=valid_size, test=t_n, seed=seed)
         report.notes.append(f"valid split carved from the given train rows ({len(valid)} rows)")
         if carved:
             test = carved
