@@ -210,6 +210,14 @@ def test_large_inputs_make_a_small_session(tmp_path: Path) -> None:
     assert "given train rows: sampled 200 of 5,000 (cap; change with --train-data-size)" in report2.notes
 
 
+def test_a_repeated_input_with_another_label_is_named_as_a_conflict() -> None:
+    """It was a plain "duplicate": the user never learned their data contradicts itself."""
+    conflict = [{**r, "label": "negative" if r["label"] == "positive" else "positive"} for r in rows(3)]
+    _, report = build_data(SPEC, teacher=None, user_rows=rows(24) + conflict + rows(2))
+    assert report.skipped == {"user: same input as an earlier row, another output (the first kept)": 3,
+                              "user: duplicate": 2}  # fmt: skip
+
+
 def test_the_valid_size_is_kept_when_valid_rows_are_carved_from_given_train_rows() -> None:
     """Given train and test rows, the valid split was carved at its default size whatever --valid-data-size said."""
     test = [{**r, "review": f"test {i}"} for i, r in enumerate(rows(8))]

@@ -138,7 +138,7 @@ class _Intake:
     label: str | None
     seed: int
     sizes: dict[str, Any]
-    seen: set[str] = field(default_factory=set)
+    seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
 
     def take(self, name: str, rows: Sequence[Row] | None) -> list[Row]:

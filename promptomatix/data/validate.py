@@ -104,21 +104,24 @@ def validate_rows(
     spec: TaskSpec,
     rows: Iterable[Any],
     *,
-    seen: set[str] | None = None,
+    seen: dict[str, tuple[Any, ...]] | None = None,
     places: dict[tuple[str, str], list[str]] | None = None,
 ) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """Keep valid, new rows; count every dropped row by reason. `seen` carries dedup keys across sources.
+    """Keep valid, new rows; count every dropped row by reason. `seen` carries dedup keys (and the kept row's
+    outputs) across sources: a repeated input whose output differs is named as such, not as a plain duplicate.
 
     `places`, when given, collects where each dropped row came from, keyed by (source, reason): a file's name
     and "line 4", or ("", "row 3") for rows passed in memory, so the report can name them.
     """
-    seen = set() if seen is None else seen
+    seen = {} if seen is None else seen
     kept: list[dict[str, Any]] = []
     dropped: Counter[str] = Counter()
     for i, row in enumerate(rows, 1):
         clean, reason = check_row(spec, row)
-        if clean is not None and row_key(spec, clean) in seen:
-            clean, reason = None, "duplicate"
+        if clean is not None and (first := seen.get(row_key(spec, clean))) is not None:
+            differs = first != _outputs(spec, clean)
+            reason = "same input as an earlier row, another output (the first kept)" if differs else "duplicate"
+            clean = None
         if clean is None:
             reason = reason or "invalid"
             dropped[reason] += 1
@@ -126,9 +129,13 @@ def validate_rows(
                 key = (getattr(row, "source", ""), reason)
                 places.setdefault(key, []).append(getattr(row, "place", None) or f"row {i}")
             continue
-        seen.add(row_key(spec, clean))
+        seen[row_key(spec, clean)] = _outputs(spec, clean)
         kept.append(clean)
     return kept, dropped
+
+
+def _outputs(spec: TaskSpec, row: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(normalize_text(row.get(name, "")) for name in spec.output_names)
 
 
 def label_counts(rows: Iterable[dict[str, Any]], field: str | None) -> dict[str, int]:
