@@ -84,3 +84,17 @@ def test_a_large_file_is_sampled_to_the_caps(tmp_path: Path, capsys: pytest.Capt
     )
     assert code == 0, err
     assert json.loads(out)["data_report"]["split_sizes"] == {"train": 700, "valid": 100, "test": 300}
+
+
+def test_repeats_are_dropped_before_a_large_file_is_sampled(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """3,000 rows, 1,000 distinct: the sample of 600 held repeats, and the held-out test came out at 181 of 300."""
+    lines = ["review,label"] + [f"{('lovely', 'awful')[i % 2]} film {i},{('positive', 'negative')[i % 2]}"
+                                for i in range(1000)] * 3  # fmt: skip
+    data = tmp_path / "repeats.csv"
+    data.write_text("\n".join(lines) + "\n")
+    code, out, err = run(capsys, "optimize", TASK, "--data", str(data), "--dry-run", "--json", *FLAGS)
+    assert code == 0, err
+    report = json.loads(out)["data_report"]
+    assert report["split_sizes"] == {"train": 200, "valid": 100, "test": 300}
+    assert any(n.startswith("repeats.csv: 2000 rows skipped") and n.endswith(": duplicate)") for n in report["notes"])
+    assert any("sampled 600 of 1,000 usable rows" in n for n in report["notes"])

@@ -6,18 +6,17 @@ Malformed input raises DataError naming the file, the line/row and the column; r
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from promptomatix.data.roles import Part, data_files
 from promptomatix.data.sampling import Reservoir
+from promptomatix.data.sources import Source, csv_source, json_rows, jsonl_rows, read_text
 from promptomatix.data.splits import sample_cap
-from promptomatix.data.textfiles import CsvRecords, iter_lines
-from promptomatix.data.validate import SourceRow, describe_places
+from promptomatix.data.validate import SourceRow, describe_places, normalize_text
 from promptomatix.errors import DataError
 from promptomatix.task.heuristics import OUTPUT_COLUMN_HINTS, discover_labels
 from promptomatix.task.models import coerce_value
@@ -26,7 +25,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["DEFAULT_SAMPLE", "LoadedData", "LoadedRows", "Part", "discover_labels", "load_rows", "parse_hf_source"]
 
-_CONTAINER_KEYS = ("data", "rows", "examples", "train", "items")
 DEFAULT_SAMPLE = sample_cap()
 
 
@@ -59,117 +57,6 @@ def parse_hf_source(source: str) -> tuple[str, str | None, str]:
     if not name:
         raise DataError(f"{source}: no dataset name", hint="use hf:NAME[:CONFIG][@SPLIT], e.g. hf:imdb@test")
     return name, config or None, split or "train"
-
-
-def _read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise DataError(
-            f"{path.name} line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
-            hint="save it as UTF-8",
-        ) from None
-
-
-class _Source:
-    """One opened source: its label, its columns (when known up front), its rows, and a check run at the end."""
-
-    def __init__(self, label: str, rows: Iterator[tuple[str, dict[str, Any]]], columns: list[str]) -> None:
-        self.label = label
-        self.rows = rows
-        self.columns = columns
-        self.check: Callable[[], None] = lambda: None
-        self.note: Callable[[], str | None] = lambda: None
-        self.empty = DataError(f"{label}: no rows", hint="the file is empty")
-
-
-def _csv_source(path: Path) -> _Source:
-    records = CsvRecords(path, "\t" if path.suffix.lower() == ".tsv" else ",")
-    it = iter(records)
-    first = next(it, None)
-    if first is None:
-        raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
-    header = [h.strip() for h in first[1]]
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if not any(header) or dupes:
-        what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
-        raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
-
-    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
-        for line, values in it:
-            if not values or not any(v.strip() for v in values):
-                continue
-            if len(values) > len(header):
-                raise DataError(
-                    f"{path.name} line {line}: {len(values)} values but the header has {len(header)} columns",
-                    hint="quote values that contain the delimiter",
-                )
-            row = dict(zip(header, values, strict=False))  # short rows: missing values
-            yield f"line {line}", {h: row.get(h) for h in header}
-
-    source = _Source(path.name, rows(), header)
-    source.check = records.check
-    source.note = records.note
-    source.empty = DataError(f"{path.name}: has a header line but no data rows")
-    return source
-
-
-def _json_hint(text: str, exc: json.JSONDecodeError) -> str:
-    """The likely fix for the commonest ways a hand-edited JSON file breaks."""
-    if exc.msg == "Extra data":
-        return "this looks like JSON Lines (one object per line): rename the file to .jsonl, or wrap the rows in [...]"
-    before = text[: exc.pos].rstrip()
-    if before.endswith(",") and exc.msg.startswith(("Expecting value", "Expecting property name")):
-        return "remove the trailing comma before this point"
-    if exc.pos >= len(text.rstrip()):
-        return "the file ends too early: is it cut off? close every [ and {"
-    return "fix the JSON at that point (check quotes, commas and brackets)"
-
-
-def _json_rows(path: Path, text: str, key: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
-    if not text.strip():
-        raise DataError(f"{path.name}: file is empty")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DataError(
-            f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})", hint=_json_hint(text, exc)
-        ) from None
-    del text
-    if isinstance(data, dict):
-        key = key or next((k for k in _CONTAINER_KEYS if isinstance(data.get(k), list)), None)
-        if key is None:
-            raise DataError(f'{path.name}: expected a list of objects or {{"data": [...]}}')
-        data = data[key]
-    if not isinstance(data, list):
-        raise DataError(f"{path.name}: expected a list of objects, got {type(data).__name__}")
-    for i, item in enumerate(data, 1):
-        if not isinstance(item, dict):
-            raise DataError(f"{path.name} item {i}: expected an object, got {type(item).__name__}")
-        yield f"item {i}", item
-
-
-def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    for n, line in enumerate(iter_lines(path), 1):
-        if not line.strip():
-            continue
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(
-                f"{path.name} line {n}: invalid JSON ({exc.msg} at column {exc.colno})",
-                hint=f"fix or delete line {n}; each line must be one complete JSON object",
-            ) from None
-        if not isinstance(item, dict):
-            raise DataError(f"{path.name} line {n}: expected an object, got {type(item).__name__}")
-        yield f"line {n}", item
 
 
 def _hf_dataset(source: str | Path, split: str | None = None) -> tuple[str, Any]:
@@ -227,7 +114,7 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
     raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
-def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> _Source:
+def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> Source:
     """Several files (or JSON lists) read as one source, each row placed by its file ("b.csv line 4"), with a
     note of what each gave and which files were left out."""
     opened = [_open(p.path, p.key) for p in parts]
@@ -244,7 +131,7 @@ def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> _Source:
 
     label = (parts[0].path.parent.name or str(parts[0].path.parent)) if many else parts[0].name
     same = all(o.columns == opened[0].columns for o in opened)
-    source = _Source(label, rows(), opened[0].columns if same else [])
+    source = Source(label, rows(), opened[0].columns if same else [])
 
     def note() -> str | None:
         read = f"{label}: read " + ", ".join(f"{name} ({n} rows)" for name, n in counts.items()) if many else ""
@@ -256,7 +143,7 @@ def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> _Source:
     return source
 
 
-def _open(source: str | Path | Sequence[Part], key: str | None = None) -> _Source:
+def _open(source: str | Path | Sequence[Part], key: str | None = None) -> Source:
     if isinstance(source, (list, tuple)):
         return _chain(source)
     text_source = str(source)
@@ -266,16 +153,16 @@ def _open(source: str | Path | Sequence[Part], key: str | None = None) -> _Sourc
         return _chain([Part(f) for f in files], others)
     if text_source.startswith("hf:") or path.is_dir():
         label, ds = _hf_dataset(source)
-        return _Source(label, _hf_rows(ds), list(ds.column_names))
+        return Source(label, _hf_rows(ds), list(ds.column_names))
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        return _csv_source(path)
+        return csv_source(path)
     if suffix == ".json":
-        return _Source(Part(path, key).name, _json_rows(path, _read_text(path), key), [])
+        return Source(Part(path, key).name, json_rows(path, read_text(path), key), [])
     if suffix == ".jsonl":
         if not path.exists():
             raise DataError(f"{path}: file not found")
-        return _Source(path.name, _jsonl_rows(path), [])
+        return Source(path.name, jsonl_rows(path), [])
     raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
 
 
@@ -315,6 +202,7 @@ def load_rows(
     reservoir: Reservoir | None = None
     total = kept_n = 0
     columns: list[str] | None = None
+    unique: set[int] = set()  # hashes of the rows kept (a million rows: tens of MB, not the rows)
     keys: dict[str, None] = {}  # every key of a source without a header line (JSON): a field is missing only if
     for where, raw in src.rows:  # no row has it, not when the first row lacks it
         total += 1
@@ -329,9 +217,12 @@ def load_rows(
             places.setdefault(f"beyond limit {limit}", []).append(where)
             continue
         row, reason = _clean_row(row, src.label, where, declared, field_types, restrict=restrict)
+        if reason is None and (key := _dedup_key(row, declared if restrict else ())) in unique:
+            reason = "duplicate"  # before the sample: a sample of repeats made the held-out test short
         if reason is not None:
             places.setdefault(reason, []).append(where)
             continue
+        unique.add(key)
         kept = SourceRow(row, src.label, where)
         kept_n += 1
         if reservoir is not None:
@@ -346,8 +237,15 @@ def load_rows(
     return _loaded(src, rows, columns, total, places, reservoir, seed)
 
 
+def _dedup_key(row: Mapping[str, Any], declared: Sequence[str]) -> int:
+    """Rows equal once normalized (the task's fields when both sides are declared, else every value) are one row:
+    the validator would drop the second anyway."""
+    names = declared or sorted(row)
+    return hash(tuple(normalize_text(row.get(n, "")) for n in names))
+
+
 def _check_columns(
-    src: _Source,
+    src: Source,
     fmap: Mapping[str, str],
     row: Mapping[str, Any],
     input_fields: Sequence[str] | None,
@@ -393,7 +291,7 @@ def _clean_row(
 
 
 def _loaded(
-    src: _Source,
+    src: Source,
     rows: list[dict[str, Any]],
     columns: list[str] | None,
     total: int,

@@ -1,0 +1,125 @@
+"""One source's rows as (place, row) pairs: CSV/TSV, JSON and JSON Lines files, each error naming the file, the
+line and the fix. `loaders` checks, cleans and samples what these yield."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from promptomatix.data.textfiles import CsvRecords, iter_lines
+from promptomatix.errors import DataError
+
+CONTAINER_KEYS = ("data", "rows", "examples", "train", "items")
+
+
+def read_text(path: Path) -> str:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise DataError(
+            f"{path.name} line {line}: not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            hint="save it as UTF-8",
+        ) from None
+
+
+class Source:
+    """One opened source: its label, its columns (when known up front), its rows, and a check run at the end."""
+
+    def __init__(self, label: str, rows: Iterator[tuple[str, dict[str, Any]]], columns: list[str]) -> None:
+        self.label = label
+        self.rows = rows
+        self.columns = columns
+        self.check: Callable[[], None] = lambda: None
+        self.note: Callable[[], str | None] = lambda: None
+        self.empty = DataError(f"{label}: no rows", hint="the file is empty")
+
+
+def csv_source(path: Path) -> Source:
+    records = CsvRecords(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    it = iter(records)
+    first = next(it, None)
+    if first is None:
+        raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
+    header = [h.strip() for h in first[1]]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    if not any(header) or dupes:
+        what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
+        raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
+
+    def rows() -> Iterator[tuple[str, dict[str, Any]]]:
+        for line, values in it:
+            if not values or not any(v.strip() for v in values):
+                continue
+            if len(values) > len(header):
+                raise DataError(
+                    f"{path.name} line {line}: {len(values)} values but the header has {len(header)} columns",
+                    hint="quote values that contain the delimiter",
+                )
+            row = dict(zip(header, values, strict=False))  # short rows: missing values
+            yield f"line {line}", {h: row.get(h) for h in header}
+
+    source = Source(path.name, rows(), header)
+    source.check = records.check
+    source.note = records.note
+    source.empty = DataError(f"{path.name}: has a header line but no data rows")
+    return source
+
+
+def json_hint(text: str, exc: json.JSONDecodeError) -> str:
+    """The likely fix for the commonest ways a hand-edited JSON file breaks."""
+    if exc.msg == "Extra data":
+        return "this looks like JSON Lines (one object per line): rename the file to .jsonl, or wrap the rows in [...]"
+    before = text[: exc.pos].rstrip()
+    if before.endswith(",") and exc.msg.startswith(("Expecting value", "Expecting property name")):
+        return "remove the trailing comma before this point"
+    if exc.pos >= len(text.rstrip()):
+        return "the file ends too early: is it cut off? close every [ and {"
+    return "fix the JSON at that point (check quotes, commas and brackets)"
+
+
+def json_rows(path: Path, text: str, key: str | None = None) -> Iterator[tuple[str, dict[str, Any]]]:
+    if not text.strip():
+        raise DataError(f"{path.name}: file is empty")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DataError(
+            f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})", hint=json_hint(text, exc)
+        ) from None
+    del text
+    if isinstance(data, dict):
+        key = key or next((k for k in CONTAINER_KEYS if isinstance(data.get(k), list)), None)
+        if key is None:
+            raise DataError(f'{path.name}: expected a list of objects or {{"data": [...]}}')
+        data = data[key]
+    if not isinstance(data, list):
+        raise DataError(f"{path.name}: expected a list of objects, got {type(data).__name__}")
+    for i, item in enumerate(data, 1):
+        if not isinstance(item, dict):
+            raise DataError(f"{path.name} item {i}: expected an object, got {type(item).__name__}")
+        yield f"item {i}", item
+
+
+def jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    for n, line in enumerate(iter_lines(path), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(
+                f"{path.name} line {n}: invalid JSON ({exc.msg} at column {exc.colno})",
+                hint=f"fix or delete line {n}; each line must be one complete JSON object",
+            ) from None
+        if not isinstance(item, dict):
+            raise DataError(f"{path.name} line {n}: expected an object, got {type(item).__name__}")
+        yield f"line {n}", item
