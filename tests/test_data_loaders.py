@@ -177,3 +177,22 @@ def test_a_long_document_in_a_csv_loads(tmp_path: Path) -> None:
     p = _write(tmp_path / "docs.csv", f'review,label\n"{long}",positive\nshort one,negative\n')
     data = load_rows(p, input_fields=["review"], output_fields=["label"])
     assert len(data.rows) == 2 and len(data.rows[0]["review"]) == len(long)
+
+
+@pytest.mark.parametrize(
+    ("text", "note"),
+    [
+        ("review;label\nGreat film;positive\nAwful;negative\n", "separated by semicolons"),  # "2 values … 1 column"
+        ("review\tlabel\nGreat film\tpositive\nAwful\tnegative\n", "separated by tabs"),  # "pass --input-fields review<TAB>label"
+        ("review,label,,\nGreat film,positive,,\nAwful,negative,,\n", None),  # Excel: "duplicate column  "
+    ],
+)
+def test_spreadsheet_csv_exports_load(tmp_path: Path, text: str, note: str | None) -> None:
+    data = load_rows(_write(tmp_path / "export.csv", text), input_fields=["review"], output_fields=["label"])
+    assert data.rows == ROWS[:2]
+    assert (note is None and not data.notes) or any(note in n for n in data.notes)
+
+
+def test_a_header_with_a_gap_names_the_column(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="line 1: column 2 has no name"):
+        load_rows(_write(tmp_path / "gap.csv", "review,,label\na,,positive\n"))

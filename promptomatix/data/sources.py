@@ -43,35 +43,57 @@ class Source:
         self.empty = DataError(f"{label}: no rows", hint="the file is empty")
 
 
+def _delimiter(path: Path) -> str:
+    """`\t` for .tsv; else `,`, unless the header line has none and has tabs or semicolons (a tab-separated
+    file named .csv, a spreadsheet saved where `;` separates values)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    first = next(iter_lines(path), "")
+    if "," in first:
+        return ","
+    return next((d for d in ("\t", ";") if d in first), ",")
+
+
 def csv_source(path: Path) -> Source:
-    records = CsvRecords(path, "\t" if path.suffix.lower() == ".tsv" else ",")
+    delimiter = _delimiter(path)
+    records = CsvRecords(path, delimiter)
     it = iter(records)
     first = next(it, None)
     if first is None:
         raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
     header = [h.strip() for h in first[1]]
+    while len(header) > 1 and not header[-1]:  # a spreadsheet's trailing empty columns ("review,label,,")
+        header.pop()
     dupes = sorted({h for h in header if header.count(h) > 1})
-    if not any(header) or dupes:
-        what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
+    if not any(header) or dupes or "" in header:
+        what = (f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line" if not any(header)
+                else f"column {header.index('') + 1} has no name")  # fmt: skip
         raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
+    width = len(header)
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for line, values in it:
             if not values or not any(v.strip() for v in values):
                 continue
-            if len(values) > len(header):
+            if len(values) > width and any(v.strip() for v in values[width:]):
                 raise DataError(
-                    f"{path.name} line {line}: {len(values)} values but the header has {len(header)} columns",
-                    hint="quote values that contain the delimiter",
+                    f"{path.name} line {line}: {len(values)} values but the header has {width} columns",
+                    hint=f"quote values that contain the delimiter ({_named(delimiter)})",
                 )
             row = dict(zip(header, values, strict=False))  # short rows: missing values
             yield f"line {line}", {h: row.get(h) for h in header}
 
     source = Source(path.name, rows(), header)
     source.check = records.check
-    source.note = records.note
+    other = f"{path.name}: values separated by {_named(delimiter)} (the header line has no comma)"
+    source.note = records.note if delimiter == "," or path.suffix.lower() == ".tsv" else (
+        lambda: "; ".join(n for n in (other, records.note()) if n))  # fmt: skip
     source.empty = DataError(f"{path.name}: has a header line but no data rows")
     return source
+
+
+def _named(delimiter: str) -> str:
+    return {",": "commas", "\t": "tabs", ";": "semicolons"}.get(delimiter, repr(delimiter))
 
 
 def json_hint(text: str, exc: json.JSONDecodeError) -> str:
