@@ -98,3 +98,10 @@ def test_repeats_are_dropped_before_a_large_file_is_sampled(tmp_path: Path, caps
     assert report["split_sizes"] == {"train": 200, "valid": 100, "test": 300}
     assert any(n.startswith("repeats.csv: 2000 rows skipped") and n.endswith(": duplicate)") for n in report["notes"])
     assert any("sampled 600 of 1,000 usable rows" in n for n in report["notes"])
+
+
+def test_labels_that_match_no_row_name_the_datas_labels(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_csv(tmp_path / "reviews.csv", 24)
+    code, _, err = run(capsys, "optimize", TASK, "--data", data, "--dry-run", "--labels", "pos,neg", *FLAGS)
+    assert code == 1 and "label not in label set" in err
+    assert "the label set is pos, neg and the data's labels are positive, negative: pass --labels" in err

@@ -120,7 +120,8 @@ def build_data(
                             max_workers, max_batches, verify)  # fmt: skip
         train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
     if len(train) + len(valid) + len(test) == 0:
-        _raise_no_rows(report, intake.dropped)
+        given = [r for rows in (test_rows, valid_rows, train_rows, user_rows) for r in rows or ()]
+        _raise_no_rows(report, intake.dropped, _labels_hint(spec, label, given, intake.dropped))
     report.skipped = dict(intake.dropped)
     splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
     report.split_sizes = splits.sizes
@@ -159,17 +160,27 @@ class _Intake:
         return kept
 
 
-def _raise_no_rows(report: DataReport, dropped: Counter[str]) -> NoReturn:
+def _raise_no_rows(report: DataReport, dropped: Counter[str], labels_hint: str | None = None) -> NoReturn:
     """No usable row at all: the skip notes say why better than the bare counts, so they lead when there are any."""
     if skips := _skip_summary(report):
         raise DataError(
             f"no usable data rows: {skips}",
-            hint="fix those rows, or check --input-fields/--output-fields",
+            hint=labels_hint or "fix those rows, or check --input-fields/--output-fields",
         )
     raise DataError(
         "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
         hint="pass --data FILE, or a teacher model to generate examples",
     )
+
+
+def _labels_hint(spec: TaskSpec, label: str | None, rows: Sequence[Row], dropped: Counter[str]) -> str | None:
+    """When rows were dropped for labels outside the label set: the set, the data's labels, and the flag to fix."""
+    if label is None or not spec.labels or not any(k.endswith("label not in label set") for k in dropped):
+        return None
+    found = list(dict.fromkeys(str(r.get(label)).strip() for r in rows if isinstance(r, dict) and r.get(label)))
+    shown = ", ".join(found[:8]) + (" …" if len(found) > 8 else "")
+    return (f"the label set is {', '.join(spec.labels)} and the data's labels are {shown}: pass --labels with the "
+            "data's labels, or leave --labels out")  # fmt: skip
 
 
 def _finish_report(report: DataReport, label: str | None, train: list[Row], valid: list[Row], test: list[Row]) -> None:
