@@ -386,16 +386,18 @@ def test_zero_rounds_scores_only_the_initial_prompt():
 
 @pytest.mark.parametrize("max_calls", [30, 45, 80])
 def test_a_calls_budget_never_skips_the_confirmation(max_calls):
-    """Rounds stop while there are still calls for the confirmation, so a lucky candidate is never returned
-    unconfirmed because the budget ran out."""
+    """Rounds stop while there are still calls for the confirmation, so a candidate picked from several is never
+    returned unconfirmed because the budget ran out. A budget with no room for a confirmation tries exactly one
+    candidate, judged by the paired-evidence rule on the valid rows (it was refused before)."""
     ctx = confirm_ctx("Be lucky and classify the review by whatever feels right today.")
     ctx.boundary.set_budget(Budget(max_calls=max_calls))
     settings = only_rewrites(rounds=3, candidates_per_round=1, minibatch_size=1, patience=9)
     data = GuardedData(rows(12), rows(12, 100))
-    if max_calls == 30:  # one confirmed candidate does not fit: refused before any call (the plan, issue 14)
-        with pytest.raises(ConfigurationError, match="no search fits the budget"):
-            MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), data)
-        assert ctx.boundary.usage().total.calls == 0
+    if max_calls == 30:  # one candidate fits, its confirmation does not
+        res = MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), data)
+        assert sum(c.origin != "initial" for c in res.candidates) == 1
+        assert "one candidate, valid rows as its test" in res.stop_reason
+        assert ctx.boundary.usage().total.calls <= max_calls
         return
     res = MetaPromptOptimizer(settings).compile(ctx, PromptCandidate(instructions="Classify."), data)
     assert "lucky" not in res.instructions

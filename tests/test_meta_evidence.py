@@ -76,3 +76,34 @@ def test_a_finalist_with_enough_rows_won_is_kept_even_if_it_loses_one():
 def test_a_finalist_better_on_a_row_and_worse_on_none_is_kept():
     res = run(extra_right={100}, extra_wrong=set())
     assert res.instructions == "Classify the review (candidate wording)."
+
+
+def run_on_a_budget(extra_right: set[int], extra_wrong: set[int], max_calls: int):
+    """As `run`, under a call budget: 30 pays for the baseline and one screened candidate on the 12 valid rows
+    (27), not for its confirmation as well (43)."""
+    from promptomatix.lm.boundary import Budget
+
+    task = FakeLM(default=task_for(extra_right, extra_wrong), model="fake/task")
+    teacher = FakeLM(default=json.dumps({"prompt": "Classify the review (candidate wording)."}), model="fake/teacher")
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
+    boundary = LMBoundary({"task": task, "teacher": teacher}, budget=Budget(max_calls=max_calls))
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4)
+    settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
+    result = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(12), rows(12, 100))
+    )
+    return result, boundary
+
+
+def test_one_candidate_without_a_confirmation_is_judged_on_the_valid_rows():
+    """A budget for one candidate but not its confirmation was "no search fits the budget" (refused): at a third of
+    the DSPy peer's calls, on seed 1 of spam, intent and trec. One candidate is not the best of many, so its paired
+    comparison on the valid rows is a fair test."""
+    kept, boundary = run_on_a_budget(extra_right={100, 105, 110}, extra_wrong=set(), max_calls=30)
+    assert kept.instructions == "Classify the review (candidate wording)."
+    assert "valid rows as its test: 3 rows better, 0 worse" in kept.stop_reason and "kept" in kept.stop_reason
+    assert boundary.usage().total.calls <= 30
+    lost, _ = run_on_a_budget(extra_right={100, 105}, extra_wrong={101}, max_calls=30)  # ahead on the mean
+    assert lost.valid_raw == lost.initial_valid_raw and lost.instructions == "Classify the review."
+    cand = next(c for c in lost.candidates if "candidate" in c.instructions)
+    assert "2 rows better, 1 worse" in cand.note and cand.note.endswith("not kept")

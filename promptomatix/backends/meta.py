@@ -124,6 +124,8 @@ class MetaPromptOptimizer:
             run.flush()
             if run.s.confirm_top_k and data.valid and run.train and run.rounds_done:
                 run.confirm(self._confirm)
+            elif plan.valid_evidence and run.rounds_done:
+                run.judge_on_valid()
         except BudgetExceeded as e:
             run.stop_reason = f"budget: {e.message}"
             ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
 from promptomatix.backends.rounds import Proposal, Round, Scored, play_round
+from promptomatix.backends.selection import EVIDENCE_P, evidence
 from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
 from promptomatix.metrics.pareto import approx_tokens
 from promptomatix.run_guard import require_answers
@@ -202,6 +203,22 @@ class MetaRun:
         self.best, verdict = choose(self.ctx, self.pool, self.base, *confirm, self.program, self.penalty)
         self.stop_reason = f"{self.stop_reason}; {verdict}"
         self.ctx.save_progress(_checkpoint(self.rounds_done, self.best, self.base))
+
+    def judge_on_valid(self) -> None:
+        """The one candidate of a plan without a confirmation (`MetaPlan.valid_evidence`) stays the choice only if
+        it beats the initial prompt row by row on the valid rows by the paired-evidence rule."""
+        best, base = self.best, self.base
+        if best is base or best.valid_report is None or base.valid_report is None:
+            return
+        theirs = {r.index: r.raw_score for r in base.valid_report.records}
+        paired = evidence((r.raw_score, theirs.get(r.index)) for r in best.valid_report.records)
+        kept = paired.enough and paired.wins > 0
+        best.note = f"valid rows as its test (one candidate): {paired}" + ("" if kept else ": not kept")
+        if not kept:
+            self.best = base
+            self.ctx.save_progress(_checkpoint(self.rounds_done, base, base))
+        verdict = "kept" if kept else f"not kept (needs p <= {EVIDENCE_P} or no row worse)"
+        self.stop_reason = f"{self.stop_reason}; one candidate, valid rows as its test: {paired}, {verdict}"
 
     def _confirm_rows(self) -> int:
         """The plan's confirmation rows, or more when no further round fits and calls are left: a fitted plan cuts

@@ -62,6 +62,9 @@ class MetaPlan(BaseModel):
     typical_rounds: int = 0  # rounds a typical run makes before patience stops it (what expected_calls assumes)
     calls_per_row: int = 1  # 2 when a judge scores each row: every count here is in calls
     changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
+    #: one candidate and no confirmation (the budget pays for no more): its paired comparison with the initial
+    #: prompt on the valid rows is its test. One candidate is not the best of many, so valid is not biased for it.
+    valid_evidence: bool = False
 
     @property
     def max_calls(self) -> int:
@@ -77,8 +80,9 @@ class MetaPlan(BaseModel):
         budget = f" of a budget of {self.budget}" if self.budget is not None else ""
         if self.rounds == 0:
             return [f"search plan: no search — {self.changes[-1] if self.changes else 'no rounds requested'}"]
-        conf = (f"top {self.confirm_top_k} confirmed on {self.confirm_rows} train rows"
-                if self.confirm_calls else "no confirmation (chosen on valid)")  # fmt: skip
+        conf = (f"top {self.confirm_top_k} confirmed on {self.confirm_rows} train rows" if self.confirm_calls
+                else "kept only with paired evidence on the valid rows" if self.valid_evidence
+                else "no confirmation (chosen on valid)")  # fmt: skip
         more = (f" (then more rounds, up to {self.max_rounds}, while the budget pays for one more and the "
                 "confirmation)" if self.extends else "")  # fmt: skip
         cap = self.budget if self.extends and self.budget is not None else self.max_calls
@@ -170,6 +174,8 @@ def _plan_rows(s: MetaSettings, n_train: int, n_valid: int, budget: int | None, 
         key = (rounds * k, min(f, 1) * c, m, f, -rounds)
         if best is None or key > best[0]:
             best = (key, rounds, k, m, f, c)
+    if best is None and f0 and valid + round_cost(1, m_floor, valid) <= budget:
+        return _one_candidate(s, preset, m_floor, train, valid, budget)
     if best is None:
         need = valid + round_cost(1, m_floor, valid) + confirm_cost(min(f0, 1), c_floor)
         per = f" ({k} calls a scored row)" if k > 1 else ""
@@ -185,6 +191,17 @@ def _plan_rows(s: MetaSettings, n_train: int, n_valid: int, budget: int | None, 
     plan = _plan(s, rounds, k, m, f, c, train, valid, budget, max_rounds=max(rounds, s.rounds * scale),
                  patience=s.patience * scale)  # fmt: skip
     plan.changes = _changes(preset, plan)
+    return plan
+
+
+def _one_candidate(s: MetaSettings, preset: MetaPlan, m: int, train: int, valid: int, budget: int) -> MetaPlan:
+    """A budget that pays for one screened candidate but not its confirmation: that one candidate, judged by the
+    paired-evidence rule on the valid rows (the run said "no search fits" before, though one candidate did)."""
+    m = max(m, min(s.minibatch_size, train, (budget - 2 * valid - 1) // 2))  # screen on what the budget leaves
+    plan = _plan(s, 1, 1, m, 0, 0, train, valid, budget, max_rounds=1, patience=1)
+    plan.valid_evidence = True
+    plan.changes = [*_changes(preset, plan), "one candidate, no confirmation: kept only if it wins on the valid "
+                    "rows by the paired-evidence rule (not picked from many, so those rows are a fair test)"]  # fmt: skip
     return plan
 
 
