@@ -329,6 +329,11 @@ def test_export_formats(store):
     assert store.export(sid, "text") == "Classify the sentiment as pos or neg."
     assert store.export(sid, "text", version=1) == "Classify."
     assert json.loads(store.export(sid, "json")) == json.loads(store.session_file(sid).read_text())
+    one = json.loads(store.export(sid, "json", version=1))  # it exported the whole session, ignoring the version
+    assert one["session_id"] == sid and one["version"]["version"] == 1 and one["version"]["prompt"] == "Classify."
+    assert "versions" not in one and one["task_spec"] == s.task_spec
+    with pytest.raises(SessionError, match="no version 7"):
+        store.export(sid, "json", version=7)
     assert json.loads(store.export(sid, "dspy")) == s.versions[1].program_json
     with pytest.raises(SessionError, match="no saved DSPy program"):
         store.export(sid, "dspy", version=1)

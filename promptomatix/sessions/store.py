@@ -335,12 +335,17 @@ class SessionStore:
         return [summary for _, summary in rows]
 
     def export(self, session_id: str, format: ExportFormat = "text", version: int | None = None) -> str:
-        """The prompt as the model sees it (text), the session (json), or the saved DSPy program (dspy)."""
+        """The prompt as the model sees it (text), the session or one version of it with the task (json), or the
+        saved DSPy program (dspy)."""
         session = self.load(session_id)
-        if format == "json":  # the whole session; a version named must still exist
-            if version is not None:
-                session.get_version(version)
-            return self._serialize(session.model_dump(mode="json"))
+        if format == "json":
+            if version is None:
+                return self._serialize(session.model_dump(mode="json"))
+            chosen = session.get_version(version)  # it was checked, then the whole session was exported
+            doc = {"session_id": session.session_id, "description": session.description,
+                   "task_spec": session.task_spec, "run_config": session.run_config,
+                   "version": chosen.model_dump(mode="json")}  # fmt: skip
+            return json.dumps(scrub_session_payload(doc), indent=2, ensure_ascii=False) + "\n"
         if format not in ("text", "dspy"):
             raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")
         if not session.versions:
