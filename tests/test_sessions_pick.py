@@ -131,6 +131,21 @@ def test_pick_refuses_unknown_candidates_and_ambiguous_requests(store):
     assert len(st.load(sid).versions) == 1
 
 
+def test_a_second_pick_draws_from_the_run_again_and_unscored_candidates_are_refused(store):
+    """After one pick the latest version (the picked one) has no candidates: a second pick failed with "version 2
+    has no candidate #N" unless --version 1 was passed. A candidate never scored on valid was picked, scoreless."""
+    st, sid = store
+    s = st.load(sid)
+    run = s.latest_version()
+    scored = [c for c in run.candidates if c.get("valid_raw") is not None]
+    pick_candidate(s, scored[0]["id"])
+    second = pick_candidate(s, scored[-1]["id"])
+    assert second.parent == run.version and second.settings["picked"]["version"] == run.version
+    run.candidates.append({"id": 77, "prompt": "screened out", "valid_raw": None})
+    with pytest.raises(SessionError, match="never scored on the valid rows"):
+        pick_candidate(s, 77)
+
+
 @pytest.mark.parametrize("lam", ["nan", "inf", "-0.1"])
 def test_pick_refuses_a_lambda_that_is_not_a_number_of_0_or_more(store, lam):
     st, sid = store

@@ -19,20 +19,30 @@ from promptomatix.sessions.models import PromptVersion, Score, Session
 
 def _candidate(source: PromptVersion, cand_id: int) -> dict[str, Any]:
     cand = next((c for c in source.candidates if c.get("id") == cand_id), None)
+    have = ", ".join(f"#{c.get('id')}" for c in source.candidates if c.get("valid_raw") is not None)
+    hint = f"candidates scored on valid: {have or 'none'} (see `sessions show ID --pareto`)"
     if cand is None or not isinstance(cand.get("prompt"), str):
-        have = ", ".join(f"#{c.get('id')}" for c in source.candidates if c.get("valid_raw") is not None)
-        raise NotFoundError(
-            f"version {source.version} has no candidate #{cand_id}",
-            hint=f"candidates scored on valid: {have or 'none'} (see `sessions show ID --pareto`)",
-        )
+        raise NotFoundError(f"version {source.version} has no candidate #{cand_id}", hint=hint)
+    if cand.get("valid_raw") is None:  # it was picked as a version with no score at all
+        raise SessionError(f"candidate #{cand_id} of version {source.version} was never scored on the valid rows "
+                           "(screened out before them)", hint=hint)  # fmt: skip
     return cand
+
+
+def _source(session: Session, version: int | None) -> PromptVersion:
+    """`version`, or by default the latest version that has candidates (a picked version has none of its own, so
+    picking twice from one run needed --version before)."""
+    if version is not None or not session.versions:
+        return session.get_version(version)
+    return next((v for v in reversed(session.versions) if v.candidates), session.get_version(None))
 
 
 def pick_candidate(
     session: Session, cand_id: int, *, version: int | None = None, lambda_penalty: float | None = None
 ) -> PromptVersion:
-    """Add candidate `cand_id` of `version` (default: the latest) as the next version, its parent."""
-    source = session.get_version(version)
+    """Add candidate `cand_id` of `version` (default: the latest with candidates) as the next version, its
+    parent."""
+    source = _source(session, version)
     cand = _candidate(source, cand_id)
     raw = cand.get("valid_raw")
     pen = cand.get("valid_penalized")
@@ -65,7 +75,7 @@ def pick_for_lambda(session: Session, lambda_penalty: float, *, version: int | N
     """Re-select among the candidates scored on valid as a run with `lambda_penalty` would have, and add it."""
     if not math.isfinite(lambda_penalty) or lambda_penalty < 0:  # NaN would rank nothing and land in the file
         raise SessionError(f"λ must be a number, 0 or more, got {lambda_penalty}", hint="e.g. --lambda 0.005")
-    source = session.get_version(version)
+    source = _source(session, version)
     best = best_for_lambda(candidate_points(source.candidates), lambda_penalty)
     if best is None:
         raise SessionError(
