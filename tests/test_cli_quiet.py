@@ -11,12 +11,14 @@ import dspy  # noqa: F401  (loaded, as a dspy-backend run loads it)
 from promptomatix.cli.optimize_cmd import ProgressView
 
 
-def test_a_run_event_after_dspy_is_loaded_cuts_its_log_to_errors(monkeypatch):
+def test_a_run_event_after_dspy_is_loaded_silences_its_log(monkeypatch):
+    """Cut to errors first; then DSPy's ERROR line per example a metric failed on (quoting data rows) still tore
+    through `--quiet`, ahead of our one error line: now silenced too."""
     monkeypatch.delenv("PROMPTOMATIX_VERBOSE", raising=False)
     logger = logging.getLogger("dspy")
     monkeypatch.setattr(logger, "level", logging.INFO)  # as DSPy's import leaves it
     ProgressView(False, None, None)(object())  # --json / --quiet runs too
-    assert logger.level == logging.ERROR
+    assert logger.level == logging.CRITICAL
 
 
 def test_verbose_keeps_dspys_log(monkeypatch):
@@ -25,3 +27,14 @@ def test_verbose_keeps_dspys_log(monkeypatch):
     monkeypatch.setattr(logger, "level", logging.INFO)
     ProgressView(False, None, None)(object())
     assert logger.level == logging.INFO
+
+
+def test_mlflows_info_lines_are_quiet_in_the_cli(monkeypatch):
+    """`--track mlflow:sqlite:///…` printed "INFO mlflow.store.db.utils: Creating initial MLflow database tables"."""
+    from promptomatix.cli.app import _quiet_third_party
+
+    monkeypatch.delenv("PROMPTOMATIX_VERBOSE", raising=False)
+    for name in ("mlflow", "alembic"):
+        monkeypatch.setattr(logging.getLogger(name), "level", logging.NOTSET)
+    _quiet_third_party()
+    assert all(logging.getLogger(n).level == logging.WARNING for n in ("mlflow", "alembic"))

@@ -132,15 +132,16 @@ def _quiet_third_party() -> None:
     import logging
 
     os.environ.setdefault("TQDM_DISABLE", "1")
-    for name in ("dspy", "LiteLLM", "litellm", "httpx", "optuna"):
-        logging.getLogger(name).setLevel(logging.WARNING)
+    for name in ("dspy", "LiteLLM", "litellm", "httpx", "optuna", "mlflow", "alembic"):  # MLflow's INFO lines
+        logging.getLogger(name).setLevel(logging.WARNING)  # ("Creating initial MLflow database tables...")
 
 
 def quiet_dspy_if_loaded() -> None:
     """DSPy sets its logger to INFO when it is imported, which the CLI leaves to the run (it is lazy), so the
     level set above does not hold: the run's progress events call this, and once DSPy is loaded its log is cut to
-    errors (its trial-by-trial INFO and the warnings about its own proposer's fields tear through the progress
-    display; nothing in them is for the user to act on). PROMPTOMATIX_VERBOSE=1 keeps them."""
+    nothing (its trial-by-trial INFO, the warnings about its own proposer's fields, and an ERROR line per example
+    a metric failed on, quoting the data rows, tear through the progress display; what fails a run reaches the
+    user as our one error line). PROMPTOMATIX_VERBOSE=1 keeps them."""
     from promptomatix.cli.render import verbose
 
     if verbose() or "dspy" not in sys.modules:
@@ -148,8 +149,8 @@ def quiet_dspy_if_loaded() -> None:
     import logging
 
     logger = logging.getLogger("dspy")
-    if logger.level < logging.ERROR:
-        logger.setLevel(logging.ERROR)
+    if logger.level <= logging.ERROR:
+        logger.setLevel(logging.CRITICAL)
 
 
 def _stop_as_interrupt(signum: int, frame: object) -> None:
