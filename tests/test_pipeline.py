@@ -410,3 +410,4 @@ def test_a_budget_out_before_the_baseline_names_the_limit_that_ran_out(tmp_path)
     with pytest.raises(PromptomatixError, match="before the initial prompt was scored") as e:
         run(tmp_path, max_total_tokens=150)
     assert e.value.hint.startswith("raise --max-total-tokens")  # not "--max-calls/--max-usd/--max-minutes"
+    assert "synthetic" not in e.value.hint  # the rows were given: fewer synthetic rows would save nothing

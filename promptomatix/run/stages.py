@@ -165,7 +165,10 @@ def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> Backen
         raise BudgetExceeded(
             f"the budget ran out before the initial prompt was scored ({e.message})",
             limit=e.limit,
-            hint=f"raise {LIMIT_FLAGS.get(e.limit, 'the budget')} or use a smaller --synthetic-data-size",
+            hint=f"raise {LIMIT_FLAGS.get(e.limit, 'the budget')}" + (
+                " or use a smaller --synthetic-data-size" if (st.data_report.get("synthetic") or {}).get("accepted")
+                else ""  # with no synthetic rows, fewer of them saves nothing
+            ),
         ) from e
     finally:
         # Release the calls held back for the final report. A time limit bounds the search, not the report:
