@@ -149,7 +149,8 @@ class SessionRecorder:
         def save(s: Any) -> None:
             s.status = "completed"
             s.progress = {}
-            s.add_spent(version_kwargs["usage"])  # before the version: an older session's total sums its versions
+            if "usage" in version_kwargs:  # before the version: an older session's total sums its versions
+                s.add_spent(version_kwargs["usage"])
             v = s.add_version(**version_kwargs)
             s.add_event("completed", version=v.version)
             holder["v"] = v.version
