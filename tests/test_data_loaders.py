@@ -193,6 +193,8 @@ def test_spreadsheet_csv_exports_load(tmp_path: Path, text: str, note: str | Non
     assert (note is None and not data.notes) or any(note in n for n in data.notes)
 
 
-def test_a_header_with_a_gap_names_the_column(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="line 1: column 2 has no name"):
-        load_rows(_write(tmp_path / "gap.csv", "review,,label\na,,positive\n"))
+def test_unnamed_columns_are_left_out_with_a_note(tmp_path: Path) -> None:
+    """pandas' `to_csv()` writes its index under an empty name (",review,label"): such columns are not read."""
+    p = _write(tmp_path / "pandas.csv", ",review,label\n0,Great film,positive\n1,Awful,negative\n")
+    data = load_rows(p, input_fields=["review"], output_fields=["label"])
+    assert data.rows == ROWS[:2] and "pandas.csv: column 1 has no name; not read" in data.notes

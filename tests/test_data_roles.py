@@ -73,3 +73,33 @@ def test_skipped_rows_of_several_files_are_placed_by_file():
 
     assert describe_places(["a.csv line 2", "a.csv line 5", "b.csv line 3"]) == "a.csv lines 2, 5; b.csv line 3"
     assert describe_places(["line 4", "line 9"]) == "lines 4, 9"
+
+
+def test_a_json_file_of_splits_ignores_lists_that_are_not_rows(tmp_path, capsys):
+    """A "labels" list or an empty "validation" list made the file fail to load (review 10)."""
+    rows = [{"review": f"{('lovely', 'awful')[i % 2]} show {i}", "label": ("positive", "negative")[i % 2]}
+            for i in range(24)]  # fmt: skip
+    path = tmp_path / "splits.json"
+    path.write_text(json.dumps({"labels": ["positive", "negative"], "validation": [], "train": rows[:16],
+                                "test": rows[16:]}))  # fmt: skip
+    report = dry(capsys, path)
+    assert report["sources"] == {"train": 16, "test": 8}
+
+
+def test_split_files_and_local_paths_add_up_and_so_do_their_skips(tmp_path, capsys):
+    """--local-train-data-path replaced the directory's train.csv (the note still said it was read); the skipped
+    counts of two files kept the last file's only."""
+    d = tmp_path / "reviews"
+    d.mkdir()
+    write_csv(d / "train.csv", 16, broken={3: "lovely film 1,positive", 4: "lovely film 1,positive"})
+    jsonl(d / "test.jsonl", 8, offset=100)
+    (d / "test.jsonl").write_text((d / "test.jsonl").read_text() * 2)  # each row twice: 8 repeats
+    extra = write_csv(tmp_path / "more.csv", 0)
+    extra_rows = [f"{('lovely', 'awful')[i % 2]} extra {i},{('positive', 'negative')[i % 2]}" for i in range(6)]
+    Path(extra).write_text("review,label\n" + "\n".join(extra_rows) + "\n")
+    code, out, err = run(capsys, "optimize", TASK, "--data", str(d), "--local-train-data-path", extra, "--dry-run",
+                         "--json", "--synthetic-data-size", "0", *FLAGS)  # fmt: skip
+    assert code == 0, err
+    report = json.loads(out)["data_report"]
+    assert report["sources"]["train"] == 15 + 6 and report["sources"]["test"] == 8  # line 4 repeats line 3
+    assert sum(n for k, n in report["skipped"].items() if k.endswith("duplicate")) == 1 + 8

@@ -135,3 +135,14 @@ def test_the_dry_run_also_says_what_a_run_whose_candidates_all_fail_spends():
     r = _run(0, 100_000, sizes=(24, 24, 20), clients=_only_the_first_prompt_is_right())
     spent = r.metrics.calls - 1 - 20  # the spec call and the held-out scoring (the initial prompt kept) aside
     assert abs(spent - least) < abs(spent - typical) and spent <= least * 1.3
+
+
+def test_the_refusal_counts_what_the_one_candidate_plan_needs():
+    """It counted a confirmation: at a budget of 54 it said 71 were needed, though 55 run one candidate."""
+    from promptomatix.backends.meta import MetaSettings
+    from promptomatix.backends.plan import no_search_error, plan_meta
+
+    refused = plan_meta(MetaSettings(), 24, 24, 54)
+    assert refused.rounds == 0 and "and one candidate take 55" in refused.changes[-1]
+    assert "--max-calls 201" in no_search_error(refused, max_calls=200, left=54).hint
+    assert plan_meta(MetaSettings(), 24, 24, 55).rounds == 1

@@ -262,3 +262,19 @@ def test_a_metric_that_does_not_import_fails_before_any_model_call(tmp_path):
     with pytest.raises(MetricError, match="cannot import metric module 'zz_no_such_metrics'"):
         process_input(clients={"task": task, "teacher": teacher}, **args)
     assert task.calls == [] and teacher.calls == []
+
+
+def test_an_error_after_the_result_is_saved_neither_recounts_nor_unsaves_it(tmp_path):
+    """A progress callback that raised at the last event made the session `failed` after its version was saved,
+    and counted the run's calls twice (412 for 206)."""
+
+    def progress(event):
+        if event.stage == "done":
+            raise RuntimeError("the caller's display broke")
+
+    with pytest.raises(RuntimeError, match="display broke"):
+        run(tmp_path, progress=progress)
+    s = only_session(tmp_path)
+    assert s.status == "completed" and len(s.versions) == 1
+    assert s.total_spent().calls == s.versions[0].usage.calls > 0
+    assert s.events[-1]["kind"] == "failed_after_saving"

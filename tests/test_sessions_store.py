@@ -334,6 +334,10 @@ def test_export_formats(store):
     assert "versions" not in one and one["task_spec"] == s.task_spec
     with pytest.raises(SessionError, match="no version 7"):
         store.export(sid, "json", version=7)
+    s.versions[0].demos = [{"token": "a data field named like a secret", "label": "pos"}]
+    store.save(s)
+    kept = json.loads(store.export(sid, "json", version=1))["version"]["demos"]
+    assert kept == [{"token": "a data field named like a secret", "label": "pos"}]  # data, scrubbed as data
     assert json.loads(store.export(sid, "dspy")) == s.versions[1].program_json
     with pytest.raises(SessionError, match="no saved DSPy program"):
         store.export(sid, "dspy", version=1)

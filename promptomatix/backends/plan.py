@@ -176,11 +176,11 @@ def _plan_rows(s: MetaSettings, n_train: int, n_valid: int, budget: int | None, 
             best = (key, rounds, k, m, f, c)
     if best is None and f0 and valid + round_cost(1, m_floor, valid) <= budget:
         return _one_candidate(s, preset, m_floor, train, valid, budget)
-    if best is None:
-        need = valid + round_cost(1, m_floor, valid) + confirm_cost(min(f0, 1), c_floor)
+    if best is None:  # not even one candidate judged on valid (`_one_candidate`) fits
+        need = valid + round_cost(1, m_floor, valid)
         per = f" ({k} calls a scored row)" if k > 1 else ""
-        why = (f"the budget leaves {budget * k} calls for the search; scoring the initial prompt on {valid} valid rows, "
-               f"one candidate and its confirmation take {need * k}{per}")  # fmt: skip
+        why = (f"the budget leaves {budget * k} calls for the search; scoring the initial prompt on {valid} valid rows "
+               f"and one candidate take {need * k}{per}")  # fmt: skip
         return preset.model_copy(update={"rounds": 0, "confirm_calls": 0, "changes": [why],
                                          "expected_calls": valid})  # fmt: skip
     _, rounds, k, m, f, c = best
@@ -279,8 +279,7 @@ def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
 def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None = None) -> ConfigurationError:
     """Raised before the first call of a run whose budget cannot pay for one candidate. `left`: the calls the
     budget leaves the search, negative when what is held back for the final scoring already exceeds it."""
-    need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)
-    need += confirm_cost(min(plan.confirm_top_k, 1), min(plan.n_train, MIN_CONFIRM_ROWS))
+    need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)  # one candidate, no confirmation
     need = plan.baseline_calls + need * plan.calls_per_row
     short = need - (plan.budget or 0 if left is None else left)
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"

@@ -83,5 +83,5 @@ def _json_split_keys(path: Path) -> list[str]:
         return []  # the loader reports what is wrong with the file, with its line
     if not isinstance(data, dict):
         return []
-    lists = [k for k, v in data.items() if isinstance(v, list)]
-    return lists if any(split_of(k) for k in lists) else []
+    lists = [k for k, v in data.items() if isinstance(v, list) and v and all(isinstance(i, dict) for i in v[:50])]
+    return lists if any(split_of(k) for k in lists) else []  # ("labels": [...] or an empty list: not rows)

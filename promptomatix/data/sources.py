@@ -62,14 +62,13 @@ def csv_source(path: Path) -> Source:
     if first is None:
         raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
     header = [h.strip() for h in first[1]]
-    while len(header) > 1 and not header[-1]:  # a spreadsheet's trailing empty columns ("review,label,,")
-        header.pop()
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if not any(header) or dupes or "" in header:
-        what = (f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line" if not any(header)
-                else f"column {header.index('') + 1} has no name")  # fmt: skip
-        raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
     width = len(header)
+    named = [(i, h) for i, h in enumerate(header) if h]  # pandas' index (",review,label"), Excel's ",," columns
+    names = [h for _, h in named]
+    dupes = sorted({h for h in names if names.count(h) > 1})
+    if not named or dupes:
+        what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
+        raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for line, values in it:
@@ -80,14 +79,16 @@ def csv_source(path: Path) -> Source:
                     f"{path.name} line {line}: {len(values)} values but the header has {width} columns",
                     hint=f"quote values that contain the delimiter ({_named(delimiter)})",
                 )
-            row = dict(zip(header, values, strict=False))  # short rows: missing values
-            yield f"line {line}", {h: row.get(h) for h in header}
+            yield f"line {line}", {h: values[i] if i < len(values) else None for i, h in named}
 
-    source = Source(path.name, rows(), header)
+    source = Source(path.name, rows(), names)
     source.check = records.check
-    other = f"{path.name}: values separated by {_named(delimiter)} (the header line has no comma)"
-    source.note = records.note if delimiter == "," or path.suffix.lower() == ".tsv" else (
-        lambda: "; ".join(n for n in (other, records.note()) if n))  # fmt: skip
+    unnamed = [str(i + 1) for i, h in enumerate(header) if not h and any(header[i:])]  # not the trailing ones
+    notes = [f"{path.name}: values separated by {_named(delimiter)} (the header line has no comma)"
+             if delimiter != "," and path.suffix.lower() != ".tsv" else "",
+             f"{path.name}: column{'s' if len(unnamed) > 1 else ''} {', '.join(unnamed)} "
+             f"{'have' if len(unnamed) > 1 else 'has'} no name; not read" if unnamed else ""]  # fmt: skip
+    source.note = lambda: "; ".join(n for n in (*notes, records.note()) if n) or None
     source.empty = DataError(f"{path.name}: has a header line but no data rows")
     return source
 
@@ -118,16 +119,17 @@ def json_rows(path: Path, text: str, key: str | None = None) -> Iterator[tuple[s
             f"{path.name} line {exc.lineno} column {exc.colno}: invalid JSON ({exc.msg})", hint=json_hint(text, exc)
         ) from None
     del text
+    name = f"{path.name}[{key}]" if key else path.name  # one list of a file of splits: named in every error
     if isinstance(data, dict):
         key = key or next((k for k in CONTAINER_KEYS if isinstance(data.get(k), list)), None)
         if key is None:
             raise DataError(f'{path.name}: expected a list of objects or {{"data": [...]}}')
         data = data[key]
     if not isinstance(data, list):
-        raise DataError(f"{path.name}: expected a list of objects, got {type(data).__name__}")
+        raise DataError(f"{name}: expected a list of objects, got {type(data).__name__}")
     for i, item in enumerate(data, 1):
         if not isinstance(item, dict):
-            raise DataError(f"{path.name} item {i}: expected an object, got {type(item).__name__}")
+            raise DataError(f"{name} item {i}: expected an object, got {type(item).__name__}")
         yield f"item {i}", item
 
 

@@ -39,6 +39,7 @@ class SessionRecorder:
         self.session_id = session_id
         self.hold = hold
         self._reported: set[int] = set()
+        self._ended = False  # completed or kept recorded (with the run's spending): a later error changes neither
         self._behind: _Write | None = None  # a write still being made while the run goes on
         self._order = threading.Lock()
 
@@ -156,6 +157,7 @@ class SessionRecorder:
             holder["v"] = v.version
 
         self._update(save)
+        self._ended = True
         emit("run_finished", self.session_id, version=holder["v"], **finished)
         return holder["v"]
 
@@ -176,6 +178,7 @@ class SessionRecorder:
             s.add_event(kind, version=version, **event)
 
         self._update(save)
+        self._ended = True
         emit("run_finished", self.session_id, version=None, kept_version=version, outcome=kind, **finished)
 
     def failed(self, reason: str, usage: Usage | None = None) -> None:
@@ -185,6 +188,9 @@ class SessionRecorder:
             return
 
         def save(s: Any) -> None:
+            if self._ended:  # after the result was saved (a progress callback raised): the session stays completed
+                s.add_event("failed_after_saving", reason=reason)
+                return
             s.status = "failed"
             s.add_event("failed", reason=reason)
             if usage is not None:
@@ -218,6 +224,9 @@ class SessionRecorder:
         holder: dict[str, int | None] = {"v": None}
 
         def save(s: Any) -> None:
+            if self._ended:  # Ctrl-C after the result was saved: it stays completed, its spending counted once
+                s.add_event("interrupted_after_saving")
+                return
             s.status = "interrupted"
             s.add_event("interrupted")
             if usage is not None:

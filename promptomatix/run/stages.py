@@ -42,14 +42,24 @@ def user_rows(env: RunEnv) -> dict[str, Any]:
             loaded = load_rows(part, **fields)
             if roles and part_key == next(iter(parts)):  # the split files' account, once, with the rows
                 loaded.rows.notes[:0] = roles[1]
-            out[part_key] = loaded.rows
-            out["skipped"].update({f"{source}: {k}": v for k, v in loaded.skipped.items()})
+            out[part_key] = _joined(out.get(part_key), loaded.rows)  # a split file and a --local-*-path: both
+            for reason, n in loaded.skipped.items():
+                out["skipped"][f"{source}: {reason}"] = out["skipped"].get(f"{source}: {reason}", 0) + n
     for key, given in (("train_rows", cfg.train_data), ("valid_rows", cfg.valid_data), ("test_rows", cfg.test_data)):
         if given is not None:
             out[key] = given
     if "test_rows" in out and "train_rows" not in out and "user_rows" in out:
         out["train_rows"] = out.pop("user_rows")
     return out
+
+
+def _joined(before: Any, rows: Any) -> Any:
+    """Rows of one role from two sources, with both sources' notes (LoadedRows carries them)."""
+    if before is None:
+        return rows
+    from promptomatix.data.loaders import LoadedRows
+
+    return LoadedRows([*before, *rows], [*getattr(before, "notes", []), *getattr(rows, "notes", [])])
 
 
 def example_rows(user: dict[str, Any]) -> list[dict[str, Any]]:

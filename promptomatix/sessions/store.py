@@ -342,10 +342,11 @@ class SessionStore:
             if version is None:
                 return self._serialize(session.model_dump(mode="json"))
             chosen = session.get_version(version)  # it was checked, then the whole session was exported
-            doc = {"session_id": session.session_id, "description": session.description,
-                   "task_spec": session.task_spec, "run_config": session.run_config,
-                   "version": chosen.model_dump(mode="json")}  # fmt: skip
-            return json.dumps(scrub_session_payload(doc), indent=2, ensure_ascii=False) + "\n"
+            doc = scrub_session_payload({"session_id": session.session_id, "description": session.description,
+                                         "task_spec": session.task_spec, "run_config": session.run_config,
+                                         "versions": [chosen.model_dump(mode="json")]})  # fmt: skip
+            doc["version"] = doc.pop("versions")[0]  # scrubbed as a version (a data field named `token` stays)
+            return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
         if format not in ("text", "dspy"):
             raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")
         if not session.versions:
