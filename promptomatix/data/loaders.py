@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptomatix.data.roles import Part, data_files
+from promptomatix.data.roles import Part, data_files, left_out_note
 from promptomatix.data.sampling import Reservoir
 from promptomatix.data.sources import Source, csv_source, json_rows, jsonl_rows, read_text
 from promptomatix.data.splits import sample_cap
@@ -114,7 +114,7 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
     raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
-def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> Source:
+def _chain(parts: Sequence[Part], left_out: str | None = None) -> Source:
     """Several files (or JSON lists) read as one source, each row placed by its file ("b.csv line 4"), with a
     note of what each gave and which files were left out."""
     opened = [_open(p.path, p.key) for p in parts]
@@ -135,8 +135,7 @@ def _chain(parts: Sequence[Part], ignored: Sequence[str] = ()) -> Source:
 
     def note() -> str | None:
         read = f"{label}: read " + ", ".join(f"{name} ({n} rows)" for name, n in counts.items()) if many else ""
-        left = f"{label}: left out {', '.join(ignored)} (not .csv/.tsv/.json/.jsonl)" if ignored else ""
-        return "; ".join(n for n in (read, left, *(o.note() for o in opened)) if n) or None
+        return "; ".join(n for n in (read, left_out, *(o.note() for o in opened)) if n) or None
 
     source.note = note
     source.empty = DataError(f"{label}: no rows in {', '.join(p.name for p in parts)}")
@@ -149,8 +148,7 @@ def _open(source: str | Path | Sequence[Part], key: str | None = None) -> Source
     text_source = str(source)
     path = Path(text_source)
     if path.is_dir() and (files := data_files(path)):  # CSV/JSON files: ours, with their line-level errors
-        others = sorted(p.name for p in path.iterdir() if p.is_file() and p not in files and not p.name.startswith("."))
-        return _chain([Part(f) for f in files], others)
+        return _chain([Part(f) for f in files], left_out_note(path.name, path, files))
     if text_source.startswith("hf:") or path.is_dir():
         label, ds = _hf_dataset(source)
         return Source(label, _hf_rows(ds), list(ds.column_names))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def data_files(directory: Path) -> list[Path]:
                   and not p.name.startswith("."))  # fmt: skip
 
 
+def left_out_note(label: str, directory: Path, read: Sequence[Path]) -> str | None:
+    """The files of a directory that were not read as data (a README, a parquet file), as one note."""
+    left = sorted(p.name for p in directory.iterdir() if p.is_file() and p not in read and not p.name.startswith("."))
+    return f"{label}: left out {', '.join(left)} (not .csv/.tsv/.json/.jsonl)" if left else None
+
+
 def split_of(name: str) -> str | None:
     """The split a file stem or key names: `test.csv`, `reviews_test.jsonl`, `validation` → test, test, valid."""
     return next((SPLIT_WORDS[w] for w in re.split(r"[^a-z]+", name.lower()) if w in SPLIT_WORDS), None)
@@ -66,9 +73,8 @@ def source_roles(source: str | Path) -> tuple[dict[str, list[Part]], list[str]] 
         roles.setdefault(role or "train", []).append(part)
     notes = [f"{label}: {', '.join(p.name for p in ps)} read as the {role} split" for role, ps in roles.items()]
     unnamed = [k.name if isinstance(k, Path) else k for k, r in parts.items() if r is None]
-    if path.is_dir() and (left := sorted(p.name for p in path.iterdir() if p.is_file() and p not in parts
-                                         and not p.name.startswith("."))):  # fmt: skip
-        notes.append(f"{label}: left out {', '.join(left)} (not .csv/.tsv/.json/.jsonl)")
+    if path.is_dir() and (left := left_out_note(label, path, list(parts))):
+        notes.append(left)
     if unnamed:
         notes.append(f"{label}: {', '.join(unnamed)} names no split; read as train ({what}s named "
                      "train/valid/test set the splits)")  # fmt: skip

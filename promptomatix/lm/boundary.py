@@ -226,7 +226,8 @@ class LMBoundary:
             calls = sum(u.calls for u in self._usage.values()) + self._reserved
             tokens = sum(u.tokens for u in self._usage.values())
             usd = sum(u.cost_usd for u in self._usage.values())
-            held_tokens, held_usd = self._held_back(b.reserved_calls)
+            limited = b.max_tokens is not None or b.max_usd is not None  # else no need to size the reserve
+            held_tokens, held_usd = self._held_back(b.reserved_calls) if limited else (0.0, 0.0)
             reason = None
             if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
                 held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""

@@ -65,11 +65,10 @@ def _shown(value: str) -> str:
 
 def make_tracker(value: str, *, experiment: str = "promptomatix") -> Callable[[SessionStore, str, str], str | None]:
     """A batch tracker: (store, session id, job name) → logs that session. Checks that mlflow imports, up front."""
-    from promptomatix.tracking.mlflow import import_mlflow, log_session
+    from promptomatix.tracking.mlflow import log_session
 
     _, uri = parse_track(value)
-    import_mlflow()
-    check_tracking(value)
+    check_tracking(value)  # imports mlflow (a clear error when it is missing) and asks the store once
 
     def track(store: SessionStore, session_id: str, job: str) -> str | None:
         try:
