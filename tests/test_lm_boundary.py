@@ -62,11 +62,11 @@ def test_budget_is_not_overshot_by_parallel_threads():
 
 
 def test_token_usd_and_time_budgets():
-    b = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=10))
-    b.role("task").chat(MSG)  # 3 + 5 = 8 tokens
-    b.role("task").chat([{"role": "user", "content": "z"}])  # still under at check time
-    with pytest.raises(BudgetExceeded):
-        b.role("task").chat([{"role": "user", "content": "y"}])
+    b = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=30))
+    b.role("task").chat(MSG, max_tokens=5)  # 3 + 5 = 8 tokens
+    b.role("task").chat([{"role": "user", "content": "z"}], max_tokens=5)
+    with pytest.raises(BudgetExceeded):  # 14 used, but 16 + another call's prompt do not fit
+        b.role("task").chat([{"role": "user", "content": "y"}], max_tokens=16)
     b2 = LMBoundary({"task": FakeLM(default="a", cost_per_call=0.5)}, budget=Budget(max_usd=1.0))
     b2.role("task").chat([{"role": "user", "content": "1"}])
     b2.role("task").chat([{"role": "user", "content": "2"}])
@@ -76,6 +76,39 @@ def test_token_usd_and_time_budgets():
     time.sleep(0.06)
     with pytest.raises(BudgetExceeded):
         b3.role("task").chat(MSG)
+
+
+def test_token_and_dollar_limits_are_never_exceeded_not_even_by_the_last_call():
+    """The limit was checked against what had been spent only, so the call that crossed it (and every call in
+    flight beside it) was sent anyway: --max-total-tokens 100 could end at 160. A call is sent only when its
+    ceiling (its prompt, its max_tokens, at its price) fits beside the calls in flight."""
+    fake = FakeLM(default=lambda m: " ".join(["w"] * 12))  # every answer: 12 tokens
+    b = LMBoundary({"task": fake}, budget=Budget(max_tokens=100))
+    with pytest.raises(BudgetExceeded) as e:
+        for i in range(20):
+            b.role("task").chat([{"role": "user", "content": f"question {i}"}], max_tokens=12)
+    assert b.usage().total.tokens <= 100 and len(fake.calls) >= 5  # 14 tokens a call: 7 fit, 8 would be 112
+    assert e.value.limit == "tokens" and "the next call could take up to" in e.value.message
+
+    priced = FakeLM(default="a", cost_per_call=0.3)
+    p = LMBoundary({"task": priced}, budget=Budget(max_usd=1.0))
+    with pytest.raises(BudgetExceeded):
+        for i in range(10):
+            p.role("task").chat([{"role": "user", "content": str(i)}])
+    assert p.usage().total.cost_usd == pytest.approx(0.9)  # the 4th would cost $1.20
+
+    slow = FakeLM(default=lambda m: " ".join(["w"] * 12), latency=0.05)
+    par = LMBoundary({"task": slow}, budget=Budget(max_tokens=100))
+
+    def ask(i: int) -> str:
+        try:
+            return par.role("task").chat([{"role": "user", "content": f"question {i}"}], max_tokens=12)
+        except BudgetExceeded:
+            return "refused"
+
+    with ThreadPoolExecutor(max_workers=8) as pool:  # calls in flight reserve their ceilings too
+        list(pool.map(ask, range(20)))
+    assert par.usage().total.tokens <= 100 and len(slow.calls) >= 4
 
 
 def test_token_and_usd_limits_hold_back_the_final_scoring_at_the_task_calls_mean_size():
@@ -94,13 +127,17 @@ def test_token_and_usd_limits_hold_back_the_final_scoring_at_the_task_calls_mean
     b.set_budget(Budget(max_usd=1.0))  # released for the held-out scoring
     for i in range(5):
         b.role("task").chat([{"role": "user", "content": f"held {i}"}])
-    t = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=40, reserved_calls=2))
-    t.role("task").chat(MSG)  # 8 tokens a call: 16 held back, so the search stops at 24
-    t.role("task").chat([{"role": "user", "content": "one two four"}])
-    t.role("task").chat([{"role": "user", "content": "one two five"}])
-    with pytest.raises(BudgetExceeded) as e:
-        t.role("task").chat([{"role": "user", "content": "one two six"}])
-    assert e.value.limit == "tokens" and "about 16 held back" in e.value.message
+    t = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=80, reserved_calls=2))
+    for i in range(20):  # 8 tokens a call; the reserve is 2 calls at the mean plus the ceiling of the last
+        try:
+            t.role("task").chat([{"role": "user", "content": f"one two {i}"}], max_tokens=5)
+        except BudgetExceeded as e:
+            assert e.limit == "tokens" and "held back for the final scoring" in e.message
+            break
+    t.set_budget(Budget(max_tokens=80))
+    for i in range(2):  # the two held-out calls fit, the last one's ceiling included
+        t.role("task").chat([{"role": "user", "content": f"one two held {i}"}], max_tokens=5)
+    assert t.usage().total.tokens <= 80
 
 
 def test_transient_errors_are_retried_with_backoff():

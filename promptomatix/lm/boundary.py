@@ -19,6 +19,7 @@ from typing import Any
 
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
+from promptomatix.lm.ceiling import Ceiling, CeilingEstimator
 from promptomatix.lm.types import Completion, ModelClient
 from promptomatix.lm.usage import Budget, RoleUsage, UsageReport
 
@@ -93,6 +94,8 @@ class LMBoundary:
         self._lock = threading.Lock()
         self._occurrences: dict[str, int] = {}
         self._reserved = 0
+        self._ceilings = CeilingEstimator()
+        self._in_flight = Ceiling()  # the ceilings of the calls sent and not yet counted
         self._started = time.monotonic()
         self._exhausted: BudgetExceeded | None = None
         self._first_error: dict[str, CallError] = {}
@@ -217,28 +220,24 @@ class LMBoundary:
             self._last_error[role] = again
         raise again
 
-    def _reserve(self) -> None:
-        """Check every limit and reserve a call slot atomically, so parallel threads cannot overshoot."""
+    def _reserve(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Ceiling:
+        """Check every limit and reserve a call slot atomically, so parallel threads cannot overshoot. Under a
+        token or dollar limit the call's ceiling (its prompt and max_tokens, at its price) must fit beside the
+        calls in flight: the limit is never exceeded, not even by the last call."""
         b = self.budget
         with self._lock:
             if self._exhausted is not None:
                 raise self._exhausted
             calls = sum(u.calls for u in self._usage.values()) + self._reserved
-            tokens = sum(u.tokens for u in self._usage.values())
-            usd = sum(u.cost_usd for u in self._usage.values())
-            limited = b.max_tokens is not None or b.max_usd is not None  # else no need to size the reserve
-            held_tokens, held_usd = self._held_back(b.reserved_calls) if limited else (0.0, 0.0)
+            limited = b.max_tokens is not None or b.max_usd is not None  # else no need to size anything
+            c = self._ceilings.ceiling(role, client, payload, priced=b.max_usd is not None) if limited else Ceiling()
             reason = None
             if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
                 held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
                 reason = ("calls", f"budget of {b.max_calls} LM calls spent{held}")
-            elif b.max_tokens is not None and tokens >= b.max_tokens - held_tokens:
-                held = f", about {held_tokens:.0f} held back for the final scoring" if held_tokens else ""
-                reason = ("tokens", f"budget of {b.max_tokens} tokens spent ({tokens} used{held})")
-            elif b.max_usd is not None and usd >= b.max_usd - held_usd:
-                held = f", about ${held_usd:.4f} held back for the final scoring" if held_usd else ""
-                reason = ("usd", f"budget of ${b.max_usd:.4f} spent (${usd:.4f} used{held})")
-            elif b.max_seconds is not None and self.elapsed >= b.max_seconds:
+            elif limited:
+                reason = self._over_limit(c)
+            if reason is None and b.max_seconds is not None and self.elapsed >= b.max_seconds:
                 reason = ("seconds", f"time budget of {b.max_seconds:.0f} s spent")
             if reason is not None:
                 self._exhausted = BudgetExceeded(
@@ -246,24 +245,50 @@ class LMBoundary:
                 )
                 raise self._exhausted
             self._reserved += 1
+            self._in_flight = Ceiling(self._in_flight.tokens + c.tokens, self._in_flight.usd + c.usd)
+            return c
+
+    def _over_limit(self, c: Ceiling) -> tuple[str, str] | None:
+        """Why a call of ceiling `c` does not fit the token or dollar limit, or None. Call under the lock."""
+        b = self.budget
+        tokens = sum(u.tokens for u in self._usage.values())
+        usd = sum(u.cost_usd for u in self._usage.values())
+        held_tokens, held_usd = self._held_back(b.reserved_calls)
+        first = not tokens and not self._in_flight.tokens
+        if b.max_tokens is not None and tokens + self._in_flight.tokens + c.tokens > b.max_tokens - held_tokens:
+            if first:
+                return "tokens", f"budget of {b.max_tokens} tokens is too small for one call (its prompt and max_tokens: {c.tokens})"
+            held = f", about {held_tokens:.0f} held back for the final scoring" if held_tokens else ""
+            return "tokens", (f"budget of {b.max_tokens} tokens reached ({tokens} used{held}; the next call "
+                              f"could take up to {c.tokens})")  # fmt: skip
+        if b.max_usd is not None and usd + self._in_flight.usd + c.usd > b.max_usd - held_usd:
+            if first:
+                return "usd", f"budget of ${b.max_usd:.4f} is too small for one call (it could cost ${c.usd:.4f})"
+            held = f", about ${held_usd:.4f} held back for the final scoring" if held_usd else ""
+            return "usd", f"budget of ${b.max_usd:.4f} reached (${usd:.4f} used{held}; the next call could cost ${c.usd:.4f})"
+        return None
 
     def _held_back(self, calls: int) -> tuple[float, float]:
         """Tokens and dollars `calls` held-out calls will take, at the mean of the task-side calls so far (the
-        held-out scoring asks the task model, and a judge if the metric has one); 0 before any such call.
-        Call under the lock."""
+        held-out scoring asks the task model, and a judge if the metric has one), plus what the last of them may
+        need beyond the mean (its ceiling must fit); 0 before any such call. Call under the lock."""
         done = [self._usage[r] for r in ("task", "judge") if self._usage[r].calls]
         n = sum(u.calls - u.failed_calls for u in done)
         if not calls or not n:
             return 0.0, 0.0
-        return calls * sum(u.tokens for u in done) / n, calls * sum(u.cost_usd for u in done) / n
+        tokens, usd = sum(u.tokens for u in done) / n, sum(u.cost_usd for u in done) / n
+        prompt = sum(u.prompt_tokens for u in done) / n
+        answer = resolve_sampling("task", self.role_settings["task"], None, None)[0]
+        last = self._ceilings.typical("task", self.clients["task"], prompt, answer, priced=self.budget.max_usd is not None)
+        return calls * tokens + max(0.0, last.tokens - tokens), calls * usd + max(0.0, last.usd - usd)
 
     def _call_with_retries(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
         attempt = 0
         refused = True  # every attempt so far found nothing listening
         while True:
-            self._reserve()  # a retry is a call: it takes a budget slot like any other
+            ceiling = self._reserve(role, client, payload)  # a retry is a call: it takes a budget slot too
             try:
-                return self._attempt(role, client, payload)
+                return self._attempt(role, client, payload, ceiling)
             except (LMCallError, ModelUnavailableError) as e:
                 refused = refused and getattr(e, "unreachable", False)
                 if refused and attempt >= self.retry.max_retries:
@@ -280,7 +305,7 @@ class LMBoundary:
                 if delay > 0:
                     time.sleep(delay)
 
-    def _attempt(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
+    def _attempt(self, role: str, client: ModelClient, payload: dict[str, Any], ceiling: Ceiling) -> Completion:
         """One request: counted (success or failure) the moment it ends, and reported through on_call."""
         start = time.monotonic()
         try:
@@ -291,19 +316,22 @@ class LMBoundary:
                 temperature=payload["temperature"],
             )
         except BaseException as e:  # KeyboardInterrupt too: the reserved slot must be released
-            self._account(role, start, None)
+            self._account(role, start, None, payload, ceiling)
             if isinstance(e, (LMCallError, ModelUnavailableError)):
                 self._remember(role, client, e)
             if isinstance(e, Exception):
                 self._notify()
             raise
-        self._account(role, start, result)
+        self._account(role, start, result, payload, ceiling)
         self._notify()
         return result
 
-    def _account(self, role: str, start: float, result: Completion | None) -> None:
+    def _account(
+        self, role: str, start: float, result: Completion | None, payload: dict[str, Any], ceiling: Ceiling
+    ) -> None:
         with self._lock:
             self._reserved -= 1
+            self._in_flight = Ceiling(self._in_flight.tokens - ceiling.tokens, self._in_flight.usd - ceiling.usd)
             u = self._usage[role]
             u.calls += 1
             u.seconds += time.monotonic() - start
@@ -313,6 +341,7 @@ class LMBoundary:
             u.prompt_tokens += result.prompt_tokens
             u.completion_tokens += result.completion_tokens
             u.cost_usd += result.cost_usd
+            self._ceilings.learn(role, payload, result.prompt_tokens, result.completion_tokens, result.cost_usd)
 
     def _remember(self, role: str, client: ModelClient, e: CallError) -> None:
         with self._lock:

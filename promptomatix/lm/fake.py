@@ -50,6 +50,10 @@ class FakeLM:
         self._lock = threading.Lock()
         self.calls: list[dict[str, Any]] = []
 
+    def worst_cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The price of a call, known before it is sent (the boundary keeps a dollar limit with it)."""
+        return self.cost_per_call
+
     def _answer(self, messages: list[dict[str, str]]) -> str:
         text = prompt_text(messages)
         with self._lock:

@@ -89,6 +89,17 @@ class RemoteClient:
             return redact_url(self.api_base)
         return self.provider or self.model.split("/", 1)[0]
 
+    def worst_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
+        """USD for a call of this size at litellm's list price, None when it has none (local servers, new
+        models). The boundary asks it before a call under --max-usd, so the limit holds to the last call."""
+        try:
+            cost = _litellm().cost_per_token(
+                model=self.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens
+            )
+        except Exception:
+            return None
+        return float(sum(cost))
+
     def complete(
         self,
         messages: list[dict[str, str]],
