@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from promptomatix.backends.base import ProgressFn
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
@@ -57,7 +58,28 @@ def _load(store: SessionStore, session_id: str) -> tuple[Session, TaskSpec, Data
             f"session {session_id} has no task spec or data yet",
             hint=f"run it first, or `promptomatix resume {session_id}`",
         )
-    return session, TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
+    spec = _block(session, "task_spec", lambda: TaskSpec(**session.task_spec))
+    return session, spec, _block(session, "data", lambda: DataSplits.from_dict(session.data))
+
+
+T = TypeVar("T")
+
+
+def _block(session: Session, name: str, read: Callable[[], T]) -> T:
+    """A block of session.json the store keeps as plain JSON, read into its model; a hand-edited block that does
+    not read is reported as the store reports a corrupt file (it was a pydantic dump or an AttributeError)."""
+    try:
+        return read()
+    except ValidationError as e:
+        err = e.errors()[0]
+        where = ".".join([name, *(str(p) for p in err["loc"])])
+        why = err["msg"]
+    except (TypeError, ValueError, AttributeError, KeyError) as e:
+        where, why = name, f"{type(e).__name__}: {e}"
+    raise SessionError(
+        f"session {session.session_id}'s session.json is corrupt ({where}): {why}; it was left untouched",
+        hint=f"fix it by hand or delete it with `promptomatix sessions delete {session.session_id}`",
+    )
 
 
 def _config(session: Session, overrides: dict[str, Any], api_key: str | None, api_base: str | None = None) -> RunConfig:
@@ -175,17 +197,33 @@ def resume(
 
 
 def resumed_state(session: Session) -> RunState:
-    """Where an unfinished search started: its spec, data, initial prompt, feedback and parent version."""
-    spec, splits = TaskSpec(**session.task_spec), DataSplits.from_dict(session.data)
-    progress = RunProgress.model_validate(session.progress or {})
-    initial = PromptCandidate(**progress.initial) if progress.initial else PromptCandidate(instructions=spec.initial_prompt)
+    """Where an unfinished search started: its spec, data, initial prompt, feedback and parent version. Feedback
+    dismissed (or applied elsewhere) since the run stopped is left out: the user's later word wins."""
+    spec = _block(session, "task_spec", lambda: TaskSpec(**session.task_spec))
+    splits = _block(session, "data", lambda: DataSplits.from_dict(session.data))
+    progress = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {}))
+    initial = _block(session, "progress.initial", lambda: PromptCandidate(**progress.initial) if progress.initial
+                     else PromptCandidate(instructions=spec.initial_prompt))  # fmt: skip
     parent = progress.parent_version
     parent_prompt = next((v.prompt for v in session.versions if v.version == parent), None)
+    texts, ids, notes = _still_open(session, progress.human_feedback, progress.feedback_ids)
     return RunState(
         spec=spec, splits=splits, data_report=session.data_report, initial=initial,
-        human_feedback=progress.human_feedback, feedback_ids=progress.feedback_ids, parent_version=parent,
-        parent_prompt=parent_prompt,
+        human_feedback=texts, feedback_ids=ids, parent_version=parent, parent_prompt=parent_prompt, notes=notes,
     )  # fmt: skip
+
+
+def _still_open(session: Session, texts: list[str], ids: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """The checkpoint's feedback without the items that are no longer open (texts and ids pair up when ids were
+    given), and a note naming what was left out."""
+    status = {f.id: f.status for f in session.feedback}
+    if len(texts) != len(ids):
+        return texts, ids, []
+    kept = [(t, i) for t, i in zip(texts, ids, strict=True) if status.get(i, "open") == "open"]
+    gone = [i for i in ids if status.get(i, "open") != "open"]
+    note = [f"feedback {', '.join(gone)} left out: {'it is' if len(gone) == 1 else 'they are'} no longer open "
+            f"({', '.join(sorted({status[i] for i in gone}))} since the run stopped)"] if gone else []  # fmt: skip
+    return [t for t, _ in kept], [i for _, i in kept], note
 
 
 def generate_feedback(

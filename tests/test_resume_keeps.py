@@ -195,3 +195,57 @@ def test_a_refine_stopped_before_it_found_better_adds_no_version(tmp_path):
     s = load_session(r.session_id, sessions_dir=str(tmp_path / "s"))
     assert [v.version for v in s.versions] == [1] and not s.latest_version().settings.get("interrupted")
     assert "interrupted_not_saved" in str(s.events)
+
+
+def test_feedback_dismissed_after_an_interrupted_refine_stays_out_of_its_resume(tmp_path):
+    """The resumed refine handed the dismissed item's comment to the teacher and marked it applied (`mark_applied`
+    revives dismissed items): the user's dismissal was undone without a word."""
+    import promptomatix
+    from promptomatix.sessions import SessionStore
+    from promptomatix.sessions.feedback import dismiss_feedback
+
+    r = run(tmp_path)
+    sessions = str(tmp_path / "s")
+    prompt = load_session(r.session_id, sessions_dir=sessions).latest_version().prompt
+    words = prompt.split()[:3]
+    kept = promptomatix.save_feedback(" ".join(words), 0, len(" ".join(words)), "KEEPME be brief", r.session_id,
+                                      sessions_dir=sessions)["id"]  # fmt: skip
+    gone = promptomatix.save_feedback("", 0, 0, "DROPME mention sarcasm", r.session_id, sessions_dir=sessions)
+    with pytest.raises(RunInterrupted):
+        promptomatix.optimize_with_feedback(r.session_id, clients=fakes(task_interrupt=9)[0], sessions_dir=sessions)
+    SessionStore(sessions).update(r.session_id, lambda s: dismiss_feedback(s, [gone["id"]]))
+    clients, _task, _teacher = fakes()
+    seen: list[str] = []
+    teacher = clients["teacher"].default
+    clients["teacher"] = FakeLM(default=lambda m: seen.append(str(m)) or teacher(m), model="fake/teacher")
+    result = resume(r.session_id, clients=clients, sessions_dir=sessions)
+    assert any("KEEPME" in t for t in seen) and not any("DROPME" in t for t in seen)
+    s = load_session(r.session_id, sessions_dir=sessions)
+    assert {f.id: f.status for f in s.feedback}[gone["id"]] == "dismissed"
+    assert any(f"feedback {gone['id']} left out" in n for n in result.notes)
+    assert kept != gone["id"]
+
+
+@pytest.mark.parametrize(
+    ("block", "value", "where"),
+    [("task_spec", {"output_fields": []}, "task_spec.output_fields"), ("data", {"train": "abc"}, "data"),
+     ("progress", {"initial": {"instructions": 5}}, "progress.initial")],
+)  # fmt: skip
+def test_a_hand_edited_block_of_session_json_is_reported_as_corrupt(tmp_path, block, value, where):
+    """A block that parses as JSON but not as its model raised a pydantic ValidationError or an AttributeError
+    (the CLI printed a multi-line `unexpected error`), not the SessionError every other damaged file gives."""
+    import promptomatix
+    from promptomatix.errors import SessionError
+    from promptomatix.sessions import SessionStore
+
+    clients = fakes(task_interrupt=20)[0]
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients)
+    sid = e.value.session_id
+    path = SessionStore(str(tmp_path / "s")).session_file(sid)
+    doc = json.loads(path.read_text())
+    doc[block] = {**(doc.get(block) or {}), **value}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SessionError, match=rf"is corrupt \({re.escape(where)}") as err:
+        promptomatix.resume(sid, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
+    assert "left untouched" in err.value.message and "sessions delete" in err.value.hint

@@ -92,10 +92,16 @@ class DataSplits:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> DataSplits:
+        """Splits saved by `to_dict`; a value of the wrong shape (a hand-edited session file) is a ValueError
+        naming it, not an AttributeError deep in scoring."""
+        parts = {name: data.get(name, []) for name in ("train", "valid", "test")}
+        for name, rows in parts.items():
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError(f"{name} must be a list of row objects")
         return cls(
-            data.get("train", []),
-            data.get("valid", []),
-            data.get("test", []),
+            parts["train"],
+            parts["valid"],
+            parts["test"],
             input_fields=data.get("input_fields", ()),
             output_fields=data.get("output_fields", ()),
         )

@@ -202,5 +202,5 @@ def held_out_stage(env: RunEnv, st: RunState) -> None:
     boundary = env.boundary()
     require_task_answered(boundary)
     require_readable_answers([held.initial_report, held.best_report])
-    st.notes = held_out_notes(held.initial, held.best, split, boundary, held.same_prompt)
+    st.notes.extend(held_out_notes(held.initial, held.best, split, boundary, held.same_prompt))  # earlier notes stay
     st.held = held
