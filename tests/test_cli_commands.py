@@ -224,6 +224,8 @@ def test_feedback_add_bad_span_is_one_line(sid, capsys):
     assert code == 1 and "is not inside" in one_error_line(err)
     code, _, err = boundary(capsys, "feedback", "add", sid)
     assert code == 2 and "no feedback given" in one_error_line(err)
+    code, out, err = boundary(capsys, "feedback", "list", sid, "--status", "opne")  # listed nothing and exited 0
+    assert code == 2 and "unknown feedback status 'opne'" in one_error_line(err) and not out
 
 
 def test_feedback_generate_adds_generated_items(sid):

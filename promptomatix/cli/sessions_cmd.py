@@ -299,8 +299,11 @@ def feedback_list(
     json_: bool = typer.Option(False, "--json"),
 ) -> None:
     """List a session's feedback items."""
+    from promptomatix.errors import UsageError
     from promptomatix.sessions.feedback import list_feedback
 
+    if status is not None and status not in ("open", "applied", "dismissed"):  # a typo listed nothing, exit 0
+        raise UsageError(f"unknown feedback status '{status}'", hint="use --status open, applied or dismissed")
     items = list_feedback(_store(sessions_dir).load(session_id), status=status)  # type: ignore[arg-type]
     if json_:
         print_json([f.model_dump(mode="json") for f in items])
