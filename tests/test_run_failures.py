@@ -278,3 +278,18 @@ def test_an_error_after_the_result_is_saved_neither_recounts_nor_unsaves_it(tmp_
     assert s.status == "completed" and len(s.versions) == 1
     assert s.total_spent().calls == s.versions[0].usage.calls > 0
     assert s.events[-1]["kind"] == "failed_after_saving"
+
+
+def test_a_blank_task_description_is_a_usage_error_before_any_session(tmp_path):
+    """`optimize "   "` exited 1 and left a `failed` session with an empty description, one per try."""
+    from promptomatix.errors import UsageError
+
+    task = FakeLM(default=task_answer, model="fake/task")
+    teacher = FakeLM(default=teacher_answer, model="fake/teacher")
+    for blank in ("   ", "\n\t"):
+        with pytest.raises(UsageError, match="no task description") as e:
+            process_input(raw_input=blank, clients={"task": task, "teacher": teacher},
+                          sessions_dir=str(tmp_path / "s"), **GIVEN)  # fmt: skip
+        assert e.value.exit_code == 2
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+    assert task.calls == [] and teacher.calls == []

@@ -31,6 +31,10 @@ def run_new(
 ) -> OptimizationResult | DryRunReport:
     """A run from the task description; `prepare` replaces the spec and data stages (Run.prepare)."""
     dry = env.config.dry_run
+    if not (env.config.task_description or env.config.raw_input or "").strip():
+        from promptomatix.errors import UsageError  # before a session exists (each blank run left a failed one)
+
+        raise UsageError("no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."')
     check_track(env.track)
     check_plugins()
     check_metric(env.config.metric)
