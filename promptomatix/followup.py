@@ -241,6 +241,10 @@ def generate_feedback(
 
     `overrides` are run settings such as the budget (max_calls, max_usd, max_minutes, ...).
     """
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise ConfigurationError(  # 0 paid a critic call on no rows; -3 scored all rows but the last three
+            f"max_examples must be a whole number of rows >= 1, got {max_examples!r}", hint="e.g. max_examples=8"
+        )
     store = store or SessionStore(overrides.pop("sessions_dir", None))
     with run_lock(store, session_id, "feedback generate"):
         session, spec, splits = _load(store, session_id)

@@ -129,3 +129,24 @@ def test_a_refine_without_feedback_that_changes_nothing_says_no_feedback_stays_o
     r2 = promptomatix.optimize_with_feedback(r.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
     assert r2.no_change and any(n.startswith("no change") for n in r2.notes)
     assert not any("feedback stays open" in n for n in r2.notes)  # there was none
+
+
+def test_wrong_argument_types_are_configuration_errors_naming_the_argument(tmp_path):
+    """Each raised a bare ValueError/TypeError from deep inside (`dictionary update sequence`, `object of type
+    'int' has no len()`, `slice indices must be integers`), and max_examples=0 paid a critic call on no rows."""
+    sessions = str(tmp_path / "s")
+    with pytest.raises(ConfigurationError, match="clients must be a dict by role"):
+        promptomatix.process_input(raw_input=TASK, clients="x", sessions_dir=sessions, **GIVEN)
+    with pytest.raises(ConfigurationError, match=r"\['tsak'\]"):
+        promptomatix.process_input(raw_input=TASK, clients={"tsak": FakeLM(default="x")}, sessions_dir=sessions,
+                                   **GIVEN)  # fmt: skip
+    with pytest.raises(ConfigurationError, match="sessions_dir must be a path"):
+        promptomatix.list_sessions(sessions_dir=5)
+    sid = run(tmp_path).session_id
+    with pytest.raises(ConfigurationError, match="span feedback text must be a string"):
+        promptomatix.save_feedback(123, 0, 1, "comment", sid, sessions_dir=sessions)
+    clients = fakes()[0]
+    for bad in (0, -3, "a", 2.5, True):
+        with pytest.raises(ConfigurationError, match="max_examples must be a whole number"):
+            promptomatix.generate_feedback(sid, clients=clients, sessions_dir=sessions, max_examples=bad)
+    assert clients["teacher"].calls == [] and clients["task"].calls == []

@@ -125,6 +125,14 @@ def build_boundary(
 ) -> LMBoundary:
     """Build the boundary of one run. `clients` (e.g. FakeLMs) override model strings, for tests and benchmarks."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    if clients is not None and (not isinstance(clients, dict) or set(clients) - {"task", "teacher", "judge"}):
+        from promptomatix.errors import ConfigurationError  # (a string raised "dictionary update sequence")
+
+        raise ConfigurationError(
+            f"clients must be a dict by role (task, teacher, judge), got {type(clients).__name__}"
+            + (f" with {sorted(map(str, clients))}" if isinstance(clients, dict) else ""),
+            hint='pass e.g. clients={"task": my_client}',
+        )
     built: dict[str, ModelClient] = dict(clients or {})
     key = settings.api_key.get_secret_value() if settings.api_key else None
     cache_by_string: dict[str, ModelClient] = {}

@@ -79,6 +79,8 @@ class SessionStore:
     def __init__(self, root: Path | str | None = None) -> None:
         if root is None:
             root = os.environ.get(SESSIONS_DIR_ENV) or DEFAULT_SESSIONS_DIR
+        if not isinstance(root, (str, os.PathLike)):
+            raise ConfigurationError(f"sessions_dir must be a path, got {type(root).__name__}")
         self.root = Path(root).expanduser().absolute()
 
     def __repr__(self) -> str:
