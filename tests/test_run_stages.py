@@ -153,3 +153,15 @@ def test_the_run_stages_stay_small(path):
             assert size <= 60, f"{path}: function {node.name} is {size} lines"
         elif isinstance(node, ast.ClassDef):
             assert size <= 250, f"{path}: class {node.name} is {size} lines"
+
+
+def test_the_dspy_backend_leaves_the_callers_stdout_and_dspy_trace_as_they_were(tmp_path, capsys):
+    """Through process_input, DSPy printed "Bootstrapped 3 full traces…" on the caller's stdout (a caller that
+    writes JSON there got it corrupted) and left its rows' predictions in the global dspy.settings.trace."""
+    import dspy
+
+    before = list(dspy.settings.trace)
+    result = run(tmp_path, clients=dspy_fakes()[0], **DSPY)
+    assert result.verdict is not None
+    assert capsys.readouterr().out == ""
+    assert dspy.settings.trace == before

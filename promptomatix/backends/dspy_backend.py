@@ -17,6 +17,8 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -102,7 +104,24 @@ class DSPyOptimizer:
             _module_factory(self.settings.module, self.modules, self.tools)  # fail fast on a typo
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
-        return _Run(self, ctx, initial, data).run()
+        """DSPy prints its progress ("Bootstrapped 3 full traces…") and appends every prediction, data rows and
+        all, to the global `dspy.settings.trace`: here the prints go to our log and the trace is this run's own,
+        so a library caller's stdout and DSPy state are as they were."""
+        with contextlib.redirect_stdout(_PrintsToLog()), dspy.context(trace=[]):
+            return _Run(self, ctx, initial, data).run()
+
+
+class _PrintsToLog(io.TextIOBase):
+    """A stdout that logs each printed line (at INFO; PROMPTOMATIX_VERBOSE=1 shows them in the CLI)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if line.strip():
+                log.info("dspy: %s", line.rstrip())
+        return len(text)
 
 
 class _Run:
@@ -158,7 +177,7 @@ class _Run:
         def predict(row: dict[str, Any]) -> dict[str, Any]:
             kwargs = {k: row[k] for k in inputs if k in row}
             try:
-                with self.context():
+                with self.context(), dspy.context(trace=[]):  # scoring only: DSPy's global trace stays the user's
                     pred = program(**kwargs)
             except BudgetStop as stop:
                 raise stop.exceeded from None
