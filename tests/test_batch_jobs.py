@@ -57,6 +57,15 @@ def test_keys_are_stable_and_change_with_options(tmp_path):
         ("job:\n  - {raw_input: t}\n", "unknown top-level keys job"),
         ("jobs:\n  - {raw_input: t, search_type: fast}\n", "search_type"),
         ("jobs: [\n", "not valid YAML"),
+        (
+            "jobs:\n  - {name: same, raw_input: t, seed: 1}\n  - {name: same, raw_input: t, seed: 2}\n",
+            "two jobs are named same",
+        ),
+        (
+            "jobs:\n  - {name: 'same[seed=3]', raw_input: t, max_calls: 40}\n"
+            "  - {name: same, raw_input: t, matrix: {seed: [3]}}\n",
+            "two jobs are named same[seed=3]",
+        ),
     ],
 )
 def test_bad_jobs_files_fail_at_load_with_the_job_named(tmp_path, body, needle):
@@ -72,3 +81,28 @@ def test_jsonl_line_errors_name_the_line(tmp_path):
     path.write_text(json.dumps({"raw_input": "t"}) + "\n{not json\n")
     with pytest.raises(ConfigurationError, match="line 2"):
         load_jobs(path)
+
+
+def test_relative_data_paths_resolve_next_to_the_jobs_file_even_when_missing(tmp_path, monkeypatch):
+    """A missing file stayed relative: the worker read the cwd's file of that name, and the job's key changed once the
+    file appeared, so a re-run started a new session instead of resuming the failed one."""
+    beside, cwd = tmp_path / "jobs", tmp_path / "elsewhere"
+    beside.mkdir(), cwd.mkdir()
+    (cwd / "later.csv").write_text("review,label\nok,positive\n")
+    monkeypatch.chdir(cwd)
+    path = beside / "jobs.yaml"
+    path.write_text("jobs:\n  - {name: a, raw_input: Classify reviews, data: later.csv}\n")
+    missing = load_jobs(path)[0]
+    (beside / "later.csv").write_text("review,label\nok,positive\n")
+    present = load_jobs(path)[0]
+    assert present.key == missing.key
+    assert present.options["data"] == missing.options["data"] == str(beside.resolve() / "later.csv")
+
+
+def test_a_jobs_file_that_is_not_utf8_is_a_configuration_error_naming_it(tmp_path):
+    path = tmp_path / "jobs.yaml"
+    path.write_bytes(b"\xff\xfe\x00\x01")
+    with pytest.raises(ConfigurationError) as e:
+        load_jobs(path)
+    message = str(e.value)
+    assert str(path) in message and "not UTF-8" in message and "\n" not in message

@@ -107,6 +107,7 @@ def test_ctrl_c_stops_the_batch_and_a_rerun_resumes_the_interrupted_job(env, mon
     report = run_batch(jobs, jobs_file, store, LocalExecutor(), BatchOptions(fake_script=SCRIPT))
     assert report.interrupted and not report.ok
     assert [r.status for r in report.rows] == ["interrupted", "pending"]
+    assert [r.attempts for r in report.rows] == [1, 0]  # the second job was only queued
     sid = report.rows[0].session_id
     assert store.load(sid).status == "interrupted"
     monkeypatch.undo()
@@ -114,6 +115,72 @@ def test_ctrl_c_stops_the_batch_and_a_rerun_resumes_the_interrupted_job(env, mon
     assert report.ok and report.rows[0].session_id == sid
     session = store.load(sid)
     assert session.status == "completed" and "interrupted" in [e["kind"] for e in session.events]
+
+
+class _QueuedRay:
+    """The part of Ray the executor uses: a task runs when its result is asked for, unless it was cancelled first, as
+    a queued Ray task is (a running one gets KeyboardInterrupt and returns its own result)."""
+
+    class TaskCancelledError(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.cancelled: set[int] = set()
+
+    def remote(self, **_):
+        return lambda fn: type("Remote", (), {"remote": staticmethod(lambda p: _Ref(fn, p))})
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def cancel(self, ref, force=False):
+        self.cancelled.add(id(ref))
+
+    def get(self, ref):
+        if id(ref) in self.cancelled:
+            raise self.TaskCancelledError()  # Ray's message is empty
+        return ref.fn(ref.payload)
+
+
+class _Ref:
+    def __init__(self, fn, payload) -> None:
+        self.fn, self.payload = fn, payload
+
+
+def test_ray_jobs_cancelled_before_they_ran_are_pending_like_local_ones(env, monkeypatch):
+    """Ray's TaskCancelledError for a queued job was reported `interrupted · TaskCancelledError:` (empty message)."""
+    from promptomatix.batch.executors import RayExecutor
+
+    monkeypatch.setattr("promptomatix.batch.executors.init_ray", lambda *a, **k: _QueuedRay())
+    jobs_file = write_jobs(env, "jobs:\n  - {name: ran}\n  - {name: queued, seed: 1}\n")
+    jobs, store = load_jobs(jobs_file), SessionStore(env / "sessions")
+
+    def ctrl_c_after_the_first(kind, job, detail):
+        if kind == "finished" and job.name == "ran":  # once: a second one would leave run_batch (and pytest)
+            raise KeyboardInterrupt
+
+    opts = BatchOptions(fake_script=SCRIPT, on_event=ctrl_c_after_the_first)
+    report = run_batch(jobs, jobs_file, store, RayExecutor(), opts)
+    ran, queued = report.rows
+    assert report.interrupted and ran.status == "completed"
+    assert (queued.status, queued.error, queued.attempts) == ("pending", None, 0)
+    assert store.load(queued.session_id).status == "created"
+
+
+def test_a_missing_data_file_fails_naming_its_place_and_a_rerun_resumes_that_session(env, monkeypatch):
+    """The cwd's file of that name was read instead, and once the file appeared the job got a new key and session."""
+    beside = env / "jobs"
+    beside.mkdir()
+    monkeypatch.chdir(env)  # env holds a reviews.csv: it must not be read
+    jobs = write_jobs(env, "jobs:\n  - {name: late}\n").rename(beside / "jobs.yaml")
+    code, out = batch(str(jobs))
+    (row,) = out["jobs"]
+    assert code == 1 and row["status"] == "failed" and str(beside.resolve() / "reviews.csv") in row["error"]
+    (beside / "reviews.csv").write_bytes((env / "reviews.csv").read_bytes())
+    code, again = batch(str(jobs))
+    assert code == 0 and again["jobs"][0]["status"] == "completed"
+    assert again["jobs"][0]["session_id"] == row["session_id"]
+    assert len(SessionStore(env / "sessions").list()) == 1
 
 
 def test_an_interrupted_batch_says_so_once_and_exits_130(env, monkeypatch, capsys):

@@ -5,6 +5,7 @@ prompt version with the session id and scores as tags, and a failed job as a FAI
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,16 @@ def test_batch_jobs_are_logged_and_the_prompt_registered(tmp_path, monkeypatch):
     assert registered.tags["session_id"] == session.session_id
     assert float(registered.tags["optimized_test"]) == pytest.approx(version.test.mean, abs=1e-4)
     assert registered.tags["mlflow_run_id"] == rid
+
+
+def test_long_job_names_keep_their_matrix_suffix_in_the_registry_name():
+    """Cutting at 60 characters dropped `-seed-N`: two jobs of one matrix registered as versions of one prompt."""
+    from promptomatix.tracking.mlflow import prompt_name_for
+
+    base = "classify-the-sentiment-of-customer-movie-reviews-for-the-support-team"
+    names = [prompt_name_for(f"{base}[seed={s}]") for s in (0, 1)]
+    assert names[0] != names[1] and all(len(n) <= 60 for n in names)
+    assert names[0].endswith("-seed-0") and names[1].endswith("-seed-1") and names[0].startswith("classify-the-")
+    assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*[A-Za-z0-9]", n) for n in names)
+    assert prompt_name_for("sentiment[seed=0]") == "sentiment-seed-0"  # short names are unchanged
+    assert prompt_name_for(base + "x" * 100) != prompt_name_for(base + "y" * 100)

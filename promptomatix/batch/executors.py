@@ -103,14 +103,15 @@ class RayExecutor:
         try:
             return self.ray.get(ref)
         except Exception as e:  # the task's process or node died, or Ray cancelled it
+            if type(e).__name__ == "TaskCancelledError":  # a running job returns its own result when cancelled
+                return JobResult(payload.key, payload.session_id, "interrupted", node="?", began=False)
             cause = getattr(e, "cause", None) or e
-            status = "interrupted" if type(e).__name__ == "TaskCancelledError" else "failed"
             return JobResult(
                 key=payload.key,
                 session_id=payload.session_id,
-                status=status,  # type: ignore[arg-type]
+                status="failed",
                 error=error_text(cause),
-                transient=status == "failed" and (is_transient(cause) or is_transient(e)),
+                transient=is_transient(cause) or is_transient(e),
                 node="?",
             )
 

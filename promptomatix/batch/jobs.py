@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ def load_jobs(path: str | Path) -> list[Job]:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigurationError(f"cannot read the jobs file {path} ({e.strerror or e})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigurationError(
+            f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})",
+            hint="save the jobs file as UTF-8 YAML, JSON or JSONL",
+        ) from None
     if path.suffix.lower() == ".jsonl":
         entries, defaults, matrix = _parse_jsonl(path, text), {}, {}
     else:
@@ -127,6 +133,7 @@ def expand(
     """Cross every entry with the matrix (top-level, then the entry's own), validate, and key each job."""
     jobs: list[Job] = []
     seen: dict[str, str] = {}
+    names: set[str] = set()
     for i, entry in enumerate(entries):
         entry = dict(entry)
         base_name = str(entry.pop("name", None) or f"job{i + 1}")
@@ -141,7 +148,10 @@ def expand(
                 raise ConfigurationError(
                     f"{source}: jobs {seen[key]} and {name} have the same options", hint="give one a different seed"
                 )
+            if name in names:  # rows, CSV lines and MLflow prompts are told apart by the name
+                raise ConfigurationError(f"{source}: two jobs are named {name}", hint="give each job its own `name:`")
             seen[key] = name
+            names.add(name)
             jobs.append(Job(name=name, options=options, key=key, index=len(jobs), matrix_values=values))
     return jobs
 
@@ -170,11 +180,12 @@ def _checked(options: dict[str, Any], name: str, source: str, base_dir: Path | N
 
 
 def _resolve_path(value: Any, base_dir: Path) -> Any:
-    """A relative path that exists beside the jobs file becomes absolute (workers may run elsewhere)."""
+    """A relative path becomes absolute beside the jobs file, present or not: workers may run elsewhere, a missing
+    file must fail naming that place (never read the cwd's file), and the job's key must not change once it exists.
+    Only the directory is resolved, so a file that later appears as a symlink keeps the key too."""
     if not isinstance(value, str) or value.startswith("hf:") or Path(value).is_absolute():
         return value
-    candidate = base_dir / value
-    return str(candidate.resolve()) if candidate.exists() else value
+    return os.path.normpath(base_dir.resolve() / value)
 
 
 def job_key(options: dict[str, Any]) -> str:

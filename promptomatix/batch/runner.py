@@ -64,7 +64,7 @@ class _Batch:
         self.jobs, self.store, self.ex, self.opts, self.state = jobs, store, ex, opts, state
         self.by_key = {j.key: j for j in jobs}
         self.rows: dict[str, JobRow] = {}
-        self.attempts: dict[str, int] = {}
+        self.attempts: dict[str, int] = {}  # attempts that ran: a job queued or cancelled before it began has none
         self.seconds: dict[str, float] = {}
         self.shared = ex.name == "local"
 
@@ -112,7 +112,6 @@ class _Batch:
         return session.session_id
 
     def _start(self, job: Job, sid: str, attempt: int) -> None:
-        self.attempts[job.key] = attempt
         payload = JobPayload(
             key=job.key, name=job.name, options=job.options, session_id=sid, attempt=attempt,
             store_root=str(self.store.root), store_token=self.state.token,
@@ -128,8 +127,10 @@ class _Batch:
         job = self.by_key[r.key]
         if r.session_bytes:
             unpack_session(self.store, r.session_id, r.session_bytes)
+        if r.status == "interrupted" and (not r.began or self._untouched(r.session_id)):
+            return True  # stopped before it began: no attempt, and `_pending_row` reports the job as it was
         self.seconds[r.key] = self.seconds.get(r.key, 0.0) + r.seconds
-        attempt = self.attempts.get(r.key, 1)
+        attempt = self.attempts[r.key] = self.attempts.get(r.key, 0) + 1
         if r.status == "failed" and r.transient and attempt <= self.opts.retries and not final:
             log.warning("job %s failed (%s); retry %d of %d", job.name, r.error, attempt, self.opts.retries)
             time.sleep(min(self.opts.backoff_s * 2 ** (attempt - 1), 30.0))
@@ -142,6 +143,10 @@ class _Batch:
         self.rows[r.key] = row
         self._event("finished", job, row)
         return r.status == "interrupted"
+
+    def _untouched(self, sid: str) -> bool:
+        """Still `created`: a Ctrl-C reached the job before its run did."""
+        return self.store.exists(sid) and self.store.load(sid).status == "created"
 
     def _pending_row(self, job: Job) -> JobRow:
         sid = self.state.sessions.get(job.key)

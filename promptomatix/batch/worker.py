@@ -58,6 +58,7 @@ class JobResult:
     node: str = "local"
     seconds: float = 0.0
     session_bytes: bytes | None = None
+    began: bool = True  # False: cancelled before it ran (a queued Ray task); the job stays as it was
 
 
 def execute_job(p: JobPayload) -> JobResult:
@@ -115,7 +116,9 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
 
 def error_text(e: BaseException) -> str:
     text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return f"{type(e).__name__}: {text}" if not isinstance(e, PromptomatixError) else text or type(e).__name__
+    if isinstance(e, PromptomatixError) or not text:
+        return text or type(e).__name__
+    return f"{type(e).__name__}: {text}"
 
 
 def is_transient(e: BaseException) -> bool:

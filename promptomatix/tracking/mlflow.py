@@ -9,6 +9,7 @@ version of a registered prompt, tagged with the session id and its scores.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from promptomatix.sessions import SessionStore
 MLFLOW_HINT = 'pip install "promptomatix[mlflow]"'
 DEFAULT_EXPERIMENT = "promptomatix"
 _PARAM_MAX = 6000
+_NAME_MAX = 60  # a registered prompt's name, kept short enough to read in MLflow's UI
 
 
 @dataclass
@@ -53,9 +55,22 @@ def probe(uri: str | None) -> None:
 
 
 def prompt_name_for(text: str) -> str:
-    """A registry-safe prompt name (letters, digits, `-`, `_`, `.`) from a job name or a task description."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip()).strip("-.")[:60]
-    return slug or "promptomatix-prompt"
+    """A registry-safe prompt name (letters, digits, `-`, `_`, `.`) from a job name or a task description.
+
+    A name past `_NAME_MAX` keeps its matrix suffix (`-seed-1`) and gains a hash of the whole text: cutting the end
+    off gave two jobs of one matrix the same registered prompt, each one's prompt a "new version" of the other's."""
+    slug = _slug(text)
+    if len(slug) <= _NAME_MAX:
+        return slug or "promptomatix-prompt"
+    digest = hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:8]
+    base, _, matrix = text.partition("[")
+    tail = _slug(_slug(matrix)[-(_NAME_MAX // 2) :])
+    head = _slug(_slug(base)[: _NAME_MAX - len(digest) - len(tail) - 2])
+    return "-".join(part for part in (head, digest, tail) if part)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text.strip()).strip("-.")
 
 
 def log_session(
