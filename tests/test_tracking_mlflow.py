@@ -81,3 +81,24 @@ def test_long_job_names_keep_their_matrix_suffix_in_the_registry_name():
     assert all(re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*[A-Za-z0-9]", n) for n in names)
     assert prompt_name_for("sentiment[seed=0]") == "sentiment-seed-0"  # short names are unchanged
     assert prompt_name_for(base + "x" * 100) != prompt_name_for(base + "y" * 100)
+
+
+def test_a_quiet_batch_with_tracking_prints_no_mlflow_info_lines(tmp_path):
+    """`batch --track mlflow:sqlite:///… -q` printed "INFO mlflow.store.db.utils: Creating initial MLflow database
+    tables...": MLflow sets its logger's level when it is imported (lazily, after the CLI had quieted it)."""
+    import os
+    import subprocess
+    import sys
+
+    jobs = write_jobs(tmp_path, "jobs:\n  - {name: sentiment, seed: 3}\n")
+    env = {**os.environ, "PROMPTOMATIX_FAKE_LM": str(write_script(tmp_path)),
+           "PROMPTOMATIX_SESSIONS_DIR": str(tmp_path / "sessions")}  # fmt: skip
+    for name in ("PROMPTOMATIX_VERBOSE", "MLFLOW_LOGGING_LEVEL"):
+        env.pop(name, None)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    r = subprocess.run(
+        [sys.executable, "-m", "promptomatix", "batch", str(jobs), "--track", f"mlflow:{uri}", "-q"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "INFO" not in r.stderr and "Creating initial MLflow database tables" not in r.stderr

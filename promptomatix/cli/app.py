@@ -132,6 +132,7 @@ def _quiet_third_party() -> None:
     import logging
 
     os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # mlflow sets its logger on import, after this runs
     for name in ("dspy", "LiteLLM", "litellm", "httpx", "optuna", "mlflow", "alembic"):  # MLflow's INFO lines
         logging.getLogger(name).setLevel(logging.WARNING)  # ("Creating initial MLflow database tables...")
 
