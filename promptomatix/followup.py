@@ -219,10 +219,11 @@ def _still_open(session: Session, texts: list[str], ids: list[str]) -> tuple[lis
     status = {f.id: f.status for f in session.feedback}
     if len(texts) != len(ids):
         return texts, ids, []
-    kept = [(t, i) for t, i in zip(texts, ids, strict=True) if status.get(i, "open") == "open"]
-    gone = [i for i in ids if status.get(i, "open") != "open"]
+    kept = [(t, i) for t, i in zip(texts, ids, strict=True) if status.get(i) == "open"]
+    gone = [i for i in ids if status.get(i) != "open"]
+    why = sorted({status.get(i, "deleted") for i in gone})  # deleted (the UI can) failed the resume at its end
     note = [f"feedback {', '.join(gone)} left out: {'it is' if len(gone) == 1 else 'they are'} no longer open "
-            f"({', '.join(sorted({status[i] for i in gone}))} since the run stopped)"] if gone else []  # fmt: skip
+            f"({', '.join(why)} since the run stopped)"] if gone else []  # fmt: skip
     return [t for t, _ in kept], [i for _, i in kept], note
 
 

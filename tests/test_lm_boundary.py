@@ -62,11 +62,14 @@ def test_budget_is_not_overshot_by_parallel_threads():
 
 
 def test_token_usd_and_time_budgets():
-    b = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=30))
+    from promptomatix.lm.ceiling import prompt_bound
+
+    ceiling = prompt_bound(MSG) + 5  # the prompt's bytes and framing, and the answer's max_tokens
+    b = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=8 + ceiling))
     b.role("task").chat(MSG, max_tokens=5)  # 3 + 5 = 8 tokens
-    b.role("task").chat([{"role": "user", "content": "z"}], max_tokens=5)
-    with pytest.raises(BudgetExceeded):  # 14 used, but 16 + another call's prompt do not fit
-        b.role("task").chat([{"role": "user", "content": "y"}], max_tokens=16)
+    b.role("task").chat(MSG, max_tokens=5, cache=False)  # 8 used: another call's ceiling still fits
+    with pytest.raises(BudgetExceeded):  # 16 used: it does not
+        b.role("task").chat(MSG, max_tokens=5, cache=False)
     b2 = LMBoundary({"task": FakeLM(default="a", cost_per_call=0.5)}, budget=Budget(max_usd=1.0))
     b2.role("task").chat([{"role": "user", "content": "1"}])
     b2.role("task").chat([{"role": "user", "content": "2"}])
@@ -81,14 +84,22 @@ def test_token_usd_and_time_budgets():
 def test_token_and_dollar_limits_are_never_exceeded_not_even_by_the_last_call():
     """The limit was checked against what had been spent only, so the call that crossed it (and every call in
     flight beside it) was sent anyway: --max-total-tokens 100 could end at 160. A call is sent only when its
-    ceiling (its prompt, its max_tokens, at its price) fits beside the calls in flight."""
-    fake = FakeLM(default=lambda m: " ".join(["w"] * 12))  # every answer: 12 tokens
-    b = LMBoundary({"task": fake}, budget=Budget(max_tokens=100))
+    ceiling (its prompt's bytes and framing, its max_tokens, at its price) fits beside the calls in flight."""
+    fake = FakeLM(default=lambda m: " ".join(["w"] * 30))  # 30 words, cut to max_tokens as a real model stops
+    b = LMBoundary({"task": fake}, budget=Budget(max_tokens=300))
     with pytest.raises(BudgetExceeded) as e:
-        for i in range(20):
+        for i in range(40):
             b.role("task").chat([{"role": "user", "content": f"question {i}"}], max_tokens=12)
-    assert b.usage().total.tokens <= 100 and len(fake.calls) >= 5  # 14 tokens a call: 7 fit, 8 would be 112
-    assert e.value.limit == "tokens" and "the next call could take up to" in e.value.message
+    assert b.usage().total.tokens <= 300 and len(fake.calls) >= 15  # 14 tokens a call, a ceiling of 62
+    assert e.value.limit == "tokens" and "the next call can take up to" in e.value.message
+    assert b.usage().by_role["task"].completion_tokens == 12 * len(fake.calls)
+
+    dense = FakeLM(default="ok")  # a prompt of one "word" per character: denser than any estimate from text
+    d = LMBoundary({"task": dense}, budget=Budget(max_tokens=500))
+    with pytest.raises(BudgetExceeded):
+        for i in range(40):
+            d.role("task").chat([{"role": "user", "content": " ".join("x" * (10 + 20 * i))}], max_tokens=4)
+    assert d.usage().total.tokens <= 500
 
     priced = FakeLM(default="a", cost_per_call=0.3)
     p = LMBoundary({"task": priced}, budget=Budget(max_usd=1.0))
@@ -98,7 +109,7 @@ def test_token_and_dollar_limits_are_never_exceeded_not_even_by_the_last_call():
     assert p.usage().total.cost_usd == pytest.approx(0.9)  # the 4th would cost $1.20
 
     slow = FakeLM(default=lambda m: " ".join(["w"] * 12), latency=0.05)
-    par = LMBoundary({"task": slow}, budget=Budget(max_tokens=100))
+    par = LMBoundary({"task": slow}, budget=Budget(max_tokens=300))
 
     def ask(i: int) -> str:
         try:
@@ -107,8 +118,8 @@ def test_token_and_dollar_limits_are_never_exceeded_not_even_by_the_last_call():
             return "refused"
 
     with ThreadPoolExecutor(max_workers=8) as pool:  # calls in flight reserve their ceilings too
-        list(pool.map(ask, range(20)))
-    assert par.usage().total.tokens <= 100 and len(slow.calls) >= 4
+        list(pool.map(ask, range(40)))
+    assert par.usage().total.tokens <= 300 and len(slow.calls) >= 12
 
 
 def test_token_and_usd_limits_hold_back_the_final_scoring_at_the_task_calls_mean_size():
@@ -118,26 +129,23 @@ def test_token_and_usd_limits_hold_back_the_final_scoring_at_the_task_calls_mean
         budget=Budget(max_usd=1.0, reserved_calls=5),
     )
     b.role("teacher").chat([{"role": "user", "content": "t"}])  # the teacher's calls do not size the reserve
-    for i in range(4):  # $0.40 spent, $0.50 held back for 5 task calls: the 6th search call would eat into it
-        b.role("task").chat([{"role": "user", "content": str(i)}])
-    b.role("task").chat([{"role": "user", "content": "4"}])
     with pytest.raises(BudgetExceeded) as e:
-        b.role("task").chat([{"role": "user", "content": "5"}])
-    assert e.value.limit == "usd" and "about $0.5000 held back for the final scoring" in e.value.message
+        for i in range(10):  # $0.10 a call; 5 held-out calls and the margin for the last one's ceiling held back
+            b.role("task").chat([{"role": "user", "content": str(i)}])
+    assert e.value.limit == "usd" and "about $0.5500 held back for the final scoring" in e.value.message
+    assert b.usage().by_role["task"].cost_usd == pytest.approx(0.4)
     b.set_budget(Budget(max_usd=1.0))  # released for the held-out scoring
     for i in range(5):
         b.role("task").chat([{"role": "user", "content": f"held {i}"}])
-    t = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=80, reserved_calls=2))
-    for i in range(20):  # 8 tokens a call; the reserve is 2 calls at the mean plus the ceiling of the last
-        try:
+    t = LMBoundary({"task": FakeLM(default="a b c d e")}, budget=Budget(max_tokens=200, reserved_calls=2))
+    with pytest.raises(BudgetExceeded) as e:
+        for i in range(40):
             t.role("task").chat([{"role": "user", "content": f"one two {i}"}], max_tokens=5)
-        except BudgetExceeded as e:
-            assert e.limit == "tokens" and "held back for the final scoring" in e.message
-            break
-    t.set_budget(Budget(max_tokens=80))
+    assert e.value.limit == "tokens" and "held back for the final scoring" in e.value.message
+    t.set_budget(Budget(max_tokens=200))
     for i in range(2):  # the two held-out calls fit, the last one's ceiling included
         t.role("task").chat([{"role": "user", "content": f"one two held {i}"}], max_tokens=5)
-    assert t.usage().total.tokens <= 80
+    assert t.usage().total.tokens <= 200
 
 
 def test_transient_errors_are_retried_with_backoff():

@@ -408,7 +408,7 @@ def test_resume_refuses_a_session_that_another_process_is_running(tmp_path):
 
 def test_a_budget_out_before_the_baseline_names_the_limit_that_ran_out(tmp_path):
     with pytest.raises(PromptomatixError, match="before the initial prompt was scored") as e:
-        run(tmp_path, max_total_tokens=500, max_tokens=8, config_max_tokens=60)  # the spec fits, the baseline not
+        run(tmp_path, max_total_tokens=1000, max_tokens=8, config_max_tokens=60)  # the spec fits, the baseline not
     assert e.value.hint.startswith("raise --max-total-tokens")  # not "--max-calls/--max-usd/--max-minutes"
     assert "synthetic" not in e.value.hint  # the rows were given: fewer synthetic rows would save nothing
     with pytest.raises(PromptomatixError, match="budget of 150 tokens is too small for one call") as e:

@@ -211,18 +211,25 @@ def test_feedback_dismissed_after_an_interrupted_refine_stays_out_of_its_resume(
     kept = promptomatix.save_feedback(" ".join(words), 0, len(" ".join(words)), "KEEPME be brief", r.session_id,
                                       sessions_dir=sessions)["id"]  # fmt: skip
     gone = promptomatix.save_feedback("", 0, 0, "DROPME mention sarcasm", r.session_id, sessions_dir=sessions)
+    deleted = promptomatix.save_feedback("", 0, 0, "DELETED say more", r.session_id, sessions_dir=sessions)["id"]
     with pytest.raises(RunInterrupted):
         promptomatix.optimize_with_feedback(r.session_id, clients=fakes(task_interrupt=9)[0], sessions_dir=sessions)
     SessionStore(sessions).update(r.session_id, lambda s: dismiss_feedback(s, [gone["id"]]))
+
+    def delete(s):  # as the web UI's delete does (the resume failed at its end: NotFoundError, session `failed`)
+        s.feedback[:] = [f for f in s.feedback if f.id != deleted]
+
+    SessionStore(sessions).update(r.session_id, delete)
     clients, _task, _teacher = fakes()
     seen: list[str] = []
     teacher = clients["teacher"].default
     clients["teacher"] = FakeLM(default=lambda m: seen.append(str(m)) or teacher(m), model="fake/teacher")
     result = resume(r.session_id, clients=clients, sessions_dir=sessions)
-    assert any("KEEPME" in t for t in seen) and not any("DROPME" in t for t in seen)
+    assert any("KEEPME" in t for t in seen) and not any("DROPME" in t or "DELETED" in t for t in seen)
     s = load_session(r.session_id, sessions_dir=sessions)
     assert {f.id: f.status for f in s.feedback}[gone["id"]] == "dismissed"
-    assert any(f"feedback {gone['id']} left out" in n for n in result.notes)
+    assert any(f"feedback {gone['id']}, {deleted} left out" in n and "deleted" in n for n in result.notes)
+    assert load_session(r.session_id, sessions_dir=sessions).status == "completed"
     assert kept != gone["id"]
 
 

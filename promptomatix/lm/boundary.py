@@ -19,7 +19,7 @@ from typing import Any
 
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
-from promptomatix.lm.ceiling import Ceiling, CeilingEstimator
+from promptomatix.lm.ceiling import Ceiling, CeilingEstimator, limit_reason
 from promptomatix.lm.types import Completion, ModelClient
 from promptomatix.lm.usage import Budget, RoleUsage, UsageReport
 
@@ -92,6 +92,7 @@ class LMBoundary:
         self.role_settings = {r: (role_settings or {}).get(r, RoleSettings()) for r in ROLES}
         self._usage = {r: RoleUsage() for r in ROLES}
         self._lock = threading.Lock()
+        self._freed = threading.Condition(self._lock)  # notified when a call is counted (its ceiling released)
         self._occurrences: dict[str, int] = {}
         self._reserved = 0
         self._ceilings = CeilingEstimator()
@@ -223,50 +224,51 @@ class LMBoundary:
     def _reserve(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Ceiling:
         """Check every limit and reserve a call slot atomically, so parallel threads cannot overshoot. Under a
         token or dollar limit the call's ceiling (its prompt and max_tokens, at its price) must fit beside the
-        calls in flight: the limit is never exceeded, not even by the last call."""
-        b = self.budget
-        with self._lock:
-            if self._exhausted is not None:
-                raise self._exhausted
-            calls = sum(u.calls for u in self._usage.values()) + self._reserved
-            limited = b.max_tokens is not None or b.max_usd is not None  # else no need to size anything
-            c = self._ceilings.ceiling(role, client, payload, priced=b.max_usd is not None) if limited else Ceiling()
-            reason = None
-            if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
-                held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
-                reason = ("calls", f"budget of {b.max_calls} LM calls spent{held}")
-            elif limited:
-                reason = self._over_limit(c)
-            if reason is None and b.max_seconds is not None and self.elapsed >= b.max_seconds:
-                reason = ("seconds", f"time budget of {b.max_seconds:.0f} s spent")
-            if reason is not None:
-                self._exhausted = BudgetExceeded(
-                    reason[1], limit=reason[0], hint=f"raise the limit ({LIMIT_FLAGS[reason[0]]})"
-                )
-                raise self._exhausted
-            self._reserved += 1
-            self._in_flight = Ceiling(self._in_flight.tokens + c.tokens, self._in_flight.usd + c.usd)
-            return c
+        calls in flight: the limit is never exceeded, not even by the last call. A call that would fit but for
+        the ceilings of calls in flight waits for them (they take less than their ceilings) instead of ending."""
+        with self._freed:
+            while True:
+                if self._exhausted is not None:
+                    raise self._exhausted
+                c, reason, wait = self._check(role, client, payload)
+                if wait:
+                    self._freed.wait(timeout=1.0)  # (a time budget is checked again after each wait)
+                    continue
+                if reason is not None:
+                    limit, message = reason
+                    self._exhausted = BudgetExceeded(
+                        message, limit=limit, hint=f"raise the limit ({LIMIT_FLAGS[limit]})"
+                    )
+                    raise self._exhausted
+                self._reserved += 1
+                self._in_flight = Ceiling(self._in_flight.tokens + c.tokens, self._in_flight.usd + c.usd)
+                return c
 
-    def _over_limit(self, c: Ceiling) -> tuple[str, str] | None:
-        """Why a call of ceiling `c` does not fit the token or dollar limit, or None. Call under the lock."""
+    def _check(
+        self, role: str, client: ModelClient, payload: dict[str, Any]
+    ) -> tuple[Ceiling, tuple[str, str] | None, bool]:
+        """The call's ceiling, why the budget refuses it (or None), and whether it only has to wait for the calls
+        in flight. Call under the lock."""
         b = self.budget
+        calls = sum(u.calls for u in self._usage.values()) + self._reserved
+        limited = b.max_tokens is not None or b.max_usd is not None  # else no need to size anything
+        c = self._ceilings.ceiling(role, client, payload, priced=b.max_usd is not None) if limited else Ceiling()
+        if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
+            held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
+            return c, ("calls", f"budget of {b.max_calls} LM calls spent{held}"), False
+        if limited and (reason := self._over_limit(c, self._in_flight)) is not None:
+            return c, reason, bool(self._in_flight.tokens) and self._over_limit(c, Ceiling()) is None
+        if b.max_seconds is not None and self.elapsed >= b.max_seconds:
+            return c, ("seconds", f"time budget of {b.max_seconds:.0f} s spent"), False
+        return c, None, False
+
+    def _over_limit(self, c: Ceiling, in_flight: Ceiling) -> tuple[str, str] | None:
+        """Why a call of ceiling `c` does not fit the token or dollar limit beside `in_flight`, or None. Call
+        under the lock."""
         tokens = sum(u.tokens for u in self._usage.values())
         usd = sum(u.cost_usd for u in self._usage.values())
-        held_tokens, held_usd = self._held_back(b.reserved_calls)
-        first = not tokens and not self._in_flight.tokens
-        if b.max_tokens is not None and tokens + self._in_flight.tokens + c.tokens > b.max_tokens - held_tokens:
-            if first:
-                return "tokens", f"budget of {b.max_tokens} tokens is too small for one call (its prompt and max_tokens: {c.tokens})"
-            held = f", about {held_tokens:.0f} held back for the final scoring" if held_tokens else ""
-            return "tokens", (f"budget of {b.max_tokens} tokens reached ({tokens} used{held}; the next call "
-                              f"could take up to {c.tokens})")  # fmt: skip
-        if b.max_usd is not None and usd + self._in_flight.usd + c.usd > b.max_usd - held_usd:
-            if first:
-                return "usd", f"budget of ${b.max_usd:.4f} is too small for one call (it could cost ${c.usd:.4f})"
-            held = f", about ${held_usd:.4f} held back for the final scoring" if held_usd else ""
-            return "usd", f"budget of ${b.max_usd:.4f} reached (${usd:.4f} used{held}; the next call could cost ${c.usd:.4f})"
-        return None
+        held = self._held_back(self.budget.reserved_calls)
+        return limit_reason(self.budget, Ceiling(tokens, usd), in_flight, c, held)
 
     def _held_back(self, calls: int) -> tuple[float, float]:
         """Tokens and dollars `calls` held-out calls will take, at the mean of the task-side calls so far (the
@@ -277,10 +279,9 @@ class LMBoundary:
         if not calls or not n:
             return 0.0, 0.0
         tokens, usd = sum(u.tokens for u in done) / n, sum(u.cost_usd for u in done) / n
-        prompt = sum(u.prompt_tokens for u in done) / n
-        answer = resolve_sampling("task", self.role_settings["task"], None, None)[0]
-        last = self._ceilings.typical("task", self.clients["task"], prompt, answer, priced=self.budget.max_usd is not None)
-        return calls * tokens + max(0.0, last.tokens - tokens), calls * usd + max(0.0, last.usd - usd)
+        last = self._ceilings.largest.get("task", Ceiling())  # the last held-out call's ceiling must fit too
+        margin = Ceiling(int(last.tokens * 1.5), last.usd * 1.5)  # held-out rows may run longer than those seen
+        return calls * tokens + max(0.0, margin.tokens - tokens), calls * usd + max(0.0, margin.usd - usd)
 
     def _call_with_retries(self, role: str, client: ModelClient, payload: dict[str, Any]) -> Completion:
         attempt = 0
@@ -316,22 +317,21 @@ class LMBoundary:
                 temperature=payload["temperature"],
             )
         except BaseException as e:  # KeyboardInterrupt too: the reserved slot must be released
-            self._account(role, start, None, payload, ceiling)
+            self._account(role, start, None, ceiling)
             if isinstance(e, (LMCallError, ModelUnavailableError)):
                 self._remember(role, client, e)
             if isinstance(e, Exception):
                 self._notify()
             raise
-        self._account(role, start, result, payload, ceiling)
+        self._account(role, start, result, ceiling)
         self._notify()
         return result
 
-    def _account(
-        self, role: str, start: float, result: Completion | None, payload: dict[str, Any], ceiling: Ceiling
-    ) -> None:
+    def _account(self, role: str, start: float, result: Completion | None, ceiling: Ceiling) -> None:
         with self._lock:
             self._reserved -= 1
             self._in_flight = Ceiling(self._in_flight.tokens - ceiling.tokens, self._in_flight.usd - ceiling.usd)
+            self._freed.notify_all()
             u = self._usage[role]
             u.calls += 1
             u.seconds += time.monotonic() - start
@@ -341,7 +341,7 @@ class LMBoundary:
             u.prompt_tokens += result.prompt_tokens
             u.completion_tokens += result.completion_tokens
             u.cost_usd += result.cost_usd
-            self._ceilings.learn(role, payload, result.prompt_tokens, result.completion_tokens, result.cost_usd)
+            self._ceilings.learn(role, result.prompt_tokens, result.completion_tokens, result.cost_usd)
 
     def _remember(self, role: str, client: ModelClient, e: CallError) -> None:
         with self._lock:

@@ -1,22 +1,25 @@
 """The most one call can cost, known before it is sent, so a token or dollar limit is never overshot.
 
-A call's answer is capped by its max_tokens; its prompt is measured here (characters, converted at the most
-tokens per character the role's calls have shown so far, or a cautious default before any). Its price comes from
-the client when it knows one (`worst_cost`: litellm's price list for provider models), else from the dearest token
-the role's calls have cost so far. The boundary reserves this ceiling for every call in flight and releases it when
-the call is counted, so parallel calls cannot overshoot together either.
+A call's answer is capped by its max_tokens. Its prompt is bounded by its size in UTF-8 bytes plus the chat
+template's framing: byte-level BPE tokenizers (GPT, Llama 3, Qwen) and SentencePiece with byte fallback never
+make more tokens than bytes. That is about four times an English prompt's real count, so the bound binds only for
+the last call or two of a budget. Its price comes from the client when it knows one (`worst_cost`: litellm's price
+list), else from the dearest token the role's calls have cost so far (a model without a list price is priced from
+its answers, so its first call is not bounded in dollars). The boundary reserves this ceiling for every call in
+flight and releases it when the call is counted, so parallel calls cannot overshoot together either.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-#: tokens per character before a role has made a call: English runs near 0.25, code and CJK text higher
-DEFAULT_TOKENS_PER_CHAR = 0.5
-#: characters a chat message's role and framing add
-MESSAGE_OVERHEAD_CHARS = 16
+from promptomatix.lm.usage import Budget
+
+#: tokens a chat template adds around each message (role markers, separators)
+MESSAGE_FRAMING_TOKENS = 8
+#: tokens a template may add to a call (a default system prompt, the assistant's opening)
+CALL_FRAMING_TOKENS = 32
 
 
 @dataclass(frozen=True)
@@ -25,37 +28,29 @@ class Ceiling:
     usd: float = 0.0
 
 
-def prompt_chars(messages: list[dict[str, Any]]) -> int:
-    return sum(len(str(m.get("content", ""))) + MESSAGE_OVERHEAD_CHARS for m in messages)
+def prompt_bound(messages: list[dict[str, Any]]) -> int:
+    """An upper bound on the prompt's tokens: its bytes, and the template's framing."""
+    body = sum(len(str(m.get("content", "")).encode("utf-8")) + MESSAGE_FRAMING_TOKENS for m in messages)
+    return body + CALL_FRAMING_TOKENS
 
 
 @dataclass
 class CeilingEstimator:
-    """Learns each role's tokens per character and dollars per token from the calls it is shown. Not locked:
-    the boundary calls it under its own lock."""
+    """Ceilings of calls, and what the role's calls have shown: the dearest token and the largest ceiling. Not
+    locked: the boundary calls it under its own lock."""
 
-    tokens_per_char: dict[str, float] = field(default_factory=dict)
     usd_per_token: dict[str, float] = field(default_factory=dict)
+    largest: dict[str, Ceiling] = field(default_factory=dict)
 
     def ceiling(self, role: str, client: Any, payload: dict[str, Any], *, priced: bool) -> Ceiling:
         """The most this call can take. `priced`: a dollar limit is set (only then is a price looked up)."""
-        ratio = self.tokens_per_char.get(role, DEFAULT_TOKENS_PER_CHAR)
-        prompt = math.ceil(prompt_chars(payload["messages"]) * ratio)
-        answer = int(payload.get("max_tokens") or 0)
-        if not priced:
-            return Ceiling(prompt + answer, 0.0)
-        return Ceiling(prompt + answer, self._usd(role, client, prompt, answer))
+        prompt, answer = prompt_bound(payload["messages"]), int(payload.get("max_tokens") or 0)
+        c = Ceiling(prompt + answer, self._usd(role, client, prompt, answer) if priced else 0.0)
+        top = self.largest.get(role, Ceiling())
+        self.largest[role] = Ceiling(max(top.tokens, c.tokens), max(top.usd, c.usd))
+        return c
 
-    def typical(self, role: str, client: Any, prompt_tokens: float, answer: int, *, priced: bool) -> Ceiling:
-        """The ceiling of a call whose prompt has `prompt_tokens` (a mean), with the margin the estimate takes."""
-        ratio = self.tokens_per_char.get(role)
-        prompt = math.ceil(prompt_tokens * 1.25) if ratio is None else math.ceil(prompt_tokens * 1.1)
-        return Ceiling(prompt + answer, self._usd(role, client, prompt, answer) if priced else 0.0)
-
-    def learn(self, role: str, payload: dict[str, Any], prompt_tokens: int, completion_tokens: int, usd: float) -> None:
-        chars = prompt_chars(payload["messages"])
-        if chars and prompt_tokens:
-            self.tokens_per_char[role] = max(self.tokens_per_char.get(role, 0.0), prompt_tokens / chars)
+    def learn(self, role: str, prompt_tokens: int, completion_tokens: int, usd: float) -> None:
         tokens = prompt_tokens + completion_tokens
         if tokens and usd:
             self.usd_per_token[role] = max(self.usd_per_token.get(role, 0.0), usd / tokens)
@@ -70,3 +65,30 @@ class CeilingEstimator:
             if known is not None:
                 return float(known)
         return (prompt + answer) * self.usd_per_token.get(role, 0.0)
+
+
+def limit_reason(
+    b: Budget, used: Ceiling, in_flight: Ceiling, c: Ceiling, held: tuple[float, float]
+) -> tuple[str, str] | None:
+    """Why a call of ceiling `c` does not fit the token or dollar limit (the limit, a message), or None. `used`:
+    what the counted calls took; `held`: tokens and dollars held back for the final scoring."""
+    first = not used.tokens and not in_flight.tokens
+    if b.max_tokens is not None and used.tokens + in_flight.tokens + c.tokens > b.max_tokens - held[0]:
+        if first:
+            return "tokens", (f"budget of {b.max_tokens} tokens is too small for one call (its prompt and "
+                              f"max_tokens can take {c.tokens})")  # fmt: skip
+        return "tokens", (f"budget of {b.max_tokens} tokens reached: {used.tokens} used, {_held(held[0])}the next "
+                          f"call can take up to {c.tokens}")  # fmt: skip
+    if b.max_usd is not None and used.usd + in_flight.usd + c.usd > b.max_usd - held[1]:
+        if first:
+            return "usd", f"budget of ${b.max_usd:.4f} is too small for one call (it can cost ${c.usd:.4f})"
+        spent = f"${used.usd:.4f} used, {_held(held[1], '$')}the next call can cost up to ${c.usd:.4f}"
+        return "usd", f"budget of ${b.max_usd:.4f} reached: {spent}"
+    return None
+
+
+def _held(amount: float, unit: str = "") -> str:
+    if not amount:
+        return ""
+    return f"about {unit}{amount:.4f} held back for the final scoring, " if unit else (
+        f"about {amount:.0f} held back for the final scoring, ")  # fmt: skip

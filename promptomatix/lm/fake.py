@@ -88,6 +88,8 @@ class FakeLM:
         answer = self._answer(messages)
         if not isinstance(answer, str):
             answer = json.dumps(answer)
+        if max_tokens and _count_tokens(answer) > max_tokens:  # a real model stops at max_tokens (a token: a word)
+            answer = " ".join(answer.split()[:max_tokens])
         return Completion(
             text=answer,
             prompt_tokens=_count_tokens(prompt_text(messages)),
