@@ -10,12 +10,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from promptomatix.errors import StateError
+
+#: True while a caller routes third-party prints itself (the CLI: to stderr under --json, as printed with
+#: PROMPTOMATIX_VERBOSE=1, else to DEBUG records); otherwise a backend sends them to its log, so a library
+#: caller's stdout carries only what the caller writes.
+PRINTS_ROUTED: ContextVar[bool] = ContextVar("promptomatix_prints_routed", default=False)
 
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary, RoleLM

@@ -25,7 +25,7 @@ from typing import Any
 
 import dspy
 
-from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.base import PRINTS_ROUTED, BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.dspy_modules import (
     PENALTY_ATTR,
     ModuleFactory,
@@ -107,12 +107,13 @@ class DSPyOptimizer:
         """DSPy prints its progress ("Bootstrapped 3 full traces…") and appends every prediction, data rows and
         all, to the global `dspy.settings.trace`: here the prints go to our log and the trace is this run's own,
         so a library caller's stdout and DSPy state are as they were."""
-        with contextlib.redirect_stdout(_PrintsToLog()), dspy.context(trace=[]):
+        prints = contextlib.nullcontext() if PRINTS_ROUTED.get() else contextlib.redirect_stdout(_PrintsToLog())
+        with prints, dspy.context(trace=[]):
             return _Run(self, ctx, initial, data).run()
 
 
 class _PrintsToLog(io.TextIOBase):
-    """A stdout that logs each printed line (at INFO; PROMPTOMATIX_VERBOSE=1 shows them in the CLI)."""
+    """A stdout that logs each printed line at DEBUG (the CLI routes prints its own way: PRINTS_ROUTED)."""
 
     def writable(self) -> bool:
         return True
@@ -120,7 +121,7 @@ class _PrintsToLog(io.TextIOBase):
     def write(self, text: str) -> int:
         for line in text.splitlines():
             if line.strip():
-                log.info("dspy: %s", line.rstrip())
+                log.debug("dspy: %s", line.rstrip())
         return len(text)
 
 

@@ -112,18 +112,24 @@ def run_stdout(json_: bool) -> Iterator[None]:
     which tore through the live progress line and told the user nothing to act on. With `--json` it goes to
     stderr as before; otherwise it becomes DEBUG log records, and PROMPTOMATIX_VERBOSE=1 shows it as printed.
     """
-    if json_:
-        with stdout_to_stderr():
-            yield
-        return
-    if verbose():
-        yield
-        return
-    real, sink = sys.stdout, _LinesToLog()
-    real.flush()
-    sys.stdout = sink
+    from promptomatix.backends.base import PRINTS_ROUTED
+
+    token = PRINTS_ROUTED.set(True)  # the backends leave stdout to us
     try:
-        yield
+        if json_:
+            with stdout_to_stderr():
+                yield
+            return
+        if verbose():
+            yield
+            return
+        real, sink = sys.stdout, _LinesToLog()
+        real.flush()
+        sys.stdout = sink
+        try:
+            yield
+        finally:
+            sink.flush()
+            sys.stdout = real
     finally:
-        sink.flush()
-        sys.stdout = real
+        PRINTS_ROUTED.reset(token)
