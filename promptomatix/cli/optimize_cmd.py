@@ -21,10 +21,10 @@ JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothi
 
 # Budget and request options shared by optimize, refine, resume (and feedback generate).
 MAX_CALLS = typer.Option(None, "--max-calls", min=0, help="Stop after this many model calls (HTTP attempts).")
-MAX_USD = typer.Option(None, "--max-usd", min=0.0, help="Spend at most this much (USD): a call is sent only if its worst case fits.")
+MAX_USD = typer.Option(None, "--max-usd", min=0.0, help="Spend at most this much (USD): a call is sent only if its worst case fits (at litellm's list price).")
 MAX_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop the search after this many minutes.")
 MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="Cap on each task-model completion (tokens).")
-MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token budget of the whole run, never exceeded (a call's prompt + max_tokens must fit).")
+MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token budget of the run, not exceeded: a call is sent only if its prompt's bytes + max_tokens fit.")
 REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds per provider request (120).")
 API_KEY = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY")
 API_BASE = typer.Option(None, "--api-base", "--model_api_base", help="OpenAI-compatible server URL.")

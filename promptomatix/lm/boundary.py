@@ -20,17 +20,18 @@ from typing import Any
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
 from promptomatix.lm.cache import ResponseCache, request_key
 from promptomatix.lm.ceiling import Ceiling, CeilingEstimator, limit_reason
+from promptomatix.lm.sampling import DEFAULT_MAX_TOKENS, RoleSettings, resolve_sampling
 from promptomatix.lm.types import Completion, ModelClient
 from promptomatix.lm.usage import Budget, RoleUsage, UsageReport
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Budget", "LMBoundary", "RetryPolicy", "RoleLM", "RoleSettings", "RoleUsage", "UsageReport"]
+__all__ = [
+    "DEFAULT_MAX_TOKENS", "Budget", "LMBoundary", "RetryPolicy", "RoleLM", "RoleSettings", "RoleUsage", "UsageReport",
+    "resolve_sampling",
+]  # fmt: skip
 
 ROLES = ("task", "teacher", "judge")
-#: output tokens per completion when the caller names none: a task answer and a judge verdict are short; the
-#: teacher writes specs, rewrites and batches of examples. A runaway small model stops here, not at the context.
-DEFAULT_MAX_TOKENS = {"task": 256, "teacher": 768, "judge": 256}
 #: the longest Retry-After we sleep; a longer one is cut to this.
 RETRY_AFTER_CAP = 60.0
 CallError = LMCallError | ModelUnavailableError
@@ -43,26 +44,6 @@ class RetryPolicy:
     backoff_base: float = 0.5
     backoff_max: float = 8.0
     retry_after_cap: float = RETRY_AFTER_CAP
-
-
-@dataclass(frozen=True)
-class RoleSettings:
-    """The run's sampling settings for one role. None: the caller's value (else the role default / 0.0)."""
-
-    max_tokens: int | None = None  # a cap on each completion; also the default when the caller names none
-    temperature: float | None = None  # replaces the caller's temperature for every call of the role
-
-
-def resolve_sampling(
-    role: str, settings: RoleSettings, max_tokens: int | None, temperature: float | None
-) -> tuple[int, float]:
-    """What is actually sent: never an unbounded completion, and a deterministic default temperature."""
-    cap = settings.max_tokens
-    tokens = max_tokens or cap or DEFAULT_MAX_TOKENS.get(role, DEFAULT_MAX_TOKENS["task"])
-    if cap:
-        tokens = min(tokens, cap)
-    temp = settings.temperature if settings.temperature is not None else temperature
-    return int(tokens), float(temp) if temp is not None else 0.0
 
 
 class LMBoundary:
