@@ -59,3 +59,15 @@ def test_a_mixed_test_split_says_how_many_rows_are_synthetic():
     assert any(f"{n} of the {n + real} held-out test rows are written by the teacher" in x for x in report.notes)
     _, only_user = build_data(SPEC, teacher=None, user_rows=user * 1, synthetic_size=0, seed=0)
     assert not any("written by the teacher" in x for x in only_user.notes)
+
+
+def test_the_advice_for_a_real_verdict_never_names_the_teacher_that_wrote_the_rows():
+    """The README's first run (qwen2.5-coder-0.5b as teacher, found on the machine) advised "a stronger
+    --teacher-model (e.g. local/qwen2.5-coder-0.5b)": the model that had written the rows."""
+    for model, advised in (("local/qwen2.5-coder-0.5b", "openai/gpt-4o-mini"), ("local/smollm2-135m", "qwen2.5")):
+        lm = teacher(wrong_every=5)
+        lm.model = model
+        _, report = build_data(SPEC, teacher=lm, synthetic_size=24, seed=0, batch_size=1)
+        (note,) = [n for n in report.notes if "for a real verdict" in n]
+        advice = note.split("for a real verdict, ")[1]
+        assert model not in advice and advised in advice

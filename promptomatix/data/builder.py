@@ -126,7 +126,7 @@ def build_data(
     splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
     report.split_sizes = splits.sizes
     _check_enough(report, test_size, synthetic_size, teacher is not None)
-    _finish_report(report, label, train, valid, test)
+    _finish_report(report, label, train, valid, test, getattr(teacher, "model", None))
     return splits, report
 
 
@@ -183,7 +183,9 @@ def _labels_hint(spec: TaskSpec, label: str | None, rows: Sequence[Row], dropped
             "data's labels, or leave --labels out")  # fmt: skip
 
 
-def _finish_report(report: DataReport, label: str | None, train: list[Row], valid: list[Row], test: list[Row]) -> None:
+def _finish_report(
+    report: DataReport, label: str | None, train: list[Row], valid: list[Row], test: list[Row], teacher_model: str | None
+) -> None:
     """Label counts per split and the closing notes, logged too so a run's log tells where its data came from."""
     if label:
         report.label_distribution = {
@@ -193,7 +195,7 @@ def _finish_report(report: DataReport, label: str | None, train: list[Row], vali
         report.notes.append(
             "no held-out test (test size 0): the final scores use the valid split, which also chose the prompt"
         )
-    if note := synthetic_test_note(report.test_sources, report.synthetic):
+    if note := synthetic_test_note(report.test_sources, report.synthetic, teacher_model):
         report.notes.append(note)
     for note in report.notes:
         log.info("data: %s", note)
@@ -283,7 +285,7 @@ def _synthesize(
         unchecked=gen.unchecked,
     )
     report.notes.append(synthetic_account(report.synthetic))
-    check_agreement(report.synthetic, len(spec.labels or []))
+    check_agreement(report.synthetic, len(spec.labels or []), getattr(teacher, "model", None))
     if len(gen.rows) < need:
         report.notes.append(f"synthetic data: {len(gen.rows)} of {need} rows ({gen.stop_reason})")
     return gen.rows

@@ -17,7 +17,14 @@ if TYPE_CHECKING:
 MIN_CHECKED = 8
 #: The blind relabel must agree this far above chance (0 = a coin flip, 1 = always): 0.25 is 62.5% for two labels.
 MIN_ABOVE_CHANCE = 0.25
-HELP = "pass --data FILE with labelled rows, or a stronger --teacher-model (e.g. local/qwen2.5-coder-0.5b)"
+STRONGER_LOCAL = "local/qwen2.5-coder-0.5b"
+
+
+def stronger_teacher_help(teacher_model: str | None = None) -> str:
+    """What to pass for a real verdict; never the teacher that wrote the rows (the README's first run suggested
+    local/qwen2.5-coder-0.5b when it was the teacher already)."""
+    other = "a provider model such as openai/gpt-4o-mini" if teacher_model == STRONGER_LOCAL else STRONGER_LOCAL
+    return f"pass --data FILE with labelled rows, or a stronger --teacher-model (e.g. {other})"
 
 
 def synthetic_account(s: SyntheticSummary) -> str:
@@ -42,7 +49,7 @@ def too_noisy(checked: int, agreed: int, n_labels: int) -> bool:
     return checked >= MIN_CHECKED and agreed / checked < min_agreement(n_labels)
 
 
-def check_agreement(s: SyntheticSummary, n_labels: int = 2) -> None:
+def check_agreement(s: SyntheticSummary, n_labels: int = 2, teacher_model: str | None = None) -> None:
     """Stop before optimizing when the teacher's labels and its own blind relabel agree barely above chance:
     the kept rows would then be the lucky agreements, and every score on them close to noise."""
     if not too_noisy(s.checked, s.agreed, n_labels):
@@ -54,11 +61,13 @@ def check_agreement(s: SyntheticSummary, n_labels: int = 2) -> None:
             f"the synthetic data is too noisy to optimize on: a blind relabel agreed with the teacher's labels on "
             f"{s.agreed} of {s.checked} rows ({rate:.0%}; {need:.0%} needed, chance is {1 / max(2, n_labels):.0%}); "
             f"the teacher wrote {s.generated} rows, {s.accepted} kept",
-            hint=HELP,
+            hint=stronger_teacher_help(teacher_model),
         )
 
 
-def synthetic_test_note(test_sources: dict[str, int], s: SyntheticSummary | None) -> str | None:
+def synthetic_test_note(
+    test_sources: dict[str, int], s: SyntheticSummary | None, teacher_model: str | None = None
+) -> str | None:
     """Say plainly when the held-out test is teacher-written, and what that limits."""
     n = test_sources.get("synthetic", 0)
     if not n:
@@ -69,5 +78,5 @@ def synthetic_test_note(test_sources: dict[str, int], s: SyntheticSummary | None
     return (
         f"{share} written by the teacher{checked}: the verdict measures agreement with the teacher's idea of the "
         "task, not with real data (and when the teacher is also the task model, rows it gets wrong were dropped, so "
-        f"scores run high); for a real verdict, {HELP}"
+        f"scores run high); for a real verdict, {stronger_teacher_help(teacher_model)}"
     )
