@@ -30,6 +30,7 @@ from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
 from promptomatix.sessions.feedback_check import distinct_feedback
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
+from promptomatix.sessions.store import corrupt_session
 from promptomatix.task import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -76,10 +77,7 @@ def _block(session: Session, name: str, read: Callable[[], T]) -> T:
         why = err["msg"]
     except (TypeError, ValueError, AttributeError, KeyError) as e:
         where, why = name, f"{type(e).__name__}: {e}"
-    raise SessionError(
-        f"session {session.session_id}'s session.json is corrupt ({where}): {why}; it was left untouched",
-        hint=f"fix it by hand or delete it with `promptomatix sessions delete {session.session_id}`",
-    )
+    raise corrupt_session(f"session {session.session_id}'s session.json", session.session_id, where, why)
 
 
 def _config(session: Session, overrides: dict[str, Any], api_key: str | None, api_base: str | None = None) -> RunConfig:

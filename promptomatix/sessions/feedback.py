@@ -77,12 +77,16 @@ def attach_feedback(
     return item
 
 
+def _check_text(text: object) -> None:
+    if text is not None and not isinstance(text, str):
+        raise ConfigurationError(f"span feedback text must be a string, got {type(text).__name__}")
+
+
 def _resolve_span(
     prompt: str, number: int | None, text: str | None, start: int | None, end: int | None
 ) -> tuple[int, int, str]:
     where = f"version {number}'s prompt"
-    if text is not None and not isinstance(text, str):
-        raise ConfigurationError(f"span feedback text must be a string, got {type(text).__name__}")
+    _check_text(text)
     if start is None and end is None:
         if not text:
             raise ConfigurationError("span feedback text is empty; quote part of the prompt or omit it")
@@ -200,8 +204,7 @@ def save_feedback(
     located in the latest prompt, and failing that the item is stored as general feedback (with the
     quoted text kept in `details`) rather than rejected.
     """
-    if text is not None and not isinstance(text, str):  # the fallbacks below would store it as a quote
-        raise ConfigurationError(f"span feedback text must be a string, got {type(text).__name__}")
+    _check_text(text)  # before the fallbacks below, which would store it as a quote
     store = store or SessionStore()
     try:
         item = add_feedback(store, prompt_id, comment=feedback, text=text, start=start_offset, end=end_offset)

@@ -73,6 +73,14 @@ def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def corrupt_session(shown: str, session_id: str, where: str, why: str) -> SessionError:
+    """The error for a session file that does not read (the store's, and a block read later by a follow-up)."""
+    return SessionError(
+        f"{shown} is corrupt ({where}): {why}; it was left untouched",
+        hint=f"fix it by hand or delete it with `promptomatix sessions delete {session_id}`",
+    )
+
+
 class SessionStore:
     """Sessions under `root` (default: $PROMPTOMATIX_SESSIONS_DIR, else ./sessions, fixed at construction)."""
 
@@ -176,10 +184,7 @@ class SessionStore:
             raise SessionError(f"cannot read {shown}: {exc.strerror or exc}") from exc
 
         def corrupt(where: str, why: str) -> SessionError:
-            return SessionError(
-                f"{shown} is corrupt ({where}): {why}; it was left untouched",
-                hint=f"fix it by hand or delete it with `promptomatix sessions delete {session_id}`",
-            )
+            return corrupt_session(shown, session_id, where, why)
 
         try:
             doc = json.loads(raw.decode("utf-8"))
