@@ -21,6 +21,7 @@ from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.lm.boundary import ModelClient
 from promptomatix.result import OptimizationResult
 from promptomatix.run import runner
+from promptomatix.run.carried import carried_note, check_budget_left
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.env import RunEnv
 from promptomatix.run.recorder import SessionRecorder, usage_of
@@ -185,13 +186,19 @@ def resume(
             )
         given = session.data.get("given_rows", {}) if not session.task_spec else {}
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
+        before = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {})).spent_before
+        check_budget_left(cfg.budget(), before, session_id)
         env = _env(cfg, store, session_id, clients, progress, track)
+        env.spent_before = before
+        note = carried_note(cfg.budget(), before)
         if not session.task_spec or not session.data:  # stopped while building the spec or data: start over
-            result = runner.run_new(env, RunState(), command="resume")
+            result = runner.run_new(env, RunState(spent_before=before, notes=[note] if note else []), command="resume")
             if not isinstance(result, OptimizationResult):  # pragma: no cover - dry_run is forced off above
                 raise SessionError(f"session {session_id} did not run", hint=f"promptomatix resume {session_id}")
             return result
-        return runner.run_search(env, resumed_state(session), "resume")
+        state = resumed_state(session)
+        state.notes += [note] if note else []
+        return runner.run_search(env, state, "resume")
 
 
 def resumed_state(session: Session) -> RunState:
@@ -206,8 +213,9 @@ def resumed_state(session: Session) -> RunState:
     parent_prompt = next((v.prompt for v in session.versions if v.version == parent), None)
     texts, ids, notes = _still_open(session, progress.human_feedback, progress.feedback_ids)
     return RunState(
-        spec=spec, splits=splits, data_report=session.data_report, initial=initial,
-        human_feedback=texts, feedback_ids=ids, parent_version=parent, parent_prompt=parent_prompt, notes=notes,
+        spec=spec, splits=splits, data_report=session.data_report, initial=initial, human_feedback=texts,
+        feedback_ids=ids, parent_version=parent, parent_prompt=parent_prompt, notes=notes,
+        spent_before=progress.spent_before,
     )  # fmt: skip
 
 

@@ -116,7 +116,8 @@ class MetaPromptOptimizer:
             # say so before the first call; a budget short even of the baseline is the same case (and with a warm
             # cache the baseline would pass for free and the run would return the initial prompt unsearched)
             left = ctx.boundary.remaining_calls(clamp=False)
-            raise no_search_error(plan, max_calls=ctx.boundary.budget.max_calls, left=left)
+            shown = ctx.boundary.budget.shown("max_calls")
+            raise no_search_error(plan, max_calls=None if shown is None else int(shown), left=left)
         run = MetaRun.start(ctx, apply_plan(self.settings, plan), plan, initial, data)
         run.score_baseline()  # BudgetExceeded here propagates: without a baseline there is nothing to return
         try:

@@ -126,7 +126,7 @@ class MetaRun:
         b = self.ctx.boundary.budget
         held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
         self.stop_reason = (
-            f"budget: {left} of the budget of {b.max_calls} LM calls left{held}; round {rnd} and the "
+            f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and the "
             f"confirmation can take {need + keep_back}"
         )
         self.ctx.emit("stopped", self.stop_reason)

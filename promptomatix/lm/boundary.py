@@ -236,11 +236,11 @@ class LMBoundary:
         c = self._ceilings.ceiling(role, client, payload, priced=b.max_usd is not None) if limited else Ceiling()
         if b.max_calls is not None and calls >= b.max_calls - b.reserved_calls:
             held = f" ({b.reserved_calls} held back for the final scoring)" if b.reserved_calls else ""
-            return c, ("calls", f"budget of {b.max_calls} LM calls spent{held}"), False
+            return c, ("calls", f"budget of {b.shown('max_calls'):.0f} LM calls spent{held}"), False
         if limited and (reason := self._over_limit(c, self._in_flight)) is not None:
             return c, reason, bool(self._in_flight.tokens) and self._over_limit(c, Ceiling()) is None
         if b.max_seconds is not None and self.elapsed >= b.max_seconds:
-            return c, ("seconds", f"time budget of {b.max_seconds:.0f} s spent"), False
+            return c, ("seconds", f"time budget of {b.shown('max_seconds'):.0f} s spent"), False
         return c, None, False
 
     def _over_limit(self, c: Ceiling, in_flight: Ceiling) -> tuple[str, str] | None:

@@ -72,18 +72,19 @@ def limit_reason(
 ) -> tuple[str, str] | None:
     """Why a call of ceiling `c` does not fit the token or dollar limit (the limit, a message), or None. `used`:
     what the counted calls took; `held`: tokens and dollars held back for the final scoring."""
+    ct, cu = b.carried.get("max_tokens", 0), b.carried.get("max_usd", 0.0)  # a resumed run's earlier spending
     first = not used.tokens and not in_flight.tokens
     if b.max_tokens is not None and used.tokens + in_flight.tokens + c.tokens > b.max_tokens - held[0]:
-        if first:
+        if first and not ct:
             return "tokens", (f"budget of {b.max_tokens} tokens is too small for one call (its prompt and "
                               f"max_tokens can take {c.tokens})")  # fmt: skip
-        return "tokens", (f"budget of {b.max_tokens} tokens reached: {used.tokens} used, {_held(held[0])}the next "
-                          f"call can take up to {c.tokens}")  # fmt: skip
+        return "tokens", (f"budget of {b.max_tokens + ct:.0f} tokens reached: {used.tokens + ct:.0f} used, "
+                          f"{_held(held[0])}the next call can take up to {c.tokens}")  # fmt: skip
     if b.max_usd is not None and used.usd + in_flight.usd + c.usd > b.max_usd - held[1]:
-        if first:
+        if first and not cu:
             return "usd", f"budget of ${b.max_usd:.4f} is too small for one call (it can cost ${c.usd:.4f})"
-        spent = f"${used.usd:.4f} used, {_held(held[1], '$')}the next call can cost up to ${c.usd:.4f}"
-        return "usd", f"budget of ${b.max_usd:.4f} reached: {spent}"
+        spent = f"${used.usd + cu:.4f} used, {_held(held[1], '$')}the next call can cost up to ${c.usd:.4f}"
+        return "usd", f"budget of ${b.max_usd + cu:.4f} reached: {spent}"
     return None
 
 

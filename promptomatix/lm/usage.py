@@ -18,6 +18,14 @@ class Budget(BaseModel):
     #: calls held back for the final held-out scoring: from max_calls, and (at the task calls' mean size so far)
     #: from max_tokens and max_usd, so a token or dollar limit cannot leave the verdict untested either
     reserved_calls: int = Field(default=0, ge=0)
+    #: a resumed run: what it spent before it stopped, by limit name, already taken off the limits above; added
+    #: back in what messages show, so they name the limits the user gave (run/carried.py)
+    carried: dict[str, float] = Field(default_factory=dict)
+
+    def shown(self, name: str) -> float | None:
+        """Limit `name` (e.g. "max_calls") as the user gave it; None when unlimited."""
+        limit = getattr(self, name)
+        return None if limit is None else limit + self.carried.get(name, 0)
 
 
 class RoleUsage(BaseModel):

@@ -12,6 +12,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from promptomatix.sessions.models import Usage
+
 
 class BestSoFar(BaseModel):
     """The best candidate measured so far, with its valid scores."""
@@ -60,6 +62,9 @@ class RunProgress(BaseModel):
     backend: str | None = None
     checkpoint: Checkpoint | None = None
     saved_version: int | None = None
+    #: what the run spent in its earlier attempts (each Ctrl-C or failure adds its own): `resume` counts it
+    #: against the run's limits (run/carried.py)
+    spent_before: Usage | None = None
 
     @model_validator(mode="before")
     @classmethod

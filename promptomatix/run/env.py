@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from promptomatix.run.recorder import SessionRecorder
     from promptomatix.run.state import RunState
     from promptomatix.sessions import SessionStore
+    from promptomatix.sessions.models import Usage
     from promptomatix.task import TaskSpec
 
 
@@ -36,6 +37,7 @@ class RunEnv:
         self.live = LiveProgress(progress)
         self.track = track
         self.started = time.monotonic()
+        self.spent_before: Usage | None = None  # resume: the run's earlier spending counts against its limits
         self._boundary: LMBoundary | None = None
 
     @property
@@ -46,11 +48,12 @@ class RunEnv:
         """The run's LM boundary (opens the session first: its response cache lives in the session directory)."""
         if self._boundary is None:
             from promptomatix.lm.factory import build_boundary
+            from promptomatix.run.carried import budget_left
 
             sid = self.recorder.open(self.config)
             self._boundary = build_boundary(
                 self.config.model_settings(),
-                budget=self.config.budget(),
+                budget=budget_left(self.config.budget(), self.spent_before),
                 cache_path=self.store.session_dir(sid) / "cache.sqlite",
                 clients=self.clients,
                 on_call=self.live.on_call if self.live.listening else None,  # else no per-call usage report

@@ -195,6 +195,7 @@ class SessionRecorder:
             s.add_event("failed", reason=reason)
             if usage is not None:
                 s.add_spent(usage)
+                _carry(s, usage)
 
         try:
             self._update(save, strict=False)
@@ -231,6 +232,7 @@ class SessionRecorder:
             s.add_event("interrupted")
             if usage is not None:
                 s.add_spent(usage)
+                _carry(s, usage)
             progress = RunProgress.model_validate(s.progress or {})
             cp = progress.checkpoint  # round 0: the initial prompt with its baseline valid score
             if cp is None or spec is None or progress.saved_version:
@@ -247,6 +249,19 @@ class SessionRecorder:
 
         self._update(save, strict=False)
         return holder["v"]
+
+
+def _carry(s: Any, usage: Usage) -> None:
+    """Add what this attempt spent to what the run spent before: `resume` counts the sum against its limits."""
+    from promptomatix.sessions.models import Usage
+
+    progress = s.progress if isinstance(s.progress, dict) else {}
+    try:
+        before = Usage.model_validate(progress["spent_before"]) if progress.get("spent_before") else None
+    except ValueError:  # a hand-edited record: count this attempt only
+        before = None
+    total = usage if before is None else before + usage
+    s.progress = {**progress, "spent_before": total.model_dump(mode="json")}
 
 
 def usage_of(boundary: LMBoundary, seconds: float | None = None) -> Usage:

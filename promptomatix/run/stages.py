@@ -149,7 +149,8 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     cfg, spec, splits, initial = env.config, st.need("spec"), st.need("splits"), st.need("initial")
     env.recorder.search_started(
         RunProgress(owner=run_owner(), initial=initial.model_dump(), human_feedback=st.human_feedback,
-                    feedback_ids=st.feedback_ids, parent_version=st.parent_version, backend=cfg.backend)
+                    feedback_ids=st.feedback_ids, parent_version=st.parent_version, backend=cfg.backend,
+                    spent_before=st.spent_before)
     )  # fmt: skip
     boundary = env.boundary()
     st.ctx = env.context(spec, st)

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from promptomatix.backends.prompt import PromptCandidate
     from promptomatix.data import DataSplits
     from promptomatix.held_out import HeldOut
+    from promptomatix.sessions.models import Usage
     from promptomatix.task import TaskSpec
 
 
@@ -31,6 +32,7 @@ class RunState:
     held: HeldOut | None = None
     notes: list[str] = field(default_factory=list)
     planned_sizes: tuple[int, int, int] | None = None  # dry run: train/valid/test once the synthetic rows exist
+    spent_before: Usage | None = None  # resume: what the run spent before it stopped (counts against its limits)
 
     def need(self, name: str) -> Any:
         """A field an earlier stage must have filled (a stage run out of order is a bug, said plainly)."""

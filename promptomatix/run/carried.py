@@ -1,0 +1,80 @@
+"""A resumed run continues the budget of the run it resumes: what that run spent before it stopped (Ctrl-C, a
+crash, a failure) counts against its limits, so `--max-usd 5` bounds the run as a whole however often it is
+resumed. Replayed calls are free, so only new calls are counted on top. A limit given to `resume` is the whole
+run's limit too: pass a larger one to give the run more."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from promptomatix.errors import BudgetExceeded
+
+if TYPE_CHECKING:
+    from promptomatix.lm.usage import Budget
+    from promptomatix.sessions.models import Usage
+
+_FLAGS = {"max_calls": "--max-calls", "max_tokens": "--max-total-tokens", "max_usd": "--max-usd",
+          "max_seconds": "--max-minutes"}  # fmt: skip
+
+
+def _spent_by_limit(before: Usage) -> dict[str, float]:
+    return {"max_calls": before.calls, "max_tokens": before.prompt_tokens + before.completion_tokens,
+            "max_usd": before.cost_usd or 0.0, "max_seconds": before.seconds}  # fmt: skip
+
+
+def budget_left(budget: Budget, before: Usage | None) -> Budget:
+    """What is left of `budget` after `before`; unlimited limits stay unlimited."""
+    if before is None:
+        return budget
+    spent = _spent_by_limit(before)
+    left: dict[str, float] = {}
+    for name in _FLAGS:
+        limit = getattr(budget, name)
+        if limit is not None:
+            rest = max(0.0, limit - spent[name])
+            left[name] = int(rest) if name in ("max_calls", "max_tokens") else rest
+    carried = {name: spent[name] for name in left}
+    return budget.model_copy(update={**left, "carried": carried})
+
+
+def _shown(name: str, value: float) -> str:
+    if name == "max_usd":
+        return f"${value:.4f}"
+    if name == "max_seconds":
+        return f"{value / 60:.1f} min"
+    return f"{value:.0f}"
+
+
+def check_budget_left(budget: Budget, before: Usage | None, session_id: str) -> None:
+    """Refuse a resume whose run has already spent one of its limits, before anything is spent again."""
+    if before is None:
+        return
+    spent = _spent_by_limit(before)
+    for name, flag in _FLAGS.items():
+        limit = getattr(budget, name)
+        if limit is not None and spent[name] >= limit:
+            raise BudgetExceeded(
+                f"session {session_id}'s run spent {_shown(name, spent[name])} of its {flag} "
+                f"{_shown(name, limit)} before it stopped; nothing is left to resume with",
+                limit=name.removeprefix("max_"),
+                hint=f"give the run a larger limit, e.g. promptomatix resume {session_id} {flag} "
+                f"{_larger(name, limit)}",
+            )
+
+
+def _larger(name: str, limit: float) -> str:
+    if name == "max_seconds":
+        return f"{max(1, round(limit / 60)) * 2}"
+    if name == "max_usd":
+        return f"{limit * 2:.2f}"
+    return f"{int(limit) * 2}"
+
+
+def carried_note(budget: Budget, before: Usage | None) -> str | None:
+    """The line a resumed run's report shows when earlier attempts' spending was counted."""
+    if before is None or not any(getattr(budget, n) is not None for n in _FLAGS):
+        return None
+    spent = _spent_by_limit(before)
+    parts = [f"{_shown(n, spent[n])} of {flag} {_shown(n, getattr(budget, n))}"
+             for n, flag in _FLAGS.items() if getattr(budget, n) is not None]  # fmt: skip
+    return "resumed: the run had spent " + ", ".join(parts) + " before it stopped; those count against its limits"

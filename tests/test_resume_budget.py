@@ -1,0 +1,104 @@
+"""A resumed run continues the budget of the run it resumes: what that run spent before Ctrl-C (or a failure)
+counts against its limits, so `--max-calls 150` bounds the run as a whole however often it is resumed. A resume
+with nothing left is refused before it spends, and every message names the limits as the user gave them."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from promptomatix import resume
+from promptomatix.api import load_session
+from promptomatix.errors import BudgetExceeded, ConfigurationError, RunInterrupted
+from tests.test_pipeline import fakes, run
+from tests.test_resume_keeps import HASTY, ResumeTask, _clients
+
+LIMIT_S = 240
+pytestmark = pytest.mark.usefixtures("time_limit")  # conftest.py: SIGALRM after LIMIT_S
+
+
+def _interrupted(tmp_path, max_calls: int) -> tuple[str, int]:
+    """A run under `max_calls` stopped by Ctrl-C at its 65th task call: its id and the calls it spent."""
+    clients, _task, _teacher = fakes(task_interrupt=65)
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients, max_calls=max_calls)
+    s = load_session(e.value.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.progress["spent_before"]["calls"] == s.total_spent().calls > 0
+    return e.value.session_id, s.total_spent().calls
+
+
+def test_a_resumed_run_counts_what_it_spent_before_against_its_limit(tmp_path):
+    sid, before = _interrupted(tmp_path, 150)
+    # new model names: nothing replays, and the resumed search would spend ~90 calls on a budget of its own
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.total_spent().calls <= 150  # was 160-175: the resume got all 150 again
+    assert out.metrics.calls <= 150 - before
+    assert f"resumed: the run had spent {before} of --max-calls 150 before it stopped" in " ".join(out.notes)
+    assert s.status == "completed" and not s.progress  # a later resume of another run starts clean
+
+
+def test_a_resume_with_nothing_left_is_refused_before_it_spends(tmp_path):
+    sid, before = _interrupted(tmp_path, 150)
+    with pytest.raises(BudgetExceeded) as e:
+        resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=before)
+    assert f"spent {before} of its --max-calls {before} before it stopped" in e.value.message
+    assert f"--max-calls {2 * before}" in (e.value.hint or "")
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "interrupted" and s.total_spent().calls == before  # nothing spent, nothing changed
+
+
+def test_the_limit_a_too_small_resume_advises_is_the_whole_runs_and_it_works(tmp_path):
+    sid, before = _interrupted(tmp_path, 150)
+    with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
+        resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=before + 20)
+    advised = int(re.search(r"--max-calls (\d+)", e.value.hint or "").group(1))
+    assert advised > before + 20  # it advised what is left (~40) before: less than the run had already spent
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=advised)
+    assert load_session(sid, sessions_dir=str(tmp_path / "s")).total_spent().calls <= advised
+    assert out.session_id == sid
+
+
+def test_each_interruption_adds_to_what_the_run_spent(tmp_path):
+    sid, before = _interrupted(tmp_path, 400)
+    clients = _clients(ResumeTask(), HASTY)
+    clients["task"].default = _stopping(clients["task"].default, after=12)
+    with pytest.raises(RunInterrupted):
+        resume(sid, clients=clients, sessions_dir=str(tmp_path / "s"))
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.total_spent().calls > before
+    assert s.progress["spent_before"]["calls"] == s.total_spent().calls  # both attempts, counted once each
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    assert f"had spent {s.total_spent().calls} of --max-calls 400" in " ".join(out.notes)
+
+
+def _stopping(answer, after: int):
+    """`answer`, with Ctrl-C on the call after `after` calls."""
+    seen = {"n": 0}
+
+    def reply(messages):
+        seen["n"] += 1
+        if seen["n"] > after:
+            raise KeyboardInterrupt
+        return answer(messages)
+
+    return reply
+
+
+def test_limit_messages_of_a_resumed_run_name_the_limits_the_user_gave():
+    from promptomatix.lm.ceiling import Ceiling, limit_reason
+    from promptomatix.lm.usage import Budget
+    from promptomatix.run.carried import budget_left
+    from promptomatix.sessions.models import Usage
+
+    before = Usage(calls=40, prompt_tokens=2500, completion_tokens=500, cost_usd=0.3, seconds=120)
+    b = budget_left(Budget(max_calls=100, max_tokens=4000, max_usd=0.5, max_seconds=600), before)
+    assert (b.max_calls, b.max_tokens, b.max_usd, b.max_seconds) == (60, 1000, pytest.approx(0.2), 480)
+    assert b.shown("max_calls") == 100 and b.shown("max_tokens") == 4000
+    why = limit_reason(b, Ceiling(900, 0.0), Ceiling(), Ceiling(200, 0.0), (0.0, 0.0))
+    assert why == ("tokens", "budget of 4000 tokens reached: 3900 used, the next call can take up to 200")
+    # its first call is not "too small for one call": the limit is what is left after the earlier attempt
+    why = limit_reason(b, Ceiling(), Ceiling(), Ceiling(1200, 0.0), (0.0, 0.0))
+    assert why == ("tokens", "budget of 4000 tokens reached: 3000 used, the next call can take up to 1200")
+    assert budget_left(Budget(), before) == Budget(carried={})  # no limit: nothing to carry
