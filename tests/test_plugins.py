@@ -124,7 +124,11 @@ def test_a_plugin_model_provider_serves_its_prefix_and_the_rest_is_unchanged(wit
     )
     with_plugin(plugin, "echo-plugin")
     client = create_client("echo/any")
-    assert isinstance(client, Echo) and client.complete([{"role": "user", "content": "hi"}]).text == "hi"
+    from promptomatix.lm.guarded import PluginClient
+
+    # the plugin's client, held to the client contract at the boundary (tests/test_plugins_contained.py)
+    assert isinstance(client, PluginClient) and isinstance(client._inner, Echo) and client.model == "echo/any"
+    assert client.complete([{"role": "user", "content": "hi"}]).text == "hi"
     assert type(create_client("openai/gpt-4o-mini", api_key="k")).__name__ == "RemoteClient"  # litellm fallback
     with pytest.raises(ModelUnavailableError, match="GGUF file not found"):
         create_client("local:/no/such/file.gguf")  # still the local provider, with its own error

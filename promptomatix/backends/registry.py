@@ -67,9 +67,13 @@ class BackendRegistry:
         name = entry.name.strip()
         if name in self._entries or name in self._aliases:
             raise PluginError(f"backend {name!r} is already registered", hint="register it under another name")
+        for alias in (a.strip() for a in entry.aliases):  # an alias resolves before names: it could take one over
+            if alias in self._entries or alias in self._aliases or alias == name:
+                owner = alias if alias in self._entries else self._aliases.get(alias, name)
+                raise PluginError(f"alias {alias!r} of backend {name!r} is already taken by backend {owner!r}",
+                                  hint="choose another alias")  # fmt: skip
         self._entries[name] = dataclasses.replace(entry, name=name, plugin=plugin or entry.plugin)
-        for alias in entry.aliases:
-            self._aliases.setdefault(alias, name)
+        self._aliases.update({a.strip(): name for a in entry.aliases})
         return name
 
     def names(self) -> list[str]:

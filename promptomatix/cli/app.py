@@ -6,6 +6,7 @@ One error boundary (main) turns our typed errors into one clean line; PROMPTOMAT
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -74,7 +75,8 @@ def _register() -> None:
     level = manager_log.level
     manager_log.setLevel(logging.ERROR)  # its load warnings are printed below, once each, with the fix
     try:
-        pm = plugin_manager()
+        with contextlib.redirect_stdout(sys.stderr):  # a plugin printing at import must not break `--json`
+            pm = plugin_manager()
     finally:
         manager_log.setLevel(level)
     for impl in pm.hook.register_commands.get_hookimpls():
@@ -83,12 +85,19 @@ def _register() -> None:
             impl.function(cli=app)
         else:
             kept = len(app.registered_commands), len(app.registered_groups)
+            root = app.registered_callback
             try:
-                impl.function(cli=app)
-            except Exception as e:  # a broken plugin must not take the whole CLI down
+                with contextlib.redirect_stdout(sys.stderr):
+                    impl.function(cli=app)
+            except (Exception, SystemExit) as e:  # a broken plugin must not take the whole CLI (or --help) down
+                del app.registered_commands[kept[0]:], app.registered_groups[kept[1]:]
+                app.registered_callback = root
                 _warn(f"plugin {impl.plugin_name} could not add its commands: {type(e).__name__}: {e}")
                 continue
             _drop_takeovers(impl.plugin_name, before, *kept)
+            if app.registered_callback is not root:  # it would replace the root options (--version, ...)
+                app.registered_callback = root
+                _warn(f"plugin {impl.plugin_name} tried to replace the root command's options; ignored")
         for name in _command_names() - before:
             note_registration(impl.plugin_name, "commands", name)
     for info in failed_plugins():

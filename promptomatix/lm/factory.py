@@ -81,7 +81,7 @@ def create_client(
         request_timeout=request_timeout,
         extra=dict(extra),
     )
-    from promptomatix.plugins.manager import plugin_code
+    from promptomatix.plugins.manager import BUILTINS, plugin_code
 
     provider = provider_registry().for_model(model)
     with plugin_code(provider.plugin, f"model provider {provider.name!r} for {model!r}"):
@@ -92,6 +92,10 @@ def create_client(
             f"{type(client).__name__} for {model!r}, which has no complete()",
             hint="the factory must return a ModelClient", plugin=provider.plugin,
         )  # fmt: skip
+    if provider.plugin and provider.plugin != BUILTINS:
+        from promptomatix.lm.guarded import PluginClient
+
+        return PluginClient(client, provider.plugin, provider.name)
     return client
 
 

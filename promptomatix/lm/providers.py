@@ -65,6 +65,15 @@ class ProviderRegistry:
         clash = [p for p in provider.prefixes if p in taken]
         if clash:
             raise PluginError(f"model prefix {clash[0]!r} is already served by provider {taken[clash[0]]!r}")
+        # the longest prefix wins: 'local/s' would take 'local/smollm2-135m' from the provider serving 'local/'
+        inside = [(p, t) for p in provider.prefixes for t in taken if p.startswith(t) or t.startswith(p)]
+        if inside:
+            p, t = inside[0]
+            raise PluginError(
+                f"model prefix {p!r} of provider {provider.name!r} overlaps {t!r}, served by provider {taken[t]!r}: "
+                f"one would take the other's models",
+                hint="serve a prefix of your own, e.g. 'myprovider/'",
+            )
         self._providers[provider.name] = dataclasses.replace(provider, plugin=plugin or provider.plugin)
         return provider.name
 

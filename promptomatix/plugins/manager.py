@@ -140,9 +140,9 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
         try:
             impl.function(register=bound)
         except PromptomatixError as e:
-            raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or _fix_hint(plugin), plugin=plugin) from e
+            raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or fix_hint(plugin), plugin=plugin) from e
         except Exception as e:
-            raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=_fix_hint(plugin),
+            raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=fix_hint(plugin),
                               plugin=plugin) from e  # fmt: skip
 
 
@@ -160,10 +160,10 @@ def plugin_code(plugin: str, what: str) -> Iterator[None]:
         from promptomatix.run_guard import one_line
 
         raise PluginError(f"plugin {plugin}: {what} failed: {one_line(f'{type(e).__name__}: {e}')}",
-                          hint=_fix_hint(plugin), plugin=plugin) from e  # fmt: skip
+                          hint=fix_hint(plugin), plugin=plugin) from e  # fmt: skip
 
 
-def _fix_hint(plugin: str) -> str:
+def fix_hint(plugin: str) -> str:
     if plugin == BUILTINS:
         return "this is a bug in promptomatix; please report it"
     return f"fix or uninstall the plugin, or leave it out with {LOAD_ENV}=<the plugins to load>"

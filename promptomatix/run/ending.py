@@ -3,6 +3,7 @@ an error → `failed` with its one-line cause. Whatever happens, the session is 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from promptomatix.task import TaskSpec
 
 NO_ERROR = "no error was recorded"
+log = logging.getLogger(__name__)
 
 
 @contextmanager
@@ -59,7 +61,11 @@ def _spent(boundary: LMBoundary | None) -> Usage | None:
     """What the run spent, for the session's record; None if it ended before it had a boundary."""
     from promptomatix.run.recorder import usage_of
 
-    return usage_of(boundary) if boundary is not None else None
+    try:
+        return usage_of(boundary) if boundary is not None else None
+    except Exception as e:  # counts a client made up must not keep the session from being marked as ended
+        log.warning("could not count what the run spent: %s", e)
+        return None
 
 
 def _with_provider_error(e: BudgetExceeded, boundary: LMBoundary | None) -> BudgetExceeded:
