@@ -243,3 +243,14 @@ def test_a_failed_jobs_calls_are_in_the_summary(env):
     assert code == 1 and row["status"] == "failed" and "--max-calls" in row["error"]
     spent = SessionStore(env / "sessions").load(row["session_id"]).total_spent()
     assert row["calls"] == spent.calls > 0 and row["cost_usd"] == spent.cost_usd
+
+
+def test_json_and_csv_together_are_a_usage_error_before_any_job_runs(env, capsys):
+    """`--json --csv` printed the JSON and silently ignored --csv."""
+    from promptomatix.cli.app import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["batch", str(write_jobs(env, "jobs:\n  - {name: one}\n")), "--json", "--csv", "-q"])
+    out = capsys.readouterr()
+    assert e.value.code == 2 and out.out == "" and "--json and --csv cannot be used together" in out.err
+    assert not (env / "sessions").exists() or not SessionStore(env / "sessions").list()

@@ -4,13 +4,15 @@ that candidate, and `sessions show` lists the front and prints the paired verdic
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from typer.testing import CliRunner
 
 from benchmarks.engine import fake_clients, synthetic_rows, teacher_responder
 from promptomatix.api import process_input
 from promptomatix.cli.app import app
-from promptomatix.errors import SessionError
+from promptomatix.errors import SessionError, UsageError
 from promptomatix.followup import candidate_of
 from promptomatix.lm.boundary import LMBoundary
 from promptomatix.sessions import SessionStore
@@ -118,8 +120,8 @@ def test_reselecting_with_another_lambda_picks_the_best_penalized_by_it(store):
     v = pick_for_lambda(s, 5.0, version=v1.version)  # a huge λ: the shortest scored candidate wins
     chosen = next(c for c in scored if c["prompt"] == v.prompt)
     assert chosen["length"] == shortest and v.settings["picked"]["lambda"] == 5.0
-    r = runner.invoke(app, ["sessions", "pick", sid, "--lambda", "0.01", "--version", "1"], catch_exceptions=False)
-    assert r.exit_code == 0 and "no model calls made" in r.output
+    r = runner.invoke(app, ["sessions", "pick", sid, "--lambda", "5", "--version", "1"], catch_exceptions=False)
+    assert r.exit_code == 0 and "no model calls made" in r.output  # the shortest is not v1's prompt: a new version
 
 
 def test_pick_refuses_unknown_candidates_and_ambiguous_requests(store):
@@ -165,3 +167,43 @@ def test_show_lists_the_front_and_the_paired_verdict(store):
     assert "verdict: " in out and "ties on 20 test rows" in out
     assert f"sessions pick {sid} CANDIDATE" in out
     pick_candidate(st.load(sid), _off_choice(v1)["id"])  # stored through the function the UI calls too
+
+
+def test_show_pareto_after_a_pick_shows_the_run_pick_picks_from(store):
+    """After one pick, `show --pareto` said "v2 has no candidates scored on valid" while `pick` still picked from
+    v1 (the latest version with candidates): both now use that rule, and show says which version's front it is."""
+    st, sid = store
+    v1 = st.load(sid).latest_version()
+    cand = _off_choice(v1)
+    assert runner.invoke(app, ["sessions", "pick", sid, str(cand["id"])], catch_exceptions=False).exit_code == 0
+    out = runner.invoke(app, ["sessions", "show", sid, "--pareto"], catch_exceptions=False).output
+    assert "has no candidates scored on valid" not in out
+    assert f"quality-vs-length front of v{v1.version}" in out and "(v2, the latest version, has no candidates" in out
+    line = next(x for x in out.splitlines() if x.startswith(f"#{cand['id']} "))
+    assert line.endswith("← v2 (latest)")  # which candidate is the current prompt
+    out = runner.invoke(app, ["sessions", "show", sid, "--candidates"], catch_exceptions=False).output
+    assert f"candidates of v{v1.version}" in out and f"#{cand['id']} " in out
+    out = runner.invoke(app, ["sessions", "show", sid, "--pareto", "--version", "2"], catch_exceptions=False).output
+    assert "v2 has no candidates scored on valid" in out
+    r = runner.invoke(app, ["sessions", "show", sid, "--version", "1"])
+    assert isinstance(r.exception, UsageError) and "goes with --candidates or --pareto" in str(r.exception)
+
+
+def test_picking_the_latest_prompt_again_adds_no_version(store):
+    """A repeated `sessions pick` (or a second click in the UI, which calls pick_candidate) made identical versions."""
+    st, sid = store
+    v1 = st.load(sid).latest_version()
+    own = next(c for c in v1.candidates if c["prompt"] == v1.prompt and c.get("valid_raw") is not None)
+    r = runner.invoke(app, ["sessions", "pick", sid, str(own["id"])], catch_exceptions=False)
+    assert r.exit_code == 0 and "already the latest version, v1; no version added" in r.output
+    cand = _off_choice(v1)
+    for _ in range(2):
+        r = runner.invoke(app, ["sessions", "pick", sid, str(cand["id"])], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    assert f"candidate #{cand['id']} of v1 is already the latest version, v2; no version added" in r.output
+    r = runner.invoke(app, ["sessions", "pick", sid, str(cand["id"]), "--json"], catch_exceptions=False)
+    assert r.exit_code == 0 and json.loads(r.stdout)["version"] == 2 and "no version added" in r.stderr
+    s = st.load(sid)
+    assert [v.version for v in s.versions] == [1, 2]
+    assert pick_candidate(s, cand["id"]).version == 2 and len(s.versions) == 2  # the UI's path
+    assert pick_candidate(s, own["id"]).version == 3  # v1's own prompt is not the latest any more: a new version

@@ -108,7 +108,7 @@ def register(app: typer.Typer) -> None:
         api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY", help="Key for every job."),
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
         json_: bool = typer.Option(False, "--json", help="Print the per-job summary as JSON."),
-        csv_: bool = typer.Option(False, "--csv", help="Print the per-job summary as CSV."),
+        csv_: bool = typer.Option(False, "--csv", help="Print the per-job summary as CSV (not with --json)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-job progress lines."),
     ) -> None:
         from promptomatix.batch import BatchOptions, load_jobs, run_batch
@@ -119,6 +119,8 @@ def register(app: typer.Typer) -> None:
 
         if eval_actors and executor != "ray":
             raise UsageError("--eval-actors needs --executor ray")
+        if json_ and csv_:  # checked before any job runs: one summary format on stdout (--csv was ignored)
+            raise UsageError("--json and --csv cannot be used together", hint="pass one of them")
         jobs = load_jobs(jobs_file)
         tracker = None
         if track:

@@ -4,12 +4,15 @@ A run keeps every candidate it tried, with its raw quality at each stage, its le
 (instructions, demos, format line). Picking one adds a version whose prompt is exactly that candidate's, so its
 export is that prompt and a later `refine` starts from it (followup.candidate_of reads the same three fields).
 The picked version was not scored on the held-out test (that would take calls), unless it is the version's own
-prompt; its valid score is the one measured in the run. The CLI (`sessions pick`) and the web UI both call this.
+prompt (then it keeps that version's scores and, for DSPy, its compiled program); its valid score is the one
+measured in the run. Picking the prompt that already is the latest version adds nothing (a second click or a
+repeated command made identical versions). The CLI (`sessions pick`) and the web UI both call this.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 from promptomatix.errors import NotFoundError, SessionError
@@ -29,21 +32,46 @@ def _candidate(source: PromptVersion, cand_id: int) -> dict[str, Any]:
     return cand
 
 
-def _source(session: Session, version: int | None) -> PromptVersion:
-    """`version`, or by default the latest version that has candidates (a picked version has none of its own, so
-    picking twice from one run needed --version before)."""
+def source_version(session: Session, version: int | None) -> PromptVersion:
+    """`version`, or by default the latest version that has candidates: a picked version has none of its own, so
+    picking twice from one run needed --version, and `sessions show --pareto` showed an empty front after a pick."""
     if version is not None or not session.versions:
         return session.get_version(version)
     return next((v for v in reversed(session.versions) if v.candidates), session.get_version(None))
+
+
+@dataclass(frozen=True)
+class Picked:
+    """What a pick did: `version` is the new version, or the latest one when it already had that prompt."""
+
+    version: PromptVersion
+    added: bool
+    source: int
+    candidate: int
+
+    def message(self) -> str:
+        v = self.version
+        if not self.added:
+            return (f"candidate #{self.candidate} of v{self.source} is already the latest version, v{v.version}; "
+                    "no version added")  # fmt: skip
+        return f"v{v.version}: candidate #{self.candidate} of v{self.source}"
 
 
 def pick_candidate(
     session: Session, cand_id: int, *, version: int | None = None, lambda_penalty: float | None = None
 ) -> PromptVersion:
     """Add candidate `cand_id` of `version` (default: the latest with candidates) as the next version, its
-    parent."""
-    source = _source(session, version)
+    parent; the latest version when its prompt already is that candidate's (see `pick`)."""
+    return pick(session, cand_id, version=version, lambda_penalty=lambda_penalty).version
+
+
+def pick(session: Session, cand_id: int, *, version: int | None = None, lambda_penalty: float | None = None) -> Picked:
+    """As `pick_candidate`, and say whether a version was added (callers tell the user when none was)."""
+    source = source_version(session, version)
     cand = _candidate(source, cand_id)
+    latest = session.latest_version()
+    if latest is not None and latest.prompt == cand["prompt"]:
+        return Picked(latest, added=False, source=source.version, candidate=cand_id)
     raw = cand.get("valid_raw")
     pen = cand.get("valid_penalized")
     if lambda_penalty is not None and raw is not None:
@@ -54,8 +82,6 @@ def pick_candidate(
     }
     if lambda_penalty is not None:
         settings["picked"]["lambda"] = lambda_penalty
-    same = cand["prompt"] == source.prompt  # the version's own choice: its held-out scores still hold
-    held = {"test": source.test, "initial_test": source.initial_test, "verdict": source.verdict} if same else {}
     v = session.add_version(
         cand["prompt"],
         backend=source.backend,
@@ -65,24 +91,38 @@ def pick_candidate(
         settings=settings,
         valid=Score(raw=raw, penalized=pen),
         initial_valid=source.initial_valid,
-        **held,
+        **_kept_from_source(source, cand),
     )
     session.add_event("picked", version=v.version, source_version=source.version, candidate=cand_id)
-    return v
+    return Picked(v, added=True, source=source.version, candidate=cand_id)
+
+
+def _kept_from_source(source: PromptVersion, cand: dict[str, Any]) -> dict[str, Any]:
+    """The version's own choice keeps its held-out scores and DSPy program (they were measured/compiled for exactly
+    this prompt); any other candidate has neither (a DSPy run saves only its compiled program)."""
+    if cand["prompt"] != source.prompt:
+        return {}
+    return {"test": source.test, "initial_test": source.initial_test, "verdict": source.verdict,
+            "program_json": source.program_json}  # fmt: skip
 
 
 def pick_for_lambda(session: Session, lambda_penalty: float, *, version: int | None = None) -> PromptVersion:
     """Re-select among the candidates scored on valid as a run with `lambda_penalty` would have, and add it."""
+    return pick_lambda(session, lambda_penalty, version=version).version
+
+
+def pick_lambda(session: Session, lambda_penalty: float, *, version: int | None = None) -> Picked:
+    """As `pick_for_lambda`, and say whether a version was added."""
     if not math.isfinite(lambda_penalty) or lambda_penalty < 0:  # NaN would rank nothing and land in the file
         raise SessionError(f"λ must be a number, 0 or more, got {lambda_penalty}", hint="e.g. --lambda 0.005")
-    source = _source(session, version)
+    source = source_version(session, version)
     best = best_for_lambda(candidate_points(source.candidates), lambda_penalty)
     if best is None:
         raise SessionError(
             f"version {source.version} has no candidates scored on valid",
             hint="pick from a version made by `optimize` or `refine`",
         )
-    return pick_candidate(session, best.candidate_id, version=source.version, lambda_penalty=lambda_penalty)
+    return pick(session, best.candidate_id, version=source.version, lambda_penalty=lambda_penalty)
 
 
 def front_rows(version: PromptVersion) -> list[dict[str, Any]]:
@@ -90,3 +130,19 @@ def front_rows(version: PromptVersion) -> list[dict[str, Any]]:
     by_id = {c.get("id"): c for c in version.candidates}
     ids = version.pareto or [p.candidate_id for p in pareto_front(candidate_points(version.candidates))]
     return [by_id[i] for i in ids if i in by_id]
+
+
+def no_program_error(session: Session, version: PromptVersion) -> SessionError | None:
+    """Why a picked version of a DSPy run has no program to export: a run saves only the program it compiled, and
+    a candidate other than that one has none (the store's error named only the backend)."""
+    picked = version.settings.get("picked")
+    if version.program_json is not None or not isinstance(picked, dict):
+        return None
+    src = picked.get("version")
+    if not any(v.version == src and v.program_json is not None for v in session.versions):
+        return None  # picked from a run without a program (meta backend): the store's error says so
+    return SessionError(
+        f"version {version.version} is candidate #{picked.get('candidate')} of v{src}, made by `sessions pick`; a "
+        f"DSPy run saves only the program it compiled (v{src}'s), and this candidate is not it",
+        hint=f"export it with --format text, or v{src}'s program with --version {src} --format dspy",
+    )
