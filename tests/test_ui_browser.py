@@ -147,6 +147,32 @@ def test_select_a_span_with_the_mouse_and_save_a_comment(browser, page, store, t
     assert item["comment"] == "name both labels here" and item["version"] == 1
 
 
+CR_PROMPT = "Say negative if it complains.\r\nOtherwise say positive. \U0001f600 ok\r\nKeep it exact.\rLone CR.\nLast."
+
+
+def test_span_feedback_on_a_prompt_with_carriage_returns(browser, page, store):
+    """Prompts keep "\r\n" and lone "\r" (`--initial-prompt "$(cat windows.txt)"`, a teacher's rewrite). The HTML
+    parser turned them into "\n", so every span after the first CR was refused; and a span across a line break was
+    refused for any prompt, as the form sends each line break as "\r\n"."""
+    sid = make_session(store)
+    store.update(sid, lambda s: s.add_version(CR_PROMPT, backend="meta"))
+    spans = ["Keep it exact", "Lone", "complains.\r\nOtherwise", "CR.\nLast"]
+    with Server(store) as srv:
+        page.goto(srv.url(f"/s/{sid}?v=2&token={TOKEN}"))
+        for n, words in enumerate(spans, 1):
+            page.locator("#prompt").scroll_into_view_if_needed()
+            drag_select(page, words)
+            page.wait_for_function("!document.getElementById('span-save').disabled")
+            assert page.text_content("#span-quote") == words
+            page.fill("#span-comment", f"comment {n}")
+            with page.expect_navigation():
+                page.click("#span-save")
+            assert page.locator("#feedback li.fb").count() == n, page.text_content("main")[:300]
+        assert page.text_content("#prompt") == CR_PROMPT
+    items = store.load(sid).feedback
+    assert [(f.text, CR_PROMPT[f.start : f.end]) for f in items] == [(w, w) for w in spans]
+
+
 def test_refine_from_the_page_reaches_done_and_adds_a_version(browser, page, store, tmp_path):
     sid = make_session(store)
     other = store.new_session(description="Answer anatomy questions in two words", status="failed")

@@ -239,6 +239,25 @@ def test_span_offsets_from_the_browser_are_utf16(client, store, sid):
     assert client.post(f"/s/{sid}/feedback", data=inside).status_code == 400
 
 
+def test_span_offsets_on_a_prompt_with_carriage_returns(client, store, sid):
+    """The page writes each CR as `&#13;` (a raw one becomes "\n" in the DOM, shifting every offset after it), and
+    the text a form sends with its line breaks as "\r\n" still matches (the browser test selects with a mouse)."""
+    prompt = "Say negative.\r\nKeep it exact.\rLone CR.\nLast line."
+    store.update(sid, lambda s: s.add_version(prompt, backend="meta"))
+    page = client.get(f"/s/{sid}?v=2").text
+    assert "Say negative.&#13;\nKeep it exact.&#13;<br>Lone CR.\nLast line.</pre>" in page
+    for words, sent in [("Keep it exact", "Keep it exact"), ("exact.\rLone", "exact.\r\nLone"),
+                        ("CR.\nLast", "CR.\r\nLast")]:  # fmt: skip
+        start = prompt.index(words)
+        form = {"csrf": CSRF, "version": "2", "start": str(start), "end": str(start + len(words)), "text": sent}
+        assert client.post(f"/s/{sid}/feedback", data={**form, "comment": "why"}).status_code == 303, words
+    assert [(f["text"], f["start"]) for f in doc(store, sid)["feedback"]] == [
+        (w, prompt.index(w)) for w in ("Keep it exact", "exact.\rLone", "CR.\nLast")
+    ]
+    form = {"csrf": CSRF, "version": "2", "start": "0", "end": "15", "text": "Say negative.\n\nK", "comment": "x"}
+    assert client.post(f"/s/{sid}/feedback", data=form).status_code == 400  # a different text is still refused
+
+
 def test_span_that_does_not_match_is_refused(client, store, sid):
     form = {"csrf": CSRF, "version": "1", "start": "0", "end": "4", "text": "nope", "comment": "x y"}
     r = client.post(f"/s/{sid}/feedback", data=form)
@@ -307,6 +326,17 @@ def test_delete_needs_the_typed_id(client, store, sid):
     r = client.post(f"/s/{sid}/delete", data={"csrf": CSRF, "confirm": sid})
     assert r.status_code == 303 and r.headers["location"] == "/"
     assert not store.exists(sid)
+
+
+def test_a_corrupt_session_can_be_deleted_from_the_page(client, store, sid):
+    """Its error says to delete it; the page loaded it first and answered 409 (the CLI's delete does not load)."""
+    store.session_file(sid).write_text("{ not json")
+    assert f'href="/s/{sid}/delete"' in client.get("/").text  # listed as unreadable, with a delete link
+    page = client.get(f"/s/{sid}/delete")
+    assert page.status_code == 200 and "is corrupt" in page.text and "Type the session id" in page.text
+    r = client.post(f"/s/{sid}/delete", data={"csrf": CSRF, "confirm": sid})
+    assert r.status_code == 303 and not store.session_dir(sid).exists()
+    assert client.get(f"/s/{sid}/delete").status_code == 404
 
 
 def test_scores_render_na_when_missing(client, store):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+import socket
+from pathlib import Path
+
 import typer
 
 from promptomatix.cli.render import err_console
@@ -24,6 +28,45 @@ def _check_deps() -> None:
         )
 
 
+def _check_sessions_dir(root: Path) -> None:
+    """Refuse a sessions dir that cannot be one (a file, or below a file) before serving pages that would all fail."""
+    from promptomatix.errors import ConfigurationError
+
+    for path in (root, *root.parents):
+        if path.exists():
+            if not path.is_dir():
+                why = "is a file, not a directory" if path == root else f"cannot be made: {path} is a file"
+                raise ConfigurationError(f"the sessions dir {root} {why}",
+                                         hint="pass --sessions-dir DIR with a directory (created if missing)")  # fmt: skip
+            return
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A socket bound to host:port; a port in use or an address this machine lacks is one line naming the fix."""
+    from promptomatix.errors import ConfigurationError
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        if e.errno == errno.EADDRINUSE:
+            raise ConfigurationError(f"port {port} is in use on {host}",
+                                     hint="pass another --port, or --port 0 for a free one") from None  # fmt: skip
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise ConfigurationError(f"cannot bind {where}: permission denied (ports below 1024 need root)",
+                                     hint="pass another --port, or --port 0 for a free one") from None  # fmt: skip
+        if e.errno == errno.EADDRNOTAVAIL or isinstance(e, socket.gaierror):
+            what = "no such host name" if isinstance(e, socket.gaierror) else "it is not an address of this machine"
+            raise ConfigurationError(f"cannot bind {host}: {what}",
+                                     hint="pass --host 127.0.0.1, or an address this machine has") from None  # fmt: skip
+        raise ConfigurationError(f"cannot bind {where}: {e.strerror or e}",
+                                 hint="pass another --host or --port") from None  # fmt: skip
+    return sock
+
+
 def register(app: typer.Typer) -> None:
     @app.command("ui", help="Serve a local web app: sessions, prompt diffs, span feedback, live runs.")
     def ui(
@@ -35,8 +78,6 @@ def register(app: typer.Typer) -> None:
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
         open_browser: bool = typer.Option(False, "--open", help="Open the URL in a browser."),
     ) -> None:
-        import socket
-
         from promptomatix.errors import UsageError
 
         _check_deps()
@@ -50,13 +91,13 @@ def register(app: typer.Typer) -> None:
         from promptomatix.ui.app import create_app
         from promptomatix.ui.security import new_token
 
+        store = SessionStore(sessions_dir)
+        _check_sessions_dir(store.root)
         token = new_token()
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
+        sock = _bind(host, port)
         bound = sock.getsockname()[1]
         hosts = None if allow_remote else ["127.0.0.1", "localhost", "::1"]
-        application = create_app(SessionStore(sessions_dir), token=token, clients=clients_from_env, allowed_hosts=hosts)
+        application = create_app(store, token=token, clients=clients_from_env, allowed_hosts=hosts)
         shown = f"[{host}]" if ":" in host else host
         url = f"http://{shown}:{bound}/?token={token}"
         if host not in LOOPBACK:

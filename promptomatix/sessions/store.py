@@ -37,6 +37,7 @@ from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
 from promptomatix.sessions.runlock import hold_run_lock, live_owner
 from promptomatix.sessions.secrets import env_secret_values, scrub, strip_config_urls, urls_with_credentials
+from promptomatix.sessions.uploads import remove_upload, upload_of
 
 logger = logging.getLogger(__name__)
 
@@ -311,10 +312,13 @@ class SessionStore:
         return directory
 
     def delete(self, session_id: str) -> None:
-        """Remove the session's directory; refused (SessionError "busy") while a run holds its run lock."""
+        """Remove the session's directory, and the copy of its data the web UI uploaded (never a user's own file);
+        refused (SessionError "busy") while a run holds its run lock."""
         directory = self.require(session_id)
         with self.run_lock(session_id, command="delete"), writing(directory, "delete"):
+            upload = upload_of(self.root, directory / SESSION_FILE)
             shutil.rmtree(directory)
+        remove_upload(upload)
 
     # --- listing and export ---------------------------------------------------------------------
 

@@ -56,7 +56,15 @@ def _span(session: Session, form: FormData, version: int | None) -> dict[str, An
     lo, hi = views.utf16_to_index(prompt, start), views.utf16_to_index(prompt, end)
     if lo is None or hi is None:
         raise ConfigurationError(f"span {start}:{end} is not inside the prompt; select the text again")
+    quoted = prompt[lo:hi]
+    if _lines(text) == _lines(quoted):  # a form sends each "\n" or lone "\r" as "\r\n": keep the prompt's own
+        text = quoted
     return {"start": lo, "end": hi, "text": text}
+
+
+def _lines(text: str) -> str:
+    """`text` with every line break as "\n" (browsers normalize line breaks in submitted form values)."""
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 async def add_feedback(request: Request) -> Response:
@@ -126,6 +134,6 @@ async def delete_session(request: Request) -> Response:
         raise HTTPException(400, "type the session id to confirm the delete")
     _refuse_if_busy(request, sid, f"delete session {sid}")
     store = store_of(request)
-    store.load(sid)  # a missing session is a 404, not a silent success
+    store.require(sid)  # a missing session is a 404; not `load`: a corrupt session must stay deletable
     store.delete(sid)
     return RedirectResponse("/", status_code=303)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import jinja2
+import markupsafe
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
@@ -56,6 +58,14 @@ def _when(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value is not None else "-"
 
 
+def _keep_cr(text: Any) -> markupsafe.Markup:
+    """Escaped text with each CR as `&#13;`: the HTML parser turns a raw "\r\n" or "\r" into "\n", which shifts
+    every offset the browser reports after it; a character reference survives parsing, so the DOM text is exactly
+    the stored prompt (and `Range` offsets match it). A lone CR also gets a `<br>` (no text) to show its line break."""
+    html = re.sub(r"\r(?!\n)", "&#13;<br>", str(markupsafe.escape(text)))  # escaped first: only our tags are added
+    return markupsafe.Markup(html.replace("\r", "&#13;"))
+
+
 def _templates() -> Jinja2Templates:
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(HERE / "templates")),
@@ -64,7 +74,7 @@ def _templates() -> Jinja2Templates:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(num=_num, score=_score, money=_money, when=_when)
+    env.filters.update(num=_num, score=_score, money=_money, when=_when, keep_cr=_keep_cr)
     return Jinja2Templates(env=env, context_processors=[lambda r: {"csrf": r.app.state.csrf}])
 
 

@@ -6,9 +6,6 @@ cancel becomes the run's Ctrl-C path.
 
 from __future__ import annotations
 
-import re
-import secrets
-from pathlib import Path
 from typing import Any
 
 from starlette.datastructures import FormData, UploadFile
@@ -16,7 +13,9 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from promptomatix.errors import ConfigurationError, PromptomatixError
+from promptomatix.errors import ConfigurationError
+from promptomatix.sessions.fs import writing
+from promptomatix.sessions.uploads import UPLOAD_TYPES, UPLOADS_DIR, remove_upload, save_upload, split_name
 from promptomatix.ui.actions import _refuse_if_busy
 from promptomatix.ui.actions import _text as _field
 from promptomatix.ui.pages import _int, session_id, store_of
@@ -24,8 +23,6 @@ from promptomatix.ui.runs import Job
 from promptomatix.ui.security import checked_form
 
 RUN_KINDS = ("refine", "resume", "generate")
-UPLOAD_TYPES = (".csv", ".json", ".jsonl")
-UPLOADS_DIR = ".uploads"  # inside the store root; not a valid session id, so never listed as a session
 
 
 async def start_run(request: Request) -> Response:
@@ -59,7 +56,7 @@ async def _save_upload(request: Request, upload: UploadFile) -> str | None:
     name = upload.filename or ""
     if not name:
         return None
-    suffix = Path(name).suffix.lower()
+    stem, suffix = split_name(name)
     if suffix not in UPLOAD_TYPES:
         raise ConfigurationError(f"data file {name!r} is not {', '.join(UPLOAD_TYPES)}")
     cap = request.app.state.max_upload_bytes
@@ -68,12 +65,18 @@ async def _save_upload(request: Request, upload: UploadFile) -> str | None:
         raise HTTPException(413, f"the data file is larger than {cap >> 20} MB; use `promptomatix optimize --data`")
     if not body.strip():
         return None
-    folder = store_of(request).root / UPLOADS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    stem = re.sub(r"[^A-Za-z0-9_-]+", "_", Path(name).stem)[:40].strip("_") or "data"
-    path = folder / f"{stem}-{secrets.token_hex(4)}{suffix}"  # errors about the file name the user's file
-    path.write_bytes(body)
-    return str(path)
+    root = store_of(request).root
+    with writing(root / UPLOADS_DIR, "save the uploaded data file in"):
+        return str(save_upload(root, stem, suffix, body))
+
+
+def _names(form: FormData, name: str) -> list[str] | None:
+    """A comma-separated list of field names; a name given twice is the form's error, not a failed run's."""
+    names = [x.strip() for x in (_field(form, name) or "").split(",") if x.strip()]
+    twice = sorted({x for x in names if names.count(x) > 1})
+    if twice:
+        raise ConfigurationError(f"{name} names {', '.join(twice)} more than once; give each field once")
+    return names or None
 
 
 def _run_kwargs(form: FormData) -> dict[str, Any]:
@@ -86,13 +89,16 @@ def _run_kwargs(form: FormData) -> dict[str, Any]:
         "model": _text(form, "model"),
         "teacher_model": _text(form, "teacher_model"),
         "search_type": _text(form, "search_type"),
-        "input_fields": [x.strip() for x in (_text(form, "input_fields") or "").split(",") if x.strip()] or None,
-        "output_fields": [x.strip() for x in (_text(form, "output_fields") or "").split(",") if x.strip()] or None,
+        "input_fields": _names(form, "input_fields"),
+        "output_fields": _names(form, "output_fields"),
         "synthetic_data_size": _int(_text(form, "synthetic_data_size")),
         "max_calls": _int(_text(form, "max_calls")),
         "max_usd": _float(_text(form, "max_usd")),
         "max_minutes": _float(_text(form, "max_minutes")),
     }
+    both = sorted(set(fields["input_fields"] or ()) & set(fields["output_fields"] or ()))
+    if both:
+        raise ConfigurationError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
     return {k: v for k, v in fields.items() if v is not None}
 
 
@@ -110,38 +116,44 @@ async def start_optimize(request: Request) -> Response:
     kwargs = _run_kwargs(form)
     upload = form.get("data")
     data = await _save_upload(request, upload) if isinstance(upload, UploadFile) else None
-    if not kwargs.get("raw_input") and not data:
-        raise ConfigurationError("no task given; describe it in one sentence (and/or upload data)")
-    if data:
-        kwargs["data"] = data
-        kwargs.setdefault("raw_input", "Learn the task shown by the uploaded data")
-    from promptomatix.config import RunConfig
-
-    store = store_of(request)
     try:
-        cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
-        job = request.app.state.runs.start("optimize", None, _optimize_work(request, cfg))
-    except PromptomatixError:
+        if not kwargs.get("raw_input") and not data:
+            raise ConfigurationError("no task given; describe it in one sentence (and/or upload data)")
         if data:
-            Path(data).unlink(missing_ok=True)  # a refused form leaves no upload behind
+            kwargs["data"] = data
+            kwargs.setdefault("raw_input", "Learn the task shown by the uploaded data")
+        from promptomatix.config import RunConfig
+
+        store = store_of(request)
+        cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
+        job = request.app.state.runs.start("optimize", None, _optimize_work(request, cfg, data))
+    except Exception:
+        remove_upload(data)  # a refused form leaves no upload behind
         raise
     return RedirectResponse(f"/jobs/{job.id}", status_code=303)
 
 
-def _optimize_work(request: Request, cfg: Any) -> Any:
+def _optimize_work(request: Request, cfg: Any, upload: str | None) -> Any:
     store, runs = store_of(request), request.app.state.runs
 
     def work(job: Job, progress: Any) -> Any:
         from promptomatix.pipeline import Run
 
-        run = Run(cfg, clients=runs.clients(), store=store)
+        made: list[Run] = []
 
         def report(event: Any) -> None:
-            job.session_id = job.session_id or run.session_id
+            job.session_id = job.session_id or made[0].session_id
             progress(event)
 
-        run.progress = report
-        return run.execute()
+        try:
+            made.append(Run(cfg, clients=runs.clients(), store=store))
+            made[0].progress = report
+            return made[0].execute()
+        except BaseException:
+            job.session_id = job.session_id or (made[0].session_id if made else None)
+            if job.session_id is None:
+                remove_upload(upload)  # no session records it, so no delete would ever remove it
+            raise
 
     return work
 

@@ -106,8 +106,19 @@ async def session_page(request: Request) -> Response:
 
 
 async def delete_page(request: Request) -> Response:
-    s = load(request)
-    return render(request, "confirm_delete.html", {"s": s, "busy": request.app.state.runs.busy(s.session_id)})
+    """The confirmation, for a session that does not load too (corrupt, newer schema): deleting it is the fix its
+    error names, as `promptomatix sessions delete` does."""
+    sid, store = session_id(request), store_of(request)
+    store.require(sid)  # no such session: 404
+    s, broken = None, None
+    try:
+        s = store.load(sid)
+    except NotFoundError:
+        raise
+    except SessionError as e:
+        broken = str(e)
+    ctx = {"sid": sid, "s": s, "broken": broken, "busy": request.app.state.runs.busy(sid)}
+    return render(request, "confirm_delete.html", ctx)
 
 
 async def new_page(request: Request) -> Response:
