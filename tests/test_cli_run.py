@@ -187,3 +187,12 @@ def test_backend_options_reach_the_backend_and_a_bad_one_is_one_line(env, capsys
     with pytest.raises(SystemExit) as e:
         main(["optimize", TASK, "--data", env["DATA"], "-q", "--backend-option", "nonsense"])
     assert e.value.code == 2 and "KEY=VALUE" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("flag", "value"), [("--backend", "nope"), ("--search-type", "nope")])
+def test_a_value_no_setting_accepts_is_a_usage_error_before_any_session(env, capsys, flag, value):
+    with pytest.raises(SystemExit) as e:  # exit 1 before: the same code as a run that failed
+        main(["optimize", TASK, "--data", env["DATA"], flag, value, "--json"])
+    err = capsys.readouterr()
+    assert e.value.code == 2 and err.out == "" and len(err.err.strip().splitlines()) == 1
+    assert not SessionStore().list()

@@ -6,9 +6,10 @@ code print), and on an error stdout stays empty, the error is one line on stderr
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 import typer
@@ -272,23 +273,38 @@ def _run_config(o: dict[str, Any]) -> Any:
         raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
     samples = parse_sample_data(o["sample_data"])
     budget = ("max_calls", "max_usd", "max_minutes", "max_tokens", "max_total_tokens", "request_timeout")
-    return RunConfig.from_kwargs(
-        raw_input=task or f"Learn the task shown by the data in {data or train_path}",
-        model=o["model"], teacher_model=o["teacher_model"], judge_model=o["judge_model"], api_key=o["api_key"],
-        api_base=o["api_base"], backend=o["backend"], backend_options=_options(o["backend_option"]),
-        dspy_module=o["dspy_module"], dspy_optimizer=o["dspy_optimizer"], search_type=o["search_type"],
-        rounds=o["rounds"], candidates_per_round=o["candidates"], minibatch_size=o["minibatch_size"],
-        meta_prompts=list(o["meta_prompt"] or []), task_type=o["task_type"], task_description=o["task_description"],
-        input_fields=_split(o["input_fields"]), output_fields=_split(o["output_fields"]), labels=_split(o["labels"]),
-        output_format=o["output_format"], sample_data=samples, initial_prompt=o["initial_prompt"], data=data,
-        local_train_data_path=train_path, local_test_data_path=o["test_path"],
-        synthetic_data_size=o["synthetic_data_size"], verify_synthetic=o["verify_synthetic"],
-        train_data_size=o["train_data_size"], valid_data_size=o["valid_data_size"],
-        test_data_size=o["test_data_size"], train_ratio=o["train_ratio"], lambda_penalty=o["lambda_penalty"],
-        metric=o["metric"], seed=o["seed"], num_threads=o["threads"],
-        **budget_overrides(*(o[k] for k in budget)),
-        sessions_dir=o["sessions_dir"], dry_run=o["dry_run"],
-    )  # fmt: skip
+    with _wrong_value_is_usage():
+        return RunConfig.from_kwargs(
+            raw_input=task or f"Learn the task shown by the data in {data or train_path}",
+            model=o["model"], teacher_model=o["teacher_model"], judge_model=o["judge_model"], api_key=o["api_key"],
+            api_base=o["api_base"], backend=o["backend"], backend_options=_options(o["backend_option"]),
+            dspy_module=o["dspy_module"], dspy_optimizer=o["dspy_optimizer"], search_type=o["search_type"],
+            rounds=o["rounds"], candidates_per_round=o["candidates"], minibatch_size=o["minibatch_size"],
+            meta_prompts=list(o["meta_prompt"] or []), task_type=o["task_type"], task_description=o["task_description"],
+            input_fields=_split(o["input_fields"]), output_fields=_split(o["output_fields"]), labels=_split(o["labels"]),
+            output_format=o["output_format"], sample_data=samples, initial_prompt=o["initial_prompt"], data=data,
+            local_train_data_path=train_path, local_test_data_path=o["test_path"],
+            synthetic_data_size=o["synthetic_data_size"], verify_synthetic=o["verify_synthetic"],
+            train_data_size=o["train_data_size"], valid_data_size=o["valid_data_size"],
+            test_data_size=o["test_data_size"], train_ratio=o["train_ratio"], lambda_penalty=o["lambda_penalty"],
+            metric=o["metric"], seed=o["seed"], num_threads=o["threads"],
+            **budget_overrides(*(o[k] for k in budget)),
+            sessions_dir=o["sessions_dir"], dry_run=o["dry_run"],
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _wrong_value_is_usage() -> Iterator[None]:
+    """A value no setting accepts (`--backend nope`) is a wrong command line: exit 2, like click's own checks.
+    Subclasses keep exit 1 (a broken plugin's PluginError: the command line was fine)."""
+    from promptomatix.errors import ConfigurationError, UsageError
+
+    try:
+        yield
+    except ConfigurationError as e:
+        if type(e) is not ConfigurationError:
+            raise
+        raise UsageError(e.message, hint=e.hint) from None
 
 
 @_task_options
