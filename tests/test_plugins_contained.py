@@ -126,3 +126,13 @@ def test_register_commands_cannot_exit_the_cli_or_replace_its_root_options(tmp_p
     listed = _cli(tmp_path, "sessions", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == [] and "rooter loaded" in listed.stderr
     assert _cli(tmp_path, "hello").stdout.strip() == "hello from rooter"  # its own command still works
+
+
+def test_a_metric_for_a_task_type_nobody_registered_is_refused_naming_the_near_miss(with_plugin):
+    from promptomatix.metrics.registry import plugin_metric_registry
+
+    plugin = types.SimpleNamespace(register_metrics=hookimpl(lambda register: register("clasification", len)))
+    with_plugin(plugin, "typo-plug")
+    with pytest.raises(PluginError, match=r"plugin typo-plug: metric for task type 'clasification': no such") as e:
+        plugin_metric_registry()  # was accepted, listed, and never used
+    assert "did you mean 'classification'?" in (e.value.hint or "")

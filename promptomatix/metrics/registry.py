@@ -95,11 +95,29 @@ def plugin_metric_registry() -> MetricRegistry:
     registry = MetricRegistry()
 
     def register(task_type: str, fn: UserMetric, *, final: bool | UserMetric = False, plugin: str = "") -> str:
+        _known_type(task_type)
         registry.register(task_type, fn, final=final)
         return normalize_task_type_name(task_type)
 
     run_register_hook("register_metrics", "metrics", register)
     return registry
+
+
+def _known_type(task_type: str) -> None:
+    """A plugin's metric for a type no plugin registered is never used (`clasification`): say so when it loads. A
+    plugin adds a new type with `register_task_types`."""
+    import difflib
+
+    from promptomatix.errors import PluginError
+    from promptomatix.task.task_types import task_type_registry
+
+    types = task_type_registry()
+    if types.get(task_type) is None:
+        close = difflib.get_close_matches(str(task_type), types.names(), n=1)
+        raise PluginError(
+            f"metric for task type {task_type!r}: no such task type, so it would never be used",
+            hint=(f"did you mean {close[0]!r}? " if close else "") + "register a new type with register_task_types",
+        )
 
 
 def register_metric(
