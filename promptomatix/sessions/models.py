@@ -372,6 +372,20 @@ class SessionSummary(BaseModel):
     # The run holding the session's run lock now ({pid, host, command, started}); None when none does.
     live_run: dict[str, Any] | None = None
 
+    @classmethod
+    def of(cls, session: Session) -> SessionSummary:
+        best = session.best_version()
+        description = session.description
+        if not description and session.raw_input.strip():
+            description = session.raw_input.strip().splitlines()[0]
+        return cls(
+            session_id=session.session_id, created_at=session.created_at, updated_at=session.updated_at,
+            status=session.status, description=description[:100], n_versions=len(session.versions),
+            best_version=best.version if best else None,
+            best_score=best.valid.selection if best and best.valid else None,
+            n_open_feedback=len(session.open_feedback()),
+        )  # fmt: skip
+
     @property
     def state(self) -> str:
         """The status as a user should read it: see `display_status`."""

@@ -333,7 +333,7 @@ class SessionStore:
             if not is_valid_id(entry.name) or not (entry / SESSION_FILE).is_file():
                 continue
             try:
-                summary = _summarize(self._read(entry.name))
+                summary = SessionSummary.of(self._read(entry.name))
                 summary.live_run = live_owner(entry)
                 when = summary.created_at or datetime.min.replace(tzinfo=timezone.utc)
             except SessionError as exc:
@@ -389,20 +389,3 @@ def _no_versions(session: Session, live: dict[str, Any] | None) -> SessionError:
     hint = None if session.status == "completed" else f"start it with `promptomatix resume {sid}`"
     return SessionError(f"session {sid} has no prompt versions yet", hint=hint)
 
-
-def _summarize(session: Session) -> SessionSummary:
-    best = session.best_version()
-    description = session.description
-    if not description and session.raw_input.strip():
-        description = session.raw_input.strip().splitlines()[0]
-    return SessionSummary(
-        session_id=session.session_id,
-        created_at=session.created_at,
-        updated_at=session.updated_at,
-        status=session.status,
-        description=description[:100],
-        n_versions=len(session.versions),
-        best_version=best.version if best else None,
-        best_score=best.valid.selection if best and best.valid else None,
-        n_open_feedback=len(session.open_feedback()),
-    )
