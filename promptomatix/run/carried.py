@@ -37,11 +37,12 @@ def budget_left(budget: Budget, before: Usage | None) -> Budget:
     return budget.model_copy(update={**left, "carried": carried})
 
 
-def _shown(name: str, value: float) -> str:
+def _shown(name: str, value: float, *, as_flag: bool = False) -> str:
+    """A limit's value for a message, or (`as_flag`) as its command-line flag takes it."""
     if name == "max_usd":
-        return f"${value:.4f}"
+        return f"{value:.2f}" if as_flag else f"${value:.4f}"
     if name == "max_seconds":
-        return f"{value / 60:.1f} min"
+        return f"{max(1, round(value / 60))}" if as_flag else f"{value / 60:.1f} min"
     return f"{value:.0f}"
 
 
@@ -58,16 +59,8 @@ def check_budget_left(budget: Budget, before: Usage | None, session_id: str) -> 
                 f"{_shown(name, limit)} before it stopped; nothing is left to resume with",
                 limit=name.removeprefix("max_"),
                 hint=f"give the run a larger limit, e.g. promptomatix resume {session_id} {flag} "
-                f"{_larger(name, limit)}",
+                f"{_shown(name, 2 * limit, as_flag=True)}",
             )
-
-
-def _larger(name: str, limit: float) -> str:
-    if name == "max_seconds":
-        return f"{max(1, round(limit / 60)) * 2}"
-    if name == "max_usd":
-        return f"{limit * 2:.2f}"
-    return f"{int(limit) * 2}"
 
 
 def carried_note(budget: Budget, before: Usage | None) -> str | None:
