@@ -71,6 +71,7 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     assumptions: list[str] = Field(default_factory=list)
     feedback_applied: list[str] = Field(default_factory=list)
     kept_version: int | None = None  # refine: the result scored lower (or is unchanged), so this version stays latest
+    candidate_prompt: str | None = None  # with kept_version: the search's result the held-out test rejected
     no_change: bool = False  # refine: the result is the prompt it started from; no version made, no feedback applied
     notes: list[str] = Field(default_factory=list)  # held-out errors, an unreliable comparison, a kept version
     verdict: PairedVerdict | None = None  # initial vs optimized on the same held-out rows, with an exact test
@@ -93,11 +94,14 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
 
     @property
     def improved(self) -> bool:
-        """The paired held-out test says better, no row errored, and the result became the latest version."""
+        """The paired held-out test says the prompt the result hands out (`best_prompt`, the latest version) is better
+        than the initial prompt, and no row errored. A refine that keeps its parent is never an improvement (its
+        verdict compares the rejected candidate with that parent); a resume that keeps its saved version carries
+        that version's verdict against the initial prompt."""
+        if self.verdict is not None:
+            return self.verdict.improved and not (self.kept_version is not None and self.best_prompt == self.initial_prompt)
         if self.kept_version is not None:
             return False
-        if self.verdict is not None:
-            return self.verdict.improved
         a, b = self.metrics.initial_test_score, self.metrics.optimized_test_score
         if a is None or b is None or a.n_errors or b.n_errors:
             return False

@@ -31,8 +31,6 @@ log = logging.getLogger(__name__)
 def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     """Save the result (a version, or a kept/no-change event) and return what the run produced."""
     result, held, spec, splits = st.need("result"), st.need("held"), st.need("spec"), st.need("splits")
-    elapsed = time.monotonic() - env.started
-    metrics = _metrics(env, result, held, elapsed)
     paired = held_out.verdict(held, result, seed=env.config.seed)
     if st.parent_version is None:  # a new run (or its resume) says what it added to the user's initial prompt
         st.notes[:0] = [a for a in spec.assumptions if a.startswith(LABEL_LINE_ADDED)]
@@ -41,6 +39,8 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     resumed = kept_previous(env, st, result, held) if kept is None else None
     if resumed is not None:
         (kept, scored), kind = resumed, "kept_previous"
+    elapsed = time.monotonic() - env.started  # after the saved version was scored: its calls are the run's too
+    metrics = _metrics(env, result, held, elapsed)
     feedback_ids = [] if kept is not None else st.feedback_ids
     if feedback_ids:  # applied only when the new version addresses the item (sessions/feedback_check.py)
         feedback_ids = _addressed(env, result, feedback_ids, st.notes)
@@ -58,16 +58,42 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         env.recorder.kept(kind, kept, finished, usage_of(env.boundary(), elapsed), scored=scored,
                           rejected_prompt=result.prompt[:4000], notes=st.notes)  # fmt: skip
     env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
+    shown = _what_stays(env, kept, scored, result, metrics, paired)
     return OptimizationResult(
         session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",
         backend=result.backend, task_type=spec.task_type, input_fields=spec.input_names,
-        output_fields=spec.output_names, labels=spec.labels, initial_prompt=result.initial_prompt,
-        best_prompt=result.prompt, instructions=result.instructions, demos=result.demos, metrics=metrics,
+        output_fields=spec.output_names, labels=spec.labels, initial_prompt=result.initial_prompt, **shown,
         stop_reason=result.stop_reason, rounds_completed=result.rounds_completed,
         n_candidates=len(result.candidates), synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
         data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=_assumed(spec.assumptions),
-        feedback_applied=feedback_ids, notes=st.notes, verdict=paired, pareto=extras["pareto"],
+        feedback_applied=feedback_ids, notes=st.notes, pareto=extras["pareto"],
     )  # fmt: skip
+
+
+def _what_stays(
+    env: RunEnv, kept: int | None, scored: dict[str, Any] | None, result: BackendResult, metrics: RunMetrics,
+    paired: Any,
+) -> dict[str, Any]:
+    """The prompt the result hands out is the one the session keeps as latest: with a kept version, that version's
+    (`r["result"]` was the candidate the held-out test rejected); the candidate is `candidate_prompt`. A resume that
+    keeps its saved version reports that version's own held-out score and verdict against the initial prompt."""
+    out: dict[str, Any] = {"best_prompt": result.prompt, "instructions": result.instructions,
+                           "demos": result.demos, "metrics": metrics, "verdict": paired}  # fmt: skip
+    if kept is None:
+        return out
+    v = env.recorder.store.load(env.recorder.sid).get_version(kept)
+    out.update(best_prompt=v.prompt, instructions=v.instructions or v.prompt, demos=list(v.demos))
+    out["candidate_prompt"] = result.prompt if result.prompt != v.prompt else None
+    if scored and scored.get("test") is not None:
+        from promptomatix.metrics.verdict import PairedVerdict
+
+        t = scored["test"]
+        best = ScoreCI(mean=t.mean, ci_low=t.mean if t.ci_low is None else t.ci_low,
+                       ci_high=t.mean if t.ci_high is None else t.ci_high, n=t.n)  # fmt: skip
+        out["metrics"] = metrics.model_copy(update={"optimized_test_score": best,
+                                                    "optimized_prompt_score": v.valid.selection if v.valid else None})
+        out["verdict"] = PairedVerdict.model_validate(scored["verdict"])
+    return out
 
 
 def _assumed(assumptions: list[str]) -> list[str]:

@@ -308,7 +308,7 @@ def test_traversal_id_is_rejected(capsys, tmp_path, cmd):
 def test_bad_backend_is_one_line(capsys, data_csv):
     code, _, err = boundary(capsys, "optimize", TASK, "--data", data_csv, "--backend", "nosuch")
     line = one_error_line(err)
-    assert code == 1 and "backend" in line
+    assert code == 2 and "backend" in line  # a wrong command line (was 1, a failed run's code)
 
 
 def test_no_task_exits_2(capsys):

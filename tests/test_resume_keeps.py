@@ -81,11 +81,18 @@ def _clients(task: ResumeTask, proposal: str) -> dict[str, FakeLM]:
 
 def test_a_resume_whose_result_scores_lower_keeps_the_saved_version(tmp_path):
     sid = interrupted_with_good_v1(tmp_path)
+    spent = load_session(sid, sessions_dir=str(tmp_path / "s")).total_spent().calls
     task = ResumeTask()
     out = resume(sid, clients=_clients(task, HASTY), sessions_dir=str(tmp_path / "s"))
-    assert "HASTY" in out.best_prompt  # the resumed search chose it on valid and train ...
+    # the report counts the calls that scored version 1 too (they were left out: counted before they were made)
+    assert out.metrics.calls == load_session(sid, sessions_dir=str(tmp_path / "s")).total_spent().calls - spent
+    assert "HASTY" in out.candidate_prompt  # the resumed search chose it on valid and train ...
     assert task.saved_on_test == 6  # ... and version 1 was scored on the same 6 held-out rows
-    assert out.kept_version == 1 and out.version is None and not out.improved
+    assert out.kept_version == 1 and out.version is None
+    # what the result hands out is the version the session keeps, with its own score and verdict against the
+    # initial prompt (it handed out the rejected candidate, with that candidate's verdict, before)
+    assert GOOD_PROMPT in out.best_prompt and out["result"] == out.best_prompt and out.test_score == 1.0
+    assert out.verdict.optimized_mean == 1.0 and out.improved == out.verdict.improved
     note = next(n for n in out.notes if "kept version 1 as latest" in n)
     assert "scored lower on the held-out test than version 1" in note and "0.000 < 1.000 on the same 6 rows" in note
     assert "saved before the interruption" in note
