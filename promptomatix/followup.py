@@ -21,7 +21,7 @@ from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.lm.boundary import ModelClient
 from promptomatix.result import OptimizationResult
 from promptomatix.run import runner
-from promptomatix.run.carried import carried_note, check_budget_left
+from promptomatix.run.carried import carried_note, check_budget_left, with_run_limits
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.env import RunEnv
 from promptomatix.run.recorder import SessionRecorder, usage_of
@@ -185,8 +185,9 @@ def resume(
                 hint=f"use `promptomatix refine {session_id}` to go further",
             )
         given = session.data.get("given_rows", {}) if not session.task_spec else {}
+        run = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {}))
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
-        before = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {})).spent_before
+        cfg, before = with_run_limits(cfg, run.limits, overrides), run.spent_before
         check_budget_left(cfg.budget(), before, session_id)
         env = _env(cfg, store, session_id, clients, progress, track)
         env.spent_before = before

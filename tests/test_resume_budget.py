@@ -25,7 +25,12 @@ def _interrupted(tmp_path, max_calls: int) -> tuple[str, int]:
         run(tmp_path, clients=clients, max_calls=max_calls)
     s = load_session(e.value.session_id, sessions_dir=str(tmp_path / "s"))
     assert s.progress["spent_before"]["calls"] == s.total_spent().calls > 0
-    return e.value.session_id, s.total_spent().calls
+    return e.value.session_id, _answered(s)
+
+
+def _answered(s) -> int:
+    """Calls that count against a resumed run's limit: the call Ctrl-C cut off got no answer and paid nothing."""
+    return s.total_spent().calls - s.total_spent().failed_calls
 
 
 def test_a_resumed_run_counts_what_it_spent_before_against_its_limit(tmp_path):
@@ -46,7 +51,7 @@ def test_a_resume_with_nothing_left_is_refused_before_it_spends(tmp_path):
     assert f"spent {before} of its --max-calls {before} before it stopped" in e.value.message
     assert f"--max-calls {2 * before}" in (e.value.hint or "")
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
-    assert s.status == "interrupted" and s.total_spent().calls == before  # nothing spent, nothing changed
+    assert s.status == "interrupted" and _answered(s) == before  # nothing spent, nothing changed
 
 
 def test_the_limit_a_too_small_resume_advises_is_the_whole_runs_and_it_works(tmp_path):
@@ -70,7 +75,7 @@ def test_each_interruption_adds_to_what_the_run_spent(tmp_path):
     assert s.total_spent().calls > before
     assert s.progress["spent_before"]["calls"] == s.total_spent().calls  # both attempts, counted once each
     out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
-    assert f"had spent {s.total_spent().calls} of --max-calls 400" in " ".join(out.notes)
+    assert f"had spent {_answered(s)} of --max-calls 400" in " ".join(out.notes)
 
 
 def _stopping(answer, after: int):
@@ -102,3 +107,77 @@ def test_limit_messages_of_a_resumed_run_name_the_limits_the_user_gave():
     why = limit_reason(b, Ceiling(), Ceiling(), Ceiling(1200, 0.0), (0.0, 0.0))
     assert why == ("tokens", "budget of 4000 tokens reached: 3000 used, the next call can take up to 1200")
     assert budget_left(Budget(), before) == Budget(carried={})  # no limit: nothing to carry
+
+
+def test_resuming_a_refine_continues_the_refines_own_limit(tmp_path):
+    from promptomatix.followup import refine
+
+    done = run(tmp_path, clients=fakes()[0], max_calls=400)
+    sid = done.session_id
+    clients = _clients(ResumeTask(), HASTY)
+    clients["task"].default = _stopping(clients["task"].default, after=30)
+    with pytest.raises(RunInterrupted):
+        refine(sid, clients=clients, sessions_dir=str(tmp_path / "s"), max_calls=150)
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    before = s.progress["spent_before"]["calls"] - s.progress["spent_before"]["failed_calls"]
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    assert f"had spent {before} of --max-calls 150" in " ".join(out.notes)  # the optimize's 400 before
+    assert out.metrics.calls <= 150 - before
+
+
+def test_a_limit_given_to_resume_is_the_runs_from_then_on(tmp_path):
+    sid, _ = _interrupted(tmp_path, 100)
+    clients = _clients(ResumeTask(), HASTY)
+    clients["task"].default = _stopping(clients["task"].default, after=12)
+    with pytest.raises(RunInterrupted):
+        resume(sid, clients=clients, sessions_dir=str(tmp_path / "s"), max_calls=400)
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    assert f"had spent {_answered(s)} of --max-calls 400" in " ".join(out.notes)  # was refused: "... of its 100"
+
+
+def test_a_refine_refused_before_it_spends_leaves_the_session_completed(tmp_path):
+    from promptomatix.followup import refine
+
+    sid = run(tmp_path, clients=fakes()[0]).session_id
+    with pytest.raises(ConfigurationError, match="no search fits the budget"):
+        refine(sid, clients=fakes()[0], sessions_dir=str(tmp_path / "s"), max_calls=5)
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.status == "completed" and not s.progress  # was `failed`, and `resume` ran it with no limit
+    assert s.events[-1]["kind"] == "refused"
+
+
+def test_calls_that_got_no_answer_do_not_use_up_a_resumed_runs_calls(tmp_path):
+    from promptomatix.errors import LMCallError
+
+    clients, _task, _teacher = fakes()
+    calls = {"n": 0}
+    answer = clients["task"].default
+
+    def outage(messages):  # calls 41-50 get no answer (the provider is down), then Ctrl-C
+        calls["n"] += 1
+        if calls["n"] > 50:
+            raise KeyboardInterrupt
+        if calls["n"] > 40:
+            raise LMCallError("HTTP 400 from the provider")
+        return answer(messages)
+
+    clients["task"].default = outage
+    with pytest.raises(RunInterrupted) as e:
+        run(tmp_path, clients=clients, max_calls=200)
+    s = load_session(e.value.session_id, sessions_dir=str(tmp_path / "s"))
+    assert s.total_spent().failed_calls >= 10
+    out = resume(s.session_id, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    notes = " ".join(out.notes)
+    assert f"had spent {_answered(s)} of --max-calls 200" in notes  # counted all its calls before
+    assert f"({s.total_spent().failed_calls} calls that got no answer not counted)" in notes
+
+
+def test_a_time_limited_run_that_used_its_time_is_resumed_to_finish_it(tmp_path):
+    sid, _ = _interrupted(tmp_path, 400)
+    s = load_session(sid, sessions_dir=str(tmp_path / "s"))
+    assert s.total_spent().seconds > 0.001 * 60  # the run passed --max-minutes 0.001 before it stopped
+    # the same models: what the run asked before replays free, and the first new call finds no time left
+    out = resume(sid, clients=fakes()[0], sessions_dir=str(tmp_path / "s"), max_minutes=0.001)
+    assert out.metrics.optimized_test_score is not None  # was refused: "spent 0.0 min of its --max-minutes 0.0 min"
+    assert "of --max-minutes 0.001 min before it stopped" in " ".join(out.notes)

@@ -6,7 +6,6 @@ One error boundary (main) turns our typed errors into one clean line; PROMPTOMAT
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -28,7 +27,8 @@ if LAUNCHED:
     except ValueError:  # not the main thread
         pass
 
-import threading  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+import contextlib  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+import threading  # noqa: E402
 
 import typer  # noqa: E402
 

@@ -5,7 +5,7 @@ run's limit too: pass a larger one to give the run more."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import BudgetExceeded
 
@@ -17,8 +17,28 @@ _FLAGS = {"max_calls": "--max-calls", "max_tokens": "--max-total-tokens", "max_u
           "max_seconds": "--max-minutes"}  # fmt: skip
 
 
+#: the run settings that are its limits (RunConfig's names)
+LIMITS = ("max_calls", "max_total_tokens", "max_usd", "max_minutes")
+
+
+def run_limits(cfg: Any) -> dict[str, float | None]:
+    """The limits a run was given, as the session keeps them for a resume."""
+    return {name: getattr(cfg, name) for name in LIMITS}
+
+
+def with_run_limits(cfg: Any, limits: dict[str, float | None] | None, given: dict[str, Any]) -> Any:
+    """`cfg` with the limits of the run being resumed (a refine's own, or an earlier resume's) where the resume
+    names none: the session's settings hold the first optimize's only."""
+    if not limits:
+        return cfg
+    return cfg.model_copy(update={k: v for k, v in limits.items() if k in LIMITS and given.get(k) is None})
+
+
 def _spent_by_limit(before: Usage) -> dict[str, float]:
-    return {"max_calls": before.calls, "max_tokens": before.prompt_tokens + before.completion_tokens,
+    """What counts against each limit. A call that got no answer (a provider down, a timeout) paid nothing: an
+    outage does not use up the calls of the run that resumes after it."""
+    return {"max_calls": before.calls - before.failed_calls,
+            "max_tokens": before.prompt_tokens + before.completion_tokens,
             "max_usd": before.cost_usd or 0.0, "max_seconds": before.seconds}  # fmt: skip
 
 
@@ -42,18 +62,20 @@ def _shown(name: str, value: float, *, as_flag: bool = False) -> str:
     if name == "max_usd":
         return f"{value:.2f}" if as_flag else f"${value:.4f}"
     if name == "max_seconds":
-        return f"{max(1, round(value / 60))}" if as_flag else f"{value / 60:.1f} min"
+        return f"{value / 60:.3g}" if as_flag else f"{value / 60:.3g} min"
     return f"{value:.0f}"
 
 
 def check_budget_left(budget: Budget, before: Usage | None, session_id: str) -> None:
-    """Refuse a resume whose run has already spent one of its limits, before anything is spent again."""
+    """Refuse a resume whose run has already spent one of its limits, before anything is spent again. Not for
+    time: the final scoring is not bounded by it, so a run stopped there is resumed to finish it (the search,
+    with no time left, stops at once with its best so far)."""
     if before is None:
         return
     spent = _spent_by_limit(before)
     for name, flag in _FLAGS.items():
         limit = getattr(budget, name)
-        if limit is not None and spent[name] >= limit:
+        if name != "max_seconds" and limit is not None and spent[name] >= limit:
             raise BudgetExceeded(
                 f"session {session_id}'s run spent {_shown(name, spent[name])} of its {flag} "
                 f"{_shown(name, limit)} before it stopped; nothing is left to resume with",
@@ -70,4 +92,6 @@ def carried_note(budget: Budget, before: Usage | None) -> str | None:
     spent = _spent_by_limit(before)
     parts = [f"{_shown(n, spent[n])} of {flag} {_shown(n, getattr(budget, n))}"
              for n, flag in _FLAGS.items() if getattr(budget, n) is not None]  # fmt: skip
-    return "resumed: the run had spent " + ", ".join(parts) + " before it stopped; those count against its limits"
+    failed = f" ({before.failed_calls} calls that got no answer not counted)" if before.failed_calls else ""
+    return ("resumed: the run had spent " + ", ".join(parts) + f" before it stopped{failed}; those count against its "
+            "limits")  # fmt: skip

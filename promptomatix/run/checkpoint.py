@@ -65,6 +65,8 @@ class RunProgress(BaseModel):
     #: what the run spent in its earlier attempts (each Ctrl-C or failure adds its own): `resume` counts it
     #: against the run's limits (run/carried.py)
     spent_before: Usage | None = None
+    #: the run's limits as it was given them (refine's own, or a resume's): a later resume continues with them
+    limits: dict[str, int | float | None] | None = None
 
     @model_validator(mode="before")
     @classmethod

@@ -42,6 +42,7 @@ class SessionRecorder:
         self._ended = False  # completed or kept recorded (with the run's spending): a later error changes neither
         self._behind: _Write | None = None  # a write still being made while the run goes on
         self._order = threading.Lock()
+        self._was: tuple[str, dict[str, Any]] | None = None  # status and progress before a refine/resume's search
 
     def _update(self, fn: Any, *, strict: bool = True) -> None:
         """Write now, after the write behind (if any), so the session's writes land in the order they were made.
@@ -123,6 +124,8 @@ class SessionRecorder:
         """Status running, with what the search starts from (so `resume` continues the same run)."""
 
         def start(s: Any) -> None:
+            if s.status in ("completed", "interrupted", "failed"):
+                self._was = (s.status, dict(s.progress or {}))
             s.status = "running"
             s.progress = progress.dump()
             s.add_event("run", backend=progress.backend)
@@ -190,6 +193,12 @@ class SessionRecorder:
         def save(s: Any) -> None:
             if self._ended:  # after the result was saved (a progress callback raised): the session stays completed
                 s.add_event("failed_after_saving", reason=reason)
+                return
+            if self._was is not None and (usage is None or usage.calls == 0):
+                # refused before it spent anything (no search fits the budget): the session stays as it was, and
+                # a completed one is not turned into a failed run that `resume` would take up without the limit
+                s.status, s.progress = self._was
+                s.add_event("refused", reason=reason)
                 return
             s.status = "failed"
             s.add_event("failed", reason=reason)
@@ -269,7 +278,7 @@ def usage_of(boundary: LMBoundary, seconds: float | None = None) -> Usage:
     from promptomatix.sessions.models import Usage
 
     t = boundary.usage().total
-    return Usage(calls=t.calls, cached_calls=t.cached_calls, prompt_tokens=t.prompt_tokens,
+    return Usage(calls=t.calls, cached_calls=t.cached_calls, failed_calls=t.failed_calls, prompt_tokens=t.prompt_tokens,
                  completion_tokens=t.completion_tokens, cost_usd=t.cost_usd,
                  seconds=boundary.elapsed if seconds is None else seconds)  # fmt: skip
 

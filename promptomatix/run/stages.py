@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from promptomatix import held_out
 from promptomatix.errors import BudgetExceeded
 from promptomatix.lm.boundary import LIMIT_FLAGS
+from promptomatix.run.carried import run_limits
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.previous import held_out_passes
 from promptomatix.run_guard import held_out_notes, require_readable_answers, require_task_answered, run_owner
@@ -150,7 +151,7 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     env.recorder.search_started(
         RunProgress(owner=run_owner(), initial=initial.model_dump(), human_feedback=st.human_feedback,
                     feedback_ids=st.feedback_ids, parent_version=st.parent_version, backend=cfg.backend,
-                    spent_before=st.spent_before)
+                    spent_before=st.spent_before, limits=run_limits(cfg))
     )  # fmt: skip
     boundary = env.boundary()
     st.ctx = env.context(spec, st)

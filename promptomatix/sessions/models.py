@@ -45,6 +45,7 @@ class Usage(_Model):
 
     calls: int = Field(default=0, ge=0)
     cached_calls: int = Field(default=0, ge=0)
+    failed_calls: int = Field(default=0, ge=0)  # of `calls`: sent, but no answer came back (nothing paid)
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     cost_usd: float | None = Field(default=0.0, ge=0)
@@ -55,6 +56,7 @@ class Usage(_Model):
         return Usage(
             calls=self.calls + other.calls,
             cached_calls=self.cached_calls + other.cached_calls,
+            failed_calls=self.failed_calls + other.failed_calls,
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost_usd=cost,
