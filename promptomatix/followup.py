@@ -24,7 +24,7 @@ from promptomatix.run import runner
 from promptomatix.run.carried import carried_note, check_budget_left, with_run_limits
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.env import RunEnv
-from promptomatix.run.recorder import SessionRecorder, usage_of
+from promptomatix.run.recorder import SessionRecorder, fold_crashed, usage_of
 from promptomatix.run.state import RunState
 from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
@@ -184,6 +184,9 @@ def resume(
                 f"session {session_id} already completed",
                 hint=f"use `promptomatix refine {session_id}` to go further",
             )
+        if session.status == "running" and (session.progress or {}).get("spent_live"):  # killed outright
+            store.update(session_id, fold_crashed)
+            session = store.load(session_id)
         given = session.data.get("given_rows", {}) if not session.task_spec else {}
         run = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {}))
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)

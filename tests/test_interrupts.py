@@ -171,3 +171,22 @@ def test_three_concurrent_resumes_one_runs_the_others_refuse(env):
         assert code == 1 and out == "" and f"process {winner_pid}" in line
     s = SessionStore(env["PROMPTOMATIX_SESSIONS_DIR"]).load(sid)
     assert s.status == "completed" and [v.version for v in s.versions] == [1]
+
+
+def test_a_run_killed_outright_has_its_spending_counted_when_resumed(env):
+    """SIGKILL (or the OOM killer) leaves no handler a chance: what the run spent up to its last checkpoint is
+    counted in the session and against the resumed run's limit (the resume got the whole budget again, and
+    `sessions show` left the killed attempt's calls out)."""
+    p = optimize(env, "--max-calls", "400", latency=0.05)
+    s = wait_for(lambda s: s.status == "running" and (s.progress or {}).get("spent_live"), env)
+    p.kill()
+    p.communicate(timeout=20)
+    live = sessions(env)[0].progress["spent_live"]
+    assert live["calls"] > 0
+    r = subprocess.run([sys.executable, DRIVER, "resume", s.session_id, "--json"], env=env, capture_output=True,
+                       text=True, timeout=240)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (after,) = sessions(env)
+    assert after.status == "completed" and any(e["kind"] == "crashed" for e in after.events)
+    assert after.total_spent().calls >= live["calls"] + json.loads(r.stdout)["metrics"]["calls"]
+    assert "of --max-calls 400 before it stopped" in " ".join(json.loads(r.stdout)["notes"])

@@ -90,6 +90,7 @@ class RunEnv:
     def context(self, spec: TaskSpec, state: RunState | None = None) -> RunContext:
         """What a backend (or the held-out scoring, or the feedback critic) is handed."""
         from promptomatix.run.checkpoint import Checkpoint
+        from promptomatix.run.recorder import usage_of
 
         def candidate(record: Any) -> None:
             self.recorder.candidates([record])
@@ -102,6 +103,6 @@ class RunEnv:
             seed=self.config.seed,
             progress=self.live.step_fn,
             human_feedback=list(state.human_feedback) if state else [],
-            checkpoint=lambda cp: self.recorder.checkpoint(Checkpoint.of(cp)),
+            checkpoint=lambda cp: self.recorder.checkpoint(Checkpoint.of(cp), usage_of(self.boundary())),
             on_candidate=candidate,
         )

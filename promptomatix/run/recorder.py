@@ -132,10 +132,14 @@ class SessionRecorder:
 
         self._update_behind(start)
 
-    def checkpoint(self, cp: Checkpoint) -> None:
-        """A backend's best-so-far: what Ctrl-C or a crash keeps (written behind: the next write waits for it)."""
-        dumped = cp.model_dump(mode="json")
-        self._update_behind(lambda s: s.progress.update({"checkpoint": dumped}))
+    def checkpoint(self, cp: Checkpoint, usage: Usage | None = None) -> None:
+        """A backend's best-so-far: what Ctrl-C or a crash keeps (written behind: the next write waits for it), with
+        what the run has spent so far: a run killed outright (SIGKILL, out of memory) records nothing else, and its
+        resume counts this (`fold_crashed`)."""
+        update = {"checkpoint": cp.model_dump(mode="json")}
+        if usage is not None:
+            update["spent_live"] = usage.model_dump(mode="json")
+        self._update_behind(lambda s: s.progress.update(update))
 
     def candidates(self, records: list[CandidateRecord]) -> None:
         """Tell subscribers of each candidate once (a backend may report some live, the rest come with its result)."""
@@ -264,13 +268,31 @@ def _carry(s: Any, usage: Usage) -> None:
     """Add what this attempt spent to what the run spent before: `resume` counts the sum against its limits."""
     from promptomatix.sessions.models import Usage
 
-    progress = s.progress if isinstance(s.progress, dict) else {}
+    progress = {k: v for k, v in (s.progress or {}).items() if k != "spent_live"}  # superseded by `usage`
     try:
         before = Usage.model_validate(progress["spent_before"]) if progress.get("spent_before") else None
     except ValueError:  # a hand-edited record: count this attempt only
         before = None
     total = usage if before is None else before + usage
     s.progress = {**progress, "spent_before": total.model_dump(mode="json")}
+
+
+def fold_crashed(s: Any) -> bool:
+    """A run killed outright left its spending at its last checkpoint only: count it as the session's and as the
+    run's earlier spending (as Ctrl-C would have), once. True when there was such a record."""
+    from promptomatix.sessions.models import Usage
+
+    live = (s.progress or {}).get("spent_live") if s.status == "running" else None
+    if not live:
+        return False
+    try:
+        usage = Usage.model_validate(live)
+    except ValueError:
+        return False
+    s.add_spent(usage)
+    _carry(s, usage)
+    s.add_event("crashed", spent_calls=usage.calls)
+    return True
 
 
 def usage_of(boundary: LMBoundary, seconds: float | None = None) -> Usage:
