@@ -263,3 +263,14 @@ def test_a_hand_edited_block_of_session_json_is_reported_as_corrupt(tmp_path, bl
     with pytest.raises(SessionError, match=rf"is corrupt \({re.escape(where)}") as err:
         promptomatix.resume(sid, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
     assert "left untouched" in err.value.message and "sessions delete" in err.value.hint
+
+
+def test_exporting_the_saved_best_so_far_of_a_finished_run_does_not_advise_resume(tmp_path):
+    from promptomatix.cli.app import app
+
+    sid = interrupted_with_good_v1(tmp_path)
+    resume(sid, clients=_clients(ResumeTask(), "STEADY. " + GOOD_PROMPT), sessions_dir=str(tmp_path / "s"))
+    r = CliRunner().invoke(app, ["sessions", "export", sid, "--version", "1", "--sessions-dir", str(tmp_path / "s")])
+    assert r.exit_code == 0 and GOOD_PROMPT in r.output
+    # it said "`promptomatix resume ID` finishes it", and resume then refused: the session is completed
+    assert "resume" not in r.output and "the run was finished later: v2 is the latest" in " ".join(r.output.split())

@@ -329,9 +329,12 @@ def _note_interrupted(store: Any, session_id: str, version: int | None) -> None:
     from promptomatix.cli import sessions_view as view
     from promptomatix.cli.render import info
 
-    chosen = store.load(session_id).get_version(version)
+    session = store.load(session_id)
+    chosen = session.get_version(version)
     if view.is_interrupted(chosen):
-        info(f"note: v{chosen.version} is the {view.INTERRUPTED_LABEL}; `promptomatix resume {session_id}` finishes it")
+        finish = (f"`promptomatix resume {session_id}` finishes it" if session.status != "completed"
+                  else f"the run was finished later: v{session.get_version(None).version} is the latest")  # fmt: skip
+        info(f"note: v{chosen.version} is the {view.INTERRUPTED_LABEL}; {finish}")
 
 
 @sessions_app.command("delete")
