@@ -70,6 +70,7 @@ def interrupted_with_good_v1(tmp_path) -> str:
     s = load_session(e.value.session_id, sessions_dir=str(tmp_path / "s"))
     assert [v.version for v in s.versions] == [1] and GOOD_PROMPT in s.versions[0].prompt
     assert s.versions[0].settings["interrupted"] and not s.versions[0].test_examples
+    assert s.versions[0].duration_s == s.versions[0].usage.seconds > 0  # `sessions show` said "0s"
     return e.value.session_id
 
 

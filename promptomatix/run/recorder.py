@@ -252,7 +252,7 @@ class SessionRecorder:
                 return
             kept = interrupted_version(cp, spec, progress.backend or backend)
             if usage is not None:
-                kept["usage"] = usage
+                kept["usage"], kept["duration_s"] = usage, usage.seconds  # `sessions show` read "0s"
             if not _beats_the_latest(s, kept):  # a stopped resume/refine must not bury a better version
                 s.add_event("interrupted_not_saved", why="its best so far does not beat the latest version")
                 return
