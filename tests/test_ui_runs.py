@@ -218,3 +218,21 @@ def test_a_run_in_another_process_blocks_runs_and_delete(store, tmp_path):
     finally:
         holder.kill()
         holder.wait(10)
+
+
+def test_a_resume_from_the_page_can_be_given_a_larger_limit(tmp_path):
+    from tests.test_resume_budget import _interrupted
+
+    sid, before = _interrupted(tmp_path, 100)
+    store = SessionStore(tmp_path / "s")
+    with client_for(store) as c:
+        assert f'action="/s/{sid}/run/resume"' in c.get(f"/s/{sid}").text and 'name="max_calls"' in c.get(f"/s/{sid}").text
+        assert post(c, f"/s/{sid}/run/resume", max_calls=str(before)).status_code == 303
+        snap = finished(c, job_of(c, sid))
+        assert snap["status"] == "failed" and "nothing is left to resume with" in snap["message"]
+        assert post(c, f"/s/{sid}/run/resume", max_calls="-3").status_code == 400
+        # the page's own field does what the hint's CLI flag does (there was no way to finish it from the page)
+        assert post(c, f"/s/{sid}/run/resume", max_calls=str(before + 300)).status_code == 303
+        snap = finished(c, job_of(c, sid), timeout=120)
+        assert snap["status"] == "done", snap["message"]
+    assert store.load(sid).status == "completed" and store.load(sid).total_spent().calls <= before + 300 + 5

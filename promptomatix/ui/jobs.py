@@ -27,7 +27,7 @@ RUN_KINDS = ("refine", "resume", "generate")
 
 async def start_run(request: Request) -> Response:
     sid = session_id(request)
-    await checked_form(request)
+    form = await checked_form(request)
     kind = request.path_params["kind"]
     if kind not in RUN_KINDS:
         raise HTTPException(404, f"unknown run {kind[:20]!r}; use one of {', '.join(RUN_KINDS)}")
@@ -35,15 +35,16 @@ async def start_run(request: Request) -> Response:
     store_of(request).load(sid)  # a missing session fails here, not in the worker
     runs = request.app.state.runs
     clients = runs.clients
+    limits = _limits(form)  # a resume whose run has spent its limit is given a larger one here, as on the CLI
 
     def work(job: Job, progress: Any) -> Any:
         from promptomatix import followup
 
         store = store_of(request)
         if kind == "refine":
-            return followup.refine(sid, store=store, clients=clients(), progress=progress)
+            return followup.refine(sid, store=store, clients=clients(), progress=progress, **limits)
         if kind == "resume":
-            return followup.resume(sid, store=store, clients=clients(), progress=progress)
+            return followup.resume(sid, store=store, clients=clients(), progress=progress, **limits)
         job.add_event("generate", "the critic reads the latest prompt's failures")
         return followup.generate_feedback(sid, store=store, clients=clients())
 
@@ -100,6 +101,16 @@ def _run_kwargs(form: FormData) -> dict[str, Any]:
     if both:
         raise ConfigurationError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
     return {k: v for k, v in fields.items() if v is not None}
+
+
+def _limits(form: FormData) -> dict[str, Any]:
+    """The budget fields a run form may carry (empty: the run's own limits)."""
+    given = {"max_calls": _int((_field(form, "max_calls") or "").strip()),
+             "max_usd": _float((_field(form, "max_usd") or "").strip())}  # fmt: skip
+    for name, value in given.items():
+        if value is not None and value < 0:
+            raise HTTPException(400, f"{name} must be 0 or more")
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _float(value: str | None) -> float | None:
