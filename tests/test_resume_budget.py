@@ -36,7 +36,11 @@ def _answered(s) -> int:
 def test_a_resumed_run_counts_what_it_spent_before_against_its_limit(tmp_path):
     sid, before = _interrupted(tmp_path, 150)
     # new model names: nothing replays, and the resumed search would spend ~90 calls on a budget of its own
-    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    events = []
+    out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), progress=events.append)
+    # the live display shows the run's calls against its limit (it showed this attempt's, with no limit)
+    steps = [e for e in events if e.max_calls is not None]
+    assert steps and all(e.max_calls == 150 and e.calls_before == before for e in steps)
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert s.total_spent().calls <= 150  # was 160-175: the resume got all 150 again
     assert out.metrics.calls <= 150 - before

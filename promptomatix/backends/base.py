@@ -44,6 +44,11 @@ class ProgressEvent(BaseModel):
     calls: int | None = None
     cost_usd: float | None = None
     live: bool = False  # a counter refresh of the step already shown (sent as calls are made), not a new step
+    #: the run's call and dollar limits as given, and what it spent before a resume (counted against them)
+    max_calls: int | None = None
+    max_usd: float | None = None
+    calls_before: int = 0
+    cost_before: float = 0.0
 
 
 ProgressFn = Callable[[ProgressEvent], None]
@@ -57,13 +62,19 @@ def emit_progress(
     if progress is None:
         return
     total = boundary.usage().total if boundary is not None else None
+    limits: dict[str, Any] = {}
+    if boundary is not None:
+        b = boundary.budget
+        calls, usd = b.shown("max_calls"), b.shown("max_usd")
+        limits = {"max_calls": None if calls is None else int(calls), "max_usd": usd,
+                  "calls_before": int(b.carried.get("max_calls", 0)), "cost_before": b.carried.get("max_usd", 0.0)}
     progress(
         ProgressEvent(
             stage=stage,
             message=message,
             calls=total.calls if total else 0,
             cost_usd=total.cost_usd if total else 0.0,
-            **kw,
+            **{**limits, **kw},
         )
     )
 

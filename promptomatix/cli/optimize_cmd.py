@@ -118,8 +118,10 @@ class ProgressView:
         quiet_dspy_if_loaded()
         if not self.enabled:
             return
-        calls = f"{event.calls}" + (f"/{self.max_calls}" if self.max_calls else "")
-        cost = f"${event.cost_usd or 0:.4f}" + (f"/${self.max_usd:.2f}" if self.max_usd else "")
+        max_calls = event.max_calls if event.max_calls is not None else self.max_calls  # a resume: the run's
+        max_usd = event.max_usd if event.max_usd is not None else self.max_usd
+        calls = f"{(event.calls or 0) + event.calls_before}" + (f"/{max_calls}" if max_calls else "")
+        cost = f"${(event.cost_usd or 0) + event.cost_before:.4f}" + (f"/${max_usd:.2f}" if max_usd else "")
         rnd = f" round {event.round}/{event.total_rounds}" if event.round else ""
         best = f" best {event.best_score:.3f}" if event.best_score is not None else ""
         line = f"[{event.stage}]{rnd}{best} · calls {calls} · {cost} · {event.message}"
