@@ -165,3 +165,16 @@ def test_the_dspy_backend_leaves_the_callers_stdout_and_dspy_trace_as_they_were(
     assert result.verdict is not None
     assert capsys.readouterr().out == ""
     assert dspy.settings.trace == before
+
+
+def test_a_dspy_budget_that_cannot_pay_for_one_candidate_is_refused_before_any_call(tmp_path):
+    from promptomatix.errors import ConfigurationError
+    from tests.test_pipeline import fakes, run
+
+    clients, task, _teacher = fakes()
+    with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
+        run(tmp_path, clients=clients, backend="dspy", dspy_optimizer="bootstrap", max_calls=20)
+    assert task.n == 0  # it scored the initial program, then kept it unsearched (or failed: "budget ... spent")
+    advised = int(e.value.hint.split("--max-calls ")[1].split(",")[0])
+    out = run(tmp_path, clients=fakes()[0], backend="dspy", dspy_optimizer="bootstrap", max_calls=advised)
+    assert out.metrics.calls <= advised and out.n_candidates >= 1

@@ -171,6 +171,7 @@ def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> Backen
 
     try:
         backend = make_backend(env.config)
+        _dspy_fits(env, ctx, st)
         _freeze_imports()
         return compile_backend(env.config, backend, ctx, st.need("initial"), st.need("splits").backend_view())
     except BudgetExceeded as e:
@@ -186,6 +187,28 @@ def _compile(env: RunEnv, ctx: RunContext, st: RunState, full: Budget) -> Backen
         # Release the calls held back for the final report. A time limit bounds the search, not the report:
         # without held-out scores the run would have nothing to show for the time it spent.
         ctx.boundary.set_budget(full.model_copy(update={"max_seconds": None}))
+
+
+def _dspy_fits(env: RunEnv, ctx: RunContext, st: RunState) -> None:
+    """The dspy backend scores the initial program on every valid row before it searches, and each candidate on
+    them too: a budget that cannot pay for both is refused before the first call, with the limit that would do (it
+    failed after one call with "budget ... spent", or kept the initial program unsearched). The meta backend sizes
+    its own plan and says the same."""
+    if env.config.backend != "dspy":
+        return
+    left = ctx.boundary.remaining_calls(clamp=False)
+    need = 2 * len(st.need("splits").valid) * ctx.metrics.calls_per_row(ctx.spec.task_type)  # and one candidate
+    if left is None or left >= need:
+        return
+    from promptomatix.errors import ConfigurationError
+
+    shown = ctx.boundary.budget.shown("max_calls") or 0
+    raise ConfigurationError(
+        f"no search fits the budget: it leaves {max(left, 0)} calls for the search after the final scoring's "
+        f"{ctx.boundary.budget.reserved_calls}; scoring the initial program and one candidate on the valid rows take {need}",
+        hint=f"use --max-calls {int(shown) + need - left}, or fewer valid/test rows (--valid-data-size, "
+        "--test-data-size)",
+    )
 
 
 def _freeze_imports() -> None:
