@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
-from promptomatix.errors import ConfigurationError
+from promptomatix.errors import ConfigurationError, PluginError
 from promptomatix.lm.boundary import Budget
 from promptomatix.lm.factory import DEFAULT_MODEL, ModelSettings
 
@@ -139,6 +139,8 @@ class RunConfig(BaseModel):
 
         try:
             return canonical_backend(v)
+        except PluginError:
+            raise  # a broken plugin is not a wrong value: it keeps its own message (and exit 1)
         except ConfigurationError as e:
             raise ValueError(f"{e.message} ({e.hint})") from None
 

@@ -21,7 +21,7 @@ from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.lm.boundary import ModelClient
 from promptomatix.result import OptimizationResult
 from promptomatix.run import runner
-from promptomatix.run.carried import carried_note, check_budget_left, with_run_limits
+from promptomatix.run.carried import carried_note, check_budget_left, remember_limits, with_run_limits
 from promptomatix.run.checkpoint import RunProgress
 from promptomatix.run.env import RunEnv
 from promptomatix.run.recorder import SessionRecorder, fold_crashed, usage_of
@@ -192,6 +192,7 @@ def resume(
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
         cfg, before = with_run_limits(cfg, run.limits, overrides), run.spent_before
         check_budget_left(cfg.budget(), before, session_id)
+        store.update(session_id, lambda s: remember_limits(s, cfg))
         env = _env(cfg, store, session_id, clients, progress, track)
         env.spent_before = before
         note = carried_note(cfg.budget(), before)

@@ -136,3 +136,15 @@ def test_a_metric_for_a_task_type_nobody_registered_is_refused_naming_the_near_m
     with pytest.raises(PluginError, match=r"plugin typo-plug: metric for task type 'clasification': no such") as e:
         plugin_metric_registry()  # was accepted, listed, and never used
     assert "did you mean 'classification'?" in (e.value.hint or "")
+
+
+def test_a_broken_backend_plugin_is_exit_1_naming_it_not_a_usage_error(with_plugin, capsys, tmp_path):
+    from promptomatix.backends.registry import BackendEntry
+    from promptomatix.cli.app import main
+
+    entry = BackendEntry("mine", BaseModel, lambda settings, cfg: None, aliases=("simple_meta_prompt",))
+    with_plugin(types.SimpleNamespace(register_backends=hookimpl(lambda register: register(entry))), "alias-plug")
+    with pytest.raises(SystemExit) as e:
+        main(["optimize", "Classify reviews", "--sessions-dir", str(tmp_path), "--json"])
+    err = capsys.readouterr().err
+    assert e.value.code == 1 and "plugin alias-plug:" in err  # was exit 2, "invalid backend ... (check the value)"

@@ -54,6 +54,9 @@ def test_a_resume_with_nothing_left_is_refused_before_it_spends(tmp_path):
         resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=before)
     assert f"spent {before} of its --max-calls {before} before it stopped" in e.value.message
     assert f"--max-calls {2 * before}" in (e.value.hint or "")
+    with pytest.raises(BudgetExceeded) as e:  # the advice is what was spent plus the limit: it advised 2 x 10
+        resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=10)
+    assert f"--max-calls {before + 10}" in (e.value.hint or "")
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert s.status == "interrupted" and _answered(s) == before  # nothing spent, nothing changed
 
@@ -185,3 +188,18 @@ def test_a_time_limited_run_that_used_its_time_is_resumed_to_finish_it(tmp_path)
     out = resume(sid, clients=fakes()[0], sessions_dir=str(tmp_path / "s"), max_minutes=0.001)
     assert out.metrics.optimized_test_score is not None  # was refused: "spent 0.0 min of its --max-minutes 0.0 min"
     assert "of --max-minutes 0.001 min before it stopped" in " ".join(out.notes)
+
+
+def test_a_limit_given_to_a_resume_that_stops_before_its_search_is_kept(tmp_path):
+    from promptomatix import process_input
+    from tests.test_pipeline import TASK
+
+    sessions = str(tmp_path / "s")
+    clients, _task, _teacher = fakes(teacher_interrupt=3)  # Ctrl-C while the teacher writes rows: no search yet
+    with pytest.raises(RunInterrupted) as e:
+        process_input(clients=clients, human_input=TASK, sessions_dir=sessions, synthetic_data_size=12, max_calls=4)
+    sid = e.value.session_id
+    with pytest.raises(RunInterrupted):
+        resume(sid, clients=fakes(teacher_interrupt=3)[0], sessions_dir=sessions, max_calls=500)
+    # the next plain resume continues with 500 (it was refused against the first run's 4)
+    assert load_session(sid, sessions_dir=sessions).progress["limits"]["max_calls"] == 500

@@ -34,6 +34,12 @@ def with_run_limits(cfg: Any, limits: dict[str, float | None] | None, given: dic
     return cfg.model_copy(update={k: v for k, v in limits.items() if k in LIMITS and given.get(k) is None})
 
 
+def remember_limits(session: Any, cfg: Any) -> None:
+    """Keep a resume's limits in the session before it runs: one stopped before its search starts (which writes
+    them too) must not leave the next resume with the older ones."""
+    session.progress = {**(session.progress or {}), "limits": run_limits(cfg)}
+
+
 def _spent_by_limit(before: Usage) -> dict[str, float]:
     """What counts against each limit. A call that got no answer (a provider down, a timeout) paid nothing: an
     outage does not use up the calls of the run that resumes after it."""
@@ -60,10 +66,15 @@ def budget_left(budget: Budget, before: Usage | None) -> Budget:
 def _shown(name: str, value: float, *, as_flag: bool = False) -> str:
     """A limit's value for a message, or (`as_flag`) as its command-line flag takes it."""
     if name == "max_usd":
-        return f"{value:.2f}" if as_flag else f"${value:.4f}"
+        return _plain(value) if as_flag else f"${_plain(value)}"
     if name == "max_seconds":
-        return f"{value / 60:.3g}" if as_flag else f"{value / 60:.3g} min"
+        return _plain(value / 60) if as_flag else f"{_plain(value / 60)} min"
     return f"{value:.0f}"
+
+
+def _plain(value: float) -> str:
+    """A number as typed: no exponent, no trailing zeros (0.0005, 6000, 1.25)."""
+    return f"{value:.6f}".rstrip("0").rstrip(".") or "0"
 
 
 def check_budget_left(budget: Budget, before: Usage | None, session_id: str) -> None:
@@ -81,7 +92,7 @@ def check_budget_left(budget: Budget, before: Usage | None, session_id: str) -> 
                 f"{_shown(name, limit)} before it stopped; nothing is left to resume with",
                 limit=name.removeprefix("max_"),
                 hint=f"give the run a larger limit, e.g. promptomatix resume {session_id} {flag} "
-                f"{_shown(name, 2 * limit, as_flag=True)}",
+                f"{_shown(name, spent[name] + limit, as_flag=True)}",
             )
 
 
@@ -92,6 +103,7 @@ def carried_note(budget: Budget, before: Usage | None) -> str | None:
     spent = _spent_by_limit(before)
     parts = [f"{_shown(n, spent[n])} of {flag} {_shown(n, getattr(budget, n))}"
              for n, flag in _FLAGS.items() if getattr(budget, n) is not None]  # fmt: skip
-    failed = f" ({before.failed_calls} calls that got no answer not counted)" if before.failed_calls else ""
+    n = before.failed_calls
+    failed = f" ({n} call{'s' if n != 1 else ''} that got no answer not counted)" if n else ""
     return ("resumed: the run had spent " + ", ".join(parts) + f" before it stopped{failed}; those count against its "
             "limits")  # fmt: skip
