@@ -58,7 +58,7 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         env.recorder.kept(kind, kept, finished, usage_of(env.boundary(), elapsed), scored=scored,
                           rejected_prompt=result.prompt[:4000], notes=st.notes)  # fmt: skip
     env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
-    shown = _what_stays(env, kept, scored, result, metrics, paired)
+    shown = _what_stays(env, kept, scored, result, metrics, paired, held)
     return OptimizationResult(
         session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",
         backend=result.backend, task_type=spec.task_type, input_fields=spec.input_names,
@@ -72,7 +72,7 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
 
 def _what_stays(
     env: RunEnv, kept: int | None, scored: dict[str, Any] | None, result: BackendResult, metrics: RunMetrics,
-    paired: Any,
+    paired: Any, held: HeldOut,
 ) -> dict[str, Any]:
     """The prompt the result hands out is the one the session keeps as latest: with a kept version, that version's
     (`r["result"]` was the candidate the held-out test rejected); the candidate is `candidate_prompt`. A resume that
@@ -84,14 +84,24 @@ def _what_stays(
     v = env.recorder.store.load(env.recorder.sid).get_version(kept)
     out.update(best_prompt=v.prompt, instructions=v.instructions or v.prompt, demos=list(v.demos))
     out["candidate_prompt"] = result.prompt if result.prompt != v.prompt else None
-    if scored and scored.get("test") is not None:
+    if not scored:  # a refine keeps its parent, which is the prompt it started from: its scores are the initial's
+        m = metrics
+        out["metrics"] = m.model_copy(update={"optimized_test_score": m.initial_test_score,
+                                              "optimized_prompt_score": m.initial_prompt_score,
+                                              "optimized_prompt_score_raw": m.initial_prompt_score_raw})  # fmt: skip
+        same = held_out.HeldOut(held.split, held.initial, held.initial, held.initial_report, held.initial_report,
+                                same_prompt=True, label_field=held.label_field)  # fmt: skip
+        kept_result = result.model_copy(update={"prompt": result.initial_prompt, "valid_raw": result.initial_valid_raw})
+        out["verdict"] = held_out.verdict(same, kept_result, seed=env.config.seed)
+    elif scored.get("test") is not None:
         from promptomatix.metrics.verdict import PairedVerdict
 
         t = scored["test"]
         best = ScoreCI(mean=t.mean, ci_low=t.mean if t.ci_low is None else t.ci_low,
                        ci_high=t.mean if t.ci_high is None else t.ci_high, n=t.n)  # fmt: skip
         out["metrics"] = metrics.model_copy(update={"optimized_test_score": best,
-                                                    "optimized_prompt_score": v.valid.selection if v.valid else None})
+                                                    "optimized_prompt_score": v.valid.selection if v.valid else None,
+                                                    "optimized_prompt_score_raw": v.valid.raw if v.valid else None})
         out["verdict"] = PairedVerdict.model_validate(scored["verdict"])
     return out
 

@@ -137,7 +137,10 @@ def test_the_cli_resume_that_keeps_the_saved_version_says_so_and_exits_0(tmp_pat
     r = CliRunner().invoke(app, ["resume", sid, "--sessions-dir", str(tmp_path / "s")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
     flat = " ".join(r.output.split())
-    assert "worse than version 1 on the held-out test; version 1 stays latest" in flat
+    assert "worse than version 1 on the held-out test and was not saved" in flat and "version 1 stays latest" in flat
+    # the prompt shown is the one it hands out, version 1's, the one the table's numbers describe (it showed the
+    # rejected candidate above version 1's held-out score)
+    assert "HASTY" not in flat.split("verdict:")[0] and "prompt (session" in flat
     assert "kept version 1 as latest" in flat and "saved before the interruption" in flat
     assert [v.version for v in load_session(sid, sessions_dir=str(tmp_path / "s")).versions] == [1]
     exported = CliRunner().invoke(app, ["sessions", "export", sid, "--sessions-dir", str(tmp_path / "s")])
@@ -275,3 +278,15 @@ def test_exporting_the_saved_best_so_far_of_a_finished_run_does_not_advise_resum
     assert r.exit_code == 0 and GOOD_PROMPT in r.output
     # it said "`promptomatix resume ID` finishes it", and resume then refused: the session is completed
     assert "resume" not in r.output and "the run was finished later: v2 is the latest" in " ".join(r.output.split())
+
+
+def test_a_refine_that_keeps_its_parent_reports_the_parents_prompt_and_scores_together(tmp_path):
+    from promptomatix.followup import refine
+
+    sid = interrupted_with_good_v1(tmp_path)
+    resume(sid, clients=_clients(ResumeTask(), "STEADY. " + GOOD_PROMPT), sessions_dir=str(tmp_path / "s"))
+    out = refine(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
+    assert out.kept_version == 2 and "HASTY" in out.candidate_prompt and "STEADY" in out.best_prompt
+    # the scores are the kept prompt's: they were the rejected candidate's (test 0.0 beside version 2's prompt)
+    assert out.test_score == out.initial_test_score == 1.0 and not out.improved
+    assert out.verdict.same_prompt and out.verdict.outcome != "improved"

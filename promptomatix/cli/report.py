@@ -33,7 +33,8 @@ def verdict_line(r: Any) -> str:
     if getattr(r, "no_change", False):
         return f"verdict: no change — the refine ended with version {r.kept_version}'s prompt; no new version"
     if r.kept_version is not None:
-        line = f"verdict: worse than version {r.kept_version} on the {split}; version {r.kept_version} stays latest"
+        line = (f"verdict: the search's result was worse than version {r.kept_version} on the {split} and was not "
+                f"saved (`--json` has it as candidate_prompt); version {r.kept_version} stays latest")  # fmt: skip
         v = getattr(r, "verdict", None)
         if v is not None and r.best_prompt != r.initial_prompt:  # a resume: the saved version against the initial
             line += f" (version {r.kept_version} against the initial prompt: {v.summary()})"
@@ -69,9 +70,8 @@ def result_report(r: Any) -> None:
     title = f"optimized prompt (session {r.session_id}, version {r.version})"
     if getattr(r, "no_change", False):
         title = f"prompt (session {r.session_id}; no change from version {r.kept_version})"
-    elif r.kept_version is not None:  # the result's prompt is the kept version's; show what was rejected
-        shown = getattr(r, "candidate_prompt", None) or r.best_prompt
-        title = f"candidate prompt (session {r.session_id}; not saved: version {r.kept_version} stays latest)"
+    elif r.kept_version is not None:  # the result is the kept version; the rejected candidate is in --json
+        title = f"prompt (session {r.session_id}; version {r.kept_version} stays latest)"
     diff = "\n".join(
         difflib.unified_diff(r.initial_prompt.splitlines(), shown.splitlines(), "initial", "optimized", lineterm="", n=2)
     )
