@@ -148,3 +148,12 @@ def test_a_broken_backend_plugin_is_exit_1_naming_it_not_a_usage_error(with_plug
         main(["optimize", "Classify reviews", "--sessions-dir", str(tmp_path), "--json"])
     err = capsys.readouterr().err
     assert e.value.code == 1 and "plugin alias-plug:" in err  # was exit 2, "invalid backend ... (check the value)"
+
+
+def test_a_plugin_client_can_be_copied():
+    import copy
+
+    from promptomatix.lm.guarded import PluginClient
+
+    client = PluginClient(_Client("prov/x", "ok"), "prov-plug", "prov")
+    assert copy.copy(client).model == "prov/x"  # was RecursionError (__getattr__ before _inner was set)

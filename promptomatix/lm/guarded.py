@@ -21,6 +21,8 @@ class PluginClient:
         self.model = inner.model
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_inner":  # not set yet (copy.copy builds the object without __init__): no endless lookup
+            raise AttributeError(name)
         return getattr(self._inner, name)
 
     def complete(self, messages: list[dict[str, str]], **kwargs: Any) -> Completion:

@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import BudgetExceeded
+from promptomatix.lm.boundary import LIMIT_FLAGS
 
 if TYPE_CHECKING:
     from promptomatix.lm.usage import Budget
     from promptomatix.sessions.models import Usage
 
-_FLAGS = {"max_calls": "--max-calls", "max_tokens": "--max-total-tokens", "max_usd": "--max-usd",
-          "max_seconds": "--max-minutes"}  # fmt: skip
+_FLAGS = {f"max_{limit}": flag for limit, flag in LIMIT_FLAGS.items()}  # Budget's names: max_calls, max_tokens, ...
 
 
 #: the run settings that are its limits (RunConfig's names)

@@ -194,7 +194,7 @@ def _dspy_fits(env: RunEnv, ctx: RunContext, st: RunState) -> None:
     them too: a budget that cannot pay for both is refused before the first call, with the limit that would do (it
     failed after one call with "budget ... spent", or kept the initial program unsearched). The meta backend sizes
     its own plan and says the same."""
-    if env.config.backend != "dspy":
+    if env.config.backend != "dspy" or st.spent_before is not None:  # a resume replays its calls free
         return
     left = ctx.boundary.remaining_calls(clamp=False)
     need = 2 * len(st.need("splits").valid) * ctx.metrics.calls_per_row(ctx.spec.task_type)  # and one candidate

@@ -93,9 +93,8 @@ def _run_kwargs(form: FormData) -> dict[str, Any]:
         "input_fields": _names(form, "input_fields"),
         "output_fields": _names(form, "output_fields"),
         "synthetic_data_size": _int(_text(form, "synthetic_data_size")),
-        "max_calls": _int(_text(form, "max_calls")),
-        "max_usd": _float(_text(form, "max_usd")),
         "max_minutes": _float(_text(form, "max_minutes")),
+        **_limits(form),
     }
     both = sorted(set(fields["input_fields"] or ()) & set(fields["output_fields"] or ()))
     if both:
