@@ -308,6 +308,11 @@ def test_pick_a_candidate_makes_a_new_version(client, store, sid):
     assert v2.valid == Score(raw=cand["valid_raw"], penalized=cand["valid_penalized"])
     bad = client.post(f"/s/{sid}/pick", data={"csrf": CSRF, "version": "1", "candidate": "999"})
     assert bad.status_code == 404 and len(store.load(sid).versions) == 2  # no such candidate
+    again = client.post(f"/s/{sid}/pick", data={"csrf": CSRF, "version": "1", "candidate": str(cand["id"])})
+    assert again.headers["location"] == f"/s/{sid}?v=2&picked=same" and len(store.load(sid).versions) == 2
+    page = client.get(again.headers["location"]).text  # it redirected to v2 without a word
+    assert "already is the latest version, v2: no version added" in page
+    assert "no version added" not in client.get(f"/s/{sid}?v=2&picked=<b>x</b>").text  # only the fixed notice
 
 
 def test_exports(client, store, sid):

@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.sessions.feedback import attach_feedback, dismiss_feedback
 from promptomatix.sessions.models import Session
-from promptomatix.sessions.pick import pick_candidate as pick_candidate_version
+from promptomatix.sessions.pick import pick
 from promptomatix.ui import views
 from promptomatix.ui.pages import _int, session_id, store_of
 from promptomatix.ui.security import checked_form
@@ -110,9 +110,11 @@ async def change_feedback(request: Request) -> Response:
     return back(request, sid, version=_int(_text(form, "version")), anchor="#feedback")
 
 
-def _pick(s: Session, number: int, cand_id: int) -> int:
-    """Make candidate `cand_id` of version `number` a new version, without calling any model (as `sessions pick`)."""
-    return pick_candidate_version(s, cand_id, version=number).version
+def _pick(s: Session, number: int, cand_id: int) -> tuple[int, bool]:
+    """Make candidate `cand_id` of version `number` a new version, without calling any model (as `sessions pick`);
+    the version shown next, and whether one was added (not when that prompt already is the latest)."""
+    picked = pick(s, cand_id, version=number)
+    return picked.version.version, picked.added
 
 
 async def pick_candidate(request: Request) -> Response:
@@ -122,9 +124,12 @@ async def pick_candidate(request: Request) -> Response:
     if number is None or cand_id is None:
         raise HTTPException(400, "pick needs a version and a candidate")
     _refuse_if_busy(request, sid, "add a version")
-    made: dict[str, int] = {}
+    made: dict[str, tuple[int, bool]] = {}
     store_of(request).update(sid, lambda s: made.setdefault("v", _pick(s, number, cand_id)))
-    return back(request, sid, version=made["v"])
+    version, added = made["v"]
+    if added:
+        return back(request, sid, version=version)
+    return RedirectResponse(f"/s/{sid}?v={version}&picked=same", status_code=303)  # the page says why nothing changed
 
 
 async def delete_session(request: Request) -> Response:

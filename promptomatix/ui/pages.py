@@ -101,6 +101,7 @@ async def session_page(request: Request) -> Response:
         "job": job.snapshot() if job else None,
         "busy": runs.busy(s.session_id),
         "has_data": bool(s.task_spec and s.data),
+        "picked_same": p.get("picked") == "same",  # a fixed notice: no text from the URL is shown
     }
     return render(request, "session.html", ctx)
 
