@@ -205,7 +205,9 @@ def test_a_refine_that_scores_lower_on_the_held_out_test_keeps_the_previous_vers
 
     fresh = {"task": FakeLM(default=task, model="fake/task-2"), "teacher": FakeLM(default=teacher, model="fake/t-2")}
     out = refine(r.session_id, store=store, clients=fresh)  # new model names: nothing replays from the cache
-    assert "DECISIVE" in out.best_prompt and out.test_score < out.initial_test_score
+    # the result hands out version 1, with its scores; the rejected candidate is candidate_prompt
+    assert "DECISIVE" in out.candidate_prompt and "DECISIVE" not in out.best_prompt
+    assert out.test_score == out.initial_test_score and not out.improved
     assert out.kept_version == 1 and out.version is None and out.feedback_applied == []
     assert any("scored lower on the held-out test" in n and "kept version 1 as latest" in n for n in out.notes)
     s = store.load(r.session_id)
