@@ -113,7 +113,8 @@ def test_limit_messages_of_a_resumed_run_name_the_limits_the_user_gave():
     # its first call is not "too small for one call": the limit is what is left after the earlier attempt
     why = limit_reason(b, Ceiling(), Ceiling(), Ceiling(1200, 0.0), (0.0, 0.0))
     assert why == ("tokens", "budget of 4000 tokens reached: 3000 used, the next call can take up to 1200")
-    assert budget_left(Budget(), before) == Budget(carried={})  # no limit: nothing to carry
+    unlimited = budget_left(Budget(), before)  # no limit stays no limit; what was spent is still known (progress)
+    assert unlimited.max_calls is None and unlimited.shown("max_calls") is None and unlimited.carried["max_calls"] == 40
 
 
 def test_resuming_a_refine_continues_the_refines_own_limit(tmp_path):
@@ -130,6 +131,15 @@ def test_resuming_a_refine_continues_the_refines_own_limit(tmp_path):
     out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"))
     assert f"had spent {before} of --max-calls 150" in " ".join(out.notes)  # the optimize's 400 before
     assert out.metrics.calls <= 150 - before
+
+
+def test_the_progress_of_an_unlimited_resume_counts_the_runs_earlier_calls(tmp_path):
+    sid, before = _interrupted(tmp_path, None)  # no limit
+    events = []
+    resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), progress=events.append)
+    assert load_session(sid, sessions_dir=str(tmp_path / "s")).status == "completed"
+    # the live line adds the earlier attempt's calls: it showed this attempt's alone when the run had no limit
+    assert events and {e.calls_before for e in events} == {before} and {e.max_calls for e in events} == {None}
 
 
 def test_a_limit_given_to_resume_is_the_runs_from_then_on(tmp_path):

@@ -59,7 +59,7 @@ def budget_left(budget: Budget, before: Usage | None) -> Budget:
         if limit is not None:
             rest = max(0.0, limit - spent[name])
             left[name] = int(rest) if name in ("max_calls", "max_tokens") else rest
-    carried = {name: spent[name] for name in left}
+    carried = {name: spent[name] for name in _FLAGS}  # all of it: progress shows it even with no limit
     return budget.model_copy(update={**left, "carried": carried})
 
 
