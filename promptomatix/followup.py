@@ -184,15 +184,13 @@ def resume(
                 f"session {session_id} already completed",
                 hint=f"use `promptomatix refine {session_id}` to go further",
             )
-        if session.status == "running" and (session.progress or {}).get("spent_live"):  # killed outright
-            store.update(session_id, fold_crashed)
-            session = store.load(session_id)
+        fold_crashed(session)  # killed outright: its spending is counted (saved with the limits below)
         given = session.data.get("given_rows", {}) if not session.task_spec else {}
         run = _block(session, "progress", lambda: RunProgress.model_validate(session.progress or {}))
         cfg = _config(session, {**overrides, "dry_run": False, **given}, api_key, api_base)
         cfg, before = with_run_limits(cfg, run.limits, overrides), run.spent_before
         check_budget_left(cfg.budget(), before, session_id)
-        store.update(session_id, lambda s: remember_limits(s, cfg))
+        store.update(session_id, lambda s: (fold_crashed(s), remember_limits(s, cfg)))
         env = _env(cfg, store, session_id, clients, progress, track)
         env.spent_before = before
         note = carried_note(cfg.budget(), before)

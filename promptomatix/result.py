@@ -95,11 +95,11 @@ class OptimizationResult(BaseModel, Mapping[str, Any]):
     @property
     def improved(self) -> bool:
         """The paired held-out test says the prompt the result hands out (`best_prompt`, the latest version) is better
-        than the initial prompt, and no row errored. A refine that keeps its parent is never an improvement (its
-        verdict compares the rejected candidate with that parent); a resume that keeps its saved version carries
-        that version's verdict against the initial prompt."""
+        than the initial prompt, and no row errored. A refine that keeps its parent carries a same-prompt verdict
+        (never an improvement); a resume that keeps its saved version carries that version's verdict against the
+        initial prompt."""
         if self.verdict is not None:
-            return self.verdict.improved and not (self.kept_version is not None and self.best_prompt == self.initial_prompt)
+            return self.verdict.improved
         if self.kept_version is not None:
             return False
         a, b = self.metrics.initial_test_score, self.metrics.optimized_test_score

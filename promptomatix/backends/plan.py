@@ -282,9 +282,15 @@ def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None =
     need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)  # one candidate, no confirmation
     need = plan.baseline_calls + need * plan.calls_per_row
     short = need - (plan.budget or 0 if left is None else left)
+    return search_does_not_fit(plan.changes[-1] if plan.changes else "no rounds", max_calls, short)
+
+
+def search_does_not_fit(why: str, max_calls: int | None, short: int) -> ConfigurationError:
+    """"No search fits the budget", with the --max-calls that would do (`short`: the calls missing), for every
+    backend that refuses a budget before its first call."""
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
     return ConfigurationError(
-        f"no search fits the budget: {plan.changes[-1] if plan.changes else 'no rounds'}",
+        f"no search fits the budget: {why}",
         hint=f"use {raise_to}, or fewer valid/test rows (--valid-data-size, --test-data-size)",
     )
 

@@ -200,15 +200,12 @@ def _dspy_fits(env: RunEnv, ctx: RunContext, st: RunState) -> None:
     need = 2 * len(st.need("splits").valid) * ctx.metrics.calls_per_row(ctx.spec.task_type)  # and one candidate
     if left is None or left >= need:
         return
-    from promptomatix.errors import ConfigurationError
+    from promptomatix.backends.plan import search_does_not_fit
 
-    shown = ctx.boundary.budget.shown("max_calls") or 0
-    raise ConfigurationError(
-        f"no search fits the budget: it leaves {max(left, 0)} calls for the search after the final scoring's "
-        f"{ctx.boundary.budget.reserved_calls}; scoring the initial program and one candidate on the valid rows take {need}",
-        hint=f"use --max-calls {int(shown) + need - left}, or fewer valid/test rows (--valid-data-size, "
-        "--test-data-size)",
-    )
+    b = ctx.boundary.budget
+    raise search_does_not_fit(f"it leaves {max(left, 0)} calls for the search after the final scoring's "
+                              f"{b.reserved_calls}; scoring the initial program and one candidate on the valid rows "
+                              f"take {need}", int(b.shown("max_calls") or 0), need - left)  # fmt: skip
 
 
 def _freeze_imports() -> None:
