@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 from promptomatix.lm.boundary import Budget
@@ -91,13 +92,20 @@ def _examples(task: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> lis
     return [dspy.Example(**{k: row[k] for k in names}).with_inputs(*task["input_fields"]) for row in rows]
 
 
-def _boundaries(settings: Any, budget: Budget, clients: dict[str, Any] | None) -> tuple[Any, Any]:
+def _boundaries(
+    settings: Any, budget: Budget, clients: dict[str, Any] | None, part_dir: Path | None
+) -> tuple[Any, Any]:
     """(optimization, held-out scoring): the scoring is never cut short by the optimization's budget, so it gets a
-    second boundary on the same clients."""
+    second boundary on the same clients. With `part_dir` their caches are on disk there, replayed by a next
+    attempt at the part (benchmarks/carry.py)."""
+    from benchmarks.carry import ReplayCache
     from promptomatix.lm.factory import build_boundary
 
     opt_boundary = build_boundary(settings, budget=budget, clients=clients)
     eval_boundary = build_boundary(settings, clients=dict(opt_boundary.clients))
+    if part_dir is not None:
+        opt_boundary.cache = ReplayCache(part_dir / "optimization.sqlite")
+        eval_boundary.cache = ReplayCache(part_dir / "scoring.sqlite")
     return opt_boundary, eval_boundary
 
 
@@ -138,14 +146,19 @@ def _compile_peer(
 
 
 def _usage_counts(opt_boundary: Any, eval_boundary: Any) -> dict[str, Any]:
-    """Calls and tokens of both boundaries; the search's calls are the optimization boundary's alone."""
+    """Calls and tokens of both boundaries; the search's calls are the optimization boundary's alone. An answer
+    replayed from an earlier attempt at the part was a call of that attempt: it counts as a call, not a hit."""
+    from benchmarks.carry import replays
+
     usage = [opt_boundary.usage().total, eval_boundary.usage().total]
+    (opt_calls, opt_tokens), (eval_calls, eval_tokens) = replays(opt_boundary), replays(eval_boundary)
     return {
-        "calls": sum(u.calls for u in usage),
-        "cached_calls": sum(u.cached_calls for u in usage),
-        "tokens": sum(u.tokens for u in usage),
-        "optimization_calls": usage[0].calls,
-        "search_calls": usage[0].calls,
+        "calls": sum(u.calls for u in usage) + opt_calls + eval_calls,
+        "cached_calls": sum(u.cached_calls for u in usage) - opt_calls - eval_calls,
+        "tokens": sum(u.tokens for u in usage) + opt_tokens + eval_tokens,
+        "optimization_calls": usage[0].calls + opt_calls,
+        "search_calls": usage[0].calls + opt_calls,
+        "replayed_calls": opt_calls + eval_calls,
     }
 
 
@@ -168,9 +181,11 @@ def run_peer(
     max_minutes: float | None = None,
     clients: dict[str, Any] | None = None,
     auto: str = "light",
+    part_dir: Path | None = None,
 ) -> dict[str, Any]:
     """Compile the peer on train/valid, score the initial and compiled programs on test. Returns a result row
-    (same keys as the runner's Promptomatix rows). A budget applies to the optimization only."""
+    (same keys as the runner's Promptomatix rows). A budget applies to the optimization only. `part_dir` keeps
+    the calls' answers on disk so that a next attempt replays them (see benchmarks/carry.py)."""
     import dspy
 
     from promptomatix.backends.dspy_modules import instructions_text, program_demos, render_program
@@ -180,7 +195,7 @@ def run_peer(
     t0 = time.perf_counter()
     settings = ModelSettings(model=model, teacher_model=teacher_model, n_parallel=max(4, num_threads))
     budget = Budget(max_calls=max_calls, max_seconds=max_minutes * 60 if max_minutes else None)
-    opt_boundary, eval_boundary = _boundaries(settings, budget, clients)
+    opt_boundary, eval_boundary = _boundaries(settings, budget, clients, part_dir)
     eval_lm = make_dspy_lm(eval_boundary.role("task"), temperature=0.0, max_tokens=256)
     opt_lm = make_dspy_lm(opt_boundary.role("task"), temperature=0.0, max_tokens=256)
     prompt_lm = make_dspy_lm(opt_boundary.role("teacher"), temperature=1.0, max_tokens=1024) if teacher_model else None

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from benchmarks.carry import forget
+from benchmarks.common import DEFAULT_CACHE_DIR
 from benchmarks.report import machine_info
 
 # test >= 100 rows everywhere; train/valid as small as a user would label by hand
@@ -40,6 +42,7 @@ SUITE_TASKS = ("trec", "intent", "spam", "sentiment", "squad")
 SUITE_METHODS = ("meta", "peer-miprov2", "meta-third", "dspy-miprov2")
 SUITE_DIR = Path(__file__).resolve().parent / "results" / "suite"
 RESULTS_MD = Path(__file__).resolve().parent / "RESULTS.md"
+PARTS_CACHE = DEFAULT_CACHE_DIR / "parts"  # a part's carried-over calls, until its JSON is written
 
 
 def _log(msg: str) -> None:
@@ -69,18 +72,22 @@ def third_of_peer(out: Path, task: dict[str, Any], seed: int) -> int | None:
 
 
 def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teacher_model: str | None,
-             num_threads: int, max_calls: int | None) -> dict[str, Any]:  # fmt: skip
+             num_threads: int, max_calls: int | None, part_dir: Path) -> dict[str, Any]:  # fmt: skip
     """One method on one task split; a failure is a result (with its error), not the end of the suite.
-    `meta-third` is meta under a budget of a third of the peer's search calls (see `third_of_peer`)."""
+    `meta-third` is meta under a budget of a third of the peer's search calls (see `third_of_peer`). The peer's
+    calls are kept in `part_dir` until the part is written, for an attempt after this one is cut off."""
     from benchmarks.run import _finish_row, run_process
 
     common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads}
     load = os.getloadavg()[0]
     try:
-        if method == "peer-miprov2":
+        if method == "peer-miprov2":  # hours a part on squad: an attempt a session end cuts off carries over
+            from benchmarks.carry import Attempts, with_attempts
             from benchmarks.peer import run_peer
 
-            row = run_peer(task, **common, max_calls=max_calls)
+            with Attempts(part_dir) as attempts:
+                row = run_peer(task, **common, max_calls=max_calls, part_dir=part_dir)
+            row = with_attempts(row, attempts, row.get("replayed_calls", 0))
         else:
             backend = "meta" if method == "meta-third" else method
             with tempfile.TemporaryDirectory(prefix="pmx-suite-") as sdir:
@@ -97,7 +104,8 @@ def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teache
 
 
 def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str], *, out: Path, model: str,
-              teacher_model: str | None, num_threads: int, max_calls: int | None, command: str) -> int:  # fmt: skip
+              teacher_model: str | None, num_threads: int, max_calls: int | None, command: str,
+              parts_cache: Path = PARTS_CACHE) -> int:  # fmt: skip
     """Run every missing part, seed-major so that each seed's five tasks finish before the next seed starts."""
     out.mkdir(parents=True, exist_ok=True)
     done = 0
@@ -116,8 +124,9 @@ def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str]
                         _log(f"[{name}@s{seed} meta-third] skipped: run peer-miprov2 on this split first")
                         continue
                 _log(f"[{name}@s{seed} {method}] starting")
+                part_dir = parts_cache / out.name / path.stem
                 row = run_part(task, seed, method, model=model, teacher_model=teacher_model,
-                               num_threads=num_threads, max_calls=budget)  # fmt: skip
+                               num_threads=num_threads, max_calls=budget, part_dir=part_dir)  # fmt: skip
                 doc = {"meta": {"command": command, "model": model, "teacher_model": teacher_model,
                                 "num_threads": num_threads, "max_calls": budget, "sizes": SUITE_SIZES[name],
                                 "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -126,6 +135,7 @@ def run_suite(tasks: Sequence[str], seeds: Sequence[int], methods: Sequence[str]
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(doc, indent=1, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
                 os.replace(tmp, path)
+                forget(part_dir)
                 test = (row.get("test") or {}).get("mean")
                 _log(f"[{name}@s{seed} {method}] done: test {test}, calls {row.get('calls')}, {row.get('time_s')} s"
                      + (f", ERROR {row['error']}" if row.get("error") else ""))  # fmt: skip
