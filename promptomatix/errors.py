@@ -72,6 +72,10 @@ class PluginError(ConfigurationError):
         self.plugin = plugin
 
 
+class OptimizerError(PromptomatixError):
+    """The optimizer itself gave up (DSPy raised): the run failed, its baseline stays in the session."""
+
+
 class StateError(PromptomatixError):
     """A library object was used before it was ready (a bug in the caller or in a plugin, not in user input)."""
 

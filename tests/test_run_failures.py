@@ -11,7 +11,7 @@ import pytest
 
 from promptomatix import process_input
 from promptomatix.api import load_session
-from promptomatix.errors import LMCallError, MetricError, ModelUnavailableError
+from promptomatix.errors import LMCallError, MetricError, ModelUnavailableError, OptimizerError
 from promptomatix.followup import refine
 from promptomatix.lm.fake import FakeLM
 from promptomatix.sessions import SessionStore
@@ -65,6 +65,22 @@ def run(tmp_path, task=task_answer, **kw):
 def only_session(tmp_path):
     (summary,) = SessionStore(tmp_path / "s").list()
     return SessionStore(tmp_path / "s").load(summary.session_id)
+
+
+# -- the optimizer gives up ----------------------------------------------------------------------------------
+
+
+def test_a_dspy_optimizer_that_raises_is_a_failed_run_not_the_initial_prompt_as_a_result(tmp_path, capsys):
+    """The teacher answers DSPy's instruction proposer with no proposed_instruction: MIPROv2 raises. That run
+    ended `completed` (exit 0), handing out the initial program as the 'optimized' one, with a traceback on the
+    terminal; it fails in one line that names the optimizer, its error and how to go on."""
+    with pytest.raises(OptimizerError) as e:
+        run(tmp_path, backend="dspy")
+    msg, s = str(e.value), only_session(tmp_path)
+    assert msg.startswith("DSPy miprov2 failed: AdapterParseError") and "proposed_instruction" in msg
+    assert "\n" not in msg and f"promptomatix resume {s.session_id}" in msg and "--backend simple_meta_prompt" in msg
+    assert s.status == "failed" and not s.versions and s.events[-1]["kind"] == "failed"
+    assert "Traceback" not in capsys.readouterr().err
 
 
 # -- the task model cannot answer -----------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from promptomatix.backends.dspy_modules import (
     render_program,
     set_demos,
 )
+from promptomatix.backends.dspy_optimizers import optimizer_failed
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -289,10 +290,9 @@ class _Run:
             ctx.emit("stopped", f"budget reached inside DSPy, keeping the initial program ({exc.message})")
         except (ConfigurationError, MetricError):
             raise
-        except Exception as e:  # DSPy gave up (e.g. too many failed examples): say so, keep the initial program
-            log.warning("DSPy %s failed", s.optimizer, exc_info=True)
-            stop_reason = f"optimizer error: {type(e).__name__}: {e}; kept the initial program"
-            ctx.emit("stopped", stop_reason)
+        except Exception as e:  # DSPy gave up: the run did not optimize, so it failed (exit 1), in one line
+            log.debug("DSPy %s failed", s.optimizer, exc_info=True)
+            raise optimizer_failed(s.optimizer, e, ctx.boundary) from e
         return best, stop_reason, rounds
 
     def optimize_beside_baseline(self, start: SpecProgram, base: _Scored, label: str) -> SpecProgram | BaseException:

@@ -16,7 +16,7 @@ import dspy
 from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
-from promptomatix.errors import ConfigurationError
+from promptomatix.errors import ConfigurationError, OptimizerError
 
 
 def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
@@ -159,3 +159,17 @@ OPTIMIZERS: dict[str, Callable[[Any, SpecProgram], SpecProgram]] = {
     "bootstrap": bootstrap,
     "labeled": labeled_fewshot,
 }
+
+
+def optimizer_failed(name: str, error: Exception, boundary: Any) -> OptimizerError:
+    """The one-line failure of a DSPy optimizer that raised. Kept quiet, it used to end as a `completed` run (exit
+    0) whose 'optimized' prompt was the initial one; a model whose calls failed meanwhile is named as the cause."""
+    from promptomatix.run_guard import one_line, provider_cause
+
+    what = one_line(f"{type(error).__name__}: {error}", 240)
+    causes = [f"the {role} model's calls failed: {c}" for role in ("task", "teacher")
+              if (c := provider_cause(boundary, role)) != "no error was recorded"]  # fmt: skip
+    return OptimizerError(
+        f"DSPy {name} failed: {what}" + (f" (meanwhile {causes[0]})" if causes else ""),
+        hint="run it again with --backend simple_meta_prompt, another --optimizer or a stronger --teacher-model",
+    )

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, RunInterrupted
+from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, OptimizerError, RunInterrupted
 from promptomatix.run_guard import one_line, provider_cause
 
 if TYPE_CHECKING:
@@ -52,6 +52,12 @@ def ending(
         err = ModelUnavailableError(f"the teacher model could not answer: {cause}")
         recorder.failed(one_line(str(err)), _spent(boundary()))
         raise err from e
+    except OptimizerError as e:  # its baseline is saved: a resume retries the optimizer on it
+        recorder.failed(one_line(str(e)), _spent(boundary()))
+        sid = recorder.session_id
+        raise OptimizerError(
+            e.message, hint=f"{e.hint}; or `promptomatix resume {sid}`, the paid calls replayed"
+        ) from e
     except Exception as e:
         recorder.failed(one_line(str(e)), _spent(boundary()))
         raise
