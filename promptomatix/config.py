@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from promptomatix.errors import ConfigurationError, PluginError
 from promptomatix.lm.boundary import Budget
@@ -121,6 +121,20 @@ class RunConfig(BaseModel):
             return [p.strip() for p in v[0].split(",") if p.strip()]
         return v
 
+    @model_validator(mode="after")
+    def _fields_once(self) -> RunConfig:
+        """A field named twice (`--output-fields label,label`, or as an input and an output) is the caller's
+        error, refused before a session exists (the task spec refused it later, leaving a failed session)."""
+        ins, outs = self.input_fields or [], self.output_fields or []
+        for what, names in (("input", ins), ("output", outs)):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise ValueError(f"the {what} fields name {', '.join(twice)} more than once; name each field once")
+        both = sorted(set(ins) & set(outs))
+        if both:
+            raise ValueError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
+        return self
+
     @field_validator("search_type", mode="before")
     @classmethod
     def _search(cls, v: Any) -> Any:
@@ -203,5 +217,5 @@ def _first_error(e: Exception) -> str:
         first = errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         msg = str(first.get("msg", "")).removeprefix("Value error, ")
-        return f"invalid {where}: {msg}"
+        return f"invalid {where}: {msg}" if where else msg  # (a check of the whole config has no field)
     return str(e).splitlines()[0]

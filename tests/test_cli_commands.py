@@ -354,3 +354,15 @@ def test_help_lists_every_command_and_hides_the_test_hook():
     for name in ("optimize", "refine", "resume", "sessions", "feedback", "models"):
         assert name in r.stdout
     assert "FAKE" not in invoke("optimize", "--help").stdout
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [(["--output-fields", "label,label"], "the output fields name label more than once"),
+     (["--input-fields", "review", "--output-fields", "review"], "review is both an input and an output field")],
+)  # fmt: skip
+def test_a_field_named_twice_is_a_usage_error_before_any_session(capsys, tmp_path, data_csv, fields, says):
+    """It was found by the task spec after the session existed: exit 1 and a `failed` session for a typo."""
+    code, out, err = boundary(capsys, "optimize", TASK, "--data", data_csv, *fields)
+    assert code == 2 and out == "" and says in one_error_line(err)
+    assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())

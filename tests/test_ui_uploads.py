@@ -113,8 +113,8 @@ def test_an_upload_named_dot_csv_is_a_csv(store):
 
 @pytest.mark.parametrize(
     ("fields", "says"),
-    [({"output_fields": "label,label"}, "output_fields names label more than once"),
-     ({"input_fields": "review, review"}, "input_fields names review more than once"),
+    [({"output_fields": "label,label"}, "the output fields name label more than once"),
+     ({"input_fields": "review, review"}, "the input fields name review more than once"),
      ({"input_fields": "review", "output_fields": "review"}, "review is both an input and an output field")],
 )  # fmt: skip
 def test_a_field_named_twice_is_a_form_error_not_a_failed_session(store, fields, says):

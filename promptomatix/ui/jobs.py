@@ -72,11 +72,8 @@ async def _save_upload(request: Request, upload: UploadFile) -> str | None:
 
 
 def _names(form: FormData, name: str) -> list[str] | None:
-    """A comma-separated list of field names; a name given twice is the form's error, not a failed run's."""
+    """A comma-separated list of field names (RunConfig refuses a name given twice, on the page)."""
     names = [x.strip() for x in (_field(form, name) or "").split(",") if x.strip()]
-    twice = sorted({x for x in names if names.count(x) > 1})
-    if twice:
-        raise ConfigurationError(f"{name} names {', '.join(twice)} more than once; give each field once")
     return names or None
 
 
@@ -96,9 +93,6 @@ def _run_kwargs(form: FormData) -> dict[str, Any]:
         "max_minutes": _float(_text(form, "max_minutes")),
         **_limits(form),
     }
-    both = sorted(set(fields["input_fields"] or ()) & set(fields["output_fields"] or ()))
-    if both:
-        raise ConfigurationError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
     return {k: v for k, v in fields.items() if v is not None}
 
 
