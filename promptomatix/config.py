@@ -133,7 +133,20 @@ class RunConfig(BaseModel):
         both = sorted(set(ins) & set(outs))
         if both:
             raise ValueError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
+        self._labels_once()
         return self
+
+    def _labels_once(self) -> None:
+        """`--labels positive,positive` (a typo) became a one-label set past the two-label check: half the data
+        was dropped and a one-label classifier scored 1.000. Labels that read the same once scored are one."""
+        from promptomatix.metrics.text import normalize_label
+
+        seen: dict[str, str] = {}
+        for label in self.labels or []:
+            if (key := normalize_label(label)) in seen:
+                same = f"{seen[key]!r} more than once" if seen[key] == label else f"{seen[key]!r} and {label!r}"
+                raise ValueError(f"the labels name {same}, one label once scored; name each label once")
+            seen[key] = label
 
     @field_validator("search_type", mode="before")
     @classmethod

@@ -366,3 +366,15 @@ def test_a_field_named_twice_is_a_usage_error_before_any_session(capsys, tmp_pat
     code, out, err = boundary(capsys, "optimize", TASK, "--data", data_csv, *fields)
     assert code == 2 and out == "" and says in one_error_line(err)
     assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())
+
+
+@pytest.mark.parametrize(
+    ("labels", "says"),
+    [("positive,positive", "the labels name 'positive' more than once"),
+     ("Positive,positive.", "the labels name 'Positive' and 'positive.'")],
+)  # fmt: skip
+def test_a_label_named_twice_is_a_usage_error_not_a_one_label_classifier(capsys, tmp_path, data_csv, labels, says):
+    """It made a one-label set past the two-label check: the other label's rows dropped, 1.000 → 1.000, exit 0."""
+    code, out, err = boundary(capsys, "optimize", TASK, "--data", data_csv, "--labels", labels)
+    assert code == 2 and out == "" and says in one_error_line(err)
+    assert not (tmp_path / "sessions").exists() or not any((tmp_path / "sessions").iterdir())
