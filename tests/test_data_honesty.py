@@ -323,3 +323,14 @@ def test_a_nan_value_is_an_empty_field_not_a_label() -> None:
 
     row = {name: "x" for name in SPEC.input_names} | {SPEC.output_names[0]: float("nan")}
     assert check_row(SPEC, row) == (None, f"empty field '{SPEC.output_names[0]}'")
+
+
+def test_rows_with_a_blank_input_are_named_as_blank_not_as_duplicates(tmp_path: Path) -> None:
+    """With no fields declared the loader took blank-review rows for duplicates of each other: "28 rows skipped
+    (duplicate) … 2 rows skipped (empty field 'review')", so the user was told to fix 2 rows of 30."""
+    p = tmp_path / "blank.csv"
+    p.write_text("review,label\n" + "".join(f",{('positive', 'negative')[i % 2]}\n" for i in range(30)), "utf-8")
+    with pytest.raises(DataError) as e:
+        build_data(SPEC, teacher=None, user_rows=load_rows(p).rows)
+    assert "30 rows skipped" in str(e.value) and "empty field 'review'" in str(e.value)
+    assert "duplicate" not in str(e.value)
