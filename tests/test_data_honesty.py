@@ -334,3 +334,9 @@ def test_rows_with_a_blank_input_are_named_as_blank_not_as_duplicates(tmp_path: 
         build_data(SPEC, teacher=None, user_rows=load_rows(p).rows)
     assert "30 rows skipped" in str(e.value) and "empty field 'review'" in str(e.value)
     assert "duplicate" not in str(e.value)
+
+
+def test_a_test_size_that_takes_every_row_names_the_flag_not_more_data() -> None:
+    """60 rows and --test-data-size 100000: the hint said "add rows to the data"; the flag took them."""
+    with pytest.raises(DataError, match=r"\(0 train, 0 valid, 60 test\).*pass a smaller --test-data-size: at most 58"):
+        build_data(SPEC, teacher=None, user_rows=rows(60), test_size=100_000)

@@ -184,7 +184,12 @@ def _labels_hint(spec: TaskSpec, label: str | None, rows: Sequence[Row], dropped
 
 
 def _finish_report(
-    report: DataReport, label: str | None, train: list[Row], valid: list[Row], test: list[Row], teacher_model: str | None
+    report: DataReport,
+    label: str | None,
+    train: list[Row],
+    valid: list[Row],
+    test: list[Row],
+    teacher_model: str | None,
 ) -> None:
     """Label counts per split and the closing notes, logged too so a run's log tells where its data came from."""
     if label:
@@ -207,8 +212,15 @@ def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_
     if problem is None:
         return
     want = sum(MIN_ROWS.values())
+    sizes, rest = report.split_sizes, MIN_ROWS["train"] + MIN_ROWS["valid"]
     if isinstance(test_size, int) and 0 < test_size < MIN_ROWS["test"]:
         hint = f"pass --test-data-size {MIN_ROWS['test']} or more, or --test-data-size 0 for no held-out test"
+    elif isinstance(test_size, int) and test_size >= MIN_ROWS["test"] and sum(sizes.values()) >= want:
+        # the rows were there: --test-data-size took them (it said "add rows to the data")
+        total = sum(sizes.values())
+        hint = (
+            f"pass a smaller --test-data-size: at most {total - rest} of the {total} rows, so train and valid get some"
+        )
     elif report.synthetic is not None and report.synthetic.accepted < report.synthetic.requested:
         s = report.synthetic
         problem += f"; the teacher wrote {s.accepted} of {s.requested} synthetic rows ({s.stop_reason})"
