@@ -106,6 +106,8 @@ def test_a_resume_whose_result_scores_lower_keeps_the_saved_version(tmp_path):
     assert v.test.mean == 1.0 and v.test.n == 6 and len(v.test_examples) == 6
     assert v.initial_test.mean == out.initial_test_score and v.verdict["optimized_mean"] == 1.0
     assert not v.settings["interrupted"] and v.settings["saved_at_interrupt"]
+    # its verdict's valid gain is its own (it was the rejected candidate's: "chosen for its valid score (+x)")
+    assert out.verdict.valid_gain == pytest.approx(v.valid.raw - v.initial_valid.raw)
 
 
 def test_a_resume_whose_result_is_not_worse_adds_version_2(tmp_path):

@@ -95,7 +95,8 @@ def _scored(
     same = prev.prompt == result.initial_prompt
     own = held_out.HeldOut(held.split, held.initial, score, held.initial_report, report, same_prompt=same,
                            label_field=held.label_field)  # fmt: skip
-    verdict = held_out.verdict(own, result.model_copy(update={"prompt": prev.prompt}), seed=env.config.seed)
+    verdict = held_out.verdict(own, result.model_copy(update={"prompt": prev.prompt, **_valid_of(prev, result)}),
+                               seed=env.config.seed)  # fmt: skip
     return {
         "test": test(score),
         "initial_test": test(held.initial),
@@ -103,6 +104,15 @@ def _scored(
         "verdict": verdict.model_dump(mode="json"),
         "settings": {**prev.settings, "interrupted": False, "saved_at_interrupt": True, "scored_by": "resume"},
     }
+
+
+def _valid_of(prev: PromptVersion, result: BackendResult) -> dict[str, float]:
+    """The kept version's own valid scores, as its run chose it (the verdict said "chosen for its valid score
+    (+x)" with the rejected candidate's gain); no gain claimed when they were not recorded."""
+    mine, base = prev.valid, prev.initial_valid
+    if mine is not None and base is not None and mine.raw is not None and base.raw is not None:
+        return {"valid_raw": mine.raw, "initial_valid_raw": base.raw}
+    return {"valid_raw": result.initial_valid_raw}
 
 
 def _score(
