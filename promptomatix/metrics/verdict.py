@@ -4,7 +4,9 @@ Both prompts are scored on exactly the same held-out rows, so the comparison is 
 tie. The difference of means gets a paired bootstrap 95% CI, and an exact test decides whether it is told apart
 from noise: McNemar's exact test (a sign test on the discordant rows) for 0/1 scores, a paired sign-flip permutation
 test for graded ones. The verdict is one of improved / no detectable difference / worse, never a bare pair of means,
-and it states the smallest difference this test size could have detected and the size that would be needed.
+and it states the smallest difference this test size could have detected (never less than the exact test can reach
+on that many rows) and the size that would be needed; below 6 rows no result can reach p < 0.05, and it says so.
+The numbers are computed in `metrics.paired_stats`.
 
 Length is reported apart from quality: a prompt chosen because it is shorter at equal quality is said to be exactly
 that, never "improved".
@@ -19,15 +21,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from promptomatix.errors import StateError
+from promptomatix.metrics.paired_stats import (
+    ALPHA,
+    bootstrap_ci,
+    exact_floor,
+    min_detectable,
+    min_rows,
+    rows_needed,
+    sign_flip_p,
+)
 
 Outcome = Literal["improved", "no_detectable_difference", "worse", "no_test", "unreliable"]
 
-ALPHA = 0.05
-POWER = 0.8
-_Z_ALPHA = 1.959964  # two-sided 5 %
-_Z_POWER = 0.841621  # 80 % power
 _MIN_EFFECT = 0.05  # the smallest gain worth sizing a test for
-_BOOTSTRAP = 2000
 
 
 class PairedVerdict(BaseModel):
@@ -62,6 +68,11 @@ class PairedVerdict(BaseModel):
     def improved(self) -> bool:
         return self.outcome == "improved"
 
+    @property
+    def too_small(self) -> bool:
+        """No result on this few rows can reach p < alpha (an exact test's smallest p is 2 * 0.5**n)."""
+        return self.outcome != "no_test" and 0 < self.n < min_rows(self.alpha)
+
     def summary(self) -> str:
         """One line a user can act on."""
         if self.outcome == "no_test":
@@ -81,14 +92,26 @@ class PairedVerdict(BaseModel):
         line = f"{head}: {stats}, {counts}"
         if self.outcome == "unreliable":
             line += "; " + "; ".join(self.notes)
-        if self.outcome == "no_detectable_difference" and (self.ci_low > 0 or self.ci_high < 0):
-            line += f"; on {self.n} rows the bootstrap CI is too narrow to go by: the exact test decides"
-        if self.outcome == "no_detectable_difference" and self.min_detectable_diff is not None:
-            line += f"; this test could only detect differences of about {self.min_detectable_diff:.2f} or more"
-            if self.n_needed and self.n_needed > self.n:
-                line += f" (about {self.n_needed} rows would detect {_sized_effect(self):.2f})"
+        if self.outcome == "no_detectable_difference":
+            line += self._size_advice()
         if self.same_prompt:
             line = "the optimized prompt is the initial prompt: " + line
+        return line
+
+    def _size_advice(self) -> str:
+        """What this many rows can tell, and how many would tell the difference seen (or 0.05, if smaller)."""
+        need = max(self.n_needed or 0, min_rows(self.alpha))
+        if self.too_small:
+            rows = f"{self.n} row" + ("s" if self.n != 1 else "")
+            return (f"; this {self.split} split is too small for any verdict: {rows} cannot show a difference at "
+                    f"p < {self.alpha:g}; about {need} rows would detect {_sized_effect(self):.2f}")  # fmt: skip
+        line = ""
+        if self.ci_low is not None and self.ci_high is not None and (self.ci_low > 0 or self.ci_high < 0):
+            line += f"; on {self.n} rows the bootstrap CI is too narrow to go by: the exact test decides"
+        if self.min_detectable_diff is not None:
+            line += f"; this test could only detect differences of about {self.min_detectable_diff:.2f} or more"
+            if need > self.n:
+                line += f" (about {need} rows would detect {_sized_effect(self):.2f})"
         return line
 
     def length_note(self) -> str | None:
@@ -118,17 +141,6 @@ def _is_binary(values: Sequence[float]) -> bool:
     return all(x in (0.0, 1.0) for x in values)
 
 
-def _bootstrap_ci(diffs: Sequence[float], seed: int) -> tuple[float, float]:
-    """Percentile CI of the mean paired difference (resampling rows, keeping pairs together); deterministic for a
-    seed. Vectorized: the pure-Python loop took 110 ms on 100 rows, on the path between a run's end and its report."""
-    import numpy as np
-
-    values = np.asarray(diffs, dtype=float)
-    idx = np.random.default_rng(seed).integers(0, len(values), size=(_BOOTSTRAP, len(values)))
-    means = np.sort(values[idx].mean(axis=1))
-    return float(means[int(0.025 * (_BOOTSTRAP - 1))]), float(means[math.ceil(0.975 * (_BOOTSTRAP - 1))])
-
-
 def balanced_weights(labels: Sequence[str]) -> list[float] | None:
     """Row weights under which the mean of 0/1 hits is balanced accuracy, the score the test split reports for
     classification: n / (labels × rows of the row's label). None when every label has as many rows (the plain
@@ -142,27 +154,32 @@ def balanced_weights(labels: Sequence[str]) -> list[float] | None:
     return [n / (k * counts[label]) for label in labels]
 
 
+def _finite(values: Sequence[float], what: str) -> list[float]:
+    """The scores as floats; a missing or non-finite one is refused by row, not passed on to fail in the test."""
+    out = []
+    for row, x in enumerate(values):
+        try:
+            value = float(x)
+        except (TypeError, ValueError):
+            value = math.nan
+        if not math.isfinite(value):
+            raise ValueError(f"paired scores must be finite numbers: row {row} of the {what} is {x!r} "
+                             "(score a row that errored 0 and count it in errors=)")  # fmt: skip
+        out.append(value)
+    return out
+
+
 def _p_value(
-    initial: Sequence[float], optimized: Sequence[float], wins: int, losses: int, seed: int, weighted: bool = False
+    diffs: Sequence[float], wins: int, losses: int, seed: int, *, binary: bool, weighted: bool
 ) -> tuple[float, str]:
+    """McNemar's exact test for unweighted 0/1 scores, else the paired sign-flip permutation test."""
     from scipy import stats
 
-    binary = _is_binary([*initial, *optimized]) and not weighted
-    if wins + losses == 0:
-        return 1.0, "exact McNemar" if binary else "paired permutation"
-    if binary:
-        return float(stats.binomtest(wins, wins + losses, 0.5).pvalue), "exact McNemar"
-    diffs = [o - i for i, o in zip(initial, optimized, strict=True)]
-    res = stats.permutation_test(
-        (diffs,),
-        lambda d, axis: d.mean(axis=axis),
-        permutation_type="samples",
-        n_resamples=9999,
-        alternative="two-sided",
-        random_state=seed,
-        vectorized=True,
-    )
-    return float(res.pvalue), "paired permutation" + (", rows weighted as in balanced accuracy" if weighted else "")
+    if binary and not weighted:
+        p = float(stats.binomtest(wins, wins + losses, 0.5).pvalue) if wins + losses else 1.0
+        return p, "exact McNemar"
+    p = sign_flip_p(diffs, seed) if wins + losses else 1.0
+    return p, "paired permutation" + (", rows weighted as in balanced accuracy" if weighted else "")
 
 
 def _sd_of_diffs(diffs: Sequence[float], binary: bool) -> float:
@@ -172,6 +189,15 @@ def _sd_of_diffs(diffs: Sequence[float], binary: bool) -> float:
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / max(1, n - 1))
     floor = 0.3 if binary else 0.1  # binary: a 10 % discordance rate
     return max(sd, floor)
+
+
+def _sizing(diffs: Sequence[float], binary: bool, weights: Sequence[float] | None) -> tuple[float | None, int]:
+    """The smallest difference this test could detect (None: none on this few rows) and the rows that would detect
+    the difference seen, or 0.05 if it is smaller; both bounded by what the exact test can reach."""
+    n, sd = len(diffs), _sd_of_diffs(diffs, binary)
+    mde = min_detectable(sd, n, exact_floor(n, binary, weights))
+    unit = 0.0 if not binary else min_rows() * (1.0 if weights is None else min(weights))  # the 0/1 floor × rows
+    return mde, rows_needed(sd, max(_MIN_EFFECT, abs(sum(diffs) / n)), unit)
 
 
 def paired_verdict(
@@ -189,11 +215,16 @@ def paired_verdict(
 ) -> PairedVerdict:
     """Compare two prompts scored on the same rows, in the same order. `errors` = rows that errored in either.
     `weights` (see `balanced_weights`) make the means, the difference and the test those of balanced accuracy,
-    so the verdict is about the score the report shows; wins and losses stay row counts."""
+    so the verdict is about the score the report shows; wins and losses stay row counts. A missing or non-finite
+    score is a ValueError naming its row."""
     if len(initial) != len(optimized) or (weights is not None and len(weights) != len(initial)):
         raise ValueError("paired scores must cover the same rows")
+    initial, optimized = _finite(initial, "initial scores"), _finite(optimized, "optimized scores")
     binary = _is_binary([*initial, *optimized])
     if weights is not None:
+        weights = _finite(weights, "weights")
+        if min(weights, default=1.0) <= 0:
+            raise ValueError("row weights must be positive")
         initial = [w * x for w, x in zip(weights, initial, strict=True)]
         optimized = [w * x for w, x in zip(weights, optimized, strict=True)]
     base = {"split": split, "initial_words": initial_words, "optimized_words": optimized_words,
@@ -205,12 +236,9 @@ def paired_verdict(
     wins = sum(d > 1e-9 for d in diffs)
     losses = sum(d < -1e-9 for d in diffs)
     diff = sum(diffs) / n
-    lo, hi = _bootstrap_ci(diffs, seed)
-    p, test = _p_value(initial, optimized, wins, losses, seed, weighted=weights is not None)
-    sd = _sd_of_diffs(diffs, binary)
-    mde = (_Z_ALPHA + _Z_POWER) * sd / math.sqrt(n)
-    target = max(_MIN_EFFECT, abs(diff))
-    n_needed = math.ceil(((_Z_ALPHA + _Z_POWER) * sd / target) ** 2)
+    lo, hi = bootstrap_ci(diffs, seed, strata=weights)  # within each label's rows: a balanced-accuracy CI
+    p, test = _p_value(diffs, wins, losses, seed, binary=binary, weighted=weights is not None)
+    mde, n_needed = _sizing(diffs, binary, weights)
     notes: list[str] = []
     if p < ALPHA and diff > 0:
         outcome: Outcome = "improved"
@@ -224,5 +252,5 @@ def paired_verdict(
     return PairedVerdict(
         outcome=outcome, n=n, wins=wins, losses=losses, ties=n - wins - losses,
         initial_mean=sum(initial) / n, optimized_mean=sum(optimized) / n, diff=diff, ci_low=lo, ci_high=hi,
-        p_value=p, test=test, min_detectable_diff=min(1.0, mde), n_needed=n_needed, notes=notes, **base,
+        p_value=p, test=test, min_detectable_diff=mde, n_needed=n_needed, notes=notes, **base,
     )  # fmt: skip
