@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from promptomatix.lm.cache import ResponseCache
+from promptomatix.lm.cache import ResponseCache, request_key
 
 HEARTBEAT_S = 30.0
 
@@ -45,6 +45,55 @@ class ReplayCache(ResponseCache):
                     self._replayed.add(key)
                     self.replayed_tokens += int(hit.get("prompt_tokens", 0)) + int(hit.get("completion_tokens", 0))
         return hit
+
+
+class ReplayClient:
+    """A model client that answers from an earlier attempt first and stores every answer the model gives.
+
+    Its keys are the LM boundary's cache keys (occurrence-numbered when sampling), so the session cache of a run
+    cut off before this harness existed seeds it as well. Behind the client, the run counts a replayed answer as a
+    call with its tokens, as the uninterrupted run counted it."""
+
+    def __init__(self, inner: Any, cache: ReplayCache) -> None:
+        self.inner, self.cache, self.model = inner, cache, inner.model
+        self._occurrences: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:  # worst_cost, n_parallel, ...: the model's own
+        return getattr(self.inner, name)
+
+    def complete(self, messages: list[dict[str, str]], *, json_schema: dict[str, Any] | None = None,
+                 max_tokens: int | None = None, temperature: float | None = None) -> Any:  # fmt: skip
+        from promptomatix.lm.types import Completion
+
+        payload = {"messages": messages, "json_schema": json_schema, "max_tokens": max_tokens,
+                   "temperature": temperature}  # fmt: skip
+        n = 0
+        if temperature and temperature > 0:
+            base = request_key(self.model, payload)
+            with self._lock:
+                n = self._occurrences.get(base, 0)
+                self._occurrences[base] = n + 1
+        key = request_key(self.model, {**payload, "occurrence": n})
+        hit = self.cache.get(key)
+        if hit is not None:
+            return Completion(**hit)
+        result = self.inner.complete(messages, json_schema=json_schema, max_tokens=max_tokens, temperature=temperature)
+        self.cache.put(key, result.__dict__)
+        return result
+
+
+def replay_clients(model: str, teacher_model: str | None, n_parallel: int, part_dir: Path,
+                   make: Any = None) -> tuple[dict[str, ReplayClient], ReplayCache]:  # fmt: skip
+    """The run's clients (`make(model_string)`, by default the model the string names) behind one replay cache."""
+    from promptomatix.lm.factory import create_client
+
+    cache = ReplayCache(part_dir / "replay.sqlite")
+    make = make or (lambda m: create_client(m, n_parallel=n_parallel))
+    clients = {"task": ReplayClient(make(model), cache)}
+    if teacher_model:
+        clients["teacher"] = ReplayClient(make(teacher_model), cache)
+    return clients, cache
 
 
 class Attempts:
@@ -102,6 +151,21 @@ def with_attempts(row: dict[str, Any], attempts: Attempts, replayed: int) -> dic
     earlier = round(sum(attempts.earlier), 1)
     return {**row, "time_s": round(float(row.get("time_s") or 0.0) + earlier, 2),
             "carried": {"attempts": attempts.number, "replayed_calls": replayed, "earlier_s": earlier}}  # fmt: skip
+
+
+def seed_from(session_cache: Path, part_dir: Path) -> int:
+    """Seed a part's replay cache with the session cache of an attempt cut off before this harness existed (a
+    consistent copy through sqlite's backup, which reads the write-ahead log too). Returns the answers it holds."""
+    import sqlite3
+
+    part_dir.mkdir(parents=True, exist_ok=True)
+    src, dst = sqlite3.connect(session_cache), sqlite3.connect(part_dir / "replay.sqlite")
+    try:
+        src.backup(dst)
+        return int(dst.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+    finally:
+        src.close()
+        dst.close()
 
 
 def forget(part_dir: Path) -> None:

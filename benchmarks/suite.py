@@ -74,8 +74,9 @@ def third_of_peer(out: Path, task: dict[str, Any], seed: int) -> int | None:
 def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teacher_model: str | None,
              num_threads: int, max_calls: int | None, part_dir: Path) -> dict[str, Any]:  # fmt: skip
     """One method on one task split; a failure is a result (with its error), not the end of the suite.
-    `meta-third` is meta under a budget of a third of the peer's search calls (see `third_of_peer`). The peer's
-    calls are kept in `part_dir` until the part is written, for an attempt after this one is cut off."""
+    `meta-third` is meta under a budget of a third of the peer's search calls (see `third_of_peer`). Every
+    method's answers are kept in `part_dir` until the part is written, for an attempt after this one is cut off
+    (benchmarks/carry.py)."""
     from benchmarks.run import _finish_row, run_process
 
     common = {"model": model, "teacher_model": teacher_model, "seed": seed, "num_threads": num_threads}
@@ -88,11 +89,15 @@ def run_part(task: dict[str, Any], seed: int, method: str, *, model: str, teache
             with Attempts(part_dir) as attempts:
                 row = run_peer(task, **common, max_calls=max_calls, part_dir=part_dir)
             row = with_attempts(row, attempts, row.get("replayed_calls", 0))
-        else:
+        else:  # the same carry-over, through the model clients the run is given
+            from benchmarks.carry import Attempts, replay_clients, with_attempts
+
             backend = "meta" if method == "meta-third" else method
-            with tempfile.TemporaryDirectory(prefix="pmx-suite-") as sdir:
+            clients, cache = replay_clients(model, teacher_model, max(4, num_threads), part_dir)
+            with Attempts(part_dir) as attempts, tempfile.TemporaryDirectory(prefix="pmx-suite-") as sdir:
                 row = run_process(task, backend, **common, max_calls=max_calls, max_minutes=None, sessions_dir=sdir,
-                                  log=_log)  # fmt: skip
+                                  clients=clients, log=_log)  # fmt: skip
+            row = with_attempts(row, attempts, cache.replayed)
     except KeyboardInterrupt:
         raise
     except BaseException as e:  # a failing method is recorded in its part

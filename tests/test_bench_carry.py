@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.carry import Attempts, with_attempts
+from benchmarks.carry import Attempts, replay_clients, seed_from, with_attempts
 from benchmarks.engine import fake_clients
 from benchmarks.peer import run_peer
 from tests.test_bench_runner import TASK
@@ -76,3 +76,33 @@ def test_the_wall_time_of_earlier_attempts_is_added_and_said(tmp_path: Path):
     assert row["time_s"] == 2400.0 and row["calls"] == 90
     assert row["carried"] == {"attempts": 2, "replayed_calls": 40, "earlier_s": 1800.0}
     assert len(json.loads((tmp_path / "attempts.json").read_text())["attempts"]) == 2
+
+
+def _process(clients, sessions_dir: Path):
+    from benchmarks.run import run_process
+
+    return run_process(TASK, "meta", model="fake/task", teacher_model="fake/teacher", seed=0, num_threads=1,
+                       max_calls=None, max_minutes=None, sessions_dir=str(sessions_dir), clients=clients,
+                       log=lambda _m: None)  # fmt: skip
+
+
+def test_a_cut_off_promptomatix_part_is_carried_by_its_session_cache(tmp_path: Path):
+    """A part run before the harness kept answers (the running squad part) leaves its session's cache.sqlite: it
+    seeds the next attempt, whose clients replay it, and the part reports what one uninterrupted run does."""
+    whole = fake_clients(0.0)
+    once = _process(whole, tmp_path / "once")
+    paid = _real_calls(whole)
+
+    first = fake_clients(0.0)
+    with pytest.raises(Cut):
+        _process({**first, "task": CutAfter(first["task"], len(whole["task"].calls) // 2)}, tmp_path / "cut")
+    (session,) = (tmp_path / "cut").iterdir()
+    assert seed_from(session / "cache.sqlite", tmp_path / "part") > 0
+
+    second = fake_clients(0.0)
+    clients, cache = replay_clients("fake/task", "fake/teacher", 4, tmp_path / "part",
+                                    make=lambda m: second[m.removeprefix("fake/")])  # fmt: skip
+    row = _process(clients, tmp_path / "again")
+    assert cache.replayed > 0 and _real_calls(second) == paid - cache.replayed
+    for key in ("calls", "cached_calls", "tokens", "best_prompt", "test_rows"):
+        assert row[key] == once[key], key
