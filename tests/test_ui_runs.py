@@ -236,3 +236,22 @@ def test_a_resume_from_the_page_can_be_given_a_larger_limit(tmp_path):
         snap = finished(c, job_of(c, sid), timeout=120)
         assert snap["status"] == "done", snap["message"]
     assert store.load(sid).status == "completed" and store.load(sid).total_spent().calls <= before + 300 + 5
+
+
+def test_a_jobs_spending_counts_the_whole_run_and_ticks_are_not_steps(tmp_path):
+    """A resume's page showed no calls at all, and each call's counter refresh became an event line of its own."""
+    from tests.test_resume_budget import _interrupted
+
+    sid, before = _interrupted(tmp_path, 100)
+    store = SessionStore(tmp_path / "s")
+    with client_for(store) as c:
+        assert post(c, f"/s/{sid}/run/resume", max_calls=str(before + 300)).status_code == 303
+        snap = finished(c, job_of(c, sid), timeout=120)
+        assert snap["status"] == "done", snap["message"]
+        total = store.load(sid).total_spent().calls  # (a call that got no answer is not counted against the limit)
+        shown = int(snap["spent"].removeprefix("calls ").split("/")[0])
+        assert before < shown <= total and f"/{before + 300} · $" in snap["spent"]  # the earlier attempt's calls too
+        assert f'id="job-spent">{snap["spent"]}<' in c.get(f"/jobs/{snap['id']}").text
+        messages = [e["message"] for e in snap["events"]]
+        assert len(messages) == len(set(messages)) or len(messages) < 40  # steps, not one line per call
+        assert all(e["calls"] >= before for e in snap["events"] if e.get("calls"))

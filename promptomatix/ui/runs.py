@@ -48,10 +48,21 @@ class Job:
     cancel_flag: threading.Event = field(default_factory=threading.Event)
     thread: threading.Thread | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    spent: str = ""  # "calls 12/100 · $0.0000": the run's as a whole (a resume's earlier calls too), against its limits
 
     @property
     def live(self) -> bool:
         return self.status in LIVE
+
+    def count(self, event: Any) -> int:
+        """Keep the run's calls and cost from a progress event; the calls, for the event's record."""
+        calls = (getattr(event, "calls", None) or 0) + (getattr(event, "calls_before", 0) or 0)
+        cost = (getattr(event, "cost_usd", None) or 0.0) + (getattr(event, "cost_before", 0.0) or 0.0)
+        max_calls, max_usd = getattr(event, "max_calls", None), getattr(event, "max_usd", None)
+        line = f"calls {calls}" + (f"/{max_calls}" if max_calls is not None else "") + f" · ${cost:.4f}"
+        with self.lock:
+            self.spent = line + (f"/{max_usd:.2f}" if max_usd is not None else "")
+        return calls
 
     def add_event(self, stage: str, message: str, **extra: Any) -> None:
         with self.lock:
@@ -78,6 +89,7 @@ class Job:
             "events": events,
             "next": total,
             "seconds": round((self.finished or time.time()) - self.started, 1),
+            "spent": self.spent,
         }
 
 
@@ -167,13 +179,15 @@ class RunManager:
         """The ProgressFn handed to the run: records each event, and raises KeyboardInterrupt once cancelled."""
 
         def progress(event: Any) -> None:
-            job.add_event(
-                getattr(event, "stage", "?"),
-                getattr(event, "message", str(event)),
-                round=getattr(event, "round", None),
-                best_score=getattr(event, "best_score", None),
-                calls=getattr(event, "calls", None),
-            )
+            calls = job.count(event)
+            if not getattr(event, "live", False):  # a counter refresh (every call) is not a step of its own
+                job.add_event(
+                    getattr(event, "stage", "?"),
+                    getattr(event, "message", str(event)),
+                    round=getattr(event, "round", None),
+                    best_score=getattr(event, "best_score", None),
+                    calls=calls,
+                )
             if job.cancel_flag.is_set():
                 raise KeyboardInterrupt
 

@@ -55,6 +55,7 @@ function renderJob(box, job) {
   status.className = "badge " + job.status;
   document.getElementById("job-message").textContent = job.message;
   document.getElementById("job-seconds").textContent = job.seconds + " s";
+  document.getElementById("job-spent").textContent = job.spent || "";
   const list = document.getElementById("job-events");
   for (const e of job.events) {
     const li = document.createElement("li");
