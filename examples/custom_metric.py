@@ -2,7 +2,8 @@
 
 Three labels (positive, negative, mixed). Calling a mixed review positive or negative is a near miss worth 0.5;
 swapping positive and negative is worth 0. The metric also returns feedback, which the optimizer's teacher
-reads when it rewrites the prompt. It is passed as `metric="file.py:function"` (the CLI takes the same value as
+reads when it rewrites the prompt. It defines quality for the run: candidates are chosen by it and every score
+shown (valid, held-out test, the verdict) is its mean, not balanced accuracy. It is passed as `metric="file.py:function"` (the CLI takes the same value as
 `--metric`); `promptomatix.register_metric("classification", fn)` registers one for the whole process instead.
 
     python examples/custom_metric.py
@@ -68,6 +69,11 @@ def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None)
     )
     m = result.metrics
     print(f"valid score with partial credit: {m.initial_prompt_score_raw:.3f} -> {m.optimized_prompt_score_raw:.3f}")
+    if m.initial_test_score is not None and m.optimized_test_score is not None:
+        print(
+            f"held-out test score with partial credit: {m.initial_test_score.mean:.3f} -> "
+            f"{m.optimized_test_score.mean:.3f}"
+        )
     print(f"session {result.session_id}:\n{result.best_prompt}")
     return result
 

@@ -39,7 +39,7 @@ class HeldOut:
     initial_report: EvalReport | None = None
     best_report: EvalReport | None = None
     same_prompt: bool = False
-    label_field: str | None = None  # classification: the verdict weighs rows as balanced accuracy does
+    label_field: str | None = None  # classification: the verdict may weigh rows as balanced accuracy (row_weights)
 
 
 def _evaluate(
@@ -106,10 +106,11 @@ def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVer
 
 
 def row_weights(held: HeldOut, records: list[ExampleRecord]) -> list[float] | None:
-    """For classification the test score shown is balanced accuracy, so the verdict weighs each row as it does
-    (a gain on the majority label must not be called an improvement while balanced accuracy falls)."""
+    """For classification under the built-in metric the test score shown is balanced accuracy, so the verdict
+    weighs each row as it does (a gain on the majority label must not be called an improvement while balanced
+    accuracy falls). Under a metric the user gave the score shown is its plain mean: rows are not weighted."""
     field, rep = held.label_field, held.initial_report
-    if field is None or rep is None or rep.balanced_accuracy is None:
+    if field is None or rep is None or not rep.primary_is_balanced_accuracy or any(r.user_metric for r in records):
         return None
     if any(r.gold.get(field) in (None, "") for r in records):
         return None

@@ -66,8 +66,12 @@ def emit_progress(
     if boundary is not None:
         b = boundary.budget
         calls, usd = b.shown("max_calls"), b.shown("max_usd")
-        limits = {"max_calls": None if calls is None else int(calls), "max_usd": usd,
-                  "calls_before": int(b.carried.get("max_calls", 0)), "cost_before": b.carried.get("max_usd", 0.0)}
+        limits = {
+            "max_calls": None if calls is None else int(calls),
+            "max_usd": usd,
+            "calls_before": int(b.carried.get("max_calls", 0)),
+            "cost_before": b.carried.get("max_usd", 0.0),
+        }
     progress(
         ProgressEvent(
             stage=stage,
@@ -147,7 +151,9 @@ class RunContext:
 
 
 def selection_score(report: EvalReport) -> float:
-    """What candidates are ranked by: balanced accuracy for classification (a constant label must not win)."""
+    """What candidates are ranked by: `report.primary`. For classification under the built-in metric that is
+    balanced accuracy (a constant label must not win); under a metric the user gave, for any task type, it is
+    that metric's mean (the user's metric defines quality: the records carry `user_metric`)."""
     return float(report.primary)
 
 

@@ -11,6 +11,11 @@ Decisions:
   data or configuration bug that would hit every example.
 - For classification (`label_field` given) the report adds accuracy, macro-F1 and balanced accuracy, because
   a predictor that always answers one label gets a high accuracy on skewed data but not a high balanced one.
+  Balanced accuracy is the primary score only under the built-in metric: rows scored by a metric the user gave
+  (`ExampleRecord.user_metric`) make the primary score that metric's mean, and its CI the mean's, so candidates
+  are ranked and reported by the user's notion of quality (balanced accuracy stays in the report beside it).
+- The CI of balanced accuracy is a bootstrap stratified by gold label: each resample keeps every label's
+  support, so a resample cannot drop the rare label and call a constant predictor perfect.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ class ExampleRecord(BaseModel):
     error: str | None = None
     details: dict[str, float] = Field(default_factory=dict)
     predicted: str | None = None  # normalized label read by a classification metric ("" = unreadable)
+    user_metric: bool = False  # scored by a metric the user gave (MetricResult.user_metric)
 
 
 class LabelStats(BaseModel):
@@ -79,16 +85,27 @@ class EvalReport(BaseModel):
     prediction_counts: dict[str, int] = Field(default_factory=dict)
     per_label: dict[str, LabelStats] = Field(default_factory=dict)
     balanced_accuracy_ci: tuple[float, float] | None = None
+    user_metric: bool = False  # some row was scored by a metric the user gave: its mean is the primary score
+
+    @property
+    def primary_is_balanced_accuracy(self) -> bool:
+        """Balanced accuracy is the headline only for classification under the built-in metric."""
+        return self.balanced_accuracy is not None and not self.user_metric
 
     @property
     def primary_ci(self) -> tuple[float, float]:
-        """The 95% CI of `primary`: bootstrapped balanced accuracy for classification, else of the mean."""
-        return self.balanced_accuracy_ci if self.balanced_accuracy_ci is not None else (self.ci_low, self.ci_high)
+        """The 95% CI of `primary`: bootstrapped balanced accuracy (built-in classification), else of the mean."""
+        if self.primary_is_balanced_accuracy and self.balanced_accuracy_ci is not None:
+            return self.balanced_accuracy_ci
+        return self.ci_low, self.ci_high
 
     @property
     def primary(self) -> float:
-        """The headline number: balanced accuracy for classification, else the mean score."""
-        return self.balanced_accuracy if self.balanced_accuracy is not None else self.mean
+        """The headline number: balanced accuracy for built-in classification, else the mean score (a user
+        metric's mean, also for classification: the user's metric defines quality)."""
+        if self.primary_is_balanced_accuracy and self.balanced_accuracy is not None:
+            return self.balanced_accuracy
+        return self.mean
 
 
 def bootstrap_ci(
@@ -308,6 +325,7 @@ class Evaluator:
             feedback=result.feedback,
             details=result.details,
             predicted=result.predicted,
+            user_metric=result.user_metric,
         )
 
     def summarize(self, records: Sequence[ExampleRecord], label_field: str | None = None) -> EvalReport:
@@ -330,6 +348,7 @@ class Evaluator:
             stopped_early=stopped,
             details={k: sum(r.details.get(k, 0.0) for r in records) / n for k in keys},
             records=records,
+            user_metric=any(r.user_metric for r in records),
         )
         if label_field is not None:
             golds, preds = [], []
@@ -344,23 +363,23 @@ class Evaluator:
         return report
 
     def _balanced_accuracy_ci(self, golds: list[str], preds: list[str], point: float) -> tuple[float, float]:
-        """Percentile bootstrap over (gold, prediction) pairs, resampled jointly; deterministic for a seed.
-        Vectorized (numpy): a resample's balanced accuracy is the mean recall over the gold labels it contains."""
+        """Percentile bootstrap stratified by gold label; deterministic for a seed. Each resample draws every
+        label's rows from that label's rows, as many as it has, so every label keeps its support: a resample that
+        lost the rare label would score a constant predictor 1.0. The CI is conditional on the label counts (a
+        label with one row adds no spread). Vectorized (numpy): one (n_bootstrap, support) draw per label."""
         import numpy as np
 
         n = len(golds)
         if n < 2 or self.n_bootstrap <= 0:
             return point, point
-        labels = sorted(set(golds))
-        codes = np.array([labels.index(g) for g in golds])
-        hits = np.array([g == p for g, p in zip(golds, preds, strict=True)])
-        idx = np.random.default_rng(self.seed).integers(0, n, size=(self.n_bootstrap, n))
-        g, h = codes[idx], hits[idx]
-        support = np.stack([(g == c).sum(axis=1) for c in range(len(labels))], axis=1)
-        right = np.stack([((g == c) & h).sum(axis=1) for c in range(len(labels))], axis=1)
-        present = support > 0
-        recall = np.divide(right, support, out=np.zeros(support.shape), where=present)
-        values = np.sort(recall.sum(axis=1) / present.sum(axis=1))
+        rng = np.random.default_rng(self.seed)
+        hits = np.array([g == p for g, p in zip(golds, preds, strict=True)], dtype=float)
+        by_label = np.array(golds)
+        recalls = []
+        for label in sorted(set(golds)):
+            mine = hits[by_label == label]
+            recalls.append(mine[rng.integers(0, len(mine), size=(self.n_bootstrap, len(mine)))].mean(axis=1))
+        values = np.sort(np.mean(recalls, axis=0))
         lo = float(values[math.floor(0.025 * self.n_bootstrap)])
         hi = float(values[min(self.n_bootstrap - 1, math.ceil(0.975 * self.n_bootstrap) - 1)])
         return min(lo, point), max(hi, point)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import MetricError, PromptomatixError
@@ -47,7 +48,8 @@ def check_metric_signature(fn: Callable[..., Any]) -> None:
 
 
 def _call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> MetricResult:
-    """A user metric that raises is a MetricError naming it, at the first example (not a 0 score per row)."""
+    """A user metric that raises is a MetricError naming it, at the first example (not a 0 score per row).
+    Its result is marked `user_metric`, so the evaluator ranks and reports by it (not by balanced accuracy)."""
     label = metric_label(fn)
     try:
         value = fn(example, pred)
@@ -58,7 +60,7 @@ def _call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> M
             f"metric {label} raised {type(e).__name__}: {text.shorten(e, 200)}",
             hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",
         ) from e
-    return coerce_result(value, f"metric {label} (for {key!r})")
+    return replace(coerce_result(value, f"metric {label} (for {key!r})"), user_metric=True)
 
 
 class MetricsManager:

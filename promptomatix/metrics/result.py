@@ -13,6 +13,9 @@ class MetricResult:
     before the penalty (equal to `score` when none was applied). `details` holds secondary numbers the
     evaluator averages (e.g. exact_match, bleu, jaccard). `predicted` is the normalized label a
     classification metric read from the output ("" when it could not read one; None for other metrics).
+    `user_metric` is True when the score came from a metric the user gave (`--metric`, `metric=`,
+    `register_metric`, a plugin's or a task type's own metric): that metric then defines quality, so the
+    evaluator reports its mean as the primary score (not balanced accuracy of the label field).
     """
 
     score: float
@@ -20,6 +23,7 @@ class MetricResult:
     raw_score: float | None = None
     details: dict[str, float] = field(default_factory=dict)
     predicted: str | None = None
+    user_metric: bool = field(default=False, compare=False)  # provenance, not part of the result's value
 
     def __post_init__(self) -> None:
         if self.raw_score is None:
