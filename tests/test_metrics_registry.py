@@ -123,3 +123,16 @@ def test_a_metric_that_exits_is_a_metric_error_not_the_end_of_the_process():
     register_metric("quits", exits, registry=reg)
     with pytest.raises(MetricError, match="raised SystemExit"):
         MetricsManager(output_fields=["o"], registry=reg).score("quits", {}, {})
+
+
+def test_a_metric_module_in_the_current_directory_imports_as_with_python_m(tmp_path, monkeypatch):
+    """The installed `promptomatix` puts its script's directory on sys.path, not the current one: `--metric
+    mymet:m` beside mymet.py could not be imported, and the hint said to run from that directory."""
+    import sys
+
+    (tmp_path / "pmx_cwd_metric.py").write_text("def m(example, prediction):\n    return 1.0\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "pmx_cwd_metric", raising=False)
+    fn = load_metric_spec("pmx_cwd_metric:m")
+    assert fn({}, {}) == 1.0 and str(tmp_path) not in sys.path  # the path is left as it was

@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.util
 import math
+import os
 import sys
 import threading
 from collections.abc import Callable, Mapping
@@ -167,6 +168,21 @@ def _metric_name(fn: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}:{getattr(fn, '__qualname__', repr(fn))}"
 
 
+def _import_here_too(name: str) -> Any:
+    """Import `name` as `python -m promptomatix` would, with the current directory on the path: the installed
+    command puts its script's directory there instead, so `--metric mymet:m` beside mymet.py failed, with a hint
+    to run from the directory that contains it."""
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)
+    try:
+        return importlib.import_module(name)
+    finally:
+        if added:
+            sys.path.remove(here)
+
+
 def load_metric_spec(spec: str) -> UserMetric:
     """Import `module:function` (or `path/to/file.py:function`) and return the function.
 
@@ -189,7 +205,7 @@ def load_metric_spec(spec: str) -> UserMetric:
             sys.modules[mod_spec.name] = module
             mod_spec.loader.exec_module(module)
         else:
-            module = importlib.import_module(module_name)
+            module = _import_here_too(module_name)
     except MetricError:
         raise
     except SystemExit as exc:  # argparse at import, or sys.exit(): it ended the process without a word
