@@ -85,12 +85,15 @@ def _config(session: Session, overrides: dict[str, Any], api_key: str | None, ap
     """The session's settings with overrides (ours or upstream's names; a typo is a ConfigurationError).
 
     Keys are never stored, and URL credentials were stripped before saving: `api_key`/`api_base` supply them again
-    (without them, the provider's env var, e.g. OPENAI_API_KEY, is read by the client as usual).
+    (without them, the provider's env var, e.g. OPENAI_API_KEY, is read by the client as usual). A stripped api_base
+    needs `api_base` again: a key does not replace the URL's own credential (userinfo, Azure's `?code=`), and the
+    run would go to the stripped URL without it.
     """
-    stripped = getattr(session, "stripped_credentials", lambda: [])()
-    if stripped and not (api_key or api_base):
+    stripped = [f.split(".")[-1] for f in getattr(session, "stripped_credentials", lambda: [])()]
+    missing = [f for f in stripped if not (api_base if f == "api_base" else (api_key or api_base))]
+    if missing:
         raise ConfigurationError(
-            f"the session's {', '.join(f.split('.')[-1] for f in stripped)} had credentials that were not saved",
+            f"the session's {', '.join(missing)} had credentials that were not saved",
             hint="pass --api-base with the full URL (and --api-key) again",
         )
     given = {k: v for k, v in overrides.items() if v is not None}

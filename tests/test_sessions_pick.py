@@ -153,7 +153,7 @@ def test_pick_refuses_a_lambda_that_is_not_a_number_of_0_or_more(store, lam):
     st, sid = store
     before = st.session_file(sid).read_text()
     r = runner.invoke(app, ["sessions", "pick", sid, "--lambda", lam])
-    assert isinstance(r.exception, SessionError) and "λ must be a number, 0 or more" in str(r.exception)
+    assert isinstance(r.exception, UsageError) and "λ must be a number, 0 or more" in str(r.exception)  # exit 2
     assert st.session_file(sid).read_text() == before  # no version added, no NaN written
 
 

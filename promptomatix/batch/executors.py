@@ -12,7 +12,7 @@ from collections import deque
 from typing import Any, Protocol
 
 from promptomatix.batch.worker import JobPayload, JobResult, error_text, execute_job, is_transient
-from promptomatix.errors import ConfigurationError
+from promptomatix.errors import ConfigurationError, UsageError
 
 RAY_HINT = 'pip install "promptomatix[ray]"'
 CANCEL_WAIT_S = 20.0
@@ -128,10 +128,11 @@ class RayExecutor:
 def make_executor(
     name: str, *, ray_address: str | None = None, ray_cpus: int | None = None, job_cpus: float = 1.0
 ) -> Executor:
+    """The executor named by `--executor`; a wrong name or combination is a UsageError (exit 2 from the CLI)."""
     if name == "local":
         if ray_address:
-            raise ConfigurationError("--ray-address needs --executor ray")
+            raise UsageError("--ray-address needs --executor ray")
         return LocalExecutor()
     if name == "ray":
         return RayExecutor(ray_address, num_cpus=ray_cpus, job_cpus=job_cpus)
-    raise ConfigurationError(f"unknown executor {name!r}", hint="choose local or ray")
+    raise UsageError(f"unknown executor {name!r}", hint="choose --executor local or --executor ray")

@@ -42,10 +42,8 @@ class BatchState:
             try:
                 doc = json.loads(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as e:
-                raise ConfigurationError(
-                    f"the batch state {self.path} does not load ({e})", hint="delete it to start the batch over"
-                ) from None
-            self.sessions = {str(k): str(v) for k, v in (doc.get("sessions") or {}).items()}
+                raise self._unreadable(str(e)) from None
+            self.sessions = self._sessions_of(doc)
         token_file = self.path.with_suffix(".token")
         if token_file.is_file():
             self.token = token_file.read_text(encoding="utf-8").strip()
@@ -54,6 +52,24 @@ class BatchState:
             self.dir.mkdir(parents=True, exist_ok=True)
             _atomic(token_file, self.token)
         return self
+
+    def _sessions_of(self, doc: Any) -> dict[str, str]:
+        """The job key → session id map of a loaded state file; a file of another shape (a hand edit, a partial
+        sync) is refused as one that does not load."""
+        if not isinstance(doc, dict):
+            raise self._unreadable(f"not a JSON object but {type(doc).__name__}")
+        sessions = doc.get("sessions") or {}
+        if not isinstance(sessions, dict):
+            raise self._unreadable(f"'sessions' is a {type(sessions).__name__}, not a map of job keys to session ids")
+        wrong = [k for k, v in sessions.items() if not isinstance(v, str)]
+        if wrong:
+            raise self._unreadable(f"the session id of job key {wrong[0]!r} is not a string")
+        return dict(sessions)
+
+    def _unreadable(self, why: str) -> ConfigurationError:
+        return ConfigurationError(
+            f"the batch state {self.path} does not load ({why})", hint="delete it to start the batch over"
+        )
 
     def assign(self, key: str, session_id: str) -> None:
         self.sessions[key] = session_id

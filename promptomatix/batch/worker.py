@@ -100,7 +100,8 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
         if session.status == "completed":
             return "completed", None, False
         if session.task_spec and session.data:  # interrupted or failed after the spec and data: continue
-            resume(p.session_id, store=store, clients=clients, api_key=p.api_key)
+            # the job's own api_base: the session's lost its credentials when saved (userinfo, `?code=`)
+            resume(p.session_id, store=store, clients=clients, api_key=p.api_key, api_base=job_api_base(p.options))
         else:
             cfg = RunConfig.from_kwargs(**p.options, api_key=p.api_key)
             with run_lock(store, p.session_id, "batch"):  # the session exists already: Run would not lock it
@@ -112,6 +113,12 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
         return "interrupted", "interrupted", False
     except Exception as e:  # a job's failure is its own: reported, never raised to the batch
         return "failed", error_text(e), is_transient(e)
+
+
+def job_api_base(options: dict[str, Any]) -> str | None:
+    """The api_base a job's options give (ours or upstream's name), credentials included."""
+    value = options.get("api_base") or options.get("model_api_base")
+    return str(value) if value else None
 
 
 def error_text(e: BaseException) -> str:

@@ -29,6 +29,7 @@ if LAUNCHED:
 
 import contextlib  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
 import threading  # noqa: E402
+import time  # noqa: E402
 
 import typer  # noqa: E402
 
@@ -163,9 +164,22 @@ def quiet_dspy_if_loaded() -> None:
         logger.setLevel(logging.CRITICAL)
 
 
+#: The signals that stop a run as Ctrl-C does (`run.recorder` ignores them all while the best-so-far is saved).
+_STOP_SIGNALS = tuple(s for s in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)) if s is not None)
+#: A stop signal this soon after the one that stopped the run is the same stop (Ctrl-C then `docker stop`, two
+#: SIGTERMs): ignored while the first one unwinds and saves. Raised again, it broke the unwinding (a lock left
+#: half-released: "unexpected error: RuntimeError", the best-so-far lost). A later one interrupts again.
+STOP_GRACE_S = 3.0
+_last_stop: list[float] = []
+
+
 def _stop_as_interrupt(signum: int, frame: object) -> None:
-    """SIGTERM and SIGHUP end a run as Ctrl-C does: best so far saved, session `interrupted`, exit 130 (they killed
-    it at once, leaving it `running` with no version)."""
+    """Ctrl-C, SIGTERM and SIGHUP end a run alike: best so far saved, session `interrupted`, exit 130 (SIGTERM and
+    SIGHUP killed it at once, leaving it `running` with no version)."""
+    now = time.monotonic()
+    if _last_stop and now - _last_stop[0] < STOP_GRACE_S:
+        return
+    _last_stop[:] = [now]
     raise KeyboardInterrupt
 
 
@@ -174,8 +188,9 @@ def _exit_interrupted(message: str) -> None:
     joins worker threads at exit): the session is saved already, so the CLI process leaves at once."""
     from promptomatix.cli.render import error_line
 
-    if threading.current_thread() is threading.main_thread():  # the session is saved: a second Ctrl-C while the
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # line prints must not end in a traceback and exit -2
+    if threading.current_thread() is threading.main_thread():  # the session is saved: a second Ctrl-C (or SIGTERM,
+        for stop in _STOP_SIGNALS:  # SIGHUP) while the line prints must not end in a traceback and exit -2
+            signal.signal(stop, signal.SIG_IGN)
     error_line(message)
     if LAUNCHED and any(
         t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.current_thread()
@@ -189,10 +204,8 @@ def _exit_interrupted(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the single error boundary."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.default_int_handler)  # from here on, Ctrl-C is KeyboardInterrupt
-        for stop in (signal.SIGTERM, getattr(signal, "SIGHUP", None)):  # `timeout`, docker stop, a closed terminal
-            if stop is not None:
-                signal.signal(stop, _stop_as_interrupt)
+        for stop in _STOP_SIGNALS:  # from here on, Ctrl-C is KeyboardInterrupt; so are SIGTERM (`timeout`, docker
+            signal.signal(stop, _stop_as_interrupt)  # stop) and SIGHUP (a closed terminal)
     debug = os.environ.get("PROMPTOMATIX_DEBUG") == "1"
     try:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -215,7 +228,9 @@ def main(argv: list[str] | None = None) -> None:
         _exit_interrupted("interrupted")
     except typer.Exit as e:
         sys.exit(e.exit_code)
-    except typer.Abort:
+    except typer.Abort as e:  # click's prompts turn Ctrl-C into a silent Abort too: it is an interrupt, 130
+        if isinstance(e.__context__, KeyboardInterrupt) and not debug:
+            _exit_interrupted("interrupted")
         sys.exit(1)
     except Exception as e:  # click usage errors (typer vendors click) carry their own exit code, 2
         if hasattr(e, "show") and isinstance(getattr(e, "exit_code", None), int):

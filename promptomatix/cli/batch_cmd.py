@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from promptomatix.cli.render import console, err_console, error_line
+from promptomatix.cli.usage import track_value
 
 _HELP = (
     "Run every job of a YAML/JSONL file (the options of `optimize`, with a matrix form), each in its own session. "
@@ -92,6 +93,19 @@ def _table(rows: list[Any]) -> None:
             console().print(f"[red]{escape(r.name)}[/]: {escape(r.error)}")
 
 
+def _check_command_line(executor: str, *, ray_address: str | None, eval_actors: int, json_: bool, csv_: bool) -> None:
+    """Wrong flags are a UsageError (exit 2) before any job runs or any tracker or cluster is asked."""
+    from promptomatix.errors import UsageError
+
+    if executor not in ("local", "ray"):
+        raise UsageError(f"unknown executor {executor!r}", hint="choose --executor local or --executor ray")
+    for flag, given in (("--ray-address", ray_address), ("--eval-actors", eval_actors)):
+        if given and executor != "ray":
+            raise UsageError(f"{flag} needs --executor ray")
+    if json_ and csv_:  # one summary format on stdout (--csv was ignored)
+        raise UsageError("--json and --csv cannot be used together", hint="pass one of them")
+
+
 def register(app: typer.Typer) -> None:
     @app.command("batch", help=_HELP)
     def batch(
@@ -103,7 +117,9 @@ def register(app: typer.Typer) -> None:
         eval_actors: int = typer.Option(0, "--eval-actors", min=0, help=_EVAL_ACTORS_HELP),
         actor_concurrency: int = typer.Option(4, "--actor-concurrency", min=1, help="Calls each actor serves at once."),
         retries: int = typer.Option(2, "--retries", min=0, help="Retries of a job that failed for a transient reason."),
-        track: str = typer.Option(None, "--track", help="mlflow or mlflow:URI — log each job's run to MLflow."),
+        track: str = typer.Option(
+            None, "--track", callback=track_value, help="mlflow or mlflow:URI — log each job's run to MLflow."
+        ),
         experiment: str = typer.Option("promptomatix", "--experiment", help="The MLflow experiment."),
         api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY", help="Key for every job."),
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
@@ -114,13 +130,10 @@ def register(app: typer.Typer) -> None:
         from promptomatix.batch import BatchOptions, load_jobs, run_batch
         from promptomatix.batch.executors import make_executor
         from promptomatix.batch.summary import counts, rows_csv, rows_json
-        from promptomatix.errors import RunInterrupted, UsageError
+        from promptomatix.errors import RunInterrupted
         from promptomatix.sessions import SessionStore
 
-        if eval_actors and executor != "ray":
-            raise UsageError("--eval-actors needs --executor ray")
-        if json_ and csv_:  # checked before any job runs: one summary format on stdout (--csv was ignored)
-            raise UsageError("--json and --csv cannot be used together", hint="pass one of them")
+        _check_command_line(executor, ray_address=ray_address, eval_actors=eval_actors, json_=json_, csv_=csv_)
         jobs = load_jobs(jobs_file)
         tracker = None
         if track:

@@ -16,6 +16,7 @@ import typer
 
 from promptomatix.cli.fakes import clients_from_env
 from promptomatix.cli.render import err_console, info, print_json, run_stdout
+from promptomatix.cli.usage import track_value
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
 JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothing on stdout, exit code != 0)."
@@ -30,8 +31,9 @@ REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds
 API_KEY = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY")
 API_BASE = typer.Option(None, "--api-base", "--model_api_base", help="OpenAI-compatible server URL.")
 TRACK = typer.Option(
-    None, "--track", help="Log the run to MLflow: mlflow or mlflow:URI (e.g. sqlite:///mlflow.db); needs [mlflow]."
-)
+    None, "--track", callback=track_value,
+    help="Log the run to MLflow: mlflow or mlflow:URI (e.g. sqlite:///mlflow.db); needs [mlflow].",
+)  # fmt: skip
 
 
 def budget_overrides(

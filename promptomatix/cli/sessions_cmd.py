@@ -7,6 +7,7 @@ from typing import Any
 import typer
 
 from promptomatix.cli.render import console, print_json
+from promptomatix.cli.usage import lambda_value
 
 sessions_app = typer.Typer(help="Saved optimization sessions: list, show, pick, export, delete.", no_args_is_help=True)
 
@@ -249,7 +250,9 @@ def _candidate_lines(version: int, rows: list[dict]) -> list[str]:
 def sessions_pick(
     session_id: str = typer.Argument(...),
     candidate: int = typer.Argument(None, help="A candidate id (see `sessions show ID --pareto`)."),
-    lambda_: float = typer.Option(None, "--lambda", help="Re-select: the best under this length penalty λ."),
+    lambda_: float = typer.Option(
+        None, "--lambda", callback=lambda_value, help="Re-select: the best under this length penalty λ."
+    ),
     version: int = typer.Option(None, "--version", help=_PICK_VERSION_HELP),
     sessions_dir: str = SessionsDir,
     json_: bool = typer.Option(False, "--json"),
@@ -351,13 +354,29 @@ def sessions_delete(
     live = store.live_run(session_id)
     if live:  # refuse before asking; `delete` checks again under the lock
         raise busy_error(session_id, live)
-    if not yes and not typer.confirm(f"delete session {session_id}?"):
+    if not yes and not _confirmed(f"delete session {session_id}?"):
         from promptomatix.cli.render import info
 
         info(f"not deleted: {session_id}")  # exit 1 like click's "Aborted!", but saying what did not happen
         raise typer.Exit(1)
     store.delete(session_id)
     typer.echo(f"deleted {session_id}")
+
+
+def _confirmed(question: str) -> bool:
+    """The user's yes/no. No answer (stdin closed or not a terminal: a script, CI) is a refusal naming --yes, exit 1;
+    Ctrl-C at the prompt is an interrupt, exit 130. Click makes both a silent `Abort` (it was exit 1 for both)."""
+    from promptomatix.errors import SessionError
+
+    try:
+        return typer.confirm(question)
+    except typer.Abort as e:
+        if isinstance(e.__context__, KeyboardInterrupt):
+            raise KeyboardInterrupt from None
+        typer.echo()  # end the prompt's line: the error is a line of its own
+        raise SessionError(
+            "not deleted: no answer to the question", hint="pass --yes to delete without asking"
+        ) from None
 
 
 def register(app: typer.Typer) -> None:

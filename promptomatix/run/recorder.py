@@ -360,12 +360,25 @@ def _beats_the_latest(session: Any, kept: dict[str, Any]) -> bool:
 
 @contextmanager
 def _no_second_interrupt() -> Iterator[None]:
-    """A second Ctrl-C while the best-so-far is being written must not leave the session half-saved (`running`)."""
+    """A second Ctrl-C while the best-so-far is being written must not leave the session half-saved (`running`).
+
+    Nor a SIGTERM or SIGHUP that the process turns into an interrupt (the CLI does: `timeout`, `docker stop` or a
+    closed terminal after a Ctrl-C): every stop signal with a Python handler is ignored for the save. One whose
+    handler is the default (a library caller's SIGTERM) is left alone: it still ends the process."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    previous: dict[int, Any] = {}
     try:
+        for stop in _stop_signals():
+            previous[stop] = signal.signal(stop, signal.SIG_IGN)
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for stop, handler in previous.items():
+            signal.signal(stop, handler)
+
+
+def _stop_signals() -> list[int]:
+    """SIGINT, and SIGTERM/SIGHUP when a Python handler (one that may raise into the save) is set for them."""
+    others = (getattr(signal, name, None) for name in ("SIGTERM", "SIGHUP"))
+    return [signal.SIGINT, *(s for s in others if s is not None and callable(signal.getsignal(s)))]

@@ -7,7 +7,9 @@ through `scrub`, and logs or exports can reuse it. Two layers, because either al
 2. string *values* that look like a known key format, or that contain the value of a credential
    environment variable, have that part replaced by ``[redacted]`` (catches keys pasted into a
    prompt, a URL or a settings string); URLs lose their userinfo and credential parameters
-   entirely (`strip_url_credentials`), so a stored `api_base` still works once the key is supplied again.
+   entirely (`strip_url_credentials`), so a stored `api_base` still works once the key is supplied again. The
+   value of a URL setting (``api_base``, ``base_url``...) in configuration is read as a URL even without a
+   scheme (``user:pass@host:8000/v1``).
 
 Key names come in two tiers. Unambiguous ones (``api_key``, ``authorization``, ``client_secret``...)
 are dropped everywhere. Ambiguous words (``password``, ``token``, ``secret``) are dropped in
@@ -33,6 +35,7 @@ __all__ = [
     "env_secret_values",
     "is_credential_param",
     "is_secret_key",
+    "is_url_key",
     "scrub",
     "scrub_text",
     "strip_config_urls",
@@ -92,6 +95,10 @@ _TRIGGER = re.compile(
     r"sk-|AIza|hf_|xox|gh[pousr]_|gsk_|r8_|AKIA|ASIA|(?i:bearer|basic|api[-_]?key|access[-_]token|client[-_]secret)"
     r"|://|[?&;]"
 )
+
+# URL settings: their values are URLs even when the scheme was left out (`--api-base user:pw@host:8000/v1`).
+_URL_NAMES = frozenset({"api_base", "base_url", "api_url", "url", "uri", "endpoint"})
+_URL_SUFFIXES = ("_api_base", "_base_url", "_url", "_uri", "_endpoint")
 
 _ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_PASSWORD", "_APIKEY")
 _MIN_ENV_SECRET_LEN = 8
@@ -154,7 +161,7 @@ def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:
         return scrub_text(obj, env_values=env_values)
     if isinstance(obj, dict):
         return {
-            k: _walk(v, keep_ambiguous, env_values)
+            k: _walk(v if keep_ambiguous else _url_value(k, v), keep_ambiguous, env_values)
             for k, v in obj.items()
             if not (isinstance(k, str) and is_secret_key(k, keep_ambiguous=keep_ambiguous))
         }
@@ -163,9 +170,30 @@ def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:
     return obj
 
 
+def is_url_key(name: Any) -> bool:
+    """True if a mapping key names a URL setting (``api_base``, ``base_url``, ``endpoint``...), whose value is read
+    as a URL even without a scheme: ``user:pass@host:8000/v1`` has userinfo as surely as ``http://user:pass@…``."""
+    if not isinstance(name, str):
+        return False
+    key = _norm(name)
+    return key in _URL_NAMES or key.endswith(_URL_SUFFIXES)
+
+
+def _url_value(key: Any, value: Any) -> Any:
+    """A URL setting's value without its credentials (scheme or not); any other value as it is."""
+    if isinstance(value, str) and is_url_key(key) and not any(c.isspace() for c in value.strip()):
+        return strip_url_credentials(value)
+    return value
+
+
 def urls_with_credentials(config: dict[str, Any]) -> list[str]:
-    """Keys of `config` (a run_config) whose value is a URL carrying credentials."""
-    return [k for k, v in config.items() if isinstance(v, str) and "://" in v and url_has_credentials(v)]
+    """Keys of `config` (a run_config) whose value is a URL carrying credentials (a URL setting's value counts
+    without a scheme too)."""
+    return [
+        k
+        for k, v in config.items()
+        if isinstance(v, str) and (("://" in v and url_has_credentials(v)) or _url_value(k, v) != v)
+    ]
 
 
 def strip_config_urls(config: Any) -> list[str]:

@@ -44,8 +44,13 @@ _CREDENTIAL_WORDS = frozenset(
         "cookie",
         "otp",
         "accesstoken",
+        "pw",
+        "hmac",
+        "passcode",
     }
 )
+# ...or when a word of its name ends with one of these (``sastoken``, ``accesskey``, ``userpassword``).
+_CREDENTIAL_ENDINGS = ("key", "token", "secret", "password", "passwd", "signature")
 
 _CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])")
 _WORD_SPLIT = re.compile(r"[^a-z0-9]+")
@@ -73,7 +78,7 @@ def is_credential_param(name: str) -> bool:
     normalized = "_".join(w for w in _WORD_SPLIT.split(lowered) if w)
     if normalized in _CREDENTIAL_NAMES or normalized.replace("_", "") in _CREDENTIAL_WORDS:
         return True
-    return any(word in _CREDENTIAL_WORDS for word in normalized.split("_"))
+    return any(word in _CREDENTIAL_WORDS or word.endswith(_CREDENTIAL_ENDINGS) for word in normalized.split("_"))
 
 
 def _filter_params(query: str) -> tuple[str, bool]:
