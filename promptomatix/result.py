@@ -15,7 +15,8 @@ from promptomatix.metrics.verdict import PairedVerdict
 
 
 class ScoreCI(BaseModel):
-    """A held-out test score with its bootstrap 95% CI (classification: balanced accuracy)."""
+    """A held-out test score with its bootstrap 95% CI (classification: balanced accuracy under the built-in
+    metric; under a metric the user gave, its mean)."""
 
     mean: float
     ci_low: float

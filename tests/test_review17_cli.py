@@ -58,6 +58,7 @@ def test_pick_with_a_wrong_lambda_is_a_usage_error(sid, capsys, value):
     "args, says",
     [
         (["--ray-address", "1.2.3.4:1"], "--ray-address needs --executor ray"),
+        (["--ray-cpus", "2"], "--ray-cpus needs --executor ray"),  # it was ignored without a word
         (["--executor", "nope"], "choose --executor local or --executor ray"),
         (["--track", "bogus"], "use --track mlflow or --track mlflow:URI"),
     ],

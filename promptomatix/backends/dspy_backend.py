@@ -11,7 +11,7 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
    that made the prediction (SpecProgram tags each prediction with its own instructions + demos), so DSPy's
    search trades accuracy against prompt length as the meta backend does. GEPA gets the metric's feedback text.
 4. Final selection is ours: the compiled program and the initial one are scored on valid with ctx.evaluate
-   (balanced accuracy for classification) times each program's own penalty; the compiled one is kept only if it
+   (`EvalReport.primary`: balanced accuracy for built-in classification) times each program's own penalty; the compiled one is kept only if it
    is not worse. A budget stop inside DSPy (BudgetStop) keeps the initial program.
 """
 

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 
 def records_score(records: Sequence[ExampleRecord], label_field: str | None) -> float:
-    """The selection score (balanced accuracy for classification) of already-scored records."""
+    """The selection score of already-scored records (`EvalReport.primary`: for classification under the built-in
+    metric, balanced accuracy)."""
     from promptomatix.metrics import Evaluator
 
     if not records:

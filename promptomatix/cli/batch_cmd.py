@@ -93,13 +93,14 @@ def _table(rows: list[Any]) -> None:
             console().print(f"[red]{escape(r.name)}[/]: {escape(r.error)}")
 
 
-def _check_command_line(executor: str, *, ray_address: str | None, eval_actors: int, json_: bool, csv_: bool) -> None:
+def _check_command_line(executor: str, *, ray_address: str | None, ray_cpus: int | None, eval_actors: int,
+                        json_: bool, csv_: bool) -> None:  # fmt: skip
     """Wrong flags are a UsageError (exit 2) before any job runs or any tracker or cluster is asked."""
     from promptomatix.errors import UsageError
 
     if executor not in ("local", "ray"):
         raise UsageError(f"unknown executor {executor!r}", hint="choose --executor local or --executor ray")
-    for flag, given in (("--ray-address", ray_address), ("--eval-actors", eval_actors)):
+    for flag, given in (("--ray-address", ray_address), ("--ray-cpus", ray_cpus), ("--eval-actors", eval_actors)):
         if given and executor != "ray":
             raise UsageError(f"{flag} needs --executor ray")
     if json_ and csv_:  # one summary format on stdout (--csv was ignored)
@@ -133,7 +134,8 @@ def register(app: typer.Typer) -> None:
         from promptomatix.errors import RunInterrupted
         from promptomatix.sessions import SessionStore
 
-        _check_command_line(executor, ray_address=ray_address, eval_actors=eval_actors, json_=json_, csv_=csv_)
+        _check_command_line(executor, ray_address=ray_address, ray_cpus=ray_cpus, eval_actors=eval_actors,
+                            json_=json_, csv_=csv_)  # fmt: skip
         jobs = load_jobs(jobs_file)
         tracker = None
         if track:
