@@ -91,6 +91,10 @@ def test_scheme_less_values_are_read_as_urls_only_for_url_settings():
     assert scrub(cfg) == {"api_base": "h:8/v1?v=2", "raw_input": "mail me: a:b@example.com", "model": "x"}
     row = {"url": "support@example.com"}  # user data keeps its text
     assert scrub(row, keep_ambiguous_keys=True) == row
+    # ... also where a session keeps rows outside its data block (sample rows, per-row test results): a phishing
+    # classifier's `url` field lost "paypal.com@" there, while its label still said phishing
+    phishing = {"sample_rows": [{"url": "paypal.com@evil.ru/login", "label": "phishing"}]}
+    assert scrub(phishing) == phishing
 
 
 @pytest.mark.parametrize("name", ["pw", "PW", "hmac", "key", "api_key", "token", "sig", "passcode", "sastoken",

@@ -96,9 +96,10 @@ _TRIGGER = re.compile(
     r"|://|[?&;]"
 )
 
-# URL settings: their values are URLs even when the scheme was left out (`--api-base user:pw@host:8000/v1`).
-_URL_NAMES = frozenset({"api_base", "base_url", "api_url", "url", "uri", "endpoint"})
-_URL_SUFFIXES = ("_api_base", "_base_url", "_url", "_uri", "_endpoint")
+# URL settings: their values are URLs even when the scheme was left out (`--api-base user:pw@host:8000/v1`). Only
+# settings' names: a data field named `url` holds text ("paypal.com@evil.ru/login" must stay what the row says).
+_URL_NAMES = frozenset({"api_base", "base_url", "api_url"})
+_URL_SUFFIXES = ("_api_base", "_base_url")
 
 _ENV_SUFFIXES = ("_API_KEY", "_TOKEN", "_SECRET", "_SECRET_KEY", "_ACCESS_KEY", "_PASSWORD", "_APIKEY")
 _MIN_ENV_SECRET_LEN = 8
@@ -171,7 +172,7 @@ def _walk(obj: Any, keep_ambiguous: bool, env_values: list[str]) -> Any:
 
 
 def is_url_key(name: Any) -> bool:
-    """True if a mapping key names a URL setting (``api_base``, ``base_url``, ``endpoint``...), whose value is read
+    """True if a mapping key names a URL setting (``api_base``, ``base_url``, ``model_api_base``...), whose value is read
     as a URL even without a scheme: ``user:pass@host:8000/v1`` has userinfo as surely as ``http://user:pass@…``."""
     if not isinstance(name, str):
         return False
