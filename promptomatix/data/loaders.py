@@ -215,16 +215,11 @@ def load_rows(
             places.setdefault(f"beyond limit {limit}", []).append(where)
             continue
         row, reason = _clean_row(row, src.label, where, declared, field_types, restrict=restrict)
-        # before the sample: a sample of repeats made the held-out test short. A row with a blank value is left to
-        # the validator, which names the field (30 rows of blank inputs were "28 duplicates, 2 empty")
-        key = None if reason is not None or _has_blank(row) else _dedup_key(row, declared if restrict else ())
-        if key is not None and key in unique:
-            reason = "duplicate"
+        if reason is None and not _first_time(row, unique, declared if restrict else ()):
+            reason = "duplicate"  # before the sample: a sample of repeats made the held-out test short
         if reason is not None:
             places.setdefault(reason, []).append(where)
             continue
-        if key is not None:
-            unique.add(key)
         kept = SourceRow(row, src.label, where)
         kept_n += 1
         if reservoir is not None:
@@ -239,8 +234,16 @@ def load_rows(
     return _loaded(src, rows, columns, total, places, reservoir, seed)
 
 
-def _has_blank(row: Mapping[str, Any]) -> bool:
-    return any(v is None or (isinstance(v, float) and v != v) or not str(v).strip() for v in row.values())
+def _first_time(row: Mapping[str, Any], unique: set[int], names: Sequence[str]) -> bool:
+    """False for a repeat of a row taken before; else the row is remembered. A row with a blank value is left to
+    the validator, which names the field (30 rows of blank inputs were "28 duplicates, 2 empty")."""
+    if any(v is None or (isinstance(v, float) and v != v) or not str(v).strip() for v in row.values()):
+        return True
+    key = _dedup_key(row, names)
+    if key in unique:
+        return False
+    unique.add(key)
+    return True
 
 
 def _dedup_key(row: Mapping[str, Any], declared: Sequence[str]) -> int:
