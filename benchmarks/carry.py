@@ -51,7 +51,8 @@ class ReplayClient:
     """A model client that answers from an earlier attempt first and stores every answer the model gives.
 
     Its keys are the LM boundary's cache keys (occurrence-numbered when sampling), so the session cache of a run
-    cut off before this harness existed seeds it as well. Behind the client, the run counts a replayed answer as a
+    cut off before this harness existed seeds it as well. The keying is written here, not imported from the
+    boundary: the harness also runs on branch `suite-8200c68-carry`, whose boundary has no shared key helper. Behind the client, the run counts a replayed answer as a
     call with its tokens, as the uninterrupted run counted it."""
 
     def __init__(self, inner: Any, cache: ReplayCache) -> None:
