@@ -46,15 +46,31 @@ def task_for(extra_right: set[int], extra_wrong: set[int]):
     return answer
 
 
-def run(extra_right: set[int], extra_wrong: set[int]):
+def run(
+    extra_right: set[int],
+    extra_wrong: set[int],
+    initial: str = "Classify the review.",
+    rewrite: str = "Classify the review (candidate wording).",
+    lam: float = 0.0,
+):
+    return compile_with(extra_right, extra_wrong, initial, rewrite, lam)[0]
+
+
+def compile_with(
+    extra_right: set[int], extra_wrong: set[int], initial: str, rewrite: str, lam: float, max_calls: int | None = None
+):
+    from promptomatix.lm.boundary import Budget
+
     task = FakeLM(default=task_for(extra_right, extra_wrong), model="fake/task")
-    teacher = FakeLM(default=json.dumps({"prompt": "Classify the review (candidate wording)."}), model="fake/teacher")
-    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
-    ctx = RunContext(boundary=LMBoundary({"task": task, "teacher": teacher}), metrics=mm, spec=SPEC, num_threads=4)
+    teacher = FakeLM(default=json.dumps({"prompt": rewrite}), model="fake/teacher")
+    mm = MetricsManager(output_fields=["label"], lambda_penalty=lam, label_set=["positive", "negative"])
+    boundary = LMBoundary({"task": task, "teacher": teacher}, budget=Budget(max_calls=max_calls))
+    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4)
     settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
-    return MetaPromptOptimizer(settings).compile(
-        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(12), rows(12, 100))
+    result = MetaPromptOptimizer(settings).compile(
+        ctx, PromptCandidate(instructions=initial), GuardedData(rows(12), rows(12, 100))
     )
+    return result, boundary
 
 
 def test_a_finalist_ahead_by_a_few_rows_but_worse_on_one_is_not_kept():
@@ -70,7 +86,15 @@ def test_a_finalist_ahead_by_a_few_rows_but_worse_on_one_is_not_kept():
 def test_a_finalist_with_enough_rows_won_is_kept_even_if_it_loses_one():
     res = run(extra_right={100, 105, 110, 0, 5, 10}, extra_wrong={101})  # 6 better, 1 worse: p = 0.0625
     assert res.instructions == "Classify the review (candidate wording)."
-    assert "beat the initial prompt" in res.stop_reason
+    assert "beat the initial prompt by 0.208 raw (0.208 with the length penalty)" in res.stop_reason  # λ = 0
+
+
+def test_a_shorter_finalist_at_equal_quality_is_not_said_to_beat_the_initial_prompt():
+    initial = "Classify the review, reading every single word of it with great care before you answer."
+    res = run(set(), set(), initial=initial, rewrite="Classify the candidate review.", lam=0.01)
+    assert res.instructions == "Classify the candidate review."  # kept: no row worse, and shorter
+    assert "kept for its length at equal raw quality" in res.stop_reason
+    assert "beat" not in res.stop_reason
 
 
 def test_a_finalist_better_on_a_row_and_worse_on_none_is_kept():
@@ -81,18 +105,9 @@ def test_a_finalist_better_on_a_row_and_worse_on_none_is_kept():
 def run_on_a_budget(extra_right: set[int], extra_wrong: set[int], max_calls: int):
     """As `run`, under a call budget: 30 pays for the baseline and one screened candidate on the 12 valid rows
     (27), not for its confirmation as well (43)."""
-    from promptomatix.lm.boundary import Budget
-
-    task = FakeLM(default=task_for(extra_right, extra_wrong), model="fake/task")
-    teacher = FakeLM(default=json.dumps({"prompt": "Classify the review (candidate wording)."}), model="fake/teacher")
-    mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
-    boundary = LMBoundary({"task": task, "teacher": teacher}, budget=Budget(max_calls=max_calls))
-    ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=4)
-    settings = only_rewrites(rounds=1, candidates_per_round=1, minibatch_size=1)
-    result = MetaPromptOptimizer(settings).compile(
-        ctx, PromptCandidate(instructions="Classify the review."), GuardedData(rows(12), rows(12, 100))
+    return compile_with(
+        extra_right, extra_wrong, "Classify the review.", "Classify the review (candidate wording).", 0.0, max_calls
     )
-    return result, boundary
 
 
 def test_one_candidate_without_a_confirmation_is_judged_on_the_valid_rows():

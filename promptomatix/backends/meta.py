@@ -26,7 +26,7 @@ from promptomatix.backends.base import BackendResult, RunContext
 from promptomatix.backends.meta_loop import MetaRun
 from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
-from promptomatix.backends.rounds import Proposal, confirm_each
+from promptomatix.backends.rounds import Proposal, confirm_each, confirmed_reason
 from promptomatix.backends.rounds import Scored as _Scored
 from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
 from promptomatix.errors import BudgetExceeded, LMCallError
@@ -170,7 +170,7 @@ class MetaPromptOptimizer:
         tied = [(f, m) for f, m, n in margins if m >= top - 1.0 / max(1, n) - 1e-9]
         words = base.candidate.instructions.split()
         chosen, margin = max(tied, key=lambda fm: (_similarity(words, fm[0].candidate.instructions.split()), fm[1]))
-        return chosen, f"confirmation: candidate {chosen.id} beat the initial prompt by {margin:.3f}"
+        return chosen, confirmed_reason(chosen, margin)
 
     _confirm_each = staticmethod(confirm_each)  # a hook: tests stop the confirmation here
 

@@ -38,6 +38,7 @@ class Scored:
         self.valid_penalized: float | None = None
         self.valid_report: Any = None
         self.confirm: float | None = None  # train+valid score in the confirmation stage
+        self.confirm_raw_gain: float | None = None  # its raw gain there over the initial prompt, same rows
         self.note = ""
 
 
@@ -285,9 +286,10 @@ def confirm_each(
     for f, keep, rep in zip(finalists, keeps, reports[1:], strict=True):
         if rep is None:
             continue
-        f.confirm = records_score([*f.valid_report.records, *rep.records], label) * penalty(f.candidate)
-        ref = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
-        ref *= penalty(base.candidate)
+        raw = records_score([*f.valid_report.records, *rep.records], label)
+        ref_raw = records_score([*base.valid_report.records, *subset(base_train, keep)], label)
+        f.confirm, ref = raw * penalty(f.candidate), ref_raw * penalty(base.candidate)
+        f.confirm_raw_gain = raw - ref_raw
         order = sorted(keep)  # rep scored train[order[j]] as its row j
         paired = evidence(
             [(r.raw_score, base_valid.get(r.index)) for r in f.valid_report.records]
@@ -300,3 +302,15 @@ def confirm_each(
             yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
     if failed is not None:
         raise failed
+
+
+def confirmed_reason(chosen: Scored, margin: float) -> str:
+    """The stop reason of a confirmed finalist, raw quality apart from the length penalty: a shorter prompt at
+    equal quality also wins the penalized margin, and must not read as a quality gain."""
+    raw = chosen.confirm_raw_gain or 0.0
+    head = f"confirmation: candidate {chosen.id}"
+    if raw > 1e-9:
+        return f"{head} beat the initial prompt by {raw:.3f} raw ({margin:.3f} with the length penalty)"
+    if raw < -1e-9:
+        return f"{head} kept for its length: {-raw:.3f} lower raw quality, {margin:.3f} higher with the length penalty"
+    return f"{head} kept for its length at equal raw quality ({margin:.3f} higher with the length penalty only)"
