@@ -70,7 +70,7 @@ class RunEnv:
     def metrics_manager(self, spec: TaskSpec) -> Any:
         """The run's metrics: the task type's built-in metric, or the custom `--metric` registered for it."""
         from promptomatix.metrics import MetricRegistry, MetricsManager, load_metric_spec
-        from promptomatix.metrics.manager import check_metric_signature
+        from promptomatix.metrics.custom import check_metric_signature
 
         registry = None
         if self.config.metric:

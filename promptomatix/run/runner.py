@@ -112,7 +112,7 @@ def check_metric(spec: str | None) -> None:
     if not spec:
         return
     from promptomatix.metrics import load_metric_spec
-    from promptomatix.metrics.manager import check_metric_signature
+    from promptomatix.metrics.custom import check_metric_signature
 
     check_metric_signature(load_metric_spec(spec))
 

@@ -1,0 +1,51 @@
+"""User metrics (--metric, `metric=`, register_metric, a plugin's): their names, their signature check before any
+model call, and the call itself, whose failure is one MetricError naming the metric rather than a 0 per row."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+from promptomatix.errors import MetricError, PromptomatixError
+from promptomatix.metrics import text
+from promptomatix.metrics.registry import coerce_result
+from promptomatix.metrics.result import MetricResult
+
+
+def metric_label(fn: Any) -> str:
+    """`module:function` of a user metric, as the user would write it for --metric."""
+    module = getattr(fn, "__module__", None) or "?"
+    module = module.removeprefix("_promptomatix_metric_")
+    return f"{module}:{getattr(fn, '__qualname__', None) or getattr(fn, '__name__', type(fn).__name__)}"
+
+
+def check_metric_signature(fn: Callable[..., Any]) -> None:
+    """A metric is called as fn(example, prediction): refuse one that cannot be, before any model call."""
+    import inspect
+
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError as e:
+        raise MetricError(
+            f"metric {metric_label(fn)} cannot be called as fn(example, prediction): {e}",
+            hint="give it two parameters: def metric(example, prediction) -> float",
+        ) from None
+    except ValueError:  # no signature to inspect (a builtin): the first call tells
+        return
+
+
+def call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> MetricResult:
+    """A user metric that raises is a MetricError naming it, at the first example (not a 0 score per row).
+    Its result is marked `user_metric`, so the evaluator ranks and reports by it (not by balanced accuracy)."""
+    label = metric_label(fn)
+    try:
+        value = fn(example, pred)
+    except PromptomatixError:  # a budget stop or a failed judge call inside the metric
+        raise
+    except (Exception, SystemExit) as e:  # SystemExit: it ended the process, the session left `running`
+        raise MetricError(
+            f"metric {label} raised {type(e).__name__}: {text.shorten(e, 200)}",
+            hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",
+        ) from e
+    return replace(coerce_result(value, f"metric {label} (for {key!r})"), user_metric=True)
