@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from promptomatix.errors import NotFoundError, SessionError
-from promptomatix.sessions.fs import try_lock, writing
+from promptomatix.sessions.fs import os_error, try_lock
+from promptomatix.sessions.lockfile import open_lock, probe_lock, read_text, writable
 
 RUN_LOCK_FILE = ".run.lock"
 BUSY_HINT = "wait for it to finish or stop it with Ctrl-C"
@@ -39,10 +40,11 @@ _held: dict[str, list[Any]] = {}
 _held_guard = threading.Lock()
 
 
-def read_owner(path: Path) -> dict[str, Any] | None:
-    """The owner record in a run lock file, or None if absent/empty/unreadable."""
+def read_owner(fd: int) -> dict[str, Any] | None:
+    """The owner record in an open run lock file, or None if empty/unreadable (read from the descriptor, never
+    by path: the path could be a link placed there since)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8") or "null")
+        doc = json.loads(read_text(fd) or "null")
     except (OSError, ValueError):
         return None
     return doc if isinstance(doc, dict) else None
@@ -80,10 +82,10 @@ def busy_error(session_id: str, owner: dict[str, Any] | None) -> SessionError:
     return SessionError(f"session {session_id} is busy: {describe_owner(owner)}", hint=BUSY_HINT)
 
 
-def _acquire(fd: int, path: Path, session_id: str) -> None:
+def _acquire(fd: int, session_id: str) -> None:
     deadline = time.monotonic() + SETTLE_S
     while not try_lock(fd, offset=_WINDOWS_LOCK_OFFSET):
-        owner = read_owner(path)
+        owner = read_owner(fd)
         if owner_alive(owner) or time.monotonic() > deadline:
             raise busy_error(session_id, owner)
         time.sleep(0.02)
@@ -96,55 +98,89 @@ def _write_owner(fd: int, owner: dict[str, Any] | None) -> None:
         os.write(fd, json.dumps(owner).encode())
 
 
-@contextmanager
-def hold_run_lock(directory: Path, session_id: str, *, command: str) -> Iterator[dict[str, Any]]:
-    """The run lock of the session in `directory`, held until the block exits; yields the owner record.
+def _record_owner(fd: int, path: Path, owner: dict[str, Any], *, best_effort: bool) -> None:
+    """Write the owner record. It is only for messages, so `best_effort` (delete) lets a full disk pass: the
+    delete that frees space must not be refused for want of space to say who is deleting."""
+    try:
+        _write_owner(fd, owner)
+    except OSError as exc:
+        if not best_effort:
+            raise os_error(exc, path) from exc
+        with suppress(OSError):
+            os.ftruncate(fd, 0)  # no half-written record: readers take an empty one as "a run is starting"
 
-    Raises SessionError("session X is busy: …") when another process (or another thread of this one)
-    holds it, and "no session" when the directory is gone. Re-entrant for the thread that holds it.
-    """
-    path = directory / RUN_LOCK_FILE
-    key, me = str(path), threading.get_ident()
+
+@contextmanager
+def _reenter(key: str, session_id: str) -> Iterator[dict[str, Any] | None]:
+    """The owner if this thread already holds the run lock at `key` (depth counted), else None; another
+    thread of this process holding it is busy."""
+    me = threading.get_ident()
     with _held_guard:
         entry = _held.get(key)
         if entry is not None and entry[0] == me:
             entry[1] += 1
-    if entry is not None:
-        if entry[0] != me:
-            raise busy_error(session_id, entry[2])
-        try:
-            yield entry[2]
-        finally:
-            with _held_guard:
-                entry[1] -= 1
+    if entry is None:
+        yield None
         return
-    if not directory.is_dir():
-        raise NotFoundError(f"no session {session_id!r}", hint="see `promptomatix sessions list`")
-    with writing(path, "lock"):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    if entry[0] != me:
+        raise busy_error(session_id, entry[2])
     try:
-        _acquire(fd, path, session_id)
-        try:
-            same_file = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            same_file = False
-        if not same_file:  # deleted (`sessions delete`) between our open and our lock
-            raise NotFoundError(f"session {session_id} was deleted", hint="see `promptomatix sessions list`")
-        owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-                 "started": datetime.now().astimezone().isoformat(timespec="seconds")}  # fmt: skip
-        with writing(path):
-            _write_owner(fd, owner)
-        with _held_guard:
-            _held[key] = [me, 1, owner]
-        try:
-            yield owner
-        finally:
-            with _held_guard:
-                _held.pop(key, None)
-            with suppress(OSError):
-                _write_owner(fd, None)
+        yield entry[2]
     finally:
-        os.close(fd)  # releases the lock
+        with _held_guard:
+            entry[1] -= 1
+
+
+@contextmanager
+def hold_run_lock(
+    directory: Path, session_id: str, *, command: str, best_effort_record: bool = False
+) -> Iterator[dict[str, Any]]:
+    """The run lock of the session in `directory`, held until the block exits; yields the owner record.
+
+    Raises SessionError("session X is busy: …") when another process (or another thread of this one)
+    holds it, and "no session" when the directory is gone. Re-entrant for the thread that holds it.
+    `best_effort_record`: a failed owner-record write (disk full) is not fatal (for `sessions delete`).
+    The lock file is opened without following links (`lockfile.open_lock`).
+    """
+    path = directory / RUN_LOCK_FILE
+    with _reenter(str(path), session_id) as held:
+        if held is not None:
+            yield held
+            return
+        if not directory.is_dir():
+            raise NotFoundError(f"no session {session_id!r}", hint="see `promptomatix sessions list`")
+        fd = open_lock(path)
+        try:
+            _acquire(fd, session_id)
+            if not _same_file(fd, path):  # deleted (`sessions delete`) between our open and our lock
+                raise NotFoundError(f"session {session_id} was deleted", hint="see `promptomatix sessions list`")
+            owner = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
+                     "started": datetime.now().astimezone().isoformat(timespec="seconds")}  # fmt: skip
+            # Hard-linked: writing would change the file behind its other names. Decided once, here: after a
+            # delete removes our name, the count drops and the clearing write below would hit the other file.
+            record = writable(fd)
+            if record:
+                _record_owner(fd, path, owner, best_effort=best_effort_record)
+            with _held_guard:
+                _held[str(path)] = [threading.get_ident(), 1, owner]
+            try:
+                yield owner
+            finally:
+                with _held_guard:
+                    _held.pop(str(path), None)
+                if record:
+                    with suppress(OSError):
+                        _write_owner(fd, None)
+        finally:
+            os.close(fd)  # releases the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """Whether `path` (not followed) still names the file `fd` has open."""
+    try:
+        return os.fstat(fd).st_ino == os.lstat(path).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def live_owner(directory: Path) -> dict[str, Any] | None:
@@ -154,13 +190,12 @@ def live_owner(directory: Path) -> dict[str, Any] | None:
         entry = _held.get(str(path))
     if entry is not None:
         return dict(entry[2])
-    try:
-        fd = os.open(path, os.O_RDONLY)  # flock needs no write access: works on a read-only store too
-    except OSError:  # no lock file (never ran) or unreadable: nothing provably running
+    fd = probe_lock(path)  # read-only (flock needs no write access); None: no plain lock file, nothing held
+    if fd is None:
         return None
     try:
         if try_lock(fd, offset=_WINDOWS_LOCK_OFFSET):
             return None  # free: closing the descriptor releases our probe at once
-        return read_owner(path) or {"pid": None, "command": None}
+        return read_owner(fd) or {"pid": None, "command": None}
     finally:
         os.close(fd)

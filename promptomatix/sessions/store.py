@@ -8,7 +8,8 @@ saved program). Guarantees, because a session is the only record of a paid-for r
 - read-modify-write goes through `update`, under an exclusive inter-process lock per session, so two
   processes adding feedback at once both land; a `save` from a stale copy is refused (`revision`);
 - a file that does not load (corrupt, or written by a newer schema) is reported and never overwritten;
-- ids are validated and resolved paths must stay directly inside the root;
+- ids are validated and resolved paths must stay directly inside the root; an entry that is a symlink is
+  refused (`delete` removes the link only), and lock files are never opened through a link (`lockfile`);
 - every write is scrubbed of credentials (`secrets.scrub`); URLs lose userinfo and credential parameters
   (the URL still works), and an event records which run_config URL had them (`stripped_credentials()`);
 - at most one run per session at a time, across processes (`run_lock`; `live_run` tells who holds it);
@@ -18,7 +19,6 @@ saved program). Guarantees, because a session is the only record of a paid-for r
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import time
@@ -34,12 +34,12 @@ from promptomatix.errors import ConfigurationError, NotFoundError, SessionError
 from promptomatix.sessions.fs import WRITABLE_HINT, atomic_write, try_lock, writing
 from promptomatix.sessions.fs import display as _display
 from promptomatix.sessions.ids import is_valid_id, new_id, validate_id
+from promptomatix.sessions.lockfile import open_lock
 from promptomatix.sessions.models import SCHEMA_VERSION, Session, SessionSummary, utcnow
 from promptomatix.sessions.runlock import hold_run_lock, live_owner
 from promptomatix.sessions.secrets import env_secret_values, scrub, strip_config_urls, urls_with_credentials
+from promptomatix.sessions.store_errors import corrupt_session, linked_session, no_versions
 from promptomatix.sessions.uploads import remove_upload, upload_of
-
-logger = logging.getLogger(__name__)
 
 SESSIONS_DIR_ENV = "PROMPTOMATIX_SESSIONS_DIR"
 DEFAULT_SESSIONS_DIR = "sessions"
@@ -74,14 +74,6 @@ def scrub_session_payload(doc: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def corrupt_session(shown: str, session_id: str, where: str, why: str) -> SessionError:
-    """The error for a session file that does not read (the store's, and a block read later by a follow-up)."""
-    return SessionError(
-        f"{shown} is corrupt ({where}): {why}; it was left untouched",
-        hint=f"fix it by hand or delete it with `promptomatix sessions delete {session_id}`",
-    )
-
-
 class SessionStore:
     """Sessions under `root` (default: $PROMPTOMATIX_SESSIONS_DIR, else ./sessions, fixed at construction)."""
 
@@ -98,13 +90,19 @@ class SessionStore:
     # --- paths ----------------------------------------------------------------------------------
 
     def session_dir(self, session_id: str) -> Path:
-        """The session's directory (which may not exist yet); never outside the root."""
-        validate_id(session_id)
-        root = self.root.resolve()
-        path = (root / session_id).resolve()
-        if path.parent != root:  # e.g. the entry is a symlink pointing elsewhere
-            raise SessionError(f"session {session_id!r} resolves outside {_display(root)}; refusing to use it")
+        """The session's directory (which may not exist yet); never outside the root, never through a link."""
+        entry = self._entry(session_id)
+        if entry.is_symlink():  # its store would be wherever the link points: only `delete` acts on it
+            raise linked_session(session_id, entry)
+        path = entry.resolve()
+        if path.parent != entry.parent:
+            raise SessionError(f"session {session_id!r} resolves outside {_display(entry.parent)}; refusing to use it")
         return path
+
+    def _entry(self, session_id: str) -> Path:
+        """`<root>/<id>` as named in the root (a link there is not followed)."""
+        validate_id(session_id)
+        return self.root.resolve() / session_id
 
     def session_file(self, session_id: str) -> Path:
         return self.session_dir(session_id) / SESSION_FILE
@@ -118,8 +116,7 @@ class SessionStore:
         directory = self.session_dir(session_id)
         if not directory.is_dir():
             raise self._missing(session_id)
-        with writing(directory / LOCK_FILE, "lock"):
-            fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = open_lock(directory / LOCK_FILE)  # never through a link: nothing is created outside the store
         try:
             deadline = time.monotonic() + timeout
             delay = 0.002
@@ -161,6 +158,8 @@ class SessionStore:
         Probed with the OS lock, so a session whose status says "running" but whose process died shows
         None here (display it as stale: `resume` continues it).
         """
+        if self._entry(session_id).is_symlink():
+            return None  # every run refuses a linked entry (`session_dir`): none can hold it
         return live_owner(self.session_dir(session_id))
 
     # --- read -----------------------------------------------------------------------------------
@@ -305,7 +304,13 @@ class SessionStore:
         return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
 
     def require(self, session_id: str) -> Path:
-        """The session's directory; SessionError when there is none (its file is not read: it may be corrupt)."""
+        """The session's directory; SessionError when there is none (its file is not read: it may be corrupt).
+
+        An entry that is a symlink is returned as it is, unresolved, so it can be deleted (which removes the
+        link only); every other use of it is refused by `session_dir`, with that fix."""
+        entry = self._entry(session_id)
+        if entry.is_symlink():
+            return entry
         directory = self.session_dir(session_id)
         if not directory.is_dir():
             raise self._missing(session_id)
@@ -313,9 +318,16 @@ class SessionStore:
 
     def delete(self, session_id: str) -> None:
         """Remove the session's directory, and the copy of its data the web UI uploaded (never a user's own file);
-        refused (SessionError "busy") while a run holds its run lock."""
+        refused (SessionError "busy") while a run holds its run lock. Works on a full disk (it is how space is
+        freed): the run lock's owner record is best effort here. An entry that is a symlink is unlinked; what
+        it points to is never touched."""
         directory = self.require(session_id)
-        with self.run_lock(session_id, command="delete"), writing(directory, "delete"):
+        if directory.is_symlink():
+            with writing(directory, "delete"):
+                directory.unlink()
+            return
+        lock = hold_run_lock(directory, session_id, command="delete", best_effort_record=True)
+        with lock, writing(directory, "delete"):
             upload = upload_of(self.root, directory / SESSION_FILE)
             shutil.rmtree(directory)
         remove_upload(upload)
@@ -336,8 +348,7 @@ class SessionStore:
                 summary = SessionSummary.of(self._read(entry.name))
                 summary.live_run = live_owner(entry)
                 when = summary.created_at or datetime.min.replace(tzinfo=timezone.utc)
-            except SessionError as exc:
-                logger.warning("skipping unreadable session %s: %s", entry.name, exc)
+            except SessionError as exc:  # listed as unreadable, with its error and fix: no log line besides
                 mtime = datetime.fromtimestamp((entry / SESSION_FILE).stat().st_mtime, timezone.utc)
                 summary = SessionSummary(session_id=entry.name, updated_at=mtime, error=str(exc))
                 when = mtime
@@ -361,7 +372,7 @@ class SessionStore:
         if format not in ("text", "dspy"):
             raise ConfigurationError(f"unknown export format {format!r}; choose text, json or dspy")
         if not session.versions:
-            raise _no_versions(session, self.live_run(session_id))
+            raise no_versions(session, self.live_run(session_id))
         chosen = session.get_version(version)
         if format == "text":
             return chosen.prompt
@@ -372,20 +383,3 @@ class SessionStore:
                 hint="export it with --format text instead",
             )
         return json.dumps(scrub(chosen.program_json, keep_ambiguous_keys=True), indent=2, ensure_ascii=False)
-
-
-def _no_versions(session: Session, live: dict[str, Any] | None) -> SessionError:
-    """Nothing to export: say why (by status) and what continues the run."""
-    sid = session.session_id
-    if live:
-        return SessionError(f"session {sid} has no prompt versions yet: a run is in progress (pid {live.get('pid')})",
-                            hint="wait for it to save its first version")  # fmt: skip
-    how = {"interrupted": "was interrupted", "failed": "failed", "running": "stopped (its process is gone)"}
-    if session.status in how:
-        return SessionError(
-            f"session {sid} {how[session.status]} before any prompt version was saved",
-            hint=f"continue it with `promptomatix resume {sid}`",
-        )
-    hint = None if session.status == "completed" else f"start it with `promptomatix resume {sid}`"
-    return SessionError(f"session {sid} has no prompt versions yet", hint=hint)
-
