@@ -29,7 +29,7 @@ from promptomatix.run.state import RunState
 from promptomatix.run_guard import require_answers, run_lock
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.feedback import attach_feedback
-from promptomatix.sessions.feedback_check import distinct_feedback
+from promptomatix.sessions.feedback_check import distinct_feedback, feedback_text, reads_as
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
 from promptomatix.sessions.store import corrupt_session
 from promptomatix.task import TaskSpec
@@ -114,13 +114,6 @@ def candidate_of(version: PromptVersion) -> PromptCandidate:
     )
 
 
-def feedback_text(item: FeedbackItem) -> str:
-    """How a feedback item reads to the optimizer's teacher."""
-    if item.text:
-        return f'On "{item.text}": {item.comment}'
-    return item.comment
-
-
 def _env(
     cfg: RunConfig,
     store: SessionStore,
@@ -158,10 +151,11 @@ def refine(
                 f"session {session_id} has no version to refine", hint=f"promptomatix resume {session_id}"
             )
         open_items = session.open_feedback()
+        texts = [feedback_text(f, latest.prompt) for f in open_items]  # a quote the prompt lost says so
         env = _env(_config(session, overrides, api_key, api_base), store, session_id, clients, progress, track)
         state = RunState(
             spec=spec, splits=splits, data_report=session.data_report, initial=candidate_of(latest),
-            human_feedback=[feedback_text(f) for f in open_items], feedback_ids=[f.id for f in open_items],
+            human_feedback=texts, feedback_ids=[f.id for f in open_items],
             parent_version=latest.version, parent_prompt=latest.prompt,
         )  # fmt: skip
         return runner.run_search(env, state, "refine")
@@ -226,17 +220,22 @@ def resumed_state(session: Session) -> RunState:
 
 
 def _still_open(session: Session, texts: list[str], ids: list[str]) -> tuple[list[str], list[str], list[str]]:
-    """The checkpoint's feedback without the items that are no longer open (texts and ids pair up when ids were
-    given), and a note naming what was left out."""
-    status = {f.id: f.status for f in session.feedback}
+    """The checkpoint's feedback without the items that are no longer open, or no longer read as the text the run
+    was given (edited since, or a deleted item's id given to a new one by an older version), and notes naming what
+    was left out. Texts and ids pair up when ids were given."""
+    items = {f.id: f for f in session.feedback}
     if len(texts) != len(ids):
         return texts, ids, []
-    kept = [(t, i) for t, i in zip(texts, ids, strict=True) if status.get(i) == "open"]
-    gone = [i for i in ids if status.get(i) != "open"]
-    why = sorted({status.get(i, "deleted") for i in gone})  # deleted (the UI can) failed the resume at its end
-    note = [f"feedback {', '.join(gone)} left out: {'it is' if len(gone) == 1 else 'they are'} no longer open "
-            f"({', '.join(why)} since the run stopped)"] if gone else []  # fmt: skip
-    return [t for t, _ in kept], [i for _, i in kept], note
+    status = {i: items[i].status if i in items else "deleted" for i in ids}  # deleted (the UI can) failed the resume
+    gone = [i for i in ids if status[i] != "open"]
+    edited = [i for t, i in zip(texts, ids, strict=True) if status[i] == "open" and not reads_as(items[i], t)]
+    kept = [(t, i) for t, i in zip(texts, ids, strict=True) if i not in gone and i not in edited]
+    notes = [f"feedback {', '.join(gone)} left out: {'it is' if len(gone) == 1 else 'they are'} no longer open "
+             f"({', '.join(sorted({status[i] for i in gone}))} since the run stopped)"] if gone else []  # fmt: skip
+    if edited:
+        notes.append(f"feedback {', '.join(edited)} left out: {'it reads' if len(edited) == 1 else 'they read'} "
+                     "differently from when the run stopped; left open for the next refine")  # fmt: skip
+    return [t for t, _ in kept], [i for _, i in kept], notes
 
 
 def generate_feedback(

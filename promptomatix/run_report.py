@@ -43,7 +43,7 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
     metrics = _metrics(env, result, held, elapsed)
     feedback_ids = [] if kept is not None else st.feedback_ids
     if feedback_ids:  # applied only when the new version addresses the item (sessions/feedback_check.py)
-        feedback_ids = _addressed(env, result, feedback_ids, st.notes)
+        feedback_ids = _addressed(env, result, feedback_ids, st.notes, st.human_feedback)
     for note in st.notes:
         log.warning("%s", note)
     extras = {"verdict": paired.model_dump(mode="json"), "pareto": held_out.pareto_ids(result),
@@ -111,13 +111,18 @@ def _assumed(assumptions: list[str]) -> list[str]:
     return [a for a in assumptions if not a.startswith(LABEL_LINE_ADDED)]
 
 
-def _addressed(env: RunEnv, result: BackendResult, ids: list[str], notes: list[str]) -> list[str]:
+def _addressed(env: RunEnv, result: BackendResult, ids: list[str], notes: list[str], texts: list[str]) -> list[str]:
+    """The ids the new version addresses, among the items as the optimizer saw them (`texts`, paired with `ids`):
+    one deleted or edited in the UI during the run is not recorded as applied."""
     from promptomatix.sessions.feedback_check import applied_feedback
 
     cfg = env.config
     reads = cfg.backend == "simple_meta_prompt" or (cfg.backend == "dspy" and cfg.dspy_optimizer == "gepa")
     session = env.recorder.store.load(env.recorder.sid)
-    applied, lines = applied_feedback(session, ids, result.initial_prompt, result.prompt, uses_feedback=reads)
+    sent = dict(zip(ids, texts, strict=True)) if len(ids) == len(texts) else None
+    applied, lines = applied_feedback(
+        session, ids, result.initial_prompt, result.prompt, uses_feedback=reads, sent=sent
+    )
     notes.extend(lines)
     return applied
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from promptomatix.cli import optimize_cmd as run_opts
-from promptomatix.cli.render import print_json
+from promptomatix.cli.render import print_json, visible
 from promptomatix.cli.sessions_cmd import SessionsDir, _about, _store
 
 feedback_app = typer.Typer(help="Feedback on a session's prompt: add, list, generate, dismiss.", no_args_is_help=True)
@@ -32,7 +32,7 @@ def feedback_add(
     item = add_feedback(_store(sessions_dir), session_id, comment=comment, text=text, start=start, end=end,
                         version=version)  # fmt: skip
     span = f' on "{item.text}" [{item.start}:{item.end}]' if item.text else ""
-    typer.echo(f"added {item.id}{span}; apply it with `promptomatix refine {session_id}`")
+    typer.echo(visible(f"added {item.id}{span}; apply it with `promptomatix refine {session_id}`"))
 
 
 @feedback_app.command("list")
@@ -52,9 +52,9 @@ def feedback_list(
     if json_:
         print_json([f.model_dump(mode="json") for f in items])
         return
-    for f in items:
+    for f in items:  # control characters in the text (a model wrote it, or pasted terminal output) made visible
         where = f' "{f.text}" [{f.start}:{f.end}]' if f.text else ""
-        typer.echo(f"{f.id}\t{f.status}\t{f.source}\t{_about(f.version)}{where}: {f.comment}")
+        typer.echo(visible(f"{f.id}\t{f.status}\t{f.source}\t{_about(f.version)}{where}: {f.comment}"))
     if not items:
         typer.echo("no feedback")
 
@@ -91,8 +91,8 @@ def feedback_generate(
     items = out["feedback_items"]
     typer.echo(f"{len(out['individual_feedbacks'])} failures on {out['synthetic_data_used']} examples; "
                f"{len(items)} feedback items added")  # fmt: skip
-    for f in items:
-        typer.echo(f"{f['id']}: {f['comment']}")
+    for f in items:  # the teacher wrote these
+        typer.echo(visible(f"{f['id']}: {f['comment']}"))
 
 
 @feedback_app.command("dismiss")
@@ -105,4 +105,4 @@ def feedback_dismiss(
     from promptomatix.sessions.feedback import dismiss_feedback
 
     _store(sessions_dir).update(session_id, lambda s: dismiss_feedback(s, ids))
-    typer.echo(f"dismissed {', '.join(ids)}")
+    typer.echo(visible(f"dismissed {', '.join(ids)}"))

@@ -6,6 +6,7 @@ import io
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,17 +24,35 @@ def _console(stderr: bool = False) -> Any:
     return Console(stderr=stderr, highlight=False, soft_wrap=True)
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def visible(text: str) -> str:
+    """`text` with control characters other than newline and tab shown as `\\x1b` etc.
+
+    Prompts, candidates and feedback are written by models (and users); an escape sequence printed raw can set the
+    terminal's title or rewrite lines above (`ESC]0;…BEL`, `ESC[1A`). rich escapes its markup, not these. JSON
+    output and `sessions export` stay exact: they are data, not text for a terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def safe(text: str) -> str:
+    """`text` for rich with markup on: control characters made visible, then its markup escaped."""
+    from rich.markup import escape
+
+    return escape(visible(text))
+
+
 def error_line(message: str) -> None:
     """One red line on stderr; credentials an exception quoted (a URL's password) are redacted first."""
-    from rich.markup import escape  # a message quoting user input ("a[b]x") must print as given
-
     from promptomatix.sessions.secrets import scrub_text
 
-    _console(stderr=True).print(f"[bold red]Error:[/] {escape(scrub_text(message))}", markup=True, highlight=False)
+    # a message quoting user input ("a[b]x", an escape code) must print as given, and visibly
+    _console(stderr=True).print(f"[bold red]Error:[/] {safe(scrub_text(message))}", markup=True, highlight=False)
 
 
 def info(message: str) -> None:
-    _console(stderr=True).print(message, markup=False)
+    _console(stderr=True).print(visible(message), markup=False)
 
 
 def print_json(obj: Any) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from promptomatix.cli.render import console, print_json
+from promptomatix.cli.render import console, print_json, safe, visible
 from promptomatix.cli.usage import lambda_value
 
 sessions_app = typer.Typer(help="Saved optimization sessions: list, show, pick, export, delete.", no_args_is_help=True)
@@ -47,7 +47,7 @@ def sessions_list(sessions_dir: str = SessionsDir, json_: bool = typer.Option(Fa
     for r, status in zip(rows, statuses, strict=True):
         best = f"{r.best_score:.3f}" if r.best_score is not None else "-"
         created = r.created_at.strftime("%Y-%m-%d %H:%M") if r.created_at else "-"
-        desc = r.description if r.error is None else f"unreadable: {r.error}"
+        desc = visible(r.description if r.error is None else f"unreadable: {r.error}")
         desc = desc if len(desc) <= 60 else desc[:59] + "…"
         typer.echo(
             f"{r.session_id:<22}  {created:<16}  {status:<{w}}  {r.n_versions:>2}  {best:>5}  "
@@ -88,20 +88,20 @@ def sessions_show(
         print_json({**scrub_session_payload(s.model_dump(mode="json")), "live_run": live})
         return
     _print_show(s, live, pairs)
-    from rich.markup import escape
+    from promptomatix.cli.candidates_view import candidate_lines, pareto_lines
 
     c, latest = console(), s.latest_version()
-    lines = _candidate_lines(source.version, source.candidates) if candidates and source else []
-    lines += _pareto_lines(s, source, defaulted=version is None) if pareto and source else []
-    for line in lines:
-        c.print(escape(line))
+    lines = candidate_lines(source.version, source.candidates) if candidates and source else []
+    lines += pareto_lines(s, source, defaulted=version is None) if pareto and source else []
+    for line in lines:  # model-written text (candidates, feedback, prompts): control characters made visible
+        c.print(safe(line))
     if latest and (not pairs or _view().is_interrupted(latest)):
         title = f"prompt v{latest.version}" + _view().version_note(latest).replace(" · ", " — ")
-        c.print(_panel(escape(latest.prompt), title))
+        c.print(_panel(safe(latest.prompt), title))
     for f in s.feedback:
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
-        c.print(escape(f"{f.id} {f.status}{applied} {f.source} {_about(f.version)}: {where}{f.comment}"))
+        c.print(safe(f"{f.id} {f.status}{applied} {f.source} {_about(f.version)}: {where}{f.comment}"))
 
 
 def _view() -> Any:
@@ -147,40 +147,47 @@ def _print_show(s: Any, live: dict[str, Any] | None, pairs: list[tuple[int, int]
     """The header, state lines, one line per version (with its verdict) and the prompt diffs."""
     import difflib
 
-    from rich.markup import escape
-
     from promptomatix.sessions.models import display_status
+    from promptomatix.sessions.scale import comparable_valid
 
     view, c = _view(), console()
-    c.print(f"[bold]{s.session_id}[/] · {escape(display_status(s.status, live))} · {escape(s.description)}")
-    for line in filter(None, [view.model_line(s), view.spent_line(s), *view.state_lines(s, live)]):
-        c.print(escape(line))
+    c.print(f"[bold]{s.session_id}[/] · {safe(display_status(s.status, live))} · {safe(s.description)}")
+    for line in filter(None, [view.model_line(s), view.spent_line(s), *view.state_lines(s, live), _lambda_line(s)]):
+        c.print(safe(line))
     for v in s.versions:
         parent = f" (from v{v.parent})" if v.parent else ""
         applied = f" · applied {', '.join(v.feedback_applied)}" if v.feedback_applied else ""
         line = (
-            f"{parent} · {v.backend} · valid raw/penalized {_score(v.valid)} · test {_score(v.test)} "
+            f"{parent} · {v.backend} · valid raw/penalized {_score(comparable_valid(s, v))} · test {_score(v.test)} "
             f"(initial {_score(v.initial_test)}) · {v.usage.calls} calls ({v.usage.cached_calls} cached) · "
             f"${v.usage.cost_usd or 0:.4f} · {v.duration_s or 0:.0f}s{applied}{view.version_note(v)}"
         )
-        c.print(f"[bold]v{v.version}[/]" + escape(line))
+        c.print(f"[bold]v{v.version}[/]" + safe(line))
         for extra in _verdict_lines(v):
-            c.print("    " + escape(extra))
+            c.print("    " + safe(extra))
     for a, b in pairs:
         va, vb = s.get_version(a), s.get_version(b)
         text = "\n".join(difflib.unified_diff(va.prompt.splitlines(), vb.prompt.splitlines(), f"v{a}", f"v{b}",
                                               lineterm="", n=2))  # fmt: skip
-        c.print(_panel(escape(text) or "(identical)", f"prompt diff v{a} → v{b}"))
+        c.print(_panel(safe(text) or "(identical)", f"prompt diff v{a} → v{b}"))
+
+
+def _lambda_line(s: Any) -> str | None:
+    """The one λ every version's penalized valid score is under (a pick under another λ included)."""
+    from promptomatix.sessions.scale import session_lambda
+
+    lam = session_lambda(s)
+    return None if lam is None or not s.versions else f"valid scores: raw / penalized by length under λ={lam:g}"
 
 
 def _verdict_lines(v: Any) -> list[str]:
     """The paired held-out verdict of a version (outcome, diff and CI, wins/losses/ties, p, detectable size)."""
     from promptomatix.metrics.verdict import PairedVerdict
+    from promptomatix.sessions.pick import picked_note
 
-    picked = v.settings.get("picked")
-    if picked and not v.verdict:
-        return [f"picked candidate #{picked.get('candidate')} of v{picked.get('version')}: valid score from the run; "
-                "not scored on the held-out test"]  # fmt: skip
+    note = picked_note(v)
+    if note:
+        return [note]
     if not v.verdict:
         return []
     verdict = PairedVerdict(**v.verdict)
@@ -189,61 +196,6 @@ def _verdict_lines(v: Any) -> list[str]:
 
 def _num(v: Any) -> str:
     return f"{v:.3f}" if isinstance(v, int | float) else "-"
-
-
-def _pareto_lines(session: Any, version: Any, *, defaulted: bool = False) -> list[str]:
-    """The candidates no other beats on raw valid quality without being longer; `sessions pick` makes one a version."""
-    from promptomatix.sessions.pick import front_rows
-
-    rows = front_rows(version)
-    if not rows:
-        return [f"v{version.version} has no candidates scored on valid"]
-    out = [f"quality-vs-length front of v{version.version} (raw scores, no length penalty; minibatch → valid → "
-           "confirmation):"]  # fmt: skip
-    latest = session.latest_version()
-    if defaulted and latest.version != version.version:
-        out.append(f"(v{latest.version}, the latest version, has no candidates of its own: this is "
-                   f"v{version.version}'s, the latest that has; --version N shows another)")  # fmt: skip
-    for r in rows:
-        text = " ".join(str(r.get("instructions", "")).split())
-        text = text if len(text) <= 70 else text[:69] + "…"
-        tokens = f" · ≈{r['tokens']} tokens/call" if r.get("tokens") else ""
-        out.append(
-            f"#{r.get('id')} {r.get('origin')} · valid {_num(r.get('valid_raw'))} · {r.get('length', '-')} words"
-            f"{tokens} · {r.get('n_demos', 0)} demos · {_num(r.get('minibatch_raw'))} → {_num(r.get('valid_raw'))} → "
-            f'{_num(r.get("confirm_raw"))} · "{text}"{_is_version(session, r.get("prompt"))}'
-        )
-    sid = session.session_id
-    out.append(f"make one the next version: promptomatix sessions pick {sid} CANDIDATE (or --lambda X)")
-    return out
-
-
-def _is_version(session: Any, prompt: Any) -> str:
-    """The mark " ← v1, v3 (latest)": the versions whose prompt is this candidate's (a pick of the latest adds none)."""
-    same = [v.version for v in session.versions if v.prompt == prompt]
-    if not same:
-        return ""
-    latest = " (latest)" if same[-1] == session.versions[-1].version else ""
-    return " ← " + ", ".join(f"v{n}" for n in same) + latest
-
-
-def _candidate_lines(version: int, rows: list[dict]) -> list[str]:
-    """One line per candidate: where it came from and each stage's score, so a user sees why one won."""
-
-    def num(v: Any) -> str:
-        return f"{v:.3f}" if isinstance(v, int | float) else "-"
-
-    out = [f"candidates of v{version} (scores penalized by length; minibatch → valid → confirmation):"]
-    for r in rows:
-        text = " ".join(str(r.get("instructions", "")).split())
-        text = text if len(text) <= 90 else text[:89] + "…"
-        note = f" ({r['note']})" if r.get("note") else ""
-        out.append(
-            f"#{r.get('id')} r{r.get('round')} {r.get('origin')} · {r.get('n_demos', 0)} demos · "
-            f"{r.get('length', '-')} words · {num(r.get('minibatch_score'))} → {num(r.get('valid_penalized'))} → "
-            f'{num(r.get("confirm_score"))} · "{text}"{note}'
-        )
-    return out
 
 
 @sessions_app.command("pick")
@@ -262,6 +214,7 @@ def sessions_pick(
     from promptomatix.errors import UsageError
     from promptomatix.sessions.pick import pick, pick_lambda
     from promptomatix.sessions.runlock import busy_error
+    from promptomatix.sessions.scale import session_lambda
 
     if (candidate is None) == (lambda_ is None):
         raise UsageError(
@@ -274,6 +227,7 @@ def sessions_pick(
     made: dict[str, Any] = {}
 
     def apply(s: Any) -> None:
+        made["lam"] = session_lambda(s)
         if candidate is not None:
             made["p"] = pick(s, candidate, version=version)
         else:
@@ -290,7 +244,8 @@ def sessions_pick(
     if not p.added:
         typer.echo(p.message())
         return
-    typer.echo(f"{p.message()} (valid raw {_num(v.valid.raw)}, penalized {_num(v.valid.penalized)}); "
+    under = "" if made["lam"] is None else f" under the session's λ={made['lam']:g}"
+    typer.echo(f"{p.message()} (valid raw {_num(v.valid.raw)}, penalized {_num(v.valid.penalized)}{under}); "
                "no model calls made")  # fmt: skip
 
 

@@ -20,7 +20,7 @@ class ParetoPoint(BaseModel):
 
     candidate_id: int
     quality: float  # raw valid score: the length penalty is the front's other axis, not part of quality
-    words: int
+    words: int  # words of the whole rendered prompt (demos included): one of the front's two length measures
     origin: str = ""
     tokens: int = 0  # ≈ tokens the task model reads on every call besides the row (0: not recorded)
     length: int | None = None  # words the length penalty counts (instructions, format line, demos)
@@ -54,19 +54,27 @@ def candidate_points(candidates: Iterable[Mapping[str, Any]]) -> list[ParetoPoin
     return points
 
 
+def dominates(a: ParetoPoint, b: ParetoPoint, *, tolerance: float = 1e-9) -> bool:
+    """`a` scores at least as well as `b` and reads no more words and tokens, and is strictly better on one."""
+    no_worse = a.quality >= b.quality - tolerance and a.words <= b.words and a.tokens <= b.tokens
+    better = a.quality > b.quality + tolerance or a.words < b.words or a.tokens < b.tokens
+    return no_worse and better
+
+
+def dominated_by(point: ParetoPoint, points: Iterable[ParetoPoint]) -> ParetoPoint | None:
+    """A point of the front that keeps `point` off it (None: `point` is not dominated), so a listing can say why
+    a candidate is missing: the best-quality, then shortest, such point."""
+    front = pareto_front(points)
+    return next((q for q in front if dominates(q, point)), None)
+
+
 def pareto_front(points: Iterable[ParetoPoint], *, tolerance: float = 1e-9) -> list[ParetoPoint]:
     """The non-dominated points, best quality first; of identical (quality, words) points the first is kept."""
     pts = list(points)
-
-    def dominates(a: ParetoPoint, b: ParetoPoint) -> bool:
-        no_worse = a.quality >= b.quality - tolerance and a.words <= b.words and a.tokens <= b.tokens
-        better = a.quality > b.quality + tolerance or a.words < b.words or a.tokens < b.tokens
-        return no_worse and better
-
     front: list[ParetoPoint] = []
     seen: set[tuple[float, int]] = set()
     for p in pts:
-        if any(dominates(q, p) for q in pts):
+        if any(dominates(q, p, tolerance=tolerance) for q in pts):
             continue
         key = (round(p.quality, 9), p.words)
         if key in seen:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from promptomatix.errors import NotFoundError, SessionError
 from promptomatix.sessions.ids import ID_EXAMPLE, is_valid_id
+from promptomatix.sessions.scale import selection_score
 
 SCHEMA_VERSION = 1
 MAX_EVENTS = 200  # the event log is a breadcrumb trail, not a full log; oldest entries are dropped
@@ -197,6 +198,8 @@ class Session(_Model):
     #: every call the session's runs made, whatever their ending (failed, interrupted, kept, no change) and the
     #: generated feedback's; None in a session saved before this was recorded (its versions' usage is all it has)
     spent: Usage | None = None
+    #: the highest feedback number (`fbN`) ever given: a deleted item's id is never given again (feedback_ids.py)
+    feedback_seq: int = Field(default=0, ge=0)
 
     @field_validator("session_id")
     @classmethod
@@ -251,11 +254,9 @@ class Session(_Model):
         raise NotFoundError(f"session {self.session_id} has no version {number} (it has: {have})")
 
     def best_version(self) -> PromptVersion | None:
-        """The version with the highest validation selection score (ties: the later one)."""
-        scored = [v for v in self.versions if v.valid is not None and v.valid.selection is not None]
-        if not scored:
-            return None
-        return max(scored, key=lambda v: (v.valid.selection, v.version))  # type: ignore[union-attr]
+        """The version with the best valid selection score, all under the session's λ (scale.py); ties: the later."""
+        scored = [(score, v.version, v) for v in self.versions if (score := selection_score(self, v)) is not None]
+        return max(scored, key=lambda t: t[:2])[2] if scored else None
 
     def add_version(
         self,
@@ -303,12 +304,11 @@ class Session(_Model):
         )
 
     def next_feedback_id(self) -> str:
-        """`fb1`, `fb2`, ...: short enough to type; unique as feedback is never deleted (only dismissed)."""
-        taken = {f.id for f in self.feedback}
-        n = len(self.feedback) + 1
-        while f"fb{n}" in taken:
-            n += 1
-        return f"fb{n}"
+        """`fb1`, `fb2`, ...: short enough to type; taken for good (the UI deletes feedback, and a reused id made
+        `resume` apply a deleted comment), so call it only for an item about to be added."""
+        from promptomatix.sessions.feedback_ids import take_feedback_id
+
+        return take_feedback_id(self)
 
     # --- events ---------------------------------------------------------------------------------
 
@@ -384,7 +384,7 @@ class SessionSummary(BaseModel):
             session_id=session.session_id, created_at=session.created_at, updated_at=session.updated_at,
             status=session.status, description=description[:100], n_versions=len(session.versions),
             best_version=best.version if best else None,
-            best_score=best.valid.selection if best and best.valid else None,
+            best_score=selection_score(session, best) if best else None,
             n_open_feedback=len(session.open_feedback()),
         )  # fmt: skip
 

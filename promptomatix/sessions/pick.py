@@ -5,8 +5,10 @@ A run keeps every candidate it tried, with its raw quality at each stage, its le
 export is that prompt and a later `refine` starts from it (followup.candidate_of reads the same three fields).
 The picked version was not scored on the held-out test (that would take calls), unless it is the version's own
 prompt (then it keeps that version's scores and, for DSPy, its compiled program); its valid score is the one
-measured in the run. Picking the prompt that already is the latest version adds nothing (a second click or a
-repeated command made identical versions). The CLI (`sessions pick`) and the web UI both call this.
+measured in the run, penalized under the run's λ even when `--lambda X` chose it (X is kept in `settings.picked`),
+so every version's scores stay on one scale (sessions/scale.py). Picking the prompt that already is the latest
+version adds nothing (a second click or a repeated command made identical versions). The CLI (`sessions pick`) and
+the web UI both call this.
 """
 
 from __future__ import annotations
@@ -27,9 +29,27 @@ def _candidate(source: PromptVersion, cand_id: int) -> dict[str, Any]:
     if cand is None or not isinstance(cand.get("prompt"), str):
         raise NotFoundError(f"version {source.version} has no candidate #{cand_id}", hint=hint)
     if cand.get("valid_raw") is None:  # it was picked as a version with no score at all
-        raise SessionError(f"candidate #{cand_id} of version {source.version} was never scored on the valid rows "
-                           "(screened out before them)", hint=hint)  # fmt: skip
+        raise _unscored(source, cand, hint)
     return cand
+
+
+def _unscored(source: PromptVersion, cand: dict[str, Any], hint: str) -> SessionError:
+    """Why a candidate has no valid score, from the run's note: a duplicate names the candidate it repeats (the
+    message said "screened out" for every one, a duplicate too), and which to pick instead."""
+    where = f"candidate #{cand.get('id')} of version {source.version}"
+    note = str(cand.get("note") or "")
+    if note.startswith("duplicate"):
+        same = [c for c in source.candidates if c.get("prompt") == cand["prompt"] and c.get("id") != cand.get("id")]
+        first = next(iter(same), None)
+        scored = next((c for c in same if c.get("valid_raw") is not None), None)
+        if first is not None:
+            what = f"{where} is a duplicate of candidate #{first.get('id')} (the same prompt), so it was never scored"
+            if scored is not None:
+                return SessionError(what, hint=f"pick candidate #{scored.get('id')} instead: the same prompt, "
+                                               f"valid {scored.get('valid_raw'):.3f}")  # fmt: skip
+            return SessionError(f"{what}, and #{first.get('id')} was not scored on the valid rows either", hint=hint)
+    why = f" ({note})" if note else ""
+    return SessionError(f"{where} was never scored on the valid rows{why}", hint=hint)
 
 
 def source_version(session: Session, version: int | None) -> PromptVersion:
@@ -48,13 +68,26 @@ class Picked:
     added: bool
     source: int
     candidate: int
+    lambda_penalty: float | None = None  # the λ it was chosen under (`--lambda`); its stored score is the run's λ
 
     def message(self) -> str:
         v = self.version
         if not self.added:
             return (f"candidate #{self.candidate} of v{self.source} is already the latest version, v{v.version}; "
                     "no version added")  # fmt: skip
-        return f"v{v.version}: candidate #{self.candidate} of v{self.source}"
+        chosen = "" if self.lambda_penalty is None else f", the best under λ={self.lambda_penalty:g}"
+        return f"v{v.version}: candidate #{self.candidate} of v{self.source}{chosen}"
+
+
+def picked_note(version: PromptVersion) -> str | None:
+    """Why a picked version has no paired verdict (the CLI and the UI both say it; the UI said only "n/a")."""
+    picked = version.settings.get("picked")
+    if not isinstance(picked, dict) or version.verdict:
+        return None
+    lam = picked.get("lambda")
+    chosen = f" (the best under λ={lam:g})" if isinstance(lam, int | float) else ""
+    return (f"picked candidate #{picked.get('candidate')} of v{picked.get('version')}{chosen}: valid score from the "
+            "run; not scored on the held-out test")  # fmt: skip
 
 
 def pick_candidate(
@@ -71,11 +104,10 @@ def pick(session: Session, cand_id: int, *, version: int | None = None, lambda_p
     cand = _candidate(source, cand_id)
     latest = session.latest_version()
     if latest is not None and latest.prompt == cand["prompt"]:
-        return Picked(latest, added=False, source=source.version, candidate=cand_id)
-    raw = cand.get("valid_raw")
-    pen = cand.get("valid_penalized")
-    if lambda_penalty is not None and raw is not None:
-        pen = raw * math.exp(-lambda_penalty * int(cand.get("length") or len(str(cand["prompt"]).split())))
+        return Picked(latest, added=False, source=source.version, candidate=cand_id, lambda_penalty=lambda_penalty)
+    # The score as the run measured it, penalized under the run's λ like every other version's: a score penalized
+    # under `--lambda X` made `sessions list`'s "best" compare numbers on two scales (review 20, finding 6).
+    raw, pen = cand.get("valid_raw"), cand.get("valid_penalized")
     settings: dict[str, Any] = {
         "picked": {"version": source.version, "candidate": cand_id},
         "format_line": cand.get("format_line"),
@@ -94,7 +126,7 @@ def pick(session: Session, cand_id: int, *, version: int | None = None, lambda_p
         **_kept_from_source(source, cand),
     )
     session.add_event("picked", version=v.version, source_version=source.version, candidate=cand_id)
-    return Picked(v, added=True, source=source.version, candidate=cand_id)
+    return Picked(v, added=True, source=source.version, candidate=cand_id, lambda_penalty=lambda_penalty)
 
 
 def _kept_from_source(source: PromptVersion, cand: dict[str, Any]) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from promptomatix.errors import ConfigurationError, SessionError
 from promptomatix.sessions.feedback import attach_feedback, dismiss_feedback
+from promptomatix.sessions.feedback_ids import delete_feedback
 from promptomatix.sessions.models import Session
 from promptomatix.sessions.pick import pick
 from promptomatix.ui import views
@@ -82,8 +83,13 @@ async def add_feedback(request: Request) -> Response:
     return back(request, sid, version=version, anchor="#feedback")
 
 
-def _edit(s: Session, fid: str, action: str, comment: str | None) -> None:
+def _edit(s: Session, fid: str, action: str, comment: str | None, busy: str | None = None) -> None:
+    """One feedback action. `busy`: why a run holds the session now; an edit or delete is then refused, as the run
+    may be applying that item (a delete failed the run at its end; an edit was recorded as applied unseen)."""
     item = s.get_feedback(fid)
+    if busy and action in ("edit", "delete") and item.status != "applied":
+        raise SessionError(f"cannot {action} feedback {fid} while a run may be applying it: {busy}",
+                           hint="wait for the run to finish or cancel it")  # fmt: skip
     if action == "resolve":
         dismiss_feedback(s, [fid])
     elif item.status == "applied":
@@ -95,7 +101,7 @@ def _edit(s: Session, fid: str, action: str, comment: str | None) -> None:
     elif action == "reopen":
         item.status = "open"
     elif action == "delete":
-        s.feedback.remove(item)
+        delete_feedback(s, item)  # its id is never given to another item
 
 
 async def change_feedback(request: Request) -> Response:
@@ -106,7 +112,8 @@ async def change_feedback(request: Request) -> Response:
     if action not in FEEDBACK_ACTIONS:
         raise HTTPException(400, f"unknown feedback action; use one of {', '.join(FEEDBACK_ACTIONS)}")
     comment = _text(form, "comment")
-    store_of(request).update(sid, lambda s: _edit(s, fid, action or "", comment))
+    runs = request.app.state.runs  # asked under the session's lock; a run that starts just then is checked at its end
+    store_of(request).update(sid, lambda s: _edit(s, fid, action or "", comment, runs.busy(sid)))
     return back(request, sid, version=_int(_text(form, "version")), anchor="#feedback")
 
 

@@ -95,6 +95,7 @@ async def session_page(request: Request) -> Response:
         "b": b,
         "verdict": views.verdict_of(shown),
         "verdicts": {ver.version: views.verdict_of(ver) for ver in s.versions},
+        **views.version_extras(s),  # valid scores on one λ, why a picked version has no verdict, the front's length
         "chart": views.chart(shown) if shown else None,
         "examples": examples,
         "failures_only": failures_only,

@@ -50,6 +50,21 @@ def verdict_of(version: PromptVersion | None) -> dict[str, Any] | None:
     return {"outcome": str(outcome), "details": []}
 
 
+def version_extras(s: Session) -> dict[str, Any]:
+    """What the version page shows beside scores: every version's valid score under the session's λ (`lam`; a
+    version picked under another λ included, see sessions/scale.py), for a picked version why its verdict is n/a
+    (in the words `sessions show` uses), and the length the front is decided on (`read_words`)."""
+    from promptomatix.sessions.pick import picked_note
+    from promptomatix.sessions.scale import comparable_valid, session_lambda
+
+    return {
+        "lam": session_lambda(s),
+        "valid_of": {v.version: comparable_valid(s, v) for v in s.versions},
+        "picked_notes": {v.version: picked_note(v) for v in s.versions},
+        "read_words": read_words,
+    }
+
+
 def _short_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.3f}"
@@ -102,12 +117,19 @@ def session_row(s: Session) -> dict[str, Any]:
         "best": best.test if best else None,
         "best_version": best.version if best else None,
         "verdict": verdict_of(best or latest),
+        "verdict_note": _picked_note(best or latest),
         "versions": len(s.versions),
         "open_feedback": len(s.open_feedback()),
         "calls": spent.calls,
         "cost": spent.cost_usd,
         "created": s.created_at,
     }
+
+
+def _picked_note(version: PromptVersion | None) -> str | None:
+    from promptomatix.sessions.pick import picked_note
+
+    return picked_note(version) if version is not None else None
 
 
 def filter_sort(rows: list[dict[str, Any]], q: str, status: str, sort: str, desc: bool) -> list[dict[str, Any]]:
@@ -189,13 +211,17 @@ def pareto_ids(version: PromptVersion) -> set[int] | None:
     return ids
 
 
+def read_words(candidate: dict[str, Any]) -> int:
+    """The length the front is decided on (with ≈tokens): words of the whole rendered prompt, demos included. The
+    chart's x axis was the λ penalty's count (no demos), so a shorter-looking point sat off the front unexplained."""
+    from promptomatix.metrics.pareto import words_of
+
+    return words_of(str(candidate.get("prompt") or ""))
+
+
 def chart(version: PromptVersion, width: int = 560, height: int = 300, pad: int = 44) -> dict[str, Any] | None:
-    """Quality (valid raw score) against length (words) for every candidate, in SVG coordinates."""
-    pts = [
-        c
-        for c in version.candidates
-        if isinstance(c.get("valid_raw"), int | float) and isinstance(c.get("length"), int | float)
-    ]
+    """Quality (valid raw score) against the words the model reads, for every candidate, in SVG coordinates."""
+    pts = [{**c, "length": read_words(c)} for c in version.candidates if isinstance(c.get("valid_raw"), int | float)]
     if not pts:
         return None
     front = pareto_ids(version) or set()
@@ -211,7 +237,7 @@ def chart(version: PromptVersion, width: int = 560, height: int = 300, pad: int 
 
     points = [
         {"id": c.get("id"), "x": x(c["length"]), "y": y(c["valid_raw"]), "front": c.get("id") in front,
-         "label": f"#{c.get('id')}: {c['valid_raw']:.3f} at {c['length']} words"}
+         "label": f"#{c.get('id')}: {c['valid_raw']:.3f} at {c['length']} words read, ≈{c.get('tokens') or '?'} tokens"}
         for c in pts
     ]  # fmt: skip
     line = " ".join(f"{p['x']},{p['y']}" for p in sorted((p for p in points if p["front"]), key=lambda p: p["x"]))
