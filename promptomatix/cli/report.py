@@ -13,7 +13,7 @@ from promptomatix.cli.render import console
 
 
 def _fmt_ci(s: Any) -> str:
-    from rich.markup import escape
+    from promptomatix.cli.render import safe as escape
 
     if not s:
         return "n/a"
@@ -60,9 +60,10 @@ def result_report(r: Any) -> None:
     """The final report of a run: prompt, diff, scores, verdict, notes, usage and the next step."""
     import difflib
 
-    from rich.markup import escape
     from rich.panel import Panel
     from rich.table import Table
+
+    from promptomatix.cli.render import safe as escape
 
     c = console()
     m = r.metrics
@@ -102,8 +103,9 @@ def result_report(r: Any) -> None:
 
 def dry_run_report(d: Any) -> None:
     """What `--dry-run` shows: the spec, the rows, the data notes and the estimated calls."""
-    from rich.markup import escape
     from rich.table import Table
+
+    from promptomatix.cli.render import safe as escape
 
     c = console()
     c.print(
