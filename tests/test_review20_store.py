@@ -200,6 +200,14 @@ def test_list_shows_an_unreadable_session_without_a_contradicting_warning(store,
     assert "skipping" not in caplog.text and sid not in caplog.text
 
 
+def test_the_list_says_where_to_read_why_a_session_is_unreadable(store, sid, capsys):
+    """The row cuts the reason off at 60 characters, before its fix."""
+    path = store.session_file(sid)
+    path.write_text(path.read_text()[:200])
+    code, out, _ = _cli(capsys, "sessions", "list", "--sessions-dir", str(store.root))
+    assert code == 0 and "1 unreadable: `promptomatix sessions show ID` says why" in out
+
+
 # --- 10. a session entry that is a symlink ----------------------------------------------------------------------
 
 

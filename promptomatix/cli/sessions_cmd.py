@@ -53,6 +53,9 @@ def sessions_list(sessions_dir: str = SessionsDir, json_: bool = typer.Option(Fa
             f"{r.session_id:<22}  {created:<16}  {status:<{w}}  {r.n_versions:>2}  {best:>5}  "
             f"{r.n_open_feedback:>2}  {desc}"
         )
+    if bad := sum(r.error is not None for r in rows):  # the row cuts the reason off: say where to read it in full
+        typer.echo(f"{bad} unreadable: `promptomatix sessions show ID` says why, `promptomatix sessions delete ID` "
+                   "removes it")  # fmt: skip
 
 
 def _score(s) -> str:
