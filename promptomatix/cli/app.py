@@ -34,7 +34,7 @@ import time  # noqa: E402
 import typer  # noqa: E402
 
 from promptomatix import __version__  # noqa: E402
-from promptomatix.errors import PromptomatixError, RunInterrupted  # noqa: E402
+from promptomatix.errors import PluginError, PromptomatixError, RunInterrupted  # noqa: E402
 
 app = typer.Typer(
     name="promptomatix",
@@ -65,62 +65,48 @@ def _register() -> None:
     """Every command comes through the `register_commands` hook: the built-ins' first, then each plugin's.
 
     A built-in that fails to import is a bug and fails loudly. A plugin that fails to load or to register is not
-    silently dropped either: one warning line names it (and `promptomatix plugins` shows the error).
+    silently dropped either: one warning line names it (and `promptomatix plugins` shows the error). A plugin's
+    commands are added through `add_plugin_commands`, which refuses a name already taken.
     """
     import logging
 
-    from promptomatix.plugins.manager import BUILTINS, LOAD_ENV, failed_plugins, note_registration, plugin_manager
-    from promptomatix.run_guard import one_line
+    from promptomatix.plugins.commands import add_plugin_commands, command_names, startup_line
+    from promptomatix.plugins.manager import (
+        BUILTINS,
+        LOAD_ENV,
+        failed_plugins,
+        hook_impls,
+        load_warnings,
+        note_registration,
+        plugin_manager,
+    )
 
     manager_log = logging.getLogger("promptomatix.plugins.manager")
     level = manager_log.level
     manager_log.setLevel(logging.ERROR)  # its load warnings are printed below, once each, with the fix
     try:
         with contextlib.redirect_stdout(sys.stderr):  # a plugin printing at import must not break `--json`
-            pm = plugin_manager()
+            plugin_manager()
     finally:
         manager_log.setLevel(level)
-    for impl in pm.hook.register_commands.get_hookimpls():
-        before = _command_names()
+    for impl in hook_impls("register_commands"):  # the built-ins' first, whatever a plugin's trylast says
         if impl.plugin_name == BUILTINS:
             impl.function(cli=app)
-        else:
-            kept = len(app.registered_commands), len(app.registered_groups)
-            root = app.registered_callback
-            try:
-                with contextlib.redirect_stdout(sys.stderr):
-                    impl.function(cli=app)
-            except (Exception, SystemExit) as e:  # a broken plugin must not take the whole CLI (or --help) down
-                del app.registered_commands[kept[0]:], app.registered_groups[kept[1]:]
-                app.registered_callback = root
-                _warn(f"plugin {impl.plugin_name} could not add its commands: {type(e).__name__}: {e}")
-                continue
-            _drop_takeovers(impl.plugin_name, before, *kept)
-            if app.registered_callback is not root:  # it would replace the root options (--version, ...)
-                app.registered_callback = root
-                _warn(f"plugin {impl.plugin_name} tried to replace the root command's options; ignored")
-        for name in _command_names() - before:
+            for name in command_names(app):
+                note_registration(BUILTINS, "commands", name)
+            continue
+        for name in add_plugin_commands(app, impl.plugin_name, impl.function, _warn):
             note_registration(impl.plugin_name, "commands", name)
+            PLUGIN_COMMANDS.setdefault(name, impl.plugin_name)
+    for warning in load_warnings():
+        _warn(warning)
     for info in failed_plugins():
-        _warn(f"plugin {info.name} failed to load: {one_line(info.error)} (fix or uninstall it, or leave it out "
+        _warn(f"plugin {info.name} failed to load: {startup_line(info.error)} (fix or uninstall it, or leave it out "
               f"with {LOAD_ENV}=<the plugins to load>)")  # fmt: skip
 
 
-def _drop_takeovers(plugin: str, taken: set[str], n_commands: int, n_groups: int) -> None:
-    """A plugin's command or group named like one already there would replace it (the last one wins): dropped,
-    with a warning, so `promptomatix optimize` stays ours whatever is installed."""
-    for registered, start in ((app.registered_commands, n_commands), (app.registered_groups, n_groups)):
-        for info in list(registered[start:]):
-            callback = getattr(info, "callback", None)
-            name = info.name or (callback.__name__ if callback else "")
-            if name in taken:
-                registered.remove(info)
-                _warn(f"plugin {plugin} tried to replace the command '{name}'; ignored (give it another name)")
-
-
-def _command_names() -> set[str]:
-    commands = {c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands}
-    return commands | {g.name or "" for g in app.registered_groups}
+#: Each plugin command's name and its plugin: a command that crashes is reported naming them (`_plugin_failure`).
+PLUGIN_COMMANDS: dict[str, str] = {}
 
 
 def _warn(message: str) -> None:
@@ -201,6 +187,21 @@ def _exit_interrupted(message: str) -> None:
     sys.exit(INTERRUPTED_EXIT)
 
 
+def _plugin_failure(e: Exception, argv: list[str] | None) -> str | None:
+    """The one line for a plugin's command that raised, naming the plugin, the command and the fix (it read
+    "unexpected error", as if Promptomatix had failed); None when the command is not a plugin's."""
+    args = sys.argv[1:] if argv is None else argv
+    command = next((a for a in args if not a.startswith("-")), None)
+    plugin = PLUGIN_COMMANDS.get(command or "")
+    if plugin is None:
+        return None
+    from promptomatix.plugins.manager import fix_hint
+    from promptomatix.run_guard import one_line
+
+    cause = one_line(f"{type(e).__name__}: {e}")
+    return str(PluginError(f"plugin {plugin}: command '{command}' failed: {cause}", hint=fix_hint(plugin)))
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point with the single error boundary."""
     if threading.current_thread() is threading.main_thread():
@@ -240,7 +241,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         from promptomatix.cli.render import error_line
 
-        error_line(f"unexpected error: {type(e).__name__}: {e} (set PROMPTOMATIX_DEBUG=1 for the traceback)")
+        error_line(_plugin_failure(e, argv) or f"unexpected error: {type(e).__name__}: {e} (set "
+                   "PROMPTOMATIX_DEBUG=1 for the traceback)")  # fmt: skip
         sys.exit(1)
     # Under standalone_mode=False, typer turns Ctrl-C into exit code 130 and typer.Exit(n) into n, *returned*.
     if code == INTERRUPTED_EXIT:

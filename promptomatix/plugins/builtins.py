@@ -22,13 +22,17 @@ def _meta_settings(cfg: Any) -> Any:
 
 
 def _build_meta(settings: Any, cfg: Any) -> Any:
-    """The meta backend with the registered meta-prompt templates and the user's `--meta-prompt` files."""
+    """The meta backend with the registered meta-prompt templates and the user's `--meta-prompt` files.
+
+    A plugin's pinned template takes a slot in every round. Its unpinned ones join the rotation interleaved
+    (`with_plugin_strategies`), unless the run names its own `strategies`, which then get them at the end."""
     from promptomatix.backends.meta import MetaPromptOptimizer
     from promptomatix.backends.meta_prompts import meta_prompt_registry
     from promptomatix.backends.strategies import StrategyRegistry, TemplateStrategy
     from promptomatix.errors import ConfigurationError, PluginError
 
     registry = StrategyRegistry.default()
+    rotating: list[str] = []
     for template in meta_prompt_registry().all():
         if template.plugin == BUILTINS_NAME:
             continue  # StrategyRegistry.default() holds them already
@@ -36,12 +40,31 @@ def _build_meta(settings: Any, cfg: Any) -> Any:
             registry.register(TemplateStrategy(template.name, template.text))
         except ConfigurationError as e:
             raise PluginError(f"plugin {template.plugin}: {e.message}", hint=e.hint) from e
-        field = "pinned_strategies" if template.pinned else "strategies"
-        setattr(settings, field, [*getattr(settings, field), template.name])
+        if template.pinned:
+            settings.pinned_strategies = [*settings.pinned_strategies, template.name]
+        else:
+            rotating.append(template.name)
+    if "strategies" in cfg.backend_options:  # the user's own rotation keeps its order
+        settings.strategies = [*settings.strategies, *rotating]
+    else:
+        settings.strategies = with_plugin_strategies(settings.strategies, rotating)
     for path in cfg.meta_prompts:
         name = registry.register_template_file(path)
         settings.pinned_strategies = [*settings.pinned_strategies, name]  # the user's template runs every round
     return MetaPromptOptimizer(settings, registry)
+
+
+def with_plugin_strategies(builtin: list[str], plugins: list[str]) -> list[str]:
+    """The rotation with plugins' unpinned templates interleaved: one after each built-in strategy, from the second
+    slot of round 1 on (`a, p1, b, p2, c, ...`). Appended after the 12 built-ins, they were never reached by a quick
+    run (3 rounds of 4 slots) nor by a moderate one that patience stopped. Without plugin templates the rotation is
+    the built-ins' own, unchanged."""
+    out: list[str] = []
+    for i, name in enumerate(builtin):
+        out.append(name)
+        if i < len(plugins):
+            out.append(plugins[i])
+    return [*out, *plugins[len(builtin) :]]
 
 
 def _dspy_settings(cfg: Any) -> Any:

@@ -29,7 +29,10 @@ class RunEvent(BaseModel):
 
 
 def emit(name: EventName, session_id: str | None = None, **payload: Any) -> RunEvent:
-    """Tell every subscriber; a failing subscriber is logged (with its plugin's name) and the run goes on."""
+    """Tell every subscriber; a failing subscriber is logged (with its plugin's name) and the run goes on.
+
+    A subscriber's `sys.exit()` counts as a failure too: it ended the run with no message (the session left
+    `running`) and exited a `process_input` caller's process. Ctrl-C (KeyboardInterrupt) still stops the run."""
     from promptomatix.plugins.manager import plugin_manager
 
     event = RunEvent(name=name, session_id=session_id, payload=payload)
@@ -37,10 +40,17 @@ def emit(name: EventName, session_id: str | None = None, **payload: Any) -> RunE
     for impl in pm.hook.on_run_event.get_hookimpls():
         try:
             impl.function(event=event)
-        except Exception as e:  # a subscriber must never break a run
+        except (Exception, SystemExit) as e:  # a subscriber must never break a run, nor exit its caller
             level = logging.WARNING if _first_failure(impl.plugin_name, session_id) else logging.DEBUG
-            log.log(level, "plugin %s failed on %s: %s: %s", impl.plugin_name, name, type(e).__name__, e)
+            log.log(level, "plugin %s failed on %s: %s", impl.plugin_name, name, _failure(e))
     return event
+
+
+def _failure(e: BaseException) -> str:
+    """What a subscriber did, in words: `SystemExit: 4` reads as an error code, not as the exit it tried."""
+    if isinstance(e, SystemExit):
+        return f"it called sys.exit({e.code!r}), which was ignored"
+    return f"{type(e).__name__}: {e}"
 
 
 def _first_failure(plugin: str, session_id: str | None) -> bool:

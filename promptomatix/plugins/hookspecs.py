@@ -46,7 +46,9 @@ def register_meta_prompts(register: Any) -> None:
     """Meta-prompt templates for the meta backend: `register(name, template_text, pinned=False)`.
 
     Placeholders: $task $outputs $current_prompt $score $history $failures $feedback $tip. A pinned template
-    gets a slot in every round (as `--meta-prompt FILE` does); others join the strategies the search draws from.
+    gets a slot in every round (as `--meta-prompt FILE` does). Others join the strategies the search rotates
+    through, interleaved with the built-ins from the second slot of round 1 on (one after each built-in), so a
+    default quick run uses them; a run that sets its own `strategies` option gets them after its list.
     """
 
 
@@ -57,12 +59,19 @@ def register_dspy_modules(register: Any) -> None:
 
 @hookspec
 def register_commands(cli: Any) -> None:
-    """CLI commands: `cli` is the root typer.Typer; add commands (`@cli.command()`) or groups (`cli.add_typer`)."""
+    """CLI commands: add commands (`@cli.command()`) or groups (`cli.add_typer`) to `cli`, a typer.Typer.
+
+    For a plugin, `cli` is a fresh Typer whose commands and groups are then added to the root app: one named like
+    a command already there (`optimize`, or a group named on its own Typer) is refused with a warning, as is a
+    second one of the same name, and the built-in commands cannot be removed or edited through it. A plugin's
+    command that raises is reported in one line naming the plugin.
+    """
 
 
 @hookspec
 def on_run_event(event: Any) -> None:
     """A run event (`promptomatix.plugins.RunEvent`): for logging, webhooks and tracking.
 
-    Called synchronously in the run's process; an exception in a subscriber is logged and never stops the run.
+    Called synchronously in the run's process; an exception (or a `sys.exit()`) in a subscriber is logged and
+    never stops the run.
     """

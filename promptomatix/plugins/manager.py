@@ -5,7 +5,8 @@ no litellm). A plugin that fails to import is not silently dropped: it is record
 shown by `promptomatix plugins`, and the CLI prints one warning line for it.
 
 PROMPTOMATIX_LOAD_PLUGINS=name1,name2 loads only those entry points (an empty value loads none), as simonw/llm's
-LLM_LOAD_PLUGINS does; the built-ins are always loaded.
+LLM_LOAD_PLUGINS does; the built-ins are always loaded. A name there that no installed plugin has is a warning
+(`load_warnings()`), not silence: a typo would otherwise leave a plugin out without a word.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class PluginInfo:
 
 
 _INFO: dict[str, PluginInfo] = {}
+_LOAD_WARNINGS: list[str] = []
 
 
 @functools.cache
@@ -79,7 +81,8 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
     from importlib.metadata import entry_points
 
     allowed = _allowed()
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
+    found = list(entry_points(group=ENTRY_POINT_GROUP))
+    for ep in found:
         if allowed is not None and ep.name not in allowed:
             continue
         dist = getattr(ep, "dist", None)
@@ -89,13 +92,48 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         _INFO[ep.name] = info
         try:
-            pm.register(ep.load(), name=ep.name)
-            pm.check_pending()  # a hook name with a typo ("register_backend") would register nothing, silently
+            _register_entry_point(pm, ep.name, ep.load)
         except (Exception, SystemExit) as e:  # an import error (or exit), a bad hook: recorded, never silent
             if pm.has_plugin(ep.name):
                 pm.unregister(name=ep.name)
-            info.error = f"{type(e).__name__}: {e}"
+            info.error = e.message if isinstance(e, PluginError) else f"{type(e).__name__}: {e}"
             log.warning("plugin %s failed to load: %s", ep.name, info.error)
+    _check_allowed(allowed, [ep.name for ep in found])
+
+
+def _register_entry_point(pm: pluggy.PluginManager, name: str, load: Callable[[], object]) -> None:
+    """Import the entry point's object and register it. Its module already loaded under another entry point (two
+    distributions naming the same module) is refused with both names: pluggy's own error was 400 characters of
+    module reprs, and the first entry point took the credit for what the module registers."""
+    plugin = load()
+    holder = pm.get_name(plugin)
+    if holder is not None:
+        first = _INFO.get(holder, PluginInfo(holder))
+        where = f" (from {first.distribution})" if first.distribution else ""
+        module = getattr(plugin, "__name__", type(plugin).__name__)
+        raise PluginError(f"its module {module} is already loaded as entry point {holder}{where}; remove one of them",
+                          plugin=name)  # fmt: skip
+    pm.register(plugin, name=name)
+    pm.check_pending()  # a hook name with a typo ("register_backend") would register nothing, silently
+
+
+def _check_allowed(allowed: set[str] | None, installed: list[str]) -> None:
+    """A name in PROMPTOMATIX_LOAD_PLUGINS that no installed plugin has (a typo) is said once, with the names that
+    are installed; it used to leave the plugin out silently, and the error after it did not say why."""
+    unknown = sorted((allowed or set()) - set(installed))
+    if not unknown:
+        return
+    names = ", ".join(repr(n) for n in unknown)
+    have = ", ".join(sorted(set(installed))) or "none"
+    message = f"{LOAD_ENV} names {names}, which no installed plugin has (installed plugins: {have}); ignored"
+    _LOAD_WARNINGS.append(message)
+    log.warning("%s", message)
+
+
+def load_warnings() -> list[str]:
+    """What loading the plugins found wrong that is no plugin's failure (a misspelled name in LOAD_ENV)."""
+    plugin_manager()
+    return list(_LOAD_WARNINGS)
 
 
 def _name_taken(info: PluginInfo) -> None:
@@ -105,8 +143,13 @@ def _name_taken(info: PluginInfo) -> None:
     if first.distribution == info.distribution:
         return
     key = f"{info.name} ({info.distribution or 'unknown distribution'})"
-    info.error = (f"its name {info.name!r} is taken by {first.distribution or 'promptomatix'}; "
-                  "rename this entry point in its [project.entry-points.promptomatix] table")  # fmt: skip
+    holder = first.distribution or "promptomatix"
+    if first.error:  # the first did not load either: "taken by" a plugin that is not there misled
+        info.error = (f"its name {info.name!r} is also the entry point name of {holder}, which failed to load; "
+                      "rename one of them in its [project.entry-points.promptomatix] table")  # fmt: skip
+    else:
+        info.error = (f"its name {info.name!r} is taken by {holder}; "
+                      "rename this entry point in its [project.entry-points.promptomatix] table")  # fmt: skip
     _INFO[key] = PluginInfo(key, info.distribution, info.version, info.error)
     log.warning("plugin %s %s", key, info.error)
 
@@ -121,14 +164,25 @@ def failed_plugins() -> list[PluginInfo]:
     return [i for i in plugin_infos() if i.error]
 
 
+def hook_impls(hook: str) -> list[Any]:
+    """The implementations of `hook` in load order, the built-ins' first, whatever `tryfirst`/`trylast` say.
+
+    pluggy lists `trylast` implementations first: a plugin marked so registered before the built-ins, took their
+    names, and the clash was blamed on promptomatix.builtins. Each implementation of a register hook is called on
+    its own, so the markers have nothing to order."""
+    impls = getattr(plugin_manager().hook, hook).get_hookimpls()
+    order = {name: i for i, name in enumerate(_INFO)}
+    return sorted(impls, key=lambda impl: (impl.plugin_name != BUILTINS, order.get(impl.plugin_name, len(order))))
+
+
 def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> None:
-    """Call every implementation of `hook` in registration order (built-ins first) with a `register` callable.
+    """Call every implementation of `hook` in load order (built-ins first, `hook_impls`) with a `register` callable.
 
     `register(*args, **kw)` returns the name it registered, which is recorded for the plugin (`promptomatix
-    plugins`). An exception in a plugin's hook becomes a PluginError naming the plugin.
+    plugins`). An exception in a plugin's hook becomes a PluginError naming the plugin; a PluginError that already
+    names one (another plugin's, met while this hook built a registry it reads) keeps that plugin's name.
     """
-    pm = plugin_manager()
-    for impl in getattr(pm.hook, hook).get_hookimpls():
+    for impl in hook_impls(hook):
         plugin = impl.plugin_name
         info = _INFO.setdefault(plugin, PluginInfo(plugin))
 
@@ -140,6 +194,8 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
         try:
             impl.function(register=bound)
         except PromptomatixError as e:
+            if isinstance(e, PluginError) and e.plugin:  # re-blamed on this plugin, a healthy one was marked failed
+                raise
             raise PluginError(f"plugin {plugin}: {e.message}", hint=e.hint or fix_hint(plugin), plugin=plugin) from e
         except Exception as e:
             raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=fix_hint(plugin),
@@ -184,6 +240,7 @@ def reset_for_tests() -> None:
     """Forget the manager and every registry built from it (tests that install plugins on the fly)."""
     plugin_manager.cache_clear()
     _INFO.clear()
+    _LOAD_WARNINGS.clear()
     refresh_registries()
 
 
