@@ -151,7 +151,7 @@ def test_help_with_a_broken_or_the_example_plugin_imports_no_pydantic(tmp_path):
     _install(tmp_path, "r19broken", "raise RuntimeError('boom at import')\n")
     _install(tmp_path, "example", "", module="promptomatix_example_plugin", dist="promptomatix-example-plugin")
     code = ("import sys\nimport promptomatix.cli.app\n"
-            "print(sorted(m for m in ('pydantic', 'promptomatix.sessions') if m in sys.modules))")  # fmt: skip
+            "print(sorted(m for m in ('pydantic', 'promptomatix.sessions.models') if m in sys.modules))")  # fmt: skip
     out = _run([tmp_path, ROOT / "examples" / "plugin_example"], "-c", code)
     assert out.returncode == 0, out.stderr
     assert "Warning: plugin r19broken failed to load: RuntimeError: boom at import (fix" in out.stderr

@@ -7,14 +7,12 @@ lets the last of two commands of one name win. What the plugin adds to its Typer
 will give it, then moved onto the root app.
 
 All of this runs on every start, `--help` included: nothing here imports more than typer (which the CLI has
-already) unless a warning's text may hold a credential (`startup_line`).
+already) and the scrubber (`startup_line`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
-import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -84,27 +82,9 @@ def command_names(app: Any) -> list[str]:
     return [n for info in [*app.registered_commands, *app.registered_groups] for n in entry_names(info)]
 
 
-#: A superset of what the scrubber (`promptomatix.sessions.secrets`) looks for: key prefixes, auth words, URLs.
-_MAY_HOLD_SECRET = re.compile(
-    r"(?i)sk-|aiza|hf_|xox|gh[pousr]_|gsk_|r8_|akia|asia|bearer|basic|key|token|secret|passw|auth|cookie|://|@|[?&;=]"
-)
-_SECRET_ENV_WORDS = ("KEY", "TOKEN", "SECRET", "PASS", "AUTH")
-
-
 def startup_line(text: str, limit: int = 300) -> str:
-    """One line of a plugin's error for a startup warning, without credentials, as `run_guard.one_line` gives.
+    """One line of a plugin's error for a startup warning, without credentials (`run_guard.one_line`): cheap on
+    `--help`, since the scrubber no longer pulls in the session models (`promptomatix.sessions` imports lazily)."""
+    from promptomatix.run_guard import one_line
 
-    That scrubber imports the session models (pydantic): 0.2 s on every start while a broken plugin is installed,
-    `--help` included. Text in which nothing can be a credential (no key-like word, URL or credential variable's
-    value) is only flattened; any other goes through the scrubber."""
-    if _MAY_HOLD_SECRET.search(text) or _holds_env_secret(text):
-        from promptomatix.run_guard import one_line
-
-        return one_line(text, limit)
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _holds_env_secret(text: str) -> bool:
-    words = _SECRET_ENV_WORDS
-    return any(len(v) >= 8 and v in text for k, v in os.environ.items() if any(w in k.upper() for w in words))
+    return one_line(text, limit)
