@@ -8,7 +8,9 @@ split the rows are the valid split, which the search saw: the scores are shown b
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ from typing import Any
 
 from promptomatix.backends.base import BackendResult, RunContext
 from promptomatix.backends.rounds import RowPool, beside
-from promptomatix.errors import BudgetExceeded
+from promptomatix.errors import BudgetExceeded, PluginError
 from promptomatix.metrics.evaluator import EvalReport, ExampleRecord
 from promptomatix.metrics.pareto import candidate_points, pareto_front
 from promptomatix.metrics.text import normalize_label
@@ -25,6 +27,7 @@ from promptomatix.result import ScoreCI
 
 log = logging.getLogger(__name__)
 
+Predict = Callable[[dict[str, Any]], Any]
 MAX_STORED_EXAMPLES = 300
 _MAX_TEXT = 500
 
@@ -40,10 +43,12 @@ class HeldOut:
     best_report: EvalReport | None = None
     same_prompt: bool = False
     label_field: str | None = None  # classification: the verdict may weigh rows as balanced accuracy (row_weights)
+    answered_by: str = ""  # a plugin backend's predictors gave the answers: "backend 'x' (plugin p)"
+    predictor_error: PluginError | None = None  # the first failure of such a predictor (not the task model's)
 
 
 def _evaluate(
-    ctx: RunContext, predict: Callable[[dict[str, Any]], Any], rows: list[dict[str, Any]], pool: Executor | None = None
+    ctx: RunContext, predict: Predict, rows: list[dict[str, Any]], pool: Executor | None = None
 ) -> tuple[ScoreCI | None, EvalReport | None]:
     try:
         rep = ctx.evaluate(predict, rows, final=True, pool=pool)
@@ -60,29 +65,73 @@ def _evaluate(
 def score_held_out(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]], split: str) -> HeldOut:
     """Score the initial and the optimized prompt on the same rows (once when they are the same prompt)."""
     label = ctx.spec.label_field
+    initial_p, best_p, by = _predictors(result)
     if result.prompt == result.initial_prompt:
-        initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
-        return HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True, label_field=label)
-    if not ctx.boundary.surely_affords(2 * len(rows)):  # the initial prompt first: it is the reference
-        initial, initial_rep = _evaluate(ctx, result.initial_predict, rows)
-        best, best_rep = _evaluate(ctx, result.best_predict, rows)
-        return HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
-    (initial, initial_rep), (best, best_rep) = _both(ctx, result, rows)
-    return HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
+        initial, initial_rep = _evaluate(ctx, initial_p, rows)
+        held = HeldOut(split, initial, initial, initial_rep, initial_rep, same_prompt=True, label_field=label)
+    elif not ctx.boundary.surely_affords(2 * len(rows)):  # the initial prompt first: it is the reference
+        initial, initial_rep = _evaluate(ctx, initial_p, rows)
+        best, best_rep = _evaluate(ctx, best_p, rows)
+        held = HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
+    else:
+        (initial, initial_rep), (best, best_rep) = _both(ctx, best_p, initial_p, rows)
+        held = HeldOut(split, initial, best, initial_rep, best_rep, label_field=label)
+    held.answered_by = by
+    held.predictor_error = next((e for p in (initial_p, best_p) if (e := getattr(p, "first_error", None))), None)
+    return held
 
 
-def _both(ctx: RunContext, result: BackendResult, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
+def _both(ctx: RunContext, best: Predict, initial: Predict, rows: list[dict[str, Any]]) -> tuple[Any, Any]:
     """Both prompts scored at once on one pool of `num_threads` workers: one stream of calls, no pause between
     the two evaluations and no threads started for the second. A Ctrl-C skips the queued rows of both."""
     pool = RowPool(ctx.num_threads)
     try:
-        return beside(
-            pool,
-            lambda: _evaluate(ctx, result.best_predict, rows, pool),
-            lambda: _evaluate(ctx, result.initial_predict, rows, pool),
-        )
+        return beside(pool, lambda: _evaluate(ctx, best, rows, pool), lambda: _evaluate(ctx, initial, rows, pool))
     finally:
         pool.shutdown(wait=False)
+
+
+def _predictors(result: BackendResult) -> tuple[Predict, Predict, str]:
+    """The initial and best predictors; a plugin backend's are guarded, so their failures name the plugin (they
+    were reported as the task model failing, with a hint to check --model/--api-base)."""
+    from promptomatix.backends.registry import backend_registry
+    from promptomatix.plugins.manager import BUILTINS
+
+    initial, best = result.initial_predict, result.best_predict
+    name = backend_registry().canonical(result.backend)
+    entry = backend_registry().get(name) if name else None
+    if entry is None or not entry.plugin or entry.plugin == BUILTINS:
+        return initial, best, ""
+    guard = functools.partial(GuardedPredictor, backend=entry.name, plugin=entry.plugin)
+    return guard(initial, "initial"), guard(best, "optimized"), f"backend {entry.name!r} (plugin {entry.plugin})"
+
+
+class GuardedPredictor:
+    """A plugin backend's predictor: what it raises, or an answer that is no prediction at all (None, a number),
+    is a PluginError naming it; the first one is kept for the run's failure message. A model error raised inside
+    it (LMCallError, a budget stop) passes unchanged: that one is the task model's."""
+
+    def __init__(self, predict: Predict, which: str, *, backend: str, plugin: str) -> None:
+        self.predict, self.plugin = predict, plugin
+        self.what = f"backend {backend!r} {which} predictor"
+        self.first_error: PluginError | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, inputs: dict[str, Any]) -> Any:
+        from promptomatix.plugins.manager import fix_hint, plugin_code
+
+        try:
+            with plugin_code(self.plugin, self.what):
+                out = self.predict(inputs)
+            if out is None or isinstance(out, (bool, int, float, complex, bytes)):
+                raise PluginError(f"plugin {self.plugin}: {self.what} returned {type(out).__name__} {out!r}"[:160]
+                                  + ", not a prediction", hint="return a dict of the output fields; "
+                                  + fix_hint(self.plugin), plugin=self.plugin)  # fmt: skip
+        except PluginError as e:
+            with self._lock:
+                self.first_error = self.first_error or e
+            raise
+        return out
 
 
 def verdict(held: HeldOut, result: BackendResult, *, seed: int = 0) -> PairedVerdict:

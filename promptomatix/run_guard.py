@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from promptomatix.errors import ModelUnavailableError
+from promptomatix.errors import ModelUnavailableError, PluginError
 
 if TYPE_CHECKING:
     from promptomatix.lm.boundary import LMBoundary
@@ -110,33 +110,45 @@ def require_task_answered(boundary: LMBoundary) -> None:
         )
 
 
-def require_readable_answers(reports: list[Any]) -> None:
+def require_readable_answers(reports: list[Any], answered_by: str = "") -> None:
     """A label task whose model never once answered with a label (garbage, prose, another format) measured nothing.
 
     Only when every held-out answer of every prompt was unreadable: a weak model that is sometimes right is a
-    result to report, a model that never produced a label is a failed run.
+    result to report, a model that never produced a label is a failed run. `answered_by` names a plugin backend
+    whose predictors gave the answers: they may never have asked the task model, so the blame is not its alone.
     """
     records = [r for rep in reports if rep is not None for r in rep.records if r.error is None]
     if not records or any(r.predicted is None or r.predicted != "" for r in records):
         return
     first = next((r.output for r in records if r.output), None)
     shown = str(next(iter(first.values())) if isinstance(first, dict) and first else first)[:80]
+    who = f"the predictors of {answered_by}" if answered_by else "the task model"
+    hint = "check --model/--api-base, or use a model that follows the output format"
     raise ModelUnavailableError(
-        f"the task model never gave a readable answer: none of its {len(records)} held-out answers was one of "
-        f"the labels (first: {shown!r})",
-        hint="check --model/--api-base, or use a model that follows the output format",
+        f"{who} never gave a readable answer: none of the {len(records)} held-out answers was one of the labels "
+        f"(first: {shown!r})",
+        hint=f"check that plugin's predictors; {hint}" if answered_by else hint,
     )
 
 
 def held_out_notes(
-    initial: ScoreCI | None, best: ScoreCI | None, split: str, boundary: LMBoundary | None, same: bool
+    initial: ScoreCI | None,
+    best: ScoreCI | None,
+    split: str,
+    boundary: LMBoundary | None,
+    same: bool,
+    predictor_error: PluginError | None = None,
 ) -> list[str]:
-    """Notes on held-out errors; ModelUnavailableError when more than half of either prompt's rows errored."""
+    """Notes on held-out errors; ModelUnavailableError when more than half of either prompt's rows errored, or
+    `predictor_error` when a plugin backend's predictor failed (that is the cause, not the task model)."""
     notes: list[str] = []
     for name, score in (("initial", initial), ("optimized", None if same else best)):
         if score is None or not score.n_errors:
             continue
         share = score.n_errors / score.n if score.n else 1.0
+        if share > MAX_HELD_OUT_ERROR_SHARE and predictor_error is not None:
+            e = predictor_error
+            raise PluginError(e.message, hint=e.hint, plugin=e.plugin) from e
         if share > MAX_HELD_OUT_ERROR_SHARE:
             raise ModelUnavailableError(
                 f"the task model could not answer: {score.n_errors} of {score.n} held-out {split} rows errored "

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ValidationError
 
-from promptomatix.errors import ConfigurationError, PluginError
+from promptomatix.errors import ConfigurationError, PluginError, UsageError
 
 if TYPE_CHECKING:
     from promptomatix.backends.base import BackendResult, RunContext
@@ -116,8 +117,10 @@ def canonical_backend(name: str) -> str:
 
 
 def backend_settings(cfg: RunConfig) -> Any:
-    """The backend's hyperparameters: the search preset, with explicit values overriding it."""
+    """The backend's hyperparameters: the search preset, with explicit values overriding it. A key the settings
+    model does not have is refused for every backend (a plugin's model ignored it, so a typo ran the defaults)."""
     entry = backend_registry().get(cfg.backend)
+    _known_options(entry, cfg.backend_options)
     try:
         if entry.settings is not None:
             return entry.settings(cfg)
@@ -128,10 +131,43 @@ def backend_settings(cfg: RunConfig) -> Any:
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
-        raise ConfigurationError(
+        raise UsageError(
             f"invalid setting {where!r} for the {entry.name} backend: {first.get('msg')}",
-            hint=f"its settings: {', '.join(entry.settings_model.model_fields)}",
+            hint=f"its settings: {', '.join(entry.settings_model.model_fields) or 'none'}",
         ) from None
+
+
+def _known_options(entry: BackendEntry, options: dict[str, Any]) -> None:
+    """Every `--backend-option` key names a setting (or its alias), unless the model takes extra keys itself."""
+    import difflib
+
+    model = entry.settings_model
+    if model.model_config.get("extra") == "allow":
+        return
+    fields = model.model_fields
+    known = {*fields, *(f.alias for f in fields.values() if isinstance(f.alias, str))}
+    unknown = [k for k in options if k not in known]
+    if not unknown:
+        return
+    close = difflib.get_close_matches(unknown[0], list(fields), n=1)
+    raise UsageError(
+        f"unknown setting {unknown[0]!r} for the {entry.name} backend",
+        hint=(f"did you mean {close[0]!r}? " if close else "") + f"its settings: {', '.join(fields) or 'none'}",
+    )
+
+
+def check_backend(cfg: RunConfig) -> None:
+    """Before the run's first call: the backend's settings from `--backend-option`, and a plugin's backend built
+    once (then dropped; the search builds its own), so a bad option or a build that fails costs nothing (they
+    were found after the spec and the synthetic data were paid for). The built-ins' builds cannot fail on input,
+    and building dspy's would import DSPy for a dry run."""
+    from promptomatix.plugins.manager import BUILTINS
+
+    entry = backend_registry().get(cfg.backend)
+    if entry.plugin and entry.plugin != BUILTINS:
+        make_backend(cfg)
+    else:
+        backend_settings(cfg)
 
 
 def compile_backend(cfg: RunConfig, backend: Any, ctx: Any, initial: Any, data: Any) -> BackendResult:
@@ -147,7 +183,62 @@ def compile_backend(cfg: RunConfig, backend: Any, ctx: Any, initial: Any, data: 
             f"backend {entry.name!r} ({entry.plugin}) compile returned {type(result).__name__}, not a BackendResult",
             hint="compile(ctx, initial, data) must return a BackendResult", plugin=entry.plugin,
         )  # fmt: skip
+    problem = result_problem(result)
+    if problem:
+        whose = f"plugin {entry.plugin}: " if entry.plugin else ""
+        raise PluginError(f"{whose}backend {entry.name!r} compile returned a BackendResult {problem}",
+                          hint=_contract_hint(entry.plugin), plugin=entry.plugin)  # fmt: skip
+    result.backend = entry.name  # what the session records: the registered name, not what the result says
     return result
+
+
+_SCORES = ("valid_raw", "valid_penalized", "initial_valid_raw", "initial_valid_penalized")
+_CANDIDATE_SCORES = ("minibatch_score", "valid_raw", "valid_penalized", "confirm_score", "minibatch_raw",
+                     "confirm_raw")  # fmt: skip
+_EPS = 1e-9  # a raw score divided back from a penalized one may be 1.0000000000000002
+
+
+def result_problem(result: BackendResult) -> str:
+    """What breaks the BackendResult contract ("" when nothing does): scores that are not finite or not in
+    [0, 1] (NaN was saved and written to --json), an empty prompt, predictors missing or not callable, or a
+    prompt other than the one its PromptProgram predictor runs (the held-out score was of another prompt)."""
+    scores = [(name, getattr(result, name)) for name in _SCORES]
+    for c in result.candidates:
+        scores += [(f"candidate {c.id} {n}", v) for n in _CANDIDATE_SCORES if (v := getattr(c, n)) is not None]
+    for name, value in scores:
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and -_EPS <= value <= 1.0 + _EPS):
+            return f"with {name}={value}: scores must be finite numbers in [0, 1]"
+    for name in ("prompt", "initial_prompt"):
+        if not getattr(result, name).strip():
+            return f"with an empty {name}"
+    predictors = {"best": result._best_predict, "initial": result._initial_predict}
+    for which, predict in predictors.items():
+        if not callable(predict):
+            return f"without a callable {which} predictor (got {type(predict).__name__})"
+    for which, prompt in (("best", result.prompt), ("initial", result.initial_prompt)):
+        ran = _program_prompt(predictors[which])
+        if ran is not None and ran != prompt:
+            field = "prompt" if which == "best" else "initial_prompt"
+            return f"whose {field} {prompt[:40]!r} is not the prompt its {which} predictor runs"
+    return ""
+
+
+def _program_prompt(predict: Any) -> str | None:
+    """The prompt a PromptProgram predictor sends (None for other predictors: nothing to compare)."""
+    from promptomatix.backends.prompt import PromptProgram
+
+    if not isinstance(predict, PromptProgram):
+        return None
+    return predict.candidate.render(predict.spec)
+
+
+def _contract_hint(plugin: str) -> str:
+    from promptomatix.plugins.manager import BUILTINS, fix_hint
+
+    if plugin and plugin != BUILTINS:
+        return ("compile must return finite scores in [0, 1], the prompt its best predictor runs, and "
+                "result.with_predictors(best, initial); " + fix_hint(plugin))  # fmt: skip
+    return fix_hint(BUILTINS)
 
 
 def make_backend(cfg: RunConfig) -> Any:

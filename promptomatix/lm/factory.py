@@ -99,6 +99,25 @@ def create_client(
     return client
 
 
+def check_models(settings: ModelSettings, clients: dict[str, ModelClient] | None = None) -> None:
+    """Find the provider of every model string the run will build a client for, before its session opens: a
+    provider plugin whose matcher raises (or a string no provider serves) fails the run with nothing left behind
+    (a dry run left a `failed` session). Builds no client, so nothing is loaded or called."""
+    from promptomatix.lm.providers import provider_registry
+
+    registry = provider_registry()
+    for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
+        registry.for_model(normalize_model_string(model))
+
+
+def _model_strings(settings: ModelSettings, clients: dict[str, Any]) -> list[str]:
+    """The model strings build_boundary makes clients for: each role not given a client, by its fallback chain."""
+    task = None if "task" in clients else settings.model
+    teacher = None if "teacher" in clients else (settings.teacher_model or task)
+    judge = None if "judge" in clients else (settings.judge_model or teacher)
+    return list(dict.fromkeys(m for m in (task, teacher, judge) if m))
+
+
 def local_client(model: str, options: Any) -> ModelClient:
     """The built-in `local` provider: local/NAME from the catalogue (pulled on first use) or local:/path.gguf."""
     from promptomatix.lm.catalog import resolve_local_model

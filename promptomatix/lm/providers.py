@@ -90,7 +90,7 @@ class ProviderRegistry:
         if best is not None:
             return best[1]
         for p in self._providers.values():
-            if p.matches is not None and p.matches(model):
+            if p.matches is not None and _accepts(p, model):
                 return p
         for p in self._providers.values():
             if p.fallback:
@@ -99,6 +99,15 @@ class ProviderRegistry:
             f"no model provider serves {model!r}",
             hint="known prefixes: " + ", ".join(x for p in self._providers.values() for x in p.prefixes),
         )
+
+
+def _accepts(provider: ModelProvider, model: str) -> bool:
+    """`provider.matches(model)`; a matcher that raises names its plugin (it broke every unprefixed model with
+    "unexpected error")."""
+    from promptomatix.plugins.manager import plugin_code
+
+    with plugin_code(provider.plugin, f"model provider {provider.name!r} match for {model!r}"):
+        return bool(provider.matches(model)) if provider.matches is not None else False
 
 
 @functools.cache

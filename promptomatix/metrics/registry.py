@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from promptomatix.errors import MetricError
+from promptomatix.errors import MetricError, PluginError
 from promptomatix.metrics.result import MetricResult
 from promptomatix.task.task_types import normalize_task_type_name
 
@@ -94,14 +94,59 @@ def plugin_metric_registry() -> MetricRegistry:
 
     on_reset(plugin_metric_registry.cache_clear)
     registry = MetricRegistry()
+    taken: set[tuple[str, str]] = set()  # (task type, "training" | "final"): one plugin, its own types only
 
     def register(task_type: str, fn: UserMetric, *, final: bool | UserMetric = False, plugin: str = "") -> str:
         _known_type(task_type)
+        _check_plugin_metric(task_type, fn, final)
+        key = normalize_task_type_name(task_type)
+        _not_taken(key, plugin)
+        slots = ["final"] if final is True else ["training", *(["final"] if callable(final) else [])]
+        twice = [s for s in slots if (key, s) in taken]
+        if twice:
+            raise PluginError(f"the {twice[0]} metric for task type {key!r} is already registered by this plugin",
+                              hint="register one metric per task type (and one final metric)")  # fmt: skip
         registry.register(task_type, fn, final=final)
-        return normalize_task_type_name(task_type)
+        taken.update((key, s) for s in slots)
+        return key
 
     run_register_hook("register_metrics", "metrics", register)
     return registry
+
+
+def _check_plugin_metric(task_type: str, fn: Any, final: Any) -> None:
+    """Callable as fn(example, prediction), and `final` a bool or such a callable (a string was ignored)."""
+    from promptomatix.metrics.custom import check_metric_signature
+
+    named = [("metric", fn)] + ([] if isinstance(final, bool) else [("final metric", final)])
+    for what, f in named:
+        if not callable(f):
+            raise MetricError(f"{what} for task type {task_type!r} is not callable: {f!r}"[:200],
+                              hint="pass a function fn(example, prediction) -> score in [0, 1]")  # fmt: skip
+        check_metric_signature(f)
+
+
+def _not_taken(key: str, plugin: str) -> None:
+    """A plugin's metric may score only a task type the same plugin registered: any other type already has its
+    scoring (a built-in scorer, or the metric of the plugin that owns it), and replacing it silently changed what
+    every run of that type measured. There is no override from a plugin; a user's `--metric`, `metric=` or
+    `register_metric(...)` still replaces it for their own runs."""
+    from promptomatix.plugins.manager import BUILTINS
+    from promptomatix.task.task_types import task_type_registry
+
+    definition = task_type_registry().get(key)
+    owner = definition.plugin if definition is not None else ""
+    if definition is None or owner == plugin:
+        return
+    if owner in ("", BUILTINS):
+        clash = f"the built-in {definition.scoring!r} scoring of that type ({BUILTINS})"
+    else:
+        clash = f"the scoring of plugin {owner}, which registered that type"
+    raise PluginError(
+        f"metric for task type {key!r} would replace {clash}; a plugin adds metrics only to task types it registers",
+        hint="register a task type of your own (register_task_types, metric=fn), or use --metric module:function "
+        "or register_metric(task_type, fn) for your own runs",
+    )
 
 
 def _known_type(task_type: str) -> None:
@@ -109,7 +154,6 @@ def _known_type(task_type: str) -> None:
     plugin adds a new type with `register_task_types`."""
     import difflib
 
-    from promptomatix.errors import PluginError
     from promptomatix.task.task_types import task_type_registry
 
     types = task_type_registry()

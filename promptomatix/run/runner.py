@@ -36,7 +36,7 @@ def run_new(
 
         raise UsageError("no task description", hint='pass one, e.g. promptomatix optimize "Classify ..."')
     check_track(env.track)
-    check_plugins()
+    check_plugins(env)
     check_metric(env.config.metric)
     with _tracked(env, dry) as out, _ending(env, st):
         env.recorder.open(env.config)
@@ -59,7 +59,7 @@ def run_new(
 def run_search(env: RunEnv, st: RunState, command: str) -> OptimizationResult:
     """Search, held-out scoring and result on a saved session's spec and data (refine, resume)."""
     check_track(env.track)
-    check_plugins()
+    check_plugins(env)
     check_metric(env.config.metric)
     with _tracked(env, False) as out, _ending(env, st):
         env.recorder.started(env.config, command)
@@ -97,13 +97,19 @@ def _tracked(env: RunEnv, dry: bool) -> Iterator[_Outcome]:
                 out.result.notes.append(note)
 
 
-def check_plugins() -> None:
+def check_plugins(env: RunEnv) -> None:
     """Build every registry the plugins add to, before the first call: a plugin that registers something invalid
     (a metric that is not callable) fails the run before it spends anything, not when the first row is scored.
-    Cheap: building them imports no DSPy or litellm."""
+    Then the run's backend (its `--backend-option`s, and a plugin's build) and the provider of each model string:
+    a bad option, a backend that cannot be built or a provider's matcher that raises was found after the spec and
+    the synthetic data were paid for, or left a failed session. Cheap: none of it imports DSPy or litellm."""
+    from promptomatix.backends.registry import check_backend
+    from promptomatix.lm.factory import check_models
     from promptomatix.plugins.report import build_registries
 
     build_registries()
+    check_backend(env.config)
+    check_models(env.config.model_settings(), env.clients)
 
 
 def check_metric(spec: str | None) -> None:

@@ -223,6 +223,7 @@ def held_out_stage(env: RunEnv, st: RunState) -> None:
     held = held_out.score_held_out(st.need("ctx"), st.need("result"), rows, split)
     boundary = env.boundary()
     require_task_answered(boundary)
-    require_readable_answers([held.initial_report, held.best_report])
-    st.notes.extend(held_out_notes(held.initial, held.best, split, boundary, held.same_prompt))  # earlier notes stay
+    require_readable_answers([held.initial_report, held.best_report], held.answered_by)
+    st.notes.extend(held_out_notes(held.initial, held.best, split, boundary, held.same_prompt,
+                                   held.predictor_error))  # earlier notes stay  # fmt: skip
     st.held = held

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from promptomatix.errors import ConfigurationError, PluginError
 
@@ -73,6 +74,65 @@ def _key(name: str) -> str:
     return name.strip().lower().replace(" ", "_").replace("-", "_")
 
 
+_SCORINGS: tuple[str, ...] = get_args(Scoring)
+_LABELS = (None, "single", "multi")
+
+
+def checked_definition(d: TaskTypeDef) -> TaskTypeDef:
+    """`d` with its tuples as tuples, or a PluginError naming the bad field: a definition is checked when it is
+    registered, so a metric that is not callable or an empty output name fails before the run spends anything
+    (they failed after the whole search, losing it, or as a pydantic dump)."""
+    where = f"task type {d.name!r}"
+    if not isinstance(d.name, str) or not _key(d.name):
+        raise PluginError(f"{where}: name must be a non-empty string", hint="name the task type, e.g. 'tone'")
+    parts = {f: _names(d, f, where) for f in ("aliases", "inputs", "keywords")}
+    if not parts["inputs"]:
+        raise PluginError(f"{where}: inputs is empty", hint="name at least one input field, e.g. ('text',)")
+    if not isinstance(d.output, str) or not d.output.strip():
+        raise PluginError(f"{where}: output must be a non-empty field name, got {d.output!r}",
+                          hint="name the output field, e.g. output='label'")  # fmt: skip
+    if d.scoring not in _SCORINGS:
+        raise PluginError(f"{where}: scoring {d.scoring!r} is not a built-in scorer",
+                          hint=f"use one of: {', '.join(_SCORINGS)}, or pass metric=fn")  # fmt: skip
+    if d.labels not in _LABELS:
+        raise PluginError(f"{where}: labels must be 'single', 'multi' or None, got {d.labels!r}")
+    if isinstance(d.keyword_rank, bool) or not isinstance(d.keyword_rank, int):
+        raise PluginError(f"{where}: keyword_rank must be an int, got {type(d.keyword_rank).__name__}")
+    if not isinstance(d.description, str):
+        raise PluginError(f"{where}: description must be a string, got {type(d.description).__name__}")
+    for field in ("metric", "final_metric"):
+        _check_metric(getattr(d, field), f"{where}: {field}")
+    return dataclasses.replace(d, output=d.output.strip(), **parts)
+
+
+def _names(d: TaskTypeDef, field: str, where: str) -> tuple[str, ...]:
+    """A tuple (or list) of non-empty strings; a bare string is refused (it would be read letter by letter)."""
+    value = getattr(d, field)
+    if isinstance(value, str) or not isinstance(value, (tuple, list)):
+        raise PluginError(f"{where}: {field} must be a tuple of strings, got {type(value).__name__} {value!r}",
+                          hint=f"e.g. {field}=({value!r},)" if isinstance(value, str) else None)  # fmt: skip
+    bad = [v for v in value if not isinstance(v, str) or not v.strip()]
+    if bad:
+        raise PluginError(f"{where}: {field} holds {bad[0]!r}, not a non-empty string")
+    return tuple(v.strip() for v in value)
+
+
+def _check_metric(fn: Any, where: str) -> None:
+    """None, or a callable that can be called as fn(example, prediction)."""
+    if fn is None:
+        return
+    if not callable(fn):
+        raise PluginError(f"{where} is not callable: {type(fn).__name__} {fn!r}"[:200],
+                          hint="pass a function fn(example, prediction) -> score in [0, 1]")  # fmt: skip
+    try:
+        inspect.signature(fn).bind(None, None)
+    except TypeError as e:
+        raise PluginError(f"{where} cannot be called as fn(example, prediction): {e}",
+                          hint="give it two parameters: def metric(example, prediction) -> float") from None  # fmt: skip
+    except ValueError:  # no signature to inspect (a builtin): its first call tells
+        return
+
+
 class TaskTypeRegistry:
     """Name and aliases → TaskTypeDef, in registration order (keyword guessing tries types in that order)."""
 
@@ -84,6 +144,7 @@ class TaskTypeRegistry:
     def register(self, task_type: TaskTypeDef, *, plugin: str = "") -> str:
         if not isinstance(task_type, TaskTypeDef):
             raise PluginError(f"register_task_types expects a TaskTypeDef, got {type(task_type).__name__}")
+        task_type = checked_definition(task_type)
         name = _key(task_type.name)
         with self._lock:
             if name in self._types or name in self._aliases:
