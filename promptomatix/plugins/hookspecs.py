@@ -32,7 +32,9 @@ def register_task_types(register: Any) -> None:
 @hookspec
 def register_metrics(register: Any) -> None:
     """Metrics for a task type: `register(task_type, fn)` or `register(task_type, fn, final=final_fn)`;
-    `fn(example, prediction)` returns a number in [0, 1], a bool or (score, feedback)."""
+    `fn(example, prediction)` returns a number in [0, 1], a bool or (score, feedback). Only for task types this
+    plugin registers: replacing a built-in's or another plugin's scoring is a clash (a user replaces a metric for
+    their own runs with `--metric` or `register_metric`)."""
 
 
 @hookspec
