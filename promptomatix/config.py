@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
@@ -147,6 +148,29 @@ class RunConfig(BaseModel):
                 same = f"{seen[key]!r} more than once" if seen[key] == label else f"{seen[key]!r} and {label!r}"
                 raise ValueError(f"the labels name {same}, one label once scored; name each label once")
             seen[key] = label
+
+    @field_validator("sessions_dir", mode="before")
+    @classmethod
+    def _dir(cls, v: Any) -> Any:
+        return os.fspath(v) if isinstance(v, os.PathLike) else v
+
+    @field_validator("data", "local_train_data_path", "local_test_data_path", mode="before")
+    @classmethod
+    def _path(cls, v: Any) -> Any:
+        """A `pathlib.Path` is taken as its text (it was refused as "not a valid string"); an empty path (an unset
+        `$DATA`) is refused, not read as "no data" (which planned 30 teacher-written rows); a URL is refused with
+        the fix, not mangled into `https:/…: file not found`; a named pipe or device, which hung the run."""
+        if isinstance(v, os.PathLike):
+            v = os.fspath(v)
+        if not isinstance(v, str):
+            return v
+        if not v.strip():
+            raise ValueError("an empty path (is the variable that should hold it unset?); leave it out for no data")
+        from promptomatix.data.textfiles import special_file_message, url_message
+
+        if (message := url_message(v) or special_file_message(v)) is not None:
+            raise ValueError(message)  # a named pipe: refused before a session exists, never opened (it blocks)
+        return v
 
     @field_validator("search_type", mode="before")
     @classmethod

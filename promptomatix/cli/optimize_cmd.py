@@ -275,6 +275,8 @@ def _run_config(o: dict[str, Any]) -> Any:
     task, data, train_path = o["raw_input"] or o["raw_input_opt"], o["data"], o["train_path"]
     if not task and not data and not train_path:
         raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
+    if data is not None and not data.strip():  # an unset $DATA is not "no data" (30 synthetic rows were planned)
+        raise UsageError("--data is empty", hint="pass a file, a directory or hf:NAME, or leave --data out")
     samples = parse_sample_data(o["sample_data"])
     budget = ("max_calls", "max_usd", "max_minutes", "max_tokens", "max_total_tokens", "request_timeout")
     with _wrong_value_is_usage():

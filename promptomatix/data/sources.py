@@ -3,24 +3,25 @@ line and the fix. `loaders` checks, cleans and samples what these yield."""
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from promptomatix.data.textfiles import CsvRecords, iter_lines
+from promptomatix.data.textfiles import CsvRecords, iter_lines, open_data_file, tsv_quoting
 from promptomatix.errors import DataError
 
 CONTAINER_KEYS = ("data", "rows", "examples", "train", "items")
 
 
 def read_text(path: Path) -> str:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    """The whole file as text (JSON needs it whole); a pipe, a URL or a bad byte is one line naming the fix."""
+    with open_data_file(path) as f:
+        try:
+            data = f.read()
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -48,27 +49,30 @@ def _delimiter(path: Path) -> str:
     file named .csv, a spreadsheet saved where `;` separates values)."""
     if path.suffix.lower() == ".tsv":
         return "\t"
-    first = next(iter_lines(path), "")
+    first = next((line for line in iter_lines(path) if line.strip()), "")  # blank lines before the header: skipped
     if "," in first:
         return ","
     return next((d for d in ("\t", ";") if d in first), ",")
 
 
 def csv_source(path: Path) -> Source:
+    """A CSV/TSV file's rows by line; a tab-separated file is read with CSV quoting only if it uses it."""
     delimiter = _delimiter(path)
-    records = CsvRecords(path, delimiter)
+    quoting, raw_line = tsv_quoting(path) if delimiter == "\t" else (csv.QUOTE_MINIMAL, None)
+    records = CsvRecords(path, delimiter, quoting)
     it = iter(records)
     first = next(it, None)
     if first is None:
-        raise DataError(f"{path.name}: file is empty", hint="the first line must name the columns")
+        what = "has only blank lines" if records.lines else "is empty"
+        raise DataError(f"{path.name}: file {what}", hint="the first line must name the columns")
     header = [h.strip() for h in first[1]]
     width = len(header)
     named = [(i, h) for i, h in enumerate(header) if h]  # pandas' index (",review,label"), Excel's ",," columns
     names = [h for _, h in named]
     dupes = sorted({h for h in names if names.count(h) > 1})
-    if not named or dupes:
-        what = f"duplicate column {', '.join(dupes)!s}" if dupes else "empty header line"
-        raise DataError(f"{path.name} line 1: {what}", hint="the first line must name each column once")
+    if dupes:
+        raise DataError(f"{path.name} line {first[0]}: duplicate column {', '.join(dupes)!s}",
+                        hint="the header line must name each column once")  # fmt: skip
 
     def rows() -> Iterator[tuple[str, dict[str, Any]]]:
         for line, values in it:
@@ -86,6 +90,10 @@ def csv_source(path: Path) -> Source:
     unnamed = [str(i + 1) for i, h in enumerate(header) if not h and any(header[i:])]  # not the trailing ones
     notes = [f"{path.name}: values separated by {_named(delimiter)} (the header line has no comma)"
              if delimiter != "," and path.suffix.lower() != ".tsv" else "",
+             f"{path.name}: quotes read as part of the text (line {raw_line} does not follow CSV quoting)"
+             if raw_line else "",
+             f"{path.name}: header read from line {first[0]} (blank lines before it skipped)"
+             if first[0] > 1 else "",
              f"{path.name}: column{'s' if len(unnamed) > 1 else ''} {', '.join(unnamed)} "
              f"{'have' if len(unnamed) > 1 else 'has'} no name; not read" if unnamed else ""]  # fmt: skip
     source.note = lambda: "; ".join(n for n in (*notes, records.note()) if n) or None

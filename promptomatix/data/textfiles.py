@@ -12,30 +12,77 @@ from __future__ import annotations
 
 import codecs
 import csv
+import os
 import re
+import stat
 from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from promptomatix.errors import DataError
 
-__all__ = ["CsvRecords", "iter_lines"]
+__all__ = ["CsvRecords", "iter_lines", "open_data_file", "special_file_message", "tsv_quoting", "url_message"]
 
 _CR = re.compile(r"(?<=\r)(?!\n)")
 _FIX = 'put the whole value in quotes ("like, this") or delete the stray quote'
+_TSV_FIX = 'delete the stray quote, or write the file with CSV quoting (each quote inside a quoted value as "")'
+#: `scheme://…` (and the `scheme:/…` that `Path` makes of it)
+_URL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]+):/+(?=[^/])")
+_KINDS = ((stat.S_ISFIFO, "a named pipe"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+          (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a directory"))  # fmt: skip
 _MAX_SEEN_VALUES = 1000  # distinct last-column values remembered for the swallow check
 _MAX_PENDING = 200  # multi-line values kept for the end-of-file check
 #: the longest CSV value read (the csv module's default, 131,072 characters, refused long documents as "malformed")
 MAX_FIELD_CHARS = 16 * 1024 * 1024
 
 
-def iter_lines(path: Path) -> Iterator[str]:
-    """Decoded lines with their endings; a bad byte is reported by line, and the file is never read whole."""
+def url_message(text: str) -> str | None:
+    """The one line for a URL given as data (`Path` turns `https://x` into `https:/x`, which was then "file not
+    found"); None for anything else. Nothing here downloads: a run reads local files and `hf:NAME` only."""
+    match = _URL.match(text)
+    if match is None:  # (a one-letter scheme is not matched: `C:/data.csv` is a Windows path)
+        return None
+    url = _URL.sub(lambda m: f"{m.group(1)}://", text, count=1)
+    return f"{url}: a URL; data is read from local files only (download it first, then pass the file)"
+
+
+def special_file_message(text: str) -> str | None:
+    """The one line for a path that exists but is neither a regular file nor a directory (a named pipe, a device):
+    reading one blocks until something writes to it, so the run hung. None for anything else, missing included."""
     try:
-        f = path.open("rb")
+        mode = os.stat(text).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    return _not_regular(text, mode)
+
+
+def _not_regular(path: str | Path, mode: int) -> str:
+    kind = next((name for test, name in _KINDS if test(mode)), "not a file")
+    return f"{path}: not a regular file ({kind}); save the data to a file and pass that file"
+
+
+def open_data_file(path: Path) -> BinaryIO:
+    """The file opened for reading, if it is a regular file: `open()` on a named pipe blocks until something
+    writes to it, so a FIFO (or a device) given as data hung the run forever."""
+    try:
+        mode = path.stat().st_mode
     except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
+        raise DataError(url_message(str(path)) or f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    if not stat.S_ISREG(mode):
+        raise DataError(_not_regular(path, mode))
+    try:
+        return path.open("rb")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+
+
+def iter_lines(path: Path) -> Iterator[str]:
+    """Decoded lines with their endings; a bad byte is reported by line, and the file is never read whole."""
+    f = open_data_file(path)
     offset = 0
     with f:
         for n, raw in enumerate(f, 1):
@@ -63,16 +110,39 @@ def _looks_like_row(line: str, delimiter: str, width: int, seen_last: set[str]) 
     return len(values) == width and values[-1].strip() in seen_last
 
 
-class CsvRecords:
-    """Records of a CSV file with the physical lines each spans; iterate it, then call `check()`."""
+def _raise_field_limit() -> None:
+    if csv.field_size_limit() < MAX_FIELD_CHARS:  # process-wide, and only ever raised
+        csv.field_size_limit(MAX_FIELD_CHARS)
 
-    def __init__(self, path: Path, delimiter: str) -> None:
+
+def tsv_quoting(path: Path) -> tuple[int, int | None]:
+    """How to read a tab-separated file: with CSV quoting if the whole file parses so (pandas' `to_csv(sep="\t")`
+    quotes values that hold quotes), else with quotes as plain text (most TSV corpora and `cut`/`paste` output,
+    where `"Great" film` is ordinary text that CSV quoting refused as malformed). The line of the first quoting
+    error is returned with `csv.QUOTE_NONE` so the choice can be noted."""
+    _raise_field_limit()
+    reader = csv.reader(iter_lines(path), delimiter="\t", strict=True)
+    try:
+        for _ in reader:
+            pass
+    except csv.Error as exc:
+        if "field larger than field limit" in str(exc):
+            return csv.QUOTE_MINIMAL, None  # not a quoting question: the reading pass reports it
+        return csv.QUOTE_NONE, reader.line_num
+    return csv.QUOTE_MINIMAL, None
+
+
+class CsvRecords:
+    """Records of a CSV file with the physical lines each spans; iterate it, then call `check()`. Blank lines
+    before the header are skipped, as after it (some exports start with one; it crashed with IndexError)."""
+
+    def __init__(self, path: Path, delimiter: str, quoting: int = csv.QUOTE_MINIMAL) -> None:
         self.path = path
         self.delimiter = delimiter
         self.lines = 0
-        if csv.field_size_limit() < MAX_FIELD_CHARS:  # process-wide, and only ever raised
-            csv.field_size_limit(MAX_FIELD_CHARS)
-        self._reader = csv.reader(iter_lines(path), delimiter=delimiter, strict=True)
+        self.header_line = 0  # the line the header was read from (0 before reading)
+        _raise_field_limit()
+        self._reader = csv.reader(iter_lines(path), delimiter=delimiter, strict=True, quoting=quoting)
         self._width = 0
         self._records = 0
         self._seen_last: set[str] = set()
@@ -93,16 +163,18 @@ class CsvRecords:
                 raise self._malformed(prev + 1, self._reader.line_num, str(exc)) from None
             start, end = prev + 1, self._reader.line_num
             prev = end
-            self._records += 1
             if not self._width:
-                self._width = len(values)
+                if not any(v.strip() for v in values):
+                    continue  # a blank line (or one of bare delimiters) before the header
+                self._width, self.header_line = len(values), start
+            self._records += 1
             if end > start:
                 self.n_spanning += 1
                 if len(self.spans) < 8:
                     self.spans.append((start, end))
             if end > start and len(self._pending) < _MAX_PENDING:
                 self._pending.append((start, end, values))
-            elif end == start and len(values) == self._width and len(self._seen_last) < _MAX_SEEN_VALUES:
+            elif end == start and values and len(values) == self._width and len(self._seen_last) < _MAX_SEEN_VALUES:
                 self._seen_last.add(values[-1].strip())
             yield start, values
 
@@ -117,7 +189,7 @@ class CsvRecords:
                         raise DataError(
                             f"{self.path.name} line {start}: a quoted value runs to line {end} and swallows "
                             f"{end - start} row(s) (line {start + offset} reads {line.strip()[:40]!r})",
-                            hint=_FIX,
+                            hint=self._fix,
                         )
 
     def note(self) -> str | None:
@@ -131,11 +203,16 @@ class CsvRecords:
             f"{self.lines:,} lines read as {self._records - 1:,} rows"
         )
 
+    @property
+    def _fix(self) -> str:
+        return _TSV_FIX if self.delimiter == "\t" else _FIX
+
     def _malformed(self, start: int, end: int, message: str) -> DataError:
-        name = self.path.name
+        name, kind = self.path.name, "TSV" if self.delimiter == "\t" else "CSV"
+        message = message.replace("\t", "\\t")  # a raw tab in "'\t' expected after '\"'" showed as blank
         if "unexpected end of data" in message:
             swallowed = f" (it swallows lines {start}-{end})" if end > start else ""
-            return DataError(f"{name} line {start} opens a quote that is never closed{swallowed}", hint=_FIX)
+            return DataError(f"{name} line {start} opens a quote that is never closed{swallowed}", hint=self._fix)
         if "field larger than field limit" in message:
             return DataError(f"{name} line {start}: a value longer than {MAX_FIELD_CHARS:,} characters",
                              hint="shorten it, or check for a stray quote that swallows the rest of the file")  # fmt: skip
@@ -143,8 +220,8 @@ class CsvRecords:
             return DataError(
                 f"{name} line {start} opens a quote that closes on line {end} in the middle of a value "
                 f"(lines {start}-{end} read as one row)",
-                hint=_FIX,
+                hint=self._fix,
             )
         return DataError(
-            f"{name} line {end}: malformed CSV ({message})", hint='write a quote inside a quoted value as ""'
+            f"{name} line {end}: malformed {kind} ({message})", hint='write a quote inside a quoted value as ""'
         )
