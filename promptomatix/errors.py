@@ -51,6 +51,12 @@ class DataError(PromptomatixError):
     """User data is malformed: the message names the file, row/line and column."""
 
 
+class DataUsageError(UsageError, DataError):
+    """A data argument of the command line is wrong (a file that does not exist or whose type is not read, a
+    column that is not in the file): exit 2 like any wrong command line, and still a DataError for callers that
+    catch those."""
+
+
 class SessionError(PromptomatixError):
     """A session cannot be found, read or written."""
 

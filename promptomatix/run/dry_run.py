@@ -31,14 +31,16 @@ def estimate(env: RunEnv, st: RunState, spec: TaskSpec, splits: DataSplits) -> t
         spent = env.boundary().usage().total.calls
         left = max(0, cfg.max_calls - spent - min(cfg.max_calls, 2 * n_test * per_row))
     with run_seed(cfg.seed):  # MIPROv2's random trials follow the run's seed
-        calls, plan = _estimate(env, cfg, user, rows, (n_train, n_valid, n_test), left, per_row)
+        calls, plan = _estimate(env, cfg, user, rows, (n_train, n_valid, n_test), left, per_row, st.usable_user_rows)
     return calls, plan
 
 
 def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tuple[int, int, int],
-              left: int | None, per_row: int = 1) -> tuple[dict[str, int], list[str]]:  # fmt: skip
+              left: int | None, per_row: int = 1, n_usable: int | None = None,
+              ) -> tuple[dict[str, int], list[str]]:  # fmt: skip
     """The stages' calls; a judge-scored task's search and held-out scoring are planned in scored rows (the
-    budget's share) and counted in calls."""
+    budget's share) and counted in calls. The data calls top up the rows validation keeps (`n_usable`), as the
+    run does, not the raw rows (it said "data 0" for a run that would have the teacher write some)."""
     from promptomatix.backends.registry import estimate_calls, search_plan
     from promptomatix.data import estimate_data_calls
     from promptomatix.task import SpecOverrides, estimate_spec_calls
@@ -48,7 +50,7 @@ def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tup
     calls = {
         "spec": estimate_spec_calls(SpecOverrides.from_kwargs(cfg.model_dump()), rows=rows or None),
         "data": estimate_data_calls(
-            n_user_rows=len(user.get("user_rows", [])),
+            n_user_rows=len(user.get("user_rows", [])) if n_usable is None else n_usable,
             synthetic_size=cfg.synthetic_data_size,
             batch_size=cfg.batch_size_for_teacher(env.boundary().role("teacher").model),
             verify=cfg.verify_synthetic,

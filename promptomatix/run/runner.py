@@ -16,6 +16,7 @@ from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.result import DryRunReport, OptimizationResult
 from promptomatix.run import stages
 from promptomatix.run.ending import ending
+from promptomatix.run.inputs import check_inputs
 from promptomatix.run_guard import one_line
 from promptomatix.run_report import finish
 
@@ -38,7 +39,12 @@ def run_new(
     check_track(env.track)
     check_plugins(env)
     check_metric(env.config.metric)
+    made = env.recorder.session_id is not None  # a session made beforehand (a batch job): marked failed as before
+    if not made:
+        check_inputs(env, st)  # the flags and the rows: a wrong one is exit 2, before a session exists
     with _tracked(env, dry) as out, _ending(env, st):
+        if made:
+            check_inputs(env, st)
         env.recorder.open(env.config)
         if not dry:
             env.recorder.started(env.config, command)

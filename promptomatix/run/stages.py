@@ -73,7 +73,8 @@ def spec_stage(env: RunEnv, st: RunState) -> None:
     from promptomatix.task import SpecOverrides, infer_task_spec
 
     teacher = env.boundary().role("teacher")
-    st.user_rows = user_rows(env)
+    if st.user_rows is None:  # the runner loads them before the session opens (a wrong file is exit 2)
+        st.user_rows = user_rows(env)
     rows = example_rows(st.user_rows)
     env.emit("spec", "working out the task spec")
     overrides = SpecOverrides.from_kwargs(env.config.model_dump())
@@ -82,59 +83,78 @@ def spec_stage(env: RunEnv, st: RunState) -> None:
     if chosen:  # with the other assumptions, in the dry run too
         st.notes[:] = [n for n in st.notes if n not in chosen]
         spec = spec.model_copy(update={"assumptions": [*spec.assumptions, *chosen]})
+    if env.config.backend == "dspy":  # names the teacher proposed: refused before the data is paid for
+        from promptomatix.run.inputs import refuse_dspy_names
+
+        refuse_dspy_names([*spec.input_names, *spec.output_names])
     env.emit("spec", f"task type {spec.task_type}; fields {spec.input_names} -> {spec.output_names}")
     st.spec = spec
 
 
 def data_stage(env: RunEnv, st: RunState) -> None:
-    """Build train / valid / held-out test from the user's rows and/or synthetic ones; save spec and data."""
+    """Build train / valid / held-out test from the user's rows and/or synthetic ones; save spec and data. A dry
+    run decides on the rows validation keeps and never has the teacher write data (data_plan)."""
     from promptomatix.data import build_data
+    from promptomatix.run.data_plan import refuse_unusable, test_label_note, usable_rows
 
     cfg, spec, user = env.config, st.need("spec"), st.need("user_rows")
     teacher = env.boundary().role("teacher")
-    if cfg.dry_run and synthetic_needed(cfg, user):
-        plan_data(env, st, spec, user)
-        return
+    usable = usable_rows(spec, user)  # free: what the builder keeps, before anyone pays for synthetic rows
+    refuse_unusable(spec, user, usable)
+    if cfg.dry_run:
+        st.usable_user_rows = len(usable.user)
+        if synthetic_needed(cfg, user, len(usable.user)):
+            plan_data(env, st, spec, usable)
+            return
     env.emit("data", "building train / valid / test data")
     splits, report = build_data(
-        spec, teacher=teacher, user_rows=user.get("user_rows"), train_rows=user.get("train_rows"),
-        valid_rows=user.get("valid_rows"), test_rows=user.get("test_rows"), synthetic_size=cfg.synthetic_data_size,
-        seed=cfg.seed, train_size=cfg.train_data_size, valid_size=cfg.valid_data_size,
-        test_size=cfg.test_data_size, train_ratio=cfg.train_ratio, max_workers=cfg.n_parallel,
-        batch_size=cfg.batch_size_for_teacher(teacher.model), verify=cfg.verify_synthetic, skipped=user["skipped"],
+        spec, teacher=None if cfg.dry_run else teacher, user_rows=user.get("user_rows"),
+        train_rows=user.get("train_rows"), valid_rows=user.get("valid_rows"), test_rows=user.get("test_rows"),
+        synthetic_size=cfg.synthetic_data_size, seed=cfg.seed, train_size=cfg.train_data_size,
+        valid_size=cfg.valid_data_size, test_size=cfg.test_data_size, train_ratio=cfg.train_ratio,
+        max_workers=cfg.n_parallel, batch_size=cfg.batch_size_for_teacher(teacher.model),
+        verify=cfg.verify_synthetic, skipped=user["skipped"],
     )  # fmt: skip
+    if note := test_label_note(spec, user):
+        report.notes.append(note)
+    report.notes.extend(size_notes(cfg, report.split_sizes))
     st.splits, st.data_report = splits, report.model_dump(mode="json")
     env.emit("data", f"data ready: {splits.sizes}")
     env.recorder.spec_and_data(spec, splits, st.data_report)
 
 
-def synthetic_needed(cfg: Any, user: dict[str, Any]) -> int:
-    """How many rows the teacher would have to write (0 when the user gave explicit splits)."""
-    if "train_rows" in user or "valid_rows" in user:
-        return 0
-    return max(0, cfg.synthetic_data_size - len(user.get("user_rows", [])))
+def synthetic_needed(cfg: Any, user: dict[str, Any], n_usable: int | None = None) -> int:
+    """How many rows the teacher would have to write (0 when the user gave explicit splits), on the usable count
+    when it is known (the raw count made the dry run plan for rows the run drops)."""
+    from promptomatix.run.data_plan import synthetic_need
+
+    return synthetic_need(cfg, user, len(user.get("user_rows", [])) if n_usable is None else n_usable)
 
 
-def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, user: dict[str, Any]) -> None:
+def size_notes(cfg: Any, sizes: dict[str, int]) -> list[str]:
+    """A split size the user asked for that the data could not meet is said, with the flag (it was cut silently)."""
+    asked = {"train": cfg.train_data_size, "valid": cfg.valid_data_size, "test": cfg.test_data_size}
+    return [f"asked for {want} {name} rows (--{name}-data-size {want}); the data gave {sizes.get(name, 0)}"
+            for name, want in asked.items() if want and sizes.get(name, 0) < want]  # fmt: skip
+
+
+def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, usable: Any) -> None:
     """A dry run says what data building would do without paying for it: writing synthetic rows takes minutes
     on a local teacher. Nothing is saved as data, so `resume` builds it for real (spec calls replay from cache)."""
     from promptomatix.data import DataSplits, estimate_data_calls
-    from promptomatix.data.splits import resolve_sizes
+    from promptomatix.run.data_plan import plan_note, planned_sizes, test_label_note
 
-    cfg, teacher = env.config, env.boundary().role("teacher")
-    given = list(user.get("user_rows", []))
-    need = synthetic_needed(cfg, user)
-    calls = estimate_data_calls(n_user_rows=len(given), synthetic_size=cfg.synthetic_data_size,
+    cfg, teacher, user = env.config, env.boundary().role("teacher"), st.need("user_rows")
+    need = synthetic_needed(cfg, user, len(usable.user))
+    calls = estimate_data_calls(n_user_rows=len(usable.user), synthetic_size=cfg.synthetic_data_size,
                                 batch_size=cfg.batch_size_for_teacher(teacher.model), verify=cfg.verify_synthetic)  # fmt: skip
-    st.planned_sizes = resolve_sizes(len(given) + need, train=cfg.train_data_size, valid=cfg.valid_data_size,
-                                     test=cfg.test_data_size, train_ratio=cfg.train_ratio)  # fmt: skip
-    st.splits = DataSplits(given, [], [], input_fields=spec.input_names, output_fields=spec.output_names)
-    tr, va, te = st.planned_sizes
-    st.data_report = {"notes": [
-        f"dry run: the teacher would write {need} synthetic rows (about {calls} teacher calls; roughly 4-5 s a row "
-        f"on the embedded model), then split {len(given) + need} rows into train {tr} / valid {va} / test {te}; "
-        "nothing was generated (the rows shown are yours only)",
-    ], "planned": True}  # fmt: skip
+    st.planned_sizes = planned_sizes(cfg, len(usable.user) + need, len(usable.test))
+    st.splits = DataSplits(usable.user, [], usable.test, input_fields=spec.input_names, output_fields=spec.output_names)
+    notes = plan_note(need, calls, st.planned_sizes, usable)
+    if note := test_label_note(spec, user):
+        notes.append(note)
+    skipped = {**user["skipped"], **usable.skipped}
+    st.data_report = {"notes": notes, "skipped": skipped, "sources": {"user": len(usable.user)}, "planned": True}
     env.recorder.spec_only(spec)
     env.emit("data", f"dry run: {need} synthetic rows planned, not generated")
 

@@ -32,6 +32,7 @@ class RunState:
     held: HeldOut | None = None
     notes: list[str] = field(default_factory=list)
     planned_sizes: tuple[int, int, int] | None = None  # dry run: train/valid/test once the synthetic rows exist
+    usable_user_rows: int | None = None  # dry run: the --data rows validation keeps (what synthetic rows top up)
     spent_before: Usage | None = None  # resume: what the run spent before it stopped (counts against its limits)
 
     def need(self, name: str) -> Any:

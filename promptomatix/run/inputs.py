@@ -1,0 +1,112 @@
+"""Checks of the user's flags and rows that need no model, run before the session is created.
+
+A wrong command line (a `--data` file that does not exist or whose type is not read, a column the file does not
+have, an unknown `--task-type`, a one-value `--labels`, `--sample-data` that is not JSON rows, a field name the dspy
+backend cannot carry) is a UsageError, exit 2, with nothing spent and no `failed` session left in `sessions list`.
+They were found inside the run, some after the teacher's spec call.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from promptomatix.errors import ConfigurationError, DataError, DataUsageError, UsageError
+
+if TYPE_CHECKING:
+    from promptomatix.run.env import RunEnv
+    from promptomatix.run.state import RunState
+
+
+def check_inputs(env: RunEnv, st: RunState) -> None:
+    """The flags first (free), then the user's rows, loaded once here and reused by the spec and data stages."""
+    from promptomatix.run.stages import example_rows
+
+    cfg = env.config
+    check_spec_flags(cfg)
+    if st.user_rows is None:
+        st.user_rows = load_user_rows(env)
+    check_split_flags(cfg, st.user_rows)
+    if cfg.backend == "dspy":
+        check_dspy_names(cfg, example_rows(st.user_rows))
+
+
+def check_spec_flags(cfg: Any) -> None:
+    """`--task-type`, `--labels` and `--sample-data` as the spec inference reads them, refused as usage errors."""
+    from promptomatix.task.overrides import parse_sample_data, parse_task_type
+    from promptomatix.task.task_types import label_kind
+
+    task_type = None
+    try:
+        task_type = parse_task_type(cfg.task_type) if cfg.task_type else None
+        if cfg.sample_data:
+            parse_sample_data(cfg.sample_data)
+    except ConfigurationError as e:
+        raise UsageError(e.message, hint=e.hint) from None
+    labels = cfg.labels or []
+    if len(labels) == 1 and (task_type is None or label_kind(task_type) == "single"):
+        raise UsageError(f"--labels names one label ({labels[0]!r}); a classifier needs two or more",
+                         hint=f"name them all, e.g. --labels {labels[0]},OTHER")  # fmt: skip
+
+
+def check_split_flags(cfg: Any, user: dict[str, Any]) -> None:
+    """`--test-data-size 0` asks for no held-out test; with test rows given (a test file, `test.csv` in the data
+    directory, `test_data`), one of the two is a mistake: the size was ignored without a word."""
+    if cfg.test_data_size == 0 and "test_rows" in user:
+        raise UsageError("--test-data-size 0 (no held-out test) contradicts the test rows given (a test file or "
+                         "split)", hint="leave out --test-data-size 0, or the test file")  # fmt: skip
+
+
+def load_user_rows(env: RunEnv) -> dict[str, Any]:
+    """The user's rows by role (stages.user_rows); a data argument of the command line that is wrong (a missing
+    file, a type that is not read, a column the file lacks) is a DataUsageError. A malformed file stays a
+    DataError (exit 1): the command line was right."""
+    from promptomatix.run.stages import user_rows
+
+    try:
+        return user_rows(env)
+    except UsageError:
+        raise
+    except DataError as e:
+        if _command_line_fault(env.config, e.message):
+            raise DataUsageError(e.message, hint=e.hint) from None
+        raise
+
+
+def _command_line_fault(cfg: Any, message: str) -> bool:
+    """Whether a loader's DataError is about a value the user typed, not about the file's contents."""
+    from promptomatix.data.roles import DATA_SUFFIXES
+
+    names = [*(cfg.input_fields or []), *(cfg.output_fields or [])]
+    if any(f"column '{n}' not found" in message for n in names):
+        return True
+    for source in (cfg.data, cfg.local_train_data_path, cfg.local_test_data_path):
+        if not isinstance(source, str) or source.startswith("hf:"):
+            continue
+        path = Path(source)
+        if path.name and path.name in message and not path.exists():
+            return True
+        if path.is_file() and path.suffix.lower() not in DATA_SUFFIXES and "unsupported file type" in message:
+            return True
+    return False
+
+
+def check_dspy_names(cfg: Any, rows: list[dict[str, Any]]) -> None:
+    """Field names the dspy backend cannot carry: the given ones, and the columns the rows would make fields."""
+    from promptomatix.task.heuristics import fields_from_rows
+
+    names = [*(cfg.input_fields or []), *(cfg.output_fields or [])]
+    if rows:
+        ins, outs, _ = fields_from_rows(rows, cfg.input_fields or None, cfg.output_fields or None)
+        names += [*ins, *outs]
+    refuse_dspy_names(names)
+
+
+def refuse_dspy_names(names: list[str]) -> None:
+    """One line naming the fields, and the fixes; before anything is spent (it was found in the search stage)."""
+    from promptomatix.backends.dspy_names import dspy_names_hint, dspy_unusable_names
+
+    if bad := dspy_unusable_names(names):
+        quoted = ", ".join(repr(n) for n in bad)
+        raise DataUsageError(f"the dspy backend cannot use the field name{'s' if len(bad) > 1 else ''} {quoted} "
+                             "(DSPy uses it itself)", hint=dspy_names_hint(bad))  # fmt: skip
