@@ -76,7 +76,7 @@ def test_dspys_own_prints_stay_out_of_the_report_unless_verbose(env):
 
 def test_an_error_under_json_leaves_stdout_empty_and_names_the_position(env):
     r = cli(env, "optimize", TASK, "--sample-data", '[{"review": "great", label: 1}]', "--json", timeout=60)
-    assert r.returncode == 1 and r.stdout == ""
+    assert r.returncode == 2 and r.stdout == ""  # a wrong command line
     (line,) = [x for x in r.stderr.splitlines() if x.strip()]
     assert "--sample-data is not valid JSON" in line and "line 1 column 22" in line and "JSONDecodeError" not in line
 

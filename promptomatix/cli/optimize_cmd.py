@@ -58,14 +58,14 @@ def budget_overrides(
 
 def parse_sample_data(text: str | None) -> Any:
     """`--sample-data` as JSON rows when it looks like JSON; a syntax error names the position and the fix."""
-    from promptomatix.errors import DataError
+    from promptomatix.errors import DataUsageError
 
     if not text or not text.strip().startswith(("[", "{")):
         return text
     try:
         rows = json.loads(text)
     except json.JSONDecodeError as e:
-        raise DataError(
+        raise DataUsageError(
             f"--sample-data is not valid JSON: {e.msg} at line {e.lineno} column {e.colno} (character {e.pos})",
             hint='pass a JSON list of objects, e.g. \'[{"review": "great film", "label": "positive"}]\'',
         ) from None
