@@ -142,7 +142,7 @@ def test_explicit_train_and_valid_are_respected_and_test_is_carved() -> None:
     given_test = [{"review": f"user review {i}", "label": ("positive", "negative")[i % 2]} for i in (0, 20, 21, 22)]
     splits2, report2 = build_data(SPEC, teacher=None, train_rows=train, valid_rows=valid, test_rows=given_test)
     assert splits2.test_rows() == given_test and splits2.sizes == {"train": 13, "valid": 6, "test": 4}
-    assert report2.skipped == {"train: duplicate": 1}
+    assert report2.skipped == {"train: same input as a held-out test row": 1}  # F11 (review 21): named as a test repeat
 
 
 def test_no_data_and_no_teacher_is_a_clear_error() -> None:

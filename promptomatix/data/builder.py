@@ -2,7 +2,8 @@
 
 Decisions: test rows are validated first so a row that is also in train is dropped from train (no leakage);
 when user rows and synthetic rows are mixed, the test split is drawn from user rows first (real data is the
-better judge); explicitly given train/valid/test sets are kept as given.
+better judge), but never from the rows the teacher was shown as examples (`spec.sample_rows`), and synthetic rows
+that near-copy a user or test row are rejected; explicitly given train/valid/test sets are kept as given.
 """
 
 from __future__ import annotations
@@ -26,8 +27,16 @@ from promptomatix.data.splits import (
     split_rows,
 )
 from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
+from promptomatix.data.synthetic_checks import shown_rows
 from promptomatix.data.synthetic_report import check_agreement, synthetic_account, synthetic_test_note
-from promptomatix.data.validate import describe_places, label_counts, validate_rows
+from promptomatix.data.validate import (
+    HELD_OUT_REPEAT,
+    HeldOut,
+    describe_places,
+    label_counts,
+    same_as_test_error,
+    validate_rows,
+)
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task.models import TaskSpec
@@ -118,7 +127,7 @@ def build_data(
     else:
         synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
                             max_workers, max_batches, verify)  # fmt: skip
-        train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report)
+        train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report, shown_rows(spec, user))
     if len(train) + len(valid) + len(test) == 0:
         given = [r for rows in (test_rows, valid_rows, train_rows, user_rows) for r in rows or ()]
         _raise_no_rows(report, intake.dropped, _labels_hint(spec, label, given, intake.dropped))
@@ -141,20 +150,27 @@ class _Intake:
     sizes: dict[str, Any]
     seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     dropped: Counter[str] = field(default_factory=Counter)
+    held_out: HeldOut = field(default_factory=HeldOut)
 
     def take(self, name: str, rows: Sequence[Row] | None) -> list[Row]:
         """The usable rows of one source; each skip is counted and noted with its places, for the report."""
         report = self.report
         places: dict[tuple[str, str], list[str]] = {}
         report.notes.extend(n for n in getattr(rows, "notes", ()) if n not in report.notes)  # the loader's account
-        kept, bad = validate_rows(self.spec, rows or [], seen=self.seen, places=places)
+        self.held_out.hits.clear()
+        kept, bad = validate_rows(self.spec, rows or [], seen=self.seen, places=places, held_out=self.held_out,
+                                  is_test=name == "test")  # fmt: skip
         if rows:
             report.sources[name] = len(kept)
         self.dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
         for (source, reason), where in places.items():
             n = len(where)
             what = source or f"{name} rows"
+            if reason == HELD_OUT_REPEAT:  # name the test rows, so the user can find both copies
+                reason += f" ({describe_places(self.held_out.hits.get(source, []))})"
             report.notes.append(f"{what}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(where)}: {reason})")
+        if rows and not kept and bad.get(HELD_OUT_REPEAT):
+            raise same_as_test_error(name, places)
         if name in ("train", "valid", "test") and rows is not None:
             kept = _cap_given(name, kept, self.sizes.get(name), self.label, self.seed, report)
         return kept
@@ -253,18 +269,9 @@ def _cap_given(name: str, rows: list[Row], size: Size, label: str | None, seed: 
 
 
 def _synthesize(
-    spec: TaskSpec,
-    teacher: ChatModel | None,
-    user: list[Row],
-    test_given: list[Row],
-    synthetic_size: int,
-    seed: int,
-    report: DataReport,
-    batch_size: int,
-    max_workers: int,
-    max_batches: int | None,
-    verify: bool,
-) -> list[Row]:
+    spec: TaskSpec, teacher: ChatModel | None, user: list[Row], test_given: list[Row], synthetic_size: int, seed: int,
+    report: DataReport, batch_size: int, max_workers: int, max_batches: int | None, verify: bool,
+) -> list[Row]:  # fmt: skip
     """Top the user rows up to `synthetic_size` with teacher-written rows, recording the outcome."""
     need = max(0, synthetic_size - len(user))
     if need and teacher is None:
@@ -280,22 +287,13 @@ def _synthesize(
         max_workers=max_workers,
         max_batches=max_batches,
         existing=[*test_given, *user],
+        held_out=test_given,
         verify=verify,
     )
     report.sources["synthetic"] = len(gen.rows)
-    report.synthetic = SyntheticSummary(
-        requested=need,
-        generated=gen.generated,
-        accepted=len(gen.rows),
-        rejected=gen.rejected,
-        failed_batches=gen.failed_batches,
-        rounds=gen.rounds,
-        batches=gen.batches,
-        stop_reason=gen.stop_reason,
-        checked=gen.checked,
-        agreed=gen.agreed,
-        unchecked=gen.unchecked,
-    )
+    copied = ("generated", "rejected", "failed_batches", "rounds", "batches", "stop_reason", "checked", "agreed",
+              "unchecked")  # fmt: skip
+    report.synthetic = SyntheticSummary(requested=need, accepted=len(gen.rows), **{k: getattr(gen, k) for k in copied})
     report.notes.append(synthetic_account(report.synthetic))
     check_agreement(report.synthetic, len(spec.labels or []), getattr(teacher, "model", None))
     if len(gen.rows) < need:
@@ -345,7 +343,10 @@ def _mixed(
     seed: int,
     sizes: dict[str, Any],
     report: DataReport,
+    shown: set[int] | None = None,
 ) -> tuple[list[Row], list[Row], list[Row]]:
+    """Split user, synthetic and given test rows; user rows in `shown` (their ids: rows the teacher was shown as
+    examples) never go to the held-out test, so nothing the teacher wrote from derives from it."""
     n = len(user) + len(synth) + len(test_given)
     tr_n, va_n, te_n = resolve_sizes(
         n, train=sizes["train"], valid=sizes["valid"], test=sizes["test"], train_ratio=sizes["train_ratio"]
@@ -357,9 +358,11 @@ def _mixed(
         )
     te_need = max(0, te_n - len(test_given))
     # Real rows judge best: draw the held-out test from user rows first, but keep some for training.
-    te_user = min(te_need, len(user) // 2) if synth else min(te_need, len(user))
+    free = [r for r in user if id(r) not in (shown or set())]
+    te_user = min(te_need, len(user) // 2 if synth else len(user), len(free))
     te_synth = min(te_need - te_user, len(synth))
-    u_rest, _, u_test = split_rows(user, label_field=label, train=len(user) - te_user, valid=0, test=te_user, seed=seed)
+    u_rest, _, u_test = split_rows(free, label_field=label, train=len(free) - te_user, valid=0, test=te_user, seed=seed)
+    u_rest = [r for r in user if id(r) in (shown or set())] + u_rest
     s_rest, _, s_test = split_rows(
         synth, label_field=label, train=len(synth) - te_synth, valid=0, test=te_synth, seed=seed
     )

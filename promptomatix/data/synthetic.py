@@ -23,6 +23,7 @@ from promptomatix.data.synthetic_checks import (
     relabel,
     text_quality_issue,
     tokens,
+    without_held_out,
 )
 from promptomatix.data.synthetic_prompts import (
     SYSTEM,
@@ -41,6 +42,9 @@ from promptomatix.task.parsing import parse_json_loose
 from promptomatix.task.task_types import TaskType
 
 log = logging.getLogger(__name__)
+
+#: Why a teacher-written row is rejected when it rewords a row of the user's data or the held-out test.
+NEAR_GIVEN = "near-duplicate of a user or test row"
 
 
 @dataclass
@@ -180,6 +184,7 @@ class _Keeper:
     cap: int
     seen: set[str]
     report: SyntheticReport
+    given_tokens: list[frozenset[str]] = field(default_factory=list)  # input words of the user and test rows
     counts: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     kept_tokens: list[tuple[Any, frozenset[str]]] = field(default_factory=list)  # (label, input words)
@@ -203,6 +208,8 @@ class _Keeper:
         if row_key(spec, clean) in self.seen:
             return "duplicate"
         words = tokens(spec, clean)
+        if near_duplicate(words, self.given_tokens):  # any label: a reworded test row leaks it whatever its label
+            return NEAR_GIVEN
         if near_duplicate(words, [w for lab, w in self.kept_tokens if lab == clean.get(label or "")]):
             return "near-duplicate"
         if result.relabels.get(i) is not None:  # None: the relabel call failed, so the row is unchecked
@@ -253,22 +260,28 @@ def generate_synthetic(
     max_rounds: int | None = None,
     max_batches: int | None = None,
     existing: Iterable[dict[str, Any]] = (),
+    held_out: Iterable[dict[str, Any]] = (),
     verify: bool = False,
     relabel_check: bool = True,
 ) -> SyntheticReport:
     """Generate up to `n` checked, unique rows; top-up rounds replace rejects until `n`, a limit or the budget.
 
-    `relabel_check` (classification only) keeps a row only when the teacher, shown the inputs alone, gives it the
-    label we asked for: one more short teacher call per batch (per row with a local teacher, batch_size 1).
+    A row that repeats or rewords an `existing` row (the user's and test rows) is rejected; `held_out` rows (the
+    given test) are never shown to the teacher as examples. `relabel_check` (classification only) keeps a row only
+    when the teacher, shown the inputs alone, gives it the label we asked for: one more short teacher call per
+    batch (per row with a local teacher, batch_size 1).
     """
     report = SyntheticReport(rows=[], requested=n)
     if n <= 0:
         return report
+    existing = list(existing)
+    spec = without_held_out(spec, [*held_out])
     batch_size = max(1, batch_size)
     max_batches = max_batches if max_batches is not None else 3 * math.ceil(n / batch_size)
     labels = list(spec.labels or []) if spec.task_type == TaskType.CLASSIFICATION else []
     cap = math.ceil(n / len(labels)) if labels else n
-    keeper = _Keeper(spec, n, labels, cap, {row_key(spec, r) for r in existing}, report)
+    keeper = _Keeper(spec, n, labels, cap, {row_key(spec, r) for r in existing}, report,
+                     [tokens(spec, r) for r in existing])  # fmt: skip
     relabel_rows = relabel_check and bool(labels) and spec.label_field is not None
     failed: Counter[str] = Counter()
     empty_rounds = 0

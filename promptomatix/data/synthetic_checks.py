@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from promptomatix.data.validate import normalize_text
+from promptomatix.data.validate import normalize_text, row_key
 from promptomatix.errors import LMCallError
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 #: Token-set Jaccard at or above which two inputs are the same example reworded.
 NEAR_DUPLICATE = 0.8
+_WORD = re.compile(r"\w+")
 _META = re.compile(
     r"\b(batch|draft) \d+\b|\bexample \d+\b|\b(topic|length|style|diversity):|\brealistic example\b|\bcorrect "
     r"(label|answer|output)\b|\breply with json\b|\bthis is (a|an) (example|sample|training)\b",
@@ -69,7 +71,8 @@ def placeholder_reason(spec: TaskSpec, row: dict[str, Any]) -> str | None:
 
 
 def tokens(spec: TaskSpec, row: dict[str, Any]) -> frozenset[str]:
-    return frozenset(normalize_text(" ".join(_inputs(spec, row))).split())
+    """The words of a row's inputs, for the near-duplicate check (punctuation is not a word here)."""
+    return frozenset(_WORD.findall(normalize_text(" ".join(_inputs(spec, row)))))
 
 
 def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
@@ -78,10 +81,24 @@ def jaccard(a: frozenset[str], b: frozenset[str]) -> float:
 
 def near_duplicate(candidate: frozenset[str], kept: list[frozenset[str]], threshold: float = NEAR_DUPLICATE) -> bool:
     """True when the input shares most of its words with one already kept (exact duplicates are caught earlier).
-    Callers pass the rows of the same label only: "the film was great" / "the film was not great" is a useful
-    contrast, not a duplicate. Inputs under five words are left to the exact-duplicate rule (one word matters).
+    Among synthetic rows callers pass the rows of the same label only: "the film was great" / "the film was not
+    great" is a useful contrast, not a duplicate; a reworded user or test row is a copy whatever its label. Inputs under five words are left to the exact-duplicate rule (one word matters).
     """
     return len(candidate) >= 5 and any(jaccard(candidate, other) >= threshold for other in kept)
+
+
+def shown_rows(spec: TaskSpec, rows: Iterable[dict[str, Any]]) -> set[int]:
+    """Ids of the `rows` the teacher is shown as examples (`spec.sample_rows`): they must not become test rows."""
+    keys = {row_key(spec, r) for r in spec.sample_rows if isinstance(r, dict)}
+    return {id(r) for r in rows if row_key(spec, r) in keys} if keys else set()
+
+
+def without_held_out(spec: TaskSpec, held_out: list[dict[str, Any]]) -> TaskSpec:
+    """The spec with the sample rows that repeat or reword a held-out test row left out (the teacher sees them)."""
+    keys = {row_key(spec, r) for r in held_out}
+    words = [tokens(spec, r) for r in held_out]
+    keep = [r for r in spec.sample_rows if row_key(spec, r) not in keys and not near_duplicate(tokens(spec, r), words)]
+    return spec if len(keep) == len(spec.sample_rows) else spec.model_copy(update={"sample_rows": keep})
 
 
 def _label_schema(spec: TaskSpec, n: int | None) -> dict[str, Any]:

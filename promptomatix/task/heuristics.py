@@ -140,32 +140,82 @@ def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for row in rows for k in row))
 
 
+_ID_NAMES = {"", "id", "idx", "index", "_id", "#", "uid", "uuid", "guid", "rowid", "row_id", "row id", "row_index"}
+_ID_PATTERN = re.compile(r"unnamed: ?\d+|.*[_\s.-](id|idx)", re.IGNORECASE)  # pandas' index; "review_id"
+_INT = re.compile(r"\s*[-+]?\d+\s*")
+
+
+def identifier_columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
+    """Columns that number or name the rows rather than hold task content: a name like id/idx/Unnamed: 0/review_id
+    (or camelCase reviewId) with a distinct value per row, or distinct integers counting up the rows.
+
+    Why: taken as an input, an id becomes part of the prompt ("Given: id, review") and of the dedup key, so the same
+    review under two ids lands in train and in the held-out test."""
+    found = []
+    for c in columns:
+        values = [r.get(c) for r in rows if r.get(c) is not None and str(r.get(c)).strip()]
+        if len(values) < 4 or len({str(v).strip() for v in values}) != len(values):
+            continue
+        named = c.strip().lower() in _ID_NAMES or bool(_ID_PATTERN.fullmatch(c.strip())) or bool(
+            re.fullmatch(r"[a-z]+Id", c.strip())
+        )
+        if named or _counts_rows(values):
+            found.append(c)
+    return found
+
+
+def _counts_rows(values: Sequence[Any]) -> bool:
+    """Integers (or integer text) numbering the rows 0..n-1 or 1..n in some order: a row number. Other distinct
+    numbers (years, operands of a math task) may be content, so they are left as inputs."""
+    if not all(type(v) is int or (isinstance(v, str) and _INT.fullmatch(v)) for v in values):
+        return False
+    nums = sorted(int(v) for v in values)
+    return nums[0] in (0, 1) and nums == list(range(nums[0], nums[0] + len(nums)))
+
+
 def fields_from_rows(
     rows: Sequence[dict[str, Any]],
     input_names: list[str] | None,
     output_names: list[str] | None,
 ) -> tuple[list[str], list[str], str]:
-    """Pick input/output columns from data; returns (inputs, outputs, how) so the caller can record it."""
+    """Pick input/output columns from data; returns (inputs, outputs, how) so the caller can record it.
+
+    Inferred inputs leave out identifier-like columns (see `identifier_columns`) unless nothing else is left; an
+    inferred output prefers a column named like one (label, answer, …), with or without given inputs."""
     columns = columns_of(rows)
     if input_names and output_names:
         return input_names, output_names, "given"
-    if output_names:
-        return [c for c in columns if c not in output_names], output_names, "inputs = the other data columns"
     if input_names:
         rest = [c for c in columns if c not in input_names]
-        return input_names, rest[-1:], "output = the last other data column"
-    lowered = {c.lower(): c for c in columns}
+        out, how = _output_column(rows, rest, "output = the last other data column")
+        return input_names, out, how
+    if not output_names:
+        output_names, how = _output_column(rows, columns, "output = the last data column")
+        if not output_names or len(columns) < 2:
+            return columns[:-1], columns[-1:], "output = the last data column"
+    else:
+        how = "inputs = the other data columns"
+    inputs = [c for c in columns if c not in output_names]
+    ids = identifier_columns(rows, inputs)
+    return ([c for c in inputs if c not in ids] or inputs), output_names, how
+
+
+def _output_column(rows: Sequence[dict[str, Any]], candidates: list[str], fallback: str) -> tuple[list[str], str]:
+    """The candidate named like an output (OUTPUT_COLUMN_HINTS order), else the last one that is not an id."""
+    lowered = {c.lower(): c for c in candidates}
     for hint in OUTPUT_COLUMN_HINTS:
-        if hint in lowered and len(columns) > 1:
-            out = lowered[hint]
-            return [c for c in columns if c != out], [out], f"output column {out!r} recognised by name"
-    return columns[:-1], columns[-1:], "output = the last data column"
+        if hint in lowered:
+            return [lowered[hint]], f"output column {lowered[hint]!r} recognised by name"
+    ids = identifier_columns(rows, candidates)
+    usable = [c for c in candidates if c not in ids] or candidates
+    return usable[-1:], fallback + (f" ({usable[-1]!r})" if usable else "")
 
 
 def discover_labels(rows: Iterable[dict[str, Any]], field: str, *, multi: bool = False) -> list[str]:
-    """Distinct values of `field`, most frequent first (ties: first seen); multi splits comma lists."""
+    """Distinct values of `field`, most frequent first (ties: first seen); multi splits comma lists. Each label is
+    spelled as most rows spell it (trimmed), so one stray "POSITIVE " at the top does not rename the class."""
     counts: Counter[str] = Counter()
-    spelled: dict[str, str] = {}
+    spelled: dict[str, Counter[str]] = {}
     for row in rows:
         value = row.get(field)
         if value is None:
@@ -176,10 +226,10 @@ def discover_labels(rows: Iterable[dict[str, Any]], field: str, *, multi: bool =
             key = normalize_label(text)
             if not key or key == "nan":  # a float NaN, or pandas' missing value written out as text
                 continue
-            spelled.setdefault(key, text)
+            spelled.setdefault(key, Counter())[text] += 1
             counts[key] += 1
     order = {k: i for i, k in enumerate(spelled)}
-    return [spelled[k] for k in sorted(counts, key=lambda k: (-counts[k], order[k]))]
+    return [spelled[k].most_common(1)[0][0] for k in sorted(counts, key=lambda k: (-counts[k], order[k]))]
 
 
 def looks_like_labels(values: Sequence[Any], *, max_labels: int = 20) -> bool:

@@ -169,9 +169,27 @@ def _draft(description: str, g: SpecOverrides, rows: Sequence[dict[str, Any]] | 
         d.inputs = d.inputs or [FieldSpec(name=n, type=types[n]) for n in in_names]  # type: ignore[arg-type]
         d.outputs = d.outputs or [FieldSpec(name=n, type=types[n]) for n in out_names]  # type: ignore[arg-type]
         d.notes.append(f"fields taken from the data columns ({how})")
+        _unused_columns_note(d, in_names + out_names, bool(g.input_fields))
     if d.data and d.outputs and h.looks_like_labels([r.get(d.outputs[0].name) for r in d.data]):
         d.data_hint = TaskType.CLASSIFICATION
     return d
+
+
+def _unused_columns_note(d: _Draft, used: list[str], inputs_given: bool) -> None:
+    """Name the data columns the spec leaves out, and the flag that brings them in: an id column is left out on
+    purpose (it would split duplicates across train and test); a column the given inputs skip may be intended."""
+    unused = [c for c in h.columns_of(d.data) if c not in used]
+    if not unused:
+        return
+    ids = [c for c in h.identifier_columns(d.data, unused) if not inputs_given]
+    names = ",".join(f.name for f in d.inputs or [])
+    if ids:
+        many = len(ids) > 1
+        d.notes.append(f"column{'s' * many} {', '.join(map(repr, ids))} look{'s' * (not many)} like row identifiers: "
+                       f"not used as input{'s' * many} (to use: --input-fields {names},{','.join(ids)})")  # fmt: skip
+    if other := [c for c in unused if c not in ids]:
+        d.notes.append(f"data column{'s' * (len(other) > 1)} not used: {', '.join(other)} (to use: "
+                       f"--input-fields {names},{','.join(other)})")  # fmt: skip
 
 
 def _spec_answer(d: _Draft, g: SpecOverrides, teacher: ChatModel | None, explicit: list[str] | None) -> dict[str, Any]:
@@ -258,7 +276,7 @@ ONE_LABEL_ERROR_ROWS = 6
 def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None) -> None:
     """For label tasks: given, else the data's values, else the description's, the teacher's, keyword rules."""
     assert d.task_type is not None and d.outputs
-    if not label_kind(d.task_type) or d.outputs[0].type != "str":
+    if not label_kind(d.task_type) or not _labels_as_text(d):
         return
     labels, notes = d.labels, d.notes
     one_of = label_kind(d.task_type) == "single"
@@ -298,6 +316,23 @@ def _settle_labels(d: _Draft, answer: dict[str, Any], explicit: list[str] | None
     d.labels = labels
     if labels:
         d.outputs = [d.outputs[0].model_copy(update={"labels": labels}), *d.outputs[1:]]
+
+
+def _labels_as_text(d: _Draft) -> bool:
+    """Whether the output can carry a label set. Numbers or true/false (JSON's 0/1 labels) become text labels when
+    they look like labels or the user named them, so a JSONL file gets the same task as the same CSV file."""
+    assert d.outputs
+    out = d.outputs[0]
+    if out.type == "str":
+        return True
+    as_labels = d.labels or (d.data and h.looks_like_labels([r.get(out.name) for r in d.data]))
+    if out.type in ("int", "bool") and as_labels:
+        d.outputs = [out.model_copy(update={"type": "str"}), *d.outputs[1:]]
+        d.notes.append(f"the {out.name} values are {out.type} values: taken as labels, compared as text")
+        return True
+    if d.labels:
+        d.notes.append(f"the labels given were not used: the output '{out.name}' holds {out.type} values, not labels")
+    return False
 
 
 def _output_format(given: str | None, answer: dict[str, Any], notes: list[str]) -> str | None:
