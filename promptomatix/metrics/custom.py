@@ -11,6 +11,7 @@ from promptomatix.errors import MetricError, PromptomatixError
 from promptomatix.metrics import text
 from promptomatix.metrics.registry import coerce_result
 from promptomatix.metrics.result import MetricResult
+from promptomatix.metrics.signature import check_metric_callable
 
 
 def metric_label(fn: Any) -> str:
@@ -21,18 +22,8 @@ def metric_label(fn: Any) -> str:
 
 
 def check_metric_signature(fn: Callable[..., Any]) -> None:
-    """A metric is called as fn(example, prediction): refuse one that cannot be, before any model call."""
-    import inspect
-
-    try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError as e:
-        raise MetricError(
-            f"metric {metric_label(fn)} cannot be called as fn(example, prediction): {e}",
-            hint="give it two parameters: def metric(example, prediction) -> float",
-        ) from None
-    except ValueError:  # no signature to inspect (a builtin): the first call tells
-        return
+    """A user metric (`--metric`, `metric=`): callable as fn(example, prediction), before any model call."""
+    check_metric_callable(fn, f"metric {metric_label(fn)}")
 
 
 def call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> MetricResult:

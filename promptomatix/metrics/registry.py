@@ -116,14 +116,11 @@ def plugin_metric_registry() -> MetricRegistry:
 
 def _check_plugin_metric(task_type: str, fn: Any, final: Any) -> None:
     """Callable as fn(example, prediction), and `final` a bool or such a callable (a string was ignored)."""
-    from promptomatix.metrics.custom import check_metric_signature
+    from promptomatix.metrics.signature import check_metric_callable
 
     named = [("metric", fn)] + ([] if isinstance(final, bool) else [("final metric", final)])
     for what, f in named:
-        if not callable(f):
-            raise MetricError(f"{what} for task type {task_type!r} is not callable: {f!r}"[:200],
-                              hint="pass a function fn(example, prediction) -> score in [0, 1]")  # fmt: skip
-        check_metric_signature(f)
+        check_metric_callable(f, f"{what} for task type {task_type!r}")
 
 
 def _not_taken(key: str, plugin: str) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -119,18 +118,10 @@ def _names(d: TaskTypeDef, field: str, where: str) -> tuple[str, ...]:
 
 def _check_metric(fn: Any, where: str) -> None:
     """None, or a callable that can be called as fn(example, prediction)."""
-    if fn is None:
-        return
-    if not callable(fn):
-        raise PluginError(f"{where} is not callable: {type(fn).__name__} {fn!r}"[:200],
-                          hint="pass a function fn(example, prediction) -> score in [0, 1]")  # fmt: skip
-    try:
-        inspect.signature(fn).bind(None, None)
-    except TypeError as e:
-        raise PluginError(f"{where} cannot be called as fn(example, prediction): {e}",
-                          hint="give it two parameters: def metric(example, prediction) -> float") from None  # fmt: skip
-    except ValueError:  # no signature to inspect (a builtin): its first call tells
-        return
+    from promptomatix.metrics.signature import check_metric_callable
+
+    if fn is not None:
+        check_metric_callable(fn, where, PluginError)
 
 
 class TaskTypeRegistry:
