@@ -2,8 +2,9 @@
 
 Decisions: test rows are validated first so a row that is also in train is dropped from train (no leakage);
 when user rows and synthetic rows are mixed, the test split is drawn from user rows first (real data is the
-better judge), but never from the rows the teacher was shown as examples (`spec.sample_rows`), and synthetic rows
-that near-copy a user or test row are rejected; explicitly given train/valid/test sets are kept as given.
+better judge), but never from the rows the teacher was shown as examples when it writes rows
+(`synthetic_checks.teacher_examples`), and synthetic rows that near-copy a user or test row are rejected;
+explicitly given train/valid/test sets are kept as given.
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from promptomatix.data.sampling import sample_rows
+from promptomatix.data.intake import Intake, skip_summary
 from promptomatix.data.splits import (
-    DEFAULT_CAPS,
     MIN_ROWS,
     DataSplits,
     Size,
@@ -29,14 +29,7 @@ from promptomatix.data.splits import (
 from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
 from promptomatix.data.synthetic_checks import shown_rows
 from promptomatix.data.synthetic_report import check_agreement, synthetic_account, synthetic_test_note
-from promptomatix.data.validate import (
-    HELD_OUT_REPEAT,
-    HeldOut,
-    describe_places,
-    label_counts,
-    same_as_test_error,
-    validate_rows,
-)
+from promptomatix.data.validate import label_counts
 from promptomatix.errors import DataError
 from promptomatix.lm.types import ChatModel
 from promptomatix.task.models import TaskSpec
@@ -103,21 +96,20 @@ def build_data(
     max_batches: int | None = None,
     skipped: Mapping[str, int] | None = None,
     notes: Sequence[str] | None = None,
+    labels_given: bool = False,
 ) -> tuple[DataSplits, DataReport]:
     """Validate and mix the data, then split it. `skipped` and `notes` carry the loaders' account into the report.
 
     Raises DataError when the splits are too small for a verdict (see `splits.MIN_ROWS`); `test_size=0` is the
-    user's explicit choice of no held-out test and is reported as such.
+    user's explicit choice of no held-out test and is reported as such. `labels_given`: the label set is the
+    user's (`--labels`), so rows all outside it are a wrong command line (DataUsageError, exit 2).
     """
-    report = DataReport(seed=seed, skipped=dict(skipped or {}), notes=list(notes or []))
-    label = spec.label_field if label_kind(spec.task_type) == "single" else None
     sizes = {"train": train_size, "valid": valid_size, "test": test_size, "train_ratio": train_ratio}
-    intake = _Intake(spec, report, label, seed, sizes, dropped=Counter(report.skipped))
-    # Test first: a duplicate of a test row is removed from train/valid, never the other way round.
-    test_given = intake.take("test", test_rows)
-    valid_given = intake.take("valid", valid_rows)
-    train_given = intake.take("train", train_rows)
-    user = intake.take("user", user_rows)
+    src = validate_sources(spec, user_rows=user_rows, train_rows=train_rows, valid_rows=valid_rows,
+                           test_rows=test_rows, seed=seed, sizes=sizes, skipped=skipped, notes=notes,
+                           labels_given=labels_given)  # fmt: skip
+    report, intake, label = src.report, src.intake, src.intake.label
+    test_given, valid_given, train_given, user = src.test, src.valid, src.train, src.user
     if train_rows is not None or valid_rows is not None:
         if user:
             train_given += user
@@ -127,10 +119,10 @@ def build_data(
     else:
         synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
                             max_workers, max_batches, verify)  # fmt: skip
-        train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report, shown_rows(spec, user))
+        shown = shown_rows(spec, user, held_out=test_given) if synth else set()  # only rows the teacher saw
+        train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report, shown)
     if len(train) + len(valid) + len(test) == 0:
-        given = [r for rows in (test_rows, valid_rows, train_rows, user_rows) for r in rows or ()]
-        _raise_no_rows(report, intake.dropped, _labels_hint(spec, label, given, intake.dropped))
+        intake.refuse(labels_given)
     report.skipped = dict(intake.dropped)
     splits = DataSplits(train, valid, test, input_fields=spec.input_names, output_fields=spec.output_names)
     report.split_sizes = splits.sizes
@@ -140,63 +132,41 @@ def build_data(
 
 
 @dataclass
-class _Intake:
-    """Validates every source against one shared `seen` set, so the first source taken keeps a duplicated row."""
+class Sources:
+    """The user's rows as the builder keeps them, by role, with the report so far (sources, skips, notes)."""
 
-    spec: TaskSpec
+    test: list[Row]
+    valid: list[Row]
+    train: list[Row]
+    user: list[Row]
     report: DataReport
-    label: str | None
-    seed: int
-    sizes: dict[str, Any]
-    seen: dict[str, tuple[Any, ...]] = field(default_factory=dict)
-    dropped: Counter[str] = field(default_factory=Counter)
-    held_out: HeldOut = field(default_factory=HeldOut)
-
-    def take(self, name: str, rows: Sequence[Row] | None) -> list[Row]:
-        """The usable rows of one source; each skip is counted and noted with its places, for the report."""
-        report = self.report
-        places: dict[tuple[str, str], list[str]] = {}
-        report.notes.extend(n for n in getattr(rows, "notes", ()) if n not in report.notes)  # the loader's account
-        self.held_out.hits.clear()
-        kept, bad = validate_rows(self.spec, rows or [], seen=self.seen, places=places, held_out=self.held_out,
-                                  is_test=name == "test")  # fmt: skip
-        if rows:
-            report.sources[name] = len(kept)
-        self.dropped.update({f"{name}: {reason}": count for reason, count in bad.items()})
-        for (source, reason), where in places.items():
-            n = len(where)
-            what = source or f"{name} rows"
-            if reason == HELD_OUT_REPEAT:  # name the test rows, so the user can find both copies
-                reason += f" ({describe_places(self.held_out.hits.get(source, []))})"
-            report.notes.append(f"{what}: {n} row{'s' if n != 1 else ''} skipped ({describe_places(where)}: {reason})")
-        if rows and not kept and bad.get(HELD_OUT_REPEAT):
-            raise same_as_test_error(name, places)
-        if name in ("train", "valid", "test") and rows is not None:
-            kept = _cap_given(name, kept, self.sizes.get(name), self.label, self.seed, report)
-        return kept
+    intake: Intake
 
 
-def _raise_no_rows(report: DataReport, dropped: Counter[str], labels_hint: str | None = None) -> NoReturn:
-    """No usable row at all: the skip notes say why better than the bare counts, so they lead when there are any."""
-    if skips := _skip_summary(report):
-        raise DataError(
-            f"no usable data rows: {skips}",
-            hint=labels_hint or "fix those rows, or check --input-fields/--output-fields",
-        )
-    raise DataError(
-        "no usable data rows" + (f" (skipped: {dict(dropped)})" if dropped else ""),
-        hint="pass --data FILE, or a teacher model to generate examples",
-    )
-
-
-def _labels_hint(spec: TaskSpec, label: str | None, rows: Sequence[Row], dropped: Counter[str]) -> str | None:
-    """When rows were dropped for labels outside the label set: the set, the data's labels, and the flag to fix."""
-    if label is None or not spec.labels or not any(k.endswith("label not in label set") for k in dropped):
-        return None
-    found = list(dict.fromkeys(str(r.get(label)).strip() for r in rows if isinstance(r, dict) and r.get(label)))
-    shown = ", ".join(found[:8]) + (" …" if len(found) > 8 else "")
-    return (f"the label set is {', '.join(spec.labels)} and the data's labels are {shown}: pass --labels with the "
-            "data's labels, or leave --labels out")  # fmt: skip
+def validate_sources(
+    spec: TaskSpec,
+    *,
+    user_rows: Sequence[Row] | None = None,
+    train_rows: Sequence[Row] | None = None,
+    valid_rows: Sequence[Row] | None = None,
+    test_rows: Sequence[Row] | None = None,
+    seed: int = 0,
+    sizes: dict[str, Any] | None = None,
+    skipped: Mapping[str, int] | None = None,
+    notes: Sequence[str] | None = None,
+    labels_given: bool = False,
+) -> Sources:
+    """Validate every source, test first (a duplicate of a test row is removed from train/valid, never the other
+    way round). Free: the dry run calls it too. Raises the builder's errors: a source that only repeats the test,
+    and rows given of which none is usable (before any teacher row is paid for)."""
+    report = DataReport(seed=seed, skipped=dict(skipped or {}), notes=list(notes or []))
+    label = spec.label_field if label_kind(spec.task_type) == "single" else None
+    intake = Intake(spec, report, label, seed, dict(sizes or {}), dropped=Counter(report.skipped))
+    test, valid = intake.take("test", test_rows), intake.take("valid", valid_rows)
+    train, user = intake.take("train", train_rows), intake.take("user", user_rows)
+    if any(rows for rows in (user_rows, train_rows, valid_rows)) and not (user or train or valid):
+        intake.refuse(labels_given)
+    return Sources(test, valid, train, user, report, intake)
 
 
 def _finish_report(
@@ -245,27 +215,9 @@ def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_
         hint = f"add rows to the data, or pass --synthetic-data-size {max(30, 3 * want)} to have the teacher write more"
     else:
         hint = "add rows to the data (or pass --test-data-size 0 to run without a held-out test)"
-    if skips := _skip_summary(report):
+    if skips := skip_summary(report):
         problem += f"; {skips}"
     raise DataError(problem, hint=hint)
-
-
-def _skip_summary(report: DataReport, most: int = 2) -> str:
-    """The skip notes for an error message, which is all a user sees when the run stops."""
-    skips = [n for n in report.notes if " skipped (" in n]
-    more = f"; and {len(skips) - most} more kinds of skipped rows" if len(skips) > most else ""
-    return "; ".join(skips[:most]) + more
-
-
-def _cap_given(name: str, rows: list[Row], size: Size, label: str | None, seed: int, report: DataReport) -> list[Row]:
-    """A given split larger than its cap (or explicit count) is sampled down, seeded and stratified, and said so."""
-    cap = size if isinstance(size, int) and size > 0 else DEFAULT_CAPS[name]
-    if len(rows) <= cap:
-        return rows
-    kept = sample_rows(rows, cap, label_field=label, seed=seed)
-    flag = f"--{name}-data-size"
-    report.notes.append(f"given {name} rows: sampled {len(kept):,} of {len(rows):,} (cap; change with {flag})")
-    return kept
 
 
 def _synthesize(

@@ -87,9 +87,15 @@ def near_duplicate(candidate: frozenset[str], kept: list[frozenset[str]], thresh
     return len(candidate) >= 5 and any(jaccard(candidate, other) >= threshold for other in kept)
 
 
-def shown_rows(spec: TaskSpec, rows: Iterable[dict[str, Any]]) -> set[int]:
-    """Ids of the `rows` the teacher is shown as examples (`spec.sample_rows`): they must not become test rows."""
-    keys = {row_key(spec, r) for r in spec.sample_rows if isinstance(r, dict)}
+def teacher_examples(spec: TaskSpec, held_out: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The rows the synthetic prompt shows the teacher as examples of the format: the first two sample rows left
+    once those repeating a held-out test row are out (`without_held_out`, as `generate_synthetic` does)."""
+    return [r for r in without_held_out(spec, list(held_out)).sample_rows[:2] if isinstance(r, dict)]
+
+
+def shown_rows(spec: TaskSpec, rows: Iterable[dict[str, Any]], held_out: Iterable[dict[str, Any]] = ()) -> set[int]:
+    """Ids of the `rows` the teacher is shown as examples (`teacher_examples`): they must not become test rows."""
+    keys = {row_key(spec, r) for r in teacher_examples(spec, held_out)}
     return {id(r) for r in rows if row_key(spec, r) in keys} if keys else set()
 
 

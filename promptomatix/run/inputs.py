@@ -102,11 +102,18 @@ def check_dspy_names(cfg: Any, rows: list[dict[str, Any]]) -> None:
     refuse_dspy_names(names)
 
 
-def refuse_dspy_names(names: list[str]) -> None:
-    """One line naming the fields, and the fixes; before anything is spent (it was found in the search stage)."""
+def refuse_dspy_names(names: list[str], *, proposed: bool = False) -> None:
+    """One line naming the fields, and the fixes; before anything is spent (it was found in the search stage).
+    Names the user gave (flags, data columns) are a wrong command line (exit 2); names the teacher `proposed`
+    after the session opened are not the user's doing: a DataError (exit 1)."""
     from promptomatix.backends.dspy_names import dspy_names_hint, dspy_unusable_names
 
     if bad := dspy_unusable_names(names):
-        quoted = ", ".join(repr(n) for n in bad)
-        raise DataUsageError(f"the dspy backend cannot use the field name{'s' if len(bad) > 1 else ''} {quoted} "
-                             "(DSPy uses it itself)", hint=dspy_names_hint(bad))  # fmt: skip
+        quoted, s = ", ".join(repr(n) for n in bad), "s" if len(bad) > 1 else ""
+        if proposed:
+            raise DataError(f"the task spec the teacher proposed names the field{s} {quoted}, which the dspy backend "
+                            "cannot use (DSPy uses it itself)",
+                            hint="pass --input-fields/--output-fields with other names, or --backend meta")  # fmt: skip
+        raise DataUsageError(f"the dspy backend cannot use the field name{s} {quoted} (DSPy uses it itself)",
+                             hint=dspy_names_hint(bad))  # fmt: skip
+    return None

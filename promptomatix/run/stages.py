@@ -20,6 +20,7 @@ from promptomatix.run_guard import held_out_notes, require_readable_answers, req
 if TYPE_CHECKING:
     from promptomatix.backends.base import BackendResult, RunContext
     from promptomatix.data import DataSplits
+    from promptomatix.data.builder import Sources
     from promptomatix.lm.boundary import Budget
     from promptomatix.run.env import RunEnv
     from promptomatix.run.state import RunState
@@ -86,7 +87,7 @@ def spec_stage(env: RunEnv, st: RunState) -> None:
     if env.config.backend == "dspy":  # names the teacher proposed: refused before the data is paid for
         from promptomatix.run.inputs import refuse_dspy_names
 
-        refuse_dspy_names([*spec.input_names, *spec.output_names])
+        refuse_dspy_names([*spec.input_names, *spec.output_names], proposed=True)
     env.emit("spec", f"task type {spec.task_type}; fields {spec.input_names} -> {spec.output_names}")
     st.spec = spec
 
@@ -95,13 +96,17 @@ def data_stage(env: RunEnv, st: RunState) -> None:
     """Build train / valid / held-out test from the user's rows and/or synthetic ones; save spec and data. A dry
     run decides on the rows validation keeps and never has the teacher write data (data_plan)."""
     from promptomatix.data import build_data
-    from promptomatix.run.data_plan import refuse_unusable, test_label_note, usable_rows
+    from promptomatix.data.builder import validate_sources
+    from promptomatix.run.data_plan import test_label_note
 
     cfg, spec, user = env.config, st.need("spec"), st.need("user_rows")
     teacher = env.boundary().role("teacher")
-    usable = usable_rows(spec, user)  # free: what the builder keeps, before anyone pays for synthetic rows
-    refuse_unusable(spec, user, usable)
-    if cfg.dry_run:
+    if cfg.dry_run:  # free: what the builder keeps (and refuses), before anyone would pay for synthetic rows
+        sizes = {"train": cfg.train_data_size, "valid": cfg.valid_data_size, "test": cfg.test_data_size,
+                 "train_ratio": cfg.train_ratio}  # fmt: skip
+        usable = validate_sources(spec, user_rows=user.get("user_rows"), train_rows=user.get("train_rows"),
+                                  valid_rows=user.get("valid_rows"), test_rows=user.get("test_rows"), seed=cfg.seed,
+                                  sizes=sizes, skipped=user["skipped"], labels_given=bool(cfg.labels))  # fmt: skip
         st.usable_user_rows = len(usable.user)
         if synthetic_needed(cfg, user, len(usable.user)):
             plan_data(env, st, spec, usable)
@@ -113,7 +118,7 @@ def data_stage(env: RunEnv, st: RunState) -> None:
         synthetic_size=cfg.synthetic_data_size, seed=cfg.seed, train_size=cfg.train_data_size,
         valid_size=cfg.valid_data_size, test_size=cfg.test_data_size, train_ratio=cfg.train_ratio,
         max_workers=cfg.n_parallel, batch_size=cfg.batch_size_for_teacher(teacher.model),
-        verify=cfg.verify_synthetic, skipped=user["skipped"],
+        verify=cfg.verify_synthetic, skipped=user["skipped"], labels_given=bool(cfg.labels),
     )  # fmt: skip
     if note := test_label_note(spec, user):
         report.notes.append(note)
@@ -138,7 +143,7 @@ def size_notes(cfg: Any, sizes: dict[str, int]) -> list[str]:
             for name, want in asked.items() if want and sizes.get(name, 0) < want]  # fmt: skip
 
 
-def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, usable: Any) -> None:
+def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, usable: Sources) -> None:
     """A dry run says what data building would do without paying for it: writing synthetic rows takes minutes
     on a local teacher. Nothing is saved as data, so `resume` builds it for real (spec calls replay from cache)."""
     from promptomatix.data import DataSplits, estimate_data_calls
@@ -153,7 +158,7 @@ def plan_data(env: RunEnv, st: RunState, spec: TaskSpec, usable: Any) -> None:
     notes = plan_note(need, calls, st.planned_sizes, usable)
     if note := test_label_note(spec, user):
         notes.append(note)
-    skipped = {**user["skipped"], **usable.skipped}
+    skipped = dict(usable.intake.dropped)  # the loaders' skips and validation's
     st.data_report = {"notes": notes, "skipped": skipped, "sources": {"user": len(usable.user)}, "planned": True}
     env.recorder.spec_only(spec)
     env.emit("data", f"dry run: {need} synthetic rows planned, not generated")
