@@ -33,6 +33,7 @@ def visible(text: str) -> str:
     Prompts, candidates and feedback are written by models (and users); an escape sequence printed raw can set the
     terminal's title or rewrite lines above (`ESC]0;…BEL`, `ESC[1A`). rich escapes its markup, not these. JSON
     output and `sessions export` stay exact: they are data, not text for a terminal."""
+    text = text.replace("\r\n", "\n")  # a Windows line end is a line end, not a control character to show
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 

@@ -140,7 +140,6 @@ class CsvRecords:
         self.path = path
         self.delimiter = delimiter
         self.lines = 0
-        self.header_line = 0  # the line the header was read from (0 before reading)
         _raise_field_limit()
         self._reader = csv.reader(iter_lines(path), delimiter=delimiter, strict=True, quoting=quoting)
         self._width = 0
@@ -166,7 +165,7 @@ class CsvRecords:
             if not self._width:
                 if not any(v.strip() for v in values):
                     continue  # a blank line (or one of bare delimiters) before the header
-                self._width, self.header_line = len(values), start
+                self._width = len(values)
             self._records += 1
             if end > start:
                 self.n_spanning += 1

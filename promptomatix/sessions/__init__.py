@@ -14,10 +14,12 @@ _HOMES = {
     ),
     **dict.fromkeys(["new_id", "validate_id"], "ids"),
     **dict.fromkeys(
-        ["SCHEMA_VERSION", "FeedbackItem", "PromptVersion", "Score", "Session", "SessionStatus", "SessionSummary",
-         "TestScore", "Usage"],
+        [
+            *("SCHEMA_VERSION", "FeedbackItem", "PromptVersion", "Score", "Session", "SessionStatus"),
+            *("SessionSummary", "TestScore", "Usage"),
+        ],
         "models",
-    ),  # fmt: skip
+    ),
     **dict.fromkeys(["scrub", "scrub_text", "strip_url_credentials"], "secrets"),
     **dict.fromkeys(["SESSIONS_DIR_ENV", "SessionStore"], "store"),
 }
@@ -30,27 +32,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f"{__name__}.{home}"), name)
 
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "SESSIONS_DIR_ENV",
-    "FeedbackItem",
-    "PromptVersion",
-    "Score",
-    "Session",
-    "SessionStatus",
-    "SessionStore",
-    "SessionSummary",
-    "TestScore",
-    "Usage",
-    "add_feedback",
-    "attach_feedback",
-    "dismiss_feedback",
-    "list_feedback",
-    "mark_applied",
-    "new_id",
-    "save_feedback",
-    "scrub",
-    "scrub_text",
-    "strip_url_credentials",
-    "validate_id",
-]
+__all__ = sorted(_HOMES)

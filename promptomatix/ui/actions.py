@@ -87,7 +87,7 @@ def _edit(s: Session, fid: str, action: str, comment: str | None, busy: str | No
     """One feedback action. `busy`: why a run holds the session now; an edit or delete is then refused, as the run
     may be applying that item (a delete failed the run at its end; an edit was recorded as applied unseen)."""
     item = s.get_feedback(fid)
-    if busy and action in ("edit", "delete") and item.status != "applied":
+    if busy and action in ("edit", "delete") and item.status == "open":  # a run applies only open items
         raise SessionError(f"cannot {action} feedback {fid} while a run may be applying it: {busy}",
                            hint="wait for the run to finish or cancel it")  # fmt: skip
     if action == "resolve":
