@@ -13,3 +13,10 @@ def test_the_optimize_report_shows_control_characters_escaped(env):  # noqa: F81
     assert r.returncode == 0, r.stderr
     assert "\x1b" not in r.stdout and "\x07" not in r.stdout
     assert "\\x1b]0;pwned\\x07" in r.stdout  # still there for the user to see
+
+
+def test_a_windows_line_end_prints_as_a_line_end():
+    """CSV values from Windows files end lines in CRLF: every line of a dry run's rows printed a visible \\x0d."""
+    from promptomatix.cli.render import visible
+
+    assert visible("great film\r\nloved it\rx\x1b") == "great film\nloved it\\x0dx\\x1b"
