@@ -142,31 +142,34 @@ def columns_of(rows: Sequence[dict[str, Any]]) -> list[str]:
 
 _ID_NAMES = {"", "id", "idx", "index", "_id", "#", "uid", "uuid", "guid", "rowid", "row_id", "row id", "row_index"}
 _ID_PATTERN = re.compile(r"unnamed: ?\d+|.*[_\s.-](id|idx)", re.IGNORECASE)  # pandas' index; "review_id"
+#: Names that say "row number" only when the values do count the rows (a "no" or "line" column may be content).
+_ROW_NUMBER_NAMES = {"no", "no.", "nr", "num", "row", "rownum", "row_num", "row_number", "line", "line_no", "sno",
+                     "s.no", "s_no", "sr", "sr_no", "serial", "n°"}  # fmt: skip
 _INT = re.compile(r"\s*[-+]?\d+\s*")
 
 
 def identifier_columns(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> list[str]:
-    """Columns that number or name the rows rather than hold task content: a name like id/idx/Unnamed: 0/review_id
-    (or camelCase reviewId) with a distinct value per row, or distinct integers counting up the rows.
+    """Columns that number or name the rows rather than hold task content, each with a distinct value per row: a
+    name like id/idx/Unnamed: 0/review_id (or camelCase reviewId), or a row-number name (row, no, …) whose values
+    count the rows 0..n-1 or 1..n.
 
     Why: taken as an input, an id becomes part of the prompt ("Given: id, review") and of the dedup key, so the same
-    review under two ids lands in train and in the held-out test."""
+    review under two ids lands in train and in the held-out test. Values alone never decide: distinct integers 1..n
+    are as likely an operand (a,b,sum), a rank or a star rating in a small file as a row number."""
     found = []
     for c in columns:
         values = [r.get(c) for r in rows if r.get(c) is not None and str(r.get(c)).strip()]
         if len(values) < 4 or len({str(v).strip() for v in values}) != len(values):
             continue
-        named = c.strip().lower() in _ID_NAMES or bool(_ID_PATTERN.fullmatch(c.strip())) or bool(
-            re.fullmatch(r"[a-z]+Id", c.strip())
-        )
-        if named or _counts_rows(values):
+        name = str(c).strip()
+        named = name.lower() in _ID_NAMES or bool(_ID_PATTERN.fullmatch(name)) or bool(re.fullmatch(r"[a-z]+Id", name))
+        if named or (name.lower() in _ROW_NUMBER_NAMES and _counts_rows(values)):
             found.append(c)
     return found
 
 
 def _counts_rows(values: Sequence[Any]) -> bool:
-    """Integers (or integer text) numbering the rows 0..n-1 or 1..n in some order: a row number. Other distinct
-    numbers (years, operands of a math task) may be content, so they are left as inputs."""
+    """Integers (or integer text) numbering the rows 0..n-1 or 1..n in some order: a row number."""
     if not all(type(v) is int or (isinstance(v, str) and _INT.fullmatch(v)) for v in values):
         return False
     nums = sorted(int(v) for v in values)
@@ -187,10 +190,10 @@ def fields_from_rows(
         return input_names, output_names, "given"
     if input_names:
         rest = [c for c in columns if c not in input_names]
-        out, how = _output_column(rows, rest, "output = the last other data column")
+        out, how = _output_column(rows, rest, "output = the last other data column", inputs_given=True)
         return input_names, out, how
     if not output_names:
-        output_names, how = _output_column(rows, columns, "output = the last data column")
+        output_names, how = _output_column(rows, columns, "output = the last data column", inputs_given=False)
         if not output_names or len(columns) < 2:
             return columns[:-1], columns[-1:], "output = the last data column"
     else:
@@ -200,14 +203,26 @@ def fields_from_rows(
     return ([c for c in inputs if c not in ids] or inputs), output_names, how
 
 
-def _output_column(rows: Sequence[dict[str, Any]], candidates: list[str], fallback: str) -> tuple[list[str], str]:
-    """The candidate named like an output (OUTPUT_COLUMN_HINTS order), else the last one that is not an id."""
-    lowered = {c.lower(): c for c in candidates}
+def _output_column(
+    rows: Sequence[dict[str, Any]], candidates: list[str], fallback: str, *, inputs_given: bool
+) -> tuple[list[str], str]:
+    """The candidate named like an output (OUTPUT_COLUMN_HINTS order), else the last one that is not an id.
+
+    Without given inputs, the only non-id column is not made the output when that leaves nothing but ids as inputs
+    ("text,id" would become the task "id → text"): it stays the input, the last id-like column is the output (the
+    old last-column rule for "text,id"), and `how` says so."""
+    lowered = {str(c).lower(): c for c in candidates}
     for hint in OUTPUT_COLUMN_HINTS:
         if hint in lowered:
             return [lowered[hint]], f"output column {lowered[hint]!r} recognised by name"
     ids = identifier_columns(rows, candidates)
     usable = [c for c in candidates if c not in ids] or candidates
+    if not inputs_given and len(usable) == 1 and len(candidates) > 1:
+        out = [c for c in candidates if c != usable[0]][-1]
+        return [out], (
+            f"output = {out!r}, an id-like column, for want of a better one: no column is named like an output and "
+            f"the only content column {usable[0]!r} is kept as the input; pass --output-fields to choose"
+        )
     return usable[-1:], fallback + (f" ({usable[-1]!r})" if usable else "")
 
 
