@@ -86,7 +86,7 @@ def test_a_finalist_ahead_by_a_few_rows_but_worse_on_one_is_not_kept():
 def test_a_finalist_with_enough_rows_won_is_kept_even_if_it_loses_one():
     res = run(extra_right={100, 105, 110, 0, 5, 10}, extra_wrong={101})  # 6 better, 1 worse: p = 0.0625
     assert res.instructions == "Classify the review (candidate wording)."
-    assert "beat the initial prompt by 0.208 raw (0.208 with the length penalty)" in res.stop_reason  # λ = 0
+    assert "on 24 valid and train rows: candidate 1 beat the initial prompt by 0.208 raw (0.208 with the length" in res.stop_reason
 
 
 def test_a_shorter_finalist_at_equal_quality_is_not_said_to_beat_the_initial_prompt():

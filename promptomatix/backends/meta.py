@@ -167,10 +167,10 @@ class MetaPromptOptimizer:
         if not margins:
             return base, "confirmation: no finalist beat the initial prompt on the train rows too"
         top = max(m for _, m, _ in margins)
-        tied = [(f, m) for f, m, n in margins if m >= top - 1.0 / max(1, n) - 1e-9]
+        tied = [(f, m, n) for f, m, n in margins if m >= top - 1.0 / max(1, n) - 1e-9]
         words = base.candidate.instructions.split()
-        chosen, margin = max(tied, key=lambda fm: (_similarity(words, fm[0].candidate.instructions.split()), fm[1]))
-        return chosen, confirmed_reason(chosen, margin)
+        chosen, margin, rows = max(tied, key=lambda t: (_similarity(words, t[0].candidate.instructions.split()), t[1]))
+        return chosen, confirmed_reason(chosen, margin, rows)
 
     _confirm_each = staticmethod(confirm_each)  # a hook: tests stop the confirmation here
 

@@ -304,11 +304,11 @@ def confirm_each(
         raise failed
 
 
-def confirmed_reason(chosen: Scored, margin: float) -> str:
+def confirmed_reason(chosen: Scored, margin: float, rows: int) -> str:
     """The stop reason of a confirmed finalist, raw quality apart from the length penalty: a shorter prompt at
     equal quality also wins the penalized margin, and must not read as a quality gain."""
     raw = chosen.confirm_raw_gain or 0.0
-    head = f"confirmation: candidate {chosen.id}"
+    head = f"confirmation on {rows} valid and train rows: candidate {chosen.id}"  # not the valid score alone
     if raw > 1e-9:
         return f"{head} beat the initial prompt by {raw:.3f} raw ({margin:.3f} with the length penalty)"
     if raw < -1e-9:
