@@ -18,6 +18,25 @@ def _isolated_sessions(tmp_path, monkeypatch):
 
 
 @pytest.fixture
+def store(tmp_path):
+    """A session store of the test's own (modules with another store define their own `store`)."""
+    from promptomatix.sessions import SessionStore
+
+    return SessionStore(tmp_path / "sessions")
+
+
+@pytest.fixture
+def sid(store) -> str:
+    """One completed session in `store`, with an initial version."""
+    from promptomatix.sessions import Score
+
+    s = store.new_session(raw_input="Classify", status="completed")
+    s.add_version("Classify the review.", backend="initial", valid=Score(raw=0.5))
+    store.save(s)
+    return s.session_id
+
+
+@pytest.fixture
 def time_limit(request: pytest.FixtureRequest):
     """A test that hangs fails after its module's LIMIT_S seconds (default 240) instead of blocking the suite.
     Modules opt in with `pytestmark = pytest.mark.usefixtures("time_limit")`."""

@@ -21,25 +21,12 @@ import pytest
 
 from promptomatix.cli.app import main
 from promptomatix.errors import SessionError
-from promptomatix.sessions import Score, SessionStore, add_feedback, runlock
+from promptomatix.sessions import SessionStore, add_feedback, runlock
 from promptomatix.sessions.runlock import RUN_LOCK_FILE
 from promptomatix.sessions.store import LOCK_FILE
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="symlinks, FIFOs and flock are POSIX here")
 PRECIOUS = "precious user data\nline 2\n"
-
-
-@pytest.fixture
-def store(tmp_path) -> SessionStore:
-    return SessionStore(tmp_path / "sessions")
-
-
-@pytest.fixture
-def sid(store) -> str:
-    s = store.new_session(raw_input="Classify", status="completed")
-    s.add_version("Classify the review.", backend="initial", valid=Score(raw=0.5))
-    store.save(s)
-    return s.session_id
 
 
 @pytest.fixture

@@ -14,23 +14,10 @@ import pytest
 from promptomatix.cli.app import main
 from promptomatix.errors import SessionError
 from promptomatix.lm.cache import ResponseCache
-from promptomatix.sessions import Score, SessionStore, add_feedback
+from promptomatix.sessions import add_feedback
 from promptomatix.sessions import fs as store_fs
 
 WRITABLE = "pass --sessions-dir DIR or set PROMPTOMATIX_SESSIONS_DIR to a writable folder"
-
-
-@pytest.fixture
-def store(tmp_path) -> SessionStore:
-    return SessionStore(tmp_path / "sessions")
-
-
-@pytest.fixture
-def sid(store) -> str:
-    s = store.new_session(raw_input="Classify", status="completed")
-    s.add_version("Classify the review.", backend="initial", valid=Score(raw=0.5))
-    store.save(s)
-    return s.session_id
 
 
 def _cli(capsys, *args: str) -> tuple[int, str, str]:
