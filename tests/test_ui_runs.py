@@ -24,8 +24,8 @@ def store(tmp_path) -> SessionStore:
     return SessionStore(tmp_path / "sessions")
 
 
-def client_for(store: SessionStore, latency: float = 0.0, **kw) -> TestClient:
-    app = create_app(store, token=TOKEN, clients=lambda: fake_clients(latency), **kw)
+def client_for(store: SessionStore, latency: float = 0.0, clients=None, **kw) -> TestClient:
+    app = create_app(store, token=TOKEN, clients=clients or (lambda: fake_clients(latency)), **kw)
     c = TestClient(app, follow_redirects=False)
     c.cookies.set(cookie_name(TOKEN), TOKEN)
     return c

@@ -94,10 +94,25 @@ def test_a_job_that_fails_before_making_a_session_removes_its_upload(store):
     assert store.list() == [] and uploads(store) == []
 
 
-def test_a_job_that_fails_in_its_session_keeps_the_upload_for_resume_until_deleted(store):
+def test_a_column_the_data_lacks_is_refused_before_a_session_and_the_upload_goes(store):
+    """A wrong column is a wrong command line: refused before the session opens (it was a failed session)."""
     with client_for(store) as c:
-        snap = run_from_the_form(c, output_fields="verdict")  # no such column: the run fails in its session
-        assert snap["status"] == "failed" and "verdict" in snap["message"]
+        snap = run_from_the_form(c, output_fields="verdict")
+    assert snap["status"] == "failed" and "verdict" in snap["message"] and snap["session_id"] is None
+    assert store.list() == [] and uploads(store) == []
+
+
+def test_a_job_that_fails_in_its_session_keeps_the_upload_for_resume_until_deleted(store):
+    from promptomatix.lm.fake import FakeLM
+    from tests.ui_support import fake_clients
+
+    def down(messages):
+        raise ConnectionError("the model server went away")
+
+    broken = lambda: {**fake_clients(0.0), "task": FakeLM(default=down, model="fake/task")}  # noqa: E731
+    with client_for(store, clients=broken) as c:
+        snap = run_from_the_form(c)  # the task model fails once the session holds the data
+        assert snap["status"] == "failed"
         sid = snap["session_id"]  # the job links its failed session (it said none)
         assert store.load(sid).status == "failed" and len(uploads(store)) == 1
         assert c.post(f"/s/{sid}/delete", data={"csrf": CSRF, "confirm": sid}).status_code == 303
