@@ -177,12 +177,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     bad = [t for t in split if t not in SUITE_SIZES]
     if bad:
         p.error(f"unknown task(s) {bad}; suite tasks: {', '.join(SUITE_SIZES)}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if wrong := [m for m in methods if m not in SUITE_METHODS]:  # `peer` ran Promptomatix's default backend as a part
+        p.error(f"unknown method(s) {wrong}; suite methods: {', '.join(SUITE_METHODS)}")
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from benchmarks.engine import quiet_dspy
 
     quiet_dspy()
     command = "python -m benchmarks.suite " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-    n = run_suite(split, [int(s) for s in args.seeds.split(",")], [m.strip() for m in args.methods.split(",")],
+    n = run_suite(split, [int(s) for s in args.seeds.split(",")], methods,
                   out=Path(args.out), model=args.model, teacher_model=args.teacher_model,
                   num_threads=args.num_threads, max_calls=args.max_calls, command=command)  # fmt: skip
     _log(f"{n} part(s) run; report: python -m benchmarks.suite report")

@@ -86,3 +86,15 @@ def test_a_refused_part_is_compared_on_no_seed(tmp_path: Path):
     (tmp_path / "spam-s1-meta-third.json").write_text(json.dumps(doc))
     spam = next(line for line in suite_markdown(tmp_path).splitlines() if line.startswith("| spam |"))
     assert spam.endswith("| no |"), spam  # 0.59 on s0 against the peer's 0.68 on s0, not its s0-s1 mean of 0.59
+
+
+def test_an_unknown_method_is_refused_before_any_part_runs(capsys):
+    """`--methods peer` (for `peer-miprov2`) ran Promptomatix's default backend for 2 hours as a part named `peer`."""
+    import pytest
+
+    from benchmarks.suite import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--methods", "peer", "--tasks", "squad", "--seeds", "1", "--out", "/nonexistent/never-written"])
+    assert e.value.code == 2
+    assert "unknown method(s) ['peer']; suite methods: meta, peer-miprov2" in capsys.readouterr().err
