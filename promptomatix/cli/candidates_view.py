@@ -15,7 +15,8 @@ from typing import Any
 from promptomatix.metrics.pareto import ParetoPoint, candidate_points, dominated_by, words_of
 
 
-def _num(v: Any) -> str:
+def num(v: Any) -> str:
+    """A score to three places, or - when there is none."""
     return f"{v:.3f}" if isinstance(v, int | float) else "-"
 
 
@@ -46,9 +47,9 @@ def pareto_lines(session: Any, version: Any, *, defaulted: bool = False) -> list
         out.append(f"(v{latest.version}, the latest version, has no candidates of its own: this is "
                    f"v{version.version}'s, the latest that has; --version N shows another)")  # fmt: skip
     for r in rows:
-        stages = f"{_num(r.get('minibatch_raw'))} → {_num(r.get('valid_raw'))} → {_num(r.get('confirm_raw'))}"
+        stages = f"{num(r.get('minibatch_raw'))} → {num(r.get('valid_raw'))} → {num(r.get('confirm_raw'))}"
         out.append(
-            f"#{r.get('id')} {r.get('origin')} · valid {_num(r.get('valid_raw'))} · {lengths(r)} · "
+            f"#{r.get('id')} {r.get('origin')} · valid {num(r.get('valid_raw'))} · {lengths(r)} · "
             f'{r.get("n_demos", 0)} demos · {stages} · "{_short(r.get("instructions"), 70)}"'
             + is_version(session, r.get("prompt"))
         )
@@ -67,7 +68,7 @@ def _off_front_lines(session: Any, version: Any, on_front: set[Any]) -> list[str
         if p.candidate_id in on_front or not mark:
             continue
         why = _why_off(p, points, by_id)
-        out.append(f"off the front: #{p.candidate_id}{mark} · valid {_num(p.quality)} · "
+        out.append(f"off the front: #{p.candidate_id}{mark} · valid {num(p.quality)} · "
                    f"{lengths(by_id[p.candidate_id])} — {why}")  # fmt: skip
     return out
 
@@ -77,7 +78,7 @@ def _why_off(p: ParetoPoint, points: list[ParetoPoint], by_id: dict[Any, dict[st
     if beaten is not None:
         row = by_id[beaten.candidate_id]
         tokens = f", ≈{row['tokens']} tokens" if row.get("tokens") else ""
-        return (f"#{beaten.candidate_id} scores {_num(beaten.quality)} and reads {beaten.words} words{tokens}: "
+        return (f"#{beaten.candidate_id} scores {num(beaten.quality)} and reads {beaten.words} words{tokens}: "
                 "at least as good, and no longer")  # fmt: skip
     twin = next((q for q in points if q.candidate_id != p.candidate_id and round(q.quality, 9) == round(p.quality, 9)
                  and q.words == p.words), None)  # fmt: skip
@@ -98,7 +99,7 @@ def candidate_lines(version: int, rows: list[dict]) -> list[str]:
     out = [f"candidates of v{version} (scores penalized by length; minibatch → valid → confirmation):"]
     for r in rows:
         note = f" ({r['note']})" if r.get("note") else ""
-        stages = f"{_num(r.get('minibatch_score'))} → {_num(r.get('valid_penalized'))} → {_num(r.get('confirm_score'))}"
+        stages = f"{num(r.get('minibatch_score'))} → {num(r.get('valid_penalized'))} → {num(r.get('confirm_score'))}"
         out.append(
             f"#{r.get('id')} r{r.get('round')} {r.get('origin')} · {r.get('n_demos', 0)} demos · "
             f'λ counts {r.get("length", "-")} words · {stages} · "{_short(r.get("instructions"), 90)}"{note}'

@@ -197,10 +197,6 @@ def _verdict_lines(v: Any) -> list[str]:
     return [f"verdict: {verdict.summary()}", *filter(None, [verdict.length_note()])]
 
 
-def _num(v: Any) -> str:
-    return f"{v:.3f}" if isinstance(v, int | float) else "-"
-
-
 @sessions_app.command("pick")
 def sessions_pick(
     session_id: str = typer.Argument(...),
@@ -248,7 +244,9 @@ def sessions_pick(
         typer.echo(p.message())
         return
     under = "" if made["lam"] is None else f" under the session's λ={made['lam']:g}"
-    typer.echo(f"{p.message()} (valid raw {_num(v.valid.raw)}, penalized {_num(v.valid.penalized)}{under}); "
+    from promptomatix.cli.candidates_view import num
+
+    typer.echo(f"{p.message()} (valid raw {num(v.valid.raw)}, penalized {num(v.valid.penalized)}{under}); "
                "no model calls made")  # fmt: skip
 
 
