@@ -15,7 +15,8 @@ from typing import Any, TypeVar
 import typer
 
 from promptomatix.cli.fakes import clients_from_env
-from promptomatix.cli.render import err_console, info, print_json, run_stdout
+from promptomatix.cli.progress_view import ProgressView
+from promptomatix.cli.render import info, print_json, run_stdout
 from promptomatix.cli.usage import track_value
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
@@ -93,51 +94,6 @@ def run_and_show(json_: bool, quiet: bool, max_calls: int | None, max_usd: float
     else:
         result_report(result)
     return result
-
-
-class ProgressView:
-    """Renders ProgressEvents: a spinner line with stage, round, best score and calls/cost against the budget."""
-
-    def __init__(self, enabled: bool, max_calls: int | None, max_usd: float | None) -> None:
-        self.enabled = enabled
-        self.max_calls = max_calls
-        self.max_usd = max_usd
-        self.status: Any = None
-
-    def __enter__(self) -> ProgressView:
-        if self.enabled:
-            self.status = err_console().status("starting", spinner="dots")
-            self.status.__enter__()
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self.status is not None:
-            self.status.__exit__(*exc)
-
-    def __call__(self, event: Any) -> None:
-        from promptomatix.cli.app import quiet_dspy_if_loaded
-
-        quiet_dspy_if_loaded()
-        if not self.enabled:
-            return
-        max_calls = event.max_calls if event.max_calls is not None else self.max_calls  # a resume: the run's
-        max_usd = event.max_usd if event.max_usd is not None else self.max_usd
-        calls = f"{(event.calls or 0) + event.calls_before}" + (f"/{max_calls}" if max_calls else "")
-        cost = f"${(event.cost_usd or 0) + event.cost_before:.4f}" + (f"/${max_usd:.2f}" if max_usd else "")
-        rnd = f" round {event.round}/{event.total_rounds}" if event.round else ""
-        best = f" best {event.best_score:.3f}" if event.best_score is not None else ""
-        line = f"[{event.stage}]{rnd}{best} · calls {calls} · {cost} · {event.message}"
-        from rich.markup import escape
-
-        if self.status is not None:
-            self.status.update(escape(line))
-        if event.live:  # a counter refresh while calls are made: the status line only
-            return
-        if (
-            event.stage in ("spec", "data", "plan", "baseline", "confirm", "final", "stopped", "model")
-            or "done" in event.message
-        ):
-            err_console().print(f"[dim]{escape(line)}[/]")
 
 
 def _options(values: list[str] | None) -> dict[str, Any] | None:

@@ -26,7 +26,7 @@ from promptomatix.data.splits import (
     resolve_sizes,
     split_rows,
 )
-from promptomatix.data.synthetic import estimate_synthetic_calls, generate_synthetic
+from promptomatix.data.synthetic import SyntheticProgress, estimate_synthetic_calls, generate_synthetic
 from promptomatix.data.synthetic_checks import shown_rows
 from promptomatix.data.synthetic_report import check_agreement, synthetic_account, synthetic_test_note
 from promptomatix.data.validate import label_counts
@@ -97,6 +97,7 @@ def build_data(
     skipped: Mapping[str, int] | None = None,
     notes: Sequence[str] | None = None,
     labels_given: bool = False,
+    on_progress: SyntheticProgress | None = None,
 ) -> tuple[DataSplits, DataReport]:
     """Validate and mix the data, then split it. `skipped` and `notes` carry the loaders' account into the report.
 
@@ -118,7 +119,7 @@ def build_data(
                                        valid_size=valid_size)  # fmt: skip
     else:
         synth = _synthesize(spec, teacher, user, test_given, synthetic_size, seed, report, batch_size,
-                            max_workers, max_batches, verify)  # fmt: skip
+                            max_workers, max_batches, verify, on_progress)  # fmt: skip
         shown = shown_rows(spec, user, held_out=test_given) if synth else set()  # only rows the teacher saw
         train, valid, test = _mixed(user, synth, test_given, label, seed, sizes, report, shown)
     if len(train) + len(valid) + len(test) == 0:
@@ -223,6 +224,7 @@ def _check_enough(report: DataReport, test_size: Size, synthetic_size: int, has_
 def _synthesize(
     spec: TaskSpec, teacher: ChatModel | None, user: list[Row], test_given: list[Row], synthetic_size: int, seed: int,
     report: DataReport, batch_size: int, max_workers: int, max_batches: int | None, verify: bool,
+    on_progress: SyntheticProgress | None = None,
 ) -> list[Row]:  # fmt: skip
     """Top the user rows up to `synthetic_size` with teacher-written rows, recording the outcome."""
     need = max(0, synthetic_size - len(user))
@@ -241,6 +243,7 @@ def _synthesize(
         existing=[*test_given, *user],
         held_out=test_given,
         verify=verify,
+        on_progress=on_progress,
     )
     report.sources["synthetic"] = len(gen.rows)
     copied = ("generated", "rejected", "failed_batches", "rounds", "batches", "stop_reason", "checked", "agreed",

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -244,6 +245,9 @@ def _plans(report: SyntheticReport, keeper: _Keeper, batch_size: int, max_batche
     return plans
 
 
+#: Told how generation goes: (message, live); live messages refresh a status line, the others are steps to print.
+SyntheticProgress = Callable[..., None]
+
 #: Batches per round: two rounds that add nothing stop generation ("stalled"), so a teacher that writes nothing costs
 #: at most twice this many calls, whatever the size asked for (all of 10,000 rows' batches in round 1 cost 4,092).
 MAX_ROUND_BATCHES = 50
@@ -263,13 +267,15 @@ def generate_synthetic(
     held_out: Iterable[dict[str, Any]] = (),
     verify: bool = False,
     relabel_check: bool = True,
+    on_progress: SyntheticProgress | None = None,
 ) -> SyntheticReport:
     """Generate up to `n` checked, unique rows; top-up rounds replace rejects until `n`, a limit or the budget.
 
     A row that repeats or rewords an `existing` row (the user's and test rows) is rejected; `held_out` rows (the
     given test) are never shown to the teacher as examples. `relabel_check` (classification only) keeps a row only
     when the teacher, shown the inputs alone, gives it the label we asked for: one more short teacher call per
-    batch (per row with a local teacher, batch_size 1).
+    batch (per row with a local teacher, batch_size 1). `on_progress` hears each answered batch (live) and each
+    round's outcome, so a long generation does not look stalled.
     """
     report = SyntheticReport(rows=[], requested=n)
     if n <= 0:
@@ -293,10 +299,14 @@ def generate_synthetic(
         report.rounds += 1
         report.batches += len(plans)
         report.hints.extend(p.hint for p in plans)
-        results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers, relabel_rows)
+        answered = _Answered(on_progress, len(plans), report.rounds)
+        results, budget_hit = _run_round(spec, teacher, plans, verify, max_workers, relabel_rows, answered)
         before = len(report.rows)
         _take_results(report, keeper, plans, results, failed)
         empty_rounds = empty_rounds + 1 if len(report.rows) == before else 0
+        if on_progress is not None:
+            on_progress(f"synthetic rows: {len(report.rows)} of {n} kept after round {report.rounds} "
+                        f"({report.batches} teacher batches)", live=False)  # fmt: skip
         if budget_hit:
             report.stop_reason = "budget"
             break
@@ -346,9 +356,28 @@ def _settle(report: SyntheticReport, keeper: _Keeper, failed: Counter[str]) -> N
     )
 
 
+class _Answered:
+    """Counts a round's answered batches for `on_progress` (worker threads call it: the count is locked)."""
+
+    def __init__(self, on_progress: SyntheticProgress | None, total: int, round_no: int) -> None:
+        self.on_progress, self.total, self.round_no = on_progress, total, round_no
+        self.done = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *_: Any) -> None:
+        if self.on_progress is None:
+            return
+        with self._lock:
+            self.done += 1
+            done = self.done
+        self.on_progress(f"synthetic rows: {done} of {self.total} teacher batches answered (round {self.round_no})",
+                         live=True)  # fmt: skip
+
+
 def _run_round(
-    spec: TaskSpec, teacher: ChatModel, plans: list[_Plan], verify: bool, max_workers: int, relabel_rows: bool
-) -> tuple[dict[int, _Result], bool]:
+    spec: TaskSpec, teacher: ChatModel, plans: list[_Plan], verify: bool, max_workers: int, relabel_rows: bool,
+    answered: _Answered,
+) -> tuple[dict[int, _Result], bool]:  # fmt: skip
     """Run one wave of batches; on BudgetExceeded cancel what has not started and keep what finished."""
     results: dict[int, _Result] = {}
     budget_hit = False
@@ -358,6 +387,7 @@ def _run_round(
                 results[plan.index] = _run_batch(spec, teacher, plan, verify, relabel_rows)
             except BudgetExceeded:
                 return results, True
+            answered()
             if results[plan.index].budget_hit:
                 return results, True
         return results, False
@@ -365,6 +395,8 @@ def _run_round(
         futures: dict[int, Future[_Result]] = {
             p.index: pool.submit(_run_batch, spec, teacher, p, verify, relabel_rows) for p in plans
         }
+        for future in futures.values():
+            future.add_done_callback(lambda f: None if f.cancelled() or f.exception() else answered())
         for index, future in futures.items():
             try:
                 results[index] = future.result()

@@ -35,9 +35,18 @@ class LiveProgress:
         return self.step if self.user is not None else None
 
     def step(self, event: ProgressEvent) -> None:
+        """Forward a step; a live one (a stage's own counter, such as the teacher's batches) is throttled as the
+        call ticks are, and the ticks that follow refresh it."""
         self._last = event
-        if self.user is not None:
-            self.user(event)
+        if self.user is None:
+            return
+        if event.live:
+            with self._lock:
+                now = time.monotonic()
+                if now - self._last_tick < TICK_S:
+                    return
+                self._last_tick = now
+        self.user(event)
 
     def on_call(self, usage: UsageReport) -> None:
         """A model call (attempt) was made: refresh the counter of the step shown."""

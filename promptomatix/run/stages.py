@@ -119,6 +119,7 @@ def data_stage(env: RunEnv, st: RunState) -> None:
         valid_size=cfg.valid_data_size, test_size=cfg.test_data_size, train_ratio=cfg.train_ratio,
         max_workers=cfg.n_parallel, batch_size=cfg.batch_size_for_teacher(teacher.model),
         verify=cfg.verify_synthetic, skipped=user["skipped"], labels_given=bool(cfg.labels),
+        on_progress=lambda message, live: env.emit("data", message, live=live),
     )  # fmt: skip
     if note := test_label_note(spec, user):
         report.notes.append(note)
