@@ -140,9 +140,20 @@ def test_malformed_input_errors(tmp_path: Path, name: str, content: str | bytes,
         load_rows(p, **kwargs)
 
 
-def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="file not found"):
-        load_rows(tmp_path / "nope.csv")
+def test_a_wrong_argument_is_a_usage_error_a_malformed_file_is_not(tmp_path: Path) -> None:
+    """The loader says which is which (exit 2 / exit 1): the CLI matched its messages' text to tell them apart."""
+    from promptomatix.errors import DataUsageError
+
+    for name in ("nope.csv", "nope.jsonl", "nope.json"):
+        with pytest.raises(DataUsageError, match="file not found"):
+            load_rows(tmp_path / name)
+    with pytest.raises(DataUsageError, match="unsupported file type"):
+        load_rows(_write(tmp_path / "reviews.txt", "x"))
+    with pytest.raises(DataUsageError, match="column 'text' not found"):
+        load_rows(_write(tmp_path / "r.csv", "review,label\na,b\n"), input_fields=["text"])
+    with pytest.raises(DataError) as e:
+        load_rows(_write(tmp_path / "bad.json", '{"x": 1}'))
+    assert not isinstance(e.value, DataUsageError)
 
 
 def test_an_empty_directory_names_what_to_pass(tmp_path: Path) -> None:

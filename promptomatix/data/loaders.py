@@ -17,7 +17,7 @@ from promptomatix.data.sampling import Reservoir
 from promptomatix.data.sources import Source, csv_source, json_rows, jsonl_rows, read_text
 from promptomatix.data.splits import sample_cap
 from promptomatix.data.validate import SourceRow, describe_places, normalize_text
-from promptomatix.errors import DataError
+from promptomatix.errors import DataError, DataUsageError
 from promptomatix.task.heuristics import OUTPUT_COLUMN_HINTS, discover_labels
 from promptomatix.task.models import coerce_value
 
@@ -111,7 +111,7 @@ def _resolve(columns: Sequence[str], name: str, label: str, other: Sequence[str]
         hint = f"pass {flag} {unused[0]}"
     else:
         hint = f"pass {flag} with one of: {', '.join(unused)}"
-    raise DataError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
+    raise DataUsageError(f"{label}: column '{name}' not found (columns: {', '.join(columns)}); {hint}")
 
 
 def _chain(parts: Sequence[Part], left_out: str | None = None) -> Source:
@@ -159,9 +159,9 @@ def _open(source: str | Path | Sequence[Part], key: str | None = None) -> Source
         return Source(Part(path, key).name, json_rows(path, read_text(path), key), [])
     if suffix == ".jsonl":
         if not path.exists():
-            raise DataError(f"{path}: file not found")
+            raise DataUsageError(f"{path}: file not found")
         return Source(path.name, jsonl_rows(path), [])
-    raise DataError(f"{path.name}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
+    raise DataUsageError(f"{path.name}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
 
 
 def _stratum(output_fields: Sequence[str] | None, columns: Sequence[str]) -> str | None:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from promptomatix.errors import DataError
+from promptomatix.errors import DataError, DataUsageError
 
 __all__ = ["CsvRecords", "iter_lines", "open_data_file", "special_file_message", "tsv_quoting", "url_message"]
 
@@ -69,7 +69,7 @@ def open_data_file(path: Path) -> BinaryIO:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise DataError(url_message(str(path)) or f"{path}: file not found") from None
+        raise DataUsageError(url_message(str(path)) or f"{path}: file not found") from None
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc.strerror})") from None
     if not stat.S_ISREG(mode):

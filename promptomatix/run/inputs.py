@@ -8,7 +8,6 @@ They were found inside the run, some after the teacher's spec call.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import ConfigurationError, DataError, DataUsageError, UsageError
@@ -58,37 +57,12 @@ def check_split_flags(cfg: Any, user: dict[str, Any]) -> None:
 
 
 def load_user_rows(env: RunEnv) -> dict[str, Any]:
-    """The user's rows by role (stages.user_rows); a data argument of the command line that is wrong (a missing
-    file, a type that is not read, a column the file lacks) is a DataUsageError. A malformed file stays a
-    DataError (exit 1): the command line was right."""
+    """The user's rows by role (stages.user_rows). The loaders raise a data argument of the command line that is
+    wrong (a missing file, a type that is not read, a column the file lacks) as a DataUsageError (exit 2); a
+    malformed file stays a DataError (exit 1): the command line was right."""
     from promptomatix.run.stages import user_rows
 
-    try:
-        return user_rows(env)
-    except UsageError:
-        raise
-    except DataError as e:
-        if _command_line_fault(env.config, e.message):
-            raise DataUsageError(e.message, hint=e.hint) from None
-        raise
-
-
-def _command_line_fault(cfg: Any, message: str) -> bool:
-    """Whether a loader's DataError is about a value the user typed, not about the file's contents."""
-    from promptomatix.data.roles import DATA_SUFFIXES
-
-    names = [*(cfg.input_fields or []), *(cfg.output_fields or [])]
-    if any(f"column '{n}' not found" in message for n in names):
-        return True
-    for source in (cfg.data, cfg.local_train_data_path, cfg.local_test_data_path):
-        if not isinstance(source, str) or source.startswith("hf:"):
-            continue
-        path = Path(source)
-        if path.name and path.name in message and not path.exists():
-            return True
-        if path.is_file() and path.suffix.lower() not in DATA_SUFFIXES and "unsupported file type" in message:
-            return True
-    return False
+    return user_rows(env)
 
 
 def check_dspy_names(cfg: Any, rows: list[dict[str, Any]]) -> None:
