@@ -25,8 +25,20 @@ def test_the_sign_test_is_exact():
     assert Evidence(0, 0).p_value == 1.0
     assert not Evidence(4, 1).enough and Evidence(6, 1).enough  # 8/128 = 0.0625 <= 0.1
     assert Evidence(1, 0).enough and Evidence(0, 0).enough  # no row worse: at least as good on every row
-    assert evidence([(1.0, 0.0), (0.5, 0.5), (0.2, 0.6), (1.0, None)]) == Evidence(1, 1)  # ties and unpaired out
+    got = evidence([(1.0, 0.0), (0.5, 0.5), (0.2, 0.6), (1.0, None)])  # ties and unpaired out
+    assert (got.wins, got.losses) == (1, 1) and got.diffs == pytest.approx((1.0, -0.4))
     assert str(Evidence(1, 0)) == "1 row better, 0 worse (sign test p = 0.5)"  # what the session's note says
+    assert evidence([(1.0, 0.0)] * 6 + [(0.0, 1.0)]).p_value == pytest.approx(8 / 128)  # 0/1 rows: the sign test
+
+
+def test_graded_rows_are_weighed_not_counted():
+    """Six rows won by 0.05 F1 and one lost by 0.9 is a loss on the mean; the sign test saw "6 to 1" (p = 0.06) and
+    kept the finalist. Four rows won by 0.9 and two lost by 0.01 is a gain the sign test missed (p = 0.34)."""
+    small_wins = evidence([(0.55, 0.5)] * 6 + [(0.1, 1.0)])
+    assert (small_wins.wins, small_wins.losses) == (6, 1) and not small_wins.enough
+    assert small_wins.p_value > 0.5 and "permutation test" in str(small_wins)
+    big_wins = evidence([(0.95, 0.05)] * 4 + [(0.49, 0.5), (0.48, 0.5)])
+    assert big_wins.p_value == pytest.approx(4 / 64) and big_wins.enough  # exact: 4 of the 64 sign flips
 
 
 def task_for(extra_right: set[int], extra_wrong: set[int]):

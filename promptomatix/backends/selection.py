@@ -7,8 +7,10 @@ rows; a finalist must beat the initial prompt there as well as on valid.
 
 Why paired evidence on top of the margin: a mean over two dozen rows of a graded metric moves with one or two rows.
 On squad a finalist that beat the initial prompt by 0.04 F1 there, on 4 rows against 1, lost on 100 fresh rows by
-a significant margin (benchmarks/RESULTS.md §7). So a finalist must also win more rows than luck would give it
-(one-sided sign test, p <= EVIDENCE_P, ties dropped) or lose none (a shorter prompt at equal quality).
+a significant margin (benchmarks/RESULTS.md §7). So a finalist must also beat the initial prompt by more than luck
+would give it (one-sided, p <= EVIDENCE_P, ties dropped) or lose no row (a shorter prompt at equal quality). For
+0/1 scores that is the sign test; for graded scores the paired sign-flip permutation test, which weighs each row's
+difference: four rows won by 0.05 F1 and one lost by 0.9 is no gain, though the sign test saw "4 to 1".
 """
 
 from __future__ import annotations
@@ -52,14 +54,25 @@ EVIDENCE_P = 0.1
 
 @dataclass(frozen=True)
 class Evidence:
-    """Row-by-row comparison of a finalist with the initial prompt on the same rows."""
+    """Row-by-row comparison of a finalist with the initial prompt on the same rows: the counts, and the rows'
+    differences (finalist minus initial, ties left out) when they are known."""
 
     wins: int
     losses: int
+    diffs: tuple[float, ...] = ()
+
+    @property
+    def graded(self) -> bool:
+        """Whether the differences differ in size (else each row is a win or a loss of one size: a sign test)."""
+        return len({round(abs(d), 9) for d in self.diffs}) > 1
 
     @property
     def p_value(self) -> float:
-        """P(at least `wins` of the rows that differ go the finalist's way | each is a coin flip)."""
+        """P(the finalist does at least this much better | each row's difference is as likely either way)."""
+        if self.graded:
+            from promptomatix.metrics.paired_stats import sign_flip_p
+
+            return sign_flip_p(self.diffs, seed=0, alternative="greater")
         from scipy import stats  # the exact binomial test the held-out verdict uses, one-sided here
 
         n = self.wins + self.losses
@@ -71,16 +84,12 @@ class Evidence:
 
     def __str__(self) -> str:
         rows = "row" if self.wins == 1 else "rows"
-        return f"{self.wins} {rows} better, {self.losses} worse (sign test p = {self.p_value:.2g})"
+        test = "permutation test" if self.graded else "sign test"
+        return f"{self.wins} {rows} better, {self.losses} worse ({test} p = {self.p_value:.2g})"
 
 
 def evidence(pairs: Iterable[tuple[float, float | None]]) -> Evidence:
-    """Wins and losses of a finalist over the initial prompt from (finalist's, initial's) raw scores per row; a row
-    the initial prompt has no score for is skipped."""
-    wins = losses = 0
-    for ours, theirs in pairs:
-        if theirs is None:
-            continue
-        wins += ours > theirs + 1e-9
-        losses += ours < theirs - 1e-9
-    return Evidence(wins, losses)
+    """Wins, losses and differences of a finalist over the initial prompt from (finalist's, initial's) raw scores
+    per row; a row the initial prompt has no score for is skipped."""
+    diffs = tuple(ours - theirs for ours, theirs in pairs if theirs is not None and abs(ours - theirs) > 1e-9)
+    return Evidence(sum(d > 0 for d in diffs), sum(d < 0 for d in diffs), diffs)

@@ -56,10 +56,11 @@ def bootstrap_ci(values: Sequence[float], seed: int, strata: Sequence[float] | N
     return float(ordered[int(0.025 * (_BOOTSTRAP - 1))]), float(ordered[math.ceil(0.975 * (_BOOTSTRAP - 1))])
 
 
-def sign_flip_p(diffs: Sequence[float], seed: int) -> float:
+def sign_flip_p(diffs: Sequence[float], seed: int, alternative: str = "two-sided") -> float:
     """Two-sided p of the paired permutation test of the mean difference: each row's sign flipped at random (all
     2**n flips when there are no more than `_RESAMPLES`, then exact), as `scipy.stats.permutation_test` with
-    `permutation_type="samples"` computes it, but in bounded chunks."""
+    `permutation_type="samples"` computes it, but in bounded chunks. `alternative="greater"`: one-sided, the
+    chance of a mean difference at least this large."""
     import numpy as np
 
     d = np.asarray(diffs, dtype=float)
@@ -79,6 +80,8 @@ def sign_flip_p(diffs: Sequence[float], seed: int) -> float:
             null = (d.sum() - 2 * (flips @ d)) / n
             low += int((null <= observed + tol).sum())
             high += int((null >= observed - tol).sum())
+    if alternative == "greater":
+        return (high + plus) / (total + plus)
     return min(1.0, 2 * (min(low, high) + plus) / (total + plus))
 
 
