@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptomatix.metrics.pareto import ParetoPoint, candidate_points, dominated_by, words_of
+from promptomatix.metrics.pareto import ParetoPoint, candidate_points, dominated_by, read_words
 
 
 def num(v: Any) -> str:
@@ -29,7 +29,7 @@ def lengths(row: dict[str, Any]) -> str:
     """How long a candidate is as the front compares it (words read, ≈tokens), and as the λ penalty counts it."""
     tokens = f", ≈{row['tokens']} tokens" if row.get("tokens") else ""
     penalty = f" (λ counts {row['length']})" if row.get("length") is not None else ""
-    return f"reads {words_of(str(row.get('prompt') or ''))} words{tokens}{penalty}"
+    return f"reads {read_words(row)} words{tokens}{penalty}"
 
 
 def pareto_lines(session: Any, version: Any, *, defaulted: bool = False) -> list[str]:

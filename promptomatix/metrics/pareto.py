@@ -30,6 +30,12 @@ def words_of(text: str) -> int:
     return len(text.split())
 
 
+def read_words(candidate: Mapping[str, Any]) -> int:
+    """The length the front is decided on (with ≈tokens), as a stored candidate gives it: the words of the whole
+    rendered prompt the model reads, demos included (the λ penalty's `length` counts no demos)."""
+    return words_of(str(candidate.get("prompt") or ""))
+
+
 def approx_tokens(text: str) -> int:
     """Tokens a model reads for `text`, at about 4 characters a token (no tokenizer is loaded for this)."""
     return (len(text) + 3) // 4 if text else 0
@@ -45,7 +51,7 @@ def candidate_points(candidates: Iterable[Mapping[str, Any]]) -> list[ParetoPoin
             ParetoPoint(
                 candidate_id=int(c["id"]),
                 quality=float(c["valid_raw"]),
-                words=words_of(str(c.get("prompt") or "")),
+                words=read_words(c),
                 origin=str(c.get("origin") or ""),
                 tokens=int(c.get("tokens") or 0),
                 length=c.get("length"),

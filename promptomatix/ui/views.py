@@ -11,6 +11,7 @@ import difflib
 import itertools
 from typing import Any
 
+from promptomatix.metrics.pareto import read_words
 from promptomatix.sessions.models import FeedbackItem, PromptVersion, Session
 
 SORT_KEYS = ("created", "score", "cost", "calls", "status")
@@ -209,14 +210,6 @@ def pareto_ids(version: PromptVersion) -> set[int] | None:
         if isinstance(ident, int):
             ids.add(ident)
     return ids
-
-
-def read_words(candidate: dict[str, Any]) -> int:
-    """The length the front is decided on (with ≈tokens): words of the whole rendered prompt, demos included. The
-    chart's x axis was the λ penalty's count (no demos), so a shorter-looking point sat off the front unexplained."""
-    from promptomatix.metrics.pareto import words_of
-
-    return words_of(str(candidate.get("prompt") or ""))
 
 
 def chart(version: PromptVersion, width: int = 560, height: int = 300, pad: int = 44) -> dict[str, Any] | None:
