@@ -105,6 +105,11 @@ def test_only_the_rows_the_teacher_is_shown_are_kept_from_the_test() -> None:
     spec = spec.model_copy(update={"sample_rows": [dict(r) for r in rows[:3]]})
     assert teacher_examples(spec) == rows[:2]  # the synthetic prompt shows two
     assert shown_rows(spec, rows) == {id(rows[0]), id(rows[1])}
+    from promptomatix.data.synthetic import _Plan
+    from promptomatix.data.synthetic_prompts import batch_prompt
+
+    prompt = batch_prompt(spec, _Plan(0, 5, [], "hint"))  # the prompt shows exactly the rows kept out of the test
+    assert [r for r in rows[:3] if r["review"] in prompt] == teacher_examples(spec)
     # No synthetic rows: nothing was shown to a teacher, so the sample rows may be test rows like any other.
     splits, report = build_data(spec, teacher=None, user_rows=rows, synthetic_size=0, seed=0, test_size=24)
     assert report.synthetic is None

@@ -90,7 +90,13 @@ def near_duplicate(candidate: frozenset[str], kept: list[frozenset[str]], thresh
 def teacher_examples(spec: TaskSpec, held_out: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
     """The rows the synthetic prompt shows the teacher as examples of the format: the first two sample rows left
     once those repeating a held-out test row are out (`without_held_out`, as `generate_synthetic` does)."""
-    return [r for r in without_held_out(spec, list(held_out)).sample_rows[:2] if isinstance(r, dict)]
+    return format_examples(without_held_out(spec, list(held_out)))
+
+
+def format_examples(spec: TaskSpec) -> list[dict[str, Any]]:
+    """The sample rows a synthetic prompt shows (the prompt and `shown_rows` both read them here: the rows kept out
+    of the test are exactly the rows shown)."""
+    return [r for r in spec.sample_rows[:2] if isinstance(r, dict)]
 
 
 def shown_rows(spec: TaskSpec, rows: Iterable[dict[str, Any]], held_out: Iterable[dict[str, Any]] = ()) -> set[int]:

@@ -10,6 +10,8 @@ import json
 import random
 from typing import TYPE_CHECKING, Any
 
+from promptomatix.data.synthetic_checks import format_examples
+
 if TYPE_CHECKING:
     from promptomatix.data.synthetic import _Plan
     from promptomatix.task.models import TaskSpec
@@ -75,8 +77,8 @@ def batch_prompt(spec: TaskSpec, plan: _Plan) -> str:
     if plan.labels and spec.label_field:
         lines.append(f"The {spec.label_field} of each example, in order: {', '.join(plan.labels)}.")
     lines.append(f"Diversity for batch {plan.index}: {plan.hint}.")
-    if spec.sample_rows:
-        shown = json.dumps(spec.sample_rows[:2], ensure_ascii=False)
+    if examples := format_examples(spec):
+        shown = json.dumps(examples, ensure_ascii=False)
         lines.append(f"Examples of the format (do not copy them): {shown}")
     keys = ", ".join(spec.input_names + spec.output_names)
     lines.append(f'Reply with JSON: {{"examples": [{{{keys}}}, ...]}}')
