@@ -250,3 +250,23 @@ def test_a_default_run_proposes_from_the_unpinned_plugin_meta_prompt(with_plugin
     result = run(tmp_path)
     session = json.loads((tmp_path / "s" / result.session_id / "session.json").read_text())
     assert "r19_terse" in {c["origin"] for c in session["versions"][-1]["candidates"]}
+
+
+@pytest.mark.parametrize("marker", [{"hookwrapper": True}, {"wrapper": True}, {}])
+def test_a_register_hook_that_never_runs_its_body_is_an_error_naming_the_plugin(with_plugin, marker):
+    """A `hookwrapper=True` (or `wrapper=True`) register hook, or one written with `yield`, was called, built a
+    generator and registered nothing, without a word: `--task-type mytype` then said "unknown task type"."""
+    from promptomatix.task import TaskTypeDef
+    from promptomatix.task.task_types import task_type_registry
+
+    mine = TaskTypeDef("wrapped", inputs=("text",), output="label", metric=lambda e, p: 1.0, labels="single")
+
+    def register_task_types(register):
+        register(mine)
+        yield
+
+    with_plugin(types.SimpleNamespace(register_task_types=hookimpl(**marker)(register_task_types)), "wrap-plug")
+    with pytest.raises(PluginError) as e:
+        task_type_registry()
+    assert e.value.plugin == "wrap-plug" and "register_task_types" in e.value.message
+    assert "never" in e.value.message and e.value.hint

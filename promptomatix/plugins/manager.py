@@ -192,7 +192,7 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
             return name
 
         try:
-            impl.function(register=bound)
+            _call_register(impl, hook, bound)
         except PromptomatixError as e:
             if isinstance(e, PluginError) and e.plugin:  # re-blamed on this plugin, a healthy one was marked failed
                 raise
@@ -200,6 +200,22 @@ def run_register_hook(hook: str, kind: str, register: Callable[..., str]) -> Non
         except Exception as e:
             raise PluginError(f"plugin {plugin} failed in {hook}: {type(e).__name__}: {e}", hint=fix_hint(plugin),
                               plugin=plugin) from e  # fmt: skip
+
+
+def _call_register(impl: Any, hook: str, bound: Callable[..., Any]) -> None:
+    """Call one register hook. A wrapper (`hookwrapper=True`, `wrapper=True`) or a generator function only builds a
+    generator when called: its body never ran and the plugin registered nothing, without a word."""
+    import inspect
+
+    if getattr(impl, "hookwrapper", False) or getattr(impl, "wrapper", False):
+        raise PluginError(f"plugin {impl.plugin_name}: its {hook} is marked as a hook wrapper, so it never "
+                          "registers anything", hint="drop hookwrapper=True / wrapper=True from its @hookimpl",
+                          plugin=impl.plugin_name)  # fmt: skip
+    result = impl.function(register=bound)
+    if inspect.isgenerator(result):
+        result.close()
+        raise PluginError(f"plugin {impl.plugin_name}: its {hook} is a generator (it has `yield`), so its body never "
+                          "ran", hint="call register(...) without yield", plugin=impl.plugin_name)  # fmt: skip
 
 
 @contextmanager
