@@ -1,6 +1,8 @@
 """Quickstart: one sentence in, a measured and better prompt out.
 
-Runs offline on the embedded local model (the default, local/smollm2-135m; it is fetched once on first use).
+Runs offline: the task model is the embedded default, local/smollm2-135m (fetched once on first use). The teacher
+writes every row here, so it is local/qwen2.5-coder-0.5b when that model is already pulled
+(`promptomatix models pull qwen2.5-coder-0.5b`), else the 135M model itself, whose rows seldom pass the label check.
 The sizes are small so it finishes in a few minutes on a laptop CPU; raise them for better prompts.
 
     python examples/quickstart.py
@@ -23,7 +25,7 @@ def main(clients: dict[str, Any] | None = None, sessions_dir: str | None = None)
 
     result = process_input(
         human_input="Classify the sentiment of a movie review as positive or negative",
-        synthetic_data_size=12,  # the teacher (here: the same local model) writes 12 labelled examples
+        synthetic_data_size=12,  # the teacher (local/qwen2.5-coder-0.5b when pulled) writes 12 labelled examples
         search_type="quick",
         rounds=1,  # one round of two proposals (quick search: 3 rounds of 4)
         candidates_per_round=2,

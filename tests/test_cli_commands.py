@@ -202,7 +202,7 @@ def test_feedback_add_by_text_and_by_offsets_then_list_and_dismiss(sid):
     start = prompt.index("otherwise")
     r = invoke("feedback", "add", sid, "--start", str(start), "--end", str(start + 9), "--comment", "Be explicit.")
     assert r.exit_code == 0 and "fb2" in r.stdout and '"otherwise"' in r.stdout
-    r = invoke("feedback", "add", sid, "--text", "Too terse overall.")  # --text alone: a general comment
+    r = invoke("feedback", "add", sid, "--comment", "Too terse overall.")  # no span: a general comment
     assert r.exit_code == 0 and "fb3" in r.stdout
 
     r = invoke("feedback", "list", sid, "--json")
@@ -219,9 +219,9 @@ def test_feedback_add_by_text_and_by_offsets_then_list_and_dismiss(sid):
 
 def test_feedback_add_bad_span_is_one_line(sid, capsys):
     code, _, err = boundary(capsys, "feedback", "add", sid, "--text", "not in the prompt", "--comment", "x y")
-    assert code == 1 and "does not occur" in one_error_line(err)
+    assert code == 2 and "does not occur" in one_error_line(err)  # a wrong command-line value (review 23, F14)
     code, _, err = boundary(capsys, "feedback", "add", sid, "--start", "5", "--end", "99999", "--comment", "x y")
-    assert code == 1 and "is not inside" in one_error_line(err)
+    assert code == 2 and "is not inside" in one_error_line(err)
     code, _, err = boundary(capsys, "feedback", "add", sid)
     assert code == 2 and "no feedback given" in one_error_line(err)
     code, out, err = boundary(capsys, "feedback", "list", sid, "--status", "opne")  # listed nothing and exited 0

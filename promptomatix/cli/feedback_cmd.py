@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import typer
 
 from promptomatix.cli import optimize_cmd as run_opts
 from promptomatix.cli.render import print_json, visible
 from promptomatix.cli.sessions_cmd import SessionsDir, _about, _store
+
+if TYPE_CHECKING:
+    from promptomatix.sessions import SessionStore
+    from promptomatix.sessions.models import FeedbackItem
 
 feedback_app = typer.Typer(help="Feedback on a session's prompt: add, list, generate, dismiss.", no_args_is_help=True)
 
@@ -15,24 +21,52 @@ feedback_app = typer.Typer(help="Feedback on a session's prompt: add, list, gene
 def feedback_add(
     session_id: str = typer.Argument(...),
     comment: str = typer.Option(None, "--comment", "-c", help="What to change."),
-    text: str = typer.Option(None, "--text", "-t", help="The span of the prompt the comment is about (quoted)."),
-    start: int = typer.Option(None, "--start", min=0),
-    end: int = typer.Option(None, "--end", min=0),
+    text: str = typer.Option(
+        None, "--text", "-t", help="Exact words of the prompt the --comment is about (leave out: the whole prompt)."
+    ),
+    start: int = typer.Option(None, "--start", min=0, help="Start offset of the span (with --end)."),
+    end: int = typer.Option(None, "--end", min=0, help="End offset of the span (with --start)."),
     version: int = typer.Option(None, "--version", help="The version the span refers to (default: latest)."),
     sessions_dir: str = SessionsDir,
 ) -> None:
     """Add a comment on a span of the prompt (--text or --start/--end) or on the whole prompt."""
     from promptomatix.errors import UsageError
+
+    if not (comment or "").strip():  # `--text` alone was once stored as the comment: refine did the quoted words
+        if text is not None:
+            raise UsageError("--text needs --comment", hint='--text quotes the prompt, --comment "too vague" says '
+                             "what to change; leave out --text to comment on the whole prompt")  # fmt: skip
+        raise UsageError("no feedback given", hint='pass --comment "what to change" (and --text for a span)')
+    store = _store(sessions_dir)
+    item = _add(store, session_id, comment, text, start, end, version)
+    span = f' on "{item.text}" [{item.start}:{item.end}]' if item.text else ""
+    if store.load(session_id).latest_version() is None:  # refine refuses a session with no version yet
+        first = f"the session has no prompt yet: finish its run with `promptomatix resume {session_id}`, then "
+        typer.echo(visible(f"added {item.id}{span}; {first}apply it with `promptomatix refine {session_id}`"))
+        return
+    typer.echo(visible(f"added {item.id}{span}; apply it with `promptomatix refine {session_id}`"))
+
+
+def _add(store: SessionStore, session_id: str, comment: str, text: str | None, start: int | None,
+         end: int | None, version: int | None) -> FeedbackItem:  # fmt: skip
+    """`add_feedback`, with a span that does not fit the prompt made a usage error (exit 2) naming the fix: the
+    quote and offsets are command-line values, and the user needs to see the prompt to correct them."""
+    from promptomatix.errors import ConfigurationError, PluginError, UsageError
     from promptomatix.sessions.feedback import add_feedback
 
-    if comment is None and text is not None and start is None:
-        comment, text = text, None  # `feedback add ID --text "too verbose"`: a general comment
-    if not comment:
-        raise UsageError("no feedback given", hint='pass --comment "what to change" (and --text for a span)')
-    item = add_feedback(_store(sessions_dir), session_id, comment=comment, text=text, start=start, end=end,
-                        version=version)  # fmt: skip
-    span = f' on "{item.text}" [{item.start}:{item.end}]' if item.text else ""
-    typer.echo(visible(f"added {item.id}{span}; apply it with `promptomatix refine {session_id}`"))
+    try:
+        return add_feedback(store, session_id, comment=comment, text=text, start=start, end=end, version=version)
+    except (UsageError, PluginError):
+        raise
+    except ConfigurationError as e:
+        if text is None and start is None and end is None:
+            raise
+        flags = "--text" if start is None and end is None else "--start/--end"
+        hint = f"leave out {flags} to comment on the whole prompt"
+        if store.load(session_id).versions:  # else there is no prompt to export
+            which = f" --version {version}" if version is not None else ""
+            hint = f"see the prompt with `promptomatix sessions export {session_id}{which}`, or {hint}"
+        raise UsageError(e.message, hint=hint) from e
 
 
 @feedback_app.command("list")
