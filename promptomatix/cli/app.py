@@ -6,13 +6,15 @@ One error boundary (main) turns our typed errors into one clean line; PROMPTOMAT
 
 from __future__ import annotations
 
+import _signal  # the C module: no Python to import before the Ctrl-C handler (`signal` imports enum: ~0.1 s)
 import os
-import signal
 import sys
 
 #: True when this process is the `promptomatix` command (not a test or a library importing the app).
 LAUNCHED = os.path.basename(sys.argv[0]) in ("promptomatix", "promptomatix.exe", "__main__.py")
 INTERRUPTED_EXIT = 130
+#: A closed pipe (`promptomatix … | head`): 128 + SIGPIPE, what the shell reports for `git log | head` or `yes | head`.
+BROKEN_PIPE_EXIT = 141
 
 
 def _interrupted_while_starting(signum: int, frame: object) -> None:
@@ -23,11 +25,12 @@ def _interrupted_while_starting(signum: int, frame: object) -> None:
 
 if LAUNCHED:
     try:  # noqa: SIM105  (contextlib would be one more import before the handler)
-        signal.signal(signal.SIGINT, _interrupted_while_starting)
+        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
     except ValueError:  # not the main thread
         pass
 
 import contextlib  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
+import signal  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 
@@ -202,8 +205,60 @@ def _plugin_failure(e: Exception, argv: list[str] | None) -> str | None:
     return str(PluginError(f"plugin {plugin}: command '{command}' failed: {cause}", hint=fix_hint(plugin)))
 
 
+def _encode_safely() -> None:
+    """On a stdout/stderr that is not UTF-8 (Windows redirected: cp1252), a character its codec lacks is written
+    as `\\u2192`, not raised: the report of a run that succeeded crashed on "→" and exited 1."""
+    from promptomatix.cli.render import is_utf8
+
+    for stream in (sys.stdout, sys.stderr):
+        if stream is not None and not is_utf8(stream) and hasattr(stream, "reconfigure"):
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                stream.reconfigure(errors="backslashreplace")
+
+
+def _is_broken_pipe(e: BaseException | None) -> bool:
+    import errno
+
+    return isinstance(e, OSError) and e.errno == errno.EPIPE
+
+
+def _exit_broken_pipe() -> None:
+    """The reader left (`| head`): exit 141 quietly, as a program killed by SIGPIPE would. Typer made it a silent
+    exit 1, a failure, after a run that had completed and been saved. stdout goes to devnull (the recipe of Python's
+    signal docs), so the flush at interpreter exit does not fail again with "Exception ignored … BrokenPipeError"."""
+    if LAUNCHED:  # never move the descriptors of a test process calling main()
+        with contextlib.suppress(AttributeError, OSError, ValueError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(BROKEN_PIPE_EXIT)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point with the single error boundary."""
+    """Entry point: streams that cannot fail on encoding, a quiet exit when the pipe closes, then the commands."""
+    _encode_safely()
+    try:
+        _main(argv)
+    except BrokenPipeError:
+        _exit_broken_pipe()
+    except SystemExit as e:  # typer turns EPIPE into a silent sys.exit(1)
+        if e.code not in (0, None) and _is_broken_pipe(e.__context__):
+            _exit_broken_pipe()
+        if e.code in (0, None):
+            _flush_stdout()
+        raise
+    _flush_stdout()
+
+
+def _flush_stdout() -> None:
+    """What is still buffered fails here, where it exits 141, not in the interpreter's exit (a traceback, exit 120)."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _exit_broken_pipe()
+
+
+def _main(argv: list[str] | None) -> None:
+    """The single error boundary."""
     if threading.current_thread() is threading.main_thread():
         for stop in _STOP_SIGNALS:  # from here on, Ctrl-C is KeyboardInterrupt; so are SIGTERM (`timeout`, docker
             signal.signal(stop, _stop_as_interrupt)  # stop) and SIGHUP (a closed terminal)

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from promptomatix.cli.render import console, err_console, error_line
+from promptomatix.cli.render import console, err_console, error_line, visible
 from promptomatix.cli.usage import track_value
 
 _HELP = (
@@ -71,26 +71,36 @@ class _Progress:
             err_console().print(escape(f"[{self.done}/{self.total}] {job.name}: transient failure, attempt {detail}"))
 
 
-def _table(rows: list[Any]) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+def _num(x: float | None, fmt: str = ".3f") -> str:
+    return format(x, fmt) if x is not None else "—"
 
-    def num(x: float | None, fmt: str = ".3f") -> str:
-        return format(x, fmt) if x is not None else "—"
 
-    t = Table("job", "status", "verdict", "valid init→opt", "test init→opt", "calls", "cost", "time", "session")
+def summary_lines(rows: list[Any]) -> list[str]:
+    """The per-job summary as plain aligned lines, not a table: at 80 columns (and in every pipe) a 9-column table
+    cropped each cell ("20261…", "senti…"), and the session id and job name are what the user copies. Each column
+    is as wide as its longest value; the job name, the widest, comes last, and a long line soft-wraps, never cut."""
+    header = ("session", "status", "verdict", "valid init→opt", "test init→opt", "calls", "cost", "time", "job")
+    table = [header]
     for r in rows:
         status = r.status + (" (skipped)" if r.skipped else "") + (f" ×{r.attempts}" if r.attempts > 1 else "")
-        t.add_row(
-            escape(r.name), status, escape(r.verdict or "—"),
-            f"{num(r.initial_valid)}→{num(r.optimized_valid)}", f"{num(r.initial_test)}→{num(r.optimized_test)}",
-            str(r.calls) if r.calls is not None else "—", f"${num(r.cost_usd, '.4f')}", f"{num(r.seconds, '.1f')} s",
-            r.session_id or "—",
-        )  # fmt: skip
-    console().print(t)
+        table.append((
+            r.session_id or "—", status, visible(r.verdict or "—"),
+            f"{_num(r.initial_valid)}→{_num(r.optimized_valid)}", f"{_num(r.initial_test)}→{_num(r.optimized_test)}",
+            str(r.calls) if r.calls is not None else "—", f"${_num(r.cost_usd, '.4f')}", f"{_num(r.seconds, '.1f')} s",
+            visible(r.name),
+        ))  # fmt: skip
+    widths = [max(len(cells[i]) for cells in table) for i in range(len(header) - 1)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(cells, widths, strict=False)), cells[-1]]) for cells in table]
+
+
+def _table(rows: list[Any]) -> None:
+    from rich.markup import escape
+
+    for line in summary_lines(rows):
+        typer.echo(line)
     for r in rows:
         if r.error and r.status != "completed":
-            console().print(f"[red]{escape(r.name)}[/]: {escape(r.error)}")
+            console().print(f"[red]{escape(visible(r.name))}[/]: {escape(visible(r.error))}")
 
 
 def _check_command_line(executor: str, *, ray_address: str | None, ray_cpus: int | None, eval_actors: int,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 app = typer.Typer(help="Local models: list the known ones, pull one, run a prompt.", no_args_is_help=True)
@@ -10,7 +12,7 @@ app = typer.Typer(help="Local models: list the known ones, pull one, run a promp
 @app.command("list")
 def models_list(json_: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
     """List the known local models and whether they are pulled."""
-    from promptomatix.cli.render import console, print_json
+    from promptomatix.cli.render import print_json
     from promptomatix.lm.catalog import KNOWN_MODELS, is_pulled, model_path
 
     rows = [
@@ -28,12 +30,18 @@ def models_list(json_: bool = typer.Option(False, "--json", help="Print JSON."))
     if json_:
         print_json(rows)
         return
-    from rich.table import Table
+    for line in model_lines(rows):
+        typer.echo(line)
 
-    table = Table("name", "pulled", "size", "license", "description")
-    for r in rows:
-        table.add_row(r["name"], "yes" if r["pulled"] else "no", f"{r['size_mb']} MB", r["license"], r["description"])
-    console().print(table)
+
+def model_lines(rows: list[dict[str, Any]]) -> list[str]:
+    """Plain aligned lines, the description last: a table cropped the name ("qwen2.5-coder-0.…") at 80 columns
+    and in a pipe, and the name is what `models pull NAME` needs. A long line soft-wraps; nothing is cut."""
+    table = [("name", "pulled", "size", "license", "description")]
+    table += [(r["name"], "yes" if r["pulled"] else "no", f"{r['size_mb']} MB", r["license"], r["description"])
+              for r in rows]  # fmt: skip
+    widths = [max(len(cells[i]) for cells in table) for i in range(4)]
+    return ["  ".join([*(cell.ljust(w) for cell, w in zip(cells, widths, strict=False)), cells[-1]]) for cells in table]
 
 
 @app.command("pull")

@@ -56,9 +56,37 @@ def info(message: str) -> None:
     _console(stderr=True).print(visible(message), markup=False)
 
 
+def is_utf8(stream: Any) -> bool:
+    """Whether `stream` can encode any text: a cp1252 or ASCII stdout (Windows redirected, a legacy log capturer)
+    cannot, and "→" or a user's Arabic crashed the report after the run had succeeded."""
+    encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+    return encoding in ("utf8", "utf8sig", "utf16", "utf32")
+
+
 def print_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=False, default=str) + "\n")
+    """One JSON document on stdout. On a stdout that is not UTF-8 it is ASCII (`\\uXXXX` escapes): still the exact
+    document for any JSON reader, where a character the codec lacks used to leave stdout empty and exit 1."""
+    ascii_only = not is_utf8(sys.stdout)
+    sys.stdout.write(json.dumps(obj, indent=2, ensure_ascii=ascii_only, default=str) + "\n")
     sys.stdout.flush()
+
+
+def print_panel(c: Any, text: str, title: str) -> None:
+    """`text` (rich markup, escaped by the caller) in a box, wrapped at the width and never cropped.
+
+    The console soft-wraps (a long `next: promptomatix …` line stays one line to copy), and under soft wrap rich
+    crops a panel's lines at its edge: a prompt lost the end of every long line. A title too wide for the box (a
+    narrow terminal) is a line of its own above it, so the session id in it is never cut either."""
+    from rich.panel import Panel
+    from rich.text import Text
+
+    if not is_utf8(c.file):  # measure what the stream will write ("\\u2192"), or the box's right edge is off
+        text, title = (x.encode(c.encoding, "backslashreplace").decode(c.encoding) for x in (text, title))
+    if Text.from_markup(title).cell_len + 6 > c.width:
+        c.print(title, soft_wrap=True)
+        c.print(Panel(text), soft_wrap=False)
+        return
+    c.print(Panel(text, title=title), soft_wrap=False)
 
 
 def console() -> Any:

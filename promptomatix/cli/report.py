@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from promptomatix.cli.render import console
+from promptomatix.cli.render import console, print_panel
 
 
 def _fmt_ci(s: Any) -> str:
@@ -60,7 +60,6 @@ def result_report(r: Any) -> None:
     """The final report of a run: prompt, diff, scores, verdict, notes, usage and the next step."""
     import difflib
 
-    from rich.panel import Panel
     from rich.table import Table
 
     from promptomatix.cli.render import safe as escape
@@ -76,14 +75,14 @@ def result_report(r: Any) -> None:
     diff = "\n".join(
         difflib.unified_diff(r.initial_prompt.splitlines(), shown.splitlines(), "initial", "optimized", lineterm="", n=2)
     )
-    c.print(Panel(escape(shown), title=title))
+    print_panel(c, escape(shown), title)  # wrapped, never cropped: the user copies this prompt
     if diff:
-        c.print(Panel(escape(diff), title="initial → optimized"))
+        print_panel(c, escape(diff), "initial → optimized")
     t = Table("", "initial", "optimized")
     t.add_row("valid (penalized)", _num(m.initial_prompt_score), _num(m.optimized_prompt_score))
     t.add_row("valid (raw)", _num(m.initial_prompt_score_raw), _num(m.optimized_prompt_score_raw))
     t.add_row(f"held-out {m.test_split} (95% CI)", _fmt_ci(m.initial_test_score), _fmt_ci(m.optimized_test_score))
-    c.print(t)
+    c.print(t, soft_wrap=False)  # a narrow terminal wraps the cells; soft wrap cropped them
     c.print(escape(verdict_line(r)))
     for note in [*r.notes, *r.data_report.get("notes", [])]:
         c.print("[yellow]note:[/] " + escape(str(note)))

@@ -6,7 +6,7 @@ from typing import Any
 
 import typer
 
-from promptomatix.cli.render import console, print_json, safe, visible
+from promptomatix.cli.render import console, print_json, print_panel, safe, visible
 from promptomatix.cli.usage import lambda_value
 
 sessions_app = typer.Typer(help="Saved optimization sessions: list, show, pick, export, delete.", no_args_is_help=True)
@@ -72,7 +72,9 @@ def _score(s) -> str:
 @sessions_app.command("show")
 def sessions_show(
     session_id: str = typer.Argument(...),
-    diff: tuple[int, int] = typer.Option((0, 0), "--diff", help="Diff two versions, e.g. --diff 1 2."),
+    diff: tuple[int, int] = typer.Option(  # (0, 0) is "not given", not a value to show in --help
+        (0, 0), "--diff", show_default=False, help="Diff two versions, e.g. --diff 1 2."
+    ),
     candidates: bool = typer.Option(False, "--candidates", help="Every candidate a run tried."),
     pareto: bool = typer.Option(False, "--pareto", help="A run's quality-vs-length front."),
     version: int = typer.Option(None, "--version", help=_SHOW_VERSION_HELP),
@@ -100,7 +102,7 @@ def sessions_show(
         c.print(safe(line))
     if latest and (not pairs or _view().is_interrupted(latest)):
         title = f"prompt v{latest.version}" + _view().version_note(latest).replace(" · ", " — ")
-        c.print(_panel(safe(latest.prompt), title))
+        print_panel(c, safe(latest.prompt), title)
     for f in s.feedback:
         where = f'[{f.start}:{f.end}] "{f.text}" ' if f.text else ""
         applied = f" (applied in v{f.applied_in})" if f.applied_in else ""
@@ -111,12 +113,6 @@ def _view() -> Any:
     from promptomatix.cli import sessions_view
 
     return sessions_view
-
-
-def _panel(text: str, title: str) -> Any:
-    from rich.panel import Panel
-
-    return Panel(text, title=title)
 
 
 def _about(version: int | None) -> str:
@@ -172,7 +168,7 @@ def _print_show(s: Any, live: dict[str, Any] | None, pairs: list[tuple[int, int]
         va, vb = s.get_version(a), s.get_version(b)
         text = "\n".join(difflib.unified_diff(va.prompt.splitlines(), vb.prompt.splitlines(), f"v{a}", f"v{b}",
                                               lineterm="", n=2))  # fmt: skip
-        c.print(_panel(safe(text) or "(identical)", f"prompt diff v{a} → v{b}"))
+        print_panel(c, safe(text) or "(identical)", f"prompt diff v{a} → v{b}")
 
 
 def _lambda_line(s: Any) -> str | None:
