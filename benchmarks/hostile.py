@@ -97,7 +97,8 @@ def cases(f: dict[str, str]) -> list[Case]:
     data = ["--data", f["good"], *FIELDS]
     # fmt: off
     return [
-        Case("unknown model", [*opt, *data, "--model", "nosuch/model-x"], (1,), "model", fake=False),
+        Case("unknown model", [*opt, *data, "--model", "nosuch/model-x"], (2,), "model", fake=False),
+        Case("unknown local model", [*opt, *data, "--model", "local/nosuch"], (2,), "nosuch", fake=False),
         Case("invalid gguf", [*opt, *data, "--model", f"local:{f['gguf']}"], (1,), "gguf", fake=False),
         Case("connection refused", [*opt, *data, "--model", "openai/x", "--api-base", "http://127.0.0.1:9/v1",
                                     "--api-key", SECRET], (1,), "refused", fake=False),
@@ -126,9 +127,12 @@ def cases(f: dict[str, str]) -> list[Case]:
         Case("binary file", [*opt, "--data", f["binary"], *FIELDS], (1,), ""),
         Case("missing file", [*opt, "--data", "/nonexistent/x.csv", *FIELDS], (1, 2), "x.csv"),
         Case("no task", ["optimize", "--quiet"], (2,), "task"),
-        Case("bad search type", [*opt, *data, "--search-type", "bogus"], (1, 2), "search"),
+        Case("bad search type", [*opt, *data, "--search-type", "bogus"], (2,), "search"),
+        Case("unknown dspy module", [*opt, *data, "--backend", "dspy", "--dspy-module", "nosuch"], (2,), "nosuch"),
+        Case("missing meta-prompt", [*opt, *data, "--meta-prompt", "/nonexistent/m.txt"], (2,), "meta-prompt"),
+        Case("zero max-calls", [*opt, *data, "--max-calls", "0"], (2,), "max-calls"),
         Case("zero threads", [*opt, *data, "--threads", "0"], (2,), "threads"),
-        Case("bad backend", [*opt, *data, "--backend", "nosuch"], (1, 2), "backend"),
+        Case("bad backend", [*opt, *data, "--backend", "nosuch"], (2,), "backend"),
         Case("session id traversal", ["sessions", "show", "../../etc/passwd"], (1, 2), "session"),
         Case("session id absolute", ["sessions", "export", "/etc/passwd"], (1, 2), "session"),
         Case("session id missing", ["sessions", "show", "20990101-000000-abcdef"], (1,), "no session"),

@@ -106,7 +106,7 @@ class RunConfig(BaseModel):
     # run
     seed: int = Field(default=0, ge=0, le=2**32 - 1)  # numpy's and DSPy's seeds take no other
     num_threads: int = Field(default=4, ge=1, le=64)
-    max_calls: int | None = Field(default=None, ge=0)
+    max_calls: int | None = Field(default=None, ge=1)  # 0 can only fail (after the spec call, a failed session)
     max_total_tokens: int | None = Field(default=None, ge=0)  # the run's token budget (prompt + completion)
     max_usd: float | None = Field(default=None, ge=0)
     max_minutes: float | None = Field(default=None, gt=0)

@@ -171,5 +171,5 @@ def optimizer_failed(name: str, error: Exception, boundary: Any) -> OptimizerErr
               if (c := provider_cause(boundary, role)) != "no error was recorded"]  # fmt: skip
     return OptimizerError(
         f"DSPy {name} failed: {what}" + (f" (meanwhile {causes[0]})" if causes else ""),
-        hint="run it again with --backend simple_meta_prompt, another --optimizer or a stronger --teacher-model",
+        hint="run it again with --backend simple_meta_prompt, another --dspy-optimizer or a stronger --teacher-model",
     )

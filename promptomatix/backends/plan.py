@@ -18,6 +18,7 @@ out, duplicates and cached calls are free), so the estimate uses what a typical 
 from __future__ import annotations
 
 import itertools
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -285,14 +286,20 @@ def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None =
     return search_does_not_fit(plan.changes[-1] if plan.changes else "no rounds", max_calls, short)
 
 
+#: The command whose run is planned: `refine` and `resume` reuse the session's rows and take no row-size flags.
+PLAN_COMMAND: ContextVar[str] = ContextVar("promptomatix_plan_command", default="optimize")
+
+
 def search_does_not_fit(why: str, max_calls: int | None, short: int) -> ConfigurationError:
     """"No search fits the budget", with the --max-calls that would do (`short`: the calls missing), for every
-    backend that refuses a budget before its first call."""
+    backend that refuses a budget before its first call. Only flags of the command that runs it are named: refine
+    and resume rejected the --valid-data-size/--test-data-size it advised."""
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"
-    return ConfigurationError(
-        f"no search fits the budget: {why}",
-        hint=f"use {raise_to}, or fewer valid/test rows (--valid-data-size, --test-data-size)",
-    )
+    if PLAN_COMMAND.get() != "optimize":
+        hint = f"use {raise_to}; the valid and test rows are the session's"
+    else:
+        hint = f"use {raise_to}, or fewer valid/test rows (--valid-data-size, --test-data-size)"
+    return ConfigurationError(f"no search fits the budget: {why}", hint=hint)
 
 
 def estimate_optimizer_calls(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> int:

@@ -34,11 +34,8 @@ TIPS = (
     "Write it as a direct order to the model, starting with a verb.",
     "Give the model a role, such as an expert reviewer, then the task.",
 )
-_ANSWER_SCHEMA = {
-    "type": "object",
-    "properties": {"prompt": {"type": "string", "minLength": 10, "maxLength": 1200}},
-    "required": ["prompt"],
-}
+_ANSWER_SCHEMA = {"type": "object", "properties": {"prompt": {"type": "string", "minLength": 10, "maxLength": 1200}},
+                  "required": ["prompt"]}  # fmt: skip
 
 
 @dataclass
@@ -377,20 +374,26 @@ class StrategyRegistry:
         self.strategies[strategy.name] = strategy
 
     def register_template_file(self, path: str | Path, name: str | None = None) -> str:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigurationError(f"meta-prompt file not found: {p}", hint="pass --meta-prompt PATH to a text file")
-        strategy = TemplateStrategy(name or f"user:{p.stem}", p.read_text(encoding="utf-8"))
-        self.register(strategy)
+        """A `--meta-prompt` file as a strategy."""
+        self.register(strategy := template_file_strategy(path, name))
         return strategy.name
 
     def get(self, name: str) -> Strategy:
-        try:
-            return self.strategies[name]
-        except KeyError:
-            raise ConfigurationError(
-                f"unknown meta-prompt strategy '{name}'", hint="known: " + ", ".join(sorted(self.strategies))
-            ) from None
+        if (found := self.strategies.get(name)) is None:
+            known = ", ".join(sorted(self.strategies))
+            raise ConfigurationError(f"unknown meta-prompt strategy '{name}'", hint=f"known: {known}")
+        return found
+
+
+def template_file_strategy(path: str | Path, name: str | None = None) -> TemplateStrategy:
+    """A missing, unreadable or non-UTF-8 file is one line naming the fix (it raised a traceback's last line)."""
+    p = Path(path)  # (run.inputs builds one the same way before the session opens)
+    if not p.is_file():
+        raise ConfigurationError(f"meta-prompt file not found: {p}", hint="pass --meta-prompt PATH to a text file")
+    try:
+        return TemplateStrategy(name or f"user:{p.stem}", p.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"cannot read meta-prompt file {p}: {type(e).__name__}", hint="use UTF-8") from None
 
 
 def demo_text(spec: TaskSpec, demos: list[dict[str, Any]]) -> str:

@@ -17,15 +17,21 @@ import typer
 from promptomatix.cli.fakes import clients_from_env
 from promptomatix.cli.progress_view import ProgressView
 from promptomatix.cli.render import info, print_json, run_stdout
-from promptomatix.cli.usage import track_value
+from promptomatix.cli.usage import (
+    calls_value,
+    check_flag_conflicts,
+    check_followup_values,
+    positive_value,
+    track_value,
+)
 
 _HELP_ALIASES = "Upstream's underscore spellings (--model_name, --synthetic_data_size, ...) are accepted too."
 JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothing on stdout, exit code != 0)."
 
 # Budget and request options shared by optimize, refine, resume (and feedback generate).
-MAX_CALLS = typer.Option(None, "--max-calls", min=0, help="Stop after this many model calls (HTTP attempts).")
+MAX_CALLS = typer.Option(None, "--max-calls", callback=calls_value, help="Stop after this many model calls (HTTP attempts; x>=1).")
 MAX_USD = typer.Option(None, "--max-usd", min=0.0, help="Spend at most this much (USD): a call is sent only if its worst case fits (at litellm's list price).")
-MAX_MINUTES = typer.Option(None, "--max-minutes", min=0.0, help="Stop the search after this many minutes.")
+MAX_MINUTES = typer.Option(None, "--max-minutes", callback=positive_value, help="Stop the search after this many minutes (x>0).")
 MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="Cap on each task-model completion (tokens).")
 MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token budget of the run, not exceeded: a call is sent only if its prompt's bytes + max_tokens fit.")
 REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds per provider request (120).")
@@ -150,10 +156,10 @@ _search_options = _option_group(
         "simple_meta_prompt", "--backend", help="A registered backend: simple_meta_prompt, dspy, or a plugin's.")),
     _param("backend_option", list[str], typer.Option(
         None, "--backend-option", help="KEY=VALUE for the backend's own settings (repeatable; JSON values).")),
-    _param("dspy_module", str, typer.Option(
-        "predict", "--dspy-module", "--dspy_module", help="predict|cot|pot|react, or a plugin's module.")),
-    _param("dspy_optimizer", str, typer.Option(
-        "miprov2", "--dspy-optimizer", "--dspy_optimizer", help="miprov2|gepa|bootstrap|labeled")),
+    _param("dspy_module", str, typer.Option(None, "--dspy-module", "--dspy_module",
+        help="With --backend dspy: predict (default), cot, pot, react, or a plugin's module.")),
+    _param("dspy_optimizer", str, typer.Option(None, "--dspy-optimizer", "--dspy_optimizer",
+        help="With --backend dspy: miprov2 (default), gepa, bootstrap, labeled.")),
     _param("search_type", str, typer.Option("quick", "--search-type", "--search_type", help="quick|moderate|heavy")),
     _param("rounds", int, typer.Option(None, "--rounds", min=0)),
     _param("candidates", int, typer.Option(None, "--candidates", "--candidates-per-round", min=1)),
@@ -280,9 +286,12 @@ def _wrong_value_is_usage() -> Iterator[None]:
 def optimize(**opts: Any) -> None:
     """Typer passes every option of the groups above as a keyword; `_run_config` reads them."""
     from promptomatix.pipeline import Run
+    from promptomatix.run.inputs import check_command_line
 
     cfg = _run_config(opts)
+    check_flag_conflicts(opts, cfg.backend)
     clients = clients_from_env()
+    check_command_line(cfg, clients)  # values naming what does not exist: exit 2 before the run exists
     run_and_show(
         opts["json_"], opts["quiet"], opts["max_calls"], opts["max_usd"],
         lambda view: Run(cfg, progress=view, clients=clients, track=opts["track"]).execute(),
@@ -322,12 +331,14 @@ def refine_cmd(
     from promptomatix.followup import refine
     from promptomatix.sessions import SessionStore
 
+    check_followup_values(backend, search_type)
     common, json_ = _followup(opts), opts["json_"]
-    result = run_and_show(
-        json_, opts["quiet"], opts["max_calls"], opts["max_usd"],
-        lambda view: refine(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, backend=backend,
-                            search_type=search_type, rounds=rounds, **common),
-    )  # fmt: skip
+    with _planned_by("refine"):
+        result = run_and_show(
+            json_, opts["quiet"], opts["max_calls"], opts["max_usd"],
+            lambda view: refine(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, backend=backend,
+                                search_type=search_type, rounds=rounds, **common),
+        )  # fmt: skip
     if result.feedback_applied and not json_:
         info(f"applied feedback: {', '.join(result.feedback_applied)}")
     elif result.no_change and not json_:
@@ -341,10 +352,23 @@ def resume_cmd(session_id: str = typer.Argument(...), **opts: Any) -> None:
     from promptomatix.sessions import SessionStore
 
     common = _followup(opts)
-    run_and_show(
-        opts["json_"], opts["quiet"], opts["max_calls"], opts["max_usd"],
-        lambda view: resume(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, **common),
-    )  # fmt: skip
+    with _planned_by("resume"):
+        run_and_show(
+            opts["json_"], opts["quiet"], opts["max_calls"], opts["max_usd"],
+            lambda view: resume(session_id, store=SessionStore(opts["sessions_dir"]), progress=view, **common),
+        )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _planned_by(command: str) -> Iterator[None]:
+    """The budget refusal's hint names only this command's flags (plan.py's PLAN_COMMAND)."""
+    from promptomatix.backends.plan import PLAN_COMMAND
+
+    token = PLAN_COMMAND.set(command)
+    try:
+        yield
+    finally:
+        PLAN_COMMAND.reset(token)
 
 
 def register(app: typer.Typer) -> None:

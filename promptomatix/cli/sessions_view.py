@@ -47,11 +47,36 @@ def state_lines(session: Session, live_run: dict[str, Any] | None) -> list[str]:
         detail = _event_detail(_last_event(session, "interrupted"))
         return [f"interrupted{detail}; {kept}; {resume}"]
     if status == "failed":
-        detail = _event_detail(_last_event(session, "failed"))
-        return [f"the run failed{detail}; {kept}; fix the cause, then {resume}"]
+        event = _last_event(session, "failed")
+        return [f"the run failed{_event_detail(event)}; {kept}; {failed_next_step(event, resume)}"]
     if status == "created" and not has_versions:
         return [f"the run stopped before its first stage; start it with `promptomatix resume {sid}`"]
     return []
+
+
+#: Failure causes that are a value of the command line which `resume` cannot change (it runs with the session's
+#: settings and takes none of these flags), by the words of their message → the flag; a file the value names may
+#: still be created or fixed in place.
+_NAMED_VALUES = (
+    ("unknown dspy module", "--dspy-module"), ("unknown dspy optimizer", "--dspy-optimizer"),
+    ("unknown local model", "--model"), ("unknown model", "--model"), ("no model provider serves", "--model"),
+    ("no dataset name", "--data"),
+)  # fmt: skip
+_NAMED_FILES = (("meta-prompt", "--meta-prompt"), ("gguf file not found", "--model"),
+                ("metric file", "--metric"), ("metric module", "--metric"))  # fmt: skip
+
+
+def failed_next_step(event: dict[str, Any] | None, resume: str) -> str:
+    """What to do after a failed run: `resume` repeats a failure caused by a wrong flag value, so that one names
+    the flag and a new `optimize` run (it said "fix the cause, then resume", which never could)."""
+    event = event or {}
+    why = next((str(event[k]) for k in ("error", "message", "reason", "cause") if event.get(k)), "").lower()
+    new_run = "start a new `promptomatix optimize` run with the right {}".format
+    if flag := next((f for words, f in _NAMED_VALUES if words in why), None):
+        return f"resume keeps the session's {flag}: {new_run(flag)}"
+    if flag := next((f for words, f in _NAMED_FILES if words in why), None):
+        return f"create or fix the file it names, then {resume}; or {new_run(flag)}"
+    return f"fix the cause, then {resume}"
 
 
 def spent_line(session: Session) -> str | None:

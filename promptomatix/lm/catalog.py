@@ -197,15 +197,25 @@ def _download_parts(m: KnownModel, tmp: Path, out_path: Path) -> None:
                 shutil.copyfileobj(src, out, 1 << 20)
 
 
+def check_local_model(spec: str) -> None:
+    """`local/NAME` names a catalogue model and `local:PATH` a file, checked without loading or pulling anything."""
+    if spec.startswith("local:"):
+        path = Path(spec[len("local:") :]).expanduser()
+        if not path.is_file():
+            raise ModelUnavailableError(f"GGUF file not found: {path}", hint=_LOCAL_HINT)
+    else:
+        get_known(spec.split("/", 1)[1] if "/" in spec else spec)
+
+
+_LOCAL_HINT = "check the path, or use a known model such as local/smollm2-135m"
+
+
 def resolve_local_model(spec: str, *, auto_pull: bool = True, on_message: Callable[[str], None] | None = None) -> Path:
     """Turn `local/<name>` or `local:/path.gguf` into a GGUF path, pulling a known model on first use."""
     if spec.startswith("local:"):
         path = Path(spec[len("local:") :]).expanduser()
         if not path.is_file():
-            raise ModelUnavailableError(
-                f"GGUF file not found: {path}",
-                hint="check the path, or use a known model such as local/smollm2-135m",
-            )
+            raise ModelUnavailableError(f"GGUF file not found: {path}", hint=_LOCAL_HINT)
         return path
     name = spec.split("/", 1)[1] if "/" in spec else spec
     m = get_known(name)

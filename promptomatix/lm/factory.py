@@ -102,12 +102,47 @@ def create_client(
 def check_models(settings: ModelSettings, clients: dict[str, ModelClient] | None = None) -> None:
     """Find the provider of every model string the run will build a client for, before its session opens: a
     provider plugin whose matcher raises (or a string no provider serves) fails the run with nothing left behind
-    (a dry run left a `failed` session). Builds no client, so nothing is loaded or called."""
+    (a dry run left a `failed` session), and a `local/NAME` or `local:PATH` that names no model. Builds no
+    client, so nothing is loaded, pulled or called."""
     from promptomatix.lm.providers import provider_registry
 
     registry = provider_registry()
     for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
-        registry.for_model(normalize_model_string(model))
+        provider = registry.for_model(model := normalize_model_string(model))
+        if provider.name == "local" and _is_builtin(provider):
+            from promptomatix.lm.catalog import check_local_model
+
+            check_local_model(model)  # an unknown name or a missing GGUF: found when the client was built
+
+
+def check_model_values(settings: ModelSettings, clients: dict[str, ModelClient] | None = None) -> None:
+    """`check_models`, and a string the built-in litellm provider serves is one litellm knows a provider for (a
+    typo like `nosuch/model-x` was found at the first call, after retries). Imports litellm for such strings only:
+    the CLI runs it before `optimize`, whose run would import it anyway."""
+    from promptomatix.errors import ModelUnavailableError
+    from promptomatix.lm.providers import provider_registry
+
+    check_models(settings, clients)
+    registry = provider_registry()
+    for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
+        provider = registry.for_model(model := normalize_model_string(model))
+        if provider.name != "litellm" or not _is_builtin(provider):
+            continue
+        from promptomatix.lm.remote import _litellm
+
+        try:
+            _litellm().get_llm_provider(model, api_base=settings.api_base)
+        except Exception:
+            raise ModelUnavailableError(
+                f"unknown model {model!r}: litellm knows no provider for it",
+                hint="write provider/model, e.g. openai/gpt-4o-mini, or a local model from `promptomatix models list`",
+            ) from None
+
+
+def _is_builtin(provider: Any) -> bool:
+    from promptomatix.plugins.manager import BUILTINS
+
+    return provider.plugin in (None, "", BUILTINS)
 
 
 def _model_strings(settings: ModelSettings, clients: dict[str, Any]) -> list[str]:

@@ -40,3 +40,38 @@ def call_custom(fn: Callable[..., Any], key: str, example: Any, pred: Any) -> Me
             hint="fix the metric; it is called as fn(example, prediction) and returns a number in [0, 1]",
         ) from e
     return replace(coerce_result(value, f"metric {label} (for {key!r})"), user_metric=True)
+
+
+def check_metric_spec(spec: str) -> None:
+    """`--metric`'s module or file exists, found without running it: a typo is a wrong command line (the CLI's exit
+    2), while a module that exists and fails when imported stays the module's error (load_metric_spec's)."""
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    module_name, sep, attr = spec.strip().rpartition(":")
+    if not sep or not module_name or not attr:
+        raise MetricError(f"bad metric spec {spec!r}: expected module:function", hint="e.g. --metric mymetrics:score")
+    if module_name.endswith(".py"):
+        if not Path(module_name).is_file():
+            raise MetricError(f"metric file {module_name!r} not found", hint="check the path")
+        return
+    here = os.getcwd()
+    added = here not in sys.path and "" not in sys.path
+    if added:
+        sys.path.insert(0, here)  # as load_metric_spec imports it (`python -m promptomatix` has it there)
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except ModuleNotFoundError as e:  # a parent package that does not exist, or one that imports a missing module
+        found = not (e.name and (module_name + ".").startswith(e.name + "."))
+    except ValueError:
+        found = False  # a malformed dotted name ("..x")
+    except Exception:
+        found = True  # a parent package that fails when imported: load_metric_spec reports it, as before
+    finally:
+        if added:
+            sys.path.remove(here)
+    if not found:
+        raise MetricError(f"no metric module {module_name!r}",
+                          hint="pass module:function importable from here, or path/to/file.py:function")  # fmt: skip

@@ -8,6 +8,7 @@ They were found inside the run, some after the teacher's spec call.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.errors import ConfigurationError, DataError, DataUsageError, UsageError
@@ -23,6 +24,7 @@ def check_inputs(env: RunEnv, st: RunState) -> None:
 
     cfg = env.config
     check_spec_flags(cfg)
+    check_named_values(cfg)
     if st.user_rows is None:
         st.user_rows = load_user_rows(env)
     check_split_flags(cfg, st.user_rows)
@@ -91,3 +93,74 @@ def refuse_dspy_names(names: list[str], *, proposed: bool = False) -> None:
         raise DataUsageError(f"the dspy backend cannot use the field name{s} {quoted} (DSPy uses it itself)",
                              hint=dspy_names_hint(bad))  # fmt: skip
     return None
+
+
+def check_named_values(cfg: Any) -> None:
+    """Values that name something which must exist (a `--meta-prompt` file, a DSPy module or optimizer, a hub
+    dataset): a typo was found inside the run, after the teacher's spec call, and left a `failed` session that
+    `resume` (which takes none of these flags) could never fix. Cheap: no model, no DSPy import."""
+    if cfg.data and str(cfg.data).startswith("hf:"):
+        from promptomatix.data.loaders import parse_hf_source
+
+        try:
+            parse_hf_source(str(cfg.data))
+        except DataError as e:
+            raise DataUsageError(f"--data {e.message}", hint=e.hint) from None
+    check_meta_prompt_files(cfg.meta_prompts)
+    if cfg.backend == "dspy":
+        check_dspy_choice(cfg)
+
+
+def check_meta_prompt_files(paths: list[str]) -> None:
+    """Each `--meta-prompt` file exists, reads as text and shows `$current_prompt` (the run checked it only when
+    the meta backend was built, after the spec and the data were paid for)."""
+    from promptomatix.backends.strategies import template_file_strategy
+
+    for path in paths:
+        try:
+            template_file_strategy(path)
+        except ConfigurationError as e:
+            raise UsageError(e.message, hint=e.hint) from None  # (the message names the meta-prompt file)
+
+
+def check_dspy_choice(cfg: Any) -> None:
+    """`--dspy-module` and `--dspy-optimizer` (or their `--backend-option`s) name a known module and optimizer.
+    Modules registered with `register_module` live in dspy_modules, which imports DSPy: read only if loaded."""
+    from promptomatix.backends.dspy_settings import (
+        dspy_module_registry,
+        normalize_module_name,
+        normalize_optimizer_name,
+    )
+
+    try:
+        normalize_optimizer_name(str(cfg.backend_options.get("optimizer", cfg.dspy_optimizer)))
+    except ConfigurationError as e:
+        raise UsageError(f"--dspy-optimizer: {e.message}", hint=e.hint) from None
+    name = str(cfg.backend_options.get("module", cfg.dspy_module))
+    user = sys.modules.get("promptomatix.backends.dspy_modules")
+    known = {*dspy_module_registry(), *(user.registered_modules() if user is not None else {})}
+    if normalize_module_name(name) not in known:
+        raise UsageError(f"unknown DSPy module {name!r} (--dspy-module)",
+                         hint=f"use one of {', '.join(sorted(known))}, or register one from a plugin")  # fmt: skip
+
+
+def check_command_line(cfg: Any, clients: Any = None) -> None:
+    """The command's values, checked before the run object exists: what `check_named_values` checks, the model
+    strings (a catalogue name, a GGUF path, a provider litellm knows) and `--metric`'s module or file. Each wrong
+    one is a UsageError (exit 2, one line): inside the run they were exit 1, like a failed run."""
+    from promptomatix.errors import MetricError, ModelUnavailableError
+    from promptomatix.lm.factory import check_model_values
+    from promptomatix.metrics.custom import check_metric_spec
+
+    check_named_values(cfg)
+    try:
+        check_model_values(cfg.model_settings(), clients)
+    except (ConfigurationError, ModelUnavailableError) as e:
+        if type(e) not in (ConfigurationError, ModelUnavailableError):
+            raise  # a plugin's provider that fails keeps its own error (exit 1): the command line was fine
+        raise UsageError(e.message, hint=e.hint) from None
+    if cfg.metric:
+        try:
+            check_metric_spec(cfg.metric)
+        except MetricError as e:
+            raise UsageError(f"--metric: {e.message}", hint=e.hint) from None

@@ -15,7 +15,36 @@ def parse_track(value: str) -> tuple[str, str | None]:
     kind, _, uri = value.partition(":")
     if kind.strip().lower() != "mlflow":
         raise ConfigurationError(f"unknown tracker {kind!r}", hint="use --track mlflow or --track mlflow:URI")
+    _check_store_scheme(uri.strip())
     return "mlflow", uri.strip() or None
+
+
+#: URI schemes MLflow has a tracking store for (a `+driver` suffix is SQLAlchemy's); a plugin adds its own.
+_MLFLOW_SCHEMES = {"file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "databricks-uc",
+                   "uc"}  # fmt: skip
+
+
+def _check_store_scheme(uri: str) -> None:
+    """A scheme MLflow has no store for (`mlflow:ftp://x`) is a wrong value, refused without importing mlflow (it
+    was exit 1 after mlflow loaded). A plain path, a drive letter, `user:pw@host` and a plugin's scheme pass."""
+    match = re.match(r"^([A-Za-z][A-Za-z0-9+.\-]*)://", uri)  # (`user:pw@host` has no scheme: not a scheme)
+    if not match:
+        return
+    scheme = match.group(1).lower()
+    if scheme.split("+", 1)[0] in _MLFLOW_SCHEMES or scheme in _plugin_schemes():
+        return
+    raise ConfigurationError(f"MLflow has no tracking store for {scheme}: URIs",
+                             hint="use mlflow:http://HOST:PORT, mlflow:sqlite:///FILE.db or mlflow:PATH")  # fmt: skip
+
+
+def _plugin_schemes() -> set[str]:
+    """Schemes an installed MLflow plugin registers a tracking store for (its entry points; mlflow not imported)."""
+    from importlib.metadata import entry_points
+
+    try:
+        return {ep.name.lower() for ep in entry_points(group="mlflow.tracking_store")}
+    except Exception:
+        return set()
 
 
 def track_secrets(value: str) -> list[str]:
