@@ -107,7 +107,7 @@ def test_a_hung_server_ends_within_the_request_timeout():
         with pytest.raises(LMCallError) as e:
             call(b)
         elapsed = time.monotonic() - start
-    assert str(e.value) == f"no answer from {s.base_url} (openai/x) within 1 s (raise --request-timeout)"
+    assert str(e.value) == f"no answer from {s.base_url} (openai/x) within 1 s (is the server hung? if it is only slow, raise --request-timeout)"
     assert s.requests == 2 and 2.0 <= elapsed < 5.5
     assert b.usage().by_role["task"].calls == 2
 

@@ -65,7 +65,7 @@ def test_classify_maps_each_kind_to_what_the_user_can_do():
     bad = c(_named("BadRequestError", "context length exceeded", status_code=400))
     assert isinstance(bad, ProviderError) and not bad.retryable
     timeout = c(_named("Timeout", "Request timed out."))
-    assert str(timeout) == f"no answer from {where} (openai/x) within 5 s (raise --request-timeout)"
+    assert str(timeout) == f"no answer from {where} (openai/x) within 5 s (is the server hung? if it is only slow, raise --request-timeout)"
 
 
 def test_where_names_the_server_without_credentials_and_timeout_must_be_positive():

@@ -56,6 +56,7 @@ from promptomatix.backends.prompt import PromptCandidate, max_tokens_for
 from promptomatix.backends.rounds import RowPool, beside
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
+from promptomatix.lm.stoppable import StoppableLM
 from promptomatix.run.checkpoint import BestSoFar, Checkpoint
 from promptomatix.run_guard import require_answers
 
@@ -149,7 +150,8 @@ class _Run:
         self.adapter_name = adapter_name_for(self.s, ctx.task_lm.model)
         self.adapter = adapter_for(self.s, self.spec, ctx.task_lm.model)
         extra = {"cot": 384, "react": 512, "pot": 512}.get(self.s.module, 0)
-        self.task_lm = make_dspy_lm(ctx.task_lm, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
+        self.task_calls = StoppableLM(ctx.task_lm)  # stopped when the baseline beside the optimizer fails
+        self.task_lm = make_dspy_lm(self.task_calls, temperature=0.0, max_tokens=max_tokens_for(self.spec) + extra)
         self.teacher_lm = make_dspy_lm(
             ctx.teacher_lm, temperature=self.s.teacher_temperature, max_tokens=512
         )  # long proposals only slow every later eval
@@ -305,8 +307,17 @@ class _Run:
             self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1, best_score=base.valid_penalized)
             return self.try_optimize(start)
         self.ctx.emit("round", f"running DSPy {label}", round=1, total_rounds=1)
-        outcome, _ = beside(self.rows, lambda: self.baseline(base), lambda: self.try_optimize(start))
+        outcome, _ = beside(self.rows, lambda: self.baseline_or_abort(base), lambda: self.try_optimize(start))
         return outcome
+
+    def baseline_or_abort(self, base: _Scored) -> None:
+        """The baseline beside the optimizer; when it fails (meta's rule: all its calls failed) the optimizer stops."""
+        try:
+            self.baseline(base)
+        except BaseException as e:
+            self.task_calls.stop(e)
+            self.rows.aborted.set() if self.rows is not None else None
+            raise
 
     def baseline_can_run_beside(self) -> bool:
         """MIPROv2 and quick BootstrapFewShot send every task call through a pool the run can lend them, so the

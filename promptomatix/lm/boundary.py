@@ -14,36 +14,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
-from promptomatix.lm.cache import ResponseCache, request_key
+from promptomatix.lm.cache import ResponseCache, cacheable, request_key
 from promptomatix.lm.ceiling import Ceiling, CeilingEstimator, limit_reason
+from promptomatix.lm.deadline import budget_deadline
+from promptomatix.lm.retry import RETRY_AFTER_CAP, CallError, RetryPolicy, retry_delay
 from promptomatix.lm.sampling import DEFAULT_MAX_TOKENS, RoleSettings, resolve_sampling
 from promptomatix.lm.types import Completion, ModelClient
 from promptomatix.lm.usage import Budget, RoleUsage, UsageReport
+from promptomatix.sessions.secrets import scrub_text
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEFAULT_MAX_TOKENS", "Budget", "LMBoundary", "RetryPolicy", "RoleLM", "RoleSettings", "RoleUsage", "UsageReport",
-    "resolve_sampling",
+    "DEFAULT_MAX_TOKENS", "RETRY_AFTER_CAP", "Budget", "LMBoundary", "RetryPolicy", "RoleLM", "RoleSettings",
+    "RoleUsage", "UsageReport", "resolve_sampling",
 ]  # fmt: skip
 
 ROLES = ("task", "teacher", "judge")
-#: the longest Retry-After we sleep; a longer one is cut to this.
-RETRY_AFTER_CAP = 60.0
-CallError = LMCallError | ModelUnavailableError
 LIMIT_FLAGS = {"calls": "--max-calls", "tokens": "--max-total-tokens", "usd": "--max-usd", "seconds": "--max-minutes"}
-
-
-@dataclass
-class RetryPolicy:
-    max_retries: int = 3
-    backoff_base: float = 0.5
-    backoff_max: float = 8.0
-    retry_after_cap: float = RETRY_AFTER_CAP
 
 
 class LMBoundary:
@@ -76,6 +67,7 @@ class LMBoundary:
         self._freed = threading.Condition(self._lock)  # notified when a call is counted (its ceiling released)
         self._occurrences: dict[str, int] = {}
         self._reserved = 0
+        self._sending = {r: 0 for r in ROLES}  # attempts reserved and not yet counted, by role
         self._ceilings = CeilingEstimator()
         self._in_flight = Ceiling()  # the ceilings of the calls sent and not yet counted
         self._started = time.monotonic()
@@ -95,8 +87,12 @@ class LMBoundary:
         return time.monotonic() - self._started
 
     def usage(self) -> UsageReport:
+        """What the run spent. Calls in flight count as calls already (sent, so possibly paid): a run ended by
+        Ctrl-C records them though their worker threads have not counted them yet; their tokens are not known."""
         with self._lock:
             by_role = {r: u.model_copy() for r, u in self._usage.items()}
+            for r, n in self._sending.items():
+                by_role[r].calls += n
         total = RoleUsage()
         for u in by_role.values():
             total = total.add(u)
@@ -172,7 +168,7 @@ class LMBoundary:
                 return Completion(**{**hit, "cost_usd": 0.0})
         self._refuse_if_dead(role, client)
         result = self._call_with_retries(role, client, payload)
-        if key is not None:
+        if key is not None and cacheable(result, payload["temperature"]):
             self.cache.put(key, result.__dict__)
         return result
 
@@ -217,13 +213,20 @@ class LMBoundary:
                     continue
                 if reason is not None:
                     limit, message = reason
-                    self._exhausted = BudgetExceeded(
-                        message, limit=limit, hint=f"raise the limit ({LIMIT_FLAGS[limit]})"
-                    )
+                    self._exhausted = BudgetExceeded(message, limit=limit, hint=self._limit_hint(limit))
                     raise self._exhausted
                 self._reserved += 1
+                self._sending[role] += 1
                 self._in_flight = Ceiling(self._in_flight.tokens + c.tokens, self._in_flight.usd + c.usd)
                 return c
+
+    def _limit_hint(self, limit: str) -> str:
+        """The fix for a spent limit. Time spent waiting on a server that never answered (a request cut at the
+        time budget's end) is not fixed by more time: the error's own hint names the server. Call under the lock."""
+        hung = [e for e in self._last_error.values() if getattr(e, "hung", False)]
+        if limit == "seconds" and hung and hung[0].hint:
+            return hung[0].hint
+        return f"raise the limit ({LIMIT_FLAGS[limit]})"
 
     def _check(
         self, role: str, client: ModelClient, payload: dict[str, Any]
@@ -283,20 +286,23 @@ class LMBoundary:
                 attempt += 1
                 with self._lock:
                     self._usage[role].retries += 1
-                log.warning("%s call failed (%s); retry %d in %.1f s", role, e.message, attempt, delay)
+                log.warning("%s call failed (%s); retry %d in %.1f s", role, scrub_text(e.message), attempt, delay)
                 if delay > 0:
                     time.sleep(delay)
 
     def _attempt(self, role: str, client: ModelClient, payload: dict[str, Any], ceiling: Ceiling) -> Completion:
         """One request: counted (success or failure) the moment it ends, and reported through on_call."""
         start = time.monotonic()
+        b = self.budget
+        deadline = self._started + b.max_seconds if b.max_seconds is not None else None
         try:
-            result = client.complete(
-                payload["messages"],
-                json_schema=payload["json_schema"],
-                max_tokens=payload["max_tokens"],
-                temperature=payload["temperature"],
-            )
+            with budget_deadline(deadline):  # a request started near the end gets only the time left
+                result = client.complete(
+                    payload["messages"],
+                    json_schema=payload["json_schema"],
+                    max_tokens=payload["max_tokens"],
+                    temperature=payload["temperature"],
+                )
         except BaseException as e:  # KeyboardInterrupt too: the reserved slot must be released
             self._account(role, start, None, ceiling)
             if isinstance(e, (LMCallError, ModelUnavailableError)):
@@ -311,6 +317,7 @@ class LMBoundary:
     def _account(self, role: str, start: float, result: Completion | None, ceiling: Ceiling) -> None:
         with self._lock:
             self._reserved -= 1
+            self._sending[role] -= 1
             self._in_flight = Ceiling(self._in_flight.tokens - ceiling.tokens, self._in_flight.usd - ceiling.usd)
             self._freed.notify_all()
             u = self._usage[role]
@@ -319,6 +326,7 @@ class LMBoundary:
             if result is None:
                 u.failed_calls += 1
                 return
+            u.estimated_calls += int(result.estimated)
             u.prompt_tokens += result.prompt_tokens
             u.completion_tokens += result.completion_tokens
             u.cost_usd += result.cost_usd
@@ -336,23 +344,7 @@ class LMBoundary:
             self.on_call(self.usage())
 
     def _retry_delay(self, e: CallError, attempt: int) -> float:
-        """Seconds to wait before the next attempt; re-raises when no retry is due (or none would fit in time)."""
-        if not getattr(e, "retryable", False) or attempt >= self.retry.max_retries:
-            raise e
-        asked = getattr(e, "retry_after", None)
-        if asked is not None:
-            delay = min(float(asked), self.retry.retry_after_cap)
-        else:
-            delay = min(self.retry.backoff_max, self.retry.backoff_base * (2**attempt))
-        if self.budget.max_seconds is not None:
-            left = self.budget.max_seconds - self.elapsed
-            if delay >= left:
-                why = f"Retry-After {asked:g} s" if asked is not None else f"a {delay:.1f} s backoff"
-                raise LMCallError(
-                    f"{e.message}; {why} does not fit in the {max(left, 0):.0f} s left of the time budget",
-                    hint=e.hint,
-                ) from e
-        return delay
+        return retry_delay(self.retry, self.budget, self.elapsed, e, attempt)
 
 
 class RoleLM:

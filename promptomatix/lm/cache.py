@@ -14,6 +14,29 @@ import threading
 from pathlib import Path
 from typing import Any
 
+#: the largest answer kept (JSON characters): a call asked for a few hundred tokens, so a bigger answer comes from
+#: a broken server (five 20 MB answers made a 115 MB cache file) and is used once, never stored
+MAX_CACHED_CHARS = 1_000_000
+#: answers that end for these reasons are cut short by the provider, not by the request (see `cacheable`)
+_PARTIAL = ("content_filter",)
+
+
+def cacheable(result: Any, temperature: float | None) -> bool:
+    """Whether an answer may be replayed to later identical requests (this run, a resume, a refine).
+
+    Not an empty answer (`content: null` or ""): a replay would give every later run the same nothing. Not one the
+    provider cut short for its own reasons (`content_filter`). An answer cut at max_tokens (`length`) is kept when
+    the request was greedy (temperature 0): the same request is cut at the same place again, so asking again
+    would pay for the same text. A sampled request cut short is not kept: another sample may well finish, and
+    the sampled answer is one of many, so the run loses nothing by drawing again.
+    """
+    if not getattr(result, "text", ""):
+        return False
+    reason = getattr(result, "finish_reason", None)
+    if reason in _PARTIAL:
+        return False
+    return not (reason == "length" and (temperature or 0.0) > 0)
+
 
 def request_key(model: str, payload: dict[str, Any]) -> str:
     blob = json.dumps({"model": model, **payload}, sort_keys=True, ensure_ascii=False, default=str)
@@ -59,13 +82,17 @@ class ResponseCache:
             text = self._mem[key] = row[0]
         return json.loads(text)
 
-    def put(self, key: str, value: dict[str, Any]) -> None:
+    def put(self, key: str, value: dict[str, Any]) -> bool:
+        """Store an answer; False (nothing stored) when it is larger than MAX_CACHED_CHARS."""
         text = json.dumps(value)
+        if len(text) > MAX_CACHED_CHARS:
+            return False
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO responses (key, value) VALUES (?, ?)", (key, text))
             self._db.commit()
             self._mem[key] = text
             self._keys.add(key)
+        return True
 
     def __len__(self) -> int:
         with self._lock:

@@ -8,6 +8,7 @@ is the one retry layer, so every HTTP attempt is one counted call. Every request
 from __future__ import annotations
 
 import functools
+import logging
 import os
 import re
 import threading
@@ -16,12 +17,19 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 from promptomatix.errors import LMCallError, ModelUnavailableError, PromptomatixError
+from promptomatix.lm.answer import read_completion
+from promptomatix.lm.deadline import DeadlinePassed, budget_time_left, call_within
 from promptomatix.lm.types import Completion
-from promptomatix.lm.urls import redact_text, redact_url
+from promptomatix.lm.urls import redact_text, redact_url, split_query
+from promptomatix.sessions.secrets import ScrubFilter, remember_secret, scrub_exception
 
 DEFAULT_REQUEST_TIMEOUT = 120.0
+#: extra wall-clock seconds for a client's first request, which imports and sets up the provider SDK (1-2 s)
+FIRST_CALL_GRACE = 3.0
 _LITELLM_PREFIX = re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout): (\w+(Error|Exception|Timeout): )?(\w+ - )?")
 _BAD_BODY = ("Expecting value", "invalid response", "JSONDecodeError", "Received response", "Unterminated string")
+_PROVIDER_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "openai", "openai._base_client", "httpx", "httpcore")
+_TIMEOUT_HINT = "is the server hung? if it is only slow, raise --request-timeout"
 _NO_KEY = ("Missing credentials", "api_key client option must be set", "No API key provided")
 
 
@@ -37,11 +45,13 @@ class ProviderError(LMCallError):
         status: int | None = None,
         retry_after: float | None = None,
         unreachable: bool = False,
+        hung: bool = False,
     ) -> None:
         super().__init__(message, hint=hint, retryable=retryable)
         self.status = status
         self.retry_after = retry_after
         self.unreachable = unreachable  # nothing listens there: when every retry says so, the model is gone
+        self.hung = hung  # no answer in the time the run's budget had left: more time is not the fix
 
 
 @functools.cache
@@ -51,6 +61,10 @@ def _litellm() -> Any:
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
+    for name in _PROVIDER_LOGGERS:  # their DEBUG logging quotes error bodies, and error bodies may quote the key
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubFilter) for f in logger.filters):
+            logger.addFilter(ScrubFilter())
     return litellm
 
 
@@ -75,18 +89,21 @@ class RemoteClient:
             raise ValueError("timeout must be > 0 seconds")
         self.model = model
         self._api_key = api_key
+        remember_secret(api_key)  # scrubbed wherever it shows up: an --api-base path, an error body, a traceback
         self.api_base = api_base
         self.timeout = float(timeout)
         self.extra = extra
         self.provider: str | None = None
         self._checked = False
+        self._sdk_client: Any = None
+        self._warm = False  # the first request also loads litellm's provider code, which is not the server's time
         self._check_lock = threading.Lock()
 
     @property
     def where(self) -> str:
         """The server a message should name: the api_base without credentials, else the provider."""
         if self.api_base:
-            return redact_url(self.api_base)
+            return redact_url(self.api_base, self._api_key)
         return self.provider or self.model.split("/", 1)[0]
 
     def worst_cost(self, prompt_tokens: int, completion_tokens: int) -> float | None:
@@ -110,12 +127,38 @@ class RemoteClient:
     ) -> Completion:
         litellm = _litellm()
         self._precheck(litellm)
+        limit, by_budget = self._time_limit()
         kwargs = self._request(messages, json_schema, max_tokens, temperature)
+        kwargs["timeout"] = limit
+        grace = 0.0 if self._warm else FIRST_CALL_GRACE
         try:
-            resp = litellm.completion(**kwargs)
+            resp = call_within(lambda: litellm.completion(**kwargs), limit + grace)
+            self._warm = True
+        except DeadlinePassed:
+            raise self._too_slow(limit, by_budget) from None
         except Exception as e:
+            if by_budget and _is_timeout(e):
+                raise self._too_slow(limit, by_budget) from None
             raise self._wrap(e) from e
-        return self._completion(litellm, resp)
+        return self._completion(litellm, resp, messages, max_tokens)
+
+    def _time_limit(self) -> tuple[float, bool]:
+        """Seconds this request may take (its whole time, not per read), and whether the time budget set it."""
+        left = budget_time_left()
+        if left is not None and left < self.timeout:
+            return max(left, 0.05), True
+        return self.timeout, False
+
+    def _too_slow(self, limit: float, by_budget: bool) -> ProviderError:
+        if by_budget:  # a hung server, not a small limit: raising either flag only waits longer for it
+            return ProviderError(
+                f"no answer from {self.where} ({self.model}) in the {limit:.0f} s left of the time budget",
+                hint=f"check that the server at {self.where} is answering",
+                hung=True,
+            )
+        return ProviderError(
+            f"no answer from {self.where} ({self.model}) within {limit:g} s", hint=_TIMEOUT_HINT, retryable=True
+        )
 
     def _request(
         self, messages: list[dict[str, str]], json_schema: Any, max_tokens: int | None, temperature: float | None
@@ -130,6 +173,9 @@ class RemoteClient:
             kwargs["api_key"] = self._api_key
         if self.api_base:
             kwargs["api_base"] = self.api_base
+            client = self._query_client()
+            if client is not None:
+                kwargs["client"] = client
         if json_schema is not None:
             kwargs["response_format"] = {
                 "type": "json_schema",
@@ -137,7 +183,28 @@ class RemoteClient:
             }
         return kwargs
 
-    def _completion(self, litellm: Any, resp: Any) -> Completion:
+    def _query_client(self) -> Any:
+        """For an OpenAI-compatible api_base with a query (`…/v1?api-key=K`): an OpenAI SDK client that sends the
+        query with each request, since the SDK would glue the endpoint onto it. None otherwise."""
+        base, query = split_query(self.api_base or "")
+        if not query or self.provider != "openai":
+            return None
+        with self._check_lock:
+            if self._sdk_client is None:
+                import openai
+
+                self._sdk_client = openai.OpenAI(
+                    api_key=self._api_key or os.environ.get("OPENAI_API_KEY") or "none",
+                    base_url=base,
+                    default_query=query,
+                    max_retries=0,
+                    timeout=self.timeout,
+                )
+            return self._sdk_client
+
+    def _completion(
+        self, litellm: Any, resp: Any, messages: list[dict[str, str]], max_tokens: int | None
+    ) -> Completion:
         try:
             text = resp.choices[0].message.content or ""
         except (AttributeError, IndexError, TypeError):
@@ -145,18 +212,12 @@ class RemoteClient:
                 f"unreadable response from {self.where}: no choices in the answer",
                 hint="check that --api-base points at an OpenAI-compatible /v1 endpoint",
             ) from None
-        usage = getattr(resp, "usage", None)
-        try:
-            cost = float(litellm.completion_cost(completion_response=resp) or 0.0)
-        except Exception:
-            cost = 0.0  # unknown price (local servers, new models): count tokens, not dollars
-        return Completion(
-            text=text,
-            prompt_tokens=int(getattr(usage, "prompt_tokens", 0) or 0),
-            completion_tokens=int(getattr(usage, "completion_tokens", 0) or 0),
-            cost_usd=cost,
-            model=self.model,
-        )
+        if not isinstance(text, str):
+            raise ProviderError(
+                f"unreadable response from {self.where}: the answer's content is {type(text).__name__}, not text",
+                hint="check that --api-base points at an OpenAI-compatible /v1 endpoint",
+            )
+        return read_completion(litellm, resp, model=self.model, text=text, messages=messages, max_tokens=max_tokens)
 
     def _precheck(self, litellm: Any) -> None:
         """Once per client: an unknown model string or a missing key fails here, before any request."""
@@ -181,6 +242,7 @@ class RemoteClient:
 
     def _wrap(self, e: Exception) -> PromptomatixError:
         """One provider exception → our typed error, named by what the user can do about it."""
+        scrub_exception(e, self._api_key)  # the chain is printed under PROMPTOMATIX_DEBUG=1
         return classify(e, model=self.model, where=self.where, timeout=self.timeout, api_key=self._api_key)
 
 
@@ -208,7 +270,7 @@ def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: s
         )
     if "timeout" in name.lower() or any("Timeout" in c for c in chain):
         return ProviderError(
-            f"no answer from {where} ({model}) within {timeout:g} s", hint="raise --request-timeout", retryable=True
+            f"no answer from {where} ({model}) within {timeout:g} s", hint=_TIMEOUT_HINT, retryable=True
         )
     if "ConnectionResetError" in chain:  # it took the request, then dropped it: the address is right
         return ProviderError(
@@ -221,6 +283,11 @@ def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: s
     if name == "NotFoundError" or status == 404:
         return ModelUnavailableError(
             f"HTTP 404 from {where}: {detail}", hint=f"check the model name ({model}) and --api-base (…/v1)"
+        )
+    if "Invalid response object" in str(e):  # a 200 litellm could not convert (e.g. "prompt_tokens": "abc")
+        return ProviderError(
+            f"unreadable response from {where}: the answer's fields have the wrong types ({_own_error(e)})",
+            hint="check that --api-base points at an OpenAI-compatible /v1 endpoint",
         )
     if _bad_body(e, detail):
         return ProviderError(
@@ -245,6 +312,10 @@ def classify(e: Exception, *, model: str, where: str, timeout: float, api_key: s
     return ProviderError(f"{model}: {name}: {detail}", status=status if isinstance(status, int) else None)
 
 
+def _is_timeout(e: BaseException) -> bool:
+    return "timeout" in type(e).__name__.lower() or any("Timeout" in c for c in _cause_names(e))
+
+
 def _cause_names(e: BaseException) -> list[str]:
     names: list[str] = []
     seen: set[int] = set()
@@ -261,6 +332,15 @@ def _detail(e: Exception, api_key: str | None) -> str:
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
     return redact_text(_LITELLM_PREFIX.sub("", first), api_key)[:200]
+
+
+def _own_error(e: Exception) -> str:
+    """The last line of the traceback litellm puts in an "Invalid response object" error: what failed in it."""
+    lines = [ln.strip() for ln in str(e).split("received_args=", 1)[0].splitlines() if ln.strip()]
+    named = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception)\b", ln)]
+    at = lines.index(named[-1]) if named else -1
+    text = " ".join(lines[at : at + 3]) if named else type(e).__name__  # pydantic: the field and what it got
+    return redact_text(text)[:160]
 
 
 def _bad_body(e: Exception, detail: str) -> bool:

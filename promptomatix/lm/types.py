@@ -9,13 +9,17 @@ from typing import Any, Protocol
 
 @dataclass
 class Completion:
-    """What one model call returned, with the numbers the boundary accounts for."""
+    """What one model call returned, with the numbers the boundary accounts for. `estimated`: the server sent no
+    readable token counts, so they were estimated from the text (a limit must still bind on them);
+    `finish_reason`: why the answer ended, as the server said ("stop", "length", ...), None when unknown."""
 
     text: str
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0
     model: str = ""
+    estimated: bool = False
+    finish_reason: str | None = None
 
 
 class ModelClient(Protocol):

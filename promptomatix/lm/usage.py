@@ -30,13 +30,16 @@ class Budget(BaseModel):
 
 class RoleUsage(BaseModel):
     """Per-role counts. `calls` counts every request sent (each retry is one); `failed_calls` and `retries` are
-    subcounts of it; `refused_calls` were never sent because the model had already shown it cannot answer."""
+    subcounts of it; `refused_calls` were never sent because the model had already shown it cannot answer;
+    `estimated_calls` (of `calls`) answered without readable token counts, so their tokens (and cost) are estimates
+    from the text rather than the server's figures."""
 
     calls: int = 0
     cached_calls: int = 0
     failed_calls: int = 0
     retries: int = 0
     refused_calls: int = 0
+    estimated_calls: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float = 0.0

@@ -19,8 +19,10 @@ scrubbing user data pass ``keep_ambiguous_keys=True`` and rely on the value laye
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import threading
 from typing import Any
 
 from promptomatix.sessions.urls import (
@@ -32,11 +34,15 @@ from promptomatix.sessions.urls import (
 
 __all__ = [
     "REDACTED",
+    "ScrubFilter",
     "env_secret_values",
+    "forget_secrets",
     "is_credential_param",
     "is_secret_key",
     "is_url_key",
+    "remember_secret",
     "scrub",
+    "scrub_exception",
     "scrub_text",
     "strip_config_urls",
     "strip_url_credentials",
@@ -124,14 +130,37 @@ def is_secret_key(name: str, *, keep_ambiguous: bool = False) -> bool:
     return False
 
 
+_known: set[str] = set()  # keys given to this process (--api-key): no pattern matches an Azure-style hex key
+_known_lock = threading.Lock()
+_MIN_KNOWN_LEN = 6
+
+
+def remember_secret(value: str | None) -> None:
+    """Scrub `value` (an API key given with --api-key or to the API) wherever this process writes or prints: a key
+    that is also a path segment of --api-base was stored in session.json and printed in every error line."""
+    if isinstance(value, str) and len(value.strip()) >= _MIN_KNOWN_LEN:
+        with _known_lock:
+            _known.add(value.strip())
+
+
+def forget_secrets() -> None:
+    """Drop the remembered keys (tests)."""
+    with _known_lock:
+        _known.clear()
+
+
 def env_secret_values(environ: dict[str, str] | None = None) -> list[str]:
-    """Values of credential-looking environment variables, longest first (read at call time)."""
+    """Values of credential-looking environment variables (read at call time) and, for the process's own
+    environment, the keys remembered by `remember_secret`; longest first."""
     env = os.environ if environ is None else environ
     values = {
         v
         for k, v in env.items()
         if k.upper().endswith(_ENV_SUFFIXES) and isinstance(v, str) and len(v) >= _MIN_ENV_SECRET_LEN
     }
+    if environ is None:
+        with _known_lock:
+            values |= _known
     return sorted(values, key=len, reverse=True)
 
 
@@ -146,6 +175,40 @@ def scrub_text(text: str, *, env_values: list[str] | None = None) -> str:
     for pattern, replacement in _VALUE_PATTERNS:
         text = pattern.sub(replacement, text)
     return text
+
+
+def scrub_exception(e: BaseException, *secrets: str | None) -> None:
+    """Scrub the messages of `e` and the exceptions it chains, in place: a traceback (PROMPTOMATIX_DEBUG=1) prints
+    each of them, and a provider SDK's error quotes the rejected key ("Incorrect API key provided: ...")."""
+    env_values = sorted({*env_secret_values(), *(s for s in secrets if s and len(s) >= 4)}, key=len, reverse=True)
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen and len(seen) < 12:
+        seen.add(id(cur))
+        try:
+            cur.args = tuple(scrub_text(a, env_values=env_values) if isinstance(a, str) else a for a in cur.args)
+            for name in ("message", "msg"):
+                value = getattr(cur, name, None)
+                if isinstance(value, str):
+                    setattr(cur, name, scrub_text(value, env_values=env_values))
+        except (AttributeError, TypeError):  # a read-only exception type: its message stays as it is
+            pass
+        cur = cur.__cause__ or cur.__context__
+
+
+class ScrubFilter(logging.Filter):
+    """A logging filter that scrubs each record's message (a provider library's own DEBUG logging quoted the key
+    from error bodies 41 times in one run)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed record: leave it to logging's own error handling
+            return True
+        clean = scrub_text(text)
+        if clean != text:
+            record.msg, record.args = clean, None
+        return True
 
 
 def scrub(obj: Any, *, keep_ambiguous_keys: bool = False, env_values: list[str] | None = None) -> Any:
@@ -193,8 +256,15 @@ def urls_with_credentials(config: dict[str, Any]) -> list[str]:
     return [
         k
         for k, v in config.items()
-        if isinstance(v, str) and (("://" in v and url_has_credentials(v)) or _url_value(k, v) != v)
+        if isinstance(v, str)
+        and (("://" in v and url_has_credentials(v)) or _url_value(k, v) != v or (is_url_key(k) and _has_known(v)))
     ]
+
+
+def _has_known(value: str) -> bool:
+    """A remembered key inside `value` (a key that is a path segment of --api-base is scrubbed when saved)."""
+    with _known_lock:
+        return any(k in value for k in _known)
 
 
 def strip_config_urls(config: Any) -> list[str]:
@@ -203,5 +273,5 @@ def strip_config_urls(config: Any) -> list[str]:
         return []
     changed = urls_with_credentials(config)
     for key in changed:
-        config[key] = strip_url_credentials(config[key])
+        config[key] = scrub_text(strip_url_credentials(config[key]))
     return changed
