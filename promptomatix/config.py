@@ -172,6 +172,18 @@ class RunConfig(BaseModel):
             raise ValueError(message)  # a named pipe: refused before a session exists, never opened (it blocks)
         return v
 
+    @field_validator("api_base", mode="before")
+    @classmethod
+    def _api_base(cls, v: Any) -> Any:
+        """A server URL without its scheme (`127.0.0.1:8000/v1`) reached no server: every call failed and was
+        retried (36 retry lines, 32 s) before "could not connect"; refused before anything starts."""
+        if isinstance(v, str) and v.strip() and "://" not in v:
+            from promptomatix.sessions.urls import strip_url_credentials
+
+            shown = strip_url_credentials(v.strip())  # the value may carry a password: never echoed
+            raise ValueError(f"the server URL has no scheme; write it as http://{shown} (or https://…)")
+        return v
+
     @field_validator("search_type", mode="before")
     @classmethod
     def _search(cls, v: Any) -> Any:

@@ -122,6 +122,8 @@ def check_model_values(settings: ModelSettings, clients: dict[str, ModelClient] 
     from promptomatix.errors import ModelUnavailableError
     from promptomatix.lm.providers import provider_registry
 
+    for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
+        _check_model_shape(normalize_model_string(model))
     check_models(settings, clients)
     registry = provider_registry()
     for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
@@ -137,6 +139,21 @@ def check_model_values(settings: ModelSettings, clients: dict[str, ModelClient] 
                 f"unknown model {model!r}: litellm knows no provider for it",
                 hint="write provider/model, e.g. openai/gpt-4o-mini, or a local model from `promptomatix models list`",
             ) from None
+
+
+def _check_model_shape(model: str) -> None:
+    """A server URL given as the model ("unknown model" did not say where a URL goes) and a provider with no model
+    name after it (`openai/` sent `"model": ""` to the server)."""
+    from promptomatix.errors import ModelUnavailableError
+
+    if "://" in model:
+        raise ModelUnavailableError(f"--model {model!r} is a URL, not a model name",
+                                    hint="pass the server as --api-base URL and the model as provider/NAME, e.g. "
+                                    "--api-base http://127.0.0.1:8000/v1 --model openai/NAME")  # fmt: skip
+    provider, sep, name = model.partition("/")
+    if sep and not name.strip():
+        raise ModelUnavailableError(f"--model {model!r} names no model after {provider}/",
+                                    hint=f"write {provider}/NAME, e.g. openai/gpt-4o-mini")  # fmt: skip
 
 
 def _is_builtin(provider: Any) -> bool:

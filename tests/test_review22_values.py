@@ -1,0 +1,29 @@
+"""Values of the keyed-user path refused before a session or a call (review 22, F10 and F11): a server URL given as
+the model (the hint said only "write provider/model"), a provider with no model name (`openai/` sent `"model": ""`),
+and an `--api-base` without its scheme (36 retries, 32 s, then "could not connect")."""
+
+from __future__ import annotations
+
+import pytest
+
+from promptomatix.cli.app import main
+
+TASK = "Classify the sentiment of a movie review as positive or negative"
+
+
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (["--model", "http://127.0.0.1:9/v1"], "is a URL, not a model name (pass the server as --api-base URL"),
+        (["--model", "openai/"], "names no model after openai/ (write openai/NAME"),
+        (["--model", "openai/x", "--api-base", "127.0.0.1:9/v1"], "has no scheme; write it as http://127.0.0.1:9/v1"),
+    ],
+)
+def test_a_wrong_model_or_server_value_is_exit_2_before_a_session(tmp_path, monkeypatch, capsys, flags, says):
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "s"))
+    with pytest.raises(SystemExit) as e:
+        main(["optimize", TASK, *flags, "--dry-run"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2, err
+    assert says in err
+    assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
