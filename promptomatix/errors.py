@@ -27,6 +27,10 @@ class UsageError(ConfigurationError):
     exit_code = 2
 
 
+class NoSearchFits(ConfigurationError):
+    """The budget left cannot pay for one candidate: refused before the search's first call."""
+
+
 class ModelUnavailableError(PromptomatixError):
     """The model cannot be reached, found or loaded."""
 

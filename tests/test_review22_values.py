@@ -27,3 +27,22 @@ def test_a_wrong_model_or_server_value_is_exit_2_before_a_session(tmp_path, monk
     assert e.value.code == 2, err
     assert says in err
     assert not (tmp_path / "s").exists() or not any((tmp_path / "s").iterdir())
+
+
+def test_a_budget_spent_on_failing_calls_names_the_failure_not_the_budget(tmp_path, monkeypatch, capsys):
+    """Review 22, F7: 20 calls answered HTTP 500, then "no search fits the budget … use --max-calls 55": raising
+    the budget would only pay for more failures. The provider's error leads the line."""
+    from promptomatix.testing.fault_server import FaultServer
+
+    rows = [f"{'great' if i % 2 else 'awful'} film number {i},{'positive' if i % 2 else 'negative'}" for i in range(24)]
+    (tmp_path / "reviews.csv").write_text("\n".join(["text,label", *rows]) + "\n")
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "s"))
+    with FaultServer("500", retry_after=0.05) as server:
+        with pytest.raises(SystemExit) as e:
+            main(["optimize", TASK, "--data", str(tmp_path / "reviews.csv"), "--model", "openai/fault", "--api-base",
+                  server.base_url, "--api-key", "sk-x", "--max-calls", "40", "--quiet"])  # fmt: skip
+        sent = server.requests
+    last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")][-1]
+    assert e.value.code == 1 and sent <= 40
+    assert last.startswith("Error: the teacher model's calls failed (") and "HTTP 500 from" in last, last
+    assert "--max-calls" not in last

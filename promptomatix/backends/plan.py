@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from promptomatix.errors import ConfigurationError
+from promptomatix.errors import NoSearchFits
 
 if TYPE_CHECKING:
     from promptomatix.backends.meta import MetaSettings
@@ -277,7 +277,7 @@ def apply_plan(s: MetaSettings, plan: MetaPlan) -> MetaSettings:
     })  # fmt: skip
 
 
-def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None = None) -> ConfigurationError:
+def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None = None) -> NoSearchFits:
     """Raised before the first call of a run whose budget cannot pay for one candidate. `left`: the calls the
     budget leaves the search, negative when what is held back for the final scoring already exceeds it."""
     need = round_cost(1, min(plan.minibatch_size, MIN_MINIBATCH), plan.n_valid)  # one candidate, no confirmation
@@ -290,7 +290,7 @@ def no_search_error(plan: MetaPlan, *, max_calls: int | None, left: int | None =
 PLAN_COMMAND: ContextVar[str] = ContextVar("promptomatix_plan_command", default="optimize")
 
 
-def search_does_not_fit(why: str, max_calls: int | None, short: int) -> ConfigurationError:
+def search_does_not_fit(why: str, max_calls: int | None, short: int) -> NoSearchFits:
     """"No search fits the budget", with the --max-calls that would do (`short`: the calls missing), for every
     backend that refuses a budget before its first call. Only flags of the command that runs it are named: refine
     and resume rejected the --valid-data-size/--test-data-size it advised."""
@@ -299,7 +299,7 @@ def search_does_not_fit(why: str, max_calls: int | None, short: int) -> Configur
         hint = f"use {raise_to}; the valid and test rows are the session's"
     else:
         hint = f"use {raise_to}, or fewer valid/test rows (--valid-data-size, --test-data-size)"
-    return ConfigurationError(f"no search fits the budget: {why}", hint=hint)
+    return NoSearchFits(f"no search fits the budget: {why}", hint=hint)
 
 
 def estimate_optimizer_calls(settings: Any, n_train: int, n_valid: int, budget: int | None = None) -> int:

@@ -6,9 +6,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from promptomatix.errors import BudgetExceeded, DataError, ModelUnavailableError, OptimizerError, RunInterrupted
+from promptomatix.errors import (
+    BudgetExceeded,
+    DataError,
+    ModelUnavailableError,
+    NoSearchFits,
+    OptimizerError,
+    RunInterrupted,
+)
 from promptomatix.run_guard import one_line, provider_cause
 
 if TYPE_CHECKING:
@@ -39,6 +46,12 @@ def ending(
         raise
     except BudgetExceeded as e:
         err = _with_provider_error(e, boundary())
+        recorder.failed(one_line(str(err)), _spent(boundary()))
+        if err is e:
+            raise
+        raise err from e
+    except NoSearchFits as e:
+        err = _failures_first(e, boundary())
         recorder.failed(one_line(str(err)), _spent(boundary()))
         if err is e:
             raise
@@ -74,11 +87,37 @@ def _spent(boundary: LMBoundary | None) -> Usage | None:
         return None
 
 
-def _with_provider_error(e: BudgetExceeded, boundary: LMBoundary | None) -> BudgetExceeded:
-    """A budget spent on retrying a failing provider: the provider's error is the cause worth reading."""
+def _first_failure(boundary: LMBoundary | None) -> tuple[str, Any] | None:
+    """The role whose calls failed and its first provider error (task first), or None."""
     for role in ("task", "teacher"):
-        cause = provider_cause(boundary, role)
-        if cause != NO_ERROR:
-            return BudgetExceeded(f"{e.message}; meanwhile the {role} model's calls failed: {cause}",
-                                  limit=e.limit, hint=e.hint)  # fmt: skip
-    return e
+        first = boundary.first_error(role) if boundary is not None else None
+        if first is not None:
+            return role, first
+    return None
+
+
+def _with_provider_error(e: BudgetExceeded, boundary: LMBoundary | None) -> BudgetExceeded:
+    """A budget spent on retrying a failing provider: the provider's error is the cause worth reading, and its fix
+    the one to give (raising the budget only pays for more failures)."""
+    if (found := _first_failure(boundary)) is None:
+        return e
+    role, first = found
+    return BudgetExceeded(f"{e.message}; meanwhile the {role} model's calls failed: {one_line(first.message)}",
+                          limit=e.limit, hint=first.hint or e.hint)  # fmt: skip
+
+
+def _failures_first(e: NoSearchFits, boundary: LMBoundary | None) -> NoSearchFits | ModelUnavailableError:
+    """"No search fits the budget" after failed calls spent it (a 429ing server, an --api-base nothing answers): the
+    provider's error is the cause, and "use --max-calls 55" would only pay for more failures."""
+    if boundary is None or (found := _first_failure(boundary)) is None:
+        return e
+    role, first = found
+    used = boundary.usage().by_role.get(role)
+    if used is None or not used.failed_calls:
+        return e
+    left = e.message.removeprefix("no search fits the budget: ")
+    return ModelUnavailableError(
+        f"the {role} model's calls failed ({used.failed_calls} of {used.calls}): {one_line(first.message)}; "
+        f"the calls they spent left no search in the budget ({left})",
+        hint=first.hint or "check --model, --api-base and --api-key",
+    )
