@@ -46,3 +46,19 @@ def test_a_budget_spent_on_failing_calls_names_the_failure_not_the_budget(tmp_pa
     assert e.value.code == 1 and sent <= 40
     assert last.startswith("Error: the teacher model's calls failed (") and "HTTP 500 from" in last, last
     assert "--max-calls" not in last
+
+
+def test_a_time_budget_spent_waiting_on_a_hung_server_says_to_check_the_server(tmp_path, monkeypatch, capsys):
+    """Review 22, F3: the line ended "(raise --max-minutes)": more time is no fix for a server that never answers."""
+    from promptomatix.testing.fault_server import FaultServer
+
+    rows = [f"{'great' if i % 2 else 'awful'} film number {i},{'positive' if i % 2 else 'negative'}" for i in range(24)]
+    (tmp_path / "r.csv").write_text("\n".join(["text,label", *rows]) + "\n")
+    monkeypatch.setenv("PROMPTOMATIX_SESSIONS_DIR", str(tmp_path / "s"))
+    with FaultServer("hang", delay=60) as server, pytest.raises(SystemExit) as e:
+        main(["optimize", TASK, "--data", str(tmp_path / "r.csv"), "--input-fields", "text", "--output-fields",
+              "label", "--synthetic-data-size", "0", "--model", "openai/x", "--api-base", server.base_url,
+              "--api-key", "sk-x", "--max-minutes", "0.1", "--quiet"])  # fmt: skip
+    last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")][-1]
+    assert e.value.code == 1 and last.endswith("is answering)"), last
+    assert "raise" not in last
