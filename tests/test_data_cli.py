@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from promptomatix.cli.app import main
 from promptomatix.sessions import SessionStore
+from tests.cli_run import run_main as run
 
 SCRIPT = {
     "task": {"rules": [[["awful"], {"label": "negative"}]], "default": {"label": "positive"}},
@@ -38,14 +38,6 @@ def write_csv(path: Path, n: int, broken: dict[int, str] | None = None) -> str:
     return str(path)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_a_csv_whose_quote_swallows_rows_stops_the_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

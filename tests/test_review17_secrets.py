@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from promptomatix.cli.app import main
 from promptomatix.sessions import SessionStore
 from promptomatix.sessions.secrets import is_credential_param, scrub, strip_url_credentials
+from tests.cli_run import run_main as run
 from tests.review_rows import write_reviews_csv
 
 TASK = "Classify the sentiment of a movie review"
@@ -33,14 +33,6 @@ def env(tmp_path, monkeypatch):
     return write_reviews_csv(tmp_path / "reviews.csv")
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def written(root: Path) -> dict[str, bytes]:

@@ -19,11 +19,11 @@ import threading
 
 import pytest
 
-from promptomatix.cli.app import main
 from promptomatix.errors import SessionError
 from promptomatix.sessions import SessionStore, add_feedback, runlock
 from promptomatix.sessions.runlock import RUN_LOCK_FILE
 from promptomatix.sessions.store import LOCK_FILE
+from tests.cli_run import run_main as _cli
 
 posix_only = pytest.mark.skipif(sys.platform == "win32", reason="symlinks, FIFOs and flock are POSIX here")
 PRECIOUS = "precious user data\nline 2\n"
@@ -39,15 +39,6 @@ def victim(tmp_path):
     return path
 
 
-def _cli(capsys, *args: str) -> tuple[int, str, str]:
-    """Exit code, stdout and stderr of one CLI command."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _plant_link(store: SessionStore, sid: str, name: str, target) -> None:

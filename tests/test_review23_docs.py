@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from promptomatix.cli.app import app, main
+from promptomatix.cli.app import app
 from promptomatix.sessions import SessionStore
+from tests.cli_run import run_main
 from tests.ui_support import GENERATED, SCRIPT, TASK, make_session, rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,15 +30,6 @@ def store(tmp_path, monkeypatch) -> SessionStore:
     return SessionStore(tmp_path / "sessions")
 
 
-def run_main(capsys, *args: str) -> tuple[int, str, str]:
-    """The real entry point (its error boundary picks the exit code): exit code, stdout, stderr."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 # -- F14: `feedback add --text` without --comment, and a quote the prompt does not have ---------------------------
