@@ -135,7 +135,16 @@ class RunConfig(BaseModel):
         if both:
             raise ValueError(f"{', '.join(both)} is both an input and an output field; name it in one of them")
         self._labels_once()
+        self._remember_key()
         return self
+
+    def _remember_key(self) -> None:
+        """The key is scrubbed from the first session write on: a key that is also a path segment of --api-base
+        was written to session.json before the client that remembered it was built (and never, with given clients)."""
+        if self.api_key is not None:
+            from promptomatix.sessions.secrets import remember_secret
+
+            remember_secret(self.api_key.get_secret_value())
 
     def _labels_once(self) -> None:
         """`--labels positive,positive` (a typo) became a one-label set past the two-label check: half the data

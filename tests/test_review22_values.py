@@ -62,3 +62,18 @@ def test_a_time_budget_spent_waiting_on_a_hung_server_says_to_check_the_server(t
     last = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Error:")][-1]
     assert e.value.code == 1 and last.endswith("is answering)"), last
     assert "raise" not in last
+
+
+def test_a_key_in_the_api_base_path_is_never_written_even_before_a_client_exists(tmp_path):
+    """Review 22, F4 (what its fixer left): the key was remembered for scrubbing when the HTTP client was built,
+    after the session's first write; with clients given (no HTTP client at all) it stayed in session.json."""
+    from promptomatix import process_input
+    from promptomatix.sessions.secrets import forget_secrets
+    from tests.test_pipeline import GIVEN, fakes
+
+    key = "PathSegmentToken7f3e2d1c"  # no sk- prefix: only a remembered key is scrubbed
+    forget_secrets()
+    r = process_input(human_input=TASK, sessions_dir=str(tmp_path / "s"), clients=fakes()[0], model="openai/x",
+                      api_key=key, api_base=f"http://127.0.0.1:9/{key}/v1", **GIVEN)  # fmt: skip
+    written = [p.read_text() for p in (tmp_path / "s").rglob("*.json")]
+    assert r.session_id and written and not any(key in text for text in written)
