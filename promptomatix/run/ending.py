@@ -44,14 +44,8 @@ def ending(
         raise recorder.interrupted(spec(), backend, _spent(boundary())) from None
     except RunInterrupted:
         raise
-    except BudgetExceeded as e:
-        err = _with_provider_error(e, boundary())
-        recorder.failed(one_line(str(err)), _spent(boundary()))
-        if err is e:
-            raise
-        raise err from e
-    except NoSearchFits as e:
-        err = _failures_first(e, boundary())
+    except (BudgetExceeded, NoSearchFits) as e:  # a budget spent on failing calls: the failure is the cause
+        err = _with_provider_error(e, boundary()) if isinstance(e, BudgetExceeded) else _failures_first(e, boundary())
         recorder.failed(one_line(str(err)), _spent(boundary()))
         if err is e:
             raise
