@@ -229,3 +229,11 @@ def test_wrong_value_errors_are_usage_errors():
     with pytest.raises(UsageError) as e:
         check_command_line(cfg, clients_from_script(SCRIPT))
     assert isinstance(e.value, PromptomatixError) and "nosuch" in e.value.message
+
+
+def test_a_missing_jobs_file_is_a_usage_error(tmp_path, capsys) -> None:
+    """Review 23, F10 (left by its fixer): `batch nosuch.yaml` exited 1 like a failed batch."""
+    from tests.cli_run import run_main
+
+    code, out, err = run_main(capsys, "batch", str(tmp_path / "nosuch.yaml"))
+    assert code == 2 and out == "" and "cannot read the jobs file" in err and "jobs file)" in err, err

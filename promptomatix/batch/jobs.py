@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from promptomatix.errors import ConfigurationError, PromptomatixError
+from promptomatix.errors import ConfigurationError, PromptomatixError, UsageError
 
 _NO_CREDENTIALS = "keys never go in job files; set the provider's environment variable or pass --api-key"
 #: options that belong to the batch, not to a job.
@@ -59,6 +59,9 @@ def load_jobs(path: str | Path) -> list[Job]:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
+    except (FileNotFoundError, IsADirectoryError) as e:  # the path typed is wrong: exit 2, like `--data nosuch.csv`
+        raise UsageError(f"cannot read the jobs file {path} ({e.strerror or e})",
+                         hint="pass the path of a .yaml, .json or .jsonl jobs file") from None  # fmt: skip
     except OSError as e:
         raise ConfigurationError(f"cannot read the jobs file {path} ({e.strerror or e})") from None
     except UnicodeDecodeError as e:
