@@ -42,11 +42,20 @@ class LiveProgress:
             return
         if event.live:
             with self._lock:
-                now = time.monotonic()
-                if now - self._last_tick < TICK_S:
+                if not self._due():
                     return
-                self._last_tick = now
         self.user(event)
+
+    def _due(self, calls: int | None = None) -> bool:
+        """Whether a live refresh may go out now (at most every TICK_S; a call count never goes back); records it.
+        Call under the lock."""
+        now = time.monotonic()
+        if now - self._last_tick < TICK_S or (calls is not None and calls < self._shown):
+            return False
+        self._last_tick = now
+        if calls is not None:
+            self._shown = calls
+        return True
 
     def on_call(self, usage: UsageReport) -> None:
         """A model call (attempt) was made: refresh the counter of the step shown."""
@@ -54,8 +63,6 @@ class LiveProgress:
             return
         total = usage.total
         with self._lock:  # parallel calls' snapshots can arrive out of order: the counter never goes back
-            now = time.monotonic()
-            if now - self._last_tick < TICK_S or total.calls < self._shown:
+            if not self._due(total.calls):
                 return
-            self._last_tick, self._shown = now, total.calls
             self.user(self._last.model_copy(update={"calls": total.calls, "cost_usd": total.cost_usd, "live": True}))
