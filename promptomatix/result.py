@@ -38,6 +38,8 @@ class RunMetrics(BaseModel):
     test_split: str = "test"  # "valid" when there was no held-out test data
     calls: int = 0
     cached_calls: int = 0
+    #: of `calls`: answered without readable token counts, so `tokens` and `cost` hold estimates for them
+    estimated_calls: int = 0
     tokens: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0

@@ -177,6 +177,7 @@ def _metrics(env: RunEnv, result: BackendResult, held: HeldOut, elapsed: float) 
         test_split=held.split,
         calls=total.calls,
         cached_calls=total.cached_calls,
+        estimated_calls=total.estimated_calls,
         tokens=total.tokens,
         prompt_tokens=total.prompt_tokens,
         completion_tokens=total.completion_tokens,

@@ -414,3 +414,19 @@ def test_a_budget_out_before_the_baseline_names_the_limit_that_ran_out(tmp_path)
     with pytest.raises(PromptomatixError, match="budget of 150 tokens is too small for one call") as e:
         run(tmp_path, max_total_tokens=150)  # the first call's max_tokens alone is more: nothing was sent
     assert e.value.hint.startswith("raise the limit (--max-total-tokens)")
+
+
+def test_a_run_says_how_many_calls_had_estimated_usage(tmp_path):
+    """Calls answered without token counts were counted by the boundary, but the result and session dropped it."""
+    import dataclasses
+
+    class NoCounts(FakeLM):
+        def complete(self, messages, **kw):
+            return dataclasses.replace(super().complete(messages, **kw), estimated=True)
+
+    clients, _, teacher = fakes()
+    clients["teacher"] = NoCounts(default=teacher, model="fake/teacher")
+    r = run(tmp_path, clients=clients)
+    assert r.metrics.estimated_calls == teacher.n > 0
+    session = load_session(r.session_id, sessions_dir=str(tmp_path / "s"))
+    assert session.total_spent().estimated_calls == teacher.n

@@ -362,3 +362,14 @@ def test_the_dspy_backend_stops_early_when_every_task_call_fails():
     with pytest.raises(ModelUnavailableError, match="scoring the initial program failed"):
         DSPyOptimizer(settings).compile(ctx, INITIAL, data())
     assert task.calls <= 15  # the 9 valid rows of the baseline, and the few already sent beside it
+
+
+def test_a_run_records_how_many_of_its_calls_have_estimated_usage():
+    """The boundary counted estimated calls, but the session's usage and the run's metrics dropped the count."""
+    from promptomatix.run.recorder import usage_of
+
+    with Scripted(answer="positive", edit=no_usage) as s:
+        b = boundary(s.base_url)
+        ask(b, "first review")
+        ask(b, "second review")
+    assert usage_of(b).estimated_calls == 2

@@ -117,3 +117,15 @@ def test_show_counts_what_every_run_spent(store):
     store.update(sid, lambda s: s.add_spent(Usage(calls=40, cached_calls=3, prompt_tokens=1000, cost_usd=0.02)))
     out = _cli("sessions", "show", sid, "--sessions-dir", str(store.root)).output
     assert "spent in all runs: 40 calls (3 cached), 1000 tokens, $0.0200" in out
+
+
+def test_show_says_which_tokens_are_estimated(store):
+    """A server that sends no token counts gets estimated ones; `sessions show` said nothing of it."""
+    from promptomatix.sessions.models import Usage
+
+    sid = _without_versions(store, "failed", kind="failed", error="stopped")
+    spent = Usage(calls=5, prompt_tokens=800, estimated_calls=3, cost_usd=0.01)
+    store.update(sid, lambda s: s.add_spent(spent))
+    store.update(sid, lambda s: s.add_spent(Usage(calls=2, estimated_calls=1)))
+    out = _cli("sessions", "show", sid, "--sessions-dir", str(store.root)).output
+    assert "800 tokens (estimated for 4 calls the server sent no counts for)" in out

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from promptomatix.cli.render import console, print_panel
+from promptomatix.cli.sessions_view import estimated_note
 
 
 def _fmt_ci(s: Any) -> str:
@@ -89,8 +90,8 @@ def result_report(r: Any) -> None:
     c.print(
         escape(
             f"backend {r.backend} · task {r.task_type} · {r.rounds_completed} rounds, {r.n_candidates} candidates · "
-            f"stop: {r.stop_reason}\ncalls {m.calls} ({m.cached_calls} cached) · tokens {m.tokens} · "
-            f"cost ${m.cost:.4f} · time {m.time_taken:.1f} s"
+            f"stop: {r.stop_reason}\ncalls {m.calls} ({m.cached_calls} cached) · tokens {m.tokens}"
+            f"{estimated_note(m.estimated_calls)} · cost ${m.cost:.4f} · time {m.time_taken:.1f} s"
         )
     )
     if r.assumptions:

@@ -79,13 +79,21 @@ def failed_next_step(event: dict[str, Any] | None, resume: str) -> str:
     return f"fix the cause, then {resume}"
 
 
+def estimated_note(estimated_calls: int) -> str:
+    """Said beside a token count when the server sent no counts for some calls: those tokens are our estimate."""
+    if not estimated_calls:
+        return ""
+    return f" (estimated for {estimated_calls} {'call' if estimated_calls == 1 else 'calls'} the server sent no counts for)"
+
+
 def spent_line(session: Session) -> str | None:
     """What every run of the session cost, failed and interrupted ones included (versions only show their own)."""
     t = session.total_spent()
     if not t.calls and not t.cached_calls:
         return None
     cost = "cost unknown" if t.cost_usd is None else f"${t.cost_usd:.4f}"
-    return f"spent in all runs: {t.calls} calls ({t.cached_calls} cached), {t.prompt_tokens + t.completion_tokens} tokens, {cost}"
+    tokens = f"{t.prompt_tokens + t.completion_tokens} tokens{estimated_note(t.estimated_calls)}"
+    return f"spent in all runs: {t.calls} calls ({t.cached_calls} cached), {tokens}, {cost}"
 
 
 def model_line(session: Session) -> str | None:

@@ -300,7 +300,8 @@ def usage_of(boundary: LMBoundary, seconds: float | None = None) -> Usage:
     from promptomatix.sessions.models import Usage
 
     t = boundary.usage().total
-    return Usage(calls=t.calls, cached_calls=t.cached_calls, failed_calls=t.failed_calls, prompt_tokens=t.prompt_tokens,
+    return Usage(calls=t.calls, cached_calls=t.cached_calls, failed_calls=t.failed_calls,
+                 estimated_calls=t.estimated_calls, prompt_tokens=t.prompt_tokens,
                  completion_tokens=t.completion_tokens, cost_usd=t.cost_usd,
                  seconds=boundary.elapsed if seconds is None else seconds)  # fmt: skip
 

@@ -47,6 +47,7 @@ class Usage(_Model):
     calls: int = Field(default=0, ge=0)
     cached_calls: int = Field(default=0, ge=0)
     failed_calls: int = Field(default=0, ge=0)  # of `calls`: sent, but no answer came back (nothing paid)
+    estimated_calls: int = Field(default=0, ge=0)  # of `calls`: the server sent no token counts; ours are estimates
     prompt_tokens: int = Field(default=0, ge=0)
     completion_tokens: int = Field(default=0, ge=0)
     cost_usd: float | None = Field(default=0.0, ge=0)
@@ -54,15 +55,8 @@ class Usage(_Model):
 
     def __add__(self, other: Usage) -> Usage:
         cost = None if self.cost_usd is None or other.cost_usd is None else self.cost_usd + other.cost_usd
-        return Usage(
-            calls=self.calls + other.calls,
-            cached_calls=self.cached_calls + other.cached_calls,
-            failed_calls=self.failed_calls + other.failed_calls,
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            cost_usd=cost,
-            seconds=self.seconds + other.seconds,
-        )
+        summed = {k: getattr(self, k) + getattr(other, k) for k in Usage.model_fields if k != "cost_usd"}
+        return Usage(**summed, cost_usd=cost)
 
 
 class Score(_Model):
