@@ -430,3 +430,17 @@ def test_a_run_says_how_many_calls_had_estimated_usage(tmp_path):
     assert r.metrics.estimated_calls == teacher.n > 0
     session = load_session(r.session_id, sessions_dir=str(tmp_path / "s"))
     assert session.total_spent().estimated_calls == teacher.n
+
+
+def test_a_dry_run_whose_model_failed_every_call_is_not_a_success(tmp_path):
+    """Every spec question met an unreadable answer; the dry run guessed the spec, printed a plan and exited 0."""
+    from promptomatix.errors import LMCallError
+    from promptomatix.testing.fault_server import FaultServer
+
+    failed = r"dry run: every teacher call failed \(2 of 2 requests\)"
+    with FaultServer("malformed") as s, pytest.raises(LMCallError, match=failed) as e:
+        process_input(human_input=TASK, model="openai/x", api_base=s.base_url, api_key="sk-test-key-1234",
+                      synthetic_data_size=30, dry_run=True, sessions_dir=str(tmp_path / "s"))  # fmt: skip
+    assert "OpenAI-compatible" in (e.value.hint or "")
+    sid = next((tmp_path / "s").iterdir()).name
+    assert load_session(sid, sessions_dir=str(tmp_path / "s")).status == "failed"

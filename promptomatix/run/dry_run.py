@@ -5,12 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from promptomatix.backends.dspy_estimate import run_seed
+from promptomatix.errors import LMCallError
 from promptomatix.result import DryRunReport
 from promptomatix.run.recorder import usage_of
 from promptomatix.run.stages import example_rows, user_rows
+from promptomatix.run_guard import one_line
 
 if TYPE_CHECKING:
     from promptomatix.data import DataSplits
+    from promptomatix.lm.boundary import LMBoundary
     from promptomatix.run.env import RunEnv
     from promptomatix.run.state import RunState
     from promptomatix.task import TaskSpec
@@ -76,6 +79,7 @@ def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
     spec, splits = st.need("spec"), st.need("splits")
     calls, plan = estimate(env, st, spec, splits)
     built = env.boundary_if_built()  # the spec questions a dry run asks are the session's cost too
+    _check_model_answered(built)
     env.recorder.dry_run_done(usage_of(built) if built is not None else None)
     return DryRunReport(
         session_id=env.recorder.session_id,
@@ -92,3 +96,20 @@ def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
         calls_so_far=env.boundary().usage().total.calls,
         task_spec=spec.model_dump(mode="json"),
     )
+
+
+def _check_model_answered(boundary: LMBoundary | None) -> None:
+    """A model that failed every call the dry run made would fail the run: the dry run says so and is not a success.
+
+    (It printed a plan and exited 0 while every spec question had met an HTTP 500; the spec was a guess.)"""
+    if boundary is None:
+        return
+    for role, used in boundary.usage().by_role.items():
+        first = boundary.first_error(role)
+        if first is None or not used.calls or used.failed_calls < used.calls:
+            continue
+        raise LMCallError(
+            f"dry run: every {role} call failed ({used.failed_calls} of {used.calls} requests), so a run would fail too: "
+            f"{one_line(first.message)}",
+            hint=first.hint or f"check the {role} model (--model / --teacher-model, --api-base, the key)",
+        )
