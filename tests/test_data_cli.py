@@ -96,5 +96,5 @@ def test_labels_that_match_no_row_name_the_datas_labels(tmp_path: Path, capsys: 
     data = write_csv(tmp_path / "reviews.csv", 24)
     code, _, err = run(capsys, "optimize", TASK, "--data", data, "--dry-run", "--labels", "pos,neg",
                        "--synthetic-data-size", "0", *FLAGS)  # fmt: skip
-    assert code == 2 and "label not in label set" in err  # --labels is the wrong argument
-    assert "the label set is pos, neg and the data's labels are positive, negative: pass --labels" in err
+    assert code == 2 and "no row's 'label' is one of them" in err  # --labels is the wrong argument
+    assert "the data's labels are positive, negative" in err and "pass --labels with the data's labels" in err

@@ -19,10 +19,10 @@ from promptomatix.task import infer_task_spec
 TASK = "Classify the sentiment of a movie review"
 
 
-def _csv(path: Path, rows: list[tuple[str, str]]) -> str:
+def _csv(path: Path, rows: list[tuple[str, str]], output: str = "label") -> str:
     with path.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["review", "label"])
+        w.writerow(["review", output])
         w.writerows(rows)
     return str(path)
 
@@ -79,7 +79,8 @@ def test_the_same_file_as_data_and_test_is_named_so_in_the_dry_run_too(tmp_path:
 
 
 def test_labels_matching_no_row_are_a_wrong_command_line(tmp_path: Path) -> None:
-    data = _csv(tmp_path / "r.csv", _reviews(20))
+    """Found by the data stage: the output column ('mood') is not named like one, so the early check cannot tell."""
+    data = _csv(tmp_path / "r.csv", _reviews(20), output="mood")
     for err in _dry_and_run_error(tmp_path, data=data, labels=["pos", "neg"]):
         assert isinstance(err, UsageError) and err.exit_code == 2, (type(err), err)
         assert "no usable data rows" in err.message and "--labels" in (err.hint or "")

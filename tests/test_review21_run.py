@@ -114,9 +114,25 @@ def test_f5_dry_run_shows_only_rows_the_run_keeps(tmp_path):
     assert any("10 rows skipped" in n for n in rep.data_report["notes"])
 
 
+def test_labels_no_row_carries_are_refused_before_any_call(tmp_path, reviews):
+    """--labels pos,neg on a file labelled positive/negative dropped every row, found after the teacher's spec call
+    and leaving a failed session; the output column is known here by its name, or given."""
+    for kw in (dict(labels=["pos", "neg"]), dict(labels=["pos", "neg"], output_fields=["label"])):
+        for dry in (True, False):
+            clients, sd = _clients(), tmp_path / f"s{dry}"
+            with pytest.raises(UsageError, match=r"--labels pos, neg: no row's 'label' is one of them") as e:
+                process_input(raw_input=TASK, data=reviews, dry_run=dry, sessions_dir=str(sd), clients=clients, **kw)
+            assert "positive, negative" in e.value.message and e.value.exit_code == 2
+            assert (len(clients["teacher"].calls), _sessions(sd)) == (0, [])
+    rep = process_input(raw_input=TASK, data=reviews, labels=["Positive", "negative", "neutral"], dry_run=True,
+                        sessions_dir=str(tmp_path / "ok"), clients=_clients())  # fmt: skip
+    assert len(rep.rows["train"]) > 0  # one of them matching (in another case) is enough to go on
+
+
 def test_f5_dry_run_refuses_what_the_run_refuses(tmp_path):
-    """--labels that match none of the rows: the dry run passed (planning 30 synthetic rows on 20 raw rows)."""
-    data = _csv(tmp_path / "r20.csv", ["review", "label"], _reviews(20))
+    """--labels that match none of the rows: the dry run passed (planning 30 synthetic rows on 20 raw rows). Here the
+    output column is not named like one, so only the data stage can tell."""
+    data = _csv(tmp_path / "r20.csv", ["review", "mood"], _reviews(20))
     for dry in (True, False):
         clients = _clients()
         with pytest.raises(DataError, match="no usable data rows") as e:

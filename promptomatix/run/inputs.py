@@ -1,7 +1,7 @@
 """Checks of the user's flags and rows that need no model, run before the session is created.
 
 A wrong command line (a `--data` file that does not exist or whose type is not read, a column the file does not
-have, an unknown `--task-type`, a one-value `--labels`, `--sample-data` that is not JSON rows, a field name the dspy
+have, an unknown `--task-type`, a one-value `--labels` or one no row carries, `--sample-data` that is not JSON rows, a field name the dspy
 backend cannot carry) is a UsageError, exit 2, with nothing spent and no `failed` session left in `sessions list`.
 They were found inside the run, some after the teacher's spec call.
 """
@@ -28,6 +28,7 @@ def check_inputs(env: RunEnv, st: RunState) -> None:
     if st.user_rows is None:
         st.user_rows = load_user_rows(env)
     check_split_flags(cfg, st.user_rows)
+    check_labels_in_rows(cfg, [*example_rows(st.user_rows), *st.user_rows.get("test_rows", [])])
     if cfg.backend == "dspy":
         check_dspy_names(cfg, example_rows(st.user_rows))
 
@@ -56,6 +57,32 @@ def check_split_flags(cfg: Any, user: dict[str, Any]) -> None:
     if cfg.test_data_size == 0 and "test_rows" in user:
         raise UsageError("--test-data-size 0 (no held-out test) contradicts the test rows given (a test file or "
                          "split)", hint="leave out --test-data-size 0, or the test file")  # fmt: skip
+
+
+def check_labels_in_rows(cfg: Any, rows: list[dict[str, Any]]) -> None:
+    """`--labels` that no given row carries (e.g. pos,neg on a file labelled positive/negative): every row would be
+    dropped, which the data stage found only after the teacher's spec call, leaving a failed session. Checked only
+    when the output column is known without the teacher: given, or named like one (`label`, `answer`, ...)."""
+    from promptomatix.task.heuristics import OUTPUT_COLUMN_HINTS
+    from promptomatix.task.models import normalize_label
+
+    if not cfg.labels or not rows:
+        return
+    columns = {str(c).lower(): c for c in rows[0]}
+    given = cfg.output_fields or []
+    named = next((columns[h] for h in OUTPUT_COLUMN_HINTS if h in columns), None)
+    column = given[0] if len(given) == 1 else (named if not given else None)
+    if column is None:
+        return
+    wanted = {normalize_label(label) for label in cfg.labels}
+    values = [r.get(column) for r in rows if r.get(column) not in (None, "")]
+    parts = (v if isinstance(v, list) else [v, *str(v).split(",")] for v in values)
+    if not values or any(normalize_label(p) in wanted for ps in parts for p in ps):
+        return
+    found = list(dict.fromkeys(str(v).strip() for v in values))
+    shown = ", ".join(found[:8]) + (" …" if len(found) > 8 else "")
+    raise DataUsageError(f"--labels {', '.join(cfg.labels)}: no row's {column!r} is one of them (the data's labels are "
+                     f"{shown})", hint="pass --labels with the data's labels, or leave --labels out")  # fmt: skip
 
 
 def load_user_rows(env: RunEnv) -> dict[str, Any]:
