@@ -1,8 +1,8 @@
 """Checks of the user's flags and rows that need no model, run before the session is created.
 
 A wrong command line (a `--data` file that does not exist or whose type is not read, a column the file does not
-have, an unknown `--task-type`, a one-value `--labels` or one no row carries, `--sample-data` that is not JSON rows, a field name the dspy
-backend cannot carry) is a UsageError, exit 2, with nothing spent and no `failed` session left in `sessions list`.
+have, an unknown `--task-type`, a one-value `--labels` or labels no row carries, `--sample-data` that is not JSON
+rows, a field name the dspy backend cannot carry) is a UsageError, exit 2, with nothing spent and no `failed` session left in `sessions list`.
 They were found inside the run, some after the teacher's spec call.
 """
 
