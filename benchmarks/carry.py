@@ -172,3 +172,45 @@ def seed_from(session_cache: Path, part_dir: Path) -> int:
 def forget(part_dir: Path) -> None:
     """Remove a finished part's caches: its JSON is the record, and a re-run must start afresh."""
     shutil.rmtree(part_dir, ignore_errors=True)
+
+
+def save_parts(parts_dir: Path, dest: Path, finished: set[str]) -> list[str]:
+    """Copy every unfinished part's caches (`parts_dir/<part>/`) to `dest/<part>/`, to be committed.
+
+    A session's machine may not be the next one's: `benchmarks/.cache/` is not in the repository, so a part cut off
+    by a session's end lost what it had paid for (two parts, 1.5 hours, at the start of session 15). Each SQLite file
+    is copied through sqlite's backup (a consistent copy with its write-ahead log, while the part still writes it).
+    Returns the parts saved; a part saved earlier is replaced, and removed once its JSON exists (`finished`)."""
+    import sqlite3
+
+    for old in [p for p in dest.glob("*") if p.is_dir() and p.name in finished] if dest.is_dir() else []:
+        shutil.rmtree(old)
+    saved = []
+    for part in sorted(p for p in parts_dir.glob("*") if p.is_dir()) if parts_dir.is_dir() else []:
+        out = dest / part.name
+        shutil.rmtree(out, ignore_errors=True)
+        out.mkdir(parents=True)
+        for db in part.glob("*.sqlite"):
+            src, dst = sqlite3.connect(db), sqlite3.connect(out / db.name)
+            try:
+                src.backup(dst)
+            finally:
+                src.close()
+                dst.close()
+        if (part / "attempts.json").exists():
+            shutil.copyfile(part / "attempts.json", out / "attempts.json")
+        saved.append(part.name)
+    return saved
+
+
+def restore_parts(src: Path, parts_dir: Path) -> list[str]:
+    """Copy saved parts (`save_parts`) back under `parts_dir`, for the same command to replay them. A part whose
+    directory exists here already is left alone: this machine's copy is at least as far along."""
+    restored = []
+    for part in sorted(p for p in src.glob("*") if p.is_dir()) if src.is_dir() else []:
+        target = parts_dir / part.name
+        if target.exists():
+            continue
+        shutil.copytree(part, target)
+        restored.append(part.name)
+    return restored

@@ -164,7 +164,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     rep = sub.add_parser("report", help="tables from the parts that exist")
     rep.add_argument("--out", default=str(SUITE_DIR))
     rep.add_argument("--write", action="store_true", help="replace the suite section of benchmarks/RESULTS.md")
+    carry = sub.add_parser("carry", help="save unfinished parts' caches into the repository, or restore them")
+    carry.add_argument("action", choices=("save", "restore"))
+    carry.add_argument("--out", default=str(SUITE_DIR))
     args = p.parse_args(argv)
+    if args.cmd == "carry":
+        from benchmarks.carry import restore_parts, save_parts
+
+        out = Path(args.out)
+        if args.action == "save":
+            done = save_parts(PARTS_CACHE / out.name, out / "carry", {j.stem for j in out.glob("*.json")})
+        else:
+            done = restore_parts(out / "carry", PARTS_CACHE / out.name)
+        print(f"{args.action}d: {', '.join(done) or 'nothing'}")
+        return 0
     if args.cmd == "report":
         from benchmarks.suite_report import suite_markdown, write_results_section
 

@@ -106,3 +106,29 @@ def test_a_cut_off_promptomatix_part_is_carried_by_its_session_cache(tmp_path: P
     assert cache.replayed > 0 and _real_calls(second) == paid - cache.replayed
     for key in ("calls", "cached_calls", "tokens", "best_prompt", "test_rows"):
         assert row[key] == once[key], key
+
+
+def test_a_cut_off_part_saved_into_the_repository_carries_over_to_a_new_machine(tmp_path: Path):
+    """benchmarks/.cache is not committed: a new machine lost the cut-off parts' answers and they started again.
+    Saved (`suite carry save`) and restored on the next machine (`suite carry restore`), they replay."""
+    from benchmarks.carry import restore_parts, save_parts
+
+    whole = fake_clients(0.0)
+    once = run_peer(TASK, model="fake/task", clients=whole, num_threads=1, part_dir=tmp_path / "once")
+    paid = _real_calls(whole)
+    parts, repo = tmp_path / "machine1" / "parts", tmp_path / "repo" / "carry"
+    first = fake_clients(0.0)
+    with Attempts(parts / "squad-s2-peer"), pytest.raises(Cut):  # as the suite runs a part
+        run_peer(TASK, model="fake/task", clients={**first, "task": CutAfter(first["task"], paid // 2)},
+                 num_threads=1, part_dir=parts / "squad-s2-peer")  # fmt: skip
+    assert save_parts(parts, repo, finished={"squad-s1-peer"}) == ["squad-s2-peer"]
+    assert not list(repo.rglob("*-wal")) and (repo / "squad-s2-peer" / "attempts.json").exists()
+
+    fresh = tmp_path / "machine2" / "parts"
+    assert restore_parts(repo, fresh) == ["squad-s2-peer"] and restore_parts(repo, fresh) == []
+    second = fake_clients(0.0)
+    with Attempts(fresh / "squad-s2-peer") as attempt:
+        row = run_peer(TASK, model="fake/task", clients=second, num_threads=1, part_dir=fresh / "squad-s2-peer")
+    assert row["replayed_calls"] > 0 and _real_calls(second) == paid - row["replayed_calls"]
+    assert attempt.number == 2 and row["calls"] == once["calls"]
+    assert save_parts(tmp_path / "none", repo, finished={"squad-s2-peer"}) == [] and not list(repo.iterdir())
