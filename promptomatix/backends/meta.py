@@ -132,6 +132,7 @@ class MetaPromptOptimizer:
             ctx.emit("stopped", f"budget reached, keeping the best so far ({e.message})")
         finally:
             run.flush()  # a Ctrl-C keeps the last finished round too
+        run.prefer_less_to_read()
         return run.result(self.name)
 
     def _confirm(

@@ -220,6 +220,23 @@ class MetaRun:
         verdict = "kept" if kept else f"not kept (needs p <= {EVIDENCE_P} or no row worse)"
         self.stop_reason = f"{self.stop_reason}; one candidate, valid rows as its test: {paired}, {verdict}"
 
+    def prefer_less_to_read(self) -> None:
+        """A choice with no raw gain over the initial prompt (won on the instruction-only length penalty) that reads
+        more words, demos included, is undone: "kept for its length" chose 4 demos and 77 words over 22 at equal
+        quality, and every later call would have paid for them."""
+        best, base, spec = self.best, self.base, self.spec
+        if best is base:
+            return
+        gain = best.confirm_raw_gain if best.confirm_raw_gain is not None else (best.valid_raw or 0.0) - (
+            base.valid_raw or 0.0)
+        more = best.candidate.words_read(spec) - base.candidate.words_read(spec)
+        if gain > 1e-9 or more <= 0:
+            return
+        self.best = base
+        self.stop_reason = (f"{self.stop_reason}; candidate {best.id} had no raw gain over the initial prompt and "
+                            f"reads {more} more words (demos included): the initial prompt is kept")  # fmt: skip
+        self.ctx.save_progress(_checkpoint(self.rounds_done, base, base))
+
     def _confirm_rows(self) -> int:
         """The plan's confirmation rows, or more when no further round fits and calls are left: a fitted plan cuts
         the confirmation to its floor so that more rounds can run, and calls no round used give the evidence rule

@@ -66,6 +66,10 @@ class PromptCandidate(BaseModel):
         demo_text = "\n".join(format_inputs(spec, d) + "\n" + format_outputs(spec, d) for d in self.demos)
         return "\n".join(p for p in (self.penalty_text(spec), demo_text) if p)
 
+    def words_read(self, spec: TaskSpec) -> int:
+        """Words of `read_text`: what a tie on raw quality is decided by (the λ penalty counts no demos)."""
+        return len(self.read_text(spec).split())
+
     def key(self) -> str:
         return json.dumps([self.instructions.strip(), self.demos, self.format_line], sort_keys=True, default=str)
 

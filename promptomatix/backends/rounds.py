@@ -296,8 +296,11 @@ def confirm_each(
             + [(r.raw_score, base_rows.get(order[r.index])) for r in rep.records]
         )
         f.note = f"confirmation: {f.confirm:.3f} vs initial {ref:.3f} on valid + {len(keep)} train rows; {paired}"
+        more = f.candidate.words_read(spec) - base.candidate.words_read(spec)
         if f.confirm - ref > 1e-9 and not paired.enough:
             f.note += f": not kept, too few rows for a gain (needs p <= {EVIDENCE_P} or no row worse)"
+        elif f.confirm - ref > 1e-9 and f.confirm_raw_gain <= 1e-9 and more > 0:
+            f.note += f": not kept, no raw gain and {more} more words to read (demos included)"
         elif f.confirm - ref > 1e-9:
             yield f, f.confirm - ref, len(f.valid_report.records) + len(keep)
     if failed is not None:
