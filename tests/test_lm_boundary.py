@@ -466,3 +466,19 @@ def test_callers_that_name_no_max_tokens_are_bounded_spec_synthetic_and_judge():
     assert len(teacher.calls) >= 3 and judge.calls
     assert {c["max_tokens"] for c in teacher.calls} == {DEFAULT_MAX_TOKENS["teacher"]}
     assert {c["max_tokens"] for c in judge.calls} == {DEFAULT_MAX_TOKENS["judge"]}
+
+
+def test_the_final_scoring_held_back_covers_a_chosen_prompt_dearer_than_the_mean():
+    """Half the held-out calls read the chosen prompt, which may be the dearest the search tried (its demos). Held
+    back at the mean call, a run under --max-usd chose such a prompt and could not score it: no verdict."""
+    long_prompt = "demo " * 100
+    b = LMBoundary({"task": FakeLM(default="a")}, budget=Budget(max_tokens=8000, reserved_calls=40))
+    ask = b.role("task").chat
+    with pytest.raises(BudgetExceeded):
+        for i in range(2000):  # the search: mostly short prompts, every twentieth with the long one
+            ask([{"role": "user", "content": (long_prompt if i % 20 == 19 else "") + f"row {i}"}], max_tokens=2)
+    b.set_budget(Budget(max_tokens=8000))  # released for the held-out scoring: initial and chosen on 20 rows
+    for i in range(20):
+        ask([{"role": "user", "content": f"held {i}"}], max_tokens=2)
+        ask([{"role": "user", "content": long_prompt + f"held {i}"}], max_tokens=2)
+    assert b.usage().total.tokens <= 8000

@@ -255,14 +255,21 @@ class LMBoundary:
         return limit_reason(self.budget, Ceiling(tokens, usd), in_flight, c, held)
 
     def _held_back(self, calls: int) -> tuple[float, float]:
-        """Tokens and dollars `calls` held-out calls will take, at the mean of the task-side calls so far (the
-        held-out scoring asks the task model, and a judge if the metric has one), plus what the last of them may
-        need beyond the mean (its ceiling must fit); 0 before any such call. Call under the lock."""
+        """Tokens and dollars `calls` held-out calls will take (the held-out scoring asks the task model, and a
+        judge if the metric has one), plus what the last of them may need beyond that (its ceiling must fit); 0
+        before any such call. Call under the lock.
+
+        Half the held-out calls read the chosen prompt, which may be the dearest seen (demos): each call is sized
+        halfway between the mean and the dearest task-side call. At the mean alone, a run under --max-usd chose a
+        prompt with 4 demos and had no budget left to score it on the test rows: no verdict."""
         done = [self._usage[r] for r in ("task", "judge") if self._usage[r].calls]
         n = sum(u.calls - u.failed_calls for u in done)
         if not calls or not n:
             return 0.0, 0.0
+        top = [self._ceilings.dearest.get(r, Ceiling()) for r in ("task", "judge")]
+        dear = Ceiling(max(t.tokens for t in top), max(t.usd for t in top))
         tokens, usd = sum(u.tokens for u in done) / n, sum(u.cost_usd for u in done) / n
+        tokens, usd = (tokens + max(tokens, dear.tokens)) / 2, (usd + max(usd, dear.usd)) / 2
         last = self._ceilings.largest.get("task", Ceiling())  # the last held-out call's ceiling must fit too
         margin = Ceiling(int(last.tokens * 1.5), last.usd * 1.5)  # held-out rows may run longer than those seen
         return calls * tokens + max(0.0, margin.tokens - tokens), calls * usd + max(0.0, margin.usd - usd)

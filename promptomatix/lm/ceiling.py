@@ -41,6 +41,7 @@ class CeilingEstimator:
 
     usd_per_token: dict[str, float] = field(default_factory=dict)
     largest: dict[str, Ceiling] = field(default_factory=dict)
+    dearest: dict[str, Ceiling] = field(default_factory=dict)  # the most one answered call of the role took
 
     def ceiling(self, role: str, client: Any, payload: dict[str, Any], *, priced: bool) -> Ceiling:
         """The most this call can take. `priced`: a dollar limit is set (only then is a price looked up)."""
@@ -52,6 +53,8 @@ class CeilingEstimator:
 
     def learn(self, role: str, prompt_tokens: int, completion_tokens: int, usd: float) -> None:
         tokens = prompt_tokens + completion_tokens
+        top = self.dearest.get(role, Ceiling())
+        self.dearest[role] = Ceiling(max(top.tokens, tokens), max(top.usd, usd))
         if tokens and usd:
             self.usd_per_token[role] = max(self.usd_per_token.get(role, 0.0), usd / tokens)
 
