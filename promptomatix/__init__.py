@@ -28,4 +28,6 @@ def __getattr__(name: str) -> object:  # no typing import: the CLI's Ctrl-C hand
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'promptomatix' has no attribute {name!r}")
+    from promptomatix.main import missing
+
+    raise missing("promptomatix", name)

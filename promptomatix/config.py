@@ -11,6 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from promptomatix.errors import ConfigurationError, PluginError
 from promptomatix.lm.boundary import Budget
 from promptomatix.lm.factory import DEFAULT_MODEL, ModelSettings
+from promptomatix.logsetup import install as _install_log_handler
+from promptomatix.upstream import IGNORED as UPSTREAM_IGNORED
+from promptomatix.upstream import IMPLIED as UPSTREAM_IMPLIED
 
 #: upstream kwarg/flag → our field (upstream notes §2-§3). Values are passed through validation unchanged.
 ALIASES: dict[str, str] = {
@@ -26,16 +29,16 @@ ALIASES: dict[str, str] = {
     "trainer": "dspy_optimizer",
     "config_max_tokens": "teacher_max_tokens",
     "config_temperature": "teacher_temperature",
+    "config_model_api_key": "teacher_api_key",
+    "config_model_api_base": "teacher_api_base",
 }
 #: Past this, --synthetic-data-size is a typo or a run of days: a local model writes a row in seconds.
 MAX_SYNTHETIC_ROWS = 10_000
-#: upstream kwargs we accept and deliberately ignore (they never did anything, or are superseded).
-IGNORED = {
-    "model_provider", "config_model_provider", "config_model_api_key", "config_model_api_base",
-    "decouple_task_description_and_raw_input",
-    "style_guide", "context", "tools", "metrics", "few_shot_examples", "task", "task_context", "question",
-    "valid_data_full", "load_data_local",
-}  # fmt: skip
+#: upstream kwargs accepted with a warning (upstream never used them); the rest of upstream's names are mapped or
+#: refused in `promptomatix.upstream`.
+IGNORED = UPSTREAM_IGNORED | UPSTREAM_IMPLIED
+_install_log_handler()  # (every API call reads a RunConfig: the library's WARNINGs stay off a host's stderr)
+_METRIC_HINT = "pass metric='module:function' or 'file.py:function', or promptomatix.register_metric(task_type, fn)"
 
 
 class RunConfig(BaseModel):
@@ -50,6 +53,9 @@ class RunConfig(BaseModel):
     judge_model: str | None = None
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     api_base: str | None = None
+    # the teacher's (and judge's) own endpoint (upstream's config_model_api_*); None: the task model's
+    teacher_api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    teacher_api_base: str | None = None
     n_parallel: int = Field(default=4, ge=1, le=64)
     request_timeout: float = Field(default=120.0, gt=0)  # seconds per remote request; a hung call ends then
     # sampling (upstream's meaning: max_tokens caps each task completion; config_* are the teacher's)
@@ -141,10 +147,11 @@ class RunConfig(BaseModel):
     def _remember_key(self) -> None:
         """The key is scrubbed from the first session write on: a key that is also a path segment of --api-base
         was written to session.json before the client that remembered it was built (and never, with given clients)."""
-        if self.api_key is not None:
-            from promptomatix.sessions.secrets import remember_secret
+        from promptomatix.sessions.secrets import remember_secret
 
-            remember_secret(self.api_key.get_secret_value())
+        for key in (self.api_key, self.teacher_api_key):
+            if key is not None:
+                remember_secret(key.get_secret_value())
 
     def _labels_once(self) -> None:
         """`--labels positive,positive` (a typo) became a one-label set past the two-label check: half the data
@@ -181,7 +188,7 @@ class RunConfig(BaseModel):
             raise ValueError(message)  # a named pipe: refused before a session exists, never opened (it blocks)
         return v
 
-    @field_validator("api_base", mode="before")
+    @field_validator("api_base", "teacher_api_base", mode="before")
     @classmethod
     def _api_base(cls, v: Any) -> Any:
         """A server URL without its scheme (`127.0.0.1:8000/v1`) reached no server: every call failed and was
@@ -191,6 +198,15 @@ class RunConfig(BaseModel):
 
             shown = strip_url_credentials(v.strip())  # the value may carry a password: never echoed
             raise ValueError(f"the server URL has no scheme; write it as http://{shown} (or https://…)")
+        return v
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _metric(cls, v: Any) -> Any:
+        """A function is refused with how to name one: the session stores the metric to resume with."""
+        from promptomatix.upstream import check_not_callable
+
+        check_not_callable("metric", v, _METRIC_HINT)
         return v
 
     @field_validator("search_type", mode="before")
@@ -219,10 +235,11 @@ class RunConfig(BaseModel):
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> RunConfig:
         """Accept ours and upstream's names; unknown names are an error that lists the near misses."""
+        from promptomatix.upstream import check_not_callable, translate
+
+        check_not_callable("metric", kwargs.get("metric"), _METRIC_HINT)  # (its own line, not pydantic's)
         merged: dict[str, Any] = {}
-        for key, value in kwargs.items():
-            if value is None or key in IGNORED:
-                continue
+        for key, value in translate(kwargs).items():
             name = ALIASES.get(key, key)
             if name == "dspy_optimizer" and str(value).lower() == "miprov2":
                 value = "miprov2"
@@ -234,8 +251,9 @@ class RunConfig(BaseModel):
                     f"unknown setting '{key}'", hint=f"did you mean {', '.join(close)}?" if close else "see the README"
                 )
             merged[name] = value
-        if isinstance(merged.get("api_key"), str):
-            merged["api_key"] = SecretStr(merged["api_key"])
+        for secret in ("api_key", "teacher_api_key"):
+            if isinstance(merged.get(secret), str):
+                merged[secret] = SecretStr(merged[secret])
         try:
             return cls(**merged)
         except ValueError as e:  # pydantic ValidationError → one line naming the field
@@ -248,6 +266,8 @@ class RunConfig(BaseModel):
             judge_model=self.judge_model,
             api_key=self.api_key,
             api_base=self.api_base,
+            teacher_api_key=self.teacher_api_key,
+            teacher_api_base=self.teacher_api_base,
             n_parallel=self.n_parallel,
             request_timeout=self.request_timeout,
             max_tokens=self.max_tokens,
@@ -266,7 +286,8 @@ class RunConfig(BaseModel):
 
     def persistable(self) -> dict[str, Any]:
         """What a session stores to resume with: no key, and user rows live in the session's data block."""
-        return self.model_dump(mode="json", exclude={"api_key", "train_data", "valid_data", "test_data"})
+        secrets_and_rows = {"api_key", "teacher_api_key", "train_data", "valid_data", "test_data"}
+        return self.model_dump(mode="json", exclude=secrets_and_rows)
 
 
 def _first_error(e: Exception) -> str:

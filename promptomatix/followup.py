@@ -89,14 +89,17 @@ def _config(session: Session, overrides: dict[str, Any], api_key: str | None, ap
     needs `api_base` again: a key does not replace the URL's own credential (userinfo, Azure's `?code=`), and the
     run would go to the stripped URL without it.
     """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    teacher = bool(given.get("teacher_api_base") or given.get("config_model_api_base"))
+    supplied = {"api_base": bool(api_base), "teacher_api_base": teacher}
     stripped = [f.split(".")[-1] for f in getattr(session, "stripped_credentials", lambda: [])()]
-    missing = [f for f in stripped if not (api_base if f == "api_base" else (api_key or api_base))]
+    missing = [f for f in stripped if not supplied.get(f, bool(api_key or api_base))]
     if missing:
+        flags = " and ".join("--teacher-api-base" if f == "teacher_api_base" else "--api-base" for f in missing)
         raise ConfigurationError(
             f"the session's {', '.join(missing)} had credentials that were not saved",
-            hint="pass --api-base with the full URL (and --api-key) again",
+            hint=f"pass {flags} with the full URL (and the key) again",
         )
-    given = {k: v for k, v in overrides.items() if v is not None}
     if api_base:
         given["api_base"] = api_base
     cfg = RunConfig.from_kwargs(**{**session.run_config, **given})
@@ -238,6 +241,26 @@ def _still_open(session: Session, texts: list[str], ids: list[str]) -> tuple[lis
     return [t for t, _ in kept], [i for _, i in kept], notes
 
 
+#: upstream's generate_feedback was given the prompt and the rows; ours reads them from the session.
+_UPSTREAM_CRITIQUE = ("optimized_prompt", "input_fields", "output_fields", "synthetic_data", "initial_prompt")
+
+
+def _check_critique_args(overrides: dict[str, Any], max_examples: Any) -> None:
+    """Upstream's `generate_feedback(optimized_prompt=…, input_fields=…, synthetic_data=…)`: refused naming what
+    this one takes (the prompt, fields and rows were "unknown setting" or, for the fields, silently ignored)."""
+    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
+        raise ConfigurationError(  # 0 paid a critic call on no rows; -3 scored all rows but the last three
+            f"max_examples must be a whole number of rows >= 1, got {max_examples!r}", hint="e.g. max_examples=8"
+        )
+    given = [k for k in _UPSTREAM_CRITIQUE if overrides.get(k) is not None]
+    if given:
+        raise ConfigurationError(
+            f"generate_feedback takes a session, not {', '.join(given)}: it critiques the session's latest prompt "
+            "on the session's own fields and rows",
+            hint="pass only session_id=r.session_id (and budget settings such as max_calls)",
+        )
+
+
 def generate_feedback(
     session_id: str,
     *,
@@ -253,10 +276,7 @@ def generate_feedback(
 
     `overrides` are run settings such as the budget (max_calls, max_usd, max_minutes, ...).
     """
-    if isinstance(max_examples, bool) or not isinstance(max_examples, int) or max_examples < 1:
-        raise ConfigurationError(  # 0 paid a critic call on no rows; -3 scored all rows but the last three
-            f"max_examples must be a whole number of rows >= 1, got {max_examples!r}", hint="e.g. max_examples=8"
-        )
+    _check_critique_args(overrides, max_examples)
     store = store or SessionStore(overrides.pop("sessions_dir", None))
     with run_lock(store, session_id, "feedback generate"):
         session, spec, splits = _load(store, session_id)

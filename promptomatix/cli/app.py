@@ -257,6 +257,18 @@ def _flush_stdout() -> None:
         _exit_broken_pipe()
 
 
+def _refuse_options_without_command(args: list[str]) -> None:
+    """Upstream ran as `python -m promptomatix.main --raw_input "…" …`: the same flags before any command end with
+    the command to use, not click's bare "No such option: --raw_input"."""
+    first = args[0].split("=", 1)[0] if args else ""
+    if first.startswith("--") and first not in ("--help", "--version"):
+        from promptomatix.errors import UsageError
+
+        raise UsageError(f'{first} needs a command before it: upstream\'s `--raw_input "…"` is `promptomatix '
+                         'optimize "…"` here', hint="the other flags follow the command; see promptomatix optimize "
+                         "--help")  # fmt: skip
+
+
 def _main(argv: list[str] | None) -> None:
     """The single error boundary."""
     if threading.current_thread() is threading.main_thread():
@@ -265,6 +277,10 @@ def _main(argv: list[str] | None) -> None:
     debug = os.environ.get("PROMPTOMATIX_DEBUG") == "1"
     try:
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        from promptomatix.logsetup import show_warnings
+
+        show_warnings()  # the CLI shows the library's WARNINGs on stderr, as it always did
+        _refuse_options_without_command(sys.argv[1:] if argv is None else argv)
         _quiet_third_party()
         code = app(args=argv, standalone_mode=False)
     except RunInterrupted as e:

@@ -17,6 +17,8 @@ import typer
 from promptomatix.cli.fakes import clients_from_env
 from promptomatix.cli.progress_view import ProgressView
 from promptomatix.cli.render import info, print_json, run_stdout
+from promptomatix.cli.upstream_opts import PARAMS as UPSTREAM_PARAMS
+from promptomatix.cli.upstream_opts import shown_warnings, upstream_kwargs
 from promptomatix.cli.usage import (
     calls_value,
     check_flag_conflicts,
@@ -32,7 +34,7 @@ JSON_HELP = "Print the result as one JSON document on stdout (on an error: nothi
 MAX_CALLS = typer.Option(None, "--max-calls", callback=calls_value, help="Stop after this many model calls (HTTP attempts; x>=1).")
 MAX_USD = typer.Option(None, "--max-usd", min=0.0, help="Spend at most this much (USD): a call is sent only if its worst case fits (at litellm's list price).")
 MAX_MINUTES = typer.Option(None, "--max-minutes", callback=positive_value, help="Stop the search after this many minutes (x>0).")
-MAX_TOKENS = typer.Option(None, "--max-tokens", min=1, help="Cap on each task-model completion (tokens).")
+MAX_TOKENS = typer.Option(None, "--max-tokens", "--max_tokens", min=1, help="Cap on each task-model completion (tokens).")
 MAX_TOTAL_TOKENS = typer.Option(None, "--max-total-tokens", min=0, help="Token budget of the run, not exceeded: a call is sent only if its prompt's bytes + max_tokens fit.")
 REQUEST_TIMEOUT = typer.Option(None, "--request-timeout", min=1.0, help="Seconds per provider request (120).")
 API_KEY = typer.Option(None, "--api-key", "--model_api_key", envvar="PROMPTOMATIX_API_KEY")
@@ -158,7 +160,7 @@ _search_options = _option_group(
         None, "--backend-option", help="KEY=VALUE for the backend's own settings (repeatable; JSON values).")),
     _param("dspy_module", str, typer.Option(None, "--dspy-module", "--dspy_module",
         help="With --backend dspy: predict (default), cot, pot, react, or a plugin's module.")),
-    _param("dspy_optimizer", str, typer.Option(None, "--dspy-optimizer", "--dspy_optimizer",
+    _param("dspy_optimizer", str, typer.Option(None, "--dspy-optimizer", "--dspy_optimizer", "--trainer",
         help="With --backend dspy: miprov2 (default), gepa, bootstrap, labeled.")),
     _param("search_type", str, typer.Option("quick", "--search-type", "--search_type", help="quick|moderate|heavy")),
     _param("rounds", int, typer.Option(None, "--rounds", min=0)),
@@ -188,7 +190,7 @@ def _share(value: float | None) -> float | None:
 
 _data_options = _option_group(
     _param("data", str, typer.Option(
-        None, "--data", "--huggingface_dataset_name", help="CSV/JSON/JSONL or hf:NAME[:CFG][@SPLIT].")),
+        None, "--data", help="CSV/JSON/JSONL or hf:NAME[:CFG][@SPLIT].")),
     _param("train_path", str, typer.Option(None, "--local-train-data-path", "--local_train_data_path")),
     _param("test_path", str, typer.Option(None, "--local-test-data-path", "--local_test_data_path")),
     _param("load_data_local", bool, typer.Option(False, "--load_data_local", hidden=True)),
@@ -208,6 +210,7 @@ _scoring_options = _option_group(
     _param("metric", str, typer.Option(
         None, "--metric", help="A custom metric as module:function or file.py:function.")),
 )  # fmt: skip
+_upstream_options = _option_group(*UPSTREAM_PARAMS)
 _BUDGET = (
     _param("max_calls", int, MAX_CALLS),
     _param("max_usd", float, MAX_USD),
@@ -234,7 +237,12 @@ def _run_config(o: dict[str, Any]) -> Any:
     from promptomatix.config import RunConfig
     from promptomatix.errors import UsageError
 
-    task, data, train_path = o["raw_input"] or o["raw_input_opt"], o["data"], o["train_path"]
+    up = upstream_kwargs(o)
+    if o["data"] is not None and up["hf_data"]:
+        raise UsageError("--data and --huggingface_dataset_name name two datasets", hint="pass one of them")
+    hf_data = up.pop("hf_data")
+    task, train_path = o["raw_input"] or o["raw_input_opt"], o["train_path"]
+    data = o["data"] if o["data"] is not None else hf_data
     if not task and not data and not train_path:
         raise UsageError("no task given", hint='pass it in quotes: promptomatix optimize "Classify ..."')
     if data is not None and not data.strip():  # an unset $DATA is not "no data" (30 synthetic rows were planned)
@@ -242,7 +250,7 @@ def _run_config(o: dict[str, Any]) -> Any:
     samples = parse_sample_data(o["sample_data"])
     budget = ("max_calls", "max_usd", "max_minutes", "max_tokens", "max_total_tokens", "request_timeout")
     with _wrong_value_is_usage():
-        return RunConfig.from_kwargs(
+        return shown_warnings(lambda: RunConfig.from_kwargs(
             raw_input=task or f"Learn the task shown by the data in {data or train_path}",
             model=o["model"], teacher_model=o["teacher_model"], judge_model=o["judge_model"], api_key=o["api_key"],
             api_base=o["api_base"], backend=o["backend"], backend_options=_options(o["backend_option"]),
@@ -257,8 +265,8 @@ def _run_config(o: dict[str, Any]) -> Any:
             test_data_size=o["test_data_size"], train_ratio=o["train_ratio"], lambda_penalty=o["lambda_penalty"],
             metric=o["metric"], seed=o["seed"], num_threads=o["threads"],
             **budget_overrides(*(o[k] for k in budget)),
-            sessions_dir=o["sessions_dir"], dry_run=o["dry_run"],
-        )  # fmt: skip
+            sessions_dir=o["sessions_dir"], dry_run=o["dry_run"], **up,
+        ))  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -282,6 +290,7 @@ def _wrong_value_is_usage() -> Iterator[None]:
 @_data_options
 @_scoring_options
 @_budget_options
+@_upstream_options
 @_run_options
 def optimize(**opts: Any) -> None:
     """Typer passes every option of the groups above as a keyword; `_run_config` reads them."""
@@ -302,6 +311,8 @@ def optimize(**opts: Any) -> None:
 _session_options = _option_group(
     _param("api_key", str, API_KEY),
     _param("api_base", str, API_BASE),
+    UPSTREAM_PARAMS[0],
+    UPSTREAM_PARAMS[1],
     *_BUDGET,
     _param("sessions_dir", str, typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR")),
     _param("track", str, TRACK),
@@ -315,8 +326,9 @@ def _followup(opts: dict[str, Any]) -> dict[str, Any]:
     """The keywords `refine` and `resume` (promptomatix.followup) take from the shared options; the session store
     is opened inside the command's error boundary (`run_and_show`), as each command does."""
     budget = budget_overrides(*(opts[p.name] for p in _BUDGET))
+    teacher = {k: opts[k] for k in ("teacher_api_base", "teacher_api_key") if opts[k]}
     return {"api_key": opts["api_key"], "api_base": opts["api_base"], "clients": clients_from_env(),
-            "track": opts["track"], **budget}  # fmt: skip
+            "track": opts["track"], **teacher, **budget}  # fmt: skip
 
 
 @_session_options

@@ -161,6 +161,9 @@ def _open(source: str | Path | Sequence[Part], key: str | None = None) -> Source
         if not path.exists():
             raise DataUsageError(f"{path}: file not found")
         return Source(path.name, jsonl_rows(path), [])
+    if not suffix and not path.exists():  # `squad_v2`: upstream's bare Hugging Face name, read as a file
+        raise DataUsageError(f"{path}: no such file", hint=f"for a Hugging Face dataset write hf:{path.name}; "
+                             "for a file use .csv, .json or .jsonl")  # fmt: skip
     raise DataUsageError(f"{path.name}: unsupported file type {suffix or '(none)'}", hint="use .csv, .json or .jsonl")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,23 @@ class ModelSettings(BaseModel):
     judge_model: str | None = None
     api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     api_base: str | None = None
+    # the teacher's own endpoint (upstream's config_model_api_*); the judge, which defaults to the teacher, too.
+    # None: the teacher shares the task model's key and base
+    teacher_api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
+    teacher_api_base: str | None = None
     n_parallel: int = Field(default=4, ge=1, le=64)
     request_timeout: float = Field(default=120.0, gt=0)  # seconds per HTTP request to a remote model
     max_tokens: int | None = Field(default=None, ge=1)  # cap on each task completion (None: the role default)
     temperature: float | None = Field(default=None, ge=0, le=2)  # the task model's temperature
     teacher_max_tokens: int | None = Field(default=None, ge=1)
     teacher_temperature: float | None = Field(default=None, ge=0, le=2)
+
+    def endpoint(self, role: str) -> tuple[SecretStr | None, str | None]:
+        """The key and base of a role's server: the teacher and judge have their own when one was given (a migrant's
+        teacher on OpenAI and task model on a vLLM box got the teacher's prompts sent to the box, with its key)."""
+        if role != "task" and (self.teacher_api_key is not None or self.teacher_api_base):
+            return self.teacher_api_key or self.api_key, self.teacher_api_base or self.api_base
+        return self.api_key, self.api_base
 
     def role_settings(self) -> dict[str, RoleSettings]:
         return {
@@ -126,14 +138,14 @@ def check_model_values(settings: ModelSettings, clients: dict[str, ModelClient] 
         _check_model_shape(normalize_model_string(model))
     check_models(settings, clients)
     registry = provider_registry()
-    for model in _model_strings(settings, clients if isinstance(clients, dict) else {}):
+    for model, role in _model_roles(settings, clients if isinstance(clients, dict) else {}):
         provider = registry.for_model(model := normalize_model_string(model))
         if provider.name != "litellm" or not _is_builtin(provider):
             continue
         from promptomatix.lm.remote import _litellm
 
         try:
-            _litellm().get_llm_provider(model, api_base=settings.api_base)
+            _litellm().get_llm_provider(model, api_base=settings.endpoint(role)[1])
         except Exception:
             raise ModelUnavailableError(
                 f"unknown model {model!r}: litellm knows no provider for it",
@@ -164,10 +176,22 @@ def _is_builtin(provider: Any) -> bool:
 
 def _model_strings(settings: ModelSettings, clients: dict[str, Any]) -> list[str]:
     """The model strings build_boundary makes clients for: each role not given a client, by its fallback chain."""
+    return list(dict.fromkeys(m for m, _ in _model_roles(settings, clients)))
+
+
+def _model_roles(settings: ModelSettings, clients: dict[str, Any]) -> list[tuple[str, str]]:
+    """(model string, role) for each role build_boundary makes a client for, by its fallback chain: a role without
+    a model of its own shares the client of the role before it (the teacher the task model's, on the teacher's own
+    server when it has one; the judge the teacher's)."""
     task = None if "task" in clients else settings.model
-    teacher = None if "teacher" in clients else (settings.teacher_model or task)
-    judge = None if "judge" in clients else (settings.judge_model or teacher)
-    return list(dict.fromkeys(m for m in (task, teacher, judge) if m))
+    teacher = None if "teacher" in clients else (settings.teacher_model or _own_server(settings, task))
+    judge = None if "judge" in clients else settings.judge_model
+    return [(m, role) for m, role in ((task, "task"), (teacher, "teacher"), (judge, "judge")) if m]
+
+
+def _own_server(settings: ModelSettings, task: str | None) -> str | None:
+    """The task model's string for a teacher that has a server of its own (None: it shares the task's client)."""
+    return task if settings.endpoint("teacher") != settings.endpoint("task") else None
 
 
 def local_client(model: str, options: Any) -> ModelClient:
@@ -188,6 +212,14 @@ def litellm_client(model: str, options: Any) -> ModelClient:
     )
 
 
+def _offline_price_list() -> None:
+    """litellm fetches its price list from the network when it is imported, unless this variable is set; DSPy may
+    import it at any later point of the run, so it is set before, and only while litellm is not loaded yet: a host
+    that imported litellm itself keeps its environment as it was."""
+    if "litellm" not in sys.modules:
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
 def build_boundary(
     settings: ModelSettings,
     *,
@@ -199,7 +231,7 @@ def build_boundary(
     on_message: Callable[[str], None] | None = None,
 ) -> LMBoundary:
     """Build the boundary of one run. `clients` (e.g. FakeLMs) override model strings, for tests and benchmarks."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    _offline_price_list()
     if clients is not None and (not isinstance(clients, dict) or set(clients) - {"task", "teacher", "judge"}):
         from promptomatix.errors import ConfigurationError  # (a string raised "dictionary update sequence")
 
@@ -209,27 +241,26 @@ def build_boundary(
             hint='pass e.g. clients={"task": my_client}',
         )
     built: dict[str, ModelClient] = dict(clients or {})
-    key = settings.api_key.get_secret_value() if settings.api_key else None
-    cache_by_string: dict[str, ModelClient] = {}
+    cache: dict[tuple[str, str | None, str | None], ModelClient] = {}
 
-    def client_for(model_string: str) -> ModelClient:
-        if model_string not in cache_by_string:
-            cache_by_string[model_string] = create_client(
-                model_string,
-                api_key=key,
-                api_base=settings.api_base,
-                n_parallel=settings.n_parallel,
-                on_message=on_message,
+    def client_for(model_string: str, role: str) -> ModelClient:
+        secret, base = settings.endpoint(role)
+        key = secret.get_secret_value() if secret else None
+        if (model_string, key, base) not in cache:  # one client per model and server (a local model loads once)
+            cache[(model_string, key, base)] = create_client(
+                model_string, api_key=key, api_base=base, n_parallel=settings.n_parallel, on_message=on_message,
                 request_timeout=settings.request_timeout,
-            )
-        return cache_by_string[model_string]
+            )  # fmt: skip
+        return cache[(model_string, key, base)]
 
     if "task" not in built:
-        built["task"] = client_for(settings.model)
+        built["task"] = client_for(settings.model, "task")
     if "teacher" not in built:
-        built["teacher"] = client_for(settings.teacher_model) if settings.teacher_model else built["task"]
+        teacher = settings.teacher_model or _own_server(settings, None if "task" in (clients or {}) else settings.model)
+        built["teacher"] = client_for(teacher, "teacher") if teacher else built["task"]
     if "judge" not in built:
-        built["judge"] = client_for(settings.judge_model) if settings.judge_model else built["teacher"]
+        judge = settings.judge_model
+        built["judge"] = client_for(judge, "judge") if judge else built["teacher"]
     return LMBoundary(
         built,
         budget=budget,

@@ -17,6 +17,13 @@ class LiveProgress:
     """Forwards steps to `user`; with `ticks`, each model call sends a counter refresh of the last step."""
 
     def __init__(self, user: ProgressFn | None, *, ticks: bool = True) -> None:
+        if user is not None and not callable(user):  # ("'str' object is not callable" after a session was made)
+            from promptomatix.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"progress must be a function taking a ProgressEvent, got {type(user).__name__}",
+                hint="pass e.g. progress=lambda event: print(event.message), or leave it out",
+            )
         self.user = user
         self.ticks = ticks
         self._last: ProgressEvent | None = None

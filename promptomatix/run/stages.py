@@ -48,8 +48,8 @@ def user_rows(env: RunEnv) -> dict[str, Any]:
             for reason, n in loaded.skipped.items():
                 out["skipped"][f"{source}: {reason}"] = out["skipped"].get(f"{source}: {reason}", 0) + n
     for key, given in (("train_rows", cfg.train_data), ("valid_rows", cfg.valid_data), ("test_rows", cfg.test_data)):
-        if given is not None:
-            out[key] = given
+        if given is not None:  # with a file of the same role (--local-train-data-path), both: the file's rows were
+            out[key] = _joined(out.get(key), given)  # silently dropped (train_data + data= combined already)
     if "test_rows" in out and "train_rows" not in out and "user_rows" in out:
         out["train_rows"] = out.pop("user_rows")
     return out

@@ -12,6 +12,9 @@ from promptomatix.sessions import SessionStore
 
 def parse_track(value: str) -> tuple[str, str | None]:
     """`mlflow` → ("mlflow", None: MLflow's own default / $MLFLOW_TRACKING_URI); `mlflow:URI` → ("mlflow", URI)."""
+    if not isinstance(value, str):  # (track=123 was "'int' object has no attribute 'partition'")
+        raise ConfigurationError(f"track must be a string, got {type(value).__name__}",
+                                 hint='pass track="mlflow" or track="mlflow:URI"')  # fmt: skip
     kind, _, uri = value.partition(":")
     if kind.strip().lower() != "mlflow":
         raise ConfigurationError(f"unknown tracker {kind!r}", hint="use --track mlflow or --track mlflow:URI")
