@@ -51,6 +51,8 @@ def test_keys_are_stable_and_change_with_options(tmp_path):
     [
         ("jobs:\n  - {name: x, raw_input: t, modle: gpt}\n", "job x: unknown setting 'modle'"),
         ("jobs:\n  - {name: x, raw_input: t, api_key: sk-123}\n", "`api_key` is not a job option"),
+        ("jobs:\n  - {name: x, raw_input: t, config_model_api_key: sk-123}\n", "`config_model_api_key` is not a job"),
+        ("jobs:\n  - {name: x, raw_input: t, teacher_api_key: sk-123}\n", "`teacher_api_key` is not a job option"),
         ("jobs:\n  - {raw_input: t}\n  - {raw_input: t}\n", "have the same options"),
         ("matrix: {seed: []}\njobs:\n  - {raw_input: t}\n", "must be a non-empty list"),
         ("jobs: [1, 2]\n", "list of mappings"),
@@ -106,3 +108,14 @@ def test_a_jobs_file_that_is_not_utf8_is_a_configuration_error_naming_it(tmp_pat
         load_jobs(path)
     message = str(e.value)
     assert str(path) in message and "not UTF-8" in message and "\n" not in message
+
+
+def test_upstreams_dataset_name_in_a_jobs_file_is_a_hub_name_unless_the_file_is_there(tmp_path):
+    """`huggingface_dataset_name: squad_v2` was resolved beside the jobs file into a missing file path."""
+    (tmp_path / "rows.csv").write_text("review,label\nok,positive\n")
+    path = tmp_path / "jobs.yaml"
+    path.write_text("jobs:\n  - {name: hub, raw_input: t, huggingface_dataset_name: squad_v2}\n"
+                    "  - {name: file, raw_input: t, huggingface_dataset_name: rows.csv}\n")  # fmt: skip
+    hub, local = load_jobs(path)
+    assert hub.options["huggingface_dataset_name"] == "squad_v2"  # read as hf:squad_v2 by the run's config
+    assert local.options["huggingface_dataset_name"] == str((tmp_path / "rows.csv").resolve())

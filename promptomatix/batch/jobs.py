@@ -36,6 +36,8 @@ _NO_CREDENTIALS = "keys never go in job files; set the provider's environment va
 _BATCH_ONLY = {
     "sessions_dir": "sessions go to the batch's --sessions-dir",
     **dict.fromkeys(("api_key", "model_api_key"), _NO_CREDENTIALS),
+    **dict.fromkeys(("teacher_api_key", "config_model_api_key"),
+                    "keys never go in job files; set the teacher provider's environment variable"),
     "dry_run": "a batch runs its jobs; use `promptomatix optimize --dry-run` for one",
 }
 #: options whose value may be a file path relative to the jobs file.
@@ -174,12 +176,20 @@ def _checked(options: dict[str, Any], name: str, source: str, base_dir: Path | N
         if key in options:
             raise ConfigurationError(f"{source}: job {name}: `{key}` is not a job option", hint=why)
     if base_dir is not None:
-        options = {k: _resolve_path(v, base_dir) if k in _PATH_OPTIONS else v for k, v in options.items()}
+        options = {k: _resolve_path(v, base_dir) if _is_path(k, v, base_dir) else v for k, v in options.items()}
     try:
         RunConfig.from_kwargs(**options)
     except PromptomatixError as e:
         raise ConfigurationError(f"{source}: job {name}: {e.message}", hint=e.hint) from None
     return options
+
+
+def _is_path(key: str, value: Any, base_dir: Path) -> bool:
+    """Whether an option names a file to resolve beside the jobs file. Upstream's `huggingface_dataset_name` is a Hub
+    name (`squad_v2`) unless such a file is there: resolved, it became a missing file instead of `hf:squad_v2`."""
+    if key not in _PATH_OPTIONS:
+        return False
+    return key != "huggingface_dataset_name" or (isinstance(value, str) and (base_dir / value).exists())
 
 
 def _resolve_path(value: Any, base_dir: Path) -> Any:
