@@ -12,20 +12,21 @@ How a run works (all state lives in the `_Run` object; DSPy is never configured 
    search trades accuracy against prompt length as the meta backend does. GEPA gets the metric's feedback text.
 4. Final selection is ours: the compiled program and the initial one are scored on valid with ctx.evaluate
    (`EvalReport.primary`: balanced accuracy for built-in classification) times each program's own penalty; the compiled one is kept only if it
-   is not worse. A budget stop inside DSPy (BudgetStop) keeps the initial program.
+   is not worse. A budget stop inside DSPy (BudgetStop) keeps MIPROv2's or GEPA's best fully evaluated trial
+   when it beat the initial program on valid (dspy_rescue.py; saved as the best so far as the search runs, so
+   Ctrl-C keeps it too), else the initial program.
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import dspy
 
-from promptomatix.backends.base import PRINTS_ROUTED, BackendResult, CandidateRecord, RunContext, selection_score
+from promptomatix.backends.base import BackendResult, CandidateRecord, RunContext, selection_score
 from promptomatix.backends.dspy_modules import (
     PENALTY_ATTR,
     ModuleFactory,
@@ -41,6 +42,7 @@ from promptomatix.backends.dspy_modules import (
     set_demos,
 )
 from promptomatix.backends.dspy_optimizers import optimizer_failed
+from promptomatix.backends.dspy_prints import dspy_output_to_log
 from promptomatix.backends.dspy_programs import (
     _module_factory,
     adapter_for,
@@ -48,6 +50,7 @@ from promptomatix.backends.dspy_programs import (
     build_program,
     load_program,
 )
+from promptomatix.backends.dspy_rescue import TrialLog, keep_after_stop, save_best
 from promptomatix.backends.dspy_settings import (
     DSPySettings,
     normalize_optimizer_name,
@@ -57,7 +60,6 @@ from promptomatix.backends.rounds import RowPool, beside
 from promptomatix.errors import BudgetExceeded, BudgetStop, ConfigurationError, MetricError
 from promptomatix.lm.dspy_engine import make_dspy_lm
 from promptomatix.lm.stoppable import StoppableLM
-from promptomatix.run.checkpoint import BestSoFar, Checkpoint
 from promptomatix.run_guard import require_answers
 
 log = logging.getLogger(__name__)
@@ -107,24 +109,11 @@ class DSPyOptimizer:
 
     def compile(self, ctx: RunContext, initial: PromptCandidate, data: Any) -> BackendResult:
         """DSPy prints its progress ("Bootstrapped 3 full traces…") and appends every prediction, data rows and
-        all, to the global `dspy.settings.trace`: here the prints go to our log and the trace is this run's own,
-        so a library caller's stdout and DSPy state are as they were."""
-        prints = contextlib.nullcontext() if PRINTS_ROUTED.get() else contextlib.redirect_stdout(_PrintsToLog())
-        with prints, dspy.context(trace=[]):
+        all, to the global `dspy.settings.trace`: here this compile's prints go to our log (without swapping
+        stdout for other threads: dspy_prints.py) and the trace is this run's own, so a library caller's stdout
+        and DSPy state are as they were."""
+        with dspy_output_to_log(), dspy.context(trace=[]):
             return _Run(self, ctx, initial, data).run()
-
-
-class _PrintsToLog(io.TextIOBase):
-    """A stdout that logs each printed line at DEBUG (the CLI routes prints its own way: PRINTS_ROUTED)."""
-
-    def writable(self) -> bool:
-        return True
-
-    def write(self, text: str) -> int:
-        for line in text.splitlines():
-            if line.strip():
-                log.debug("dspy: %s", line.rstrip())
-        return len(text)
 
 
 class _Run:
@@ -164,6 +153,10 @@ class _Run:
         self.resolved: dict[str, Any] = {}
         self.baseline_report: Any = None
         self.rows: RowPool | None = None  # lent to the optimizer, so the baseline can be scored beside it
+        self.replay = ctx.boundary.greedy("task", "judge")  # a row answered once is a free cache hit
+        self.trials = TrialLog(self)  # DSPy's full-valid trials: a stop inside the search keeps the best
+        self.optimizer_note = ""  # what the optimizer swallowed (GEPA's failed proposals), for the stop reason
+        self._saved = (threading.Lock(), [-1])  # the round last checkpointed: a later save never goes back
 
     # -- helpers ------------------------------------------------------------------------------------------
     def _example(self, row: Mapping[str, Any]) -> dspy.Example:
@@ -286,10 +279,11 @@ class _Run:
                 )
                 cand.note = "below the initial program on valid: not selected"
                 ctx.emit("final", stop_reason, best_score=base.valid_penalized)
+            stop_reason += f"; {self.optimizer_note}" if self.optimizer_note else ""  # what DSPy swallowed
         except (BudgetStop, BudgetExceeded) as e:
             exc = e.exceeded if isinstance(e, BudgetStop) else e
-            stop_reason = f"budget: {exc.message}; kept the initial program"
-            ctx.emit("stopped", f"budget reached inside DSPy, keeping the initial program ({exc.message})")
+            ctx.emit("stopped", f"budget reached inside DSPy ({exc.message})")
+            best, stop_reason, rounds = keep_after_stop(self, base, f"budget: {exc.message}")
         except (ConfigurationError, MetricError):
             raise
         except Exception as e:  # DSPy gave up: the run did not optimize, so it failed (exit 1), in one line
@@ -345,24 +339,8 @@ class _Run:
             return e
 
     def checkpoint(self, rnd: int, best: _Scored, base: _Scored) -> None:
-        """Best-so-far for the session: DSPy's own rendering of the prompt and the program JSON, so an interrupted
-        run is saved as this backend made it (and `sessions export --format dspy` works on it)."""
-        self.ctx.save_progress(
-            Checkpoint(
-                round=rnd,
-                best=BestSoFar(
-                    instructions=instructions_text(best.program),
-                    demos=program_demos(best.program),
-                    origin=best.origin,
-                    valid_raw=best.valid_raw,
-                    valid_penalized=best.valid_penalized,
-                    prompt=render_program(best.program, self.adapter),
-                    program_json=dump_program(best.program, self.s.module, self.adapter_name),
-                ),
-                initial_valid_raw=base.valid_raw,
-                initial_valid_penalized=base.valid_penalized,
-            )
-        )
+        """Best-so-far for the session, as this backend made it (dspy_rescue.save_best)."""
+        save_best(self, rnd, best, base)
 
     def _better_or_equal(self, cand: _Scored, base: _Scored) -> bool:
         """Strictly better on penalized valid, or equal and not longer (ties go to the shorter prompt)."""

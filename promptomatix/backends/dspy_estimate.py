@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 #: Share of bootstrapping attempts whose trace passes the metric (unknowable before the run; 1.0 with a perfect
 #: teacher, about 0.3 measured with a 135M model on question types).
 TRACE_PASS = 0.75
+#: Share of ReAct children whose changed step instruction changes the step's answer, so that the extract call after
+#: it is new too (a child that changes only the extract instruction reuses the step's cached call). Assumed.
+REACT_STEP_CHANGES = 0.5
 GEPA_ACCEPTED = 1  # children that beat their parent on the minibatch and get a full valid evaluation, typically
 _PREDICTORS = {"react": 2, "pot": 3}  # dspy.Predict objects in the built-in modules (one for predict and cot)
 _MIPRO_TEACHER_PER_PROPOSAL = 3  # program description, module description, instruction (program-aware proposer)
@@ -98,33 +101,40 @@ def startup_draws(seed: int, choices: list[int], n: int) -> list[tuple[int, ...]
     return [tuple(int(np.argmax(rs.uniform(0.0, 1.0, k))) if k > 1 else 0 for k in choices) for _ in range(n)]
 
 
-def mipro_trials(choices: list[int], trials: int, v: int, b: int, minibatch: bool, seed: int | None = None
-                 ) -> tuple[float, float, int]:  # fmt: skip
+def mipro_trials(choices: list[int], trials: int, v: int, b: int, minibatch: bool, seed: int | None = None,
+                 parts: int = 1) -> tuple[float, float, int]:  # fmt: skip
     """(rows scored for the first time, new programs, full evaluations) in MIPROv2's trials. A program is one
     combination of parameter choices; all-zero is the default, already scored. With the seed the startup trials
-    are the ones optuna draws and TPE's are new TPE_NEW as often as uniform draws; without it, all are uniform."""
-    combos = math.prod(choices)
+    are the ones optuna draws and TPE's are new TPE_NEW as often as uniform draws; without it, all are uniform.
+
+    `parts` > 1 (ReAct's step and extract predictors): a row is one call per predictor, and a predictor's call is
+    new only when its own choices or an earlier predictor's are (otherwise its request is a cache hit), so rows
+    are counted per predictor, by the prefix of choices up to it."""
     startup, fulls = trial_schedule(trials, minibatch)
     draws = startup_draws(seed, choices, sum(startup)) if seed is not None else None
-    default = tuple(0 for _ in choices)
-    seen: dict[tuple[int, ...], int] = {default: 0}
-    n_seen, rows, new = 1.0, 0.0, 0.0
+    width = len(choices) // parts
+    cuts = [width * (k + 1) for k in range(parts)]
+    seen: list[dict[tuple[int, ...], int]] = [{tuple(0 for _ in range(c)): 0} for c in cuts]
+    n_seen = [1.0] * parts
+    rows, new = 0.0, 0.0
     batch, keep = (b, 1 - b / v) if minibatch else (v, 0.0)  # keep: a repeat's share of rows not yet scored
     for i, random_trial in enumerate(startup):
-        if draws is not None and random_trial:
-            c = draws[i]
-            if c != default:  # the default's rows are all cached
-                k = seen.get(c, 0)  # times this program was scored before
-                rows += batch * keep**k if k else batch
-                new += not k
-                seen[c] = k + 1
-            n_seen = float(len(seen))
-        else:
-            p_new = (combos - n_seen) / combos * (1.0 if draws is None else TPE_NEW)
-            rows += batch * (p_new + (n_seen - 1) / combos * keep)
-            new += p_new
-            n_seen += p_new
-    return rows + fulls * (v - b), new, fulls
+        for k, cut in enumerate(cuts):
+            if draws is not None and random_trial:
+                c = draws[i][:cut]
+                if any(c):  # the default's rows are all cached
+                    times = seen[k].get(c, 0)  # times this prefix was scored before
+                    rows += batch * keep**times if times else batch
+                    new += not times and k == parts - 1
+                    seen[k][c] = times + 1
+                n_seen[k] = float(len(seen[k]))
+            else:
+                combos = math.prod(choices[:cut])
+                p_new = (combos - n_seen[k]) / combos * (1.0 if draws is None else TPE_NEW)
+                rows += batch * (p_new + (n_seen[k] - 1) / combos * keep)
+                new += p_new if k == parts - 1 else 0.0
+                n_seen[k] += p_new
+    return (rows + parts * fulls * (v - b)) / parts, new, fulls
 
 
 def mipro(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
@@ -151,7 +161,8 @@ def mipro(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
     proposals = min(n_instr, n_sets)
     teacher = data_summary_calls(n_train) + _MIPRO_TEACHER_PER_PROPOSAL * preds * proposals
     choices = [n_instr] * preds if zeroshot else [n_instr, n_sets] * preds
-    rows, new, fulls = mipro_trials(choices, trials, v, b, minibatch, _SEED.get())
+    parts = preds if s.module == "react" else 1  # ReAct: a predictor whose choices are unchanged is a cache hit
+    rows, new, fulls = mipro_trials(choices, trials, v, b, minibatch, _SEED.get(), parts)
     trial_calls = m * rows
     on = f"minibatches of {b} of {v} valid rows and {fulls} full evaluations" if minibatch else f"{v} valid rows"
     how = f"{trials} trials on {on}, about {new:.1f} distinct new programs (a repeat's rows are cached)"
@@ -181,8 +192,9 @@ def gepa(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
     mb = min(s.minibatch_size or _GEPA_MINIBATCH, max(1, n_train))
     accepted = GEPA_ACCEPTED if budget > 2 * n_valid else 0
     iterations = max(0.0, (budget - n_valid - accepted * n_valid) / (2 * mb))
-    task = iterations * mb + min(n_train, iterations * mb) + accepted * n_valid
-    calls = iterations + m * task
+    # a child changes one predictor's instruction (round robin): in ReAct the other's call is often a cache hit
+    child = 1 + REACT_STEP_CHANGES / preds if s.module == "react" else m
+    calls = iterations + child * (iterations * mb + accepted * n_valid) + m * min(n_train, iterations * mb)
     return Expected(calls, [
         f"GEPA: a budget of {budget} metric calls; about {iterations:.0f} reflections (one teacher call each), each "
         f"scoring a new instruction on {mb} train rows; typical run: {accepted} beats its parent and is scored on "
@@ -211,15 +223,26 @@ def bootstrap(s: DSPySettings, n_train: int, n_valid: int, m: int) -> Expected:
     ])  # fmt: skip
 
 
+def held_out_row_calls(settings: object, per_row: int = 1) -> tuple[int, int]:
+    """LM calls one held-out row costs (initial prompt, optimized prompt): the module's typical forward pass
+    (ReAct: a step and the extract) plus a judge's score when one scores each row (`per_row` 2). ReAct with
+    LabeledFewShot: labelled demos carry no trajectory, so only the extract call changes; the step is cached."""
+    fn = getattr(settings, "typical_calls_per_example", None)
+    m = int(fn()) if callable(fn) else 1
+    labeled_react = getattr(settings, "module", "") == "react" and getattr(settings, "optimizer", "") == "labeled"
+    return m + per_row - 1, (1 if labeled_react else m) + per_row - 1
+
+
 def expected_dspy(s: DSPySettings, n_train: int, n_valid: int) -> Expected:
-    """The optimizer stage: the initial program on valid, the optimizer, the compiled program on valid."""
-    m = s.module_calls_per_example()
+    """The optimizer stage: the initial program on valid, the optimizer, the compiled program on valid (each row
+    at the calls a typical forward pass makes: ReAct's most, 6, made its estimate 1.6-3.8x the calls a run made)."""
+    m = s.typical_calls_per_example()
     t, v = max(0, n_train), max(1, n_valid)
     if not t:
         t = v  # the backend optimizes on valid when there are no train rows
     body = {"miprov2": mipro, "gepa": gepa, "bootstrap": bootstrap}.get(s.optimizer)
     if body is None:  # LabeledFewShot: no calls of its own; the compiled program (new demos) on valid
-        est = Expected(m * v, [f"LabeledFewShot: {s.demos[1]} train rows as demos; no calls of its own"])
+        est = Expected(held_out_row_calls(s)[1] * v, [f"LabeledFewShot: {s.demos[1]} train rows as demos; no calls of its own"])
     else:  # each body counts our scoring of the compiled program (cached where DSPy scored it on valid already)
         est = body(s, t, v, m)
     est.calls += m * v  # the initial program on valid (the baseline every optimizer starts from)

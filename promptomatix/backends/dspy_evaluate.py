@@ -23,6 +23,7 @@ import contextvars
 import copy
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Executor, Future, wait
 from typing import Any
 
@@ -44,11 +45,13 @@ class PooledEvaluate(dspy.Evaluate):
         self.pool = pool
         self.replay = replay
         self._scored: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}  # key -> (prediction, score, demos kept)
+        #: told `(program, score 0-1, rows)` after each evaluation on the whole devset (a stop keeps the best)
+        self.on_full: Callable[[Any, float, int], None] | None = None
 
     @classmethod
     def like(cls, stock: dspy.Evaluate, pool: Executor, *, replay: bool = False) -> PooledEvaluate:
         """The same evaluation as `stock` (devset, metric, limits), run on `pool`."""
-        return cls(
+        made = cls(
             pool=pool,
             replay=replay,
             devset=stock.devset,
@@ -60,6 +63,8 @@ class PooledEvaluate(dspy.Evaluate):
             provide_traceback=stock.provide_traceback,
             failure_score=stock.failure_score,
         )
+        made.on_full = getattr(stock, "on_full", None)  # a FullEvalWatch's listener stays on
+        return made
 
     @with_callbacks
     def __call__(  # type: ignore[override]
@@ -120,7 +125,28 @@ class PooledEvaluate(dspy.Evaluate):
             for ex, r in zip(devset, outcomes, strict=True)
         ]
         ncorrect = sum(score for *_, score in results)
+        if self.on_full is not None and len(devset) == len(self.devset):
+            self.on_full(program, ncorrect / len(devset), len(devset))
         return EvaluationResult(score=round(100 * ncorrect / len(devset), 2), results=results)
+
+
+class FullEvalWatch:
+    """A MIPROv2 evaluate (stock or pooled) that tells `on_full` each score on the whole valid set, so a stop
+    inside the search can keep the best trial (dspy_rescue.py). Everything else is the wrapped evaluate's."""
+
+    def __init__(self, evaluate: Any, on_full: Callable[[Any, float, int], None]) -> None:
+        self.evaluate = evaluate
+        self.on_full = on_full
+
+    def __call__(self, program: Any, **kwargs: Any) -> Any:
+        result = self.evaluate(program, **kwargs)
+        devset = kwargs.get("devset") or self.evaluate.devset
+        if len(devset) == len(self.evaluate.devset):
+            self.on_full(program, float(result.score) / 100.0, len(devset))
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.evaluate, name)
 
 
 def _program_key(program: Any) -> tuple[tuple[Any, ...], list[Any]]:

@@ -13,8 +13,10 @@ from typing import Any
 
 import dspy
 
+from promptomatix.backends.dspy_evaluate import FullEvalWatch
 from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
+from promptomatix.backends.dspy_rescue import GepaWatch
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
 from promptomatix.errors import ConfigurationError, OptimizerError
 
@@ -61,6 +63,7 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
     )
     opt.replay = run.ctx.boundary.greedy("task", "judge")
     opt.rows = run.rows  # the run's pool: the baseline is scored on it while MIPROv2 bootstraps and proposes
+    _watch_full_evals(opt, run.trials.full)  # each full-valid trial, kept for a stop inside the search
     compiled = opt.compile(
         student,
         trainset=run.trainset,
@@ -72,6 +75,16 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
     )
     _mipro_candidates(run, compiled)
     return compiled
+
+
+def _watch_full_evals(opt: Any, on_full: Callable[[Any, float, int], None]) -> None:
+    """MIPROv2's trial evaluate (stock or pooled: dspy_parallel.py) tells `on_full` each whole-valid score."""
+    inner = opt._optimize_prompt_parameters
+
+    def watched(program: Any, instruction_candidates: Any, demo_candidates: Any, evaluate: Any, *args: Any) -> Any:
+        return inner(program, instruction_candidates, demo_candidates, FullEvalWatch(evaluate, on_full), *args)
+
+    opt._optimize_prompt_parameters = watched
 
 
 def _mipro_candidates(run: Any, compiled: Any) -> None:
@@ -99,6 +112,7 @@ def gepa(run: Any, student: SpecProgram) -> SpecProgram:
     s = run.s
     budget: dict[str, Any] = {"max_metric_calls": s.max_metric_calls} if s.max_metric_calls else {"auto": s.auto}
     run.resolved = {**budget, "reflection_minibatch_size": s.minibatch_size or _GEPA_MINIBATCH}
+    watch = GepaWatch(run.trials, student)
     opt = dspy.GEPA(
         metric=run.metric(feedback=True),
         **budget,
@@ -108,16 +122,30 @@ def gepa(run: Any, student: SpecProgram) -> SpecProgram:
         track_stats=True,
         seed=run.ctx.seed,
         warn_on_score_mismatch=False,  # the penalty tag makes module- and predictor-level scores agree anyway
+        gepa_kwargs={"callbacks": [watch]},  # full-valid scores (kept on a stop) and failed proposals
     )
     compiled = opt.compile(student, trainset=run.trainset, valset=run.valset)
+    run.optimizer_note = watch.check(_teacher_cause(run.ctx.boundary))
     details = getattr(compiled, "detailed_results", None)
     if details is not None:
+        seen = {read_text(t.program) for t in run.tried}
         for i, (prog, score) in enumerate(zip(details.candidates, details.val_aggregate_scores, strict=False)):
-            if i == 0 or not isinstance(prog, SpecProgram):
-                continue  # candidate 0 is the seed (the initial program)
+            if i == 0 or not isinstance(prog, SpecProgram) or read_text(prog) in seen:
+                continue  # candidate 0 is the seed (the initial program); the trial log has the others already
             run.add("gepa candidate", prog.deepcopy(), f"GEPA valid score {score:.3f} (mean metric x penalty)")
         delattr(compiled, "detailed_results")
     return compiled
+
+
+def _teacher_cause(boundary: Any) -> str:
+    """Why the teacher's proposals failed: the provider's error when one was recorded, else its answers."""
+    from promptomatix.run_guard import provider_cause
+
+    cause = provider_cause(boundary, "teacher")
+    if cause != "no error was recorded":
+        return cause
+    return ("the teacher model's answers could not be read as a new instruction (a parse failure; "
+            "PROMPTOMATIX_VERBOSE=1 shows DSPy's log)")  # fmt: skip
 
 
 def bootstrap(run: Any, student: SpecProgram) -> SpecProgram:

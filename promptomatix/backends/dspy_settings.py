@@ -151,6 +151,11 @@ class DSPySettings(BaseModel):
         modules, which we cannot know)."""
         return {"react": _REACT_MAX_ITERS + 1, "pot": 2 * _POT_MAX_ITERS + 1}.get(self.module, 1)
 
+    def typical_calls_per_example(self) -> int:
+        """LM calls a typical forward pass makes, for the dry run's estimate: the built-in ReAct has no tool but
+        `finish`, so a model that follows the format takes one step and the extract (2), not the most it may (6)."""
+        return {"react": 2}.get(self.module, self.module_calls_per_example())
+
     def estimate_calls(self, n_train: int, n_valid: int) -> int:
         """An upper bound on LM calls (every scored row counted as a new call; cache hits are free, so real runs
         use fewer). The dry run shows a typical run's calls instead: backends/dspy_estimate.py.

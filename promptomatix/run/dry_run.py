@@ -44,7 +44,8 @@ def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tup
     """The stages' calls; a judge-scored task's search and held-out scoring are planned in scored rows (the
     budget's share) and counted in calls. The data calls top up the rows validation keeps (`n_usable`), as the
     run does, not the raw rows (it said "data 0" for a run that would have the teacher write some)."""
-    from promptomatix.backends.registry import estimate_calls, search_plan
+    from promptomatix.backends.dspy_estimate import held_out_row_calls
+    from promptomatix.backends.registry import backend_settings, estimate_calls, search_plan
     from promptomatix.data import estimate_data_calls
     from promptomatix.task import SpecOverrides, estimate_spec_calls
 
@@ -60,17 +61,18 @@ def _estimate(env: RunEnv, cfg: Any, user: dict[str, Any], rows: Any, sizes: tup
             explicit_splits="train_rows" in user or "valid_rows" in user,
         ),
         "optimize": estimate_calls(cfg, n_train, n_valid, rows_left) * per_row,
-        "final_test": 2 * n_test * per_row,
     }
+    initial_row, optimized_row = held_out_row_calls(backend_settings(cfg), per_row)  # a ReAct row: 2 task calls
+    calls["final_test"] = n_test * (initial_row + optimized_row)
     plan = search_plan(cfg, n_train, n_valid, rows_left)
     if per_row > 1:
         plan.append(f"a judge scores each row: the search plan above counts scored rows, and each costs {per_row} LM "
                     "calls (the task model's answer and the judge's score); the estimate counts calls")  # fmt: skip
     if left is not None and calls["optimize"] >= left and estimate_calls(cfg, n_train, n_valid) * per_row > left:
-        calls["final_test"] = n_test * per_row  # the budget stops the optimizer: the initial prompt is kept
+        calls["final_test"] = n_test * initial_row  # the budget stops the optimizer: the initial prompt is kept
         plan.append(f"held-out test: {n_test} rows, the initial prompt only (the budget stops the search)")
     elif n_test:
-        plan.append(f"held-out test: {n_test} rows × initial and optimized prompt ({n_test * per_row} calls if the "
+        plan.append(f"held-out test: {n_test} rows × initial and optimized prompt ({n_test * initial_row} calls if the "
                     "initial prompt is kept)")  # fmt: skip
     return calls, plan
 
