@@ -124,6 +124,19 @@ def test_gepa_whose_every_reflection_failed_fails_like_miprov2():
     assert "could not be read" in str(err.value)
 
 
+def test_gepa_gives_up_on_a_teacher_that_fails_proposal_after_proposal():
+    """GEPA swallows each failed reflection and draws another parent: a teacher down kept a run going 20 minutes
+    and 1,289 requests. It stops after GIVE_UP_AFTER proposals failed in a row."""
+    from promptomatix.backends.dspy_rescue import GIVE_UP_AFTER
+
+    ctx, _task, teacher, _ = make_ctx(rule=lambda m, t: "positive")  # never learns: GEPA would keep reflecting
+    teacher.default = _prose_teacher(None)
+    with pytest.raises(OptimizerError, match="failed in a row"):
+        run("gepa", ctx=ctx, max_metric_calls=2000)
+    asked = [c for c in teacher.calls if "new_instruction" in requested_fields(c["messages"])]
+    assert 0 < len(asked) <= 3 * (GIVE_UP_AFTER + 1)  # a handful of proposals, not the whole metric budget
+
+
 def test_gepa_with_some_failed_reflections_says_how_many_in_the_stop_reason():
     ctx, _task, teacher, _ = make_ctx(rule=lambda m, t: "positive")  # never learns: GEPA keeps reflecting
     teacher.default = _prose_teacher(3)

@@ -16,7 +16,7 @@ import dspy
 from promptomatix.backends.dspy_evaluate import FullEvalWatch
 from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
-from promptomatix.backends.dspy_rescue import GepaWatch
+from promptomatix.backends.dspy_rescue import GepaWatch, ProposalsFailed, TeacherGaveUp
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
 from promptomatix.errors import ConfigurationError, OptimizerError
 
@@ -124,7 +124,12 @@ def gepa(run: Any, student: SpecProgram) -> SpecProgram:
         warn_on_score_mismatch=False,  # the penalty tag makes module- and predictor-level scores agree anyway
         gepa_kwargs={"callbacks": [watch]},  # full-valid scores (kept on a stop) and failed proposals
     )
-    compiled = opt.compile(student, trainset=run.trainset, valset=run.valset)
+    try:
+        compiled = opt.compile(student, trainset=run.trainset, valset=run.valset)
+    except TeacherGaveUp as stop:
+        raise ProposalsFailed(f"GEPA stopped: its last {stop.streak} reflection (teacher) proposals failed in a row "
+                              f"({watch.proposed} of {watch.started} worked): {_teacher_cause(run.ctx.boundary)}"
+                              ) from None  # fmt: skip
     run.optimizer_note = watch.check(_teacher_cause(run.ctx.boundary))
     details = getattr(compiled, "detailed_results", None)
     if details is not None:

@@ -121,19 +121,45 @@ def save_best(run: Any, rnd: int, best: Any, base: Any) -> None:
         )
 
 
+#: reflection proposals failed in a row before GEPA is stopped (a retried provider error takes ~3.5 s each)
+GIVE_UP_AFTER = 8
+
+
+class TeacherGaveUp(BaseException):
+    """Raised from GEPA's callback to stop it; `gepa()` turns it into ProposalsFailed with the provider's cause."""
+
+    def __init__(self, streak: int) -> None:
+        super().__init__(streak)
+        self.streak = streak
+
+
 class GepaWatch:
     """GEPA callback: its full-valid evaluations go to the trial log, and its reflection proposals are counted.
 
     GEPA swallows a failed reflection (the teacher's answer not parsed, the provider failing) and goes on, so a
     run whose every proposal failed ended `completed`, exit 0, as if it had optimized."""
 
-    def __init__(self, trials: TrialLog, student: Any) -> None:
+    def __init__(self, trials: TrialLog, student: Any, give_up_after: int = GIVE_UP_AFTER) -> None:
         self.trials = trials
         self.student = student
         self.started = 0
         self.proposed = 0
+        self.streak = 0  # proposals failed in a row, counted by whole iterations
+        self.give_up_after = give_up_after
+        self._iteration: tuple[Any, int, int] | None = None  # (iteration, started, proposed) at its first start
 
     def on_proposal_start(self, event: Any) -> None:
+        """Give up on a teacher that failed the last `give_up_after` proposals in a row: GEPA draws parent after
+        parent, and a teacher down (HTTP 500 through every retry) kept it going 20 minutes and 1,289 requests."""
+        iteration = event.get("iteration") if isinstance(event, dict) else None
+        if self._iteration is None or self._iteration[0] != iteration:  # the last iteration is over: count it
+            if self._iteration is not None:
+                _, started, proposed = self._iteration
+                failed, worked = self.started - started, self.proposed - proposed
+                self.streak = 0 if worked else self.streak + failed
+            if self.streak >= self.give_up_after:
+                raise TeacherGaveUp(self.streak)  # a BaseException: GEPA's callback guard catches only Exception
+            self._iteration = (iteration, self.started, self.proposed)
         self.started += 1
 
     def on_proposal_end(self, event: Any) -> None:
