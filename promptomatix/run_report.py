@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from promptomatix.held_out import HeldOut
     from promptomatix.run.env import RunEnv
     from promptomatix.run.state import RunState
+    from promptomatix.task import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -58,13 +59,13 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
         env.recorder.kept(kind, kept, finished, usage_of(env.boundary(), elapsed), scored=scored,
                           rejected_prompt=result.prompt[:4000], notes=st.notes)  # fmt: skip
     env.emit("done", f"session {env.recorder.sid} version {version or kept}", best_score=result.valid_penalized)
-    shown = _what_stays(env, kept, scored, result, metrics, paired, held)
+    shown = _what_stays(env, kept, scored, result, metrics, paired, held, spec)
     return OptimizationResult(
         session_id=env.recorder.sid, version=version, kept_version=kept, no_change=kind == "no_change",
         backend=result.backend, task_type=spec.task_type, input_fields=spec.input_names,
         output_fields=spec.output_names, labels=spec.labels, initial_prompt=result.initial_prompt, **shown,
         stop_reason=result.stop_reason, rounds_completed=result.rounds_completed,
-        n_candidates=len(result.candidates), synthetic_data={"train": list(splits.train), "valid": list(splits.valid)},
+        n_candidates=len(result.candidates), data_splits={"train": list(splits.train), "valid": list(splits.valid)},
         data_report=st.data_report, task_spec=spec.model_dump(mode="json"), assumptions=_assumed(spec.assumptions),
         feedback_applied=feedback_ids, notes=st.notes, pareto=extras["pareto"],
     )  # fmt: skip
@@ -72,23 +73,25 @@ def finish(env: RunEnv, st: RunState) -> OptimizationResult:
 
 def _what_stays(
     env: RunEnv, kept: int | None, scored: dict[str, Any] | None, result: BackendResult, metrics: RunMetrics,
-    paired: Any, held: HeldOut,
+    paired: Any, held: HeldOut, spec: TaskSpec,
 ) -> dict[str, Any]:
     """The prompt the result hands out is the one the session keeps as latest: with a kept version, that version's
     (`r["result"]` was the candidate the held-out test rejected); the candidate is `candidate_prompt`. A resume that
     keeps its saved version reports that version's own held-out score and verdict against the initial prompt."""
     out: dict[str, Any] = {"best_prompt": result.prompt, "instructions": result.instructions,
                            "demos": result.demos, "metrics": metrics, "verdict": paired}  # fmt: skip
+    out["prompt_text"] = prompt_text(spec, result.instructions, result.format_line, result.demos)
     if kept is None:
         return out
     v = env.recorder.store.load(env.recorder.sid).get_version(kept)
     out.update(best_prompt=v.prompt, instructions=v.instructions or v.prompt, demos=list(v.demos))
+    out["prompt_text"] = prompt_text(spec, v.instructions or v.prompt, v.settings.get("format_line"), v.demos)
     out["candidate_prompt"] = result.prompt if result.prompt != v.prompt else None
     if not scored:  # a refine keeps its parent, which is the prompt it started from: its scores are the initial's
         m = metrics
         out["metrics"] = m.model_copy(update={"optimized_test_score": m.initial_test_score,
                                               "optimized_prompt_score": m.initial_prompt_score,
-                                              "optimized_prompt_score_raw": m.initial_prompt_score_raw})  # fmt: skip
+                                              "optimized_prompt_score_penalized": m.initial_prompt_score_penalized})
         same = held_out.HeldOut(held.split, held.initial, held.initial, held.initial_report, held.initial_report,
                                 same_prompt=True, label_field=held.label_field)  # fmt: skip
         kept_result = result.model_copy(update={"prompt": result.initial_prompt, "valid_raw": result.initial_valid_raw})
@@ -100,10 +103,22 @@ def _what_stays(
         best = ScoreCI(mean=t.mean, ci_low=t.mean if t.ci_low is None else t.ci_low,
                        ci_high=t.mean if t.ci_high is None else t.ci_high, n=t.n)  # fmt: skip
         out["metrics"] = metrics.model_copy(update={"optimized_test_score": best,
-                                                    "optimized_prompt_score": v.valid.selection if v.valid else None,
-                                                    "optimized_prompt_score_raw": v.valid.raw if v.valid else None})
+                                                    "optimized_prompt_score": v.valid.raw if v.valid else None,
+                                                    "optimized_prompt_score_penalized": v.valid.selection if v.valid
+                                                    else None})  # fmt: skip
         out["verdict"] = PairedVerdict.model_validate(scored["verdict"])
     return out
+
+
+def prompt_text(spec: TaskSpec, instructions: str, format_line: str | None, demos: list[dict[str, Any]]) -> str:
+    """`r["result"]`: one text a caller can use as a system prompt (upstream's key held prompt text): the
+    instructions and output-format line, then each demo as a worked example in the lines the model saw them as."""
+    from promptomatix.backends.prompt import PromptCandidate, format_inputs, format_outputs
+
+    text = PromptCandidate(instructions=instructions, format_line=format_line).system_text()
+    examples = [f"Example {i}:\n{format_inputs(spec, d)}\nAnswer: {format_outputs(spec, d)}"
+                for i, d in enumerate(demos, 1)]  # fmt: skip
+    return "\n\n".join(part for part in (text, *examples) if part)
 
 
 def _assumed(assumptions: list[str]) -> list[str]:
@@ -151,8 +166,8 @@ def _finished(metrics: RunMetrics, paired: Any) -> dict[str, Any]:
     return {
         "verdict": paired.model_dump(mode="json"),
         "scores": {
-            "initial_valid": metrics.initial_prompt_score,
-            "optimized_valid": metrics.optimized_prompt_score,
+            "initial_valid": metrics.initial_prompt_score_penalized,
+            "optimized_valid": metrics.optimized_prompt_score_penalized,
             "initial_test": metrics.initial_test_score.mean if metrics.initial_test_score else None,
             "optimized_test": metrics.optimized_test_score.mean if metrics.optimized_test_score else None,
             "test_split": metrics.test_split,
@@ -168,10 +183,10 @@ def _metrics(env: RunEnv, result: BackendResult, held: HeldOut, elapsed: float) 
     usage = env.boundary().usage()
     total = usage.total
     return RunMetrics(
-        initial_prompt_score=result.initial_valid_penalized,
-        optimized_prompt_score=result.valid_penalized,
-        initial_prompt_score_raw=result.initial_valid_raw,
-        optimized_prompt_score_raw=result.valid_raw,
+        initial_prompt_score=result.initial_valid_raw,
+        optimized_prompt_score=result.valid_raw,
+        initial_prompt_score_penalized=result.initial_valid_penalized,
+        optimized_prompt_score_penalized=result.valid_penalized,
         initial_test_score=held.initial,
         optimized_test_score=held.best,
         test_split=held.split,

@@ -84,17 +84,22 @@ def test_generate_feedback_has_upstreams_shape(tmp_path):
     assert [(f.source, f.status) for f in s.feedback] == [("generated", "open")]
 
 
-def test_process_input_with_an_existing_session_id_continues_it(tmp_path):
+def test_process_input_with_an_existing_session_id_refuses_naming_optimize_with_feedback(tmp_path):
+    """Upstream's session_id named the new session; continuing one is optimize_with_feedback (review 24, F2)."""
     d = str(tmp_path / "s")
     r = run(tmp_path)
-    r2 = promptomatix.process_input(clients=refining_fakes(), session_id=r.session_id, sessions_dir=d, rounds=1)
+    with pytest.raises(SessionError, match="already exists") as e:
+        promptomatix.process_input(clients=refining_fakes(), session_id=r.session_id, sessions_dir=d, rounds=1)
+    assert f"optimize_with_feedback({r.session_id!r})" in str(e.value)
+    r2 = promptomatix.optimize_with_feedback(r.session_id, clients=refining_fakes(), sessions_dir=d, rounds=1)
     assert r2.session_id == r.session_id and r2.version == 2
 
 
-def test_process_input_with_a_session_id_that_does_not_exist_says_so(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # a run that went ahead would write to ./sessions
-    with pytest.raises(SessionError, match="no session '20990101-000000-abcdef'"):
-        run(tmp_path, session_id="20990101-000000-abcdef")
+def test_process_input_with_a_new_session_id_names_the_new_session(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a run must go to the sessions_dir passed, never ./sessions
+    r = run(tmp_path, session_id="exp-1")
+    assert r.session_id == "exp-1" and r.version == 1
+    assert promptomatix.load_session("exp-1", sessions_dir=str(tmp_path / "s")).status == "completed"
     assert not (tmp_path / "sessions").exists()
 
 
@@ -121,7 +126,8 @@ def test_results_do_not_share_state_across_runs(tmp_path):
         clients=fakes()[0], human_input=TASK, sessions_dir=str(tmp_path / "s"), **GIVEN, lambda_penalty=0.0
     )
     assert a.session_id != b.session_id
-    assert b.metrics.optimized_prompt_score == pytest.approx(1.0) and a.metrics.optimized_prompt_score < 1.0
+    assert b.metrics.optimized_prompt_score_penalized == pytest.approx(1.0)
+    assert a.metrics.optimized_prompt_score_penalized < 1.0
 
 
 def test_a_refine_without_feedback_that_changes_nothing_says_no_feedback_stays_open(tmp_path):
@@ -143,7 +149,7 @@ def test_wrong_argument_types_are_configuration_errors_naming_the_argument(tmp_p
     with pytest.raises(ConfigurationError, match="sessions_dir must be a path"):
         promptomatix.list_sessions(sessions_dir=5)
     sid = run(tmp_path).session_id
-    with pytest.raises(ConfigurationError, match="span feedback text must be a string"):
+    with pytest.raises(ConfigurationError, match="span feedback text must be the quoted part"):
         promptomatix.save_feedback(123, 0, 1, "comment", sid, sessions_dir=sessions)
     clients = fakes()[0]
     for bad in (0, -3, "a", 2.5, True):

@@ -68,7 +68,7 @@ def test_rows_failing_for_another_reason_are_not_called_a_copy_of_the_test(tmp_p
     for err in _dry_and_run_error(tmp_path, data=data, local_test_data_path=test, labels=["positive", "negative"]):
         assert "also a held-out test row" not in err.message, err.message
         assert "no usable data rows" in err.message and "label not in label set" in err.message
-        assert "--labels" in (err.hint or "")
+        assert "pass labels with" in (err.hint or "")  # the Python API names the kwarg
         assert err.exit_code == 1  # not every skip is the label set's: the data is at fault too
 
 
@@ -83,7 +83,7 @@ def test_labels_matching_no_row_are_a_wrong_command_line(tmp_path: Path) -> None
     data = _csv(tmp_path / "r.csv", _reviews(20), output="mood")
     for err in _dry_and_run_error(tmp_path, data=data, labels=["pos", "neg"]):
         assert isinstance(err, UsageError) and err.exit_code == 2, (type(err), err)
-        assert "no usable data rows" in err.message and "--labels" in (err.hint or "")
+        assert "no usable data rows" in err.message and "pass labels with" in (err.hint or "")
 
 
 def test_field_names_the_teacher_proposed_are_not_a_usage_error(tmp_path: Path) -> None:
@@ -95,7 +95,7 @@ def test_field_names_the_teacher_proposed_are_not_a_usage_error(tmp_path: Path) 
                       clients=clients)  # fmt: skip
     err = e.value
     assert "'self'" in err.message and not isinstance(err, UsageError) and err.exit_code == 1, (type(err), err)
-    assert err.hint == "pass --input-fields/--output-fields with other names, or --backend meta"
+    assert err.hint == "pass input_fields/output_fields with other names, or backend='meta'"
 
 
 def test_only_the_rows_the_teacher_is_shown_are_kept_from_the_test() -> None:

@@ -165,12 +165,16 @@ def test_upstream_save_feedback_shape(store, sid):
         "be more specific",
         sid,
     )
-    # Upstream ignored offsets: wrong ones are repaired from the text, unknown text becomes general feedback.
-    save_feedback("one sentence", 0, 3, "fine", prompt_id=sid, store=store)
-    save_feedback("not in the prompt", 0, 3, "hmm", prompt_id=sid, store=store)
+    # Offsets counted elsewhere (upstream's r["result"]) are repaired from the text; a quote that is in no prompt of
+    # the session, or offsets that cannot hold the quote, are refused (review 24, F10).
+    save_feedback("one sentence", 0, 12, "fine", prompt_id=sid, store=store)
     items = store.load(sid).feedback
     assert (items[1].start, items[1].text) == (V2.index("one sentence"), "one sentence")
-    assert items[2].kind == "general" and items[2].details["quoted"] == "not in the prompt"
+    with pytest.raises(ConfigurationError, match="does not occur in session"):
+        save_feedback("not in the prompt", 0, 17, "hmm", prompt_id=sid, store=store)
+    with pytest.raises(ConfigurationError, match="cannot hold the quoted text"):
+        save_feedback("one sentence", 0, 3, "fine", prompt_id=sid, store=store)
+    assert len(store.load(sid).feedback) == 2
     with pytest.raises(ConfigurationError):
         save_feedback("precise", start, start + 7, "", prompt_id=sid, store=store)
 

@@ -99,13 +99,14 @@ def test_process_input_returns_upstream_keys_and_typed_attributes(tmp_path):
     m = r["metrics"]
     for key in ("initial_prompt_score", "optimized_prompt_score", "cost", "time_taken"):
         assert key in m
-    assert r["result"] == r.best_prompt and GOOD_PROMPT in r.best_prompt
+    assert r["result"] == r.prompt_text and GOOD_PROMPT in r["result"] and "[user]" not in r["result"]
     assert r["initial_prompt"] == r.initial_prompt and r["session_id"] == r.session_id
     assert (r["backend"], r["task_type"]) == ("simple_meta_prompt", "classification")
     assert (r["input_fields"], r["output_fields"]) == (["review"], ["label"])
-    assert m["optimized_prompt_score"] > m["initial_prompt_score"]
+    assert m["optimized_prompt_score"] > m["initial_prompt_score"]  # raw valid scores, as upstream's were
+    assert m["optimized_prompt_score_penalized"] < m["optimized_prompt_score"]
     assert r["llm_cost"] == m["cost"] == 0.0
-    assert set(r["synthetic_data"]) == {"train", "valid"} and len(r["synthetic_data"]["train"]) == 8
+    assert isinstance(r["synthetic_data"], list) and len(r["synthetic_data"]) == 8 + len(r.data_splits["valid"])
     # typed view of the same object
     assert r.test_score == pytest.approx(1.0) and r.initial_test_score == pytest.approx(0.5)
     assert r.metrics.optimized_test_score.n == 6 and r.metrics.test_split == "test"
@@ -118,7 +119,8 @@ def test_result_is_saved_as_version_1_with_scores_and_usage(tmp_path):
     assert s.status == "completed" and [v.version for v in s.versions] == [1] and r.version == 1
     v = s.versions[0]
     assert v.prompt == r.best_prompt and v.parent is None
-    assert v.valid.penalized == pytest.approx(r.metrics.optimized_prompt_score)
+    assert v.valid.penalized == pytest.approx(r.metrics.optimized_prompt_score_penalized)
+    assert v.valid.raw == pytest.approx(r.metrics.optimized_prompt_score)
     assert v.test.mean == pytest.approx(1.0) and v.initial_test.mean == pytest.approx(0.5)
     assert v.usage.calls == r.metrics.calls > 0
     assert s.task_spec["task_type"] == "classification" and len(s.data["test"]) == 6
@@ -251,7 +253,7 @@ def test_a_budget_that_cannot_pay_for_one_candidate_is_refused_before_the_search
     with pytest.raises(ConfigurationError, match=r"no search fits the budget") as e:
         run(tmp_path, clients=clients, max_calls=max_calls)
     assert task.n == 0  # the task model was never called: nothing spent on a search that could not finish
-    advised = int(re.search(r"use --max-calls (\d+)", e.value.hint).group(1))
+    advised = int(re.search(r"use max_calls=(\d+)", e.value.hint).group(1))  # Python advice from the Python API
     r = run(tmp_path, clients=fakes()[0], max_calls=advised)  # the advice is enough (it once fell short of it)
     rounds = [c.get("round") or 0 for c in load_session(r.session_id, sessions_dir=str(tmp_path / "s")).latest_version().candidates]
     assert r.metrics.calls <= advised and max(rounds) >= 1
@@ -312,7 +314,7 @@ def test_ctrl_c_then_resume_pays_no_call_twice(tmp_path, uninterrupted, interrup
         run(tmp_path, clients=clients)
     assert e.value.exit_code == 130 and e.value.session_id
     sid = e.value.session_id
-    assert f"promptomatix resume {sid}" in str(e.value)
+    assert f"promptomatix.resume({sid!r})" in str(e.value) and isinstance(e.value, KeyboardInterrupt)
     _settle(task, teacher)  # calls already in flight on other threads finish (and are cached) after the Ctrl-C
     made = (task.n - 1) + teacher.n  # the interrupted call never completed
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
@@ -354,7 +356,7 @@ def test_ctrl_c_during_the_spec_keeps_the_given_rows_for_resume(tmp_path, uninte
     fresh, task2, teacher2 = fakes()
     r = resume(sid, clients=fresh, sessions_dir=str(tmp_path / "s"))
     assert task2.n + teacher2.n == uninterrupted["calls"]
-    assert r.synthetic_data["train"] == GIVEN["train_data"] and r.metrics.optimized_test_score.n == 6
+    assert r.data_splits["train"] == GIVEN["train_data"] and r.metrics.optimized_test_score.n == 6
 
 
 def test_resume_of_a_completed_session_is_a_clean_error(tmp_path):
@@ -372,7 +374,7 @@ def test_a_run_that_raises_is_marked_failed_and_can_be_resumed(tmp_path):
     (summary,) = promptomatix_list(tmp_path)
     assert summary.status == "failed"
     r = resume(summary.session_id, clients=fakes()[0], sessions_dir=str(tmp_path / "s"))
-    assert r.version == 1 and r.synthetic_data["train"] == GIVEN["train_data"]
+    assert r.version == 1 and r.data_splits["train"] == GIVEN["train_data"]
 
 
 def promptomatix_list(tmp_path):
@@ -409,11 +411,11 @@ def test_resume_refuses_a_session_that_another_process_is_running(tmp_path):
 def test_a_budget_out_before_the_baseline_names_the_limit_that_ran_out(tmp_path):
     with pytest.raises(PromptomatixError, match="before the initial prompt was scored") as e:
         run(tmp_path, max_total_tokens=1000, max_tokens=8, config_max_tokens=60)  # the spec fits, the baseline not
-    assert e.value.hint.startswith("raise --max-total-tokens")  # not "--max-calls/--max-usd/--max-minutes"
+    assert e.value.hint.startswith("raise max_total_tokens")  # not "max_calls/max_usd/max_minutes"
     assert "synthetic" not in e.value.hint  # the rows were given: fewer synthetic rows would save nothing
     with pytest.raises(PromptomatixError, match="budget of 150 tokens is too small for one call") as e:
         run(tmp_path, max_total_tokens=150)  # the first call's max_tokens alone is more: nothing was sent
-    assert e.value.hint.startswith("raise the limit (--max-total-tokens)")
+    assert e.value.hint.startswith("raise the limit (max_total_tokens)")
 
 
 def test_a_run_says_how_many_calls_had_estimated_usage(tmp_path):

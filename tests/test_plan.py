@@ -54,7 +54,7 @@ def test_a_budget_that_cannot_pay_for_one_candidate_is_refused_before_the_optimi
     clients = fake_clients(0.0)
     with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
         _run(0, 60, sizes=(12, 12, 20), clients=clients)  # 40 held back for the test, 12 for the baseline
-    assert "--max-calls" in (e.value.hint or "")
+    assert "max_calls=" in (e.value.hint or "")  # Python advice from the Python API
     assert clients["task"].calls == []  # not even the baseline was scored
 
 

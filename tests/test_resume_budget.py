@@ -53,10 +53,10 @@ def test_a_resume_with_nothing_left_is_refused_before_it_spends(tmp_path):
     with pytest.raises(BudgetExceeded) as e:
         resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=before)
     assert f"spent {before} of its --max-calls {before} before it stopped" in e.value.message
-    assert f"--max-calls {2 * before}" in (e.value.hint or "")
+    assert f"max_calls={2 * before}" in (e.value.hint or "")
     with pytest.raises(BudgetExceeded) as e:  # the advice is what was spent plus the limit: it advised 2 x 10
         resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=10)
-    assert f"--max-calls {before + 10}" in (e.value.hint or "")
+    assert f"max_calls={before + 10}" in (e.value.hint or "")
     s = load_session(sid, sessions_dir=str(tmp_path / "s"))
     assert s.status == "interrupted" and _answered(s) == before  # nothing spent, nothing changed
 
@@ -65,7 +65,7 @@ def test_the_limit_a_too_small_resume_advises_is_the_whole_runs_and_it_works(tmp
     sid, before = _interrupted(tmp_path, 150)
     with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
         resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=before + 20)
-    advised = int(re.search(r"--max-calls (\d+)", e.value.hint or "").group(1))
+    advised = int(re.search(r"max_calls=(\d+)", e.value.hint or "").group(1))
     assert advised > before + 20  # it advised what is left (~40) before: less than the run had already spent
     out = resume(sid, clients=_clients(ResumeTask(), HASTY), sessions_dir=str(tmp_path / "s"), max_calls=advised)
     assert load_session(sid, sessions_dir=str(tmp_path / "s")).total_spent().calls <= advised

@@ -92,7 +92,8 @@ def test_a_resume_whose_result_scores_lower_keeps_the_saved_version(tmp_path):
     assert out.kept_version == 1 and out.version is None
     # what the result hands out is the version the session keeps, with its own score and verdict against the
     # initial prompt (it handed out the rejected candidate, with that candidate's verdict, before)
-    assert GOOD_PROMPT in out.best_prompt and out["result"] == out.best_prompt and out.test_score == 1.0
+    assert GOOD_PROMPT in out.best_prompt and out["result"] == out.prompt_text and out.test_score == 1.0
+    assert GOOD_PROMPT in out["result"] and "HASTY" not in out["result"]
     assert out.verdict.optimized_mean == 1.0 and out.improved == out.verdict.improved
     note = next(n for n in out.notes if "kept version 1 as latest" in n)
     assert "scored lower on the held-out test than version 1" in note and "0.000 < 1.000 on the same 6 rows" in note
@@ -220,8 +221,8 @@ def test_feedback_dismissed_after_an_interrupted_refine_stays_out_of_its_resume(
     r = run(tmp_path)
     sessions = str(tmp_path / "s")
     prompt = load_session(r.session_id, sessions_dir=sessions).latest_version().prompt
-    words = prompt.split()[:3]
-    kept = promptomatix.save_feedback(" ".join(words), 0, len(" ".join(words)), "KEEPME be brief", r.session_id,
+    quote = prompt[: len(prompt) // 3]
+    kept = promptomatix.save_feedback(quote, 0, len(quote), "KEEPME be brief", r.session_id,
                                       sessions_dir=sessions)["id"]  # fmt: skip
     gone = promptomatix.save_feedback("", 0, 0, "DROPME mention sarcasm", r.session_id, sessions_dir=sessions)
     deleted = promptomatix.save_feedback("", 0, 0, "DELETED say more", r.session_id, sessions_dir=sessions)["id"]

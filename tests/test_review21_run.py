@@ -138,7 +138,7 @@ def test_f5_dry_run_refuses_what_the_run_refuses(tmp_path):
         with pytest.raises(DataError, match="no usable data rows") as e:
             process_input(raw_input=TASK, data=data, labels=["pos", "neg"], dry_run=dry,
                           sessions_dir=str(tmp_path / f"s{dry}"), clients=clients)  # fmt: skip
-        assert "--labels" in (e.value.hint or "")
+        assert "pass labels with" in (e.value.hint or "")
         spec_calls = [c for c in clients["teacher"].calls if "task specifications" in c["messages"][0]["content"]]
         assert len(clients["teacher"].calls) == len(spec_calls)  # no synthetic rows paid for
 
@@ -176,7 +176,7 @@ def test_f17_dspy_unusable_column_names_are_refused_before_anything(tmp_path, co
     data = _csv(tmp_path / f"kw_{column}.csv", [column, "label"], _reviews(30))
     err, seen = _refused(tmp_path, data=data, backend="dspy")
     assert isinstance(err, UsageError) and repr(column) in err.message, err
-    assert "--backend meta" in (err.hint or "") and seen == {"calls": 0, "sessions": []}
+    assert "backend='meta'" in (err.hint or "") and seen == {"calls": 0, "sessions": []}
 
 
 def test_f17_the_reserved_names_are_the_ones_dspy_refuses():

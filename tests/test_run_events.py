@@ -46,7 +46,7 @@ def test_a_run_tells_started_each_candidate_and_finished(tmp_path, events):
     scored = events.named("candidate_scored")
     assert sorted(e.payload["id"] for e in scored) == list(range(r.n_candidates))  # each once
     first = scored[0].payload
-    assert first["origin"] == "initial" and first["valid_penalized"] == r.metrics.initial_prompt_score
+    assert first["origin"] == "initial" and first["valid_penalized"] == r.metrics.initial_prompt_score_penalized
     (finished,) = events.named("run_finished")
     p = finished.payload
     assert p["version"] == r.version == 1 and p["verdict"]["outcome"] == r.verdict.outcome

@@ -78,7 +78,7 @@ def test_a_dspy_optimizer_that_raises_is_a_failed_run_not_the_initial_prompt_as_
         run(tmp_path, backend="dspy")
     msg, s = str(e.value), only_session(tmp_path)
     assert msg.startswith("DSPy miprov2 failed: AdapterParseError") and "proposed_instruction" in msg
-    assert "\n" not in msg and f"promptomatix resume {s.session_id}" in msg and "--backend simple_meta_prompt" in msg
+    assert "\n" not in msg and f"promptomatix.resume({s.session_id!r})" in msg and "backend='simple_meta_prompt'" in msg
     assert s.status == "failed" and not s.versions and s.events[-1]["kind"] == "failed"
     assert "Traceback" not in capsys.readouterr().err
 

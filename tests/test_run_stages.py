@@ -65,7 +65,7 @@ def test_interrupted_dspy_run_is_saved_as_dspy_made_it_exports_and_resumes(tmp_p
     # DSPy's own rendering (its field headers), not the meta backend's, and the program it would run
     assert v.prompt.startswith("[system]\nYour input fields are:") and v.program_json is not None
     if interrupt_at == 10:  # during the search: the measured initial program
-        assert v.prompt == full.initial_prompt and v.valid.penalized == full.metrics.initial_prompt_score
+        assert v.prompt == full.initial_prompt and v.valid.penalized == full.metrics.initial_prompt_score_penalized
     else:  # during the held-out scoring: the chosen program, demos included
         assert v.prompt == full.best_prompt and v.demos == full.demos
     exported = json.loads(store.export(sid, "dspy"))
@@ -175,6 +175,6 @@ def test_a_dspy_budget_that_cannot_pay_for_one_candidate_is_refused_before_any_c
     with pytest.raises(ConfigurationError, match="no search fits the budget") as e:
         run(tmp_path, clients=clients, backend="dspy", dspy_optimizer="bootstrap", max_calls=20)
     assert task.n == 0  # it scored the initial program, then kept it unsearched (or failed: "budget ... spent")
-    advised = int(e.value.hint.split("--max-calls ")[1].split(",")[0])
+    advised = int(e.value.hint.split("max_calls=")[1].split(",")[0])
     out = run(tmp_path, clients=fakes()[0], backend="dspy", dspy_optimizer="bootstrap", max_calls=advised)
     assert out.metrics.calls <= advised and out.n_candidates >= 1

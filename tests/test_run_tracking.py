@@ -93,7 +93,7 @@ def test_a_store_that_does_not_answer_fails_before_the_run_without_the_password(
     with pytest.raises(ConfigurationError) as e:
         run(tmp_path, clients=clients, track=f"mlflow:{uri}")
     msg = f"{e.value} {e.value.hint}"
-    assert "127.0.0.1" in msg and "pw123" not in msg and "pw123" not in caplog.text and "--track" in msg
+    assert "127.0.0.1" in msg and "pw123" not in msg and "pw123" not in caplog.text and "leave out track" in msg
     assert task.n == teacher.n == 0  # nothing spent
 
 

@@ -80,8 +80,8 @@ def result_report(r: Any) -> None:
     if diff:
         print_panel(c, escape(diff), "initial → optimized")
     t = Table("", "initial", "optimized")
-    t.add_row("valid (penalized)", _num(m.initial_prompt_score), _num(m.optimized_prompt_score))
-    t.add_row("valid (raw)", _num(m.initial_prompt_score_raw), _num(m.optimized_prompt_score_raw))
+    t.add_row("valid (penalized)", _num(m.initial_prompt_score_penalized), _num(m.optimized_prompt_score_penalized))
+    t.add_row("valid (raw)", _num(m.initial_prompt_score), _num(m.optimized_prompt_score))
     t.add_row(f"held-out {m.test_split} (95% CI)", _fmt_ci(m.initial_test_score), _fmt_ci(m.optimized_test_score))
     c.print(t, soft_wrap=False)  # a narrow terminal wraps the cells; soft wrap cropped them
     c.print(escape(verdict_line(r)))

@@ -1,5 +1,6 @@
-"""The one place a run's bad endings are handled: Ctrl-C → `interrupted` (best so far kept as a version, exit 130),
-an error → `failed` with its one-line cause. Whatever happens, the session is never left `running`."""
+"""The one place a run's bad endings are handled: Ctrl-C → `interrupted` (best so far kept as a version, exit 130,
+raised as RunInterrupted, which is not an Exception), an error → `failed` with its one-line cause. Whatever happens, the
+session is never left `running`."""
 
 from __future__ import annotations
 
@@ -38,12 +39,12 @@ def ending(
     """Run the stages inside; `boundary`/`spec` are read when something goes wrong (they fill in as stages run)."""
     try:
         yield
-    except KeyboardInterrupt:
+    except RunInterrupted:  # already saved by an inner run (first: the API's is a KeyboardInterrupt too)
+        raise
+    except KeyboardInterrupt:  # re-raised as RunInterrupted, a BaseException: no `except Exception` eats it
         if recorder.session_id is None:
             raise
         raise recorder.interrupted(spec(), backend, _spent(boundary())) from None
-    except RunInterrupted:
-        raise
     except (BudgetExceeded, NoSearchFits) as e:  # a budget spent on failing calls: the failure is the cause
         err = _with_provider_error(e, boundary()) if isinstance(e, BudgetExceeded) else _failures_first(e, boundary())
         recorder.failed(one_line(str(err)), _spent(boundary()))

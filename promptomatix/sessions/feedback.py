@@ -200,23 +200,23 @@ def save_feedback(
 ) -> dict[str, Any]:
     """Upstream-compatible `save_feedback`: `prompt_id` is a session id; returns upstream's dict shape.
 
-    Upstream ignored the offsets, so old callers may pass ones that do not match; then the text is
-    located in the latest prompt, and failing that the item is stored as general feedback (with the
-    quoted text kept in `details`) rather than rejected.
+    The quote and offsets must describe a span (`end - start == len(text)`); impossible ones are refused, not
+    stored. `("", 0, 0)` is a comment on the whole prompt (general feedback). Offsets counted in `r["result"]` (prompt text) differ from the stored prompt's (the transcript the
+    model reads), so the quote is then located there; a quote found only in `r["result"]` (it spans a demo's
+    lines) is kept as general feedback quoting it, and one found in neither is refused.
     """
-    _check_text(text)  # before the fallbacks below, which would store it as a quote
+    _check_upstream_span(text, start_offset, end_offset)
     store = store or SessionStore()
+    general = text == "" and start_offset == end_offset == 0  # ("", 0, 0): a comment on the whole prompt
     try:
-        item = add_feedback(store, prompt_id, comment=feedback, text=text, start=start_offset, end=end_offset)
+        if general:
+            item = add_feedback(store, prompt_id, comment=feedback)
+        else:
+            item = add_feedback(store, prompt_id, comment=feedback, text=text, start=start_offset, end=end_offset)
     except ConfigurationError:
-        if not isinstance(feedback, str) or not feedback.strip():
+        if general or not isinstance(feedback, str) or not feedback.strip():
             raise
-        logger.warning("feedback offsets %s:%s do not match the prompt; locating the text", start_offset, end_offset)
-        try:
-            item = add_feedback(store, prompt_id, comment=feedback, text=text or None)
-        except ConfigurationError:
-            quoted = {"quoted": text, "start_offset": start_offset, "end_offset": end_offset}
-            item = add_feedback(store, prompt_id, comment=feedback, details=quoted)
+        item = _located(store, prompt_id, feedback, text, start_offset, end_offset)
     return {
         "id": item.id,
         "text": text,
@@ -226,3 +226,47 @@ def save_feedback(
         "prompt_id": prompt_id,
         "created_at": item.created_at.isoformat(),
     }
+
+
+def _check_upstream_span(text: object, start: object, end: object) -> None:
+    """What no prompt could have: a quote that is not text, offsets that are not a span of its length."""
+    if text == "" and start == end == 0:
+        return
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigurationError(
+            f"span feedback text must be the quoted part of the prompt (a non-empty string), got {text!r}"[:200],
+            hint="for a comment on the whole prompt pass text='' with offsets 0, 0",
+        )  # fmt: skip
+    if not (_is_int(start) and _is_int(end)):
+        raise ConfigurationError(f"span offsets must be integers, got start_offset={start!r} end_offset={end!r}")
+    assert isinstance(start, int) and isinstance(end, int)  # for the type checker: _is_int said so
+    if start < 0 or end - start != len(text):
+        raise ConfigurationError(
+            f"span {start}:{end} cannot hold the quoted text ({len(text)} characters)",
+            hint="end_offset - start_offset must equal len(text), both counted from 0",
+        )
+
+
+def _located(store: SessionStore, sid: str, comment: str, text: str, start: int, end: int) -> FeedbackItem:
+    """Offsets that do not match the stored prompt: the quote located in it, or, when it quotes `r["result"]`'s
+    text only, kept as general feedback with the quote in `details`; a quote found in neither is refused."""
+    from promptomatix.result import _prompt_text_of
+
+    session = store.load(sid)
+    latest = session.latest_version() if session.versions else None
+    if latest is None:
+        raise ConfigurationError(f"session {sid} has no prompt yet, so a span cannot be quoted")
+    shown = _prompt_text_of(session, latest) or ""
+    if end > max(len(latest.prompt), len(shown)):
+        raise ConfigurationError(f"span {start}:{end} is past the end of session {sid}'s latest prompt "
+                                 f"({len(shown)} characters as r['result'] reads)")  # fmt: skip
+    if text in latest.prompt:
+        logger.info("feedback offsets %s:%s are not the stored prompt's; located the quoted text", start, end)
+        return add_feedback(store, sid, comment=comment, text=text)
+    if text in shown:
+        quoted = {"quoted": text, "start_offset": start, "end_offset": end}
+        return add_feedback(store, sid, comment=comment, details=quoted)
+    raise ConfigurationError(
+        f"text {_short(text)!r} does not occur in session {sid}'s latest prompt (version {latest.version})",
+        hint="quote part of r['result'] (or r.best_prompt) of that session's latest run",
+    )
