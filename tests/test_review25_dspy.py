@@ -84,14 +84,7 @@ def test_ctrl_c_inside_miprov2_saves_the_best_trial_and_optuna_prints_no_traceba
         return answer(messages)
 
     task.default = interrupted
-    seen = _Capture()
-    optuna_log = logging.getLogger("optuna")
-    optuna_log.addHandler(seen)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run("miprov2", ctx=ctx)
-    finally:
-        optuna_log.removeHandler(seen)
+    seen = _interrupted_miprov2(ctx)
     assert saved[-1].round == 1 and saved[-1].best.valid_raw == pytest.approx(1.0)
     assert saved[-1].best.origin == "miprov2 trial"
     assert any(r.origin == "miprov2 trial" for r in reported)
@@ -232,6 +225,12 @@ def test_ctrl_c_in_a_miprov2_trial_leaves_no_optuna_traceback():
         return answer(messages)
 
     task.default = interrupted
+    seen = _interrupted_miprov2(ctx)
+    assert not [r for r in seen.records if r.exc_info], [r.getMessage() for r in seen.records]
+
+
+def _interrupted_miprov2(ctx) -> _Capture:
+    """Run MIPROv2 until its task model raises KeyboardInterrupt; what optuna logged meanwhile."""
     seen = _Capture()
     optuna_log = logging.getLogger("optuna")
     optuna_log.addHandler(seen)
@@ -240,4 +239,4 @@ def test_ctrl_c_in_a_miprov2_trial_leaves_no_optuna_traceback():
             run("miprov2", ctx=ctx)
     finally:
         optuna_log.removeHandler(seen)
-    assert not [r for r in seen.records if r.exc_info], [r.getMessage() for r in seen.records]
+    return seen
