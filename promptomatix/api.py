@@ -87,16 +87,31 @@ def _named_run(
                            "letter or digit", hint="or leave session_id out for a generated one")  # fmt: skip
     store = SessionStore(cfg.sessions_dir)
     sid = str(session_id)
-    if store.exists(sid):
-        raise SessionError(f"session {sid} already exists; process_input(session_id=...) names a new session",
-                           hint=f"continue it with optimize_with_feedback({sid!r}), or pick another id")  # fmt: skip
     given = {k: v for k in ("train_data", "valid_data", "test_data") if (v := getattr(cfg, k)) is not None}
-    store.create(Session(session_id=sid, description=(cfg.task_description or cfg.raw_input)[:200],
-                         raw_input=cfg.raw_input, run_config=cfg.persistable(), status="created",
-                         data={"given_rows": given} if given else {}))  # fmt: skip
+    fresh = Session(session_id=sid, description=(cfg.task_description or cfg.raw_input)[:200],
+                    raw_input=cfg.raw_input, run_config=cfg.persistable(), status="created",
+                    data={"given_rows": given} if given else {})  # fmt: skip
+    try:
+        store.create(fresh)
+        taken_over = False
+    except SessionError:  # it exists: taken over below if it never made a version
+        taken_over = True
     with run_lock(store, sid, "optimize"):
+        if taken_over:
+            store.update(sid, lambda old: _take_over(old, fresh))
         run = Run(cfg, clients=clients, progress=progress, store=store, session_id=sid, track=track)
         return run.execute()
+
+
+def _take_over(old: Session, fresh: Session) -> Session:
+    """A named session that never made a version (a dry run, a run stopped by a typo in a path) is the caller's to
+    run again under the same name: upstream's notebook cell, fixed and re-run, was refused for good. One with a
+    version is refused; what the old one spent stays counted."""
+    if old.versions:
+        raise SessionError(f"session {old.session_id} already exists with {len(old.versions)} version(s); "
+                           "process_input(session_id=...) names a new session",
+                           hint=f"continue it with optimize_with_feedback({old.session_id!r}), or pick another id")
+    return fresh.model_copy(update={"spent": old.spent, "created_at": old.created_at})  # fmt: skip
 
 
 def _refuse_spec_and_data(session_id: str, overrides: dict[str, Any]) -> None:
@@ -198,4 +213,17 @@ def save_feedback(
     from promptomatix.sessions.feedback import save_feedback as _save
 
     with _python_errors():
-        return _save(text, start_offset, end_offset, feedback, prompt_id, store=SessionStore(sessions_dir))
+        start, end = _index(start_offset), _index(end_offset)  # numpy/pandas integers are offsets too
+        return _save(text, start, end, feedback, prompt_id, store=SessionStore(sessions_dir))
+
+
+def _index(value: Any) -> Any:
+    """An integer-like offset (np.int64 from a DataFrame) as an int; anything else as given, for the check to refuse."""
+    import operator
+
+    if isinstance(value, bool):
+        return value
+    try:
+        return operator.index(value)
+    except TypeError:
+        return value

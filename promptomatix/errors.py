@@ -6,6 +6,7 @@ Every message is meant to be shown to a user as one line, and names the fix wher
 from __future__ import annotations
 
 import re
+from typing import Any
 
 #: CLI flags whose Python kwarg is not the flag's own name with underscores (upstream's names, which both accept)
 _KWARG_OF_FLAG = {"api-key": "model_api_key", "api-base": "model_api_base", "model": "model_name"}
@@ -170,6 +171,11 @@ class RunInterrupted(BaseException):
         self.session_id = session_id
         super().__init__(_line(message, hint))
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Picklable with its session_id: raised in a process pool's worker, it broke the pool (BrokenProcessPool)
+        and the id to resume was lost."""
+        return (_rebuild_interrupt, (type(self), self.message, self.session_id, self.hint))
+
     def for_python(self) -> KeyboardRunInterrupted:
         """This interrupt for a Python caller: a KeyboardInterrupt whose hint names `promptomatix.resume('ID')`."""
         hint = f"resume with `promptomatix.resume({self.session_id!r})`" if self.session_id else self.hint
@@ -182,3 +188,7 @@ class KeyboardRunInterrupted(RunInterrupted, KeyboardInterrupt):
 
     def for_python(self) -> KeyboardRunInterrupted:
         return self
+
+
+def _rebuild_interrupt(cls: type[RunInterrupted], message: str, session_id: str, hint: str | None) -> RunInterrupted:
+    return cls(message, session_id=session_id, hint=hint)

@@ -53,7 +53,7 @@ def translate(kwargs: dict[str, Any]) -> dict[str, Any]:
     _fold_provider(out, "config_model_provider", ("config_model_name", "teacher_model", "teacher"))
     if "huggingface_dataset_name" in out:
         out["huggingface_dataset_name"] = hf_name(out["huggingface_dataset_name"])
-    _task_from_data(out, given_task="raw_input" in kwargs)
+    _task_from_data(out, given_task=kwargs.get("raw_input") is not None)  # an explicit None is no task
     return out
 
 

@@ -236,3 +236,54 @@ def test_errors_give_python_callers_python_advice(tmp_path):
     assert errors.for_python("see `promptomatix sessions list`") == "see `promptomatix.list_sessions()`"
     quoted = "run `promptomatix models pull m --force`"  # a CLI command with no Python twin is left whole
     assert errors.for_python(quoted) == quoted
+
+
+# -- review 26: F6, F10, N1, N3 ----------------------------------------------------------------------------------
+
+
+def test_a_named_session_that_never_made_a_version_can_be_run_again_under_its_name(tmp_path):
+    """A typo in a path (or a dry run first) claimed the id for good: the fixed call was refused, and every hint
+    (optimize_with_feedback, resume) led to another refusal."""
+    from promptomatix.errors import DataUsageError
+
+    with pytest.raises(DataUsageError):
+        run(tmp_path, session_id="exp-42", data=str(tmp_path / "typo.csv"))
+    r = run(tmp_path, session_id="exp-42")
+    assert (r.session_id, r.version) == ("exp-42", 1)
+    d = run(tmp_path, dry_run=True, session_id="exp-43")
+    assert run(tmp_path, session_id=d.session_id).version == 1
+    with pytest.raises(SessionError, match="already exists with 1 version"):  # a version: never replaced
+        run(tmp_path, session_id="exp-42")
+
+
+def test_a_ctrl_c_raised_in_a_worker_process_keeps_its_session_id():
+    """Unpicklable, it broke a process pool (BrokenProcessPool) and the id to resume was lost."""
+    import pickle
+
+    e = RunInterrupted("interrupted", session_id="s-1", hint="resume it").for_python()
+    back = pickle.loads(pickle.dumps(e))
+    assert type(back) is type(e) and isinstance(back, KeyboardInterrupt)
+    assert (back.session_id, back.message, back.hint) == ("s-1", "interrupted", e.hint)
+
+
+def test_an_explicit_none_raw_input_derives_the_task_from_the_data_like_a_missing_one(tmp_path):
+    csv = tmp_path / "rows.csv"
+    csv.write_text("review,label\n" + "".join(f"{r['review']},{r['label']}\n" for r in GIVEN["train_data"] * 3))
+    d = promptomatix.process_input(raw_input=None, data=str(csv), dry_run=True, clients=fakes()[0],
+                                   sessions_dir=_sessions(tmp_path))  # fmt: skip
+    assert d.session_id
+
+
+def test_save_feedback_takes_numpy_style_integer_offsets(tmp_path):
+    class Int64:  # what a DataFrame hands over: an integer that is not an int
+        def __init__(self, v: int) -> None:
+            self.v = v
+
+        def __index__(self) -> int:
+            return self.v
+
+    r = run(tmp_path)
+    start = r["result"].index("complains")
+    saved = promptomatix.save_feedback("complains", Int64(start), Int64(start + 9), "be precise", r.session_id,
+                                       sessions_dir=_sessions(tmp_path))  # fmt: skip
+    assert saved["id"]
