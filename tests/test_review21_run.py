@@ -192,3 +192,36 @@ def test_f17_the_reserved_names_are_the_ones_dspy_refuses():
         except Exception:
             broken = True
         assert bool(dspy_unusable_names([name])) == broken, name
+
+
+def test_labels_are_checked_against_the_output_not_an_input_named_like_one(tmp_path):
+    """A grading task (question, answer → grade): the input `answer` is not the output, and JSON-list cells are the
+    data stage's to judge; both were refused with "no row's 'answer' is one of them" (review 27, #1, #7)."""
+    rows = [(f"question {i}", f"answer {i}", "correct" if i % 2 else "incorrect") for i in range(30)]
+    data = _csv(tmp_path / "grade.csv", ["question", "answer", "grade"], rows)
+    rep = process_input(raw_input="Grade the answer", data=data, input_fields=["question", "answer"],
+                        labels=["correct", "incorrect"], dry_run=True, sessions_dir=str(tmp_path / "s"),
+                        clients=_clients())  # fmt: skip
+    assert rep.output_fields == ["grade"]
+    from types import SimpleNamespace
+
+    from promptomatix.run.inputs import check_labels_in_rows
+
+    cfg = SimpleNamespace(labels=["sports", "news"], output_fields=None, input_fields=None)
+    check_labels_in_rows(cfg, [{"text": "t", "tags": '["sports", "news"]'}])  # not refused here
+
+
+def test_a_dry_run_whose_teacher_fails_is_fine_when_the_run_would_not_ask_it_again(tmp_path):
+    """DSPy bootstrap with every field given: the spec falls back when the teacher fails, and the run never asks it
+    again; the dry run exited 1 "a run would fail too" while the run itself exited 0 (review 27, #2)."""
+    from promptomatix.testing.fault_server import FaultServer
+
+    data = _csv(tmp_path / "r.csv", ["review", "label"], _reviews(30))
+    clients = _clients()
+    with FaultServer("500") as teacher_server:
+        from promptomatix.lm.factory import create_client
+
+        clients["teacher"] = create_client("openai/t", api_base=teacher_server.base_url, api_key="sk-test-1234")
+        rep = process_input(raw_input=TASK, data=data, backend="dspy", dspy_optimizer="bootstrap", dry_run=True,
+                            sessions_dir=str(tmp_path / "s"), clients=clients)  # fmt: skip
+    assert rep.estimated_calls["total"] > 0

@@ -240,3 +240,48 @@ def _interrupted_miprov2(ctx) -> _Capture:
     finally:
         optuna_log.removeHandler(seen)
     return seen
+
+
+def test_at_equal_raw_quality_the_dspy_backend_keeps_the_program_with_less_to_read(monkeypatch):
+    """MIPROv2's program with 3 demos (35 words more) won on the instruction-only λ penalty at equal raw quality,
+    though README promises less to read wins (review 27, #4). Programs stand in as their read text here."""
+    from types import SimpleNamespace
+
+    from promptomatix.backends import dspy_backend
+
+    monkeypatch.setattr(dspy_backend, "read_text", lambda program: program)
+    better_or_equal = dspy_backend._Run._better_or_equal
+
+    def scored(raw: float, penalized: float, words: int):
+        return SimpleNamespace(valid_raw=raw, valid_penalized=penalized, program="w " * words)
+
+    base = scored(1.0, 0.827, 147)
+    assert not better_or_equal(None, scored(1.0, 0.932, 182), base)  # no raw gain, reads more: the initial stays
+    assert better_or_equal(None, scored(1.0, 0.932, 120), base)  # shorter at equal quality: chosen
+    assert better_or_equal(None, scored(1.0, 0.827, 147), base)  # a tie in every respect
+    assert better_or_equal(None, scored(1.01, 0.9, 182), base)  # a raw gain pays for more words
+
+
+def test_gepa_whose_teacher_fails_late_keeps_what_it_found():
+    """8 failed proposals in a row after some worked failed the whole run (exit 1, no version), though GEPA had
+    found and fully evaluated a better program (review 27, #6)."""
+    from tests.test_dspy_backend import instructions_of, truth
+
+    def partly(messages, text):  # the proposed instruction helps on most rows, never all: GEPA keeps reflecting
+        good = "complains" in instructions_of(messages) and len(text) % 4
+        return truth(text) if good else "positive"
+
+    ctx, _task, teacher, _ = make_ctx(rule=partly)
+    n = [0]
+
+    def late_outage(messages):
+        if "new_instruction" in requested_fields(messages):
+            n[0] += 1
+            if n[0] > 2:
+                raise RuntimeError("HTTP 500 from the teacher's server")
+        return teacher_model(messages)
+
+    teacher.default = late_outage
+    res, _ = run("gepa", ctx=ctx, max_metric_calls=2000)
+    assert "failed in a row" in res.stop_reason and "(2 of" in res.stop_reason
+    assert res.valid_raw > res.initial_valid_raw and "kept DSPy's best fully evaluated trial" in res.stop_reason

@@ -50,7 +50,7 @@ from promptomatix.backends.dspy_programs import (
     build_program,
     load_program,
 )
-from promptomatix.backends.dspy_rescue import TrialLog, keep_after_stop, save_best
+from promptomatix.backends.dspy_rescue import TeacherStopped, TrialLog, keep_after_stop, save_best
 from promptomatix.backends.dspy_settings import (
     DSPySettings,
     normalize_optimizer_name,
@@ -284,6 +284,9 @@ class _Run:
             exc = e.exceeded if isinstance(e, BudgetStop) else e
             ctx.emit("stopped", f"budget reached inside DSPy ({exc.message})")
             best, stop_reason, rounds = keep_after_stop(self, base, f"budget: {exc.message}")
+        except TeacherStopped as e:  # some proposals worked before the teacher failed: keep what was found
+            ctx.emit("stopped", e.reason)
+            best, stop_reason, rounds = keep_after_stop(self, base, e.reason)
         except (ConfigurationError, MetricError):
             raise
         except Exception as e:  # DSPy gave up: the run did not optimize, so it failed (exit 1), in one line
@@ -343,13 +346,16 @@ class _Run:
         save_best(self, rnd, best, base)
 
     def _better_or_equal(self, cand: _Scored, base: _Scored) -> bool:
-        """Strictly better on penalized valid, or equal and not longer (ties go to the shorter prompt)."""
+        """Strictly better on penalized valid, or equal and not longer (ties go to the shorter prompt). Never a
+        program with no raw gain that reads more words, its demos included: the λ penalty counts instructions
+        only, and MIPROv2's 3 demos (35 words more) won at equal raw quality (as the meta backend's rule)."""
         c, b = cand.valid_penalized or 0.0, base.valid_penalized or 0.0
+        more = len(read_text(cand.program).split()) - len(read_text(base.program).split())
+        if (cand.valid_raw or 0.0) <= (base.valid_raw or 0.0) + 1e-9 and more > 0:
+            return False
         if c > b + 1e-9:
             return True
-        if c < b - 1e-9:
-            return False
-        return len(read_text(cand.program).split()) <= len(read_text(base.program).split())
+        return c >= b - 1e-9 and more <= 0
 
     def record(self, t: _Scored) -> CandidateRecord:
         text = penalty_text(t.program)

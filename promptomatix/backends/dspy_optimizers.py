@@ -16,7 +16,7 @@ import dspy
 from promptomatix.backends.dspy_evaluate import FullEvalWatch
 from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
-from promptomatix.backends.dspy_rescue import GepaWatch, ProposalsFailed, TeacherGaveUp
+from promptomatix.backends.dspy_rescue import GepaWatch, ProposalsFailed, TeacherGaveUp, TeacherStopped
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
 from promptomatix.errors import ConfigurationError, OptimizerError
 
@@ -127,9 +127,9 @@ def gepa(run: Any, student: SpecProgram) -> SpecProgram:
     try:
         compiled = opt.compile(student, trainset=run.trainset, valset=run.valset)
     except TeacherGaveUp as stop:
-        raise ProposalsFailed(f"GEPA stopped: its last {stop.streak} reflection (teacher) proposals failed in a row "
-                              f"({watch.proposed} of {watch.started} worked): {_teacher_cause(run.ctx.boundary)}"
-                              ) from None  # fmt: skip
+        why = (f"GEPA stopped: its last {stop.streak} reflection (teacher) proposals failed in a row "
+               f"({watch.proposed} of {watch.started} worked): {_teacher_cause(run.ctx.boundary)}")  # fmt: skip
+        raise (TeacherStopped(why) if watch.proposed else ProposalsFailed(why)) from None
     run.optimizer_note = watch.check(_teacher_cause(run.ctx.boundary))
     details = getattr(compiled, "detailed_results", None)
     if details is not None:

@@ -187,5 +187,14 @@ class GepaWatch:
         return ""
 
 
+class TeacherStopped(RuntimeError):
+    """GEPA was stopped after its teacher failed proposal after proposal, but earlier proposals worked: like a
+    budget stop, the run keeps DSPy's best fully evaluated trial (failing it threw a found gain away)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class ProposalsFailed(RuntimeError):
     """GEPA's teacher never produced a usable instruction: the run did not optimize."""

@@ -81,7 +81,7 @@ def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
     spec, splits = st.need("spec"), st.need("splits")
     calls, plan = estimate(env, st, spec, splits)
     built = env.boundary_if_built()  # the spec questions a dry run asks are the session's cost too
-    _check_model_answered(built)
+    _check_model_answered(built, teacher_needed=_teacher_needed(env.config, calls))
     env.recorder.dry_run_done(usage_of(built) if built is not None else None)
     return DryRunReport(
         session_id=env.recorder.session_id,
@@ -100,15 +100,28 @@ def dry_run(env: RunEnv, st: RunState) -> DryRunReport:
     )
 
 
-def _check_model_answered(boundary: LMBoundary | None) -> None:
+def _teacher_needed(cfg: Any, calls: dict[str, int]) -> bool:
+    """Whether the planned run asks the teacher again after the spec: for synthetic rows, or to propose prompts
+    (every backend but DSPy's bootstrap/labeled, which only collect demos)."""
+    from promptomatix.backends.dspy_settings import normalize_optimizer_name
+
+    if calls.get("data", 0) > 0 or cfg.backend != "dspy":
+        return True
+    return normalize_optimizer_name(cfg.dspy_optimizer or "miprov2") not in ("bootstrap", "labeled")
+
+
+def _check_model_answered(boundary: LMBoundary | None, *, teacher_needed: bool = True) -> None:
     """A model that failed every call the dry run made would fail the run: the dry run says so and is not a success.
 
-    (It printed a plan and exited 0 while every spec question had met an HTTP 500; the spec was a guess.)"""
+    (It printed a plan and exited 0 while every spec question had met an HTTP 500; the spec was a guess.) A teacher
+    the run would not ask again is not fatal: the spec falls back to the data and the flags, as the run's does."""
     if boundary is None:
         return
     for role, used in boundary.usage().by_role.items():
         first = boundary.first_error(role)
         if first is None or not used.calls or used.failed_calls < used.calls:
+            continue
+        if role == "teacher" and not teacher_needed:
             continue
         raise LMCallError(
             f"dry run: every {role} call failed ({used.failed_calls} of {used.calls} requests), so a run would fail too: "

@@ -68,7 +68,8 @@ def check_labels_in_rows(cfg: Any, rows: list[dict[str, Any]]) -> None:
 
     if not cfg.labels or not rows:
         return
-    columns = {str(c).lower(): c for c in rows[0]}
+    inputs = set(cfg.input_fields or [])  # a given input named `answer` is not the output (a grading task)
+    columns = {str(c).lower(): c for c in rows[0] if c not in inputs}
     given = cfg.output_fields or []
     named = next((columns[h] for h in OUTPUT_COLUMN_HINTS if h in columns), None)
     column = given[0] if len(given) == 1 else (named if not given else None)
@@ -76,6 +77,8 @@ def check_labels_in_rows(cfg: Any, rows: list[dict[str, Any]]) -> None:
         return
     wanted = {normalize_label(label) for label in cfg.labels}
     values = [r.get(column) for r in rows if r.get(column) not in (None, "")]
+    if any(isinstance(v, str) and v.lstrip().startswith("[") for v in values):
+        return  # JSON-list cells: whether they carry the labels is the data stage's to say (it names the format)
     parts = (v if isinstance(v, list) else [v, *str(v).split(",")] for v in values)
     if not values or any(normalize_label(p) in wanted for ps in parts for p in ps):
         return
