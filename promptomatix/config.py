@@ -56,6 +56,8 @@ class RunConfig(BaseModel):
     # the teacher's (and judge's) own endpoint (upstream's config_model_api_*); None: the task model's
     teacher_api_key: SecretStr | None = Field(default=None, exclude=True, repr=False)
     teacher_api_base: str | None = None
+    # saved with a session (never the key): the teacher had its own key, which a follow-up must be given again
+    teacher_own_key: bool = False
     n_parallel: int = Field(default=4, ge=1, le=64)
     request_timeout: float = Field(default=120.0, gt=0)  # seconds per remote request; a hung call ends then
     # sampling (upstream's meaning: max_tokens caps each task completion; config_* are the teacher's)
@@ -287,7 +289,12 @@ class RunConfig(BaseModel):
     def persistable(self) -> dict[str, Any]:
         """What a session stores to resume with: no key, and user rows live in the session's data block."""
         secrets_and_rows = {"api_key", "teacher_api_key", "train_data", "valid_data", "test_data"}
-        return self.model_dump(mode="json", exclude=secrets_and_rows)
+        saved = self.model_dump(mode="json", exclude=secrets_and_rows)
+        from promptomatix.lm.factory import is_local
+
+        remote = not is_local(self.teacher_model or self.model)  # a local teacher ignores keys
+        saved["teacher_own_key"] = self.teacher_own_key or (self.teacher_api_key is not None and remote)
+        return saved
 
 
 def _first_error(e: Exception) -> str:

@@ -100,6 +100,12 @@ def _config(session: Session, overrides: dict[str, Any], api_key: str | None, ap
             f"the session's {', '.join(missing)} had credentials that were not saved",
             hint=f"pass {flags} with the full URL (and the key) again",
         )
+    teacher_key = given.get("teacher_api_key") or given.get("config_model_api_key")
+    if session.run_config.get("teacher_own_key") and not teacher_key:  # the task's key must not go to its server
+        raise ConfigurationError(
+            "the session's teacher had its own key, which was not saved",
+            hint="pass --teacher-api-key again (or set PROMPTOMATIX_TEACHER_API_KEY)",
+        )
     if api_base:
         given["api_base"] = api_base
     cfg = RunConfig.from_kwargs(**{**session.run_config, **given})

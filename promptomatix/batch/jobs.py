@@ -37,7 +37,8 @@ _BATCH_ONLY = {
     "sessions_dir": "sessions go to the batch's --sessions-dir",
     **dict.fromkeys(("api_key", "model_api_key"), _NO_CREDENTIALS),
     **dict.fromkeys(("teacher_api_key", "config_model_api_key"),
-                    "keys never go in job files; set the teacher provider's environment variable"),
+                    "keys never go in job files; pass --teacher-api-key to the batch "
+                    "(or set PROMPTOMATIX_TEACHER_API_KEY)"),
     "dry_run": "a batch runs its jobs; use `promptomatix optimize --dry-run` for one",
 }
 #: options whose value may be a file path relative to the jobs file.

@@ -43,6 +43,8 @@ class BatchOptions:
     retries: int = 2
     backoff_s: float = 1.0
     api_key: str | None = None
+    teacher_api_key: str | None = None  # keys come from the batch's command line or environment, never a jobs file
+    teacher_api_base: str | None = None  # for jobs that name no teacher server
     fake_script: dict[str, Any] | None = None
     task_pools: dict[str, Any] = field(default_factory=dict)  # task model string → ray_pool.PoolClient
     tracker: Callable[[SessionStore, str, str], str | None] | None = None  # (store, session id, job) → note
@@ -117,6 +119,7 @@ class _Batch:
             store_root=str(self.store.root), store_token=self.state.token,
             session_bytes=None if self.shared else pack_session(self.store, sid),
             fake_script=self.opts.fake_script, api_key=self.opts.api_key,
+            teacher_api_key=self.opts.teacher_api_key, teacher_api_base=self.opts.teacher_api_base,
             task_pool=self.opts.task_pools.get(str(job.options.get("model") or job.options.get("model_name"))),
         )  # fmt: skip
         self._event("started" if attempt == 1 else "retry", job, attempt)

@@ -45,6 +45,8 @@ class JobPayload:
     session_bytes: bytes | None = None
     fake_script: dict[str, Any] | None = None
     api_key: str | None = None
+    teacher_api_key: str | None = None
+    teacher_api_base: str | None = None  # the batch's, for a job that names none
     task_pool: Any = None  # a ray_pool.PoolClient: the task role's calls go to Ray actors
 
 
@@ -101,9 +103,10 @@ def _run(p: JobPayload, store: SessionStore) -> tuple[JobStatus, str | None, boo
             return "completed", None, False
         if session.task_spec and session.data:  # interrupted or failed after the spec and data: continue
             # the job's own api_base: the session's lost its credentials when saved (userinfo, `?code=`)
-            resume(p.session_id, store=store, clients=clients, api_key=p.api_key, api_base=job_api_base(p.options))
+            resume(p.session_id, store=store, clients=clients, api_key=p.api_key, api_base=job_api_base(p.options),
+                   **job_teacher(p, resuming=True))
         else:
-            cfg = RunConfig.from_kwargs(**p.options, api_key=p.api_key)
+            cfg = RunConfig.from_kwargs(**p.options, api_key=p.api_key, **job_teacher(p, resuming=False))
             with run_lock(store, p.session_id, "batch"):  # the session exists already: Run would not lock it
                 Run(cfg, clients=clients, store=store, session_id=p.session_id).execute()
         return "completed", None, False
@@ -119,6 +122,16 @@ def job_api_base(options: dict[str, Any]) -> str | None:
     """The api_base a job's options give (ours or upstream's name), credentials included."""
     value = options.get("api_base") or options.get("model_api_base")
     return str(value) if value else None
+
+
+def job_teacher(p: JobPayload, *, resuming: bool) -> dict[str, Any]:
+    """The teacher's key (the batch's) and server: the job's own (credentials included: the session's lost them
+    when saved), else the batch's. A new run reads the job's own from its options."""
+    out: dict[str, Any] = {"teacher_api_key": p.teacher_api_key} if p.teacher_api_key else {}
+    own = p.options.get("teacher_api_base") or p.options.get("config_model_api_base")
+    if (own and resuming) or (not own and p.teacher_api_base):
+        out["teacher_api_base"] = str(own or p.teacher_api_base)
+    return out
 
 
 def error_text(e: BaseException) -> str:

@@ -133,6 +133,10 @@ def register(app: typer.Typer) -> None:
         ),
         experiment: str = typer.Option("promptomatix", "--experiment", help="The MLflow experiment."),
         api_key: str = typer.Option(None, "--api-key", envvar="PROMPTOMATIX_API_KEY", help="Key for every job."),
+        teacher_api_key: str = typer.Option(None, "--teacher-api-key", envvar="PROMPTOMATIX_TEACHER_API_KEY",
+                                            help="Key of every job's teacher (and judge)."),
+        teacher_api_base: str = typer.Option(None, "--teacher-api-base",
+                                             help="Teacher server of the jobs that name none in the jobs file."),
         sessions_dir: str = typer.Option(None, "--sessions-dir", envvar="PROMPTOMATIX_SESSIONS_DIR"),
         json_: bool = typer.Option(False, "--json", help="Print the per-job summary as JSON."),
         csv_: bool = typer.Option(False, "--csv", help="Print the per-job summary as CSV (not with --json)."),
@@ -155,7 +159,8 @@ def register(app: typer.Typer) -> None:
         fake = _fake_script()
         ex = make_executor(executor, ray_address=ray_address, ray_cpus=ray_cpus, job_cpus=job_cpus)
         pools = _pools(jobs, eval_actors, actor_concurrency, api_key, fake) if eval_actors else {}
-        opts = BatchOptions(retries=retries, api_key=api_key, fake_script=fake, task_pools=pools, tracker=tracker,
+        opts = BatchOptions(retries=retries, api_key=api_key, teacher_api_key=teacher_api_key,
+                            teacher_api_base=teacher_api_base, fake_script=fake, task_pools=pools, tracker=tracker,
                             on_event=_Progress(len(jobs), not quiet))  # fmt: skip
         report = run_batch(jobs, jobs_file, SessionStore(sessions_dir), ex, opts)
         if json_:

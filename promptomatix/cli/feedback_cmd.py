@@ -9,6 +9,7 @@ import typer
 from promptomatix.cli import optimize_cmd as run_opts
 from promptomatix.cli.render import print_json, visible
 from promptomatix.cli.sessions_cmd import SessionsDir, _about, _store
+from promptomatix.cli.upstream_opts import PARAMS as TEACHER_PARAMS
 
 if TYPE_CHECKING:
     from promptomatix.sessions import SessionStore
@@ -98,6 +99,8 @@ def feedback_generate(
     session_id: str = typer.Argument(...),
     api_key: str = run_opts.API_KEY,
     api_base: str = run_opts.API_BASE,
+    teacher_api_key: str = TEACHER_PARAMS[1].default,
+    teacher_api_base: str = TEACHER_PARAMS[0].default,
     max_calls: int = run_opts.MAX_CALLS,
     max_usd: float = run_opts.MAX_USD,
     max_minutes: float = run_opts.MAX_MINUTES,
@@ -113,6 +116,7 @@ def feedback_generate(
     from promptomatix.followup import generate_feedback
 
     budget = run_opts.budget_overrides(max_calls, max_usd, max_minutes, max_tokens, max_total_tokens, request_timeout)
+    budget.update({k: v for k, v in (("teacher_api_key", teacher_api_key), ("teacher_api_base", teacher_api_base)) if v})
     clients = clients_from_env()
     with run_opts.run_stdout(json_), run_opts.ProgressView(not (json_ or quiet), max_calls, max_usd) as view:
         out = generate_feedback(

@@ -104,13 +104,19 @@ def model_line(session: Session) -> str | None:
     line = f"model {cfg['model']}"
     if cfg.get("api_base"):
         line += f" at {cfg['api_base']}"
-    stripped = session.stripped_credentials()
-    if stripped:
-        names = ", ".join(f.removeprefix("run_config.") for f in stripped)
+    teacher = cfg.get("teacher_model")
+    if teacher or cfg.get("teacher_api_base"):
+        line += f" · teacher {teacher or cfg['model']}"
+        line += f" at {cfg['teacher_api_base']}" if cfg.get("teacher_api_base") else ""
+    names = [f.removeprefix("run_config.") for f in session.stripped_credentials()]
+    if names:
+        flags = " and ".join("--teacher-api-base" if n == "teacher_api_base" else "--api-base" for n in names)
         line += (
-            f" · the {names} had credentials that were not saved: pass --api-base (and --api-key) again "
+            f" · the {', '.join(names)} had credentials that were not saved: pass {flags} (and the key) again "
             "to refine or resume"
         )
+    if cfg.get("teacher_own_key"):
+        line += " · the teacher had its own key: pass --teacher-api-key again to refine, resume or generate feedback"
     return line
 
 

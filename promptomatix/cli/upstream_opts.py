@@ -22,9 +22,11 @@ def _param(name: str, annotation: Any, default: Any) -> inspect.Parameter:
 
 PARAMS = (
     _param("teacher_api_base", str, typer.Option(None, "--teacher-api-base", "--config_model_api_base",
-        help="The teacher's (and judge's) own server URL; default: the task model's --api-base.")),
+        help="The teacher's (and judge's) own server URL; default: the task model's --api-base (with a teacher key: "
+        "the teacher provider's own URL).")),
     _param("teacher_api_key", str, typer.Option(None, "--teacher-api-key", "--config_model_api_key",
-        envvar="PROMPTOMATIX_TEACHER_API_KEY", help="The teacher's (and judge's) own key; default: --api-key.")),
+        envvar="PROMPTOMATIX_TEACHER_API_KEY", help="The teacher's (and judge's) own key; default: --api-key when the teacher is on the task's server and "
+        "provider, else the provider's environment variable.")),
     _param("temperature", float, typer.Option(None, "--temperature", min=0.0, max=2.0,
         help="The task model's sampling temperature.")),
     _param("teacher_temperature", float, typer.Option(

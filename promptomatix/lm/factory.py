@@ -39,18 +39,60 @@ class ModelSettings(BaseModel):
     teacher_max_tokens: int | None = Field(default=None, ge=1)
     teacher_temperature: float | None = Field(default=None, ge=0, le=2)
 
-    def endpoint(self, role: str) -> tuple[SecretStr | None, str | None]:
-        """The key and base of a role's server: the teacher and judge have their own when one was given (a migrant's
-        teacher on OpenAI and task model on a vLLM box got the teacher's prompts sent to the box, with its key)."""
-        if role != "task" and (self.teacher_api_key is not None or self.teacher_api_base):
-            return self.teacher_api_key or self.api_key, self.teacher_api_base or self.api_base
-        return self.api_key, self.api_base
+    def endpoint(self, role: str, model: str | None = None) -> tuple[SecretStr | None, str | None]:
+        """The key and base of a role's server (`model`: the string the role runs; default: its fallback chain).
+
+        The teacher and judge have their own endpoint when one was given: a teacher key with no teacher base means
+        the teacher's provider's own URL (upstream's `config_model_api_key` alone), never the task model's server.
+        A key is lent to another role only when both use the same server (same base, or both none) and the same
+        provider: the task's key never reaches the teacher's server, nor an Anthropic teacher an OpenAI key (such a
+        role gets no key, and its provider's environment variable is read as usual)."""
+        if role == "task":
+            return self.api_key, self.api_base
+        teacher = self.teacher_model or self.model
+        model = model or (teacher if role == "teacher" else self.judge_model or teacher)
+        if self.teacher_api_base:
+            base = self.teacher_api_base
+        elif self.teacher_api_key is not None:
+            base = None
+            if not self.teacher_model and self.api_base and model == self.model and not is_local(model):
+                from promptomatix.errors import ConfigurationError
+
+                raise ConfigurationError(
+                    f"a teacher key was given without a teacher server or model: the teacher ({self.model}) would "
+                    f"call its provider's default URL, not {_shown_base(self.api_base)}",
+                    hint="pass --teacher-model (and --teacher-api-base for its server), or drop --teacher-api-key "
+                    "(unset PROMPTOMATIX_TEACHER_API_KEY)",
+                )
+        else:
+            base = self.api_base
+        if self.teacher_api_key is not None and _provider(model) == _provider(teacher):
+            return self.teacher_api_key, base
+        if base == self.api_base and _provider(model) == _provider(self.model):
+            return self.api_key, base
+        return None, base
 
     def role_settings(self) -> dict[str, RoleSettings]:
         return {
             "task": RoleSettings(max_tokens=self.max_tokens, temperature=self.temperature),
             "teacher": RoleSettings(max_tokens=self.teacher_max_tokens, temperature=self.teacher_temperature),
         }
+
+
+def _provider(model: str) -> str:
+    """The provider part of a model string (`openai/x` → openai); local models are one provider."""
+    m = normalize_model_string(model)
+    return "local" if is_local(m) else (m.split("/", 1)[0] if "/" in m else m)
+
+
+def _shown_base(base: str) -> str:
+    from promptomatix.sessions.secrets import scrub_text
+    from promptomatix.sessions.urls import strip_url_credentials
+
+    try:
+        return scrub_text(strip_url_credentials(base))
+    except Exception:  # pragma: no cover - never show a credential because a URL did not parse
+        return "the task model's --api-base"
 
 
 def normalize_model_string(model: str) -> str:
@@ -145,7 +187,7 @@ def check_model_values(settings: ModelSettings, clients: dict[str, ModelClient] 
         from promptomatix.lm.remote import _litellm
 
         try:
-            _litellm().get_llm_provider(model, api_base=settings.endpoint(role)[1])
+            _litellm().get_llm_provider(model, api_base=settings.endpoint(role, model)[1])
         except Exception:
             raise ModelUnavailableError(
                 f"unknown model {model!r}: litellm knows no provider for it",
@@ -190,8 +232,20 @@ def _model_roles(settings: ModelSettings, clients: dict[str, Any]) -> list[tuple
 
 
 def _own_server(settings: ModelSettings, task: str | None) -> str | None:
-    """The task model's string for a teacher that has a server of its own (None: it shares the task's client)."""
-    return task if settings.endpoint("teacher") != settings.endpoint("task") else None
+    """The task model's string for a teacher that has a server of its own (None: it shares the task's client). A
+    local task model cannot be served from a URL: a teacher endpoint without a teacher model is refused."""
+    if task is None:
+        return None
+    if is_local(task):  # the local provider ignores keys and URLs: the teacher is the task's own client
+        if settings.teacher_api_base:
+            from promptomatix.errors import ConfigurationError
+
+            raise ConfigurationError(
+                f"--teacher-api-base was given but no teacher model: the task model {task} is local and cannot be "
+                "served from a URL", hint="pass --teacher-model provider/NAME (e.g. --teacher-model openai/gpt-4o-mini)"
+            )
+        return None
+    return task if settings.endpoint("teacher", task) != settings.endpoint("task") else None
 
 
 def local_client(model: str, options: Any) -> ModelClient:
@@ -244,12 +298,14 @@ def build_boundary(
     cache: dict[tuple[str, str | None, str | None], ModelClient] = {}
 
     def client_for(model_string: str, role: str) -> ModelClient:
-        secret, base = settings.endpoint(role)
+        secret, base = settings.endpoint(role, model_string)
         key = secret.get_secret_value() if secret else None
+        # a role not on the task's endpoint: its errors name --teacher-api-key/--teacher-api-base
+        extra = {"teacher_endpoint": True} if (secret, base) != settings.endpoint("task") else {}
         if (model_string, key, base) not in cache:  # one client per model and server (a local model loads once)
             cache[(model_string, key, base)] = create_client(
                 model_string, api_key=key, api_base=base, n_parallel=settings.n_parallel, on_message=on_message,
-                request_timeout=settings.request_timeout,
+                request_timeout=settings.request_timeout, **extra,
             )  # fmt: skip
         return cache[(model_string, key, base)]
 

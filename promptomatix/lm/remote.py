@@ -28,7 +28,11 @@ DEFAULT_REQUEST_TIMEOUT = 120.0
 FIRST_CALL_GRACE = 3.0
 _LITELLM_PREFIX = re.compile(r"^(litellm\.)?\w+(Error|Exception|Timeout): (\w+(Error|Exception|Timeout): )?(\w+ - )?")
 _BAD_BODY = ("Expecting value", "invalid response", "JSONDecodeError", "Received response", "Unterminated string")
-_PROVIDER_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "openai", "openai._base_client", "httpx", "httpcore")
+_PROVIDER_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "openai", "openai._base_client", "httpx", "httpcore",
+                     "httpx2", "httpcore2", "httpcore.http11", "httpcore2.http11", "httpcore.connection",
+                     "httpcore2.connection")  # fmt: skip
+_PROVIDER_LOGGER_ROOTS = ("LiteLLM", "openai", "httpx", "httpcore", "httpx2", "httpcore2")
+_TASK_FLAG = re.compile(r"(?<![\w-])--api-(key|base)\b")
 _TIMEOUT_HINT = "is the server hung? if it is only slow, raise --request-timeout"
 _NO_KEY = ("Missing credentials", "api_key client option must be set", "No API key provided")
 
@@ -61,11 +65,21 @@ def _litellm() -> Any:
 
     litellm.telemetry = False
     litellm.suppress_debug_info = True
-    for name in _PROVIDER_LOGGERS:  # their DEBUG logging quotes error bodies, and error bodies may quote the key
+    scrub_provider_loggers()
+    return litellm
+
+
+def scrub_provider_loggers() -> None:
+    """A ScrubFilter on every logger of the provider libraries: their DEBUG logging quotes error bodies (which may
+    quote the key), and the HTTP clients' INFO lines quote the request URL (userinfo, `?token=`). A logger's filter
+    never sees its children's records, so each existing child (`httpcore2.http11`, `openai._base_client`) gets one
+    too; the SDK's HTTP client may be `httpx` or its fork `httpx2`."""
+    existing = [n for n in list(logging.Logger.manager.loggerDict) if isinstance(n, str)]
+    names = {*_PROVIDER_LOGGERS, *(n for n in existing if n.split(".", 1)[0] in _PROVIDER_LOGGER_ROOTS)}
+    for name in sorted(names):
         logger = logging.getLogger(name)
         if not any(isinstance(f, ScrubFilter) for f in logger.filters):
             logger.addFilter(ScrubFilter())
-    return litellm
 
 
 def _key_env(model: str) -> str:
@@ -83,6 +97,7 @@ class RemoteClient:
         api_key: str | None = None,
         api_base: str | None = None,
         timeout: float = DEFAULT_REQUEST_TIMEOUT,
+        teacher_endpoint: bool = False,
         **extra: Any,
     ):
         if timeout <= 0:
@@ -93,6 +108,7 @@ class RemoteClient:
         self.api_base = api_base
         self.timeout = float(timeout)
         self.extra = extra
+        self.teacher_endpoint = teacher_endpoint  # serves the teacher's (or judge's) own endpoint: hints name its flags
         self.provider: str | None = None
         self._checked = False
         self._sdk_client: Any = None
@@ -193,6 +209,7 @@ class RemoteClient:
             if self._sdk_client is None:
                 import openai
 
+                scrub_provider_loggers()  # loggers the SDK created on import
                 self._sdk_client = openai.OpenAI(
                     api_key=self._api_key or os.environ.get("OPENAI_API_KEY") or "none",
                     base_url=base,
@@ -235,15 +252,24 @@ class RemoteClient:
                 missing = _missing_keys(litellm, self.model, self.api_base)
                 if missing:
                     any_value = "; any value does for a server that checks none" if self.api_base else ""
-                    raise ModelUnavailableError(
-                        f"{self.model}: no API key", hint=f"set {' or '.join(missing)} or pass --api-key{any_value}"
-                    )
+                    raise ModelUnavailableError(f"{self.model}: no API key", hint=self._flags(
+                        f"set {' or '.join(missing)} or pass --api-key{any_value}"))  # fmt: skip
             self._checked = True
 
     def _wrap(self, e: Exception) -> PromptomatixError:
         """One provider exception → our typed error, named by what the user can do about it."""
         scrub_exception(e, self._api_key)  # the chain is printed under PROMPTOMATIX_DEBUG=1
-        return classify(e, model=self.model, where=self.where, timeout=self.timeout, api_key=self._api_key)
+        err = classify(e, model=self.model, where=self.where, timeout=self.timeout, api_key=self._api_key)
+        if err.hint and self.teacher_endpoint:
+            from promptomatix.errors import _line
+
+            err.hint = self._flags(err.hint)
+            err.args = (_line(err.message, err.hint),)
+        return err
+
+    def _flags(self, hint: str) -> str:
+        """The teacher's endpoint is given with --teacher-api-key/--teacher-api-base, not the task's flags."""
+        return _TASK_FLAG.sub(r"--teacher-api-\1", hint) if self.teacher_endpoint else hint
 
 
 def _missing_keys(litellm: Any, model: str, api_base: str | None) -> list[str]:
