@@ -16,9 +16,9 @@ import pytest
 from promptomatix.config import RunConfig
 from promptomatix.errors import ConfigurationError, ModelUnavailableError
 from promptomatix.lm import factory
-from promptomatix.lm.fake import FakeLM
 from promptomatix.testing.fault_server import FaultServer
 from tests.cli_run import run_main
+from tests.test_review24_config import _created
 
 REVIEWS = Path(__file__).resolve().parents[1] / "examples" / "data" / "reviews.csv"
 TASK_KEY, TEACHER_KEY = "sk-task-key-2626262626", "sk-teacher-key-2626262626"
@@ -41,17 +41,6 @@ class Recording(FaultServer):
                 return super().do_POST()
 
         return Handler
-
-
-def _created(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | None, str | None]]:
-    made: list[tuple[str, str | None, str | None]] = []
-
-    def create(model: str, *, api_key: str | None = None, api_base: str | None = None, **_: Any) -> FakeLM:
-        made.append((model, api_key, api_base))
-        return FakeLM({"default": {}})
-
-    monkeypatch.setattr(factory, "create_client", create)
-    return made
 
 
 # F3: which key goes to which server --------------------------------------------------------------------------
