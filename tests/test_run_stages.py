@@ -178,3 +178,20 @@ def test_a_dspy_budget_that_cannot_pay_for_one_candidate_is_refused_before_any_c
     advised = int(e.value.hint.split("max_calls=")[1].split(",")[0])
     out = run(tmp_path, clients=fakes()[0], backend="dspy", dspy_optimizer="bootstrap", max_calls=advised)
     assert out.metrics.calls <= advised and out.n_candidates >= 1
+
+
+def test_picking_the_initial_program_of_a_dspy_run_exports_as_a_dspy_program(tmp_path, capsys):
+    """`sessions pick SID 0` gave a version `sessions export --format dspy` refused: the run saved only its compiled
+    program, though candidate #0 is the initial program the backend built (review 25, #7)."""
+    import json
+
+    from tests.cli_run import run_main
+
+    r = run(tmp_path, clients=dspy_fakes()[0], **DSPY)
+    sdir = str(tmp_path / "s")
+    code, _, err = run_main(capsys, "sessions", "pick", r.session_id, "0", "--sessions-dir", sdir)
+    assert code == 0, err
+    code, out, err = run_main(capsys, "sessions", "export", r.session_id, "--format", "dspy", "--sessions-dir", sdir)
+    assert code == 0, err
+    state = json.loads(out)
+    assert all(not p.get("demos") for k, p in state.items() if isinstance(p, dict) and "demos" in p)

@@ -181,6 +181,8 @@ class CandidateRecord(BaseModel):
     minibatch_raw: float | None = None
     confirm_raw: float | None = None
     tokens: int = 0  # ≈ tokens of instructions + format line + demos (4 characters a token), read on every call
+    # the DSPy program of the initial candidate (#0), so a `sessions pick` of it exports as a DSPy program too
+    program_json: dict[str, Any] | None = None
 
 
 class BackendResult(BaseModel):

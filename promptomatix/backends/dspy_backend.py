@@ -371,6 +371,7 @@ class _Run:
             valid_raw=t.valid_raw,
             valid_penalized=t.valid_penalized,
             note=t.note,
+            program_json=dump_program(t.program, self.s.module, self.adapter_name) if t.origin == "initial" else None,
         )
 
     # -- optimizers ---------------------------------------------------------------------------------------

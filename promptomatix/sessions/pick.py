@@ -132,8 +132,8 @@ def pick(session: Session, cand_id: int, *, version: int | None = None, lambda_p
 def _kept_from_source(source: PromptVersion, cand: dict[str, Any]) -> dict[str, Any]:
     """The version's own choice keeps its held-out scores and DSPy program (they were measured/compiled for exactly
     this prompt); any other candidate has neither (a DSPy run saves only its compiled program)."""
-    if cand["prompt"] != source.prompt:
-        return {}
+    if cand["prompt"] != source.prompt:  # the initial program of a DSPy run is saved with its candidate record
+        return {"program_json": cand["program_json"]} if cand.get("program_json") else {}
     return {"test": source.test, "initial_test": source.initial_test, "verdict": source.verdict,
             "program_json": source.program_json}  # fmt: skip
 
