@@ -186,17 +186,7 @@ def list_sessions(*, sessions_dir: str | None = None) -> list[SessionListing]:
     """Summaries, newest first; each also reads like upstream's dict (`s["session_id"]`, `s["initial_input"]`,
     `s["latest_optimized_prompt"]`)."""
     with _python_errors():
-        store = SessionStore(sessions_dir)
-        return [SessionListing.of_summary(s, _readable(store, s.session_id) if s.error is None else None)
-                for s in store.list()]  # fmt: skip
-
-
-def _readable(store: SessionStore, session_id: str) -> Session | None:
-    """The session, or None when it changed or broke since it was listed (the listing still shows its row)."""
-    try:
-        return store.load(session_id)
-    except PromptomatixError:
-        return None
+        return [SessionListing.of_summary(s, session) for s, session in SessionStore(sessions_dir).listed()]
 
 
 def save_feedback(

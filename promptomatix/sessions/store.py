@@ -336,25 +336,32 @@ class SessionStore:
 
     def list(self) -> list[SessionSummary]:
         """Summaries, newest first. Unreadable sessions are listed with `error` set, not raised."""
+        return [summary for summary, _ in self.listed()]
+
+    def listed(self) -> list[tuple[SessionSummary, Session | None]]:
+        """As `list`, each summary with the session it was read from (None: unreadable), so a caller that needs
+        more than the summary does not read every file twice."""
         if not self.root.is_dir():
             if self.root.exists():
                 raise SessionError(f"the sessions dir {_display(self.root)} is not a directory", hint=WRITABLE_HINT)
             return []
-        rows: list[tuple[datetime, SessionSummary]] = []
+        rows: list[tuple[datetime, SessionSummary, Session | None]] = []
         for entry in self.root.iterdir():
             if not is_valid_id(entry.name) or not (entry / SESSION_FILE).is_file():
                 continue
+            session: Session | None = None
             try:
-                summary = SessionSummary.of(self._read(entry.name))
+                session = self._read(entry.name)
+                summary = SessionSummary.of(session)
                 summary.live_run = live_owner(entry)
                 when = summary.created_at or datetime.min.replace(tzinfo=timezone.utc)
             except SessionError as exc:  # listed as unreadable, with its error and fix: no log line besides
                 mtime = datetime.fromtimestamp((entry / SESSION_FILE).stat().st_mtime, timezone.utc)
                 summary = SessionSummary(session_id=entry.name, updated_at=mtime, error=str(exc))
                 when = mtime
-            rows.append((when, summary))
+            rows.append((when, summary, session))
         rows.sort(key=lambda row: (row[0], row[1].session_id), reverse=True)
-        return [summary for _, summary in rows]
+        return [(summary, session) for _, summary, session in rows]
 
     def export(self, session_id: str, format: ExportFormat = "text", version: int | None = None) -> str:
         """The prompt as the model sees it (text), the session or one version of it with the task (json), or the
