@@ -42,6 +42,21 @@ def browser():
         b.close()
 
 
+class SlowScript:
+    """ASGI wrapper that serves the page's script 0.5 s late: a test that acts before the script has set the page
+    up (a mouse drag before its mouseup handler exists) fails every time, not only on a loaded CI machine."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/app.js"):
+            import asyncio
+
+            await asyncio.sleep(0.5)
+        await self.app(scope, receive, send)
+
+
 class Server:
     """The app under uvicorn on 127.0.0.1 and a free port, in a thread; stopped (with its runs) at teardown."""
 
@@ -50,6 +65,7 @@ class Server:
 
         self.store = store
         app = create_app(store, token=TOKEN, clients=lambda: fake_clients(0.01), allowed_hosts=["127.0.0.1"])
+        app = SlowScript(app)  # every page's script arrives late, as on a loaded machine (the race CI hit)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.bind(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
@@ -96,8 +112,15 @@ def shots_dir(tmp_path: Path) -> Path:
     return out
 
 
+def wait_ready(page) -> None:
+    """Wait until the page's script has attached its handlers (it marks <html data-ready>)."""
+    page.wait_for_selector("html[data-ready]", state="attached")
+
+
 def drag_select(page, text: str) -> None:
-    """Select `text` inside the prompt with a real mouse drag, from its first to its last character."""
+    """Select `text` inside the prompt with a real mouse drag, from its first to its last character, once the
+    page's script has set the page up."""
+    wait_ready(page)
     box = page.evaluate(
         """(needle) => {
             const pre = document.getElementById("prompt");
@@ -191,6 +214,7 @@ def test_refine_from_the_page_reaches_done_and_adds_a_version(browser, page, sto
         page.wait_for_selector('#versions tr[data-version="2"]')
         assert "v1 → v2" in page.text_content("#diff h2")
         out = shots_dir(tmp_path)
+        wait_ready(page)
         point = page.locator("#candidates circle").last  # drawn last, so on top even where points coincide
         point.click()
         assert page.is_visible(f"#cand-{point.get_attribute('data-cand')}")

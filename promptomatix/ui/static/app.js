@@ -126,4 +126,5 @@ document.addEventListener("DOMContentLoaded", () => {
   setupSpanForm();
   setupJob();
   setupCandidates();
+  document.documentElement.dataset.ready = "1"; // the handlers exist: tests (and scripts) wait for this mark
 });
