@@ -48,7 +48,10 @@ KEEP_SESSIONS: str | None = None  # --keep-sessions: each run's session stays th
 
 
 def default_teacher(config: str) -> str:
-    return "echo" if config.startswith("meta") else "varied"
+    """Every optimizer's fake teacher writes a new answer each time, as a real one sampling at temperature > 0 does
+    (the meta backend's was an echo, whose every answer its guards refuse: a run unlike any real one once an empty
+    slot tries other strategies)."""
+    return "varied"
 
 
 def varied_clients() -> dict[str, FakeLM]:

@@ -337,7 +337,9 @@ def test_a_user_template_runs_in_every_round(tmp_path):
                        seen=seen)  # fmt: skip
     opt.settings.patience = 9
     res = opt.compile(ctx, PromptCandidate(instructions="Classify."), GuardedData(rows(12), rows(9, 40)))
-    rounds_with_mine = {c.round for c in res.candidates if c.origin == "user:mine"}
+    # its answers are off the task here: a slot whose answer is refused may be filled by another strategy, which
+    # says whose slot it took
+    rounds_with_mine = {c.round for c in res.candidates if c.origin == "user:mine" or "slot of user:mine" in c.note}
     assert rounds_with_mine == {1, 2, 3}
     assert sum("Improve this prompt:" in m for m in seen) == 3
 

@@ -128,7 +128,7 @@ def test_the_dry_run_also_says_what_a_run_whose_candidates_all_fail_spends():
 
     d = _run(0, 100_000, sizes=(24, 24, 20), dry_run=True)
     m = re.search(
-        r"about (\d+) in a typical run.*, about (\d+) if every candidate fails its screening", d.search_plan[0]
+        r"about (\d+) in a typical run.*, about (\d+) if patience stops it after 2 rounds, promoting only 3", d.search_plan[0]
     )
     assert m, d.search_plan[0]
     typical, least = int(m.group(1)), int(m.group(2))

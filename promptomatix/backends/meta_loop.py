@@ -153,6 +153,7 @@ class MetaRun:
             temperature=s.teacher_temperature,
             pool=[p.candidate for p in pool],
             seen=frozenset(self.seen),
+            initial=self.base.candidate,
         )
         ctx.emit(
             "round",
@@ -165,7 +166,8 @@ class MetaRun:
         late = [i for i in range(len(names)) if i not in early]
         failures = functools.partial(_failures, spec=spec)
         return Round(rnd, mb, best, self.base, early, late, proposer(names, pctx), failures, self.program,
-                     self.penalty, self.score_valid, meanwhile=self.flush)  # fmt: skip
+                     self.penalty, self.score_valid, meanwhile=self.flush,
+                     promote_at_least=self.plan.promote_at_least)  # fmt: skip
 
     def finish_round(self, rnd: int, promoted: list[Scored]) -> bool:
         """Keep the top_k (the initial prompt always among them, so the result never scores below it), move the
@@ -227,8 +229,11 @@ class MetaRun:
         best, base, spec = self.best, self.base, self.spec
         if best is base:
             return
-        gain = best.confirm_raw_gain if best.confirm_raw_gain is not None else (best.valid_raw or 0.0) - (
-            base.valid_raw or 0.0)
+        gain = (
+            best.confirm_raw_gain
+            if best.confirm_raw_gain is not None
+            else (best.valid_raw or 0.0) - (base.valid_raw or 0.0)
+        )
         more = best.candidate.words_read(spec) - base.candidate.words_read(spec)
         if gain > 1e-9 or more <= 0:
             return

@@ -30,16 +30,14 @@ if TYPE_CHECKING:
 
 MIN_MINIBATCH = 3  # fewer screening rows than this cannot tell candidates apart
 MIN_CONFIRM_ROWS = 8  # a confirmation on fewer train rows is noise; below it the choice is on valid alone
-#: What a typical run spends, measured with benchmarks/estimate.py (RESULTS.md § 5) and checked against a real-model
-#: run: in round 1 every slot gives a new candidate that reaches the valid split (slots past SLOTS_FULL add half as
-#: many: a round's strategies repeat); later rounds add LATER new promoted candidates in all, DECAY as many each
-#: round after (the rest are duplicates, or screened out on the minibatch as the best gets harder to beat);
-#: TEACHER of the slots call the teacher; the confirmation scores CONFIRM of the finalists' unscreened train rows.
-#: DECAY was 0.2 until the demo sets grew to 1-4 per label:
-#: each round's add_demos slot is then a new set, and qwen2.5-coder-0.5b's runs promote 2-3 candidates in round 3
-#: (RESULTS.md § 5, "Against the qwen suite's runs"); 0.45 sits between those runs and the fake-model ones.
-#: Rows a prompt was already scored on are cached and free.
-SLOTS_FULL, LATER, DECAY, TEACHER, CONFIRM = 4, 2.5, 0.45, 0.4, 0.7
+#: What a typical run spends, measured with benchmarks/estimate.py (RESULTS.md § 5) and checked against real-model
+#: runs: in round 1 every slot gives a new candidate (slots past SLOTS_FULL add half as many: a round's strategies
+#: repeat); a later round LATER of round 1's (a slot that gives nothing tries other strategies, and a few still
+#: come back empty or repeated); a round promotes every new candidate its screening passes, and at least the
+#: plan's `promote_at_least`: on qwen2.5-coder-0.5b the screening passed nearly all (RESULTS.md §7d), so a typical
+#: round promotes its new candidates. TEACHER of the slots call the teacher; the confirmation scores CONFIRM of the
+#: finalists' unscreened train rows. Rows a prompt was already scored on are cached and free.
+SLOTS_FULL, LATER, TEACHER, CONFIRM = 4, 0.875, 0.4, 0.7
 
 
 class MetaPlan(BaseModel):
@@ -62,6 +60,9 @@ class MetaPlan(BaseModel):
     least_calls: int = 0  # a run whose every candidate fails its screening (a small model's usual case)
     typical_rounds: int = 0  # rounds a typical run makes before patience stops it (what expected_calls assumes)
     calls_per_row: int = 1  # 2 when a judge scores each row: every count here is in calls
+    #: each round's best screened candidates promoted to valid even if they fail their screening (all but one of
+    #: a round's candidates): a round's calls are then what the plan says, whatever the screening decides
+    promote_at_least: int = 0
     changes: list[str] = Field(default_factory=list)  # what was cut from the preset to fit the budget
     #: one candidate and no confirmation (the budget pays for no more): its paired comparison with the initial
     #: prompt on the valid rows is its test. One candidate is not the best of many, so valid is not biased for it.
@@ -76,6 +77,9 @@ class MetaPlan(BaseModel):
     def extends(self) -> bool:
         return self.max_rounds > self.rounds
 
+    def _promoted(self) -> str:
+        return _promoted_words(self.candidates_per_round, self.minibatch_size, self.promote_at_least)
+
     def describe(self) -> list[str]:
         """Lines for the dry run and the run's first progress message."""
         budget = f" of a budget of {self.budget}" if self.budget is not None else ""
@@ -87,11 +91,14 @@ class MetaPlan(BaseModel):
         more = (f" (then more rounds, up to {self.max_rounds}, while the budget pays for one more and the "
                 "confirmation)" if self.extends else "")  # fmt: skip
         cap = self.budget if self.extends and self.budget is not None else self.max_calls
-        low = self.least_calls < 0.85 * self.expected_calls
-        least = f", about {self.least_calls} if every candidate fails its screening" if low else ""
+        low = self.least_calls < 0.85 * self.expected_calls and self.patience < self.typical_rounds
+        some = self.promote_at_least < self.candidates_per_round
+        least = (f", about {self.least_calls} if patience stops it after {self.patience} round"
+                 f"{'s' if self.patience != 1 else ''}" + (f", promoting only {self.promote_at_least} a round" if some
+                 else "") if low else "")  # fmt: skip
         lines = [
             f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
-            f"candidates{more}, screened on {self.minibatch_size} train rows, promoted to {self.n_valid} valid rows; "
+            f"candidates{more}, {self._promoted()} {self.n_valid} valid rows; "
             f"{conf}; at most {cap} calls{budget}, about {self.expected_calls} in a typical run"
             + (
                 f" (patience typically stops it after {self.typical_rounds} of {self.max_rounds} rounds)"
@@ -103,6 +110,12 @@ class MetaPlan(BaseModel):
         if self.changes:
             lines.append("fitted to the budget: " + "; ".join(self.changes))
         return lines
+
+
+def _promoted_words(k: int, m: int, p: int) -> str:
+    if p >= k:
+        return "each candidate scored on"  # no screening: every one is promoted anyway
+    return f"screened on {m} train rows, those that pass and at least the best {p} of each round promoted to"
 
 
 def effective_rows(n_train: int, n_valid: int) -> tuple[int, int, bool]:
@@ -117,6 +130,13 @@ def effective_rows(n_train: int, n_valid: int) -> tuple[int, int, bool]:
 def round_cost(k: int, m: int, n_valid: int) -> int:
     """At most: k teacher calls, the best's and k candidates' minibatches, k candidates on valid."""
     return k + (k + 1) * m + k * n_valid
+
+
+def promotions(k: int) -> int:
+    """Candidates a round of `k` promotes to the valid split at least: all but one. A round of one candidate has
+    no floor: a plan cut to a small budget tries more candidates, the screened-out ones for a few calls each, and
+    goes on while the budget pays (so it spends about the budget whatever the screening decides)."""
+    return k - 1
 
 
 def confirm_cost(finalists: int, rows: int) -> int:
@@ -201,6 +221,9 @@ def _one_candidate(s: MetaSettings, preset: MetaPlan, m: int, train: int, valid:
     m = max(m, min(s.minibatch_size, train, (budget - 2 * valid - 1) // 2))  # screen on what the budget leaves
     plan = _plan(s, 1, 1, m, 0, 0, train, valid, budget, max_rounds=1, patience=1)
     plan.valid_evidence = True
+    plan.promote_at_least = 1  # its one candidate is judged on the valid rows whatever its screening says
+    plan.expected_calls, plan.typical_rounds = _typical(plan)
+    plan.least_calls = _least(plan)
     plan.changes = [*_changes(preset, plan), "one candidate, no confirmation: kept only if it wins on the valid "
                     "rows by the paired-evidence rule (not picked from many, so those rows are a fair test)"]  # fmt: skip
     return plan
@@ -214,6 +237,7 @@ def _plan(
         rounds=rounds, max_rounds=max_rounds or rounds, patience=patience or s.patience, candidates_per_round=k,
         minibatch_size=m, confirm_top_k=f, confirm_rows=c, n_train=train, n_valid=valid, budget=budget,
         baseline_calls=valid, round_calls=round_cost(k, m, valid), confirm_calls=confirm_cost(f, c),
+        promote_at_least=promotions(k),
     )  # fmt: skip
     plan.expected_calls, plan.typical_rounds = _typical(plan)
     plan.least_calls = _least(plan)
@@ -225,7 +249,7 @@ def _typical(plan: MetaPlan) -> tuple[int, int]:
     screened and promoted to the valid split; two finalists and the initial prompt confirmed on the train rows
     they were not screened on. Within ±15% of fake-model runs of every preset, with and without a budget
     (tests/test_estimate.py)."""
-    total, rounds = _walk(plan, plan.patience + 1, plan.minibatch_size + plan.n_valid)
+    total, rounds = _walk(plan, plan.patience + 1)
     if rounds and plan.confirm_top_k:
         rows = plan.confirm_rows
         if plan.budget is not None and 0 < rows < plan.n_train:  # the run widens it with the calls left
@@ -235,25 +259,29 @@ def _typical(plan: MetaPlan) -> tuple[int, int]:
 
 
 def _least(plan: MetaPlan) -> int:
-    """A run whose candidates all fail their minibatch screening: `patience` rounds, no valid pass, nothing to
-    confirm. Real runs with 135M-class models often look like this (benchmarks/RESULTS.md §7); duplicates and
-    rejected rewrites can make it less."""
-    return round(_walk(plan, plan.patience, plan.minibatch_size)[0]) if plan.rounds else plan.baseline_calls
+    """A run whose candidates all fail their minibatch screening and whose patience stops it earliest: `patience`
+    rounds that promote only the round's planned `promote_at_least`; duplicates and rejected rewrites can make it
+    less."""
+    return round(_walk(plan, plan.patience, typical=False)[0]) if plan.rounds else plan.baseline_calls
 
 
-def _walk(plan: MetaPlan, most: int, per_new: int) -> tuple[float, int]:
+def _walk(plan: MetaPlan, most: int, typical: bool = True) -> tuple[float, int]:
     """(calls, rounds) over up to `most` rounds: the baseline, then per round the teacher slots, the best's
-    minibatch (its rows seen before are cached) and `per_new` calls for each new candidate (round 1's slots all
-    new, later rounds' fewer: strategies repeat). A fitted plan's rounds past the guaranteed ones run while the
-    budget left pays for one more and the confirmation, as the run checks."""
-    k, m, t = plan.candidates_per_round, plan.minibatch_size, plan.n_train
+    minibatch (its rows seen before are cached), each new candidate's minibatch and the promoted ones' valid rows.
+    Round 1's slots are all new, later rounds' fewer in a typical run (strategies repeat; an empty slot tries
+    others); every round promotes at least `promote_at_least` of them, a typical one each new candidate. A fitted
+    plan's rounds past the guaranteed ones run while the budget left pays for one more and the confirmation, as
+    the run checks."""
+    k, m, t, v = plan.candidates_per_round, plan.minibatch_size, plan.n_train, plan.n_valid
     slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
     total, rounds = float(plan.baseline_calls), 0
     for i in range(min(plan.max_rounds, most)):
         if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
             break
-        new = slots if i == 0 else min(slots, LATER * DECAY ** (i - 1))
-        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + new * per_new
+        new = slots if i == 0 else LATER * slots
+        promoted = max(min(plan.promote_at_least, k), new) if typical else min(plan.promote_at_least, k)
+        screened = max(new, promoted) if plan.promote_at_least < k else 0  # all promoted: none screened
+        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + screened * m + promoted * v
         rounds += 1
     return total, rounds
 
@@ -291,7 +319,7 @@ PLAN_COMMAND: ContextVar[str] = ContextVar("promptomatix_plan_command", default=
 
 
 def search_does_not_fit(why: str, max_calls: int | None, short: int) -> NoSearchFits:
-    """"No search fits the budget", with the --max-calls that would do (`short`: the calls missing), for every
+    """ "No search fits the budget", with the --max-calls that would do (`short`: the calls missing), for every
     backend that refuses a budget before its first call. Only flags of the command that runs it are named: refine
     and resume rejected the --valid-data-size/--test-data-size it advised."""
     raise_to = f"--max-calls {max_calls + short}" if max_calls is not None else "a larger --max-calls"

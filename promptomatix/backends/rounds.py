@@ -158,6 +158,7 @@ class Round:
     penalty: Callable[[PromptCandidate], float]
     score_valid: Callable[[Scored, Executor], None]
     meanwhile: Callable[[], None] = lambda: None  # run once the round's first calls are in flight
+    promote_at_least: int = 0  # the round's best screened candidates promoted even if they fail their screening
 
 
 def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple[list[Scored], BaseException | None]:
@@ -201,7 +202,25 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple
         group.abandon()
         raise
     failed = group.join()
-    return _record(spec, r, proposals, launched, seen, tried), failed
+    promoted = _record(spec, r, proposals, launched, seen, tried)
+    if failed is None and len(promoted) < r.promote_at_least:
+        promoted, failed = _fill(ctx, r, [sc for sc, _ in launched.values()], promoted)
+    return promoted, failed
+
+
+def _fill(ctx: Any, r: Round, screened: list[Scored], promoted: list[Scored]) -> tuple[list[Scored], Any]:
+    """Promote the best of the candidates that failed their screening until the round has `promote_at_least`:
+    a minibatch of a few rows is noisy, and a round that promotes a fixed number spends the calls the dry run
+    said (a run whose candidates failed their screening spent half of it). Returns them in slot order."""
+    out = sorted((sc for sc in screened if sc.id >= 0 and sc.minibatch is not None and sc not in promoted),
+                 key=lambda sc: (-(sc.minibatch or 0.0), sc.id))[: r.promote_at_least - len(promoted)]  # fmt: skip
+    group = JobGroup(ctx.num_threads)
+    for sc in out:
+        sc.note = sc.note.replace(": not promoted", f": promoted to fill the round ({r.promote_at_least} a round)")
+        group.spawn(functools.partial(r.score_valid, sc, group.rows))
+    failed = group.join()
+    done = [sc for sc in out if sc.valid_report is not None]
+    return sorted([*promoted, *done], key=lambda sc: sc.id), failed
 
 
 def _record(
@@ -230,6 +249,7 @@ def _record(
             if i in launched:  # always, unless the round failed first
                 sc, fut = launched[i]
                 sc.id = len(tried)
+                sc.note = "; ".join(filter(None, [err, sc.note]))  # a filled slot says whose it was
                 if fut.done() and not fut.cancelled() and fut.exception() is None and fut.result():
                     promoted.append(sc)  # scored on every valid row, even if the round stopped later
         tried.append(sc)
@@ -237,10 +257,11 @@ def _record(
 
 
 def _screen(ctx: Any, r: Round, sc: Scored, best_keep: set[int], best: Future[Any], rows: Executor) -> bool:
-    """Minibatch first (on the rows that are neither its demos nor the best's); promoted ones get valid."""
+    """Minibatch first (on the rows that are neither its demos nor the best's); promoted ones get valid. A round
+    that promotes every candidate (`promote_at_least`) scores them on valid without a screening."""
     cand, mb = sc.candidate, r.minibatch
     keep = rows_without_demos(ctx.spec, mb, cand.demos) & best_keep
-    if keep:
+    if keep and r.promote_at_least < len(r.early) + len(r.late):  # when every one is promoted, none is screened
         report = ctx.evaluate(r.program(cand), [mb[i] for i in sorted(keep)], pool=rows, ci=False)
         sc.minibatch = selection_score(report) * r.penalty(cand)
         ref = records_score(subset(best.result(), keep), ctx.spec.label_field) * r.penalty(r.best.candidate)

@@ -55,6 +55,7 @@ class ProposalContext:
     temperature: float = 0.7
     pool: list[PromptCandidate] = field(default_factory=list)  # the kept candidates, best first
     seen: frozenset[str] = frozenset()  # keys of every candidate tried so far
+    initial: PromptCandidate | None = None  # the user's prompt: what the guards compare a candidate with
 
     def is_new(self, cand: PromptCandidate) -> bool:
         return cand.key() not in self.seen
@@ -94,6 +95,17 @@ def _fill(template: Template, ctx: ProposalContext) -> str:
         feedback=_bullets(ctx.feedback, "(none)"),
         tip=ctx.rng.choice(TIPS),
     )
+
+
+def _with_feedback(template: str, ctx: ProposalContext) -> str:
+    """A template that does not show the reviewer's feedback (add_format, compress, a user's) gets it before its
+    last line when there is some: a refine run's every rewrite must keep to it (a shorter rewrite that dropped what
+    the reviewer asked for won at equal quality, and the feedback was left unaddressed)."""
+    if not ctx.feedback or "$feedback" in template or "${feedback}" in template:
+        return template
+    head, _, last = template.rstrip("\n").rpartition("\n")
+    section = "Reviewer feedback the new prompt must keep to:\n$feedback\n\n"
+    return f"{head}\n\n{section}{last}\n" if head else f"{section}{last}\n"
 
 
 class ProposalRejected(Exception):
@@ -211,7 +223,7 @@ class TemplateStrategy:
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         if ctx.teacher is None:
             return None
-        content = _fill(Template(self.template), ctx)
+        content = _fill(Template(_with_feedback(self.template, ctx)), ctx)
         text = ctx.teacher.chat(
             [{"role": "user", "content": content}],
             json_schema=_ANSWER_SCHEMA,
