@@ -187,3 +187,23 @@ def test_upstream_save_feedback_uses_env_store(tmp_path, monkeypatch):
     store.save(s)
     save_feedback("helpful", V1.index("helpful"), V1.index("helpful") + 7, "meh", prompt_id=s.session_id)
     assert store.load(s.session_id).feedback[0].text == "helpful"
+
+
+def test_the_same_open_feedback_given_again_is_not_stored_twice(store, sid, tmp_path, capsys):
+    """A notebook cell re-run called save_feedback three times and stored the quote and comment three times; each was
+    then sent to the teacher. The same open item is returned instead; once applied, the same words are new feedback."""
+    start = V2.index("precise")
+    ids = {save_feedback("precise", start, start + 7, "be more specific", prompt_id=sid, store=store)["id"]
+           for _ in range(3)}  # fmt: skip
+    assert ids == {"fb1"} and len(store.load(sid).feedback) == 1
+    assert add_feedback(store, sid, comment="be more specific ", text="precise").id == "fb1"
+    assert add_feedback(store, sid, comment="be more specific").id == "fb2"  # on the whole prompt: another item
+    assert add_feedback(store, sid, comment="other words", text="precise").id == "fb3"
+    store.update(sid, lambda s: mark_applied(s, ["fb1"], 2))
+    assert add_feedback(store, sid, comment="be more specific", text="precise").id == "fb4"
+
+    from tests.cli_run import run_main
+
+    code, out, _ = run_main(capsys, "feedback", "add", sid, "-c", "other words", "-t", "precise",
+                         "--sessions-dir", str(store.root))  # fmt: skip
+    assert code == 0 and "already recorded as fb3" in out and len(store.load(sid).feedback) == 4

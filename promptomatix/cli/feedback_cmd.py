@@ -39,8 +39,12 @@ def feedback_add(
                              "what to change; leave out --text to comment on the whole prompt")  # fmt: skip
         raise UsageError("no feedback given", hint='pass --comment "what to change" (and --text for a span)')
     store = _store(sessions_dir)
+    before = {f.id for f in store.load(session_id).feedback}
     item = _add(store, session_id, comment, text, start, end, version)
     span = f' on "{item.text}" [{item.start}:{item.end}]' if item.text else ""
+    if item.id in before:
+        typer.echo(visible(f"already recorded as {item.id}{span} (open); nothing added"))
+        return
     if store.load(session_id).latest_version() is None:  # refine refuses a session with no version yet
         first = f"the session has no prompt yet: finish its run with `promptomatix resume {session_id}`, then "
         typer.echo(visible(f"added {item.id}{span}; {first}apply it with `promptomatix refine {session_id}`"))

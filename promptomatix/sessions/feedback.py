@@ -44,7 +44,7 @@ def attach_feedback(
 
     Span feedback: give `start`/`end` (0 <= start < end <= len(prompt)), or just `text`, which is then
     located in the prompt (first occurrence; pass offsets to pick another). With both, they must agree.
-    General feedback: give neither.
+    General feedback: give neither. The same open item given again is returned, not stored twice.
     """
     if not isinstance(comment, str) or not comment.strip():
         raise ConfigurationError("feedback comment is empty; say what should change")
@@ -60,6 +60,10 @@ def attach_feedback(
 
     if is_span:
         start, end, text = _resolve_span(prompt, number, text, start, end)
+    same = (comment.strip(), source, text, start, end, number)
+    for old in session.feedback:  # a re-run notebook cell or a double submit: the same open item, not a copy
+        if old.status == "open" and (old.comment, old.source, old.text, old.start, old.end, old.version) == same:
+            return old
     item = FeedbackItem(
         id=session.next_feedback_id(),
         comment=comment.strip(),
