@@ -91,7 +91,7 @@ def test_the_startup_trials_are_the_ones_optuna_draws_for_the_seed(seed):
     assert trial_schedule(10, False)[0] == [True] * 9 + [False]
 
 
-@pytest.mark.parametrize("config", ["meta-quick", "meta-heavy"])
+@pytest.mark.parametrize("config", ["meta-quick", "meta-moderate", "meta-heavy"])
 def test_the_meta_estimate_is_within_15_percent_of_a_fake_run(config):
     _within(measure(config, (12, 12, 20)))
 
@@ -110,7 +110,7 @@ def test_the_dry_run_says_where_it_assumes_a_typical_run():
     from promptomatix.backends.plan import plan_meta
 
     line = plan_meta(MetaSettings.preset("heavy"), 12, 12, None).describe()[0]
-    assert "in a typical run (patience typically stops it after 4 of 8 rounds)" in line
+    assert "in a typical run (patience typically stops it after 5 of 8 rounds)" in line
     stopped = _run("dspy-gepa", (12, 12, 20), dry_run=True, max_calls=150, seed=0)  # its run: the test above
     assert "held-out test: 20 rows, the initial prompt only (the budget stops the search)" in stopped.search_plan
 

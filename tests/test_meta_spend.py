@@ -8,14 +8,23 @@ from __future__ import annotations
 import json
 import random
 
+import pytest
+
 from promptomatix.backends.meta import MetaPromptOptimizer, MetaSettings
 from promptomatix.backends.plan import plan_meta
 from promptomatix.backends.prompt import PromptCandidate
-from promptomatix.backends.strategies import ProposalContext, TemplateStrategy, _builtin_template
+from promptomatix.backends.strategies import (
+    ProposalContext,
+    ProposalRejected,
+    StrategyRegistry,
+    TemplateStrategy,
+    _builtin_template,
+)
 from promptomatix.errors import LMCallError
+from promptomatix.lm.boundary import Budget
 from promptomatix.lm.fake import FakeLM
 from tests.backend_fakes import GuardedData
-from tests.test_meta_backend import SPEC, make_ctx, rows
+from tests.test_meta_backend import SPEC, make_ctx, rows, task_answer
 
 
 def compile_with(settings: MetaSettings, ctx, instructions: str = "Classify."):
@@ -76,14 +85,14 @@ def test_every_round_promotes_all_but_one_of_its_candidates_even_if_they_fail_th
     res = compile_with(s, ctx, "Say negative if the review complains, else positive.")
     for rnd in (1, 2, 3):
         cands = [c for c in res.candidates if c.round == rnd]
-        screened = [c for c in cands if c.minibatch_raw is not None]
-        promoted = [c for c in screened if c.valid_raw is not None]
-        assert len(screened) == 4 and len(promoted) == 3, [(c.origin, c.note) for c in cands]
+        scored = [c for c in cands if c.minibatch_raw is not None or c.valid_raw is not None]
+        promoted = [c for c in scored if c.valid_raw is not None]  # (a demo set covering the minibatch: unscreened)
+        assert len(scored) == 4 and len(promoted) == 3, [(c.origin, c.note) for c in cands]
         filled = [c for c in promoted if "promoted to fill the round (3 a round)" in c.note]
-        assert {c.id for c in promoted if c.minibatch_raw < 1.0} == {c.id for c in filled}
-        assert len(filled) >= 2 if rnd == 1 else len(filled) == 3  # round 1's format line passes on its own
-        [left] = [c for c in screened if c.valid_raw is None]  # the one left out did no better on its minibatch
-        assert left.minibatch_raw <= min(c.minibatch_raw for c in promoted) and left.id > min(c.id for c in filled)
+        failed = {c.id for c in promoted if c.minibatch_raw is not None and c.minibatch_raw < 1.0}
+        assert filled and failed == {c.id for c in filled}  # each one that failed its screening filled the round
+        [left] = [c for c in scored if c.valid_raw is None]  # the one left out did no better on its minibatch
+        assert left.minibatch_raw <= min(c.minibatch_raw for c in filled)
 
 
 def test_a_seed_gives_the_same_run_with_slots_filled():
@@ -125,3 +134,135 @@ def test_every_teacher_template_shows_the_reviewers_feedback_when_there_is_some(
         seen.clear()
         TemplateStrategy(name, _builtin_template(name)).propose(_ctx([], seen))
         assert ("Reviewer feedback" in seen[0]) == (name in ("rephrase", "rewrite_from_failures")), name
+
+
+# --- review 28 of the change ------------------------------------------------------------------------------------
+
+
+def test_a_rounds_teacher_calls_stay_within_one_a_slot_as_the_plan_counts():
+    """Each refused teacher answer asked the teacher again: a plan that said "at most 106 calls" made 112, and under
+    --max-calls 106 round 2 was refused with 44 calls unspent (review 28, #1)."""
+    asked: list[str] = []
+
+    def teacher(m):
+        asked.append(m[-1]["content"][:6])
+        if m[-1]["content"].startswith("FIRST"):  # the guards refuse it: no word of the task
+            return json.dumps({"prompt": "Tell me a story about dragons and castles."})
+        return json.dumps({"prompt": f"Variant {len(asked)}: say negative if the review complains, else positive."})
+
+    reg = StrategyRegistry.default()
+    reg.register(TemplateStrategy("first", 'FIRST $current_prompt $failures\nReply as JSON {"prompt": "..."}'))
+    for i in range(2):
+        reg.register(TemplateStrategy(f"second{i}", 'SECOND $current_prompt\nReply as JSON {"prompt": "..."}'))
+    s = MetaSettings(strategies=["add_demos", "first", "second0", "add_demos", "first", "second1"], rounds=2,
+                     candidates_per_round=3, minibatch_size=2, confirm_top_k=0, patience=9)  # fmt: skip
+    plan = plan_meta(s, 12, 12, None)
+    ctx, *_ = make_ctx(teacher, budget=Budget(max_calls=plan.max_calls))
+    res = MetaPromptOptimizer(s, reg).compile(ctx, PromptCandidate(instructions="Classify the review."),
+                                              GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert res.rounds_completed == 2, res.stop_reason
+    assert len(asked) == 2 * 3 and ctx.boundary.usage().total.calls <= plan.max_calls  # one more in each round
+    assert any("in the slot of first" in c.note for c in res.candidates)  # a refused answer's slot was filled
+    asked.clear()  # a round whose every slot asks the teacher has no teacher call to spare
+    s = s.model_copy(update={"strategies": ["first", "second0", "first", "second1"], "candidates_per_round": 2})
+    ctx, *_ = make_ctx(teacher)
+    MetaPromptOptimizer(s, reg).compile(ctx, PromptCandidate(instructions="Classify the review."),
+                                        GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert len(asked) == 2 * 2
+
+
+def test_a_teacher_strategy_that_reads_no_failures_is_not_asked_after_the_teacher_failed():
+    asked: list[int] = []
+
+    def down(m):
+        asked.append(1)
+        raise LMCallError("connection refused")
+
+    reg = StrategyRegistry.default()
+    reg.register(TemplateStrategy("compress_now", _builtin_template("compress"), needs_failures=False))
+    s = MetaSettings(strategies=["rewrite_from_failures", "compress_now", "add_demos"], rounds=1, candidates_per_round=1,
+                     confirm_top_k=0)  # fmt: skip
+    ctx, *_ = make_ctx(down)
+    res = MetaPromptOptimizer(s, reg).compile(ctx, PromptCandidate(instructions="Classify."),
+                                              GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert len(asked) == 1 and res.candidates[1].origin == "add_demos"
+
+
+def test_ctrl_c_while_a_round_fills_its_promotions_keeps_what_the_round_scored(monkeypatch):
+    """The round's winner (valid 1.0 against 0.5) had been scored; a Ctrl-C while the screened-out candidates were
+    scored on valid lost it and the round's checkpoint (review 28, #3)."""
+    import itertools
+
+    import promptomatix.backends.rounds as rounds
+
+    n = itertools.count()
+
+    def teacher(m):
+        i = next(n)
+        right = "Say negative if the review complains, else positive."
+        return json.dumps({"prompt": right if i == 0 else f"Variant {i}: label the review."})
+
+    def answer(m):  # the variants answer nonsense: they fail their screening
+        return json.dumps({"label": "zzz"}) if "Variant" in m[0]["content"] else task_answer(m)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rounds, "_fill", interrupted)
+    ctx, task, _ = make_ctx(teacher)
+    task.default = answer
+    saved: list[dict] = []
+    ctx.checkpoint = saved.append
+    s = MetaSettings(strategies=["rewrite_from_failures", "rephrase", "compress"], rounds=2, candidates_per_round=3,
+                     confirm_top_k=0, patience=9)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        MetaPromptOptimizer(s).compile(ctx, PromptCandidate(instructions="Classify the review."),
+                                       GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert [c["round"] for c in saved] == [0, 1] and saved[-1]["best"]["valid_raw"] == 1.0
+
+
+def test_the_one_candidate_plan_scores_no_minibatch_nothing_reads():
+    """Its candidate is scored on valid unscreened: the initial prompt's minibatch bought nothing (review 28, #9)."""
+    s = MetaSettings.preset("quick")
+    assert plan_meta(s, 24, 24, 60).valid_evidence
+    ctx, task, _ = make_ctx("{}", budget=Budget(max_calls=60))
+    MetaPromptOptimizer(s).compile(ctx, PromptCandidate(instructions=SPEC.initial_prompt),
+                                   GuardedData(rows(24), rows(24, 100)))  # fmt: skip
+    on_train = [c for c in task.calls if int(c["messages"][-1]["content"].rsplit(" ", 1)[-1]) < 100]
+    assert on_train == []
+
+
+def test_a_plan_without_a_promotion_floor_says_so_plainly():
+    line = plan_meta(MetaSettings.preset("quick", candidates_per_round=1), 24, 24, None).describe()[0]
+    assert "screened on 6 train rows, those that pass promoted to 24 valid rows" in line and "best 0" not in line
+    assert "promoting only 0" not in line
+
+
+def _fed(template: str) -> str:
+    seen: list[str] = []
+    TemplateStrategy("mine", template).propose(_ctx(["Mention sarcasm."], seen))
+    return seen[0]
+
+
+def test_the_feedback_goes_where_a_users_template_keeps_its_structure():
+    """It went before the template's last line: inside a fenced prompt, between "The prompt to improve:" and the
+    prompt, between "exactly like this:" and the JSON example (review 28, #2)."""
+    fenced = _fed('Rewrite the prompt between the markers.\nAnswer as JSON {"prompt": "..."}.\n<prompt>\n'
+                  "$current_prompt\n</prompt>")  # fmt: skip
+    assert fenced.index("</prompt>") < fenced.index("Mention sarcasm.")
+    labelled = _fed('Improve it. Reply as JSON {"prompt": "..."}.\nThe prompt to improve:\n$current_prompt')
+    assert "The prompt to improve:\nSay negative" in labelled and labelled.rstrip().endswith("- Mention sarcasm.")
+    example = _fed('Current: $current_prompt\nReply as JSON, exactly like this:\n{"prompt": "<the new prompt>"}')
+    assert 'exactly like this:\n{"prompt"' in example and example.index("sarcasm") < example.index("Reply as JSON")
+    assert "Mention sarcasm." in _fed('$$feedback is a word. Current: $current_prompt\nReply as JSON {"prompt": ""}')
+
+
+def test_a_rewrite_that_copies_the_added_feedback_header_is_refused():
+    def copier(messages):
+        return json.dumps({"prompt": "Say negative if the review complains, else positive.\n\nReviewer feedback the "
+                                     "new prompt must keep to:\n- Mention sarcasm."})  # fmt: skip
+
+    c = _ctx(["Mention sarcasm."], [])
+    c.teacher = FakeLM(default=copier)
+    with pytest.raises(ProposalRejected, match="copies the meta-prompt"):
+        TemplateStrategy("mine", 'Improve: <p>\n$current_prompt\n</p>\nReply as JSON {"prompt": "..."}').propose(c)

@@ -12,24 +12,21 @@ concurrent scoring of a round and of the confirmation in rounds.py.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
-import random
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from promptomatix.backends.base import BackendResult, RunContext
-from promptomatix.backends.guards import rejection
 from promptomatix.backends.meta_loop import MetaRun
 from promptomatix.backends.plan import apply_plan, no_search_error, plan_meta
 from promptomatix.backends.prompt import PromptCandidate, PromptProgram
-from promptomatix.backends.rounds import Proposal, confirm_each, confirmed_reason
 from promptomatix.backends.rounds import Scored as _Scored
-from promptomatix.backends.strategies import ProposalContext, ProposalRejected, StrategyRegistry
-from promptomatix.errors import BudgetExceeded, LMCallError
+from promptomatix.backends.rounds import confirm_each, confirmed_reason
+from promptomatix.backends.slots import SlotProposer
+from promptomatix.backends.strategies import ProposalContext, StrategyRegistry
+from promptomatix.errors import BudgetExceeded
 
 SearchType = Literal["quick", "moderate", "heavy"]
 #: Round 1 starts with the demo set (one example per label): it is the candidate that wins most often on small
@@ -175,81 +172,9 @@ class MetaPromptOptimizer:
 
     _confirm_each = staticmethod(confirm_each)  # a hook: tests stop the confirmation here
 
-    def _proposer(
-        self, names: list[str], pctx: ProposalContext
-    ) -> Callable[[list[int], list[dict[str, Any]] | None], dict[int, Proposal]]:
-        """Propose for some of the round's slots, in parallel (with the failures, for the slots that read them);
-        a failed teacher call becomes a rejected candidate. A slot whose strategy gives nothing the round can score
-        (nothing left to drop, an answer the guards refuse, a repeat) tries other strategies (`_fallbacks`), so a
-        round scores as many candidates as planned and spends the calls the dry run counted: on the qwen suite
-        trec s0's rounds left 7 of 12 slots empty and spent half its estimate. Slots are settled in slot order
-        (those proposed at once first), so a seed still gives the same run."""
-        base = pctx.rng.random()  # drawn here, in order: each slot gets its own seeded rng (threads race)
-
-        def attempt(i: int, n: int, name: str, own: ProposalContext) -> Proposal:
-            strategy = self.registry.get(name)
-            try:
-                seed = f"{base}:{i}:{n}" if n else f"{base}:{i}"  # the slot's own try keeps the seed it always had
-                cand = strategy.propose(dataclasses.replace(own, rng=random.Random(seed)))
-            except LMCallError as e:
-                return name, None, f"teacher call failed: {e.message}"
-            except ProposalRejected as e:
-                return name, None, str(e)
-            if cand is None:
-                return name, None, "teacher answer unusable" if strategy.uses_teacher else "nothing new to propose"
-            return name, cand, ""
-
-        claimed: set[str] = set()  # keys the round's slots have taken, settled in slot order (early ones first)
-
-        def settle(i: int, first: Proposal, own: ProposalContext, early: bool) -> Proposal:
-            """The slot's own proposal if the round can score it, else the first of its fallbacks that it can."""
-            why = _unusable(first, own, claimed)
-            for n, name in enumerate([] if why is None else self._fallbacks(names, i, early, first[2]), 1):
-                if _unusable(got := attempt(i, n, name, own), own, claimed) is None:
-                    first, why = (
-                        (got[0], got[1], f"in the slot of {names[i]}, which gave nothing to score ({why})"),
-                        None,
-                    )
-                    break
-            if why is None:
-                claimed.add(first[1].key())  # type: ignore[union-attr]  # usable: it has a candidate
-            return first  # unusable: the slot's own answer, recorded with why it was not scored
-
-        def propose(slots: list[int], failures: list[dict[str, Any]] | None) -> dict[int, Proposal]:
-            own = pctx if failures is None else dataclasses.replace(pctx, failures=failures)
-            if not slots:
-                return {}
-            with ThreadPoolExecutor(max_workers=len(slots)) as ex:
-                firsts = list(ex.map(lambda i: attempt(i, 0, names[i], own), slots))
-            return {i: settle(i, p, own, failures is None) for i, p in sorted(zip(slots, firsts, strict=True))}
-
-        return propose
-
-    def _fallbacks(self, names: list[str], i: int, early: bool, error: str) -> list[str]:
-        """The strategies slot `i` tries after its own, each slot starting at its own place so that two empty slots
-        try different ones first: a teacher's slot one other teacher strategy that the round does not use (none
-        after a failed teacher call: a teacher that is down is not asked again), then any slot the procedural ones,
-        those the round does not use first (they cost no call; a demo set drawn again is a new one)."""
-        rotation = list(dict.fromkeys(self.settings.strategies))
-        procedural = [n for n in rotation if not getattr(self.registry.get(n), "needs_failures", True)]
-        teacher = [n for n in rotation if n not in procedural and n not in names]
-        out = [] if early or error.startswith("teacher call failed") or not teacher else [teacher[i % len(teacher)]]
-        for group in ([n for n in procedural if n not in names], [n for n in procedural if n in names]):
-            j = i % len(group) if group else 0
-            out += group[j:] + group[:j]
-        return out
-
-
-def _unusable(p: Proposal, own: ProposalContext, claimed: set[str]) -> str | None:
-    """Why the round could not score this proposal (None: it can): no candidate, the guards refuse it, or it was
-    tried before (in an earlier round or an earlier slot of this one)."""
-    cand = p[1]
-    if cand is None:
-        return p[2] or "no candidate"
-    if not own.is_new(cand) or cand.key() in claimed:
-        return "duplicate of an earlier candidate"
-    why = None if own.initial is None else rejection(cand, own.spec, own.initial)
-    return None if why is None else f"rejected before scoring: {why}"
+    def _proposer(self, names: list[str], pctx: ProposalContext) -> SlotProposer:
+        """The round's slots proposed (slots.py): at once, an empty slot trying other strategies."""
+        return SlotProposer(self.registry, self.settings.strategies, names, pctx)
 
 
 def _similarity(a: list[str], b: list[str]) -> float:

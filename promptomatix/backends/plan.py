@@ -92,7 +92,7 @@ class MetaPlan(BaseModel):
                 "confirmation)" if self.extends else "")  # fmt: skip
         cap = self.budget if self.extends and self.budget is not None else self.max_calls
         low = self.least_calls < 0.85 * self.expected_calls and self.patience < self.typical_rounds
-        some = self.promote_at_least < self.candidates_per_round
+        some = 0 < self.promote_at_least < self.candidates_per_round
         least = (f", about {self.least_calls} if patience stops it after {self.patience} round"
                  f"{'s' if self.patience != 1 else ''}" + (f", promoting only {self.promote_at_least} a round" if some
                  else "") if low else "")  # fmt: skip
@@ -115,6 +115,8 @@ class MetaPlan(BaseModel):
 def _promoted_words(k: int, m: int, p: int) -> str:
     if p >= k:
         return "each candidate scored on"  # no screening: every one is promoted anyway
+    if p == 0:
+        return f"screened on {m} train rows, those that pass promoted to"
     return f"screened on {m} train rows, those that pass and at least the best {p} of each round promoted to"
 
 
@@ -245,11 +247,11 @@ def _plan(
 
 
 def _typical(plan: MetaPlan) -> tuple[int, int]:
-    """(calls, rounds) of a typical run: rounds until patience stops it after one improvement, each new candidate
+    """(calls, rounds) of a typical run: rounds until patience stops it after two improvements, each new candidate
     screened and promoted to the valid split; two finalists and the initial prompt confirmed on the train rows
     they were not screened on. Within ±15% of fake-model runs of every preset, with and without a budget
     (tests/test_estimate.py)."""
-    total, rounds = _walk(plan, plan.patience + 1)
+    total, rounds = _walk(plan, plan.patience + 2)
     if rounds and plan.confirm_top_k:
         rows = plan.confirm_rows
         if plan.budget is not None and 0 < rows < plan.n_train:  # the run widens it with the calls left

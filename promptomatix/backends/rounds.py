@@ -172,7 +172,12 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple
     spec = ctx.spec
     best_keep = rows_without_demos(spec, r.minibatch, r.best.candidate.demos)  # its own demos score itself
     group = JobGroup(ctx.num_threads)
-    best_report = group.spawn(lambda: ctx.evaluate(r.program(r.best.candidate), r.minibatch, pool=group.rows, ci=False))
+    if r.promote_at_least < len(r.early) + len(r.late) or r.late:  # read by a screening or the teacher's slots
+        best_report = group.spawn(lambda: ctx.evaluate(r.program(r.best.candidate), r.minibatch, pool=group.rows,
+                                                       ci=False))  # fmt: skip
+    else:  # every candidate is promoted unscreened and no slot reads failures: the best's minibatch buys nothing
+        best_report = Future()
+        best_report.set_result(None)
     proposals: dict[int, Proposal] = {}
     launched: dict[int, tuple[Scored, Future[bool]]] = {}
 
@@ -197,14 +202,18 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple
         r.meanwhile()
         proposals.update(r.propose(r.early, None))
         launch(r.early)
-        group.spawn(teacher_slots)
+        if r.late:
+            group.spawn(teacher_slots)
     except BaseException:
         group.abandon()
         raise
     failed = group.join()
     promoted = _record(spec, r, proposals, launched, seen, tried)
     if failed is None and len(promoted) < r.promote_at_least:
-        promoted, failed = _fill(ctx, r, [sc for sc, _ in launched.values()], promoted)
+        try:
+            promoted, failed = _fill(ctx, r, [sc for sc, _ in launched.values()], promoted)
+        except KeyboardInterrupt as e:  # the round's candidates scored before it are kept, and its checkpoint
+            return promoted, e
     return promoted, failed
 
 
@@ -216,10 +225,11 @@ def _fill(ctx: Any, r: Round, screened: list[Scored], promoted: list[Scored]) ->
                  key=lambda sc: (-(sc.minibatch or 0.0), sc.id))[: r.promote_at_least - len(promoted)]  # fmt: skip
     group = JobGroup(ctx.num_threads)
     for sc in out:
-        sc.note = sc.note.replace(": not promoted", f": promoted to fill the round ({r.promote_at_least} a round)")
         group.spawn(functools.partial(r.score_valid, sc, group.rows))
     failed = group.join()
     done = [sc for sc in out if sc.valid_report is not None]
+    for sc in done:  # a candidate the budget stopped before its valid score stays "not promoted"
+        sc.note = sc.note.replace(": not promoted", f": promoted to fill the round ({r.promote_at_least} a round)")
     return sorted([*promoted, *done], key=lambda sc: sc.id), failed
 
 

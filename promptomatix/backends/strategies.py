@@ -98,14 +98,25 @@ def _fill(template: Template, ctx: ProposalContext) -> str:
 
 
 def _with_feedback(template: str, ctx: ProposalContext) -> str:
-    """A template that does not show the reviewer's feedback (add_format, compress, a user's) gets it before its
-    last line when there is some: a refine run's every rewrite must keep to it (a shorter rewrite that dropped what
-    the reviewer asked for won at equal quality, and the feedback was left unaddressed)."""
-    if not ctx.feedback or "$feedback" in template or "${feedback}" in template:
+    """A template that does not show the reviewer's feedback (add_format, compress, often a user's) gets it when
+    there is some: a refine run's every rewrite must keep to it (a shorter rewrite that dropped what the reviewer
+    asked for won at equal quality, and the feedback was left unaddressed). It goes before a last line that asks
+    for the JSON reply, else after the whole template, never inside the user's own structure."""
+    if not ctx.feedback or _SHOWS_FEEDBACK.search(template):
         return template
-    head, _, last = template.rstrip("\n").rpartition("\n")
-    section = "Reviewer feedback the new prompt must keep to:\n$feedback\n\n"
-    return f"{head}\n\n{section}{last}\n" if head else f"{section}{last}\n"
+    section = f"{FEEDBACK_HEADER}\n$feedback\n"
+    lines = template.rstrip().split("\n")
+    at = len(lines) - 1 if _REPLY_LINE.search(lines[-1]) else len(lines)
+    while 0 < at < len(lines) and _REPLY_LINE.search(lines[at - 1]) and lines[at - 1].rstrip().endswith(":"):
+        at -= 1  # "Reply as JSON, exactly like this:" above its example stays with it
+    if at == 0:
+        return f"{section}\n{template}"
+    return "\n".join([*lines[:at], "", section, *lines[at:]]).rstrip() + "\n"
+
+
+FEEDBACK_HEADER = "Reviewer feedback the new prompt must keep to:"  # a rewrite that copies it is refused
+_SHOWS_FEEDBACK = re.compile(r"(?<!\$)\$(?:feedback\b|\{feedback\})")
+_REPLY_LINE = re.compile(r"\bjson\b|\{\s*\"prompt\"", re.IGNORECASE)
 
 
 class ProposalRejected(Exception):
@@ -223,7 +234,8 @@ class TemplateStrategy:
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         if ctx.teacher is None:
             return None
-        content = _fill(Template(_with_feedback(self.template, ctx)), ctx)
+        template = _with_feedback(self.template, ctx)
+        content = _fill(Template(template), ctx)
         text = ctx.teacher.chat(
             [{"role": "user", "content": content}],
             json_schema=_ANSWER_SCHEMA,
@@ -234,7 +246,7 @@ class TemplateStrategy:
         if instructions is None:
             return None
         allowed = " ".join([ctx.spec.description, ctx.best.instructions])
-        if echoes(instructions, self.template, allowed):
+        if echoes(instructions, template, allowed) or (template is not self.template and FEEDBACK_HEADER in instructions):
             raise ProposalRejected("teacher answer rejected: it copies the meta-prompt")
         if off_task(instructions, ctx.spec, ctx.best.instructions):
             raise ProposalRejected("teacher answer rejected: no word in common with the task")
