@@ -25,5 +25,27 @@ def test_a_tie_on_raw_quality_never_chooses_a_prompt_with_more_to_read(tmp_path)
     assert len(r.best_prompt.split()) <= len(r.initial_prompt.split()), r.best_prompt
     assert "words longer" not in (r.verdict.length_note() or "")
     version = load_session(r.session_id, sessions_dir=str(tmp_path)).versions[-1]
-    notes = [c.get("note") or "" for c in version.candidates]
-    assert any("no raw gain and" in n for n in notes), "the candidate with demos was not refused at the confirmation"
+    chosen = next(c for c in version.candidates if c["prompt"] == r.best_prompt)
+    assert not chosen.get("n_demos")
+
+
+def test_the_confirmation_refuses_a_finalist_with_no_raw_gain_and_more_to_read():
+    """The rewrite with demos ties the rewrite and the initial prompt on raw quality and wins on the λ penalty
+    (it counts instruction words only): the confirmation refuses it for the words its demos add."""
+    import json
+
+    from promptomatix.backends.meta import MetaPromptOptimizer, MetaSettings
+    from promptomatix.backends.prompt import PromptCandidate
+    from tests.backend_fakes import GuardedData
+    from tests.test_meta_backend import make_ctx, rows
+
+    ctx, *_ = make_ctx(json.dumps({"prompt": "Say negative if the review complains."}))
+    ctx.metrics.lambda_penalty = 0.01
+    s = MetaSettings(strategies=["rewrite_from_failures", "add_demos"], rounds=2, candidates_per_round=1, top_k=3,
+                     confirm_top_k=2, patience=9)  # fmt: skip
+    initial = ("Read the movie review very carefully and think about what the writer means before you answer.\n"
+               "Say negative if the review complains.")  # fmt: skip
+    res = MetaPromptOptimizer(s).compile(ctx, PromptCandidate(instructions=initial), GuardedData(rows(12), rows(12, 40)))
+    notes = {c.origin: c.note for c in res.candidates}
+    assert "no raw gain and" in notes["add_demos"] and "more words to read (demos included)" in notes["add_demos"]
+    assert not res.demos
