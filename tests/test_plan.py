@@ -146,3 +146,14 @@ def test_the_refusal_counts_what_the_one_candidate_plan_needs():
     assert refused.rounds == 0 and "and one candidate take 55" in refused.changes[-1]
     assert "--max-calls 201" in no_search_error(refused, max_calls=200, left=54).hint
     assert plan_meta(MetaSettings(), 24, 24, 55).rounds == 1
+
+
+def test_without_test_rows_a_meta_run_holds_back_no_calls_for_valid_answers_it_already_has():
+    """--test-data-size 0: the final scoring is on the valid rows, where the search scored both prompts (cached).
+    The run held back 2 x valid calls anyway, and a third of a small budget went unused (review 27, #5)."""
+    d = _run(0, 150, sizes=(24, 24, None), test_data_size=0, dry_run=True)
+    r = _run(0, 150, sizes=(24, 24, None), test_data_size=0)
+    assert r.metrics.calls <= 150 and r.rounds_completed >= 1, r.stop_reason
+    assert "held back" not in r.stop_reason
+    spent = r.metrics.calls - 1  # the spec call aside; the final scoring on valid is all cached
+    assert spent >= 0.7 * d.estimated_calls["optimize"], (spent, d.estimated_calls, r.stop_reason)

@@ -181,12 +181,16 @@ def search_stage(env: RunEnv, st: RunState) -> None:
     )  # fmt: skip
     boundary = env.boundary()
     st.ctx = env.context(spec, st)
-    rows, _ = held_out_rows(splits)
+    rows, split = held_out_rows(splits)
     full = boundary.budget
     if full.max_calls is not None or full.max_tokens is not None or full.max_usd is not None:
         # keep enough to score both prompts (resume: and the saved one) on them; not capped at max_calls: a budget
-        # too small for the search says by how much, the reserve included
-        passes = held_out_passes(env, st) * st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
+        # too small for the search says by how much, the reserve included. Without test rows they are the valid
+        # rows, where the meta search scored the initial prompt and its result (their answers are cached: a third
+        # of a small budget was held back for nothing). Other backends keep the whole reserve.
+        cached = 2 if split == "valid" and cfg.backend == "simple_meta_prompt" else 0
+        passes = held_out_passes(env, st) - cached
+        passes *= st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
         boundary.set_budget(full.model_copy(update={"reserved_calls": passes * len(rows)}))
     st.result = _compile(env, st.ctx, st, full)
     env.recorder.candidates(st.result.candidates)
