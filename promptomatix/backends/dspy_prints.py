@@ -1,5 +1,6 @@
-"""Where DSPy's own output goes while a compile runs: its prints, the tqdm bars it draws on stdout, and optuna's
-"Trial failed" records (with a traceback) all become DEBUG records of this module's log.
+"""Where DSPy's own output goes while a compile runs: its prints, the tqdm bars it draws on stdout or stderr
+(GEPA's), the records of its own INFO log handler and optuna's "Trial failed" records (with a traceback) all become
+DEBUG records of this module's log. From Python they reached the host's stderr (52 KB a GEPA run).
 
 Why not `contextlib.redirect_stdout` per compile: it swaps the process-global `sys.stdout`, so two compiles in
 two threads restored each other's sinks (the host's stdout stayed a log sink for good) and every other thread's
@@ -25,8 +26,11 @@ log = logging.getLogger(__name__)
 
 _ROUTED: ContextVar[bool] = ContextVar("promptomatix_dspy_prints", default=False)
 _lock = threading.Lock()
-_state: dict[str, Any] = {"users": 0, "proxy": None}
+_state: dict[str, Any] = {"users": 0, "proxy": None, "err_proxy": None}
 _OPTUNA_LOGGERS = ("optuna", "optuna.study._optimize", "optuna.study.study", "optuna.trial._frozen")
+
+
+_inside = threading.local()  # a log handler that writes to the proxied stream from a routed context: no loop
 
 
 class _StdoutProxy:
@@ -36,11 +40,15 @@ class _StdoutProxy:
         self.target = target
 
     def write(self, text: str) -> int:
-        if not _ROUTED.get():
+        if not _ROUTED.get() or getattr(_inside, "on", False):
             return self.target.write(text)
-        for line in text.replace("\r", "\n").split("\n"):
-            if line.strip():
-                log.debug("dspy: %s", line.rstrip())
+        _inside.on = True
+        try:
+            for line in text.replace("\r", "\n").split("\n"):
+                if line.strip():
+                    log.debug("dspy: %s", line.rstrip())
+        finally:
+            _inside.on = False
         return len(text)
 
     def flush(self) -> None:
@@ -62,6 +70,17 @@ class _OptunaToLog(logging.Filter):
         if not _ROUTED.get():
             return True
         log.debug("optuna: %s", record.getMessage(), exc_info=record.exc_info)
+        return False
+
+
+class _DSPyToLog(logging.Filter):
+    """On the handlers of DSPy's own logger (it adds one to stderr at import): its records from a routed context
+    become DEBUG records here."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _ROUTED.get():
+            return True
+        log.debug("dspy log: %s", record.getMessage())
         return False
 
 
@@ -90,6 +109,11 @@ def _install() -> None:
         if _state["users"] == 0:
             proxy = _StdoutProxy(sys.stdout)
             _state["proxy"], sys.stdout = proxy, proxy
+            err = _StdoutProxy(sys.stderr)
+            _state["err_proxy"], sys.stderr = err, err
+            for handler in logging.getLogger("dspy").handlers:
+                if not any(isinstance(f, _DSPyToLog) for f in handler.filters):
+                    handler.addFilter(_DSPyToLog())
             for name in _OPTUNA_LOGGERS:  # a logger's own filters see only records logged to it, not children's
                 optuna_log = logging.getLogger(name)
                 if not any(isinstance(f, _OptunaToLog) for f in optuna_log.filters):
@@ -104,4 +128,7 @@ def _uninstall() -> None:
             proxy = _state["proxy"]
             if sys.stdout is proxy:  # a stream the host put there meanwhile is the host's to keep
                 sys.stdout = proxy.target
-            _state["proxy"] = None
+            err = _state["err_proxy"]
+            if sys.stderr is err:
+                sys.stderr = err.target
+            _state["proxy"] = _state["err_proxy"] = None
