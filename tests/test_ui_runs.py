@@ -255,3 +255,21 @@ def test_a_jobs_spending_counts_the_whole_run_and_ticks_are_not_steps(tmp_path):
         messages = [e["message"] for e in snap["events"]]
         assert len(messages) == len(set(messages)) or len(messages) < 40  # steps, not one line per call
         assert all(e["calls"] >= before for e in snap["events"] if e.get("calls"))
+
+
+def test_a_session_whose_teacher_had_its_own_key_refines_with_the_servers_key(store, monkeypatch):
+    """The UI had no way to give the teacher's key again, so such sessions were refused there whatever the server
+    had; `promptomatix ui` started with PROMPTOMATIX_TEACHER_API_KEY now passes it, as the CLI's follow-ups do."""
+    sid = make_session(store)
+    store.update(sid, lambda s: s.run_config.update(teacher_own_key=True))
+    monkeypatch.delenv("PROMPTOMATIX_TEACHER_API_KEY", raising=False)
+    with client_for(store) as c:
+        post(c, f"/s/{sid}/run/refine")
+        snap = finished(c, job_of(c, sid))
+        assert snap["status"] == "failed" and "teacher had its own key" in snap["message"]
+        monkeypatch.setenv("PROMPTOMATIX_TEACHER_API_KEY", "sk-teacher-test-0000000000000000")
+        post(c, f"/s/{sid}/run/refine")
+        snap = finished(c, job_of(c, sid))
+        assert snap["status"] == "done", snap["message"]
+        assert "sk-teacher" not in c.get(f"/s/{sid}").text
+    assert "sk-teacher" not in store.session_file(sid).read_text()

@@ -36,20 +36,31 @@ async def start_run(request: Request) -> Response:
     runs = request.app.state.runs
     clients = runs.clients
     limits = _limits(form)  # a resume whose run has spent its limit is given a larger one here, as on the CLI
+    keys = server_keys()
 
     def work(job: Job, progress: Any) -> Any:
         from promptomatix import followup
 
         store = store_of(request)
         if kind == "refine":
-            return followup.refine(sid, store=store, clients=clients(), progress=progress, **limits)
+            return followup.refine(sid, store=store, clients=clients(), progress=progress, **limits, **keys)
         if kind == "resume":
-            return followup.resume(sid, store=store, clients=clients(), progress=progress, **limits)
+            return followup.resume(sid, store=store, clients=clients(), progress=progress, **limits, **keys)
         job.add_event("generate", "the critic reads the latest prompt's failures")
-        return followup.generate_feedback(sid, store=store, clients=clients())
+        return followup.generate_feedback(sid, store=store, clients=clients(), **keys)
 
     runs.start(kind, sid, work)
     return RedirectResponse(f"/s/{sid}#run", status_code=303)
+
+
+def server_keys() -> dict[str, str]:
+    """The keys `promptomatix ui` was started with (PROMPTOMATIX_API_KEY, PROMPTOMATIX_TEACHER_API_KEY), as the CLI's
+    follow-ups read them: never from a page, never shown or saved. A session whose teacher had its own key was
+    refused in the UI whatever the server had."""
+    import os
+
+    names = (("api_key", "PROMPTOMATIX_API_KEY"), ("teacher_api_key", "PROMPTOMATIX_TEACHER_API_KEY"))
+    return {k: v for k, env in names if (v := os.environ.get(env, "").strip())}
 
 
 async def _save_upload(request: Request, upload: UploadFile) -> str | None:
@@ -129,7 +140,7 @@ async def start_optimize(request: Request) -> Response:
         from promptomatix.config import RunConfig
 
         store = store_of(request)
-        cfg = RunConfig.from_kwargs(**kwargs, sessions_dir=str(store.root))  # a bad setting fails here, on the page
+        cfg = RunConfig.from_kwargs(**kwargs, **server_keys(), sessions_dir=str(store.root))  # a bad one fails here
         job = request.app.state.runs.start("optimize", None, _optimize_work(request, cfg, data))
     except Exception:
         remove_upload(data)  # a refused form leaves no upload behind
