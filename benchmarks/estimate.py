@@ -3,13 +3,13 @@
 For each configuration the same task and rows go through `process_input(dry_run=True)` (the estimate a user sees)
 and then through a real run in a fresh session (so no cache is shared); ratio = estimated / actual LM calls, the
 goal being 0.85–1.15. The fake task model is the engine benchmark's (benchmarks/engine.py): right when its
-instructions say "complains" or demos are shown. Two fake teachers, each the regime real runs follow for one kind
-of optimizer (RESULTS.md § 5 has the real-model runs that say so):
-- varied (DSPy's optimizers): every proposal is new, as a teacher sampling at temperature > 0 writes; MIPROv2's
-  and GEPA's calls depend on how many programs are new, not on how good they are.
-- echo (the meta backend): the engine's fixed rewrite, so later rounds mostly repeat earlier candidates; the meta
-  backend's calls depend on how many candidates are new *and* pass the minibatch screen, and a real teacher's later
-  rewrites rarely do. With `varied` every rewrite is new and perfect, the meta backend's worst case.
+instructions say "complains" or demos are shown. Two fake teachers:
+- varied (the default): every proposal is new, as a teacher sampling at temperature > 0 writes; MIPROv2's and
+  GEPA's calls depend on how many programs are new, not on how good they are, and the meta backend's on how many
+  of its slots give a candidate (since session 16 an empty slot tries other strategies and each round promotes
+  all but one, so a real teacher's refused or repeated rewrites no longer leave a round short).
+- echo: the engine's fixed rewrite, so later rewrites repeat earlier ones: a teacher whose every rewrite after the
+  first is refused (the meta backend was measured against it before session 16).
 
     python -m benchmarks.estimate [--configs meta-quick,dspy-miprov2] [--sizes 12,12,20] [--max-calls N] [--out F]
     python -m benchmarks.estimate --model local/smollm2-135m --teacher local/qwen2.5-coder-0.5b ...  # real models
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--teacher",
         default=None,
-        help="fake teacher for every config: varied or echo (default: echo for meta, varied for dspy; see above); "
+        help="fake teacher for every config: varied or echo (default: varied, a new answer each time; see above); "
         "with --model: the teacher model",
     )
     p.add_argument(
