@@ -297,3 +297,19 @@ def test_a_library_callers_stderr_gets_none_of_dspys_log_or_bars(capfd, monkeypa
     assert "dspy" not in err and "GEPA Optimization" not in err and "Average Metric" not in err, err[:300]
     print("the host's own line", file=sys.stderr)
     assert "the host's own line" in capfd.readouterr().err  # the host's stderr is left as it was
+
+
+def test_the_runs_own_progress_and_warnings_written_during_a_compile_still_reach_stderr(capfd, monkeypatch):
+    """A proxy on sys.stderr (16b541e) turned the CLI's progress lines and the library's warnings, written from the
+    compiling context, into hidden DEBUG records: a dspy run logged to a file showed nothing for its whole compile
+    (review 29, #1). Only DSPy's and GEPA's own writers are quieted."""
+    from promptomatix.backends import dspy_prints
+
+    monkeypatch.delenv("PROMPTOMATIX_VERBOSE", raising=False)
+    token = PRINTS_ROUTED.set(True)  # as the CLI does
+    try:
+        with dspy_prints.dspy_output_to_log():
+            print("[baseline] initial valid score 0.457", file=sys.stderr)  # the progress view, logging's lastResort
+    finally:
+        PRINTS_ROUTED.reset(token)
+    assert "[baseline] initial valid score 0.457" in capfd.readouterr().err

@@ -1,6 +1,7 @@
-"""Where DSPy's own output goes while a compile runs: its prints, the tqdm bars it draws on stdout or stderr
-(GEPA's), the records of its own INFO log handler and optuna's "Trial failed" records (with a traceback) all become
-DEBUG records of this module's log. From Python they reached the host's stderr (52 KB a GEPA run).
+"""Where DSPy's own output goes while a compile runs: its prints, the tqdm bars it draws on stdout, the records of
+its own INFO log handler and optuna's "Trial failed" records (with a traceback) all become DEBUG records of this
+module's log; GEPA's bar (on stderr) is not drawn. From Python they reached the host's stderr (52 KB a GEPA run).
+stderr itself is left alone: the run's own progress lines and warnings are written there from the same context.
 
 Why not `contextlib.redirect_stdout` per compile: it swaps the process-global `sys.stdout`, so two compiles in
 two threads restored each other's sinks (the host's stdout stayed a log sink for good) and every other thread's
@@ -26,11 +27,24 @@ log = logging.getLogger(__name__)
 
 _ROUTED: ContextVar[bool] = ContextVar("promptomatix_dspy_prints", default=False)
 _lock = threading.Lock()
-_state: dict[str, Any] = {"users": 0, "proxy": None, "err_proxy": None}
+_state: dict[str, Any] = {"users": 0, "proxy": None}
 _OPTUNA_LOGGERS = ("optuna", "optuna.study._optimize", "optuna.study.study", "optuna.trial._frozen")
 
 
 _inside = threading.local()  # a log handler that writes to the proxied stream from a routed context: no loop
+
+
+def _gepa_tqdm(real: Any) -> Any:
+    """GEPA's engine draws its bar with the tqdm it imported (DSPy passes display_progress_bar=True, no way to say
+    no): from a routed context the bar is disabled, from any other it is the real one."""
+
+    def tqdm(*args: Any, **kwargs: Any) -> Any:
+        if _ROUTED.get():
+            kwargs["disable"] = True
+        return real(*args, **kwargs)
+
+    tqdm.promptomatix_real = real  # type: ignore[attr-defined]
+    return tqdm
 
 
 class _StdoutProxy:
@@ -109,8 +123,10 @@ def _install() -> None:
         if _state["users"] == 0:
             proxy = _StdoutProxy(sys.stdout)
             _state["proxy"], sys.stdout = proxy, proxy
-            err = _StdoutProxy(sys.stderr)
-            _state["err_proxy"], sys.stderr = err, err
+            engine = sys.modules.get("gepa.core.engine")
+            real = getattr(engine, "tqdm", None)
+            if real is not None and not hasattr(real, "promptomatix_real"):
+                engine.tqdm = _gepa_tqdm(real)  # type: ignore[union-attr]  # context-aware for good, as the filters
             for handler in logging.getLogger("dspy").handlers:
                 if not any(isinstance(f, _DSPyToLog) for f in handler.filters):
                     handler.addFilter(_DSPyToLog())
@@ -128,7 +144,4 @@ def _uninstall() -> None:
             proxy = _state["proxy"]
             if sys.stdout is proxy:  # a stream the host put there meanwhile is the host's to keep
                 sys.stdout = proxy.target
-            err = _state["err_proxy"]
-            if sys.stderr is err:
-                sys.stderr = err.target
-            _state["proxy"] = _state["err_proxy"] = None
+            _state["proxy"] = None
