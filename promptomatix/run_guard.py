@@ -157,4 +157,8 @@ def held_out_notes(
         notes.append(f"{score.n_errors} of {score.n} held-out {split} rows errored scoring the {name} prompt")
     if notes:
         notes.append("rows that errored scored 0, so the comparison is unreliable")
+    missing = [name for name, score in (("initial", initial), ("optimized", best)) if score is None]
+    if missing and not (same and initial is not None):  # a score is None only when the budget stopped its scoring
+        notes.append(f"the budget ran out scoring the held-out {split} rows: no {' and no '.join(missing)} score, so "
+                     "no comparison (raise the budget)")  # fmt: skip
     return notes

@@ -5,6 +5,7 @@ cannot pay for one candidate is refused before the optimizer makes a call."""
 from __future__ import annotations
 
 import itertools
+import re
 
 import pytest
 
@@ -154,6 +155,40 @@ def test_without_test_rows_a_meta_run_holds_back_no_calls_for_valid_answers_it_a
     d = _run(0, 150, sizes=(24, 24, None), test_data_size=0, dry_run=True)
     r = _run(0, 150, sizes=(24, 24, None), test_data_size=0)
     assert r.metrics.calls <= 150 and r.rounds_completed >= 1, r.stop_reason
-    assert "held back" not in r.stop_reason
+    held = re.search(r"(\d+) more held back", r.stop_reason)
+    assert held is None or int(held.group(1)) <= 6, r.stop_reason  # a quarter pass, for answers no cache keeps
     spent = r.metrics.calls - 1  # the spec call aside; the final scoring on valid is all cached
     assert spent >= 0.7 * d.estimated_calls["optimize"], (spent, d.estimated_calls, r.stop_reason)
+
+
+@pytest.mark.parametrize("how", ["sampled", "empty answers", "dollars"])
+def test_without_test_rows_the_valid_comparison_survives_answers_no_cache_replays(how):
+    """Sampled answers are not replayed, empty ones are never cached, and a dollar limit holds back by the calls
+    reserved: holding back nothing lost one or both valid scores, with no note (review 29, #2)."""
+    from benchmarks.engine import task_responder
+    from promptomatix.lm.fake import FakeLM
+
+    kw: dict = {"temperature": 0.7} if how == "sampled" else {}
+    if how == "dollars":
+        kw = {"temperature": 0.7, "max_usd": 0.15, "max_calls": None}
+    clients = fake_clients(0.0)
+    if how == "empty answers":
+        def answer(messages):
+            blank = any(f"number {n}" in messages[-1]["content"] for n in (1003, 1007, 1011, 1015))
+            return "" if blank else task_responder(messages)
+
+        clients["task"] = FakeLM(default=answer, model="fake/task")
+    if how == "dollars":
+        for role in ("task", "teacher"):
+            clients[role].cost_per_call = 0.001  # type: ignore[attr-defined]
+    r = _run(0, kw.pop("max_calls", 150), sizes=(24, 24, None), test_data_size=0, clients=clients, **kw)
+    m = r.metrics
+    assert m.initial_test_score is not None and m.optimized_test_score is not None, (r.notes, r.stop_reason)
+
+
+def test_a_budget_that_stops_the_held_out_scoring_says_so():
+    from promptomatix.run_guard import held_out_notes
+
+    notes = held_out_notes(None, None, "valid", None, False)
+    assert notes == ["the budget ran out scoring the held-out valid rows: no initial and no optimized score, so no "
+                     "comparison (raise the budget)"]  # fmt: skip

@@ -187,11 +187,17 @@ def search_stage(env: RunEnv, st: RunState) -> None:
         # keep enough to score both prompts (resume: and the saved one) on them; not capped at max_calls: a budget
         # too small for the search says by how much, the reserve included. Without test rows they are the valid
         # rows, where the meta search scored the initial prompt and its result (their answers are cached: a third
-        # of a small budget was held back for nothing). Other backends keep the whole reserve.
-        cached = 2 if split == "valid" and cfg.backend == "simple_meta_prompt" else 0
-        passes = held_out_passes(env, st) - cached
-        passes *= st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
-        boundary.set_budget(full.model_copy(update={"reserved_calls": passes * len(rows)}))
+        # of a small budget was held back for nothing): when the models answer greedily (sampled answers are not
+        # replayed) and the budget counts calls (a token or dollar limit holds back by the calls reserved), a
+        # quarter of a pass stays held back for answers no cache keeps (empty ones). Other backends keep it all.
+        per_row = st.ctx.metrics.calls_per_row(spec.task_type)  # a judge: 2 a row
+        roles = ("task", "judge") if per_row > 1 else ("task",)
+        cached = (split == "valid" and cfg.backend == "simple_meta_prompt" and boundary.greedy(*roles)
+                  and full.max_tokens is None and full.max_usd is None)  # fmt: skip
+        reserve = held_out_passes(env, st) * len(rows)
+        if cached:
+            reserve -= 2 * len(rows) - max(2, len(rows) // 4)
+        boundary.set_budget(full.model_copy(update={"reserved_calls": reserve * per_row}))
     st.result = _compile(env, st.ctx, st, full)
     env.recorder.candidates(st.result.candidates)
 
