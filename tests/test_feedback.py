@@ -207,3 +207,13 @@ def test_the_same_open_feedback_given_again_is_not_stored_twice(store, sid, tmp_
     code, out, _ = run_main(capsys, "feedback", "add", sid, "-c", "other words", "-t", "precise",
                          "--sessions-dir", str(store.root))  # fmt: skip
     assert code == 0 and "already recorded as fb3" in out and len(store.load(sid).feedback) == 4
+
+
+def test_same_words_on_different_quotes_are_different_items(store, sid):
+    """A quote found only in r["result"] (a demo's lines) is stored as general feedback quoting it in `details`;
+    the duplicate check ignored them, so a comment on Example 2 was merged into Example 1's (review 29, #3)."""
+    one = add_feedback(store, sid, comment="drop this example", details={"quoted": "Example 1:"})
+    two = add_feedback(store, sid, comment="drop this example", details={"quoted": "Example 2:"})
+    general = add_feedback(store, sid, comment="drop this example")
+    again = add_feedback(store, sid, comment="drop this example", details={"quoted": "Example 2:"})
+    assert [one.id, two.id, general.id, again.id] == ["fb1", "fb2", "fb3", "fb2"]

@@ -60,9 +60,10 @@ def attach_feedback(
 
     if is_span:
         start, end, text = _resolve_span(prompt, number, text, start, end)
-    same = (comment.strip(), source, text, start, end, number)
+    same = (comment.strip(), source, text, start, end, number, dict(details or {}))
     for old in session.feedback:  # a re-run notebook cell or a double submit: the same open item, not a copy
-        if old.status == "open" and (old.comment, old.source, old.text, old.start, old.end, old.version) == same:
+        if old.status == "open" and (old.comment, old.source, old.text, old.start, old.end, old.version,
+                                     old.details) == same:  # fmt: skip
             return old
     item = FeedbackItem(
         id=session.next_feedback_id(),
