@@ -217,3 +217,20 @@ def test_same_words_on_different_quotes_are_different_items(store, sid):
     general = add_feedback(store, sid, comment="drop this example")
     again = add_feedback(store, sid, comment="drop this example", details={"quoted": "Example 2:"})
     assert [one.id, two.id, general.id, again.id] == ["fb1", "fb2", "fb3", "fb2"]
+
+
+def test_reopening_an_item_the_same_as_an_open_one_is_refused(store, sid):
+    """Dismissed, given again (a new item), then reopened in the UI: two open items said the same and both went to
+    the teacher (review 29, #9)."""
+    from promptomatix.ui.actions import _edit
+
+    s = store.load(sid)
+    a = attach_feedback(s, comment="too vague")
+    dismiss_feedback(s, [a.id])
+    b = attach_feedback(s, comment="too vague")
+    assert b.id != a.id
+    with pytest.raises(SessionError, match=f"says the same as {b.id}, which is open"):
+        _edit(s, a.id, "reopen", None)
+    dismiss_feedback(s, [b.id])
+    _edit(s, a.id, "reopen", None)  # nothing open says the same now
+    assert [f.id for f in s.feedback if f.status == "open"] == [a.id]

@@ -61,10 +61,8 @@ def attach_feedback(
     if is_span:
         start, end, text = _resolve_span(prompt, number, text, start, end)
     same = (comment.strip(), source, text, start, end, number, dict(details or {}))
-    for old in session.feedback:  # a re-run notebook cell or a double submit: the same open item, not a copy
-        if old.status == "open" and (old.comment, old.source, old.text, old.start, old.end, old.version,
-                                     old.details) == same:  # fmt: skip
-            return old
+    if (old := open_twin(session, same)) is not None:  # a re-run notebook cell or a double submit: not a copy
+        return old
     item = FeedbackItem(
         id=session.next_feedback_id(),
         comment=comment.strip(),
@@ -111,6 +109,16 @@ def _resolve_span(
             f"text {_short(text)!r} does not match {where} at {start}:{end}, which is {_short(quoted)!r}"
         )
     return start, end, quoted
+
+
+def _key(item: FeedbackItem) -> tuple[Any, ...]:
+    return (item.comment, item.source, item.text, item.start, item.end, item.version, item.details)
+
+
+def open_twin(session: Session, key: FeedbackItem | tuple[Any, ...]) -> FeedbackItem | None:
+    """The open item that says the same (comment, source, span, version and quote) as `key`, if any."""
+    want = _key(key) if isinstance(key, FeedbackItem) else key
+    return next((f for f in session.feedback if f.status == "open" and f is not key and _key(f) == want), None)
 
 
 def add_feedback(

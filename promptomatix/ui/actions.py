@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from promptomatix.errors import ConfigurationError, SessionError
-from promptomatix.sessions.feedback import attach_feedback, dismiss_feedback
+from promptomatix.sessions.feedback import attach_feedback, dismiss_feedback, open_twin
 from promptomatix.sessions.feedback_ids import delete_feedback
 from promptomatix.sessions.models import Session
 from promptomatix.sessions.pick import pick
@@ -99,6 +99,8 @@ def _edit(s: Session, fid: str, action: str, comment: str | None, busy: str | No
             raise ConfigurationError("feedback comment is empty; say what should change")
         item.comment = (comment or "").strip()
     elif action == "reopen":
+        if (twin := open_twin(s, item)) is not None:  # it would be sent to the teacher twice
+            raise SessionError(f"feedback {fid} says the same as {twin.id}, which is open", hint=f"edit {twin.id}")
         item.status = "open"
     elif action == "delete":
         delete_feedback(s, item)  # its id is never given to another item
