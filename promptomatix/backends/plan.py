@@ -283,7 +283,10 @@ def _walk(plan: MetaPlan, most: int, typical: bool = True) -> tuple[float, int]:
         new = slots if i == 0 else LATER * slots
         promoted = max(min(plan.promote_at_least, k), new) if typical else min(plan.promote_at_least, k)
         screened = max(new, promoted) if plan.promote_at_least < k else 0  # all promoted: none screened
-        total += TEACHER * k + (m if i == 0 or not t else m * (1 - m / t)) + screened * m + promoted * v
+        # the best's minibatch is read by the screening (and the teacher's slots; the one-candidate plan's one slot
+        # is the rotation's first, a demo set by default)
+        best = 0 if not screened else m if i == 0 or not t else m * (1 - m / t)
+        total += TEACHER * k + best + screened * m + promoted * v
         rounds += 1
     return total, rounds
 
