@@ -266,3 +266,66 @@ def test_a_rewrite_that_copies_the_added_feedback_header_is_refused():
     c.teacher = FakeLM(default=copier)
     with pytest.raises(ProposalRejected, match="copies the meta-prompt"):
         TemplateStrategy("mine", 'Improve: <p>\n$current_prompt\n</p>\nReply as JSON {"prompt": "..."}').propose(c)
+
+
+# --- review 30 -----------------------------------------------------------------------------------------------------
+
+
+def _format_line_is_right(m):
+    truth = "negative" if "awful" in m[-1]["content"] else "positive"
+    return json.dumps({"label": truth if "Answer in JSON" in m[0]["content"] else "positive"})
+
+
+def test_a_round_stopped_in_its_teacher_slot_keeps_the_slots_after_it():
+    """A time budget ran out while slot 0 (the teacher's) was written: the round stopped recording at that slot, and
+    the later slots' candidates, fully scored (format_line doubling the initial prompt's valid score), were lost
+    (review 30, #1)."""
+    import time
+
+    def teacher(m):
+        time.sleep(2.5)  # the budget's 2 s run out meanwhile
+        return json.dumps({"prompt": "Tell me a story about dragons and castles."})
+
+    ctx, task, _ = make_ctx(teacher, budget=Budget(max_seconds=2))
+    task.default = _format_line_is_right
+    s = MetaSettings(strategies=["rewrite_from_failures", "format_line", "add_demos", "rephrase"], rounds=2,
+                     candidates_per_round=3, minibatch_size=4, confirm_top_k=0, patience=9)  # fmt: skip
+    res = MetaPromptOptimizer(s).compile(ctx, PromptCandidate(instructions="Classify the review."),
+                                         GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert "budget" in res.stop_reason  # its refused answer's fallback (rephrase) was stopped by the budget
+    assert [c.origin for c in res.candidates if c.round == 1] == ["format_line", "add_demos"]
+    assert res.valid_raw == 1.0 and res.format_line
+
+
+def test_ctrl_c_while_a_round_waits_for_its_teacher_keeps_what_it_scored():
+    """Ctrl-C while the teacher wrote: the round's early candidates were scored (one at 1.0 against 0.5) but only the
+    round-0 checkpoint was saved (review 30, #1)."""
+    import threading
+    import time
+
+    scored = threading.Event()
+
+    def teacher(m):
+        scored.wait(10)  # the format line's candidate is scored on valid by now
+        time.sleep(0.3)
+        raise KeyboardInterrupt
+
+    ctx, task, _ = make_ctx(teacher)
+    saved: list[dict] = []
+    ctx.checkpoint = saved.append
+    formatted: list[int] = []
+
+    def answer(m):
+        if "Answer in JSON" in m[0]["content"]:
+            formatted.append(1)
+            if len(formatted) >= 4 + 12:  # its minibatch and its 12 valid rows
+                scored.set()
+        return _format_line_is_right(m)
+
+    task.default = answer
+    s = MetaSettings(strategies=["format_line", "rewrite_from_failures"], rounds=2, candidates_per_round=2,
+                     minibatch_size=4, confirm_top_k=0, patience=9)  # fmt: skip
+    with pytest.raises(KeyboardInterrupt):
+        MetaPromptOptimizer(s).compile(ctx, PromptCandidate(instructions="Classify the review."),
+                                       GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+    assert [c["round"] for c in saved] == [0, 1] and saved[-1]["best"]["valid_raw"] == 1.0

@@ -207,7 +207,10 @@ def play_round(ctx: Any, r: Round, seen: set[str], tried: list[Scored]) -> tuple
     except BaseException:
         group.abandon()
         raise
-    failed = group.join()
+    try:
+        failed = group.join()
+    except KeyboardInterrupt as e:  # what the round fully scored before it is kept, and its checkpoint
+        return _record(spec, r, proposals, launched, seen, tried), e
     promoted = _record(spec, r, proposals, launched, seen, tried)
     if failed is None and len(promoted) < r.promote_at_least:
         try:
@@ -245,7 +248,7 @@ def _record(
     promoted = []
     for i in range(len(r.early) + len(r.late)):
         if i not in proposals:
-            break  # the teacher's slots never came (the round failed)
+            continue  # a teacher's slot that never came (the round failed): later slots are still recorded
         origin, cand, err = proposals[i]
         sc = Scored(len(tried), r.number, cand or r.best.candidate.model_copy(update={"origin": origin}))
         if cand is None:

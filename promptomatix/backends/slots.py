@@ -57,7 +57,7 @@ class SlotProposer:
         except ProposalRejected as e:
             return name, None, str(e)
         if cand is None:
-            return name, None, "teacher answer unusable" if strategy.uses_teacher else "nothing new to propose"
+            return name, None, "teacher answer unusable" if self._teacher(name) else "nothing new to propose"
         return name, cand, ""
 
     def chain(self, i: int, early: bool, error: str) -> list[str]:
