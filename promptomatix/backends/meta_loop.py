@@ -109,7 +109,8 @@ class MetaRun:
                 break
             this = self.next_round(rnd, registry, proposer)
             promoted, failed = play_round(self.ctx, this, self.seen, self.tried)
-            stop = self.finish_round(rnd, promoted)  # a budget stop keeps what the round fully scored
+            # a budget stop keeps what the round fully scored, and so does a Ctrl-C (without counting the round)
+            stop = self.finish_round(rnd, promoted, whole=not isinstance(failed, KeyboardInterrupt))
             if failed is not None:
                 raise failed
             if stop:
@@ -169,9 +170,13 @@ class MetaRun:
                      self.penalty, self.score_valid, meanwhile=self.flush,
                      promote_at_least=self.plan.promote_at_least)  # fmt: skip
 
-    def finish_round(self, rnd: int, promoted: list[Scored]) -> bool:
+    def finish_round(self, rnd: int, promoted: list[Scored], whole: bool = True) -> bool:
         """Keep the top_k (the initial prompt always among them, so the result never scores below it), move the
-        best only on a real gain and queue the round's checkpoint; True when patience says stop."""
+        best only on a real gain and queue the round's checkpoint; True when patience says stop. A round a Ctrl-C
+        cut short (`whole=False`) keeps what it fully scored, but is not counted as done: its checkpoint carries
+        the last whole round's number, so a resume plays this round again."""
+        if not whole:
+            rnd -= 1
         s, spec, base = self.s, self.spec, self.base
         self.pool += promoted
         self.pool.sort(key=lambda p: (-(p.valid_penalized or 0.0), len(p.candidate.read_text(spec)), p.id))
@@ -186,6 +191,8 @@ class MetaRun:
             self.best = new_best if (new_best.valid_penalized or 0) >= (self.best.valid_penalized or 0) else self.best
             self.stale += 1
         self.pending.append(functools.partial(self.ctx.save_progress, _checkpoint(rnd, self.best, base)))
+        if not whole:
+            return True
         self.ctx.emit(
             "round",
             f"round {rnd} done: best valid {self.best.valid_penalized:.3f}",
