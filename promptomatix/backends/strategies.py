@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from promptomatix.backends.contract import is_contract_line, labels_of, names, restore_labels
 from promptomatix.backends.prompt import PromptCandidate, format_inputs, format_outputs
+from promptomatix.backends.template_feedback import FEEDBACK_HEADER, with_feedback
 from promptomatix.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -95,28 +96,6 @@ def _fill(template: Template, ctx: ProposalContext) -> str:
         feedback=_bullets(ctx.feedback, "(none)"),
         tip=ctx.rng.choice(TIPS),
     )
-
-
-def _with_feedback(template: str, ctx: ProposalContext) -> str:
-    """A template that does not show the reviewer's feedback (add_format, compress, often a user's) gets it when
-    there is some: a refine run's every rewrite must keep to it (a shorter rewrite that dropped what the reviewer
-    asked for won at equal quality, and the feedback was left unaddressed). It goes before a last line that asks
-    for the JSON reply, else after the whole template, never inside the user's own structure."""
-    if not ctx.feedback or _SHOWS_FEEDBACK.search(template):
-        return template
-    section = f"{FEEDBACK_HEADER}\n$feedback\n"
-    lines = template.rstrip().split("\n")
-    at = len(lines) - 1 if _REPLY_LINE.search(lines[-1]) else len(lines)
-    while 0 < at < len(lines) and _REPLY_LINE.search(lines[at - 1]) and lines[at - 1].rstrip().endswith(":"):
-        at -= 1  # "Reply as JSON, exactly like this:" above its example stays with it
-    if at == 0:
-        return f"{section}\n{template}"
-    return "\n".join([*lines[:at], "", section, *lines[at:]]).rstrip() + "\n"
-
-
-FEEDBACK_HEADER = "Reviewer feedback the new prompt must keep to:"  # a rewrite that copies it is refused
-_SHOWS_FEEDBACK = re.compile(r"(?<!\$)\$(?:feedback\b|\{feedback\})")
-_REPLY_LINE = re.compile(r"\bjson\b|\{\s*\"prompt\"", re.IGNORECASE)
 
 
 class ProposalRejected(Exception):
@@ -234,7 +213,7 @@ class TemplateStrategy:
     def propose(self, ctx: ProposalContext) -> PromptCandidate | None:
         if ctx.teacher is None:
             return None
-        template = _with_feedback(self.template, ctx)
+        template = with_feedback(self.template, bool(ctx.feedback))
         content = _fill(Template(template), ctx)
         text = ctx.teacher.chat(
             [{"role": "user", "content": content}],
