@@ -1,3 +1,3 @@
-from promptomatix.cli.app import main
+from promptomatix.launch import main
 
 main()

@@ -6,28 +6,18 @@ One error boundary (main) turns our typed errors into one clean line; PROMPTOMAT
 
 from __future__ import annotations
 
-import _signal  # the C module: no Python to import before the Ctrl-C handler (`signal` imports enum: ~0.1 s)
 import os
 import sys
 
+from promptomatix.launch import INTERRUPTED_EXIT, quiet_ctrl_c
+
 #: True when this process is the `promptomatix` command (not a test or a library importing the app).
 LAUNCHED = os.path.basename(sys.argv[0]) in ("promptomatix", "promptomatix.exe", "__main__.py")
-INTERRUPTED_EXIT = 130
 #: A closed pipe (`promptomatix … | head`): 128 + SIGPIPE, what the shell reports for `git log | head` or `yes | head`.
 BROKEN_PIPE_EXIT = 141
 
-
-def _interrupted_while_starting(signum: int, frame: object) -> None:
-    """Ctrl-C while the CLI is still importing: no run exists yet, so say so and exit at once."""
-    os.write(2, b"Error: interrupted\n")
-    os._exit(INTERRUPTED_EXIT)
-
-
-if LAUNCHED:
-    try:  # noqa: SIM105  (contextlib would be one more import before the handler)
-        _signal.signal(_signal.SIGINT, _interrupted_while_starting)
-    except ValueError:  # not the main thread
-        pass
+if LAUNCHED:  # the console script (promptomatix.launch) did it already; scripts calling this main() did not
+    quiet_ctrl_c()
 
 import contextlib  # noqa: E402  (after the handler: Ctrl-C during these imports must exit 130 too)
 import signal  # noqa: E402
