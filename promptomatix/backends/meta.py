@@ -120,9 +120,9 @@ class MetaPromptOptimizer:
         try:
             run.play_rounds(self.registry, self._proposer)
             run.flush()
-            if run.s.confirm_top_k and data.valid and run.train and run.rounds_done:
+            if run.s.confirm_top_k and data.valid and run.train and run.rounds_done and run.confirm_fits():
                 run.confirm(self._confirm)
-            elif plan.valid_evidence and run.rounds_done:
+            elif (plan.valid_evidence or run.single) and run.rounds_done:
                 run.judge_on_valid()
         except BudgetExceeded as e:
             run.stop_reason = f"budget: {e.message}"

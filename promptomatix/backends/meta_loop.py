@@ -52,6 +52,7 @@ class MetaRun:
     stale: int = 0
     rounds_done: int = 0
     stop_reason: str = "completed"
+    single: bool = False  # rounds of one candidate on the confirmation's calls, since no finalist needed it (`affords`)
     pending: list[Callable[[], None]] = field(default_factory=list)  # checkpoints not written yet
 
     @classmethod
@@ -105,7 +106,7 @@ class MetaRun:
     def play_rounds(self, registry: StrategyRegistry, proposer: ProposerFor) -> None:
         """Play rounds until the plan's last, a budget that cannot pay for the next one, or patience stops it."""
         for rnd in range(1, self.s.rounds + 1):
-            if self.out_of_budget(rnd):
+            if not self.affords(rnd):
                 break
             this = self.next_round(rnd, registry, proposer)
             promoted, failed = play_round(self.ctx, this, self.seen, self.tried)
@@ -116,22 +117,41 @@ class MetaRun:
             if stop:
                 break
 
-    def out_of_budget(self, rnd: int) -> bool:
-        """True (with the stop said) when the calls left cannot pay for round `rnd` and the confirmation: a round
-        is never started that the budget could cut off."""
+    def affords(self, rnd: int) -> bool:
+        """Whether round `rnd` runs: a round is never started that the budget could cut off. When the calls left
+        pay for the plan's round but not also for the confirmation held back for its finalists, and there is no
+        finalist (no candidate reached the initial prompt's valid score), rounds go on with one candidate each: the
+        confirmation's calls are search calls then (a run whose one candidate lost left 20 of its 51 unspent)."""
         left = self.ctx.boundary.remaining_calls()
         need = self.s.round_calls(len(self.train), len(self.valid)) * self.plan.calls_per_row
         keep_back = self.plan.confirm_calls
         if left is None or left >= need + keep_back:
-            return False
+            return True
+        one = (1 + min(self.s.minibatch_size, len(self.train)) + len(self.valid)) * self.plan.calls_per_row
+        if keep_back and left >= one and not self.finalists():
+            if not self.single:
+                self.single = True
+                self.stop_reason = (f"from round {rnd} on, one candidate a round: the calls left pay for no round of "
+                                    f"{self.s.candidates_per_round} and the confirmation, and no candidate needed it")  # fmt: skip
+            return True
         b = self.ctx.boundary.budget
         held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
-        self.stop_reason = (
-            f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and the "
-            f"confirmation can take {need + keep_back}"
-        )
-        self.ctx.emit("stopped", self.stop_reason)
-        return True
+        why = (f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and the "
+               f"confirmation can take {need + keep_back}" + (f" (a round of one candidate {one})" if keep_back else ""))  # fmt: skip
+        self.stop_reason = f"{self.stop_reason}; {why}" if self.single else why
+        self.ctx.emit("stopped", why)
+        return False
+
+    def finalists(self) -> bool:
+        """Whether the confirmation has a finalist: a candidate at or above the initial prompt's valid score."""
+        floor = self.base.valid_penalized or 0.0
+        return any(p is not self.base and (p.valid_penalized or 0.0) >= floor for p in self.pool)
+
+    def confirm_fits(self) -> bool:
+        """Rounds of one candidate spent the confirmation's calls on search; their finalist is confirmed only if
+        the calls left still pay for it, else judged on the valid rows (`judge_on_valid`)."""
+        left = self.ctx.boundary.remaining_calls()
+        return not self.single or left is None or left >= self.plan.confirm_calls
 
     def next_round(self, rnd: int, registry: StrategyRegistry, proposer: ProposerFor) -> Round:
         """Round `rnd`: its minibatch, then its proposal rng, drawn from the run's rng in this order (a seed fixes
@@ -139,7 +159,7 @@ class MetaRun:
         ctx, s, spec, best = self.ctx, self.s, self.spec, self.best
         train, pool = self.train, self.pool
         mb = self.rng.sample(train, min(s.minibatch_size, len(train))) if train else self.valid[: s.minibatch_size]
-        names = _round_strategies(s, rnd)
+        names = _round_strategies(s, rnd)[: 1 if self.single else None]
         pctx = ProposalContext(
             spec=spec,
             best=best.candidate,
@@ -158,7 +178,7 @@ class MetaRun:
         )
         ctx.emit(
             "round",
-            f"round {rnd}/{s.rounds}: {len(names)} candidates",
+            f"round {rnd}/{s.rounds}: {len(names)} candidate{'s' if len(names) != 1 else ''}",
             round=rnd,
             total_rounds=s.rounds,
             best_score=best.valid_penalized,
@@ -168,7 +188,7 @@ class MetaRun:
         failures = functools.partial(_failures, spec=spec)
         return Round(rnd, mb, best, self.base, early, late, proposer(names, pctx), failures, self.program,
                      self.penalty, self.score_valid, meanwhile=self.flush,
-                     promote_at_least=self.plan.promote_at_least)  # fmt: skip
+                     promote_at_least=1 if self.single else self.plan.promote_at_least)  # fmt: skip
 
     def finish_round(self, rnd: int, promoted: list[Scored], whole: bool = True) -> bool:
         """Keep the top_k (the initial prompt always among them, so the result never scores below it), move the
@@ -201,7 +221,8 @@ class MetaRun:
             best_score=self.best.valid_penalized,
         )
         if self.stale >= s.patience:
-            self.stop_reason = f"no improvement for {self.stale} rounds"
+            stale = f"no improvement for {self.stale} rounds"
+            self.stop_reason = f"{self.stop_reason}; {stale}" if self.single else stale
             return True
         return False
 
@@ -214,20 +235,27 @@ class MetaRun:
         self.ctx.save_progress(_checkpoint(self.rounds_done, self.best, self.base))
 
     def judge_on_valid(self) -> None:
-        """The one candidate of a plan without a confirmation (`MetaPlan.valid_evidence`) stays the choice only if
-        it beats the initial prompt row by row on the valid rows by the paired-evidence rule."""
+        """The one candidate of a plan without a confirmation (`MetaPlan.valid_evidence`), or the best after rounds
+        of one candidate whose confirmation the budget no longer pays for (`affords`), stays the choice only if it
+        beats the initial prompt row by row on the valid rows by the paired-evidence rule. When those rows scored
+        other candidates too they picked it among them: then it needs p <= EVIDENCE_P / candidates scored there
+        (Bonferroni, conservative: the teacher saw their scores), with or without a row worse."""
         best, base = self.best, self.base
         if best is base or best.valid_report is None or base.valid_report is None:
             return
         theirs = {r.index: r.raw_score for r in base.valid_report.records}
         paired = evidence((r.raw_score, theirs.get(r.index)) for r in best.valid_report.records)
-        kept = paired.enough and paired.wins > 0
-        best.note = f"valid rows as its test (one candidate): {paired}" + ("" if kept else ": not kept")
+        tested = sum(t is not base and t.valid_report is not None for t in self.tried)
+        need = EVIDENCE_P / max(1, tested)
+        kept = paired.wins > 0 and (paired.enough if tested <= 1 else paired.p_value <= need)
+        of = "one candidate" if tested <= 1 else f"the best of {tested} candidates scored there"
+        best.note = f"valid rows as its test ({of}): {paired}" + ("" if kept else ": not kept")
         if not kept:
             self.best = base
             self.ctx.save_progress(_checkpoint(self.rounds_done, base, base))
-        verdict = "kept" if kept else f"not kept (needs p <= {EVIDENCE_P} or no row worse)"
-        self.stop_reason = f"{self.stop_reason}; one candidate, valid rows as its test: {paired}, {verdict}"
+        rule = f"p <= {EVIDENCE_P} or no row worse" if tested <= 1 else f"p <= {need:.2g}"
+        verdict = "kept" if kept else f"not kept (needs {rule})"
+        self.stop_reason = f"{self.stop_reason}; {of}, valid rows as its test: {paired}, {verdict}"
 
     def prefer_less_to_read(self) -> None:
         """A choice with no raw gain over the initial prompt (won on the instruction-only length penalty) that reads

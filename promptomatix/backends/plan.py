@@ -90,6 +90,9 @@ class MetaPlan(BaseModel):
                 else "no confirmation (chosen on valid)")  # fmt: skip
         more = (f" (then more rounds, up to {self.max_rounds}, while the budget pays for one more and the "
                 "confirmation)" if self.extends else "")  # fmt: skip
+        if self.extends and self.confirm_calls:
+            conf += ("; if the budget stops the rounds before a candidate reaches the initial prompt's valid score, "
+                     "they go on with one candidate each on the calls held back for it")  # fmt: skip
         cap = self.budget if self.extends and self.budget is not None else self.max_calls
         low = self.least_calls < 0.85 * self.expected_calls and self.patience < self.typical_rounds
         some = 0 < self.promote_at_least < self.candidates_per_round
