@@ -23,13 +23,15 @@ def _settings(**kw) -> MetaSettings:
                            "minibatch_size": 4, "confirm_top_k": 2, "top_k": 3, "patience": 9, **kw})  # fmt: skip
 
 
-def _teacher(good_from: int, tie: bool = False):
-    """Rewrites that lose on every row ("Variant N", or that tie when `tie`) until teacher call `good_from`."""
+def _teacher(good_from: int, tie: bool | int = False):
+    """Rewrites that lose on every row ("Variant N"), or that tie from teacher call `tie` on, until teacher call
+    `good_from`."""
     asked: list[int] = []
 
     def answer(messages):
         asked.append(1)
-        bad = f"Note {len(asked)}: the film review." if tie else f"Variant {len(asked)}: label the film review."
+        tied = tie is True or (tie is not False and len(asked) >= tie)
+        bad = f"Note {len(asked)}: the film review, in more words." if tied else f"Variant {len(asked)}: label it."
         return json.dumps({"prompt": GOOD if len(asked) >= good_from else bad})
 
     return answer
@@ -50,11 +52,12 @@ def _task(right: set[int] | None = None):
     return answer
 
 
-def _run(budget: int, good_from: int, right: set[int] | None = None, tie: bool = False, **kw):
+def _run(budget: int, good_from: int, right: set[int] | None = None, tie: bool | int = False, n_valid: int = 12,
+         **kw):  # fmt: skip
     ctx, task_lm, _ = make_ctx(_teacher(good_from, tie), budget=Budget(max_calls=budget))
     task_lm.default = _task(right)
     res = MetaPromptOptimizer(_settings(**kw)).compile(ctx, PromptCandidate(instructions="Classify the review."),
-                                                       GuardedData(rows(12), rows(12, 40)))  # fmt: skip
+                                                       GuardedData(rows(12), rows(n_valid, 40)))  # fmt: skip
     return res, ctx.boundary.usage().total.calls
 
 
@@ -70,7 +73,7 @@ def test_with_nothing_to_confirm_the_rounds_go_on_with_one_candidate_until_the_b
     res, calls = _run(70, good_from=99)
     assert res.rounds_completed == 3 and [c.round for c in res.candidates].count(3) == 1, res.stop_reason
     assert res.stop_reason.startswith("from round 2 on, one candidate a round: the calls left pay for no round of 2 "
-                                      "and the confirmation, and no candidate needed it")  # fmt: skip
+                                      "candidates and the confirmation, and no candidate needed it")  # fmt: skip
     assert res.instructions == "Classify the review." and 70 - calls < 16 and calls >= 60  # it used to stop at 35
 
 
@@ -101,3 +104,24 @@ def test_patience_in_those_rounds_keeps_what_the_budget_did_in_the_stop_reason()
     res, _ = _run(70, good_from=99, patience=2)
     assert res.stop_reason.startswith("from round 2 on, one candidate a round")
     assert "; no improvement for 2 rounds; " in res.stop_reason
+
+
+def test_the_confirmation_after_those_rounds_is_sized_to_the_one_finalist_there_is():
+    """With 2 finalists planned (24 calls) and 18 left, the one finalist's confirmation (16) still fits: it used to
+    be judged on the valid rows alone and lost (3 rows better, p = 0.12), where the confirmation keeps it."""
+    res, calls = _run(88, good_from=4, right={41, 45, 49, 1, 3, 5, 7, 9, 11})
+    assert "confirmation on 20 valid and train rows: candidate 4 beat the initial prompt" in res.stop_reason
+    assert "complains" in res.instructions and calls <= 88
+
+
+def test_a_tie_the_confirmation_can_no_longer_test_does_not_stop_those_rounds():
+    res, calls = _run(43, good_from=99, tie=3, n_valid=6)
+    assert res.rounds_completed == 4 and res.stop_reason.startswith("from round 3 on"), res.stop_reason
+    assert [c.valid_raw for c in res.candidates if c.round >= 3] == [0.5, 0.5]  # two ties, neither testable
+
+
+def test_those_rounds_go_on_through_the_strategies_one_a_round():
+    """Taking each round's first slot skipped every strategy but one in k."""
+    res, _ = _run(70, good_from=99, strategies=["rewrite_from_failures", "rewrite_from_failures", "rephrase",
+                                                "add_demos"])  # fmt: skip
+    assert [c.origin for c in res.candidates if c.round >= 2] == ["rephrase", "add_demos"], res.stop_reason

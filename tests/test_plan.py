@@ -115,7 +115,7 @@ def test_a_plan_cut_to_fit_goes_on_while_the_budget_lasts():
     # ("completed") with most of its budget unspent, and now tries more candidates until the budget or patience
     # stops it.
     d = _run(0, 290, sizes=(24, 24, 100), dry_run=True)
-    assert "1 round × 1 candidates (then more rounds, up to 12, while the budget pays" in d.search_plan[0]
+    assert "1 round × 1 candidate (then more rounds, up to 12, while the budget pays" in d.search_plan[0]
     r = _run(0, 290, sizes=(24, 24, 100), clients=_only_the_first_prompt_is_right())
     assert r.metrics.calls <= 290
     assert r.rounds_completed > 1 and r.n_candidates > 2, r.stop_reason

@@ -53,6 +53,7 @@ class MetaRun:
     rounds_done: int = 0
     stop_reason: str = "completed"
     single: bool = False  # rounds of one candidate on the confirmation's calls, since no finalist needed it (`affords`)
+    single_from: int = 0  # the first of them
     pending: list[Callable[[], None]] = field(default_factory=list)  # checkpoints not written yet
 
     @classmethod
@@ -116,42 +117,64 @@ class MetaRun:
                 raise failed
             if stop:
                 break
+        else:
+            if self.single:
+                self.stop_reason += f"; round {self.s.rounds} was the plan's last"
 
     def affords(self, rnd: int) -> bool:
         """Whether round `rnd` runs: a round is never started that the budget could cut off. When the calls left
         pay for the plan's round but not also for the confirmation held back for its finalists, and there is no
         finalist (no candidate reached the initial prompt's valid score), rounds go on with one candidate each: the
-        confirmation's calls are search calls then (a run whose one candidate lost left 20 of its 51 unspent)."""
+        confirmation's calls are search calls then (a run whose one candidate lost left 20 of its 51 unspent). They
+        stop at a best to judge, or at a finalist whose confirmation the calls left still pay for."""
         left = self.ctx.boundary.remaining_calls()
         need = self.s.round_calls(len(self.train), len(self.valid)) * self.plan.calls_per_row
         keep_back = self.plan.confirm_calls
-        if left is None or left >= need + keep_back:
+        if left is None or (left >= need + keep_back and not self.single):
             return True
         one = (1 + min(self.s.minibatch_size, len(self.train)) + len(self.valid)) * self.plan.calls_per_row
-        if keep_back and left >= one and not self.finalists():
-            if not self.single:
-                self.single = True
-                self.stop_reason = (f"from round {rnd} on, one candidate a round: the calls left pay for no round of "
-                                    f"{self.s.candidates_per_round} and the confirmation, and no candidate needed it")  # fmt: skip
-            return True
+        n = self.finalists()
+        if (self.best is self.base) if self.single else (keep_back and not n):
+            waiting = n and left >= self.confirm_calls(n)  # a tie the confirmation can still test
+            if left >= one and not waiting:
+                return self._go_single(rnd)
         b = self.ctx.boundary.budget
         held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
         why = (f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and the "
-               f"confirmation can take {need + keep_back}" + (f" (a round of one candidate {one})" if keep_back else ""))  # fmt: skip
+               f"confirmation can take {need + keep_back}" + (f" (a round of one candidate {one})" if self.single else ""))  # fmt: skip
+        if self.single and self.best is not self.base:
+            why = f"round {rnd} not played: candidate {self.best.id} leads on valid"
+        elif self.single and left >= one:
+            why = f"round {rnd} not played: {n} finalist{'s' if n != 1 else ''} to confirm"
         self.stop_reason = f"{self.stop_reason}; {why}" if self.single else why
         self.ctx.emit("stopped", why)
         return False
 
-    def finalists(self) -> bool:
-        """Whether the confirmation has a finalist: a candidate at or above the initial prompt's valid score."""
+    def _go_single(self, rnd: int) -> bool:
+        if not self.single:
+            self.single, self.single_from = True, rnd
+            k = self.s.candidates_per_round
+            self.stop_reason = (f"from round {rnd} on, one candidate a round: the calls left pay for no round of {k} "
+                                f"candidate{'s' if k != 1 else ''} and the confirmation, and no candidate needed it")  # fmt: skip
+            self.ctx.emit("plan", self.stop_reason, total_rounds=self.s.rounds)
+        return True
+
+    def finalists(self) -> int:
+        """The confirmation's finalists: candidates at or above the initial prompt's valid score (at most its
+        top k)."""
         floor = self.base.valid_penalized or 0.0
-        return any(p is not self.base and (p.valid_penalized or 0.0) >= floor for p in self.pool)
+        n = sum(p is not self.base and (p.valid_penalized or 0.0) >= floor for p in self.pool)
+        return min(n, self.plan.confirm_top_k)
+
+    def confirm_calls(self, finalists: int) -> int:
+        """The plan's confirmation sized to `finalists` of its top k (and the initial prompt)."""
+        return self.plan.confirm_calls // (self.plan.confirm_top_k + 1) * (finalists + 1) if finalists else 0
 
     def confirm_fits(self) -> bool:
-        """Rounds of one candidate spent the confirmation's calls on search; their finalist is confirmed only if
-        the calls left still pay for it, else judged on the valid rows (`judge_on_valid`)."""
+        """Rounds of one candidate spent the confirmation's calls on search; their finalists are confirmed only if
+        the calls left still pay for it, else the best is judged on the valid rows (`judge_on_valid`)."""
         left = self.ctx.boundary.remaining_calls()
-        return not self.single or left is None or left >= self.plan.confirm_calls
+        return not self.single or left is None or left >= self.confirm_calls(max(1, self.finalists()))
 
     def next_round(self, rnd: int, registry: StrategyRegistry, proposer: ProposerFor) -> Round:
         """Round `rnd`: its minibatch, then its proposal rng, drawn from the run's rng in this order (a seed fixes
@@ -159,7 +182,7 @@ class MetaRun:
         ctx, s, spec, best = self.ctx, self.s, self.spec, self.best
         train, pool = self.train, self.pool
         mb = self.rng.sample(train, min(s.minibatch_size, len(train))) if train else self.valid[: s.minibatch_size]
-        names = _round_strategies(s, rnd)[: 1 if self.single else None]
+        names = _single_strategy(s, self.single_from, rnd) if self.single else _round_strategies(s, rnd)
         pctx = ProposalContext(
             spec=spec,
             best=best.candidate,
@@ -241,6 +264,8 @@ class MetaRun:
         other candidates too they picked it among them: then it needs p <= EVIDENCE_P / candidates scored there
         (Bonferroni, conservative: the teacher saw their scores), with or without a row worse."""
         best, base = self.best, self.base
+        if best is base and self.single:
+            self.stop_reason += "; no candidate beat the initial prompt on the valid rows"
         if best is base or best.valid_report is None or base.valid_report is None:
             return
         theirs = {r.index: r.raw_score for r in base.valid_report.records}
@@ -326,6 +351,14 @@ def _round_strategies(s: MetaSettings, rnd: int) -> list[str]:
     order = list(s.strategies) or list(pinned)
     start = (rnd - 1) * free
     return [*pinned, *(order[(start + i) % len(order)] for i in range(free))]
+
+
+def _single_strategy(s: MetaSettings, first: int, rnd: int) -> list[str]:
+    """A round of one candidate after round `first` - 1: the rotation goes on one strategy a round from where the
+    plan's rounds left it (taking each round's first slot skipped every strategy but one in k)."""
+    order = list(s.strategies) or list(s.pinned_strategies)
+    free = s.candidates_per_round - len(s.pinned_strategies[: s.candidates_per_round])
+    return [order[((first - 1) * free + rnd - first) % len(order)]]
 
 
 def _failures(report: Any, spec: Any) -> list[dict[str, Any]]:

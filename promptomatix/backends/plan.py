@@ -101,7 +101,7 @@ class MetaPlan(BaseModel):
                  else "") if low else "")  # fmt: skip
         lines = [
             f"search plan: {self.rounds} round{'s' if self.rounds != 1 else ''} × {self.candidates_per_round} "
-            f"candidates{more}, {self._promoted()} {self.n_valid} valid rows; "
+            f"candidate{'s' if self.candidates_per_round != 1 else ''}{more}, {self._promoted()} {self.n_valid} valid rows; "
             f"{conf}; at most {cap} calls{budget}, about {self.expected_calls} in a typical run"
             + (
                 f" (patience typically stops it after {self.typical_rounds} of {self.max_rounds} rounds)"
@@ -276,13 +276,17 @@ def _walk(plan: MetaPlan, most: int, typical: bool = True) -> tuple[float, int]:
     Round 1's slots are all new, later rounds' fewer in a typical run (strategies repeat; an empty slot tries
     others); every round promotes at least `promote_at_least` of them, a typical one each new candidate. A fitted
     plan's rounds past the guaranteed ones run while the budget left pays for one more and the confirmation, as
-    the run checks."""
+    the run checks; in a run whose every candidate fails, rounds of one candidate then go on while it pays."""
     k, m, t, v = plan.candidates_per_round, plan.minibatch_size, plan.n_train, plan.n_valid
     slots = min(k, SLOTS_FULL) + 0.5 * max(0, k - SLOTS_FULL)
     total, rounds = float(plan.baseline_calls), 0
     for i in range(min(plan.max_rounds, most)):
         if i >= plan.rounds and plan.budget is not None and plan.budget - total < plan.round_calls + plan.confirm_calls:
-            break
+            one = v + TEACHER * (1 + m)  # a round of one candidate, unscreened (after a teacher slot's best minibatch)
+            if typical or not plan.confirm_calls or plan.budget - total < 1 + m + v:  # (in scored rows here)
+                break
+            total, rounds = total + one, rounds + 1  # every candidate failed: nothing to confirm, it goes on (MetaRun)
+            continue
         new = slots if i == 0 else LATER * slots
         promoted = max(min(plan.promote_at_least, k), new) if typical else min(plan.promote_at_least, k)
         screened = max(new, promoted) if plan.promote_at_least < k else 0  # all promoted: none screened
