@@ -103,7 +103,7 @@ def test_broken_plugins_are_named_and_never_replace_a_built_in_command(tmp_path)
                               timeout=120)  # fmt: skip
 
     out = cli("plugins", "--json")
-    assert out.returncode == 0, out.stderr
+    assert out.returncode == 1, out.stderr  # broken plugins listed, then exit 1
     errors = {p["name"]: p["error"] for p in json.loads(out.stdout)}
     assert "SystemExit" in errors["exits"] and "register_backend" in errors["typo"] and not errors["takeover"]
     (dropped,) = [e for k, e in errors.items() if k.startswith("takeover (")]  # was dropped without a word

@@ -44,7 +44,8 @@ class BackendEntry:
     """A registered backend. `build(settings, cfg)` returns a Backend; `settings(cfg)` (default: the model's
     `preset(search_type, **cfg.backend_options)` when it has one, else `settings_model(**cfg.backend_options)`)
     turns the run's config into the settings; `estimate(settings, n_train, n_valid, budget)` (default: the built
-    backend's `estimate_calls`) sizes a dry run."""
+    backend's `estimate_calls`) sizes a dry run. `prebuild`: built once before the run's first call, so a build that
+    fails (a strategy name with a typo) costs nothing; False for a build that is costly (dspy's imports DSPy)."""
 
     name: str
     settings_model: type[BaseModel]
@@ -55,6 +56,7 @@ class BackendEntry:
     aliases: tuple[str, ...] = ()
     description: str = ""
     plugin: str = ""
+    prebuild: bool = True
 
 
 class BackendRegistry:
@@ -157,14 +159,12 @@ def _known_options(entry: BackendEntry, options: dict[str, Any]) -> None:
 
 
 def check_backend(cfg: RunConfig) -> None:
-    """Before the run's first call: the backend's settings from `--backend-option`, and a plugin's backend built
-    once (then dropped; the search builds its own), so a bad option or a build that fails costs nothing (they
-    were found after the spec and the synthetic data were paid for). The built-ins' builds cannot fail on input,
-    and building dspy's would import DSPy for a dry run."""
-    from promptomatix.plugins.manager import BUILTINS
-
+    """Before the run's first call: the backend's settings from `--backend-option`, and the backend built once
+    (then dropped; the search builds its own), so a bad option or a build that fails costs nothing (they were
+    found after the spec and the synthetic data were paid for; `strategies=["rephrse"]` passed the dry run).
+    Building dspy's would import DSPy for a dry run (`prebuild=False`)."""
     entry = backend_registry().get(cfg.backend)
-    if entry.plugin and entry.plugin != BUILTINS:
+    if entry.prebuild:
         make_backend(cfg)
     else:
         backend_settings(cfg)

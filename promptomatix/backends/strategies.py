@@ -354,6 +354,11 @@ class FormatStrategy:
         return cand if ctx.is_new(cand) else None
 
 
+BUILTIN_TEMPLATES = ("rewrite_from_failures", "add_format", "rephrase", "compress")
+#: Every built-in strategy's name: never a plugin's to take.
+BUILTIN_STRATEGIES = frozenset({*BUILTIN_TEMPLATES, "add_demos", "format_line", "drop_line", "combine"})
+
+
 def _builtin_template(name: str) -> str:
     return resources.files("promptomatix.backends").joinpath(f"templates/{name}.txt").read_text(encoding="utf-8")
 
@@ -367,24 +372,37 @@ class StrategyRegistry:
     @classmethod
     def default(cls) -> StrategyRegistry:
         reg = cls()
-        for name in ("rewrite_from_failures", "add_format", "rephrase", "compress"):
+        for name in BUILTIN_TEMPLATES:
             reg.register(TemplateStrategy(name, _builtin_template(name)))
         for procedural in (DemoStrategy(), FormatStrategy(), DropLineStrategy(), CombineStrategy()):
             reg.register(procedural)
         return reg
 
     def register(self, strategy: Strategy) -> None:
+        """A name already taken is refused: a plugin's template named `add_demos` replaced the demo search without
+        a word (review 32)."""
+        if strategy.name in self.strategies:
+            raise ConfigurationError(f"meta-prompt strategy {strategy.name!r} is already registered",
+                                     hint="register it under another name")  # fmt: skip
         self.strategies[strategy.name] = strategy
 
     def register_template_file(self, path: str | Path, name: str | None = None) -> str:
-        """A `--meta-prompt` file as a strategy."""
-        self.register(strategy := template_file_strategy(path, name))
+        """A `--meta-prompt` file as a strategy; two files with one stem (`a/x.txt`, `b/x.txt`) both run."""
+        strategy = template_file_strategy(path, name)
+        base, n = strategy.name, 2
+        while name is None and strategy.name in self.strategies:
+            strategy.name, n = f"{base}-{n}", n + 1
+        self.register(strategy)
         return strategy.name
 
     def get(self, name: str) -> Strategy:
         if (found := self.strategies.get(name)) is None:
-            known = ", ".join(sorted(self.strategies))
-            raise ConfigurationError(f"unknown meta-prompt strategy '{name}'", hint=f"known: {known}")
+            import difflib
+
+            close = difflib.get_close_matches(name, list(self.strategies), n=1)
+            known = f"did you mean {close[0]!r}? " if close else ""
+            raise ConfigurationError(f"unknown meta-prompt strategy '{name}'",
+                                     hint=f"{known}known: {', '.join(sorted(self.strategies))}")  # fmt: skip
         return found
 
 

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError
+from promptomatix.errors import BudgetExceeded, LMCallError, ModelUnavailableError, PluginError
 from promptomatix.lm.cache import ResponseCache, cacheable, request_key
 from promptomatix.lm.ceiling import Ceiling, CeilingEstimator, limit_reason
 from promptomatix.lm.deadline import budget_deadline
@@ -72,8 +72,8 @@ class LMBoundary:
         self._in_flight = Ceiling()  # the ceilings of the calls sent and not yet counted
         self._started = time.monotonic()
         self._exhausted: BudgetExceeded | None = None
-        self._first_error: dict[str, CallError] = {}
-        self._last_error: dict[str, CallError] = {}
+        self._first_error: dict[str, CallError | PluginError] = {}
+        self._last_error: dict[str, CallError | PluginError] = {}
         self._dead: dict[int, ModelUnavailableError] = {}  # id(client) → why it can never answer
 
     # -- public -------------------------------------------------------------------------------------------------
@@ -103,12 +103,12 @@ class LMBoundary:
             models={r: c.model for r, c in self.clients.items()},
         )
 
-    def first_error(self, role: str) -> CallError | None:
+    def first_error(self, role: str) -> CallError | PluginError | None:
         """The first provider error a role's calls met (its message names cause and fix), or None."""
         with self._lock:
             return self._first_error.get(role)
 
-    def last_error(self, role: str) -> CallError | None:
+    def last_error(self, role: str) -> CallError | PluginError | None:
         with self._lock:
             return self._last_error.get(role)
 
@@ -312,8 +312,8 @@ class LMBoundary:
                 )
         except BaseException as e:  # KeyboardInterrupt too: the reserved slot must be released
             self._account(role, start, None, ceiling)
-            if isinstance(e, (LMCallError, ModelUnavailableError)):
-                self._remember(role, client, e)
+            if isinstance(e, (LMCallError, ModelUnavailableError, PluginError)):  # a plugin client's error too:
+                self._remember(role, client, e)  # the task path's only cause ("no error was recorded" before)
             if isinstance(e, Exception):
                 self._notify()
             raise
@@ -339,7 +339,7 @@ class LMBoundary:
             u.cost_usd += result.cost_usd
             self._ceilings.learn(role, result.prompt_tokens, result.completion_tokens, result.cost_usd)
 
-    def _remember(self, role: str, client: ModelClient, e: CallError) -> None:
+    def _remember(self, role: str, client: ModelClient, e: CallError | PluginError) -> None:
         with self._lock:
             self._first_error.setdefault(role, e)
             self._last_error[role] = e

@@ -149,6 +149,8 @@ def create_client(
     if provider.plugin and provider.plugin != BUILTINS:
         from promptomatix.lm.guarded import PluginClient
 
+        if on_message is not None:  # a plugin may serve `openai/...` strings too: the run says whose client it is
+            on_message(f"{model} is served by plugin {provider.plugin} (its model provider {provider.name!r})")
         return PluginClient(client, provider.plugin, provider.name)
     return client
 

@@ -114,6 +114,7 @@ def register_backends(register: Any) -> None:
             settings_model=_lazy_model("promptomatix.backends.dspy_settings", "DSPySettings"),
             settings=_dspy_settings,
             build=_build_dspy,
+            prebuild=False,  # building it imports DSPy: a dry run checks its settings only
             description="DSPy optimizers (MIPROv2, GEPA, BootstrapFewShot, LabeledFewShot) over a DSPy module",
             **common,
         )

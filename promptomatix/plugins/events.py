@@ -1,8 +1,8 @@
 """Run events: what happened in a run, told to every plugin that subscribes (`on_run_event`).
 
 Events: run_started, candidate_scored, run_finished, run_failed, run_interrupted, feedback_added. The payload is
-plain JSON-able data (scores, prompt text, the verdict); it never carries API keys (the session store scrubs what it
-writes, and events are built from the same scrubbed values).
+plain JSON-able data (scores, prompt text, the verdict); it never carries API keys: `emit` scrubs every payload as the
+session store scrubs session.json (a run_started config once sent `--api-base https://user:pass@...` raw).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def emit(name: EventName, session_id: str | None = None, **payload: Any) -> RunE
     `running`) and exited a `process_input` caller's process. Ctrl-C (KeyboardInterrupt) still stops the run."""
     from promptomatix.plugins.manager import plugin_manager
 
-    event = RunEvent(name=name, session_id=session_id, payload=payload)
+    event = RunEvent(name=name, session_id=session_id, payload=scrubbed(payload))
     pm = plugin_manager()
     for impl in pm.hook.on_run_event.get_hookimpls():
         try:
@@ -44,6 +44,19 @@ def emit(name: EventName, session_id: str | None = None, **payload: Any) -> RunE
             level = logging.WARNING if _first_failure(impl.plugin_name, session_id) else logging.DEBUG
             log.log(level, "plugin %s failed on %s: %s", impl.plugin_name, name, _failure(e))
     return event
+
+
+def scrubbed(payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload as session.json would store it: a subscriber is third-party code (a webhook, a tracker), so keys
+    and URL credentials never reach it. `config` is configuration (every credential-like key dropped, URL settings
+    read as URLs); the rest may hold user rows, where a `token` column is data."""
+    from promptomatix.sessions.secrets import env_secret_values, scrub
+
+    env = env_secret_values()
+    out: dict[str, Any] = {}
+    for key, value in payload.items():  # one key at a time: a key named like a credential is dropped, order kept
+        out.update(scrub({key: value}, keep_ambiguous_keys=key != "config", env_values=env))
+    return out
 
 
 def _failure(e: BaseException) -> str:

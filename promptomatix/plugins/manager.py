@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "promptomatix"
 BUILTINS = "promptomatix.builtins"
 LOAD_ENV = "PROMPTOMATIX_LOAD_PLUGINS"
+#: A plugin import slower than this is named on stderr (`load_warnings`): the CLI's `--help` budget is 0.5 s.
+SLOW_IMPORT_S = 0.2
 
 
 @dataclass
@@ -92,7 +95,9 @@ def _load_entry_points(pm: pluggy.PluginManager) -> None:
             continue
         _INFO[ep.name] = info
         try:
+            started = time.perf_counter()
             _register_entry_point(pm, ep.name, ep.load)
+            _check_import_time(ep.name, time.perf_counter() - started)
         except (Exception, SystemExit) as e:  # an import error (or exit), a bad hook: recorded, never silent
             if pm.has_plugin(ep.name):
                 pm.unregister(name=ep.name)
@@ -115,6 +120,22 @@ def _register_entry_point(pm: pluggy.PluginManager, name: str, load: Callable[[]
                           plugin=name)  # fmt: skip
     pm.register(plugin, name=name)
     pm.check_pending()  # a hook name with a typo ("register_backend") would register nothing, silently
+    if not pm.get_hookcallers(plugin):  # functions without our @hookimpl (or another project's marker)
+        message = (f"plugin {name} implements no promptomatix hook, so it registers nothing; mark its hook "
+                   "functions with @hookimpl from promptomatix.plugins")  # fmt: skip
+        _LOAD_WARNINGS.append(message)
+        log.warning("%s", message)
+
+
+def _check_import_time(name: str, seconds: float) -> None:
+    """A plugin whose import is slow (a module-level `import dspy`) is named: every command pays for it, `--help`
+    included, and the user saw only a slow CLI (0.7 s for `--help` with its budget 0.5 s)."""
+    if seconds <= SLOW_IMPORT_S:
+        return
+    message = (f"plugin {name} took {seconds:.1f} s to import, which every promptomatix command pays (--help too); "
+               "its heavy imports belong inside its hook functions")  # fmt: skip
+    _LOAD_WARNINGS.append(message)
+    log.warning("%s", message)
 
 
 def _check_allowed(allowed: set[str] | None, installed: list[str]) -> None:
@@ -131,7 +152,8 @@ def _check_allowed(allowed: set[str] | None, installed: list[str]) -> None:
 
 
 def load_warnings() -> list[str]:
-    """What loading the plugins found wrong that is no plugin's failure (a misspelled name in LOAD_ENV)."""
+    """What loading the plugins found wrong that is no plugin's failure (a misspelled name in LOAD_ENV, a slow
+    import)."""
     plugin_manager()
     return list(_LOAD_WARNINGS)
 

@@ -40,6 +40,7 @@ def plugin_report() -> list[dict[str, Any]]:
     build_registries(strict=False)
     for impl in plugin_manager().hook.on_run_event.get_hookimpls():
         note_registration(impl.plugin_name, "events", "on_run_event")
+    served = model_prefixes()
     return [
         {
             "name": info.name,
@@ -47,6 +48,25 @@ def plugin_report() -> list[dict[str, Any]]:
             "version": info.version,
             "error": info.error or None,
             "registered": {k: info.registered[k] for k in KINDS if info.registered.get(k)},
+            "model_prefixes": served.get(info.name, []),
         }
         for info in plugin_infos()
     ]
+
+
+def model_prefixes() -> dict[str, list[str]]:
+    """The model strings each plugin serves, by plugin: its providers' prefixes, `<matcher>` for a `matches`
+    function, `<fallback>` for the fallback. A plugin serving `openai/` takes those strings (and --api-key) from
+    litellm: the listing shows it, where it was a provider name only (review 32)."""
+    from promptomatix.errors import PluginError
+    from promptomatix.lm.providers import provider_registry
+
+    try:
+        providers = provider_registry().all()
+    except PluginError:  # the failing plugin is marked on its row already
+        return {}
+    out: dict[str, list[str]] = {}
+    for p in providers:
+        shown = [*p.prefixes, *(["<matcher>"] if p.matches else []), *(["<fallback>"] if p.fallback else [])]
+        out.setdefault(p.plugin, []).extend(shown)
+    return out

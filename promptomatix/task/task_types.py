@@ -152,10 +152,23 @@ class TaskTypeRegistry:
                     f"{owner.plugin or 'user code'}",
                     hint="drop that alias",
                 )
+            self._check_aliases(task_type, name)
             self._types[name] = dataclasses.replace(task_type, name=name, plugin=plugin or task_type.plugin)
             for alias in task_type.aliases:
                 self._aliases.setdefault(_key(alias), name)
         return name
+
+    def _check_aliases(self, task_type: TaskTypeDef, name: str) -> None:
+        """An alias another type already has is refused: the first owner kept it, so `--task-type math` ran the
+        built-in reasoning type while the plugin's docs promised its own (review 32)."""
+        for alias in task_type.aliases:
+            holder = self._aliases.get(_key(alias), name)
+            if holder != name:
+                raise PluginError(
+                    f"alias {alias!r} of task type {name!r} is already an alias of task type {holder!r} "
+                    f"({self._types[holder].plugin or 'user code'})",
+                    hint="drop that alias",
+                )
 
     def normalize(self, name: str) -> str:
         """Canonical name of a type or alias; unknown names are only normalized (custom metrics may name them)."""
