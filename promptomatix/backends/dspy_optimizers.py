@@ -74,6 +74,9 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
         seed=run.ctx.seed,
     )
     _mipro_candidates(run, compiled)
+    if repeats := getattr(opt, "repeated_proposals", 0):  # (stock MIPROv2 has no count)
+        run.optimizer_note = (f"{repeats} of the teacher's instruction proposals repeated an earlier "
+                              "one; each was replaced by the initial instruction without one of its lines")  # fmt: skip
     return compiled
 
 

@@ -35,6 +35,7 @@ from dspy.teleprompt import mipro_optimizer_v2 as mipro
 from dspy.teleprompt.bootstrap import BootstrapFewShot
 
 from promptomatix.backends.dspy_evaluate import PooledEvaluate
+from promptomatix.backends.dspy_proposals import distinct_instructions
 from promptomatix.backends.rounds import JobGroup, RowPool
 
 log = logging.getLogger(__name__)
@@ -47,10 +48,12 @@ def _in_context(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
 
 class ParallelMIPROv2(dspy.MIPROv2):
     """dspy.MIPROv2 whose bootstrapping, summary and proposals fill the threads; same demo sets, instructions and
-    trials for the same seed as stock MIPROv2."""
+    trials for the same seed as stock MIPROv2, except that a proposal repeating an instruction is replaced by one
+    that is new (dspy_proposals.py: repeats were trials of a program already scored)."""
 
     replay = False  # True when the task model and judge answer greedily: a row scored once is not run again
     rows: RowPool | None = None  # the run's row pool, when it lends one (its other evaluations share the threads)
+    repeated_proposals = 0  # proposals that repeated an instruction, replaced by a variant (dspy_proposals.py)
 
     def compile(self, student: Any, **kwargs: Any) -> Any:
         self._summary: Future[str] | None = None
@@ -144,6 +147,8 @@ class ParallelMIPROv2(dspy.MIPROv2):
         )  # fmt: skip
         for i, pred in enumerate(program.predictors()):
             candidates[i][0] = gp.get_signature(pred).instructions
+            candidates[i], repeats = distinct_instructions(candidates[i])
+            self.repeated_proposals += repeats
         return candidates
 
     def _optimize_prompt_parameters(self, program: Any, instruction_candidates: Any, demo_candidates: Any,
