@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import json
 
+from dspy.propose import grounded_proposer as gp
+
 from promptomatix.backends import dspy_parallel
 from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
-from promptomatix.backends.dspy_proposals import distinct_instructions
+from promptomatix.backends.dspy_proposals import other_tip, repeats
 from promptomatix.backends.prompt import PromptCandidate
 from promptomatix.lm.boundary import LMBoundary
 from promptomatix.metrics import MetricsManager
@@ -20,20 +22,20 @@ SPAM = ("Classify an SMS message as spam or ham (a normal personal message).\nGi
         "Answer with exactly one of: spam, ham.\nOutput format: spam_or_ham")  # fmt: skip
 
 
-def test_a_repeat_becomes_the_initial_instruction_without_its_last_line():
-    """The spam s0 proposals, as the qwen teacher made them."""
+def test_repeats_are_the_proposals_equal_to_the_instruction_or_an_earlier_one_but_not_the_first():
+    """The spam s0 proposals, as the qwen teacher made them: index 0 is replaced by the initial instruction anyway."""
     other = SPAM.replace("Classify an SMS", "Classify the SMS")
-    out, repeats = distinct_instructions([SPAM, " " + SPAM.replace("\n", "\n "), other])
-    assert repeats == 1 and out == [SPAM, SPAM.rsplit("\n", 1)[0], other]
+    assert repeats([SPAM, " " + SPAM.replace("\n", "\n "), other], SPAM) == [1]
+    assert repeats(["x", "y", "y", "Y", SPAM], SPAM) == [2, 4]  # case is a different prompt
 
 
-def test_a_one_line_instruction_loses_a_sentence_and_a_repeat_with_no_variant_left_is_dropped():
-    out, repeats = distinct_instructions(["Classify it. Be brief.", "x", "x", "X", "Be brief."])
-    # "Be brief." (the variant without the first sentence) was proposed already: the second repeat has none left
-    assert out == ["Classify it. Be brief.", "x", "Classify it.", "Be brief."] and repeats == 2
+def test_a_proposal_asked_for_again_gets_the_next_tip():
+    tips = {"none": "", "creative": "Be creative.", "simple": "Keep it simple."}
+    assert [other_tip(t, tips) for t in (None, "", "Be creative.", "Keep it simple.")] == [
+        "creative", "creative", "simple", "none"]  # fmt: skip
 
 
-def test_miprov2_trials_choose_among_distinct_instructions_and_the_run_says_why(monkeypatch):
+def _compile(teacher, monkeypatch) -> tuple[list[str], str]:
     seen: list[list[str]] = []
     inner = dspy_parallel.ParallelMIPROv2._optimize_prompt_parameters
 
@@ -42,17 +44,32 @@ def test_miprov2_trials_choose_among_distinct_instructions_and_the_run_says_why(
         return inner(self, program, instruction_candidates, *args)
 
     monkeypatch.setattr(dspy_parallel.ParallelMIPROv2, "_optimize_prompt_parameters", spy)
-
-    def echo(messages):  # every proposal the same instruction
-        return json.dumps({name: "Say whether the review is positive." for name in requested_fields(messages)})
-
     task = InFlight(default=task_model(right_with_instruction_or_demos), latency=0.0, model="fake/task")
-    boundary = LMBoundary({"task": task, "teacher": InFlight(default=echo, latency=0.0, model="fake/teacher")})
+    boundary = LMBoundary({"task": task, "teacher": InFlight(default=teacher, latency=0.0, model="fake/teacher")})
     mm = MetricsManager(output_fields=["label"], lambda_penalty=0.0, label_set=["positive", "negative"])
     ctx = RunContext(boundary=boundary, metrics=mm, spec=SPEC, num_threads=2, seed=3)
-    initial = PromptCandidate(instructions="Classify the review.\nAnswer positive or negative.\nBe brief.")
+    initial = PromptCandidate(instructions="Classify the review.")
     res = DSPyOptimizer(DSPySettings(optimizer="miprov2", num_candidates=6, num_trials=4)).compile(ctx, initial, data())
     [choices] = seen
-    assert len(choices) == len(set(choices)) == 5, choices  # initial, the proposal, 3 variants; 1 repeat dropped
-    assert "Classify the review.\nAnswer positive or negative." in choices
-    assert "4 of the teacher's instruction proposals repeated an earlier one" in res.stop_reason
+    return choices, res.stop_reason
+
+
+def test_a_teacher_that_repeats_itself_leaves_the_trials_fewer_instructions_and_the_run_says_so(monkeypatch):
+    def echo(messages):  # every proposal the same instruction, whatever the tip
+        return json.dumps({name: "Say whether the review is positive." for name in requested_fields(messages)})
+
+    choices, why = _compile(echo, monkeypatch)
+    assert choices == ["Classify the review.", "Say whether the review is positive."]
+    assert "4 of the teacher's instruction proposals repeated an instruction and were asked for again: 0 new, 4 " \
+           "repeated again and dropped" in why
+
+
+def test_a_repeat_asked_for_again_with_another_tip_becomes_a_new_instruction(monkeypatch):
+    def by_tip(messages):  # the instruction depends only on the tip the proposal was given
+        text = " ".join(m["content"] for m in messages)
+        tip = next((k for k, v in gp.TIPS.items() if v and v in text), "none")
+        return json.dumps({name: f"Say whether the review is positive ({tip})." for name in requested_fields(messages)})
+
+    choices, why = _compile(by_tip, monkeypatch)
+    assert len(choices) == len(set(choices)) and len(choices) > 2, choices
+    assert "asked for again" in why and " 0 new" not in why

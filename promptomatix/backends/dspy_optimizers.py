@@ -16,6 +16,7 @@ import dspy
 from promptomatix.backends.dspy_evaluate import FullEvalWatch
 from promptomatix.backends.dspy_modules import SpecProgram, inner, read_text
 from promptomatix.backends.dspy_parallel import ParallelMIPROv2, prefetch_bootstrap
+from promptomatix.backends.dspy_proposals import note
 from promptomatix.backends.dspy_rescue import GepaWatch, ProposalsFailed, TeacherGaveUp, TeacherStopped
 from promptomatix.backends.dspy_settings import _AUTO_VAL, _GEPA_MINIBATCH, _MIPRO_MINIBATCH, _RS_CANDIDATES
 from promptomatix.errors import ConfigurationError, OptimizerError
@@ -74,9 +75,8 @@ def miprov2(run: Any, student: SpecProgram) -> SpecProgram:
         seed=run.ctx.seed,
     )
     _mipro_candidates(run, compiled)
-    if repeats := getattr(opt, "repeated_proposals", 0):  # (stock MIPROv2 has no count)
-        run.optimizer_note = (f"{repeats} of the teacher's instruction proposals repeated an earlier "
-                              "one; each was replaced by the initial instruction without one of its lines")  # fmt: skip
+    if said := note(*getattr(opt, "proposals_repeated", (0, 0))):  # (stock MIPROv2 has no count)
+        run.optimizer_note = said
     return compiled
 
 

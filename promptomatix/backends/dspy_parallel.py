@@ -35,7 +35,7 @@ from dspy.teleprompt import mipro_optimizer_v2 as mipro
 from dspy.teleprompt.bootstrap import BootstrapFewShot
 
 from promptomatix.backends.dspy_evaluate import PooledEvaluate
-from promptomatix.backends.dspy_proposals import distinct_instructions
+from promptomatix.backends.dspy_proposals import other_tip, repeats
 from promptomatix.backends.rounds import JobGroup, RowPool
 
 log = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ def _in_context(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
 
 class ParallelMIPROv2(dspy.MIPROv2):
     """dspy.MIPROv2 whose bootstrapping, summary and proposals fill the threads; same demo sets, instructions and
-    trials for the same seed as stock MIPROv2, except that a proposal repeating an instruction is replaced by one
-    that is new (dspy_proposals.py: repeats were trials of a program already scored)."""
+    trials for the same seed as stock MIPROv2, except that a proposal repeating an instruction is asked for again
+    (dspy_proposals.py: repeats were trials of a program already scored)."""
 
     replay = False  # True when the task model and judge answer greedily: a row scored once is not run again
     rows: RowPool | None = None  # the run's row pool, when it lends one (its other evaluations share the threads)
-    repeated_proposals = 0  # proposals that repeated an instruction, replaced by a variant (dspy_proposals.py)
+    proposals_repeated = (0, 0)  # proposals that repeated an instruction: asked for again, dropped (dspy_proposals)
 
     def compile(self, student: Any, **kwargs: Any) -> Any:
         self._summary: Future[str] | None = None
@@ -147,8 +147,7 @@ class ParallelMIPROv2(dspy.MIPROv2):
         )  # fmt: skip
         for i, pred in enumerate(program.predictors()):
             candidates[i][0] = gp.get_signature(pred).instructions
-            candidates[i], repeats = distinct_instructions(candidates[i])
-            self.repeated_proposals += repeats
+        self.proposals_repeated = (proposer.repeats_asked_again, proposer.repeats_dropped)
         return candidates
 
     def _optimize_prompt_parameters(self, program: Any, instruction_candidates: Any, demo_candidates: Any,
@@ -231,6 +230,8 @@ class ParallelProposer(gp.GroundedProposer):
     once (each proposal's calls only depend on those draws, the program, the demos and the summary)."""
 
     num_threads = 4
+    repeats_asked_again = 0  # proposals that repeated an instruction and were asked for again
+    repeats_dropped = 0  # of those, the ones that repeated again (the trials choose among fewer instructions)
 
     def propose_instructions_for_program(
         self,
@@ -247,7 +248,7 @@ class ParallelProposer(gp.GroundedProposer):
             num_demos = N
         else:
             num_demos = max(len(demo_candidates[0]), 1)
-        jobs: list[tuple[int, Callable[[], str]]] = []
+        jobs: list[tuple] = []
         for pred_i, predictor in enumerate(program.predictors()):
             for demo_set_i in range(num_demos)[: min(N, num_demos)]:
                 tip = None
@@ -255,14 +256,40 @@ class ParallelProposer(gp.GroundedProposer):
                     tip = gp.TIPS[self.rng.choice(list(gp.TIPS.keys()))]
                     self.use_tip = bool(tip)
                 rollout = self.rng.randint(0, 10**9)  # drawn in propose_instruction_for_predictor in DSPy
-                args = (program, predictor, pred_i, demo_candidates, demo_set_i, trial_logs, tip, self.use_tip, rollout)
-                jobs.append((pred_i, _in_context(self._propose_one, *args)))
-        with ThreadPoolExecutor(max_workers=max(1, min(self.num_threads, len(jobs)))) as ex:
-            texts = list(ex.map(lambda job: job[1](), jobs))
+                jobs.append((program, predictor, pred_i, demo_candidates, demo_set_i, trial_logs, tip, self.use_tip,
+                             rollout))  # fmt: skip
+        texts = self._run(jobs)
         proposed: dict[int, list[str]] = {}
-        for (pred_i, _job), text in zip(jobs, texts, strict=True):
-            proposed.setdefault(pred_i, []).append(text)
+        for args, text in zip(jobs, texts, strict=True):
+            proposed.setdefault(args[2], []).append(text)
+        self._propose_again(program, jobs, proposed)
         return proposed
+
+    def _run(self, jobs: list[tuple]) -> list[str]:
+        calls = [_in_context(self._propose_one, *args) for args in jobs]  # this thread's DSPy settings, in each
+        with ThreadPoolExecutor(max_workers=max(1, min(self.num_threads, len(jobs)))) as ex:
+            return list(ex.map(lambda call: call(), calls))
+
+    def _propose_again(self, program: Any, jobs: list[tuple], proposed: dict[int, list[str]]) -> None:
+        """A proposal that repeats the predictor's instruction or an earlier proposal is asked for once more with
+        another tip (and rollout); one that repeats again is dropped (`dspy_proposals.py`). Counts both."""
+        predictors = list(program.predictors())
+        again: list[tuple[int, int, tuple]] = []
+        for pred_i, texts in proposed.items():
+            by_slot = [a for a in jobs if a[2] == pred_i]
+            for j in repeats(texts, gp.get_signature(predictors[pred_i]).instructions):
+                args = by_slot[j]
+                tip_key = other_tip(args[6], gp.TIPS)
+                again.append((pred_i, j, (*args[:6], gp.TIPS[tip_key], bool(gp.TIPS[tip_key]), args[8] + 1)))
+        if not again:
+            return
+        for (pred_i, j, _args), text in zip(again, self._run([a for *_, a in again]), strict=True):
+            proposed[pred_i][j] = text
+        for pred_i, texts in proposed.items():
+            still = set(repeats(texts, gp.get_signature(predictors[pred_i]).instructions))
+            proposed[pred_i] = [t for j, t in enumerate(texts) if j not in still]
+            self.repeats_dropped += len(still)
+        self.repeats_asked_again += len(again)
 
     def _propose_one(
         self, program: Any, predictor: Any, pred_i: int, demo_candidates: Any, demo_set_i: int, trial_logs: dict,
