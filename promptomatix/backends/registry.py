@@ -163,11 +163,18 @@ def check_backend(cfg: RunConfig) -> None:
     (then dropped; the search builds its own), so a bad option or a build that fails costs nothing (they were
     found after the spec and the synthetic data were paid for; `strategies=["rephrse"]` passed the dry run).
     Building dspy's would import DSPy for a dry run (`prebuild=False`)."""
+    from promptomatix.plugins.manager import BUILTINS
+
     entry = backend_registry().get(cfg.backend)
-    if entry.prebuild:
-        make_backend(cfg)
-    else:
+    if not entry.prebuild:
         backend_settings(cfg)
+        return
+    try:
+        make_backend(cfg)
+    except ConfigurationError as e:  # a built-in's build fails only on what the user passed: a usage error (exit 2)
+        if isinstance(e, (UsageError, PluginError)) or (entry.plugin and entry.plugin != BUILTINS):
+            raise
+        raise UsageError(e.message, hint=e.hint) from None
 
 
 def compile_backend(cfg: RunConfig, backend: Any, ctx: Any, initial: Any, data: Any) -> BackendResult:
