@@ -13,6 +13,7 @@ from promptomatix.backends.base import RunContext
 from promptomatix.backends.dspy_backend import DSPyOptimizer, DSPySettings
 from promptomatix.backends.dspy_proposals import other_tip, repeats
 from promptomatix.backends.prompt import PromptCandidate
+from promptomatix.errors import LMCallError
 from promptomatix.lm.boundary import LMBoundary
 from promptomatix.metrics import MetricsManager
 from tests.backend_fakes import InFlight
@@ -61,7 +62,7 @@ def test_a_teacher_that_repeats_itself_leaves_the_trials_fewer_instructions_and_
     choices, why = _compile(echo, monkeypatch)
     assert choices == ["Classify the review.", "Say whether the review is positive."]
     assert "4 of the teacher's instruction proposals repeated an instruction and were asked for again: 0 new, 4 " \
-           "repeated again and dropped" in why
+           "dropped (repeated again, or the teacher failed)" in why
 
 
 def test_a_repeat_asked_for_again_with_another_tip_becomes_a_new_instruction(monkeypatch):
@@ -73,3 +74,20 @@ def test_a_repeat_asked_for_again_with_another_tip_becomes_a_new_instruction(mon
     choices, why = _compile(by_tip, monkeypatch)
     assert len(choices) == len(set(choices)) and len(choices) > 2, choices
     assert "asked for again" in why and " 0 new" not in why
+
+
+def test_a_teacher_that_fails_when_asked_again_does_not_fail_the_run(monkeypatch):
+    """The run had its proposals; stock MIPROv2 never makes the second call, so its failure drops the repeat only."""
+    asked: list[int] = []
+
+    def echo_then_down(messages):
+        fields = requested_fields(messages)
+        if "proposed_instruction" in fields:
+            asked.append(1)
+            if len(asked) > 6:  # the six first proposals answered; every one asked again fails
+                raise LMCallError("teacher call failed: connection refused")
+        return json.dumps({name: "Say whether the review is positive." for name in fields})
+
+    choices, why = _compile(echo_then_down, monkeypatch)
+    assert choices == ["Classify the review.", "Say whether the review is positive."] and len(asked) == 10
+    assert "were asked for again: 0 new, 4 dropped" in why

@@ -37,6 +37,7 @@ from dspy.teleprompt.bootstrap import BootstrapFewShot
 from promptomatix.backends.dspy_evaluate import PooledEvaluate
 from promptomatix.backends.dspy_proposals import other_tip, repeats
 from promptomatix.backends.rounds import JobGroup, RowPool
+from promptomatix.errors import BudgetExceeded
 
 log = logging.getLogger(__name__)
 
@@ -265,10 +266,24 @@ class ParallelProposer(gp.GroundedProposer):
         self._propose_again(program, jobs, proposed)
         return proposed
 
-    def _run(self, jobs: list[tuple]) -> list[str]:
+    def _run(self, jobs: list[tuple], again: bool = False) -> list[str | None]:
+        """The proposals of `jobs` at once. A proposal asked for `again` that fails is None (the run had its
+        proposals already; stock MIPROv2 never makes that call), unless the budget or a Ctrl-C stopped it."""
         calls = [_in_context(self._propose_one, *args) for args in jobs]  # this thread's DSPy settings, in each
+
+        def one(call: Callable[[], str]) -> str | None:
+            try:
+                return call()
+            except BudgetExceeded:
+                raise
+            except Exception as e:
+                if not again:
+                    raise
+                log.info("a proposal asked for again failed (%s); the repeat is dropped", e)
+                return None
+
         with ThreadPoolExecutor(max_workers=max(1, min(self.num_threads, len(jobs)))) as ex:
-            return list(ex.map(lambda call: call(), calls))
+            return list(ex.map(one, calls))
 
     def _propose_again(self, program: Any, jobs: list[tuple], proposed: dict[int, list[str]]) -> None:
         """A proposal that repeats the predictor's instruction or an earlier proposal is asked for once more with
@@ -283,8 +298,9 @@ class ParallelProposer(gp.GroundedProposer):
                 again.append((pred_i, j, (*args[:6], gp.TIPS[tip_key], bool(gp.TIPS[tip_key]), args[8] + 1)))
         if not again:
             return
-        for (pred_i, j, _args), text in zip(again, self._run([a for *_, a in again]), strict=True):
-            proposed[pred_i][j] = text
+        for (pred_i, j, _args), text in zip(again, self._run([a for *_, a in again], again=True), strict=True):
+            if text is not None:  # a failed one stays the repeat it was, and is dropped below
+                proposed[pred_i][j] = text
         for pred_i, texts in proposed.items():
             still = set(repeats(texts, gp.get_signature(predictors[pred_i]).instructions))
             proposed[pred_i] = [t for j, t in enumerate(texts) if j not in still]

@@ -42,4 +42,4 @@ def note(asked_again: int, dropped: int) -> str:
         return ""
     got = asked_again - dropped
     return (f"{asked_again} of the teacher's instruction proposals repeated an instruction and were asked for again: "
-            f"{got} new, {dropped} repeated again and dropped")  # fmt: skip
+            f"{got} new, {dropped} dropped (repeated again, or the teacher failed)")  # fmt: skip
