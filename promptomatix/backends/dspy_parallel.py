@@ -27,7 +27,7 @@ import logging
 import random
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, NamedTuple
 
 import dspy
 from dspy.propose import grounded_proposer as gp
@@ -226,6 +226,20 @@ def _succeeded(fut: Future[bool]) -> bool:
         return False
 
 
+class _Ask(NamedTuple):
+    """One proposal's arguments to `ParallelProposer._propose_one`, in its order."""
+
+    program: Any
+    predictor: Any
+    pred_i: int
+    demo_candidates: Any
+    demo_set_i: int
+    trial_logs: dict
+    tip: str | None
+    use_tip: bool
+    rollout: int
+
+
 class ParallelProposer(gp.GroundedProposer):
     """GroundedProposer whose proposals draw their tip and rollout id from the rng in DSPy's order, then run at
     once (each proposal's calls only depend on those draws, the program, the demos and the summary)."""
@@ -249,7 +263,7 @@ class ParallelProposer(gp.GroundedProposer):
             num_demos = N
         else:
             num_demos = max(len(demo_candidates[0]), 1)
-        jobs: list[tuple] = []
+        jobs: list[_Ask] = []
         for pred_i, predictor in enumerate(program.predictors()):
             for demo_set_i in range(num_demos)[: min(N, num_demos)]:
                 tip = None
@@ -257,16 +271,16 @@ class ParallelProposer(gp.GroundedProposer):
                     tip = gp.TIPS[self.rng.choice(list(gp.TIPS.keys()))]
                     self.use_tip = bool(tip)
                 rollout = self.rng.randint(0, 10**9)  # drawn in propose_instruction_for_predictor in DSPy
-                jobs.append((program, predictor, pred_i, demo_candidates, demo_set_i, trial_logs, tip, self.use_tip,
-                             rollout))  # fmt: skip
+                jobs.append(_Ask(program, predictor, pred_i, demo_candidates, demo_set_i, trial_logs, tip,
+                                 self.use_tip, rollout))  # fmt: skip
         texts = self._run(jobs)
         proposed: dict[int, list[str]] = {}
         for args, text in zip(jobs, texts, strict=True):
-            proposed.setdefault(args[2], []).append(text)
+            proposed.setdefault(args.pred_i, []).append(text)
         self._propose_again(program, jobs, proposed)
         return proposed
 
-    def _run(self, jobs: list[tuple], again: bool = False) -> list[str | None]:
+    def _run(self, jobs: list[_Ask], again: bool = False) -> list[str | None]:
         """The proposals of `jobs` at once. A proposal asked for `again` that fails is None (the run had its
         proposals already; stock MIPROv2 never makes that call), unless the budget or a Ctrl-C stopped it."""
         calls = [_in_context(self._propose_one, *args) for args in jobs]  # this thread's DSPy settings, in each
@@ -285,17 +299,16 @@ class ParallelProposer(gp.GroundedProposer):
         with ThreadPoolExecutor(max_workers=max(1, min(self.num_threads, len(jobs)))) as ex:
             return list(ex.map(one, calls))
 
-    def _propose_again(self, program: Any, jobs: list[tuple], proposed: dict[int, list[str]]) -> None:
+    def _propose_again(self, program: Any, jobs: list[_Ask], proposed: dict[int, list[str]]) -> None:
         """A proposal that repeats the predictor's instruction or an earlier proposal is asked for once more with
         another tip (and rollout); one that repeats again is dropped (`dspy_proposals.py`). Counts both."""
         predictors = list(program.predictors())
-        again: list[tuple[int, int, tuple]] = []
+        again: list[tuple[int, int, _Ask]] = []
         for pred_i, texts in proposed.items():
-            by_slot = [a for a in jobs if a[2] == pred_i]
+            by_slot = [a for a in jobs if a.pred_i == pred_i]
             for j in repeats(texts, gp.get_signature(predictors[pred_i]).instructions):
-                args = by_slot[j]
-                tip_key = other_tip(args[6], gp.TIPS)
-                again.append((pred_i, j, (*args[:6], gp.TIPS[tip_key], bool(gp.TIPS[tip_key]), args[8] + 1)))
+                tip = gp.TIPS[other_tip(by_slot[j].tip, gp.TIPS)]
+                again.append((pred_i, j, by_slot[j]._replace(tip=tip, use_tip=bool(tip), rollout=by_slot[j].rollout + 1)))
         if not again:
             return
         for (pred_i, j, _args), text in zip(again, self._run([a for *_, a in again], again=True), strict=True):

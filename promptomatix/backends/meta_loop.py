@@ -138,14 +138,16 @@ class MetaRun:
             waiting = n and left >= self.confirm_calls(n)  # a tie the confirmation can still test
             if left >= one and not waiting:
                 return self._go_single(rnd)
-        b = self.ctx.boundary.budget
-        held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
-        why = (f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and the "
-               f"confirmation can take {need + keep_back}" + (f" (a round of one candidate {one})" if self.single else ""))  # fmt: skip
         if self.single and self.best is not self.base:
             why = f"round {rnd} not played: candidate {self.best.id} leads on valid"
         elif self.single and left >= one:
             why = f"round {rnd} not played: {n} finalist{'s' if n != 1 else ''} to confirm"
+        else:
+            b = self.ctx.boundary.budget
+            held = f", {b.reserved_calls} more held back for the final scoring" if b.reserved_calls else ""
+            why = (f"budget: {left} of the budget of {b.shown('max_calls'):.0f} LM calls left{held}; round {rnd} and "
+                   f"the confirmation can take {need + keep_back}" + (f" (a round of one candidate {one})"
+                                                                     if self.single else ""))  # fmt: skip
         self.stop_reason = f"{self.stop_reason}; {why}" if self.single else why
         self.ctx.emit("stopped", why)
         return False
